@@ -1,0 +1,114 @@
+#include "core/buffer_ring.h"
+
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "fmt/format.h"
+#include "core/check.h"
+
+namespace ringproxy {
+
+absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(Reactor& reactor,
+                                                               uint16_t group_id,
+                                                               uint32_t count, uint32_t size) {
+  if (count == 0 || count > 32768 || (count & (count - 1)) != 0) {
+    return absl::InvalidArgumentError(
+        fmt::format("buffer ring count {} must be a power of two in 1..32768", count));
+  }
+  if (size == 0) return absl::InvalidArgumentError("buffer ring buffer size must be > 0");
+  std::unique_ptr<BufferRing> br(new BufferRing());
+  br->reactor_ = &reactor;
+  br->group_id_ = group_id;
+  br->count_ = count;
+  br->size_ = size;
+  const size_t page = 4096;
+  br->ring_bytes_ = (count * sizeof(io_uring_buf) + page - 1) / page * page;
+  void* ring_mem = mmap(nullptr, br->ring_bytes_, PROT_READ | PROT_WRITE,
+                        MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (ring_mem == MAP_FAILED) {
+    return absl::ResourceExhaustedError(fmt::format("mmap buffer ring: {}", strerror(errno)));
+  }
+  br->ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
+  br->base_bytes_ = size_t{count} * size;
+  // MAP_NORESERVE: pages are committed only when the kernel first writes into them.
+  void* base = mmap(nullptr, br->base_bytes_, PROT_READ | PROT_WRITE,
+                    MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) {
+    return absl::ResourceExhaustedError(fmt::format("mmap buffers: {}", strerror(errno)));
+  }
+  br->base_ = static_cast<std::byte*>(base);
+  io_uring_buf_ring_init(br->ring_);
+  io_uring_buf_reg reg;
+  memset(&reg, 0, sizeof(reg));
+  reg.ring_addr = reinterpret_cast<uint64_t>(br->ring_);
+  reg.ring_entries = count;
+  reg.bgid = group_id;
+  int ret = io_uring_register_buf_ring(reactor.ring(), &reg, 0);
+  if (ret != 0) {
+    return absl::UnavailableError(fmt::format("io_uring_register_buf_ring: {} (needs Linux 5.19 or later)", strerror(-ret)));
+  }
+  br->registered_ = true;
+  const int mask = io_uring_buf_ring_mask(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    io_uring_buf_ring_add(br->ring_, br->base_ + size_t{i} * size, size,
+                          static_cast<uint16_t>(i), mask, static_cast<int>(i));
+  }
+  io_uring_buf_ring_advance(br->ring_, static_cast<int>(count));
+  return br;
+}
+
+BufferRing::~BufferRing() {
+  RP_CHECK(in_use_ == 0);
+  if (registered_) io_uring_unregister_buf_ring(reactor_->ring(), group_id_);
+  if (ring_ != nullptr) munmap(ring_, ring_bytes_);
+  if (base_ != nullptr) munmap(base_, base_bytes_);
+}
+
+void BufferRing::Return(uint16_t id) {
+  RP_DCHECK(in_use_ > 0);
+  --in_use_;
+  io_uring_buf_ring_add(ring_, base_ + size_t{id} * size_, size_, id,
+                        io_uring_buf_ring_mask(count_), 0);
+  io_uring_buf_ring_advance(ring_, 1);
+  if (waiters_head_ != nullptr) {
+    BufferWaiter* w = waiters_head_;
+    waiters_head_ = w->next_waiter_;
+    if (waiters_head_ == nullptr) waiters_tail_ = nullptr;
+    w->next_waiter_ = nullptr;
+    w->waiting_ = false;
+    w->OnBuffersAvailable();
+  }
+}
+
+void BufferRing::WaitForBuffers(BufferWaiter* w) {
+  if (w->waiting_) return;
+  w->waiting_ = true;
+  w->next_waiter_ = nullptr;
+  if (waiters_tail_ != nullptr) {
+    waiters_tail_->next_waiter_ = w;
+  } else {
+    waiters_head_ = w;
+  }
+  waiters_tail_ = w;
+}
+
+void BufferRing::CancelWait(BufferWaiter* w) {
+  if (!w->waiting_) return;
+  BufferWaiter* prev = nullptr;
+  for (BufferWaiter* cur = waiters_head_; cur != nullptr; prev = cur, cur = cur->next_waiter_) {
+    if (cur != w) continue;
+    if (prev != nullptr) {
+      prev->next_waiter_ = cur->next_waiter_;
+    } else {
+      waiters_head_ = cur->next_waiter_;
+    }
+    if (waiters_tail_ == cur) waiters_tail_ = prev;
+    break;
+  }
+  w->waiting_ = false;
+  w->next_waiter_ = nullptr;
+}
+
+}  // namespace ringproxy

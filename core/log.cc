@@ -1,0 +1,265 @@
+#include "core/log.h"
+
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fmt/format.h"
+
+namespace ringproxy::log {
+namespace {
+
+constexpr size_t kThreadBufferMax = 4 << 20;
+
+struct ThreadBuffer {
+  std::mutex mu;
+  std::string data;
+  uint64_t dropped = 0;
+};
+
+struct Sink {
+  std::mutex mu;  // guards buffers, fd, running
+  std::condition_variable cv;
+  std::vector<std::shared_ptr<ThreadBuffer>> buffers;
+  int fd = STDERR_FILENO;   // owned by the writer thread while it runs
+  int next_fd = -1;         // a reopened file for the writer to switch to
+  std::atomic<bool> running{false};
+  bool stop = false;
+  bool pending = false;
+  std::thread writer;
+  std::atomic<uint64_t> dropped_total{0};
+};
+
+Sink& GetSink() {
+  static Sink* sink = new Sink();  // never destroyed: threads may log at exit
+  return *sink;
+}
+
+std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
+
+thread_local std::shared_ptr<ThreadBuffer> t_buffer;
+thread_local char t_name[32] = "main";
+thread_local int64_t t_stamp_second = -1;
+thread_local char t_stamp[32];
+
+ThreadBuffer& MyBuffer() {
+  if (!t_buffer) {
+    t_buffer = std::make_shared<ThreadBuffer>();
+    Sink& sink = GetSink();
+    std::lock_guard<std::mutex> lock(sink.mu);
+    sink.buffers.push_back(t_buffer);
+  }
+  return *t_buffer;
+}
+
+void WriteFully(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // nowhere left to report it
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+// Swaps every thread's buffer out and writes it. Called with sink.mu not held.
+void Drain(Sink& sink, int fd) {
+  std::vector<std::shared_ptr<ThreadBuffer>> buffers;
+  {
+    std::lock_guard<std::mutex> lock(sink.mu);
+    buffers = sink.buffers;
+  }
+  std::string out;
+  for (auto& b : buffers) {
+    std::string taken;
+    uint64_t dropped = 0;
+    {
+      std::lock_guard<std::mutex> lock(b->mu);
+      taken.swap(b->data);
+      dropped = std::exchange(b->dropped, 0);
+    }
+    out += taken;
+    if (dropped != 0) {
+      out += fmt::format("log: dropped {} lines (log output too slow)\n", dropped);
+    }
+  }
+  WriteFully(fd, out);
+}
+
+void WriterLoop() {
+  Sink& sink = GetSink();
+  for (;;) {
+    int fd;
+    int old_fd = -1;
+    bool stop;
+    {
+      std::unique_lock<std::mutex> lock(sink.mu);
+      sink.cv.wait(lock, [&] { return sink.pending || sink.stop; });
+      sink.pending = false;
+      if (sink.next_fd >= 0) {
+        old_fd = sink.fd;
+        sink.fd = std::exchange(sink.next_fd, -1);
+      }
+      fd = sink.fd;
+      stop = sink.stop;
+    }
+    if (old_fd >= 0 && old_fd != STDERR_FILENO && old_fd != fd) ::close(old_fd);
+    Drain(sink, fd);
+    if (stop) return;
+  }
+}
+
+const char* Stamp() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (ts.tv_sec != t_stamp_second) {
+    t_stamp_second = ts.tv_sec;
+    tm parts;
+    gmtime_r(&ts.tv_sec, &parts);
+    strftime(t_stamp, sizeof(t_stamp), "%Y-%m-%dT%H:%M:%S", &parts);
+  }
+  static thread_local char full[48];
+  snprintf(full, sizeof(full), "%s.%03ldZ", t_stamp, ts.tv_nsec / 1'000'000);
+  return full;
+}
+
+absl::StatusOr<int> OpenLogFile(const std::string& path) {
+  if (path.empty()) return STDERR_FILENO;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::UnavailableError(fmt::format("cannot open log file {}: {}", path, strerror(errno)));
+  return fd;
+}
+
+}  // namespace
+
+bool ParseLevel(std::string_view text, Level* out) {
+  if (text == "debug") *out = Level::kDebug;
+  else if (text == "info") *out = Level::kInfo;
+  else if (text == "warn") *out = Level::kWarn;
+  else if (text == "error") *out = Level::kError;
+  else if (text == "off") *out = Level::kOff;
+  else return false;
+  return true;
+}
+
+std::string_view LevelName(Level level) {
+  switch (level) {
+    case Level::kDebug: return "debug";
+    case Level::kInfo: return "info";
+    case Level::kWarn: return "warn";
+    case Level::kError: return "error";
+    case Level::kOff: return "off";
+  }
+  return "?";
+}
+
+void SetLevel(Level level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
+Level GetLevel() { return static_cast<Level>(g_level.load(std::memory_order_relaxed)); }
+
+void SetThreadName(std::string_view name) {
+  size_t n = std::min(name.size(), sizeof(t_name) - 1);
+  memcpy(t_name, name.data(), n);
+  t_name[n] = '\0';
+}
+
+uint64_t DroppedLines() { return GetSink().dropped_total.load(std::memory_order_relaxed); }
+
+void WriteLine(Level level, std::string_view message) {
+  fmt::memory_buffer line;
+  fmt::format_to(std::back_inserter(line), "{} {} [{}] {}\n", Stamp(), LevelName(level), t_name,
+                 message);
+  Sink& sink = GetSink();
+  if (!sink.running.load(std::memory_order_acquire)) {
+    WriteFully(STDERR_FILENO, std::string_view(line.data(), line.size()));
+    return;
+  }
+  ThreadBuffer& b = MyBuffer();
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> lock(b.mu);
+    if (b.data.size() + line.size() > kThreadBufferMax) {
+      ++b.dropped;
+      sink.dropped_total.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    was_empty = b.data.empty();
+    b.data.append(line.data(), line.size());
+  }
+  if (was_empty) {
+    {
+      std::lock_guard<std::mutex> lock(sink.mu);
+      sink.pending = true;
+    }
+    sink.cv.notify_one();
+  }
+}
+
+absl::Status Start(const Options& options) {
+  absl::StatusOr<int> fd = OpenLogFile(options.path);
+  if (!fd.ok()) return fd.status();
+  SetLevel(options.level);
+  Sink& sink = GetSink();
+  std::lock_guard<std::mutex> lock(sink.mu);
+  if (sink.running.load()) return absl::FailedPreconditionError("log writer already running");
+  sink.fd = *fd;
+  sink.stop = false;
+  sink.writer = std::thread(WriterLoop);
+  sink.running.store(true, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::Status Reconfigure(const Options& options) {
+  absl::StatusOr<int> fd = OpenLogFile(options.path);
+  if (!fd.ok()) return fd.status();
+  SetLevel(options.level);
+  Sink& sink = GetSink();
+  {
+    std::lock_guard<std::mutex> lock(sink.mu);
+    if (!sink.running.load()) {
+      if (*fd != STDERR_FILENO) ::close(*fd);
+      return absl::OkStatus();
+    }
+    // The writer switches descriptors itself, so it never writes to a closed one.
+    if (sink.next_fd >= 0 && sink.next_fd != STDERR_FILENO) ::close(sink.next_fd);
+    sink.next_fd = *fd;
+    sink.pending = true;
+  }
+  sink.cv.notify_one();
+  return absl::OkStatus();
+}
+
+void Shutdown() {
+  Sink& sink = GetSink();
+  {
+    std::lock_guard<std::mutex> lock(sink.mu);
+    if (!sink.running.load()) return;
+    sink.stop = true;
+  }
+  sink.cv.notify_one();
+  sink.writer.join();
+  std::lock_guard<std::mutex> lock(sink.mu);
+  sink.running.store(false, std::memory_order_release);
+  // Lines written between the last drain and now are still in thread buffers.
+  for (auto& b : sink.buffers) {
+    std::lock_guard<std::mutex> block(b->mu);
+    WriteFully(sink.fd, b->data);
+    b->data.clear();
+  }
+  if (sink.fd != STDERR_FILENO) ::close(sink.fd);
+  if (sink.next_fd >= 0 && sink.next_fd != STDERR_FILENO) ::close(sink.next_fd);
+  sink.fd = STDERR_FILENO;
+  sink.next_fd = -1;
+}
+
+}  // namespace ringproxy::log

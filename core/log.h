@@ -1,0 +1,59 @@
+// Logging that never blocks a reactor on disk. A line is formatted (fmt) on the
+// calling thread into that thread's own buffer; a writer thread swaps the buffers out
+// and writes them. A thread whose buffer is full (the disk is stuck) drops lines and
+// counts them; the count is reported once the writer catches up.
+//
+// Usage: RP_LOG(kInfo, "tcp {} -> {}", client, upstream);
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "fmt/format.h"
+
+namespace ringproxy::log {
+
+enum class Level : int { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kOff = 4 };
+
+struct Options {
+  std::string path;  // empty: standard error
+  Level level = Level::kInfo;
+};
+
+// Starts the writer thread. Until then (and after Shutdown) lines are written
+// synchronously to standard error, which is what tests and tools want.
+absl::Status Start(const Options& options);
+// Opens the log file again (after rotation) and applies a new level.
+absl::Status Reconfigure(const Options& options);
+// Flushes everything and stops the writer thread.
+void Shutdown();
+
+bool ParseLevel(std::string_view text, Level* out);
+std::string_view LevelName(Level level);
+void SetLevel(Level level);
+Level GetLevel();
+inline bool Enabled(Level level) { return static_cast<int>(level) >= static_cast<int>(GetLevel()); }
+
+// A short name that prefixes this thread's lines ("main", "shard 3").
+void SetThreadName(std::string_view name);
+
+void WriteLine(Level level, std::string_view message);
+uint64_t DroppedLines();
+
+template <typename... Args>
+void Write(Level level, fmt::format_string<Args...> format, Args&&... args) {
+  fmt::memory_buffer buf;
+  fmt::format_to(std::back_inserter(buf), format, std::forward<Args>(args)...);
+  WriteLine(level, std::string_view(buf.data(), buf.size()));
+}
+
+}  // namespace ringproxy::log
+
+#define RP_LOG(level, ...)                                                     \
+  do {                                                                         \
+    if (::ringproxy::log::Enabled(::ringproxy::log::Level::level)) {           \
+      ::ringproxy::log::Write(::ringproxy::log::Level::level, __VA_ARGS__);    \
+    }                                                                          \
+  } while (0)

@@ -1,0 +1,191 @@
+#include "core/socket.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "fmt/format.h"
+#include "core/ops.h"
+
+namespace ringproxy {
+
+absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
+  std::string_view host;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return absl::InvalidArgumentError(
+          fmt::format("bad address '{}': expected [ipv6]:port", text));
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          fmt::format("bad address '{}': expected host:port", text));
+    }
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          fmt::format("bad address '{}': write IPv6 addresses as [addr]:port", text));
+    }
+  }
+  uint32_t port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    return absl::InvalidArgumentError(
+        fmt::format("bad address '{}': port must be 0..65535", text));
+  }
+  if (host.empty()) {
+    return absl::InvalidArgumentError(fmt::format("bad address '{}': empty host", text));
+  }
+  SocketAddress out;
+  std::string host_str(host);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage_);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage_);
+  if (inet_pton(AF_INET, host_str.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    out.size_ = sizeof(sockaddr_in);
+    return out;
+  }
+  memset(&out.storage_, 0, sizeof(out.storage_));
+  if (inet_pton(AF_INET6, host_str.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    out.size_ = sizeof(sockaddr_in6);
+    return out;
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_family = AF_UNSPEC;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host_str.c_str(), nullptr, &hints, &res);
+  if (rc != 0 || res == nullptr) {
+    return absl::InvalidArgumentError(
+        fmt::format("bad address '{}': cannot resolve '{}': {}", text, host, gai_strerror(rc)));
+  }
+  memcpy(&out.storage_, res->ai_addr, res->ai_addrlen);
+  out.size_ = res->ai_addrlen;
+  freeaddrinfo(res);
+  if (out.family() == AF_INET) {
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+  } else {
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+  }
+  return out;
+}
+
+SocketAddress SocketAddress::FromSockaddr(const sockaddr* sa, socklen_t len) {
+  SocketAddress out;
+  if (len > sizeof(out.storage_)) len = sizeof(out.storage_);
+  memcpy(&out.storage_, sa, len);
+  out.size_ = len;
+  return out;
+}
+
+uint16_t SocketAddress::port() const {
+  if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
+  if (family() == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+  }
+  return 0;
+}
+
+std::span<const uint8_t> SocketAddress::host_bytes() const {
+  if (family() == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&storage_);
+    return {reinterpret_cast<const uint8_t*>(&a->sin_addr), 4};
+  }
+  if (family() == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&storage_);
+    return {reinterpret_cast<const uint8_t*>(&a->sin6_addr), 16};
+  }
+  return {};
+}
+
+std::string SocketAddress::ToString() const {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (family() == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&storage_);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+    return fmt::format("{}:{}", buf, port());
+  }
+  if (family() == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&storage_);
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
+    return fmt::format("[{}]:{}", buf, port());
+  }
+  return "unknown";
+}
+
+bool SocketAddress::operator==(const SocketAddress& o) const {
+  return size_ == o.size_ && family() == o.family() && port() == o.port() &&
+         std::equal(host_bytes().begin(), host_bytes().end(), o.host_bytes().begin(),
+                    o.host_bytes().end());
+}
+
+absl::StatusOr<UniqueFd> ListenTcp(const SocketAddress& address, const ListenOptions& options) {
+  UniqueFd fd(socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) {
+    return absl::InternalError(fmt::format("socket(): {}", strerror(errno)));
+  }
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (options.reuse_port &&
+      setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    return absl::InternalError(fmt::format("setsockopt(SO_REUSEPORT): {}", strerror(errno)));
+  }
+  // Accepted sockets inherit TCP_NODELAY: proxied protocols are request/response.
+  setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (bind(fd.get(), address.get(), address.size()) != 0) {
+    return absl::UnavailableError(
+        fmt::format("cannot bind {}: {}", address.ToString(), strerror(errno)));
+  }
+  if (listen(fd.get(), options.backlog) != 0) {
+    return absl::UnavailableError(
+        fmt::format("cannot listen on {}: {}", address.ToString(), strerror(errno)));
+  }
+  return fd;
+}
+
+IoResult OpenTcpSocket(int family) {
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {-errno};
+  SetNoDelay(fd);
+  return {fd};
+}
+
+uint16_t LocalPort(int fd) {
+  SocketAddress a;
+  *a.mutable_size() = SocketAddress::capacity();
+  if (getsockname(fd, a.mutable_get(), a.mutable_size()) != 0) return 0;
+  return a.port();
+}
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+Task<IoResult> SendAll(int fd, std::span<const std::byte> data, Deadline deadline) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    IoResult r = co_await Send(fd, data.subspan(sent), deadline);
+    if (!r.ok()) co_return r;
+    if (r.res == 0) co_return IoResult{-EPIPE};
+    sent += r.value();
+  }
+  co_return IoResult{static_cast<int32_t>(sent)};
+}
+
+}  // namespace ringproxy

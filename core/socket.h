@@ -1,0 +1,97 @@
+// Socket plumbing: owned descriptors, addresses, listeners and outbound sockets.
+// Creation and options are plain syscalls (cheap, never blocking); waiting is done
+// through the ring (core/ops.h).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "core/result.h"
+#include "core/task.h"
+#include "core/deadline.h"
+
+namespace ringproxy {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) Reset(std::exchange(o.fd_, -1));
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { Reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int Release() { return std::exchange(fd_, -1); }
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// An IPv4 or IPv6 address with port.
+class SocketAddress {
+ public:
+  SocketAddress() = default;
+  // Parses "1.2.3.4:80", "[::1]:80" or "name:80"; names are resolved (blocking: call
+  // only from the control plane, e.g. while loading config).
+  static absl::StatusOr<SocketAddress> Parse(std::string_view text);
+  static SocketAddress FromSockaddr(const sockaddr* sa, socklen_t len);
+
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage_); }
+  sockaddr* mutable_get() { return reinterpret_cast<sockaddr*>(&storage_); }
+  socklen_t size() const { return size_; }
+  socklen_t* mutable_size() { return &size_; }
+  static constexpr socklen_t capacity() { return sizeof(sockaddr_storage); }
+  int family() const { return storage_.ss_family; }
+  uint16_t port() const;
+  // The address bytes without the port (4 or 16 bytes); for hashing.
+  std::span<const uint8_t> host_bytes() const;
+  std::string ToString() const;  // "1.2.3.4:80" / "[::1]:80"
+  bool operator==(const SocketAddress& o) const;
+
+ private:
+  sockaddr_storage storage_{};
+  socklen_t size_ = 0;
+};
+
+struct ListenOptions {
+  int backlog = 4096;
+  bool reuse_port = true;
+};
+
+// socket + SO_REUSEADDR (+ SO_REUSEPORT) + bind + listen; non-blocking, close-on-exec.
+absl::StatusOr<UniqueFd> ListenTcp(const SocketAddress& address, const ListenOptions& options);
+
+// A non-blocking TCP socket for an outbound connection, or -errno.
+IoResult OpenTcpSocket(int family);
+
+// The port a bound socket listens on (for tests that bind port 0).
+uint16_t LocalPort(int fd);
+
+void SetNoDelay(int fd);
+
+// Sends all of `data` (looping over short sends) or fails; returns bytes sent.
+Task<IoResult> SendAll(int fd, std::span<const std::byte> data, Deadline deadline);
+
+inline std::span<const std::byte> AsBytes(std::string_view s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+}  // namespace ringproxy

@@ -1,0 +1,162 @@
+#include "proto/daemon.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "build_info.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/reactor.h"
+#include "core/signals.h"
+#include "core/status_util.h"
+#include "fmt/format.h"
+#include "proto/server.h"
+#include "tls/library.h"
+
+namespace ringproxy {
+namespace {
+
+std::string ProbeIoUring() {
+  absl::StatusOr<std::unique_ptr<Reactor>> r = Reactor::Create(ReactorOptions{});
+  if (!r.ok()) return fmt::format("unavailable ({})", MessageOf(r.status()));
+  unsigned flags = (*r)->setup_flags();
+  return fmt::format("SINGLE_ISSUER {}, DEFER_TASKRUN {}",
+                     (flags & IORING_SETUP_SINGLE_ISSUER) ? "yes" : "no",
+                     (flags & IORING_SETUP_DEFER_TASKRUN) ? "yes" : "no");
+}
+
+log::Options LogOptionsOf(const Config& c) { return log::Options{c.log.file, c.log.level}; }
+
+}  // namespace
+
+std::string VersionText() {
+  utsname u{};
+  uname(&u);
+  TlsLibraryInfo tls = GetTlsLibraryInfo();
+  std::string asm_text =
+      tls.aesni && tls.sp_asm
+          ? fmt::format("assembly: AES-NI {}, Intel asm {}, SP x86_64 asm {}",
+                        tls.aesni ? "yes" : "no", tls.intel_asm ? "yes" : "no",
+                        tls.sp_asm ? "yes" : "no")
+          : "assembly: NO (slow C build)";
+  return fmt::format(
+      "ringproxy {}\n"
+      "  build      {} {}{}\n"
+      "  liburing   {}\n"
+      "  abseil     {}\n"
+      "  fmt        {}\n"
+      "  toml++     {}\n"
+      "  wolfSSL    {} ({})\n"
+      "  kernel     {} {} (io_uring: {})\n",
+      RINGPROXY_VERSION, RINGPROXY_COMPILER, RINGPROXY_BUILDTYPE,
+      std::string_view(RINGPROXY_SANITIZE) == "none" ? ""
+                                                      : fmt::format(", sanitize={}", RINGPROXY_SANITIZE),
+      RINGPROXY_LIBURING_VERSION, RINGPROXY_ABSEIL_VERSION, RINGPROXY_FMT_VERSION,
+      RINGPROXY_TOMLPP_VERSION, tls.version, asm_text, u.sysname, u.release, ProbeIoUring());
+}
+
+int CheckConfigFile(const std::string& path) {
+  absl::StatusOr<ConfigPtr> config = LoadConfig(path);
+  if (!config.ok()) {
+    fprintf(stderr, "%s\n", std::string(MessageOf(config.status())).c_str());
+    return 1;
+  }
+  absl::StatusOr<std::vector<int>> cpus = ResolveShardCpus((*config)->runtime);
+  if (!cpus.ok()) {
+    fprintf(stderr, "%s: %s\n", path.c_str(), std::string(MessageOf(cpus.status())).c_str());
+    return 1;
+  }
+  printf("%s: ok (%zu listeners, %zu upstream groups, %zu shards)\n", path.c_str(),
+         (*config)->listeners.size(), (*config)->upstreams.size(), cpus->size());
+  return 0;
+}
+
+int RunDaemon(const std::string& config_path) {
+  absl::StatusOr<ConfigPtr> config = LoadConfig(config_path);
+  if (!config.ok()) {
+    fprintf(stderr, "%s\n", std::string(MessageOf(config.status())).c_str());
+    return 1;
+  }
+  // Before any thread starts, so every shard inherits the blocked mask.
+  absl::StatusOr<SignalFd> signals = SignalFd::Create({SIGTERM, SIGINT, SIGHUP, SIGUSR1});
+  if (!signals.ok()) {
+    fprintf(stderr, "%s\n", std::string(MessageOf(signals.status())).c_str());
+    return 1;
+  }
+  absl::Status status = log::Start(LogOptionsOf(**config));
+  if (!status.ok()) {
+    fprintf(stderr, "%s\n", std::string(MessageOf(status)).c_str());
+    return 1;
+  }
+  status = InitTlsLibrary();
+  if (!status.ok()) {
+    RP_LOG(kError, "{}", MessageOf(status));
+    log::Shutdown();
+    return 1;
+  }
+  RP_LOG(kInfo, "ringproxy {} starting with {}", RINGPROXY_VERSION, config_path);
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*config);
+  if (!server.ok()) {
+    RP_LOG(kError, "cannot start: {}", MessageOf(server.status()));
+    log::Shutdown();
+    return 1;
+  }
+  RP_LOG(kInfo, "ready: {} listeners", (*config)->listeners.size());
+  bool draining = false;
+  for (;;) {
+    pollfd fds[2] = {{signals->fd(), POLLIN, 0}, {(*server)->done_fd(), POLLIN, 0}};
+    int n = poll(fds, 2, -1);
+    if (n < 0) continue;  // EINTR
+    if (fds[1].revents != 0) break;
+    int sig = signals->ReadOne();
+    switch (sig) {
+      case SIGTERM:
+      case SIGINT:
+        if (!draining) {
+          draining = true;
+          RP_LOG(kInfo, "{}: stopping accepts and draining (up to {} ms)",
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT", (*server)->config()->runtime.drain_timeout_ms);
+          (*server)->Drain();
+        } else {
+          RP_LOG(kWarn, "second stop signal: closing all sessions now");
+          (*server)->StopNow();
+        }
+        break;
+      case SIGHUP: {
+        RP_LOG(kInfo, "SIGHUP: reloading {}", config_path);
+        absl::StatusOr<ConfigPtr> next = LoadConfig(config_path);
+        if (!next.ok()) {
+          RP_LOG(kError, "reload failed, keeping the running configuration:\n{}",
+                 MessageOf(next.status()));
+          break;
+        }
+        absl::Status applied = (*server)->Reload(*next);
+        if (!applied.ok()) {
+          RP_LOG(kError, "reload failed, keeping the running configuration: {}",
+                 MessageOf(applied));
+          break;
+        }
+        absl::Status logs = log::Reconfigure(LogOptionsOf(**next));
+        if (!logs.ok()) RP_LOG(kError, "reload: {}", MessageOf(logs));
+        RP_LOG(kInfo, "reload done: {} listeners", (*next)->listeners.size());
+        break;
+      }
+      case SIGUSR1:
+        RP_LOG(kInfo, "stats {}", (*server)->StatsSummary());
+        break;
+      default:
+        break;
+    }
+  }
+  (*server)->Wait();
+  RP_LOG(kInfo, "stopped; stats {}", (*server)->StatsSummary());
+  server->reset();
+  log::Shutdown();
+  return 0;
+}
+
+}  // namespace ringproxy

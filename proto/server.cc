@@ -1,0 +1,437 @@
+#include "proto/server.h"
+
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <future>
+
+#include "absl/container/flat_hash_map.h"
+#include "core/accept_stream.h"
+#include "core/log.h"
+#include "core/ops.h"
+#include "core/status_util.h"
+#include "core/sync.h"
+#include "fmt/format.h"
+#include "fmt/ranges.h"
+#include "proto/tcp_proxy.h"
+
+namespace ringproxy {
+
+std::string ListenerKey(const ListenerConfig& l) {
+  return fmt::format("{}|{}", ProtocolName(l.protocol), l.address.ToString());
+}
+
+namespace {
+
+// What a shard receives for a config generation: the config and the listening
+// sockets it gains (key -> fd; the shard owns them once delivered).
+struct ShardUpdate {
+  ConfigPtr config;
+  std::vector<std::pair<std::string, int>> new_listeners;
+};
+
+void CloseAll(const ShardUpdate& u) {
+  for (const auto& [key, fd] : u.new_listeners) close(fd);
+}
+
+}  // namespace
+
+// Runs on one shard's thread: its listeners, its sessions, its pools.
+class ShardServer {
+ public:
+  ShardServer(Shard& shard, ShardMetrics* metrics, const RuntimeConfig& runtime)
+      : shard_(shard), metrics_(metrics), runtime_(runtime) {}
+  ~ShardServer() { RP_CHECK(listeners_.empty() && sessions_.empty()); }
+
+  absl::Status Init() {
+    const unsigned flags = shard_.reactor().setup_flags();
+    RP_LOG(kInfo, "shard {} on CPU {}: io_uring flags {:#x} (SINGLE_ISSUER {}, DEFER_TASKRUN {})",
+           shard_.id(), shard_.cpu(), flags,
+           (flags & IORING_SETUP_SINGLE_ISSUER) ? "on" : "off",
+           (flags & IORING_SETUP_DEFER_TASKRUN) ? "on" : "off");
+    pipes_ = std::make_unique<PipePool>(static_cast<size_t>(runtime_.pipe_size),
+                                        static_cast<size_t>(runtime_.pipe_pool_max));
+    services_.shard_id = static_cast<uint32_t>(shard_.id());
+    services_.pipes = pipes_.get();
+    services_.metrics = metrics_;
+    services_.sessions = &sessions_;
+    return absl::OkStatus();
+  }
+
+  Task<void> Run(ShardUpdate initial) {
+    Apply(std::move(initial));
+    co_await finished_.Wait();
+    co_await task_gate_.Wait();
+  }
+
+  void Apply(ShardUpdate update) {
+    if (draining_) {
+      CloseAll(update);
+      return;
+    }
+    SnapshotRef snapshot(new ShardSnapshot(update.config, services_.shard_id));
+    current_ = snapshot;
+    absl::flat_hash_map<std::string, const ListenerConfig*> wanted;
+    for (const ListenerConfig& l : update.config->listeners) wanted[ListenerKey(l)] = &l;
+    for (auto& active : listeners_) {
+      if (active->stopping) continue;
+      auto it = wanted.find(active->key);
+      if (it == wanted.end()) {
+        RP_LOG(kInfo, "listener {} ({}) removed", active->config->name, active->key);
+        StopListener(active.get());
+        continue;
+      }
+      active->config = it->second;
+      active->snapshot = snapshot;
+      wanted.erase(it);
+    }
+    for (auto& [key, fd] : update.new_listeners) {
+      auto it = wanted.find(key);
+      if (it == wanted.end()) {
+        close(fd);
+        continue;
+      }
+      auto l = std::make_unique<ActiveListener>();
+      l->key = key;
+      l->fd.Reset(fd);
+      l->config = it->second;
+      l->snapshot = snapshot;
+      ActiveListener* raw = l.get();
+      listeners_.push_back(std::move(l));
+      wanted.erase(it);
+      Spawn(AcceptLoop(raw, task_gate_.Enter()));
+    }
+  }
+
+  void BeginDrain(int64_t timeout_ms) {
+    if (draining_) return;
+    draining_ = true;
+    for (auto& l : listeners_) StopListener(l.get());
+    Spawn(DrainTask(timeout_ms, task_gate_.Enter()));
+  }
+
+  void StopNow() {
+    stop_now_ = true;
+    BeginDrain(0);
+    sessions_.ForEach([](SessionBase* s) { s->Stop(); });
+  }
+
+ private:
+  struct ActiveListener {
+    std::string key;
+    UniqueFd fd;
+    const ListenerConfig* config = nullptr;
+    SnapshotRef snapshot;
+    AcceptStream* stream = nullptr;
+    bool stopping = false;
+  };
+
+  void StopListener(ActiveListener* l) {
+    l->stopping = true;
+    if (l->stream != nullptr) l->stream->RequestStop();
+  }
+
+  void StartSession(ActiveListener* l, int fd) {
+    if (stop_now_) {
+      close(fd);
+      return;
+    }
+    metrics_->connections_accepted.Add();
+    SocketAddress peer;
+    *peer.mutable_size() = SocketAddress::capacity();
+    if (getpeername(fd, peer.mutable_get(), peer.mutable_size()) != 0) {
+      // The client is already gone (reset while queued): nothing to serve.
+      close(fd);
+      return;
+    }
+    Spawn(TcpProxySession(&services_, l->snapshot, l->config, fd, peer, session_gate_.Enter()));
+  }
+
+  Task<void> AcceptLoop(ActiveListener* l, Gate::Holder /*holder*/) {
+    AcceptStream stream(l->fd.get());
+    l->stream = &stream;
+    bool limit_logged = false;
+    while (!l->stopping) {
+      if (session_gate_.count() >= static_cast<uint64_t>(runtime_.max_connections_per_shard)) {
+        // Full: leave new connections in the kernel's backlog until a slot frees.
+        stream.Pause();
+        if (!limit_logged) {
+          RP_LOG(kWarn, "listener {}: runtime.max_connections_per_shard ({}) reached; "
+                 "pausing accept", l->config->name, runtime_.max_connections_per_shard);
+          limit_logged = true;
+        }
+        co_await Sleep(Deadline::AfterMs(20));
+        continue;
+      }
+      limit_logged = false;
+      IoResult r = co_await stream.Next();
+      if (r.ok()) {
+        StartSession(l, r.res);
+        continue;
+      }
+      if (r.cancelled()) continue;
+      metrics_->accept_errors.Add();
+      int64_t now = MonotonicNowNs();
+      if (now - last_accept_error_log_ns_ > 1'000'000'000) {
+        last_accept_error_log_ns_ = now;
+        RP_LOG(kError, "listener {}: accept failed: {} (backing off 100 ms)", l->config->name,
+               strerror(r.error()));
+      }
+      co_await Sleep(Deadline::AfterMs(100));
+    }
+    co_await stream.Stop();
+    // Serve what the kernel has already accepted, then what waits in the backlog,
+    // so that closing the socket resets no completed handshake.
+    for (int fd = stream.TryTake(); fd >= 0; fd = stream.TryTake()) StartSession(l, fd);
+    for (;;) {
+      int fd = accept4(l->fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) break;
+      StartSession(l, fd);
+    }
+    l->stream = nullptr;
+    for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
+      if (it->get() == l) {
+        listeners_.erase(it);  // closes the socket
+        break;
+      }
+    }
+  }
+
+  Task<void> DrainTask(int64_t timeout_ms, Gate::Holder /*holder*/) {
+    Deadline deadline = Deadline::AfterMs(timeout_ms);
+    if (session_gate_.count() > 0 && timeout_ms > 0) {
+      RP_LOG(kInfo, "draining {} sessions for up to {} ms", session_gate_.count(), timeout_ms);
+    }
+    while (session_gate_.count() > 0 && !deadline.Passed() && !stop_now_) {
+      co_await Sleep(Earliest(deadline, Deadline::AfterMs(50)));
+    }
+    if (session_gate_.count() > 0) {
+      if (!stop_now_) {
+        RP_LOG(kWarn, "drain deadline reached: closing {} sessions", session_gate_.count());
+      }
+      sessions_.ForEach([](SessionBase* s) { s->Stop(); });
+    }
+    co_await session_gate_.Wait();
+    finished_.Set();
+  }
+
+  Shard& shard_;
+  ShardMetrics* metrics_;
+  RuntimeConfig runtime_;
+  std::unique_ptr<PipePool> pipes_;
+  ShardServices services_;
+  SnapshotRef current_;
+  std::vector<std::unique_ptr<ActiveListener>> listeners_;
+  IntrusiveList<SessionBase> sessions_;
+  Gate session_gate_;
+  Gate task_gate_;
+  Event finished_;
+  bool draining_ = false;
+  bool stop_now_ = false;
+  int64_t last_accept_error_log_ns_ = 0;
+};
+
+struct Server::ShardSlot {
+  ShardMetrics metrics;
+  ShardServer* live = nullptr;  // read and written only on the shard's own thread
+  std::promise<absl::Status> ready;
+};
+
+namespace {
+
+Task<void> ShardMain(Shard* shard, ShardServer** live, std::promise<absl::Status>* ready,
+                     ShardMetrics* metrics, RuntimeConfig runtime, ShardUpdate initial,
+                     std::function<void()> on_exit) {
+  {
+    ShardServer server(*shard, metrics, runtime);
+    absl::Status status = server.Init();
+    ready->set_value(status);
+    if (status.ok()) {
+      *live = &server;
+      co_await server.Run(std::move(initial));
+      *live = nullptr;
+    } else {
+      CloseAll(initial);
+    }
+  }
+  on_exit();
+}
+
+void RaiseDescriptorLimit() {
+  rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlim_t old = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) == 0) {
+      RP_LOG(kInfo, "raised the descriptor limit from {} to {}", old, lim.rlim_cur);
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ConfigPtr config) {
+  std::unique_ptr<Server> server(new Server());
+  server->config_ = config;
+  server->runtime_ = config->runtime;
+  server->done_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!server->done_fd_.valid()) return absl::InternalError("eventfd failed");
+  absl::StatusOr<std::vector<int>> cpus = ResolveShardCpus(config->runtime);
+  if (!cpus.ok()) return cpus.status();
+  RaiseDescriptorLimit();
+  absl::Status status = server->StartShards(*cpus);
+  if (!status.ok()) return status;
+  return server;
+}
+
+absl::StatusOr<std::vector<std::vector<std::pair<std::string, int>>>> Server::BindNewListeners(
+    const Config& config) {
+  const size_t n = slots_.size();
+  std::vector<std::vector<std::pair<std::string, int>>> per_shard(n);
+  auto close_made = [&per_shard] {
+    for (auto& v : per_shard) {
+      for (auto& [key, fd] : v) close(fd);
+    }
+  };
+  for (const ListenerConfig& l : config.listeners) {
+    std::string key = ListenerKey(l);
+    if (listener_keys_.count(key) != 0) continue;
+    for (size_t i = 0; i < n; ++i) {
+      absl::StatusOr<UniqueFd> fd = ListenTcp(l.address, ListenOptions{l.backlog, true});
+      if (!fd.ok()) {
+        close_made();
+        return absl::Status(fd.status().code(),
+                            fmt::format("listener {}: {}", l.name, MessageOf(fd.status())));
+      }
+      per_shard[i].emplace_back(key, fd->Release());
+    }
+  }
+  return per_shard;
+}
+
+absl::Status Server::StartShards(const std::vector<int>& cpus) {
+  for (size_t i = 0; i < cpus.size(); ++i) slots_.push_back(std::make_unique<ShardSlot>());
+  auto binds = BindNewListeners(*config_);
+  if (!binds.ok()) return binds.status();
+  for (const ListenerConfig& l : config_->listeners) listener_keys_.insert(ListenerKey(l));
+  ReactorOptions options;
+  options.sq_entries = static_cast<unsigned>(config_->runtime.ring_entries);
+  for (size_t i = 0; i < cpus.size(); ++i) {
+    ShardSlot* slot = slots_[i].get();
+    ShardUpdate initial{config_, (*binds)[i]};
+    RuntimeConfig runtime = runtime_;
+    Server* self = this;
+    running_shards_.fetch_add(1);
+    absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Start(
+        static_cast<int>(i), cpus[i], options,
+        [slot, initial, runtime, self](Shard& s) {
+          return ShardMain(&s, &slot->live, &slot->ready, &slot->metrics, runtime, initial,
+                           [self] { self->OnShardExit(); });
+        });
+    absl::Status status = shard.ok() ? slot->ready.get_future().get() : shard.status();
+    if (!shard.ok()) CloseAll(initial);
+    if (shard.ok()) shards_.push_back(std::move(*shard));
+    if (!status.ok()) {
+      if (!shard.ok()) running_shards_.fetch_sub(1);
+      for (size_t j = i + 1; j < cpus.size(); ++j) CloseAll(ShardUpdate{config_, (*binds)[j]});
+      StopNow();
+      Wait();
+      return absl::Status(status.code(), fmt::format("shard {} on CPU {}: {}", i, cpus[i],
+                                                     MessageOf(status)));
+    }
+  }
+  RP_LOG(kInfo, "started {} shards on CPUs {}", cpus.size(), fmt::join(cpus, ","));
+  return absl::OkStatus();
+}
+
+void Server::OnShardExit() {
+  if (running_shards_.fetch_sub(1) == 1) {
+    uint64_t one = 1;
+    ssize_t n = write(done_fd_.get(), &one, sizeof(one));
+    (void)n;
+  }
+}
+
+absl::Status Server::Reload(ConfigPtr config) {
+  const RuntimeConfig& a = runtime_;
+  const RuntimeConfig& b = config->runtime;
+  if (a.shards != b.shards || a.cpus != b.cpus || a.ring_entries != b.ring_entries ||
+      a.pipe_size != b.pipe_size || a.pipe_pool_max != b.pipe_pool_max ||
+      a.max_connections_per_shard != b.max_connections_per_shard ||
+      a.drain_timeout_ms != b.drain_timeout_ms) {
+    RP_LOG(kWarn, "reload: [runtime] changes take effect at the next start; keeping the "
+           "running values");
+  }
+  auto binds = BindNewListeners(*config);
+  if (!binds.ok()) return binds.status();
+  std::set<std::string> keys;
+  for (const ListenerConfig& l : config->listeners) keys.insert(ListenerKey(l));
+  listener_keys_ = std::move(keys);
+  config_ = config;
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    ShardSlot* slot = slots_[i].get();
+    ShardUpdate update{config, (*binds)[i]};
+    shards_[i]->Post([slot, update] {
+      if (slot->live != nullptr) {
+        slot->live->Apply(update);
+      } else {
+        CloseAll(update);
+      }
+    });
+  }
+  return absl::OkStatus();
+}
+
+void Server::Drain() {
+  int64_t timeout = runtime_.drain_timeout_ms;
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    ShardSlot* slot = slots_[i].get();
+    shards_[i]->Post([slot, timeout] {
+      if (slot->live != nullptr) slot->live->BeginDrain(timeout);
+    });
+  }
+}
+
+void Server::StopNow() {
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    ShardSlot* slot = slots_[i].get();
+    shards_[i]->Post([slot] {
+      if (slot->live != nullptr) slot->live->StopNow();
+    });
+  }
+}
+
+void Server::Wait() {
+  for (auto& s : shards_) s->Join();
+}
+
+Server::~Server() {
+  StopNow();
+  Wait();
+}
+
+uint64_t Server::CounterTotal(Counter ShardMetrics::*counter) const {
+  uint64_t total = 0;
+  for (const auto& slot : slots_) total += (slot->metrics.*counter).value();
+  return total;
+}
+
+int64_t Server::ActiveConnections() const {
+  int64_t total = 0;
+  for (const auto& slot : slots_) total += slot->metrics.connections_active.value();
+  return total;
+}
+
+std::string Server::StatsSummary() const {
+  std::string out = fmt::format("connections_active={}", ActiveConnections());
+#define RINGPROXY_APPEND_COUNTER(name, help) \
+  out += fmt::format(" {}={}", #name, CounterTotal(&ShardMetrics::name));
+  RINGPROXY_SHARD_COUNTERS(RINGPROXY_APPEND_COUNTER)
+#undef RINGPROXY_APPEND_COUNTER
+  return out;
+}
+
+}  // namespace ringproxy

@@ -1,0 +1,106 @@
+// What every session shares with its shard: the services it borrows (pipes,
+// metrics, the session list used by drain) and the per-shard config snapshot it
+// began with. A session is a coroutine; SessionBase is the small object in its frame
+// that lets the shard stop it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "core/config.h"
+#include "core/counters.h"
+#include "core/intrusive_list.h"
+#include "core/pipe_pool.h"
+#include "route/balancer.h"
+
+namespace ringproxy {
+
+// Counters of one shard; summed across shards when reported.
+#define RINGPROXY_SHARD_COUNTERS(X)                                                      \
+  X(connections_accepted, "client connections accepted")                                \
+  X(accept_errors, "accept failures (descriptor or memory limits)")                     \
+  X(upstream_connects, "upstream connections established")                             \
+  X(upstream_connect_failures, "upstream connect attempts that failed")                 \
+  X(sessions_no_upstream, "sessions closed because no upstream could be reached")       \
+  X(bytes_to_upstream, "bytes relayed client -> upstream")                              \
+  X(bytes_to_downstream, "bytes relayed upstream -> client")                            \
+  X(relay_idle_timeouts, "relays closed by the idle timeout")                           \
+  X(relay_errors, "relays ended by a socket error on either side")                      \
+  X(sessions_stopped, "sessions closed by the drain deadline or shutdown")
+
+struct ShardMetrics {
+#define RINGPROXY_DECLARE_COUNTER(name, help) Counter name;
+  RINGPROXY_SHARD_COUNTERS(RINGPROXY_DECLARE_COUNTER)
+#undef RINGPROXY_DECLARE_COUNTER
+  Gauge connections_active;
+};
+
+// A config generation as one shard sees it: the immutable config plus this shard's
+// mutable per-generation state (balancers). Reference-counted without atomics: only
+// its shard touches it.
+struct ShardSnapshot {
+  ShardSnapshot(ConfigPtr c, uint32_t shard_id) : config(std::move(c)) {
+    balancers.reserve(config->upstreams.size());
+    for (const auto& u : config->upstreams) balancers.emplace_back(u, shard_id);
+  }
+  ConfigPtr config;
+  std::vector<UpstreamBalancer> balancers;
+  uint64_t refs = 0;
+};
+
+class SnapshotRef {
+ public:
+  SnapshotRef() = default;
+  explicit SnapshotRef(ShardSnapshot* s) : s_(s) {
+    if (s_ != nullptr) ++s_->refs;
+  }
+  SnapshotRef(const SnapshotRef& o) : SnapshotRef(o.s_) {}
+  SnapshotRef(SnapshotRef&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  SnapshotRef& operator=(SnapshotRef o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~SnapshotRef() {
+    if (s_ != nullptr && --s_->refs == 0) delete s_;
+  }
+  ShardSnapshot* operator->() const { return s_; }
+  ShardSnapshot* get() const { return s_; }
+
+ private:
+  ShardSnapshot* s_ = nullptr;
+};
+
+class SessionBase : public IntrusiveNode<SessionBase> {
+ public:
+  // Ends the session soon (drain deadline, shutdown): cancel its waits.
+  virtual void Stop() = 0;
+
+ protected:
+  ~SessionBase() = default;
+};
+
+struct ShardServices {
+  uint32_t shard_id = 0;
+  PipePool* pipes = nullptr;
+  ShardMetrics* metrics = nullptr;
+  IntrusiveList<SessionBase>* sessions = nullptr;
+};
+
+// Links a session into its shard's list for as long as it lives.
+class SessionRegistration {
+ public:
+  SessionRegistration(IntrusiveList<SessionBase>* list, SessionBase* s) : list_(list), s_(s) {
+    list_->PushBack(s_);
+  }
+  ~SessionRegistration() { list_->Remove(s_); }
+  SessionRegistration(const SessionRegistration&) = delete;
+  SessionRegistration& operator=(const SessionRegistration&) = delete;
+
+ private:
+  IntrusiveList<SessionBase>* list_;
+  SessionBase* s_;
+};
+
+}  // namespace ringproxy

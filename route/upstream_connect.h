@@ -1,0 +1,35 @@
+// Connecting to an upstream group: walk the balancer's plan, one non-blocking connect
+// per server with the group's connect timeout, report each outcome to the balancer
+// (passive health), and fail over to the next server on any connect error.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/result.h"
+#include "core/socket.h"
+#include "core/task.h"
+#include "route/balancer.h"
+
+namespace ringproxy {
+
+// Shared between a connect in progress and whoever may stop it.
+struct ConnectControl {
+  int current_fd = -1;   // the socket being connected, for CancelFd
+  bool stop = false;     // set by the stopper before cancelling
+  uint32_t failures = 0;  // attempts that failed
+};
+
+struct UpstreamConnection {
+  UniqueFd fd;
+  uint32_t server_index = 0;
+};
+
+// `who` prefixes log lines (listener name). Fails with an upstream error when no
+// server could be reached (ECONNREFUSED/ETIMEDOUT of the last attempt), or
+// ECANCELED when stopped.
+Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer,
+                                                 SocketAddress client, std::string_view who,
+                                                 ConnectControl* control);
+
+}  // namespace ringproxy
