@@ -61,8 +61,15 @@ void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
     self->queue_.push_back({0, 0});
     self->finished_ = true;
   } else if (res == -ENOBUFS) {
-    // The shard's ring ran dry: re-arm when a buffer comes back, not before.
-    if (!self->armed_ && !self->stopping_) self->ring_.WaitForBuffers(self);
+    // The shard's ring ran dry. The CQE can be stale (buffers came back since the
+    // kernel looked): re-arm now if there are buffers, else when one comes back.
+    if (!self->armed_ && !self->stopping_) {
+      if (self->ring_.exhausted()) {
+        self->ring_.WaitForBuffers(self);
+      } else if (self->waiter_) {
+        self->Arm();
+      }
+    }
   } else if (res == -ECANCELED) {
     // Our own pause or stop; Next() re-arms unless stopping.
   } else {

@@ -101,7 +101,7 @@ class ShardServer {
       ActiveListener* raw = l.get();
       listeners_.push_back(std::move(l));
       wanted.erase(it);
-      Spawn(AcceptLoop(raw, task_gate_.Enter()));
+      Spawn(AcceptLoop(raw, listener_gate_.Enter()));
     }
   }
 
@@ -201,6 +201,9 @@ class ShardServer {
 
   Task<void> DrainTask(int64_t timeout_ms, Gate::Holder /*holder*/) {
     Deadline deadline = Deadline::AfterMs(timeout_ms);
+    // Stopping listeners still serve their backlog, which may add sessions: count
+    // sessions only once every accept loop is done.
+    co_await listener_gate_.Wait();
     if (session_gate_.count() > 0 && timeout_ms > 0) {
       RP_LOG(kInfo, "draining {} sessions for up to {} ms", session_gate_.count(), timeout_ms);
     }
@@ -226,7 +229,8 @@ class ShardServer {
   std::vector<std::unique_ptr<ActiveListener>> listeners_;
   IntrusiveList<SessionBase> sessions_;
   Gate session_gate_;
-  Gate task_gate_;
+  Gate listener_gate_;  // accept loops
+  Gate task_gate_;      // the drain task
   Event finished_;
   bool draining_ = false;
   bool stop_now_ = false;

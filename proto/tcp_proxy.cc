@@ -1,5 +1,7 @@
 #include "proto/tcp_proxy.h"
 
+#include <sys/socket.h>
+
 #include <cstring>
 
 #include "core/log.h"
@@ -64,6 +66,9 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
              balancer->config().name, session.connect_control()->failures,
              strerror(upstream.error().code));
     }
+    // FIN first: a client that sent bytes we never read would otherwise see only the
+    // RST that close() sends for unread data.
+    shutdown(client.get(), SHUT_WR);
     metrics.connections_active.Sub();
     co_return;
   }

@@ -1,0 +1,278 @@
+"""End-to-end test harness: runs the real ringproxy binary against real peers on
+loopback, with every process started by PID and stopped by PID.
+
+Tests are plain functions registered with @test; run_all() prints one line per test
+and a closing "N passed, N failed" summary, and returns the exit code.
+"""
+import hashlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+BIN = os.environ.get("RINGPROXY_BIN", "build/release/tools/ringproxy")
+_TESTS = []
+_LAST_PROXY = [None]  # for the log tail of a failed test
+
+
+def test(fn):
+    _TESTS.append(fn)
+    return fn
+
+
+def run_all(argv):
+    only = set(argv[1:])
+    passed = failed = 0
+    for fn in _TESTS:
+        if only and fn.__name__ not in only:
+            continue
+        start = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print(f"ok    {fn.__name__} ({time.monotonic() - start:.2f}s)", flush=True)
+        except Exception:  # noqa: BLE001 - a failed test is reported, not raised
+            failed += 1
+            print(f"FAIL  {fn.__name__} ({time.monotonic() - start:.2f}s)", flush=True)
+            traceback.print_exc()
+            if _LAST_PROXY[0] is not None:
+                print("--- ringproxy log (tail) ---")
+                print(_LAST_PROXY[0].log_text()[-4000:])
+            sys.stdout.flush()
+        _LAST_PROXY[0] = None
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 0 if failed == 0 else 1
+
+
+def check(cond, message):
+    if not cond:
+        raise AssertionError(message)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def refused_port():
+    """A port where nothing listens (bound then closed)."""
+    return free_port()
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError(f"port {port} did not open in {timeout}s")
+
+
+def port_closed(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return True
+
+
+class Proxy:
+    """The ringproxy daemon under test, started with a config text."""
+
+    def __init__(self, config_text, extra_args=()):
+        self.dir = tempfile.mkdtemp(prefix="ringproxy-e2e-")
+        self.config_path = os.path.join(self.dir, "ringproxy.toml")
+        self.log_path = os.path.join(self.dir, "ringproxy.log")
+        self.write_config(config_text)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([BIN, "--config", self.config_path, *extra_args],
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        _LAST_PROXY[0] = self
+        try:
+            # "ready" is logged once every listener is bound; probing the port with a
+            # connection would itself become a session and skew counters.
+            self.wait_log(r"ready: \d+ listeners")
+        except Exception:
+            self.stop()
+            raise
+
+    def write_config(self, text):
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.config_path)
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, pattern, timeout=10.0, count=1):
+        timeout *= float(os.environ.get("E2E_TIMEOUT_SCALE", "1"))
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            if len(rx.findall(self.log_text())) >= count:
+                return
+            if self.proc.poll() is not None and len(rx.findall(self.log_text())) < count:
+                raise AssertionError(f"ringproxy exited ({self.proc.returncode}) before log "
+                                     f"matched {pattern!r}:\n{self.log_text()[-3000:]}")
+            time.sleep(0.02)
+        raise AssertionError(f"log did not match {pattern!r} in {timeout}s:\n"
+                             f"{self.log_text()[-3000:]}")
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout=30.0):
+        return self.proc.wait(timeout=timeout)
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def run_check(config_text):
+    """ringproxy --check on a config text: (exit code, output)."""
+    d = tempfile.mkdtemp(prefix="ringproxy-check-")
+    path = os.path.join(d, "c.toml")
+    with open(path, "w") as f:
+        f.write(config_text)
+    r = subprocess.run([BIN, "--config", path, "--check"], capture_output=True, text=True,
+                       timeout=30)
+    return r.returncode, r.stdout + r.stderr, path
+
+
+class ThreadedServer:
+    """A loopback TCP server running handler(conn) in a thread per connection."""
+
+    def __init__(self, handler, backlog=1024):
+        self.handler = handler
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.errors = []
+        self._closing = False
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def _accept_loop(self):
+        while not self._closing:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn):
+        try:
+            self.handler(conn)
+        except Exception as e:  # noqa: BLE001 - recorded for the test to check
+            self.errors.append(repr(e))
+        finally:
+            conn.close()
+
+    def close(self):
+        self._closing = True
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def echo_handler(conn):
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            return
+        conn.sendall(data)
+
+
+def recv_all(sock, timeout=30.0):
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        d = sock.recv(1 << 20)
+        if not d:
+            return b"".join(chunks)
+        chunks.append(d)
+
+
+def send_random(sock, total, chunk=1 << 20):
+    """Sends `total` random bytes; returns their sha256."""
+    h = hashlib.sha256()
+    sent = 0
+    while sent < total:
+        block = os.urandom(min(chunk, total - sent))
+        h.update(block)
+        sock.sendall(block)
+        sent += len(block)
+    return h.hexdigest()
+
+
+def hash_until_eof(sock, timeout=60.0):
+    """Reads to EOF; returns (sha256, byte count)."""
+    sock.settimeout(timeout)
+    h = hashlib.sha256()
+    n = 0
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    while True:
+        k = sock.recv_into(buf)
+        if k == 0:
+            return h.hexdigest(), n
+        h.update(view[:k])
+        n += k
+
+
+class Result:
+    """A value set by another thread."""
+
+    def __init__(self):
+        self.value = None
+        self.done = threading.Event()
+
+    def set(self, v):
+        self.value = v
+        self.done.set()
+
+    def get(self, timeout=120.0):
+        check(self.done.wait(timeout), "timed out waiting for a peer thread")
+        return self.value

@@ -1,0 +1,203 @@
+// SpliceRelay between real loopback sockets: exactness, half-close, idle timeout,
+// errors on either side, Stop(). Peers are plain blocking threads.
+#include "proto/relay.h"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+
+#include "core/ops.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace ringproxy {
+namespace {
+
+struct Rig {
+  Rig() {
+    auto a = testing::TcpPair();
+    auto b = testing::TcpPair();
+    client = std::move(a.first);       // the test's client
+    downstream = std::move(a.second);  // relay's client side
+    upstream = std::move(b.first);     // relay's upstream side
+    server = std::move(b.second);      // the test's upstream server
+    testing::SetBlocking(client.get());
+    testing::SetBlocking(server.get());
+  }
+  UniqueFd client, downstream, upstream, server;
+};
+
+Task<RelayResult> RunRelay(int down, int up, PipePool* pipes, int64_t idle_ms) {
+  SpliceRelay relay(down, up, *pipes, RelayOptions{idle_ms});
+  co_return co_await relay.Run();
+}
+
+std::string Pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1664525u + 1013904223u;
+    s[i] = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+class RelayTest : public ::testing::Test {
+ protected:
+  void SetUp() override { reactor_ = testing::MakeReactor(); }
+  std::unique_ptr<Reactor> reactor_;
+  PipePool pipes_{65536, 4};
+};
+
+TEST_F(RelayTest, BothDirectionsAtOnceAreByteExact) {
+  Rig rig;
+  const size_t n = 32 << 20;
+  std::string up_data = Pattern(n, 1), down_data = Pattern(n, 2);
+  std::string at_server, at_client;
+  std::thread client_writer([&] {
+    testing::WriteAll(rig.client.get(), up_data.data(), n);
+    shutdown(rig.client.get(), SHUT_WR);
+  });
+  std::thread server_writer([&] {
+    testing::WriteAll(rig.server.get(), down_data.data(), n);
+    shutdown(rig.server.get(), SHUT_WR);
+  });
+  std::thread server_reader([&] { at_server = testing::ReadToEof(rig.server.get()); });
+  std::thread client_reader([&] { at_client = testing::ReadToEof(rig.client.get()); });
+  RelayResult r = RunUntilComplete(
+      *reactor_, RunRelay(rig.downstream.get(), rig.upstream.get(), &pipes_, 10000));
+  client_writer.join();
+  server_writer.join();
+  server_reader.join();
+  client_reader.join();
+  EXPECT_EQ(r.end, RelayEnd::kClosed);
+  EXPECT_EQ(r.bytes_to_upstream, n);
+  EXPECT_EQ(r.bytes_to_downstream, n);
+  EXPECT_TRUE(at_server == up_data);
+  EXPECT_TRUE(at_client == down_data);
+  EXPECT_EQ(pipes_.outstanding(), 0u);
+}
+
+TEST_F(RelayTest, HalfCloseLetsTheOtherDirectionFinish) {
+  Rig rig;
+  std::string at_client;
+  std::thread peers([&] {
+    testing::WriteAll(rig.client.get(), "request", 7);
+    shutdown(rig.client.get(), SHUT_WR);  // client done sending, still reading
+    std::string req = testing::ReadToEof(rig.server.get());
+    EXPECT_EQ(req, "request");
+    // The server answers after seeing EOF: only works if half-close was passed on.
+    testing::WriteAll(rig.server.get(), "response", 8);
+    shutdown(rig.server.get(), SHUT_WR);
+    at_client = testing::ReadToEof(rig.client.get());
+  });
+  RelayResult r = RunUntilComplete(
+      *reactor_, RunRelay(rig.downstream.get(), rig.upstream.get(), &pipes_, 10000));
+  peers.join();
+  EXPECT_EQ(r.end, RelayEnd::kClosed);
+  EXPECT_EQ(at_client, "response");
+  EXPECT_EQ(r.bytes_to_upstream, 7u);
+  EXPECT_EQ(r.bytes_to_downstream, 8u);
+}
+
+TEST_F(RelayTest, IdleTimeoutClosesBothSides) {
+  Rig rig;
+  int64_t start = MonotonicNowNs();
+  RelayResult r = RunUntilComplete(
+      *reactor_, RunRelay(rig.downstream.get(), rig.upstream.get(), &pipes_, 100));
+  EXPECT_EQ(r.end, RelayEnd::kIdleTimeout);
+  EXPECT_GE((MonotonicNowNs() - start) / 1'000'000, 95);
+}
+
+TEST_F(RelayTest, TrafficInOneDirectionKeepsTheRelayAlive) {
+  Rig rig;
+  std::atomic<bool> stop{false};
+  std::thread ticker([&] {
+    for (int i = 0; i < 8; ++i) {
+      testing::WriteAll(rig.server.get(), "t", 1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    }
+    stop = true;
+  });
+  std::thread drain([&] { testing::ReadToEof(rig.client.get()); });
+  int64_t start = MonotonicNowNs();
+  RelayResult r = RunUntilComplete(
+      *reactor_, RunRelay(rig.downstream.get(), rig.upstream.get(), &pipes_, 120));
+  int64_t elapsed_ms = (MonotonicNowNs() - start) / 1'000'000;
+  ticker.join();
+  shutdown(rig.downstream.get(), SHUT_RDWR);
+  drain.join();
+  EXPECT_EQ(r.end, RelayEnd::kIdleTimeout);
+  EXPECT_EQ(r.bytes_to_downstream, 8u);
+  // The client->upstream direction was silent the whole time, yet the relay lived on.
+  EXPECT_GE(elapsed_ms, 300);
+}
+
+TEST_F(RelayTest, UpstreamResetEndsTheRelayAsAnUpstreamError) {
+  Rig rig;
+  std::thread killer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    linger l{1, 0};  // close with RST
+    setsockopt(rig.server.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    rig.server.Reset();
+  });
+  RelayResult r = RunUntilComplete(
+      *reactor_, RunRelay(rig.downstream.get(), rig.upstream.get(), &pipes_, 10000));
+  killer.join();
+  // A reset reads as ECONNRESET (or as EOF then EPIPE, depending on timing).
+  EXPECT_TRUE(r.end == RelayEnd::kUpstreamError || r.end == RelayEnd::kClosed)
+      << RelayEndName(r.end);
+  if (r.end == RelayEnd::kUpstreamError) {
+    EXPECT_EQ(r.error, ECONNRESET);
+  }
+}
+
+TEST_F(RelayTest, ClientGoneWhileUpstreamSendsIsADownstreamError) {
+  Rig rig;
+  std::thread server([&] {
+    std::string big(1 << 20, 'x');
+    for (int i = 0; i < 64; ++i) {
+      if (!testing::WriteAll(rig.server.get(), big.data(), big.size())) break;
+    }
+  });
+  std::thread client([&] {
+    char buf[1024];
+    (void)recv(rig.client.get(), buf, sizeof(buf), 0);
+    linger l{1, 0};
+    setsockopt(rig.client.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    rig.client.Reset();
+  });
+  RelayResult r = RunUntilComplete(
+      *reactor_, RunRelay(rig.downstream.get(), rig.upstream.get(), &pipes_, 10000));
+  client.join();
+  // Reset the upstream side so the writer thread, blocked on a full socket, fails.
+  linger l{1, 0};
+  setsockopt(rig.upstream.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  rig.upstream.Reset();
+  server.join();
+  EXPECT_EQ(r.end, RelayEnd::kDownstreamError) << RelayEndName(r.end);
+  EXPECT_TRUE(r.error == ECONNRESET || r.error == EPIPE) << r.error;
+  EXPECT_EQ(pipes_.outstanding(), 0u);
+}
+
+Task<RelayResult> RunAndStop(int down, int up, PipePool* pipes) {
+  SpliceRelay relay(down, up, *pipes, RelayOptions{10000});
+  auto stopper = [](SpliceRelay* r) -> Task<void> {
+    co_await Sleep(Deadline::AfterMs(30));
+    r->Stop();
+  };
+  Spawn(stopper(&relay));
+  co_return co_await relay.Run();
+}
+
+TEST_F(RelayTest, StopEndsARunningRelay) {
+  Rig rig;
+  RelayResult r =
+      RunUntilComplete(*reactor_, RunAndStop(rig.downstream.get(), rig.upstream.get(), &pipes_));
+  EXPECT_EQ(r.end, RelayEnd::kStopped);
+}
+
+}  // namespace
+}  // namespace ringproxy

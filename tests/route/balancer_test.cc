@@ -1,0 +1,106 @@
+#include "route/balancer.h"
+
+#include <map>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace ringproxy {
+namespace {
+
+UpstreamGroupConfig Group(Balance balance, int n) {
+  UpstreamGroupConfig g;
+  g.name = "g";
+  g.balance = balance;
+  g.max_fails = 1;
+  g.fail_timeout_ms = 1000;
+  for (int i = 0; i < n; ++i) {
+    std::string text = "127.0.0.1:" + std::to_string(1000 + i);
+    g.servers.push_back({text, *SocketAddress::Parse(text)});
+  }
+  return g;
+}
+
+std::vector<uint32_t> PlanOf(UpstreamBalancer& b, const std::string& client, int64_t now) {
+  uint32_t out[8];
+  size_t n = b.Plan(*SocketAddress::Parse(client), now, out);
+  return std::vector<uint32_t>(out, out + n);
+}
+
+TEST(BalancerTest, RoundRobinRotatesAndListsTheRestForFailover) {
+  auto g = Group(Balance::kRoundRobin, 3);
+  UpstreamBalancer b(g, 0);
+  EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0), (std::vector<uint32_t>{0, 1, 2}));
+  EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0), (std::vector<uint32_t>{1, 2, 0}));
+  EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0), (std::vector<uint32_t>{2, 0, 1}));
+  EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0), (std::vector<uint32_t>{0, 1, 2}));
+}
+
+TEST(BalancerTest, ShardSeedSpreadsStartingPoints) {
+  auto g = Group(Balance::kRoundRobin, 4);
+  UpstreamBalancer b0(g, 0), b1(g, 1);
+  EXPECT_NE(PlanOf(b0, "10.0.0.1:5", 0)[0], PlanOf(b1, "10.0.0.1:5", 0)[0]);
+}
+
+TEST(BalancerTest, IpHashIsStableAndIgnoresThePort) {
+  auto g = Group(Balance::kIpHash, 5);
+  UpstreamBalancer a(g, 0), b(g, 3);
+  uint32_t first = PlanOf(a, "192.0.2.7:1000", 0)[0];
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(PlanOf(a, "192.0.2.7:" + std::to_string(2000 + i), 0)[0], first);
+    EXPECT_EQ(PlanOf(b, "192.0.2.7:" + std::to_string(3000 + i), 0)[0], first);
+  }
+  // Different clients spread over the servers.
+  std::map<uint32_t, int> hits;
+  for (int i = 0; i < 500; ++i) hits[PlanOf(a, "10.1." + std::to_string(i / 250) + "." +
+                                             std::to_string(i % 250) + ":1", 0)[0]]++;
+  EXPECT_EQ(hits.size(), 5u);
+  for (auto& [server, count] : hits) EXPECT_GT(count, 50) << server;
+}
+
+TEST(BalancerTest, FailedServerIsSkippedForFailTimeout) {
+  auto g = Group(Balance::kRoundRobin, 3);
+  UpstreamBalancer b(g, 0);
+  const int64_t t0 = 1'000'000'000;
+  b.ReportFailure(1, t0);
+  EXPECT_TRUE(b.IsDown(1, t0));
+  EXPECT_EQ(PlanOf(b, "10.0.0.1:5", t0), (std::vector<uint32_t>{0, 2}));
+  // After fail_timeout_ms it is back.
+  EXPECT_EQ(PlanOf(b, "10.0.0.1:5", t0 + 1'000'000'001).size(), 3u);
+  b.ReportSuccess(1);
+  EXPECT_FALSE(b.IsDown(1, t0));
+}
+
+TEST(BalancerTest, MaxFailsCountsConsecutiveFailures) {
+  auto g = Group(Balance::kRoundRobin, 2);
+  g.max_fails = 3;
+  UpstreamBalancer b(g, 0);
+  b.ReportFailure(0, 0);
+  b.ReportFailure(0, 0);
+  EXPECT_FALSE(b.IsDown(0, 0));
+  b.ReportSuccess(0);
+  b.ReportFailure(0, 0);
+  b.ReportFailure(0, 0);
+  EXPECT_FALSE(b.IsDown(0, 0));
+  b.ReportFailure(0, 0);
+  EXPECT_TRUE(b.IsDown(0, 0));
+}
+
+TEST(BalancerTest, WhenAllAreDownAllAreTried) {
+  auto g = Group(Balance::kRoundRobin, 2);
+  UpstreamBalancer b(g, 0);
+  b.ReportFailure(0, 0);
+  b.ReportFailure(1, 0);
+  EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0).size(), 2u);
+}
+
+TEST(BalancerTest, MaxFailsZeroNeverMarksDown) {
+  auto g = Group(Balance::kRoundRobin, 2);
+  g.max_fails = 0;
+  UpstreamBalancer b(g, 0);
+  for (int i = 0; i < 10; ++i) b.ReportFailure(0, 0);
+  EXPECT_FALSE(b.IsDown(0, 0));
+}
+
+}  // namespace
+}  // namespace ringproxy
