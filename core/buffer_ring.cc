@@ -12,7 +12,8 @@ namespace ringproxy {
 
 absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(Reactor& reactor,
                                                                uint16_t group_id,
-                                                               uint32_t count, uint32_t size) {
+                                                               uint32_t count, uint32_t size,
+                                                               bool populate) {
   if (count == 0 || count > 32768 || (count & (count - 1)) != 0) {
     return absl::InvalidArgumentError(
         fmt::format("buffer ring count {} must be a power of two in 1..32768", count));
@@ -32,9 +33,10 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(Reactor& reactor,
   }
   br->ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
   br->base_bytes_ = size_t{count} * size;
-  // MAP_NORESERVE: pages are committed only when the kernel first writes into them.
+  // The kernel hands buffers out in ring order, so a busy shard touches all of them
+  // soon anyway; populating up front makes that memory visible at start.
   void* base = mmap(nullptr, br->base_bytes_, PROT_READ | PROT_WRITE,
-                    MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, -1, 0);
+                    MAP_ANONYMOUS | MAP_PRIVATE | (populate ? MAP_POPULATE : MAP_NORESERVE), -1, 0);
   if (base == MAP_FAILED) {
     return absl::ResourceExhaustedError(fmt::format("mmap buffers: {}", strerror(errno)));
   }

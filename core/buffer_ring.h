@@ -63,9 +63,11 @@ class ProvidedBuffer {
 
 class BufferRing {
  public:
-  // count must be a power of two <= 32768.
+  // count must be a power of two <= 32768. populate: fault the buffers in now, so the
+  // pool is fixed memory from the start rather than growing as the ring cycles.
   static absl::StatusOr<std::unique_ptr<BufferRing>> Create(Reactor& reactor, uint16_t group_id,
-                                                            uint32_t count, uint32_t size);
+                                                            uint32_t count, uint32_t size,
+                                                            bool populate = false);
   ~BufferRing();
   BufferRing(const BufferRing&) = delete;
   BufferRing& operator=(const BufferRing&) = delete;

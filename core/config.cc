@@ -196,6 +196,13 @@ void ReadRuntime(const toml::table& t, RuntimeConfig* rt, Errors& errors) {
   r.Int("shards", &rt->shards, 0, 1024);
   r.IntArray("cpus", &rt->cpus, 0, 4095);
   r.Int("ring_entries", &rt->ring_entries, 8, 32768);
+  r.Int("buffer_count", &rt->buffer_count, 1, 32768);
+  if (const toml::node* n = r.Source("buffer_count");
+      n != nullptr && (rt->buffer_count & (rt->buffer_count - 1)) != 0) {
+    errors.Add(n->source(), "runtime.buffer_count",
+               fmt::format("expected a power of two, got {}", rt->buffer_count));
+  }
+  r.Int("buffer_size", &rt->buffer_size, 1024, 1 << 20);
   r.Int("pipe_size", &rt->pipe_size, 0, 1 << 26);
   r.Int("pipe_pool_max", &rt->pipe_pool_max, 0, 1 << 20);
   r.Int("max_connections_per_shard", &rt->max_connections_per_shard, 1, 10'000'000);
@@ -272,6 +279,11 @@ void ReadListener(const toml::table& t, size_t index, ListenerConfig* l, Errors&
   r.String("upstream", &l->upstream, true);
   r.Int("idle_timeout_ms", &l->idle_timeout_ms, 1, 86'400'000);
   r.Int("backlog", &l->backlog, 1, 65535);
+  if (r.String("relay", &l->relay, false) && l->relay != "auto" && l->relay != "copy" &&
+      l->relay != "splice") {
+    errors.Add(r.Source("relay")->source(), r.Key("relay"),
+               fmt::format("expected auto, copy or splice, got '{}'", l->relay));
+  }
   r.Finish();
 }
 

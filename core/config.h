@@ -26,6 +26,8 @@ struct RuntimeConfig {
   int shards = 0;         // 0: one per CPU in `cpus`
   std::vector<int> cpus;  // empty: every CPU the process may use
   int ring_entries = 1024;
+  int buffer_count = 1024;
+  int buffer_size = 16384;
   int pipe_size = 262144;
   int pipe_pool_max = 64;
   int max_connections_per_shard = 50000;
@@ -61,6 +63,7 @@ struct ListenerConfig {
   int upstream_index = -1;  // into Config::upstreams
   int64_t idle_timeout_ms = 600000;
   int backlog = 4096;
+  std::string relay = "auto";  // auto | copy | splice (proto/relay.h)
 };
 
 struct Config {

@@ -44,6 +44,7 @@ void RecvStream::ArmTimer(Deadline d) {
 
 void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
   auto* self = static_cast<RecvStream*>(c);
+  const bool was_cancelling = self->cancelling_;
   if ((flags & IORING_CQE_F_MORE) == 0) {
     self->armed_ = false;
     self->cancelling_ = false;
@@ -71,7 +72,9 @@ void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
       }
     }
   } else if (res == -ECANCELED) {
-    // Our own pause or stop; Next() re-arms unless stopping.
+    // Our own pause or stop: Next() re-arms unless stopping. Someone else's cancel
+    // (the owner's CancelFd) wakes the waiter with -ECANCELED; the stream stays usable.
+    if (!was_cancelling && !self->stopping_) self->cancelled_externally_ = true;
   } else {
     self->queue_.push_back({res, 0});
     self->finished_ = true;
@@ -108,7 +111,7 @@ void RecvStream::RemoveTimer() {
 
 void RecvStream::Wake() {
   if (!waiter_) return;
-  if (queue_.empty() && !(stopping_ && !armed_)) return;
+  if (queue_.empty() && !(stopping_ && !armed_) && !cancelled_externally_) return;
   if (timer_armed_) RemoveTimer();
   std::coroutine_handle<> h = std::exchange(waiter_, {});
   h.resume();
@@ -131,6 +134,7 @@ void RecvStream::NextAwaiter::await_suspend(std::coroutine_handle<> h) {
   s->waiter_ = h;
   s->waiter_deadline_ = deadline_;
   s->timed_out_ = false;
+  s->cancelled_externally_ = false;  // a cancel that hit no waiter is stale
   if (!s->armed_) {
     if (!s->ring_.exhausted()) {
       s->Arm();
@@ -143,6 +147,7 @@ void RecvStream::NextAwaiter::await_suspend(std::coroutine_handle<> h) {
 
 Received RecvStream::NextAwaiter::await_resume() {
   RecvStream* s = stream_;
+  s->cancelled_externally_ = false;
   if (s->queue_.empty()) {
     if (s->timed_out_) {
       s->timed_out_ = false;
@@ -181,6 +186,20 @@ Task<void> RecvStream::Stop() {
     };
     co_await StopAwaiter{this};
   }
+}
+
+}  // namespace ringproxy
+
+namespace ringproxy {
+
+bool RecvStream::TryTake(Received* out) {
+  RP_CHECK(!armed_);
+  if (queue_.empty()) return false;
+  Entry e = queue_.front();
+  queue_.pop_front();
+  out->status = IoResult{e.res};
+  out->buffer = e.res > 0 ? ring_.Take(e.buffer_id, static_cast<uint32_t>(e.res)) : ProvidedBuffer();
+  return true;
 }
 
 }  // namespace ringproxy

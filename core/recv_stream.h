@@ -48,6 +48,9 @@ class RecvStream final : private Completion, private BufferWaiter {
 
   // Cancels what is in flight and waits until the kernel no longer references us.
   Task<void> Stop();
+  // After Stop(): takes the next chunk that was received but not yet consumed (data
+  // or the EOF/error that ended the stream). False when none is left.
+  bool TryTake(Received* out);
 
   bool armed() const { return armed_; }
   uint64_t rearms() const { return rearms_; }
@@ -79,6 +82,7 @@ class RecvStream final : private Completion, private BufferWaiter {
   bool finished_ = false;    // EOF or error queued: never re-arm
   bool stopping_ = false;
   bool timed_out_ = false;
+  bool cancelled_externally_ = false;  // someone else's cancel (CancelFd) ended the multishot
   bool timer_armed_ = false;
   std::coroutine_handle<> waiter_;
   Deadline waiter_deadline_ = Deadline::Never();

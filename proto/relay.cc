@@ -5,7 +5,8 @@
 
 #include "core/ops.h"
 #include "core/reactor.h"
-#include "core/sync.h"
+#include "core/recv_stream.h"
+#include "core/socket.h"
 
 namespace ringproxy {
 
@@ -21,21 +22,48 @@ std::string_view RelayEndName(RelayEnd end) {
   return "?";
 }
 
+std::string_view RelayModeName(RelayMode mode) {
+  switch (mode) {
+    case RelayMode::kAuto: return "auto";
+    case RelayMode::kCopy: return "copy";
+    case RelayMode::kSplice: return "splice";
+  }
+  return "?";
+}
+
+bool ParseRelayMode(std::string_view text, RelayMode* out) {
+  if (text == "auto") *out = RelayMode::kAuto;
+  else if (text == "copy") *out = RelayMode::kCopy;
+  else if (text == "splice") *out = RelayMode::kSplice;
+  else return false;
+  return true;
+}
+
 namespace {
 
 // One splice call moves at most this much; the pipe's capacity caps it anyway.
 constexpr size_t kSpliceChunk = 1 << 20;
+// Receive buffers a direction may hold before its multishot pauses (back-pressure).
+constexpr uint32_t kMaxQueuedBuffers = 4;
+// kAuto: a spliced direction whose reads come in this small this many times in a row
+// is interactive again and goes back to copy mode.
+constexpr int kSmallSplicesToCopy = 4;
 
 }  // namespace
 
-SpliceRelay::SpliceRelay(int downstream_fd, int upstream_fd, PipePool& pipes, RelayOptions options)
+Relay::Relay(int downstream_fd, int upstream_fd, RelayResources resources, RelayOptions options)
     : downstream_fd_(downstream_fd),
       upstream_fd_(upstream_fd),
-      pipes_(pipes),
+      resources_(resources),
       options_(options),
-      dirs_{{downstream_fd, upstream_fd}, {upstream_fd, downstream_fd}} {}
+      dirs_{{downstream_fd, upstream_fd, true}, {upstream_fd, downstream_fd, false}},
+      watch_(&Relay::OnIdle, this) {}
 
-void SpliceRelay::Abort(RelayEnd end, int error) {
+void Relay::OnIdle(IdleWatch* /*watch*/, void* self) {
+  static_cast<Relay*>(self)->Abort(RelayEnd::kIdleTimeout, 0);
+}
+
+void Relay::Abort(RelayEnd end, int error) {
   if (aborted_) return;
   aborted_ = true;
   end_ = end;
@@ -46,25 +74,97 @@ void SpliceRelay::Abort(RelayEnd end, int error) {
   reactor->CancelFd(upstream_fd_);
 }
 
-void SpliceRelay::Stop() { Abort(RelayEnd::kStopped, 0); }
+void Relay::Stop() { Abort(RelayEnd::kStopped, 0); }
 
-Task<void> SpliceRelay::Pump(int which, Gate::Holder /*holder*/) {
-  Direction& d = dirs_[which];
-  const bool to_upstream = which == 0;
-  const int64_t idle_ns = options_.idle_timeout_ms * 1'000'000;
+void Relay::Fail(const Direction& d, int error, bool on_source) {
+  // Which socket failed: the source (read) or the destination (write).
+  bool downstream = d.to_upstream ? on_source : !on_source;
+  Abort(downstream ? RelayEnd::kDownstreamError : RelayEnd::kUpstreamError, error);
+}
+
+Task<Relay::StepEnd> Relay::CopyPhase(Direction& d) {
+  RecvStream stream(*resources_.buffers, d.from, kMaxQueuedBuffers);
+  StepEnd result = StepEnd::kFailed;
+  int full_in_a_row = 0;
+  const uint32_t full = resources_.buffers->buffer_size();
+  bool switching = false;
+  while (!aborted_) {
+    Received r = co_await stream.Next(Deadline::Never());
+    if (aborted_) break;
+    if (r.status.res == 0) {
+      result = StepEnd::kEof;
+      break;
+    }
+    if (!r.status.ok()) {
+      if (r.status.cancelled()) continue;
+      Fail(d, r.status.error(), true);
+      break;
+    }
+    std::span<const std::byte> data = r.buffer.data();
+    while (!data.empty() && !aborted_) {
+      IoResult s = co_await Send(d.to, data, Deadline::Never());
+      if (aborted_) break;
+      if (!s.ok()) {
+        if (s.cancelled()) continue;
+        Fail(d, s.error(), false);
+        break;
+      }
+      data = data.subspan(s.value());
+      d.bytes += s.value();
+      Touch();
+    }
+    if (aborted_) break;
+    if (options_.mode == RelayMode::kAuto) {
+      full_in_a_row = r.buffer.size() == full ? full_in_a_row + 1 : 0;
+      if (full_in_a_row >= options_.splice_after_full_buffers) {
+        switching = true;
+        result = StepEnd::kSwitch;
+        break;
+      }
+    }
+  }
+  co_await stream.Stop();
+  if (switching) {
+    // What was received before the switch goes out first, in order.
+    Received r;
+    while (!aborted_ && stream.TryTake(&r)) {
+      if (r.status.res == 0) {
+        result = StepEnd::kEof;
+        break;
+      }
+      if (!r.status.ok()) {
+        Fail(d, r.status.error(), true);
+        result = StepEnd::kFailed;
+        break;
+      }
+      IoResult s = co_await SendAll(d.to, r.buffer.data(), Deadline::Never());
+      if (!s.ok()) {
+        if (!aborted_) Fail(d, s.error(), false);
+        result = StepEnd::kFailed;
+        break;
+      }
+      d.bytes += s.value();
+      Touch();
+    }
+  }
+  co_return aborted_ ? StepEnd::kFailed : result;
+}
+
+Task<Relay::StepEnd> Relay::SplicePhase(Direction& d) {
+  PipePool& pool = *resources_.pipes;
   Pipe pipe;
   size_t in_pipe = 0;
-  bool eof = false;
-  auto fail = [&](int error, bool on_source) {
-    // Which side failed: the source (read) or the destination (write) socket.
-    bool downstream = to_upstream ? on_source : !on_source;
-    Abort(downstream ? RelayEnd::kDownstreamError : RelayEnd::kUpstreamError, error);
-  };
+  StepEnd result = StepEnd::kFailed;
+  int small_in_a_row = 0;
+  const size_t small = resources_.buffers != nullptr ? resources_.buffers->buffer_size() : 16384;
   while (!aborted_) {
     if (in_pipe == 0) {
-      if (eof) break;
+      if (options_.mode == RelayMode::kAuto && small_in_a_row >= kSmallSplicesToCopy) {
+        result = StepEnd::kSwitch;
+        break;
+      }
       if (!pipe.valid()) {
-        IoResult got = pipes_.Acquire(&pipe);
+        IoResult got = pool.Acquire(&pipe);
         if (!got.ok()) {
           Abort(RelayEnd::kInternalError, got.error());
           break;
@@ -73,80 +173,78 @@ Task<void> SpliceRelay::Pump(int which, Gate::Holder /*holder*/) {
       IoResult r = SpliceNow(d.from, pipe.write_fd, kSpliceChunk);
       if (r.res == -EAGAIN) {
         // Nothing to read: give the (empty) pipe back while we wait.
-        pipes_.Release(pipe);
+        pool.Release(pipe);
         pipe = Pipe{};
-        Deadline deadline = Deadline::AtNs(last_activity_ns_ + idle_ns);
-        IoResult ready = co_await Poll(d.from, POLLIN | POLLRDHUP, deadline);
+        IoResult ready = co_await Poll(d.from, POLLIN | POLLRDHUP, Deadline::Never());
         if (aborted_) break;
-        if (ready.timed_out()) {
-          if (MonotonicNowNs() - last_activity_ns_ >= idle_ns) {
-            Abort(RelayEnd::kIdleTimeout, 0);
-            break;
-          }
-          continue;  // the other direction was busy: wait again with a later deadline
-        }
         if (!ready.ok() && !ready.cancelled()) {
-          fail(ready.error(), true);
+          Fail(d, ready.error(), true);
           break;
         }
         continue;
       }
       if (r.res == 0) {
-        eof = true;
-        continue;
+        result = StepEnd::kEof;
+        break;
       }
       if (!r.ok()) {
-        fail(r.error(), true);
+        Fail(d, r.error(), true);
         break;
       }
       in_pipe = r.value();
-      last_activity_ns_ = MonotonicNowNs();
+      small_in_a_row = in_pipe < small ? small_in_a_row + 1 : 0;
+      Touch();
     }
-    // Drain the pipe into the destination.
-    Deadline deadline = Deadline::AtNs(last_activity_ns_ + idle_ns);
-    IoResult w = co_await Splice(pipe.read_fd, d.to, in_pipe, d.to, POLLOUT, deadline);
+    IoResult w = co_await Splice(pipe.read_fd, d.to, in_pipe, d.to, POLLOUT, Deadline::Never());
     if (aborted_) break;
-    if (w.timed_out()) {
-      if (MonotonicNowNs() - last_activity_ns_ >= idle_ns) {
-        Abort(RelayEnd::kIdleTimeout, 0);
-        break;
-      }
-      continue;
-    }
     if (!w.ok()) {
       if (w.cancelled()) continue;
-      fail(w.error(), false);
+      Fail(d, w.error(), false);
       break;
     }
     in_pipe -= w.value();
     d.bytes += w.value();
-    last_activity_ns_ = MonotonicNowNs();
+    Touch();
   }
   if (pipe.valid()) {
     if (in_pipe == 0) {
-      pipes_.Release(pipe);
+      pool.Release(pipe);
     } else {
-      pipes_.Discard(pipe);
+      pool.Discard(pipe);
     }
   }
-  if (!aborted_ && eof) {
-    // Everything the source sent has been delivered: pass the EOF on.
-    shutdown(d.to, SHUT_WR);
-  }
-  d.done = true;
+  co_return aborted_ ? StepEnd::kFailed : result;
 }
 
-Task<RelayResult> SpliceRelay::Run() {
-  last_activity_ns_ = MonotonicNowNs();
+Task<void> Relay::Pump(int which, Gate::Holder /*holder*/) {
+  Direction& d = dirs_[which];
+  bool splice = options_.mode == RelayMode::kSplice;
+  while (!aborted_) {
+    StepEnd end = splice ? co_await SplicePhase(d) : co_await CopyPhase(d);
+    if (end == StepEnd::kEof) {
+      // Everything the source sent has been delivered: pass the EOF on.
+      if (!aborted_) shutdown(d.to, SHUT_WR);
+      break;
+    }
+    if (end == StepEnd::kFailed) break;
+    splice = !splice;
+    ++mode_switches_;
+  }
+}
+
+Task<RelayResult> Relay::Run() {
+  resources_.sweeper->Add(&watch_, options_.idle_timeout_ms, MonotonicNowNs());
   Gate gate;
   Spawn(Pump(0, gate.Enter()));
   Spawn(Pump(1, gate.Enter()));
   co_await gate.Wait();
+  resources_.sweeper->Remove(&watch_);
   RelayResult result;
   result.end = aborted_ ? end_ : RelayEnd::kClosed;
   result.error = error_;
   result.bytes_to_upstream = dirs_[0].bytes;
   result.bytes_to_downstream = dirs_[1].bytes;
+  result.mode_switches = mode_switches_;
   co_return result;
 }
 

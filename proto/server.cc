@@ -53,16 +53,26 @@ class ShardServer {
            (flags & IORING_SETUP_DEFER_TASKRUN) ? "on" : "off");
     pipes_ = std::make_unique<PipePool>(static_cast<size_t>(runtime_.pipe_size),
                                         static_cast<size_t>(runtime_.pipe_pool_max));
+    absl::StatusOr<std::unique_ptr<BufferRing>> buffers =
+        BufferRing::Create(shard_.reactor(), /*group_id=*/0,
+                           static_cast<uint32_t>(runtime_.buffer_count),
+                           static_cast<uint32_t>(runtime_.buffer_size), /*populate=*/true);
+    if (!buffers.ok()) return buffers.status();
+    buffers_ = std::move(*buffers);
     services_.shard_id = static_cast<uint32_t>(shard_.id());
     services_.pipes = pipes_.get();
+    services_.buffers = buffers_.get();
+    services_.sweeper = &sweeper_;
     services_.metrics = metrics_;
     services_.sessions = &sessions_;
     return absl::OkStatus();
   }
 
   Task<void> Run(ShardUpdate initial) {
+    Spawn(RunSweeper(task_gate_.Enter()));
     Apply(std::move(initial));
     co_await finished_.Wait();
+    sweeper_.Stop();
     co_await task_gate_.Wait();
   }
 
@@ -127,6 +137,8 @@ class ShardServer {
     AcceptStream* stream = nullptr;
     bool stopping = false;
   };
+
+  Task<void> RunSweeper(Gate::Holder /*holder*/) { co_await sweeper_.Run(); }
 
   void StopListener(ActiveListener* l) {
     l->stopping = true;
@@ -224,6 +236,8 @@ class ShardServer {
   ShardMetrics* metrics_;
   RuntimeConfig runtime_;
   std::unique_ptr<PipePool> pipes_;
+  std::unique_ptr<BufferRing> buffers_;
+  IdleSweeper sweeper_;
   ShardServices services_;
   SnapshotRef current_;
   std::vector<std::unique_ptr<ActiveListener>> listeners_;
@@ -364,6 +378,7 @@ absl::Status Server::Reload(ConfigPtr config) {
   const RuntimeConfig& b = config->runtime;
   if (a.shards != b.shards || a.cpus != b.cpus || a.ring_entries != b.ring_entries ||
       a.pipe_size != b.pipe_size || a.pipe_pool_max != b.pipe_pool_max ||
+      a.buffer_count != b.buffer_count || a.buffer_size != b.buffer_size ||
       a.max_connections_per_shard != b.max_connections_per_shard ||
       a.drain_timeout_ms != b.drain_timeout_ms) {
     RP_LOG(kWarn, "reload: [runtime] changes take effect at the next start; keeping the "

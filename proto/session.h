@@ -9,8 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include "core/buffer_ring.h"
 #include "core/config.h"
 #include "core/counters.h"
+#include "core/idle_sweeper.h"
 #include "core/intrusive_list.h"
 #include "core/pipe_pool.h"
 #include "route/balancer.h"
@@ -84,6 +86,8 @@ class SessionBase : public IntrusiveNode<SessionBase> {
 struct ShardServices {
   uint32_t shard_id = 0;
   PipePool* pipes = nullptr;
+  BufferRing* buffers = nullptr;
+  IdleSweeper* sweeper = nullptr;
   ShardMetrics* metrics = nullptr;
   IntrusiveList<SessionBase>* sessions = nullptr;
 };

@@ -30,13 +30,13 @@ class TcpSession final : public SessionBase {
 
   bool stopped() const { return stopped_; }
   ConnectControl* connect_control() { return &connect_; }
-  void set_relay(SpliceRelay* relay) { relay_ = relay; }
+  void set_relay(Relay* relay) { relay_ = relay; }
 
  private:
   int client_fd_;
   bool stopped_ = false;
   ConnectControl connect_;
-  SpliceRelay* relay_ = nullptr;
+  Relay* relay_ = nullptr;
 };
 
 }  // namespace
@@ -75,8 +75,11 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   metrics.upstream_connects.Add();
   const UpstreamServerConfig& server = balancer->config().servers[upstream->server_index];
 
-  SpliceRelay relay(client.get(), upstream->fd.get(), *services->pipes,
-                    RelayOptions{listener->idle_timeout_ms});
+  RelayOptions options;
+  options.idle_timeout_ms = listener->idle_timeout_ms;
+  ParseRelayMode(listener->relay, &options.mode);
+  Relay relay(client.get(), upstream->fd.get(), RelayResources{services->pipes, services->buffers, services->sweeper},
+              options);
   session.set_relay(&relay);
   if (session.stopped()) relay.Stop();
   RelayResult result = co_await relay.Run();

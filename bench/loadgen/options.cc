@@ -1,0 +1,160 @@
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "bench/loadgen/loadgen.h"
+#include "core/status_util.h"
+#include "fmt/format.h"
+
+namespace ringproxy::loadgen {
+
+std::string Usage() {
+  return
+      "usage: loadgen SCENARIO [options]\n"
+      "scenarios:\n"
+      "  bulk      stream the verified pattern to an echo upstream through the target,\n"
+      "            checking every byte that comes back (--size = send chunk)\n"
+      "  tcp-echo  closed-loop request/response of --size bytes; latency per exchange\n"
+      "  idle      open --connections, optionally exchange --send-first bytes, hold them\n"
+      "            for --hold seconds; with --measure-pid reports RSS per connection\n"
+      "  serve     run an echo server (splice) on --listen, for benchmarks and tests\n"
+      "options:\n"
+      "  --target HOST:PORT      where to connect (all scenarios but serve)\n"
+      "  --listen HOST:PORT      where to listen (serve)\n"
+      "  --threads N             threads, one reactor each (default 1)\n"
+      "  --cpus LIST             pin thread i to the i-th CPU of LIST, e.g. 0 or 2,3\n"
+      "  --connections N         total connections (default 1)\n"
+      "  --duration S            seconds of measured load (default 10)\n"
+      "  --count N               stop after N operations in total\n"
+      "  --size BYTES            chunk or message size (default 65536)\n"
+      "  --hold S                idle: seconds to hold (default 5)\n"
+      "  --batch N               idle: connects in flight at once (default 500)\n"
+      "  --send-first BYTES      idle: bytes to exchange before holding (default 0)\n"
+      "  --connect-timeout S     (default 5)   --io-timeout S (default 10)\n"
+      "  --measure-pid PID       measure CPU and RSS of this process tree\n"
+      "  --label TEXT            copied into the JSON result\n"
+      "  --json FILE             also append the JSON result line to FILE\n";
+}
+
+namespace {
+
+template <typename T>
+bool ParseNumber(std::string_view text, T* out) {
+  if constexpr (std::is_floating_point_v<T>) {
+    char* end = nullptr;
+    std::string s(text);
+    double v = strtod(s.c_str(), &end);
+    if (end == s.c_str() || *end != '\0' || v < 0) return false;
+    *out = static_cast<T>(v);
+    return true;
+  } else {
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+    return ec == std::errc() && end == text.data() + text.size();
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
+  Options o;
+  if (argc < 2) return absl::InvalidArgumentError("no scenario given");
+  o.scenario = argv[1];
+  bool duration_given = false;
+  if (o.scenario != "bulk" && o.scenario != "idle" && o.scenario != "tcp-echo" &&
+      o.scenario != "serve") {
+    return absl::InvalidArgumentError(fmt::format("unknown scenario '{}'", o.scenario));
+  }
+  for (int i = 2; i < argc; ++i) {
+    std::string_view flag = argv[i];
+    if (i + 1 >= argc) return absl::InvalidArgumentError(fmt::format("{} needs a value", flag));
+    std::string_view value = argv[++i];
+    bool ok = true;
+    if (flag == "--target" || flag == "--listen") {
+      absl::StatusOr<SocketAddress> a = SocketAddress::Parse(value);
+      if (!a.ok()) return absl::InvalidArgumentError(fmt::format("{}: {}", flag, MessageOf(a.status())));
+      if (flag == "--target") {
+        o.target = *a;
+        o.target_text = std::string(value);
+      } else {
+        o.listen = *a;
+        o.listen_text = std::string(value);
+      }
+    } else if (flag == "--threads") {
+      ok = ParseNumber(value, &o.threads) && o.threads > 0 && o.threads <= 1024;
+    } else if (flag == "--cpus") {
+      std::string_view rest = value;
+      while (ok && !rest.empty()) {
+        size_t comma = rest.find(',');
+        int cpu = 0;
+        ok = ParseNumber(rest.substr(0, comma), &cpu);
+        o.cpus.push_back(cpu);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      }
+    } else if (flag == "--connections") {
+      ok = ParseNumber(value, &o.connections) && o.connections > 0;
+    } else if (flag == "--duration") {
+      ok = ParseNumber(value, &o.duration_s);
+      duration_given = true;
+    } else if (flag == "--count") {
+      ok = ParseNumber(value, &o.count);
+    } else if (flag == "--size") {
+      ok = ParseNumber(value, &o.size) && o.size > 0 && o.size <= (1 << 20);
+    } else if (flag == "--hold") {
+      ok = ParseNumber(value, &o.hold_s);
+    } else if (flag == "--batch") {
+      ok = ParseNumber(value, &o.batch) && o.batch > 0;
+    } else if (flag == "--send-first") {
+      ok = ParseNumber(value, &o.send_first) && o.send_first <= (1 << 20);
+    } else if (flag == "--connect-timeout") {
+      ok = ParseNumber(value, &o.connect_timeout_s) && o.connect_timeout_s > 0;
+    } else if (flag == "--io-timeout") {
+      ok = ParseNumber(value, &o.io_timeout_s) && o.io_timeout_s > 0;
+    } else if (flag == "--measure-pid") {
+      ok = ParseNumber(value, &o.measure_pid) && o.measure_pid > 0;
+    } else if (flag == "--label") {
+      o.label = std::string(value);
+    } else if (flag == "--json") {
+      o.json_path = std::string(value);
+    } else {
+      return absl::InvalidArgumentError(fmt::format("unknown option {}", flag));
+    }
+    if (!ok) return absl::InvalidArgumentError(fmt::format("bad value for {}: '{}'", flag, value));
+  }
+  if (o.scenario == "serve") {
+    if (!duration_given) o.duration_s = 0;  // serve until a signal
+    if (o.listen.size() == 0) return absl::InvalidArgumentError("serve needs --listen HOST:PORT");
+  } else if (o.target.size() == 0) {
+    return absl::InvalidArgumentError(fmt::format("{} needs --target HOST:PORT", o.scenario));
+  }
+  if (o.duration_s <= 0 && o.count == 0 && o.scenario != "idle" && o.scenario != "serve") {
+    return absl::InvalidArgumentError("give --duration > 0 or --count > 0");
+  }
+  return o;
+}
+
+void Stats::Error(std::string_view what, int err) {
+  std::string key = err != 0 ? fmt::format("{}: {}", what, strerror(err)) : std::string(what);
+  ++errors[key];
+}
+
+void Stats::Merge(const Stats& o) {
+  ops += o.ops;
+  bytes_sent += o.bytes_sent;
+  bytes_received += o.bytes_received;
+  connects += o.connects;
+  connect_failures += o.connect_failures;
+  verified_bytes += o.verified_bytes;
+  latency_ns.Merge(o.latency_ns);
+  for (const auto& [k, v] : o.errors) errors[k] += v;
+  opened += o.opened;
+  closed_early += o.closed_early;
+}
+
+uint64_t Stats::errors_total() const {
+  uint64_t n = 0;
+  for (const auto& [k, v] : errors) n += v;
+  return n;
+}
+
+}  // namespace ringproxy::loadgen

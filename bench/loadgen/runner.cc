@@ -1,0 +1,236 @@
+// Runs a scenario on N threads, measures the target process, prints the result.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "bench/loadgen/loadgen.h"
+#include "bench/loadgen/procstat.h"
+#include "core/shard.h"
+#include "core/signals.h"
+#include "core/status_util.h"
+#include "fmt/format.h"
+
+namespace ringproxy::loadgen {
+namespace {
+
+void SleepUntil(int64_t ns) {
+  int64_t now = MonotonicNowNs();
+  if (ns > now) std::this_thread::sleep_for(std::chrono::nanoseconds(ns - now));
+}
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<int>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+struct Measured {
+  double elapsed_s = 0;
+  bool measured = false;
+  ProcessUsage before;
+  ProcessUsage after;  // idle: while held
+};
+
+std::string ToJson(const Options& o, const Stats& s, const Measured& m) {
+  std::string j = fmt::format(
+      "{{\"scenario\":{},\"label\":{},\"target\":{},\"threads\":{},\"connections\":{},"
+      "\"size\":{},\"elapsed_s\":{:.3f},\"ops\":{},\"ops_per_s\":{:.1f},\"bytes_sent\":{},"
+      "\"bytes_received\":{},\"verified_bytes\":{},\"mb_per_s\":{:.2f},\"connects\":{},"
+      "\"connect_failures\":{}",
+      JsonString(o.scenario), JsonString(o.label), JsonString(o.target_text), o.threads,
+      o.connections, o.size, m.elapsed_s, s.ops, m.elapsed_s > 0 ? s.ops / m.elapsed_s : 0,
+      s.bytes_sent, s.bytes_received, s.verified_bytes,
+      m.elapsed_s > 0 ? (s.bytes_sent + s.bytes_received) / m.elapsed_s / 1e6 : 0, s.connects,
+      s.connect_failures);
+  if (s.latency_ns.count() > 0) {
+    const Histogram& h = s.latency_ns;
+    j += fmt::format(
+        ",\"latency_us\":{{\"count\":{},\"mean\":{:.1f},\"min\":{:.1f},\"p50\":{:.1f},"
+        "\"p90\":{:.1f},\"p99\":{:.1f},\"p999\":{:.1f},\"max\":{:.1f}}}",
+        h.count(), h.mean() / 1e3, h.min() / 1e3, h.Quantile(0.5) / 1e3, h.Quantile(0.9) / 1e3,
+        h.Quantile(0.99) / 1e3, h.Quantile(0.999) / 1e3, h.max() / 1e3);
+  }
+  if (o.scenario == "idle") {
+    j += fmt::format(",\"opened\":{},\"closed_early\":{}", s.opened, s.closed_early);
+  }
+  j += fmt::format(",\"errors_total\":{},\"errors\":{{", s.errors_total());
+  bool first = true;
+  for (const auto& [k, v] : s.errors) {
+    j += fmt::format("{}{}:{}", first ? "" : ",", JsonString(k), v);
+    first = false;
+  }
+  j += "}";
+  if (m.measured) {
+    const double cpu = m.after.cpu_seconds - m.before.cpu_seconds;
+    const double gib = static_cast<double>(s.bytes_sent + s.bytes_received) / (1 << 30);
+    j += fmt::format(",\"target_pid\":{},\"target_cpu_s\":{:.3f},\"target_rss_before\":{},"
+                     "\"target_rss_after\":{}",
+                     o.measure_pid, cpu, m.before.rss_bytes, m.after.rss_bytes);
+    if (gib > 0 && o.scenario != "idle") j += fmt::format(",\"target_cpu_s_per_gib\":{:.4f}", cpu / gib);
+    if (s.ops > 0 && o.scenario != "idle") {
+      j += fmt::format(",\"target_cpu_us_per_op\":{:.2f}", cpu * 1e6 / static_cast<double>(s.ops));
+    }
+    if (o.scenario == "idle" && s.opened > 0) {
+      j += fmt::format(",\"rss_per_conn\":{:.1f}",
+                       (static_cast<double>(m.after.rss_bytes) - m.before.rss_bytes) / s.opened);
+    }
+  }
+  return j + "}";
+}
+
+std::string Summary(const Options& o, const Stats& s, const Measured& m) {
+  std::string line = fmt::format("{} {}: {:.1f}s", o.scenario, o.target_text, m.elapsed_s);
+  if (o.scenario == "bulk") {
+    line += fmt::format(", {:.1f} MB/s ({} MB verified)",
+                        (s.bytes_sent + s.bytes_received) / m.elapsed_s / 1e6,
+                        s.verified_bytes / 1000000);
+  } else if (o.scenario == "tcp-echo") {
+    line += fmt::format(", {:.0f} ops/s, p50 {:.1f} us, p99 {:.1f} us", s.ops / m.elapsed_s,
+                        s.latency_ns.Quantile(0.5) / 1e3, s.latency_ns.Quantile(0.99) / 1e3);
+  } else if (o.scenario == "idle") {
+    line += fmt::format(", {} of {} open, {} closed early", s.opened, o.connections,
+                        s.closed_early);
+  }
+  if (m.measured) {
+    const double cpu = m.after.cpu_seconds - m.before.cpu_seconds;
+    if (o.scenario == "idle") {
+      if (s.opened > 0) {
+        line += fmt::format(", target RSS +{:.0f} B/conn",
+                            (static_cast<double>(m.after.rss_bytes) - m.before.rss_bytes) /
+                                s.opened);
+      }
+    } else {
+      line += fmt::format(", target CPU {:.2f}s", cpu);
+      double gib = static_cast<double>(s.bytes_sent + s.bytes_received) / (1 << 30);
+      if (o.scenario == "bulk" && gib > 0) line += fmt::format(" ({:.3f} s/GiB)", cpu / gib);
+      if (o.scenario == "tcp-echo" && s.ops > 0) line += fmt::format(" ({:.1f} us/op)", cpu * 1e6 / s.ops);
+    }
+  }
+  line += fmt::format(", {} errors", s.errors_total());
+  for (const auto& [k, v] : s.errors) line += fmt::format(" [{} x{}]", k, v);
+  return line;
+}
+
+Task<void> RunScenario(ThreadContext* ctx) {
+  const std::string& s = ctx->options->scenario;
+  if (s == "bulk") co_await RunBulk(ctx);
+  else if (s == "tcp-echo") co_await RunTcpEcho(ctx);
+  else if (s == "idle") co_await RunIdle(ctx);
+  else co_await RunServe(ctx);
+}
+
+}  // namespace
+
+int RunLoadgen(const Options& o) {
+  RunControl control;
+  std::vector<std::unique_ptr<ThreadContext>> contexts;
+  for (int i = 0; i < o.threads; ++i) {
+    auto ctx = std::make_unique<ThreadContext>();
+    ctx->options = &o;
+    ctx->control = &control;
+    ctx->index = i;
+    ctx->connections = o.connections / o.threads + (i < o.connections % o.threads ? 1 : 0);
+    ctx->count = o.count == 0 ? 0 : o.count / o.threads + (i < static_cast<int>(o.count % o.threads) ? 1 : 0);
+    contexts.push_back(std::move(ctx));
+  }
+  const bool serve = o.scenario == "serve";
+  absl::StatusOr<SignalFd> signals = SignalFd::Create({SIGINT, SIGTERM});
+  Measured m;
+  control.start_ns = MonotonicNowNs() + 50'000'000;
+  const bool timed = o.duration_s > 0 && o.scenario != "idle";
+  control.end_ns = timed ? control.start_ns + static_cast<int64_t>(o.duration_s * 1e9)
+                         : std::numeric_limits<int64_t>::max();
+  if (o.measure_pid > 0) {
+    m.measured = true;
+    m.before = ReadUsage(o.measure_pid);
+    if (m.before.processes == 0) {
+      fprintf(stderr, "loadgen: no process %d to measure\n", o.measure_pid);
+      return 1;
+    }
+  }
+  std::vector<std::unique_ptr<Shard>> threads;
+  for (int i = 0; i < o.threads; ++i) {
+    ThreadContext* ctx = contexts[static_cast<size_t>(i)].get();
+    int cpu = o.cpus.empty() ? -1 : o.cpus[static_cast<size_t>(i) % o.cpus.size()];
+    auto shard = Shard::Start(i, cpu, ReactorOptions{}, [ctx](Shard&) { return RunScenario(ctx); });
+    if (!shard.ok()) {
+      fprintf(stderr, "loadgen: %s\n", std::string(MessageOf(shard.status())).c_str());
+      control.stop = true;
+      control.release = true;
+      return 1;
+    }
+    threads.push_back(std::move(*shard));
+  }
+  if (serve) {
+    while (control.threads_ready.load() < o.threads) usleep(1000);
+    fprintf(stderr, "loadgen: echo server on %s with %d threads\n", o.listen_text.c_str(), o.threads);
+    // Until SIGINT/SIGTERM, or for --duration seconds when one was given.
+    const int64_t stop_at = o.duration_s > 0
+                                ? MonotonicNowNs() + static_cast<int64_t>(o.duration_s * 1e9)
+                                : std::numeric_limits<int64_t>::max();
+    while (MonotonicNowNs() < stop_at) {
+      if (signals.ok() && signals->ReadOne() != 0) break;
+      usleep(20000);
+    }
+    control.stop = true;
+  } else if (o.scenario == "idle") {
+    const int64_t give_up = MonotonicNowNs() + static_cast<int64_t>(
+        (o.connect_timeout_s + o.io_timeout_s) * 1e9 * (1 + o.connections / std::max(o.batch, 1)));
+    while (control.threads_ready.load() < o.threads && MonotonicNowNs() < give_up) usleep(10000);
+    control.start_ns = MonotonicNowNs();
+    // Let allocators and the target settle before reading its memory.
+    usleep(1'000'000);
+    if (m.measured) m.after = ReadUsage(o.measure_pid);
+    SleepUntil(control.start_ns + static_cast<int64_t>(o.hold_s * 1e9));
+    control.release = true;
+  } else {
+    SleepUntil(control.start_ns);
+    if (m.measured) m.before = ReadUsage(o.measure_pid);
+  }
+  for (auto& t : threads) t->Join();
+  int64_t finished = MonotonicNowNs();
+  if (!serve && o.scenario != "idle") {
+    if (m.measured) m.after = ReadUsage(o.measure_pid);
+    m.elapsed_s = static_cast<double>(std::min(finished, control.end_ns) - control.start_ns) / 1e9;
+  } else {
+    m.elapsed_s = static_cast<double>(finished - control.start_ns) / 1e9;
+  }
+  Stats total;
+  for (auto& ctx : contexts) total.Merge(ctx->stats);
+  if (serve) {
+    fprintf(stderr, "loadgen: echo server served %lu connections\n",
+            static_cast<unsigned long>(total.connects));
+    return total.errors_total() == 0 ? 0 : 3;
+  }
+  std::string json = ToJson(o, total, m);
+  printf("%s\n", json.c_str());
+  fflush(stdout);
+  fprintf(stderr, "%s\n", Summary(o, total, m).c_str());
+  if (!o.json_path.empty()) {
+    FILE* f = fopen(o.json_path.c_str(), "a");
+    if (f != nullptr) {
+      fprintf(f, "%s\n", json.c_str());
+      fclose(f);
+    }
+  }
+  if (total.connects == 0) {
+    fprintf(stderr, "loadgen: target %s unreachable (no connection succeeded)\n",
+            o.target_text.c_str());
+    return 1;
+  }
+  return total.errors_total() == 0 ? 0 : 3;
+}
+
+}  // namespace ringproxy::loadgen

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ringproxy needs that are not installed yet.
+# Quiet and quick when everything is there (one dpkg-query).
+set -euo pipefail
+
+packages=(
+  # build
+  g++ meson ninja-build pkg-config
+  liburing-dev libabsl-dev libfmt-dev libtomlplusplus-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # wolfSSL from Debian's source package (tools/lib/wolfssl.sh)
+  dpkg-dev autoconf automake libtool make ca-certificates
+  # tests and benchmarks: real peers and clients
+  python3 procps util-linux curl
+  nginx-full libnginx-mod-stream
+)
+
+missing=()
+while read -r pkg status; do
+  [ "$status" = "installed" ] || missing+=("$pkg")
+done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)
+# Packages dpkg has never heard of are not printed at all.
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || {
+    case " ${missing[*]} " in *" $p "*) ;; *) missing+=("$p") ;; esac
+  }
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The packages start their daemons; tests run their own on other ports.
+for s in nginx; do
+  $sudo systemctl stop "$s" 2>/dev/null || $sudo service "$s" stop 2>/dev/null || true
+done
+[ -s /run/nginx.pid ] && $sudo kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+exit 0
