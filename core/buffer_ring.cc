@@ -74,43 +74,15 @@ void BufferRing::Return(uint16_t id) {
   io_uring_buf_ring_add(ring_, base_ + size_t{id} * size_, size_, id,
                         io_uring_buf_ring_mask(count_), 0);
   io_uring_buf_ring_advance(ring_, 1);
-  if (waiters_head_ != nullptr) {
-    BufferWaiter* w = waiters_head_;
-    waiters_head_ = w->next_waiter_;
-    if (waiters_head_ == nullptr) waiters_tail_ = nullptr;
-    w->next_waiter_ = nullptr;
-    w->waiting_ = false;
-    w->OnBuffersAvailable();
-  }
+  if (BufferWaiter* w = waiters_.PopFront()) w->OnBuffersAvailable();
 }
 
 void BufferRing::WaitForBuffers(BufferWaiter* w) {
-  if (w->waiting_) return;
-  w->waiting_ = true;
-  w->next_waiter_ = nullptr;
-  if (waiters_tail_ != nullptr) {
-    waiters_tail_->next_waiter_ = w;
-  } else {
-    waiters_head_ = w;
-  }
-  waiters_tail_ = w;
+  if (!w->linked()) waiters_.PushBack(w);
 }
 
 void BufferRing::CancelWait(BufferWaiter* w) {
-  if (!w->waiting_) return;
-  BufferWaiter* prev = nullptr;
-  for (BufferWaiter* cur = waiters_head_; cur != nullptr; prev = cur, cur = cur->next_waiter_) {
-    if (cur != w) continue;
-    if (prev != nullptr) {
-      prev->next_waiter_ = cur->next_waiter_;
-    } else {
-      waiters_head_ = cur->next_waiter_;
-    }
-    if (waiters_tail_ == cur) waiters_tail_ = prev;
-    break;
-  }
-  w->waiting_ = false;
-  w->next_waiter_ = nullptr;
+  if (w->linked()) waiters_.Remove(w);
 }
 
 }  // namespace ringproxy

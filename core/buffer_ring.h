@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/intrusive_list.h"
 #include "core/reactor.h"
 
 namespace ringproxy {
@@ -25,17 +26,12 @@ namespace ringproxy {
 class BufferRing;
 
 // Something waiting for buffers to come back after ENOBUFS.
-class BufferWaiter {
+class BufferWaiter : public IntrusiveNode<BufferWaiter> {
  public:
   virtual void OnBuffersAvailable() = 0;
 
  protected:
   ~BufferWaiter() = default;
-
- private:
-  friend class BufferRing;
-  BufferWaiter* next_waiter_ = nullptr;
-  bool waiting_ = false;
 };
 
 // A received buffer, owned until destroyed; then it goes back to the ring.
@@ -103,8 +99,7 @@ class BufferRing {
   uint32_t size_ = 0;
   uint32_t in_use_ = 0;
   bool registered_ = false;
-  BufferWaiter* waiters_head_ = nullptr;
-  BufferWaiter* waiters_tail_ = nullptr;
+  IntrusiveList<BufferWaiter> waiters_;
 };
 
 inline std::span<const std::byte> ProvidedBuffer::data() const {

@@ -4,38 +4,13 @@
 
 namespace ringproxy {
 
-void IdleWatchList::PushBack(IdleWatch* w) {
-  w->prev_ = tail;
-  w->next_ = nullptr;
-  if (tail != nullptr) {
-    tail->next_ = w;
-  } else {
-    head = w;
-  }
-  tail = w;
-}
-
-void IdleWatchList::Unlink(IdleWatch* w) {
-  if (w->prev_ != nullptr) {
-    w->prev_->next_ = w->next_;
-  } else {
-    head = w->next_;
-  }
-  if (w->next_ != nullptr) {
-    w->next_->prev_ = w->prev_;
-  } else {
-    tail = w->prev_;
-  }
-  w->prev_ = w->next_ = nullptr;
-}
-
 IdleWatch::~IdleWatch() { RP_CHECK(list_ == nullptr); }
 
 void IdleWatch::Touch(int64_t now_ns) {
   last_ns_ = now_ns;
-  if (list_ != nullptr && list_->tail != this) {
-    list_->Unlink(this);
-    list_->PushBack(this);
+  if (list_ != nullptr && list_->watches.back() != this) {
+    list_->watches.Remove(this);
+    list_->watches.PushBack(this);
   }
 }
 
@@ -55,13 +30,13 @@ void IdleSweeper::Add(IdleWatch* watch, int64_t timeout_ms, int64_t now_ns) {
   }
   watch->last_ns_ = now_ns;
   watch->list_ = list;
-  list->PushBack(watch);
+  list->watches.PushBack(watch);
   if (size_++ == 0) wake_.Set();
 }
 
 void IdleSweeper::Remove(IdleWatch* watch) {
   if (watch->list_ == nullptr) return;
-  watch->list_->Unlink(watch);
+  watch->list_->watches.Remove(watch);
   watch->list_ = nullptr;
   --size_;
 }
@@ -69,8 +44,8 @@ void IdleSweeper::Remove(IdleWatch* watch) {
 void IdleSweeper::Sweep(int64_t now_ns) {
   for (auto& l : lists_) {
     // Oldest first; stop at the first one still within its timeout.
-    while (l->head != nullptr && now_ns - l->head->last_ns_ >= l->timeout_ns) {
-      IdleWatch* w = l->head;
+    while (!l->watches.empty() && now_ns - l->watches.front()->last_ns_ >= l->timeout_ns) {
+      IdleWatch* w = l->watches.front();
       Remove(w);
       w->on_expired_(w, w->arg_);
     }

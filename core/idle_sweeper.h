@@ -13,6 +13,7 @@
 
 #include "core/check.h"
 #include "core/deadline.h"
+#include "core/intrusive_list.h"
 #include "core/sync.h"
 #include "core/task.h"
 
@@ -24,14 +25,10 @@ class IdleWatch;
 // Watches with one timeout, oldest activity first.
 struct IdleWatchList {
   int64_t timeout_ns = 0;
-  IdleWatch* head = nullptr;
-  IdleWatch* tail = nullptr;
-
-  void PushBack(IdleWatch* w);
-  void Unlink(IdleWatch* w);
+  IntrusiveList<IdleWatch> watches;
 };
 
-class IdleWatch {
+class IdleWatch : public IntrusiveNode<IdleWatch> {
  public:
   using Expired = void (*)(IdleWatch* watch, void* arg);
   IdleWatch(Expired on_expired, void* arg) : on_expired_(on_expired), arg_(arg) {}
@@ -46,13 +43,10 @@ class IdleWatch {
 
  private:
   friend class IdleSweeper;
-  friend struct IdleWatchList;
   Expired on_expired_;
   void* arg_;
   int64_t last_ns_ = 0;
   IdleWatchList* list_ = nullptr;
-  IdleWatch* prev_ = nullptr;
-  IdleWatch* next_ = nullptr;
 };
 
 class IdleSweeper {

@@ -70,6 +70,13 @@ class IntrusiveList {
       t = next;
     }
   }
+  T* front() const { return head_; }
+  T* back() const { return tail_; }
+  T* PopFront() {
+    T* t = head_;
+    if (t != nullptr) Remove(t);
+    return t;
+  }
   bool empty() const { return head_ == nullptr; }
   size_t size() const { return size_; }
 

@@ -18,7 +18,9 @@ Pattern::Pattern() : bytes_(kPeriod + kMaxChunk) {
     x ^= x >> 27;
     bytes_[i] = static_cast<std::byte>((x * 0x2545F4914F6CDD1Dull) >> 56);
   }
-  memcpy(bytes_.data() + kPeriod, bytes_.data(), kMaxChunk);
+  // The tail repeats the start so any chunk is contiguous. kMaxChunk > kPeriod, so the
+  // ranges overlap: copy forwards, byte by byte, which extends the period correctly.
+  for (size_t i = kPeriod; i < bytes_.size(); ++i) bytes_[i] = bytes_[i - kPeriod];
 }
 
 std::span<const std::byte> Pattern::At(uint64_t offset, size_t len) const {

@@ -110,53 +110,50 @@ std::string Pattern(size_t n) {
   return s;
 }
 
-TEST_P(StreamsTest, RecvStreamDeliversBytesInOrderThenEof) {
-  auto ring = Ring(64, 4096);
+// Streams `bytes` of the pattern from a writer thread into a RecvStream configured
+// with `ring` and `max_queued` (the reader sleeping `slow_ms` per chunk); returns
+// whether every byte arrived in order, and the stream's re-arm count.
+struct StreamRun {
+  bool exact = false;
+  uint64_t rearms = 0;
+};
+
+StreamRun StreamThrough(Reactor& reactor, BufferRing* ring, size_t bytes, uint32_t max_queued,
+                        int slow_ms) {
   auto [client, server] = testing::TcpPair();
-  std::string data = Pattern(1 << 20);
+  std::string data = Pattern(bytes);
   testing::SetBlocking(client.get());
   std::thread writer([&, fd = client.get()] {
     testing::WriteAll(fd, data.data(), data.size());
     shutdown(fd, SHUT_WR);
   });
-  uint64_t rearms = 0;
-  std::string got = RunUntilComplete(*reactor_, ReadAll(ring.get(), server.get(), 8, 0, &rearms));
+  StreamRun run;
+  std::string got =
+      RunUntilComplete(reactor, ReadAll(ring, server.get(), max_queued, slow_ms, &run.rearms));
   writer.join();
-  EXPECT_TRUE(got == data);
+  run.exact = got == data;
+  return run;
+}
+
+TEST_P(StreamsTest, RecvStreamDeliversBytesInOrderThenEof) {
+  auto ring = Ring(64, 4096);
+  EXPECT_TRUE(StreamThrough(*reactor_, ring.get(), 1 << 20, 8, 0).exact);
   EXPECT_EQ(ring->in_use(), 0u);
 }
 
 TEST_P(StreamsTest, EmptyRingRearmsWhenBuffersComeBackAndLosesNothing) {
   // Two 512-byte buffers for 256 KiB: ENOBUFS over and over; every byte must arrive.
   auto ring = Ring(2, 512);
-  auto [client, server] = testing::TcpPair();
-  std::string data = Pattern(256 << 10);
-  testing::SetBlocking(client.get());
-  std::thread writer([&, fd = client.get()] {
-    testing::WriteAll(fd, data.data(), data.size());
-    shutdown(fd, SHUT_WR);
-  });
-  uint64_t rearms = 0;
-  std::string got = RunUntilComplete(*reactor_, ReadAll(ring.get(), server.get(), 8, 0, &rearms));
-  writer.join();
-  EXPECT_TRUE(got == data);
-  EXPECT_GT(rearms, 1u);
+  StreamRun run = StreamThrough(*reactor_, ring.get(), 256 << 10, 8, 0);
+  EXPECT_TRUE(run.exact);
+  EXPECT_GT(run.rearms, 1u);
 }
 
 TEST_P(StreamsTest, SlowConsumerPausesTheStreamWithoutLoss) {
   auto ring = Ring(256, 1024);
-  auto [client, server] = testing::TcpPair();
-  std::string data = Pattern(64 << 10);
-  testing::SetBlocking(client.get());
-  std::thread writer([&, fd = client.get()] {
-    testing::WriteAll(fd, data.data(), data.size());
-    shutdown(fd, SHUT_WR);
-  });
-  uint64_t rearms = 0;
-  std::string got = RunUntilComplete(*reactor_, ReadAll(ring.get(), server.get(), 2, 1, &rearms));
-  writer.join();
-  EXPECT_TRUE(got == data);
-  EXPECT_LE(ring->in_use(), 0u);
+  StreamRun run = StreamThrough(*reactor_, ring.get(), 64 << 10, 2, 1);
+  EXPECT_TRUE(run.exact);
+  EXPECT_EQ(ring->in_use(), 0u);
 }
 
 Task<std::vector<int>> DeadlineThenData(BufferRing* ring, int fd, int peer) {
