@@ -20,7 +20,7 @@
 namespace ringproxy::loadgen {
 
 struct Options {
-  std::string scenario;  // bulk | idle | tcp-echo | serve
+  std::string scenario;  // bulk | idle | tcp-echo | http | imap-login | pop3-login | serve
   SocketAddress target;
   std::string target_text;
   int threads = 1;
@@ -32,6 +32,21 @@ struct Options {
   double hold_s = 5;      // idle: how long to hold the connections
   int batch = 500;        // idle: connects in flight at once
   size_t send_first = 0;  // idle: bytes sent and echoed before holding (makes a relay connect)
+  double rate = 0;        // open loop: operations per second in total (0: closed loop)
+  // http
+  std::string path = "/";
+  std::string host;       // Host header (default: the target address)
+  bool keepalive = true;
+  int pipeline = 1;
+  size_t request_size = 0;    // > 0: POST with a body of this many bytes
+  int64_t expect_size = -1;   // response body size to check (-1: any)
+  int expect_status = 200;
+  // imap-login, pop3-login
+  std::string users_file;     // lines "user password" (or "user": --password applies)
+  std::string user = "user";  // without a file: user<n>, n = 1..users_count
+  std::string password = "secret";
+  int users_count = 1000;
+  std::vector<std::pair<std::string, std::string>> users;  // loaded from users_file
   double connect_timeout_s = 5;
   double io_timeout_s = 10;
   pid_t measure_pid = 0;  // CPU and RSS of this process tree are measured
@@ -86,6 +101,27 @@ Task<void> RunBulk(ThreadContext* ctx);
 Task<void> RunIdle(ThreadContext* ctx);
 Task<void> RunTcpEcho(ThreadContext* ctx);
 Task<void> RunServe(ThreadContext* ctx);
+Task<void> RunHttp(ThreadContext* ctx);
+Task<void> RunImapLogin(ThreadContext* ctx);
+Task<void> RunPop3Login(ThreadContext* ctx);
+
+// Paces an open-loop run: each call waits until the next intended start and returns
+// it, so latency is measured from when the operation *should* have started (correct
+// under coordinated omission). Closed loop (rate 0): returns now, never waits.
+class Pacer {
+ public:
+  Pacer(const ThreadContext* ctx, int connection_index);
+  Task<int64_t> Next();
+
+ private:
+  int64_t interval_ns_ = 0;
+  int64_t next_ns_ = 0;
+};
+
+// Takes up to `want` operations from the thread's share; returns how many may run
+// (0: the run is over, by time or by count).
+uint64_t KeepGoing(ThreadContext* ctx, uint64_t* remaining, uint64_t want = 1);
+Deadline IoDeadline(const ThreadContext* ctx);
 
 // Connects with the run's connect timeout; counts the outcome in ctx->stats.
 Task<UniqueFd> ConnectTarget(ThreadContext* ctx);

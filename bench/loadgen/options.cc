@@ -16,6 +16,9 @@ std::string Usage() {
       "  bulk      stream the verified pattern to an echo upstream through the target,\n"
       "            checking every byte that comes back (--size = send chunk)\n"
       "  tcp-echo  closed-loop request/response of --size bytes; latency per exchange\n"
+      "  http      HTTP/1.1 requests (keep-alive, pipelining, open or closed loop)\n"
+      "  imap-login  connect, greeting, LOGIN, LOGOUT; latency = connect to tagged OK\n"
+      "  pop3-login  connect, greeting, USER, PASS, QUIT; latency = connect to PASS +OK\n"
       "  idle      open --connections, optionally exchange --send-first bytes, hold them\n"
       "            for --hold seconds; with --measure-pid reports RSS per connection\n"
       "  serve     run an echo server (splice) on --listen, for benchmarks and tests\n"
@@ -31,7 +34,16 @@ std::string Usage() {
       "  --hold S                idle: seconds to hold (default 5)\n"
       "  --batch N               idle: connects in flight at once (default 500)\n"
       "  --send-first BYTES      idle: bytes to exchange before holding (default 0)\n"
+      "  --rate R                open loop: R operations/s in total; latency is measured\n"
+      "                          from each operation's scheduled start (default: closed loop)\n"
       "  --connect-timeout S     (default 5)   --io-timeout S (default 10)\n"
+      "http:\n"
+      "  --path P (default /)  --host H  --keepalive 0|1 (default 1)  --pipeline N (default 1)\n"
+      "  --request-size N      POST a body of N bytes instead of GET\n"
+      "  --expect-size N       check each response body is N bytes  --expect-status S (200)\n"
+      "imap-login, pop3-login:\n"
+      "  --users FILE          lines \"user password\"; else --user U (user<n>, n=1..--users-count)\n"
+      "                        and --password P (default secret)\n"
       "  --measure-pid PID       measure CPU and RSS of this process tree\n"
       "  --label TEXT            copied into the JSON result\n"
       "  --json FILE             also append the JSON result line to FILE\n";
@@ -62,7 +74,8 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   o.scenario = argv[1];
   bool duration_given = false;
   if (o.scenario != "bulk" && o.scenario != "idle" && o.scenario != "tcp-echo" &&
-      o.scenario != "serve") {
+      o.scenario != "serve" && o.scenario != "http" && o.scenario != "imap-login" &&
+      o.scenario != "pop3-login") {
     return absl::InvalidArgumentError(fmt::format("unknown scenario '{}'", o.scenario));
   }
   for (int i = 2; i < argc; ++i) {
@@ -106,6 +119,33 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       ok = ParseNumber(value, &o.batch) && o.batch > 0;
     } else if (flag == "--send-first") {
       ok = ParseNumber(value, &o.send_first) && o.send_first <= (1 << 20);
+    } else if (flag == "--rate") {
+      ok = ParseNumber(value, &o.rate);
+    } else if (flag == "--path") {
+      o.path = std::string(value);
+      ok = !o.path.empty() && o.path[0] == '/';
+    } else if (flag == "--host") {
+      o.host = std::string(value);
+    } else if (flag == "--keepalive") {
+      ok = value == "0" || value == "1";
+      o.keepalive = value == "1";
+    } else if (flag == "--pipeline") {
+      ok = ParseNumber(value, &o.pipeline) && o.pipeline >= 1 && o.pipeline <= 1024;
+    } else if (flag == "--request-size") {
+      ok = ParseNumber(value, &o.request_size) && o.request_size <= (64 << 20);
+    } else if (flag == "--expect-size") {
+      ok = ParseNumber(value, &o.expect_size) && o.expect_size >= -1;
+    } else if (flag == "--expect-status") {
+      ok = ParseNumber(value, &o.expect_status) && o.expect_status >= 100 && o.expect_status <= 999;
+    } else if (flag == "--users") {
+      o.users_file = std::string(value);
+    } else if (flag == "--user") {
+      o.user = std::string(value);
+      ok = !o.user.empty();
+    } else if (flag == "--password") {
+      o.password = std::string(value);
+    } else if (flag == "--users-count") {
+      ok = ParseNumber(value, &o.users_count) && o.users_count >= 1;
     } else if (flag == "--connect-timeout") {
       ok = ParseNumber(value, &o.connect_timeout_s) && o.connect_timeout_s > 0;
     } else if (flag == "--io-timeout") {
@@ -130,11 +170,43 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   if (o.duration_s <= 0 && o.count == 0 && o.scenario != "idle" && o.scenario != "serve") {
     return absl::InvalidArgumentError("give --duration > 0 or --count > 0");
   }
+  if (o.rate > 0 && o.pipeline > 1) {
+    return absl::InvalidArgumentError("--rate (open loop) and --pipeline > 1 do not mix");
+  }
+  if (o.host.empty()) o.host = o.target_text;
+  if (!o.users_file.empty()) {
+    FILE* f = fopen(o.users_file.c_str(), "r");
+    if (f == nullptr) {
+      return absl::InvalidArgumentError(
+          fmt::format("--users {}: {}", o.users_file, strerror(errno)));
+    }
+    char line[1024];
+    while (fgets(line, sizeof(line), f) != nullptr) {
+      std::string_view l(line);
+      while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.remove_suffix(1);
+      if (l.empty() || l[0] == '#') continue;
+      size_t sp = l.find_first_of(" \t");
+      if (sp == std::string_view::npos) {
+        o.users.emplace_back(std::string(l), o.password);
+      } else {
+        std::string_view pass = l.substr(sp + 1);
+        while (!pass.empty() && (pass[0] == ' ' || pass[0] == '\t')) pass.remove_prefix(1);
+        o.users.emplace_back(std::string(l.substr(0, sp)), std::string(pass));
+      }
+    }
+    fclose(f);
+    if (o.users.empty()) {
+      return absl::InvalidArgumentError(fmt::format("--users {}: no users in it", o.users_file));
+    }
+  }
   return o;
 }
 
 void Stats::Error(std::string_view what, int err) {
   std::string key = err != 0 ? fmt::format("{}: {}", what, strerror(err)) : std::string(what);
+  // A misbehaving target can produce endless distinct texts: keep the map bounded.
+  constexpr size_t kMaxKinds = 50;
+  if (errors.size() >= kMaxKinds && errors.count(key) == 0) key = "other errors";
   ++errors[key];
 }
 

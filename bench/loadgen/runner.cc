@@ -46,11 +46,11 @@ struct Measured {
 std::string ToJson(const Options& o, const Stats& s, const Measured& m) {
   std::string j = fmt::format(
       "{{\"scenario\":{},\"label\":{},\"target\":{},\"threads\":{},\"connections\":{},"
-      "\"size\":{},\"elapsed_s\":{:.3f},\"ops\":{},\"ops_per_s\":{:.1f},\"bytes_sent\":{},"
+      "\"size\":{},\"rate\":{:.1f},\"elapsed_s\":{:.3f},\"ops\":{},\"ops_per_s\":{:.1f},\"bytes_sent\":{},"
       "\"bytes_received\":{},\"verified_bytes\":{},\"mb_per_s\":{:.2f},\"connects\":{},"
       "\"connect_failures\":{}",
       JsonString(o.scenario), JsonString(o.label), JsonString(o.target_text), o.threads,
-      o.connections, o.size, m.elapsed_s, s.ops, m.elapsed_s > 0 ? s.ops / m.elapsed_s : 0,
+      o.connections, o.size, o.rate, m.elapsed_s, s.ops, m.elapsed_s > 0 ? s.ops / m.elapsed_s : 0,
       s.bytes_sent, s.bytes_received, s.verified_bytes,
       m.elapsed_s > 0 ? (s.bytes_sent + s.bytes_received) / m.elapsed_s / 1e6 : 0, s.connects,
       s.connect_failures);
@@ -96,7 +96,8 @@ std::string Summary(const Options& o, const Stats& s, const Measured& m) {
     line += fmt::format(", {:.1f} MB/s ({} MB verified)",
                         (s.bytes_sent + s.bytes_received) / m.elapsed_s / 1e6,
                         s.verified_bytes / 1000000);
-  } else if (o.scenario == "tcp-echo") {
+  } else if (o.scenario == "tcp-echo" || o.scenario == "http" || o.scenario == "imap-login" ||
+             o.scenario == "pop3-login") {
     line += fmt::format(", {:.0f} ops/s, p50 {:.1f} us, p99 {:.1f} us", s.ops / m.elapsed_s,
                         s.latency_ns.Quantile(0.5) / 1e3, s.latency_ns.Quantile(0.99) / 1e3);
   } else if (o.scenario == "idle") {
@@ -115,7 +116,7 @@ std::string Summary(const Options& o, const Stats& s, const Measured& m) {
       line += fmt::format(", target CPU {:.2f}s", cpu);
       double gib = static_cast<double>(s.bytes_sent + s.bytes_received) / (1 << 30);
       if (o.scenario == "bulk" && gib > 0) line += fmt::format(" ({:.3f} s/GiB)", cpu / gib);
-      if (o.scenario == "tcp-echo" && s.ops > 0) line += fmt::format(" ({:.1f} us/op)", cpu * 1e6 / s.ops);
+      if (o.scenario != "bulk" && s.ops > 0) line += fmt::format(" ({:.1f} us/op)", cpu * 1e6 / s.ops);
     }
   }
   line += fmt::format(", {} errors", s.errors_total());
@@ -128,6 +129,9 @@ Task<void> RunScenario(ThreadContext* ctx) {
   if (s == "bulk") co_await RunBulk(ctx);
   else if (s == "tcp-echo") co_await RunTcpEcho(ctx);
   else if (s == "idle") co_await RunIdle(ctx);
+  else if (s == "http") co_await RunHttp(ctx);
+  else if (s == "imap-login") co_await RunImapLogin(ctx);
+  else if (s == "pop3-login") co_await RunPop3Login(ctx);
   else co_await RunServe(ctx);
 }
 

@@ -14,10 +14,6 @@ namespace {
 
 int64_t SecondsToNs(double s) { return static_cast<int64_t>(s * 1e9); }
 
-Deadline IoDeadline(const ThreadContext* ctx) {
-  return Deadline::AfterNs(SecondsToNs(ctx->options->io_timeout_s));
-}
-
 // Receives exactly `len` bytes and checks them against the pattern at `offset`.
 Task<bool> RecvExpected(ThreadContext* ctx, int fd, uint64_t offset, size_t len,
                         std::vector<std::byte>* buf) {
@@ -106,16 +102,16 @@ Task<void> BulkOne(ThreadContext* ctx, Gate::Holder /*holder*/) {
   ++ctx->stats.ops;
 }
 
-Task<void> EchoOne(ThreadContext* ctx, uint64_t* remaining, Gate::Holder /*holder*/) {
+Task<void> EchoOne(ThreadContext* ctx, int index, uint64_t* remaining, Gate::Holder /*holder*/) {
   UniqueFd fd = co_await ConnectTarget(ctx);
   if (!fd.valid()) co_return;
   const Pattern& pattern = Pattern::Get();
   std::vector<std::byte> buf(std::min<size_t>(ctx->options->size, 256 << 10));
   uint64_t offset = 0;
   const size_t size = ctx->options->size;
-  while (MonotonicNowNs() < ctx->control->end_ns && (ctx->count == 0 || *remaining > 0)) {
-    if (ctx->count != 0) --*remaining;
-    const int64_t t0 = MonotonicNowNs();
+  Pacer pacer(ctx, index);
+  while (KeepGoing(ctx, remaining)) {
+    const int64_t t0 = co_await pacer.Next();
     IoResult s = co_await SendAll(fd.get(), pattern.At(offset, size), IoDeadline(ctx));
     if (!s.ok()) {
       ctx->stats.Error("send", s.error());
@@ -188,7 +184,7 @@ Task<void> RunBulk(ThreadContext* ctx) {
 Task<void> RunTcpEcho(ThreadContext* ctx) {
   Gate gate;
   uint64_t remaining = ctx->count;
-  for (int i = 0; i < ctx->connections; ++i) Spawn(EchoOne(ctx, &remaining, gate.Enter()));
+  for (int i = 0; i < ctx->connections; ++i) Spawn(EchoOne(ctx, i, &remaining, gate.Enter()));
   co_await gate.Wait();
 }
 

@@ -10,9 +10,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # wolfSSL from Debian's source package (tools/lib/wolfssl.sh)
   dpkg-dev autoconf automake libtool make ca-certificates
-  # tests and benchmarks: real peers and clients
+  # tests and benchmarks: real peers and clients, the anchors, plots
   python3 procps util-linux curl
-  nginx-full libnginx-mod-stream
+  nginx-full libnginx-mod-stream libnginx-mod-mail haproxy
+  dovecot-imapd dovecot-pop3d
+  gnuplot-nox
 )
 
 missing=()
@@ -36,9 +38,11 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The packages start their daemons; tests run their own on other ports.
-for s in nginx; do
+# The packages start their daemons; tests and benchmarks run their own on other ports.
+for s in nginx haproxy dovecot; do
   $sudo systemctl stop "$s" 2>/dev/null || $sudo service "$s" stop 2>/dev/null || true
 done
-[ -s /run/nginx.pid ] && $sudo kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+for pf in /run/nginx.pid /run/haproxy.pid /run/dovecot/master.pid; do
+  [ -s "$pf" ] && $sudo kill "$(cat "$pf")" 2>/dev/null || true
+done
 exit 0

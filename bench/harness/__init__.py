@@ -1,0 +1,1 @@
+"""bench/run's pieces: processes, targets and upstreams, scenarios, reports."""

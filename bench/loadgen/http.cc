@@ -1,0 +1,130 @@
+// The http scenario: HTTP/1.1 requests over keep-alive (or one per connection),
+// pipelined or not, closed loop or paced (open loop). Each response is framed and
+// checked (status, body size); anything else is a counted error and the connection
+// is replaced.
+#include <optional>
+
+#include "bench/loadgen/conn.h"
+#include "bench/loadgen/http_response.h"
+#include "bench/loadgen/loadgen.h"
+#include "bench/loadgen/pattern.h"
+#include "core/ops.h"
+#include "core/sync.h"
+#include "fmt/format.h"
+
+namespace ringproxy::loadgen {
+namespace {
+
+std::string BuildRequest(const Options& o) {
+  std::string r = fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringproxy-loadgen\r\n",
+                              o.request_size > 0 ? "POST" : "GET", o.path, o.host);
+  if (!o.keepalive) r += "Connection: close\r\n";
+  if (o.request_size > 0) {
+    r += fmt::format("Content-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+                     o.request_size);
+    std::span<const std::byte> body = Pattern::Get().At(0, o.request_size);
+    r.append(reinterpret_cast<const char*>(body.data()), body.size());
+    // Bodies above the pattern's chunk limit repeat it.
+    while (r.size() < o.request_size) r += r.substr(0, o.request_size - r.size());
+  } else {
+    r += "\r\n";
+  }
+  return r;
+}
+
+// Reads one response; false (with the error counted) when the connection is unusable.
+Task<bool> ReadResponse(ThreadContext* ctx, BufferedConn* conn, HttpResponseReader* reader) {
+  reader->Reset();
+  for (;;) {
+    std::string_view p = conn->pending();
+    if (!p.empty()) {
+      size_t used = reader->Feed(p);
+      conn->Consume(used);
+      ctx->stats.bytes_received += used;
+    }
+    if (reader->done()) break;
+    if (reader->failed()) {
+      ctx->stats.Error(fmt::format("http: {}", reader->error()), 0);
+      co_return false;
+    }
+    IoResult r = co_await conn->Fill(IoDeadline(ctx));
+    if (r.res == 0) {
+      reader->FeedEof();
+      if (reader->done()) break;
+      ctx->stats.Error(fmt::format("http: {}", reader->error()), 0);
+      co_return false;
+    }
+    if (!r.ok()) {
+      ctx->stats.Error("http recv", r.error());
+      co_return false;
+    }
+  }
+  const Options& o = *ctx->options;
+  if (reader->status() != o.expect_status) {
+    ctx->stats.Error(fmt::format("http: status {}", reader->status()), 0);
+    co_return reader->keep_alive();
+  }
+  if (o.expect_size >= 0 && reader->body_bytes() != static_cast<uint64_t>(o.expect_size)) {
+    ctx->stats.Error(fmt::format("http: body of {} bytes, expected {}", reader->body_bytes(),
+                                 o.expect_size),
+                     0);
+  }
+  co_return true;
+}
+
+Task<void> HttpConnection(ThreadContext* ctx, int index, uint64_t* remaining,
+                          Gate::Holder /*holder*/) {
+  const Options& o = *ctx->options;
+  const std::string request = BuildRequest(o);
+  std::string full_batch;
+  for (int i = 0; i < o.pipeline; ++i) full_batch += request;
+  Pacer pacer(ctx, index);
+  std::optional<BufferedConn> conn;
+  HttpResponseReader reader;
+  int failures_in_a_row = 0;
+  for (;;) {
+    const auto n = static_cast<int>(KeepGoing(ctx, remaining, static_cast<uint64_t>(o.pipeline)));
+    if (n == 0) break;
+    std::string_view batch(full_batch.data(), request.size() * static_cast<size_t>(n));
+    const int64_t intended = co_await pacer.Next();
+    if (!conn) {
+      UniqueFd fd = co_await ConnectTarget(ctx);
+      if (!fd.valid()) {
+        // Do not spin against a target that refuses: a short pause per failure.
+        if (++failures_in_a_row > 2) co_await Sleep(Deadline::AfterMs(10));
+        continue;
+      }
+      conn.emplace(std::move(fd));
+    }
+    IoResult w = co_await conn->Write(batch, IoDeadline(ctx));
+    if (!w.ok()) {
+      ctx->stats.Error("http send", w.error());
+      conn.reset();
+      continue;
+    }
+    ctx->stats.bytes_sent += batch.size();
+    bool usable = true;
+    for (int i = 0; i < n && usable; ++i) {
+      usable = co_await ReadResponse(ctx, &*conn, &reader);
+      if (!usable) break;
+      ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
+      ++ctx->stats.ops;
+      if (!reader.keep_alive()) usable = false;
+    }
+    failures_in_a_row = usable ? 0 : failures_in_a_row + 1;
+    if (!usable || !o.keepalive) conn.reset();
+  }
+}
+
+}  // namespace
+
+Task<void> RunHttp(ThreadContext* ctx) {
+  Gate gate;
+  uint64_t remaining = ctx->count;
+  for (int i = 0; i < ctx->connections; ++i) {
+    Spawn(HttpConnection(ctx, i, &remaining, gate.Enter()));
+  }
+  co_await gate.Wait();
+}
+
+}  // namespace ringproxy::loadgen

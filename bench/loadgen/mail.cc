@@ -1,0 +1,170 @@
+// imap-login and pop3-login: the login storm of a mail edge. Each operation is a
+// fresh connection: greeting, login, logout, close; latency runs from the connect (or
+// from the scheduled start, in open loop) to the server accepting the login.
+#include "bench/loadgen/conn.h"
+#include "bench/loadgen/loadgen.h"
+#include "core/ops.h"
+#include "core/sync.h"
+#include "fmt/format.h"
+
+namespace ringproxy::loadgen {
+namespace {
+
+constexpr size_t kLineMax = 8192;
+
+std::pair<std::string, std::string> UserFor(const Options& o, uint64_t n) {
+  if (!o.users.empty()) return o.users[n % o.users.size()];
+  return {fmt::format("{}{}", o.user, n % static_cast<uint64_t>(o.users_count) + 1), o.password};
+}
+
+// IMAP quoted string (RFC 3501): backslash-escape quote and backslash.
+std::string Quoted(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string Excerpt(std::string_view line) {
+  std::string s(line.substr(0, 40));
+  for (char& c : s) {
+    if (static_cast<unsigned char>(c) < 0x20) c = '?';
+  }
+  return s;
+}
+
+// Reads lines until the one tagged `tag`; returns it (or an error text).
+Task<bool> ReadTagged(ThreadContext* ctx, BufferedConn* conn, std::string_view tag,
+                      std::string_view what, std::string* line) {
+  for (;;) {
+    IoResult r = co_await conn->ReadLine(line, kLineMax, IoDeadline(ctx));
+    if (conn->eof()) {
+      ctx->stats.Error(fmt::format("imap {}: connection closed", what), 0);
+      co_return false;
+    }
+    if (!r.ok()) {
+      ctx->stats.Error(fmt::format("imap {}", what), r.error());
+      co_return false;
+    }
+    if (line->size() > tag.size() && line->compare(0, tag.size(), tag) == 0 &&
+        (*line)[tag.size()] == ' ') {
+      co_return true;
+    }
+  }
+}
+
+Task<void> ImapLogins(ThreadContext* ctx, int index, uint64_t* remaining, Gate::Holder) {
+  Pacer pacer(ctx, index);
+  uint64_t n = static_cast<uint64_t>(ctx->index) * 1000003u + static_cast<uint64_t>(index) * 7919u;
+  std::string line;
+  while (KeepGoing(ctx, remaining)) {
+    const int64_t intended = co_await pacer.Next();
+    UniqueFd fd = co_await ConnectTarget(ctx);
+    if (!fd.valid()) {
+      co_await Sleep(Deadline::AfterMs(10));
+      continue;
+    }
+    BufferedConn conn(std::move(fd), 16384);
+    IoResult r = co_await conn.ReadLine(&line, kLineMax, IoDeadline(ctx));
+    if (!r.ok() || conn.eof() || line.rfind("* OK", 0) != 0) {
+      ctx->stats.Error(r.ok() ? fmt::format("imap greeting: '{}'", Excerpt(line))
+                              : std::string("imap greeting"),
+                       r.ok() ? 0 : r.error());
+      continue;
+    }
+    auto [user, pass] = UserFor(*ctx->options, n++);
+    std::string login = fmt::format("a LOGIN {} {}\r\n", Quoted(user), Quoted(pass));
+    if (!(co_await conn.Write(login, IoDeadline(ctx))).ok()) {
+      ctx->stats.Error("imap login: send failed", 0);
+      continue;
+    }
+    ctx->stats.bytes_sent += login.size();
+    if (!co_await ReadTagged(ctx, &conn, "a", "login", &line)) continue;
+    if (line.rfind("a OK", 0) != 0) {
+      ctx->stats.Error(fmt::format("imap login rejected: '{}'", Excerpt(line)), 0);
+      continue;
+    }
+    ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
+    static constexpr std::string_view kLogout = "b LOGOUT\r\n";
+    if (!(co_await conn.Write(kLogout, IoDeadline(ctx))).ok()) {
+      ctx->stats.Error("imap logout: send failed", 0);
+      continue;
+    }
+    if (!co_await ReadTagged(ctx, &conn, "b", "logout", &line)) continue;
+    if (line.rfind("b OK", 0) != 0) {
+      ctx->stats.Error(fmt::format("imap logout: '{}'", Excerpt(line)), 0);
+      continue;
+    }
+    ++ctx->stats.ops;
+  }
+}
+
+// One POP3 exchange: send `command`, expect a +OK line.
+Task<bool> Pop3Step(ThreadContext* ctx, BufferedConn* conn, std::string_view command,
+                    std::string_view what, std::string* line) {
+  if (!command.empty()) {
+    if (!(co_await conn->Write(command, IoDeadline(ctx))).ok()) {
+      ctx->stats.Error(fmt::format("pop3 {}: send failed", what), 0);
+      co_return false;
+    }
+    ctx->stats.bytes_sent += command.size();
+  }
+  IoResult r = co_await conn->ReadLine(line, kLineMax, IoDeadline(ctx));
+  if (conn->eof()) {
+    ctx->stats.Error(fmt::format("pop3 {}: connection closed", what), 0);
+    co_return false;
+  }
+  if (!r.ok()) {
+    ctx->stats.Error(fmt::format("pop3 {}", what), r.error());
+    co_return false;
+  }
+  if (line->rfind("+OK", 0) != 0) {
+    ctx->stats.Error(fmt::format("pop3 {}: '{}'", what, Excerpt(*line)), 0);
+    co_return false;
+  }
+  co_return true;
+}
+
+Task<void> Pop3Logins(ThreadContext* ctx, int index, uint64_t* remaining, Gate::Holder) {
+  Pacer pacer(ctx, index);
+  uint64_t n = static_cast<uint64_t>(ctx->index) * 1000003u + static_cast<uint64_t>(index) * 7919u;
+  std::string line;
+  while (KeepGoing(ctx, remaining)) {
+    const int64_t intended = co_await pacer.Next();
+    UniqueFd fd = co_await ConnectTarget(ctx);
+    if (!fd.valid()) {
+      co_await Sleep(Deadline::AfterMs(10));
+      continue;
+    }
+    BufferedConn conn(std::move(fd), 16384);
+    auto [user, pass] = UserFor(*ctx->options, n++);
+    if (!co_await Pop3Step(ctx, &conn, "", "greeting", &line)) continue;
+    if (!co_await Pop3Step(ctx, &conn, fmt::format("USER {}\r\n", user), "user", &line)) continue;
+    if (!co_await Pop3Step(ctx, &conn, fmt::format("PASS {}\r\n", pass), "pass", &line)) continue;
+    ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
+    if (!co_await Pop3Step(ctx, &conn, "QUIT\r\n", "quit", &line)) continue;
+    ++ctx->stats.ops;
+  }
+}
+
+Task<void> RunLogins(ThreadContext* ctx, bool imap) {
+  Gate gate;
+  uint64_t remaining = ctx->count;
+  for (int i = 0; i < ctx->connections; ++i) {
+    if (imap) {
+      Spawn(ImapLogins(ctx, i, &remaining, gate.Enter()));
+    } else {
+      Spawn(Pop3Logins(ctx, i, &remaining, gate.Enter()));
+    }
+  }
+  co_await gate.Wait();
+}
+
+}  // namespace
+
+Task<void> RunImapLogin(ThreadContext* ctx) { co_await RunLogins(ctx, true); }
+Task<void> RunPop3Login(ThreadContext* ctx) { co_await RunLogins(ctx, false); }
+
+}  // namespace ringproxy::loadgen

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""The load generator's own tests: against trivial in-test servers, its counts of
+operations, bytes and errors must be exact, and a misbehaving server must show up as
+counted errors (never silently ignored)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ThreadedServer, check, echo_handler, refused_port, run_all, test  # noqa: E402
+
+LOADGEN = os.environ.get("LOADGEN_BIN", "build/release/tools/loadgen")
+
+
+def loadgen(*args, timeout=120):
+    r = subprocess.run([LOADGEN, *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout)
+    lines = r.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {}
+    return r.returncode, result, r.stderr
+
+
+def read_until(conn, marker):
+    data = b""
+    while marker not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+@test
+def tcp_echo_counts_exactly():
+    with ThreadedServer(echo_handler) as s:
+        rc, r, err = loadgen("tcp-echo", "--target", f"127.0.0.1:{s.port}", "--connections", 4,
+                             "--size", 100, "--count", 1000, "--duration", 60)
+        check(rc == 0, err)
+        check(r["ops"] == 1000, r)
+        check(r["bytes_sent"] == 100000 and r["bytes_received"] == 100000, r)
+        check(r["latency_us"]["count"] == 1000, r)
+        check(r["errors_total"] == 0 and r["connects"] == 4, r)
+
+
+@test
+def tcp_echo_catches_corrupted_bytes():
+    def corrupting(conn):
+        n = 0
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return
+            n += len(data)
+            if n > 5000:
+                data = bytes([data[0] ^ 0xFF]) + data[1:]
+            conn.sendall(data)
+
+    with ThreadedServer(corrupting) as s:
+        rc, r, err = loadgen("tcp-echo", "--target", f"127.0.0.1:{s.port}", "--connections", 1,
+                             "--size", 1000, "--count", 100, "--duration", 60)
+        check(rc == 3, f"exit {rc}: {err}")
+        check(r["errors"].get("received bytes differ from those sent") == 1, r)
+        check(r["ops"] == 5, r)  # bytes 0..4999 came back right, the 6th exchange did not
+        check("received bytes differ" in err, err)
+
+
+@test
+def bulk_verifies_every_byte():
+    with ThreadedServer(echo_handler) as s:
+        rc, r, err = loadgen("bulk", "--target", f"127.0.0.1:{s.port}", "--connections", 2,
+                             "--duration", 1)
+        check(rc == 0, err)
+        check(r["verified_bytes"] == r["bytes_sent"] > 0, r)
+        check(r["errors_total"] == 0, r)
+
+
+def http_server(responses_per_conn=None, chunked=False, status_every=0):
+    """A minimal keep-alive HTTP server; counts requests it answered."""
+    state = {"requests": 0}
+    lock = threading.Lock()
+
+    def handler(conn):
+        buf = b""
+        served = 0
+        while True:
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            with lock:
+                state["requests"] += 1
+                n = state["requests"]
+            status = b"500 Oops" if status_every and n % status_every == 0 else b"200 OK"
+            body = b"x" * 300
+            if chunked:
+                resp = (b"HTTP/1.1 " + status + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"100\r\n" + body[:256] + b"\r\n2c\r\n" + body[256:] + b"\r\n0\r\n\r\n")
+            else:
+                resp = b"HTTP/1.1 " + status + b"\r\nContent-Length: 300\r\n\r\n" + body
+            served += 1
+            close = b"connection: close" in head.lower() or (
+                responses_per_conn and served >= responses_per_conn)
+            if close:
+                resp = resp.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+            conn.sendall(resp)
+            if close:
+                return
+    return handler, state
+
+
+@test
+def http_counts_requests_and_bytes_exactly():
+    handler, state = http_server()
+    with ThreadedServer(handler) as s:
+        rc, r, err = loadgen("http", "--target", f"127.0.0.1:{s.port}", "--connections", 4,
+                             "--count", 500, "--duration", 60, "--expect-size", 300)
+        check(rc == 0, err)
+        check(r["ops"] == 500 and state["requests"] == 500, (r, state))
+        check(r["connects"] == 4, r)
+        check(r["errors_total"] == 0, r)
+        request_size = r["bytes_sent"] // 500
+        check(r["bytes_sent"] == 500 * request_size, r)
+
+
+@test
+def http_pipelining_chunked_and_reconnects():
+    handler, state = http_server(responses_per_conn=10, chunked=True)
+    with ThreadedServer(handler) as s:
+        rc, r, err = loadgen("http", "--target", f"127.0.0.1:{s.port}", "--connections", 2,
+                             "--pipeline", 5, "--count", 200, "--duration", 60,
+                             "--expect-size", 300)
+        check(rc == 0, err)
+        check(r["ops"] == 200 and state["requests"] == 200, (r, state))
+        # The server closes after 10 responses: 20 connections for 200 requests, or 21
+        # when the count runs out while both connections are half-way through theirs.
+        check(20 <= r["connects"] <= 21, r)
+
+
+@test
+def http_wrong_status_is_counted_per_response():
+    handler, state = http_server(status_every=10)
+    with ThreadedServer(handler) as s:
+        rc, r, err = loadgen("http", "--target", f"127.0.0.1:{s.port}", "--connections", 1,
+                             "--count", 100, "--duration", 60)
+        check(rc == 3, f"exit {rc}")
+        check(r["errors"] == {"http: status 500": 10}, r)
+
+
+@test
+def http_one_request_per_connection():
+    handler, state = http_server()
+    with ThreadedServer(handler) as s:
+        rc, r, err = loadgen("http", "--target", f"127.0.0.1:{s.port}", "--connections", 3,
+                             "--keepalive", 0, "--count", 60, "--duration", 60)
+        check(rc == 0, err)
+        check(r["ops"] == 60 and r["connects"] == 60, r)
+
+
+@test
+def http_garbage_is_a_protocol_error():
+    def garbage(conn):
+        read_until(conn, b"\r\n\r\n")
+        conn.sendall(b"SSH-2.0-OpenSSH\r\n\r\n")
+
+    with ThreadedServer(garbage) as s:
+        rc, r, err = loadgen("http", "--target", f"127.0.0.1:{s.port}", "--count", 5,
+                             "--duration", 60)
+        check(rc == 3, f"exit {rc}")
+        check(r["errors"].get("http: bad status line") == 5, r)
+
+
+def imap_server(accept_password="secret"):
+    state = {"logins": 0}
+
+    def handler(conn):
+        conn.sendall(b"* OK test ready\r\n")
+        f = conn.makefile("rb")
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            tag, cmd, *rest = line.decode().rstrip("\r\n").split(" ", 2)
+            if cmd.upper() == "LOGIN":
+                args = rest[0]
+                if args.endswith(f'"{accept_password}"'):
+                    state["logins"] += 1
+                    conn.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag.encode() + b" OK done\r\n")
+                else:
+                    conn.sendall(tag.encode() + b" NO [AUTHENTICATIONFAILED] bad\r\n")
+            elif cmd.upper() == "LOGOUT":
+                conn.sendall(b"* BYE bye\r\n" + tag.encode() + b" OK done\r\n")
+                return
+    return handler, state
+
+
+@test
+def imap_login_counts_logins_exactly():
+    handler, state = imap_server()
+    with ThreadedServer(handler) as s:
+        rc, r, err = loadgen("imap-login", "--target", f"127.0.0.1:{s.port}", "--connections", 4,
+                             "--count", 200, "--duration", 60)
+        check(rc == 0, err)
+        check(r["ops"] == 200 and state["logins"] == 200 and r["connects"] == 200, (r, state))
+        check(r["latency_us"]["count"] == 200, r)
+
+
+@test
+def imap_rejected_login_is_counted():
+    handler, state = imap_server(accept_password="other")
+    with ThreadedServer(handler) as s:
+        rc, r, err = loadgen("imap-login", "--target", f"127.0.0.1:{s.port}", "--count", 20,
+                             "--duration", 60)
+        check(rc == 3, f"exit {rc}")
+        check(r["ops"] == 0, r)
+        check(r["errors"] == {"imap login rejected: 'a NO [AUTHENTICATIONFAILED] bad'": 20}, r)
+
+
+@test
+def pop3_login_with_a_users_file():
+    seen = []
+
+    def handler(conn):
+        conn.sendall(b"+OK ready\r\n")
+        f = conn.makefile("rb")
+        while True:
+            line = f.readline().decode().rstrip("\r\n")
+            if not line:
+                return
+            cmd, _, arg = line.partition(" ")
+            if cmd == "USER":
+                seen.append(arg)
+            if cmd == "PASS" and arg != "pw-" + seen[-1]:
+                conn.sendall(b"-ERR bad\r\n")
+                continue
+            conn.sendall(b"+OK\r\n")
+            if cmd == "QUIT":
+                return
+
+    users = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"loadgen-users-{os.getpid()}")
+    with open(users, "w") as f:
+        f.write("# comment\nalice pw-alice\nbob pw-bob\n")
+    with ThreadedServer(handler) as s:
+        rc, r, err = loadgen("pop3-login", "--target", f"127.0.0.1:{s.port}", "--users", users,
+                             "--count", 10, "--duration", 60)
+        check(rc == 0, err)
+        check(r["ops"] == 10, r)
+        check(sorted(set(seen)) == ["alice", "bob"], seen)
+    os.unlink(users)
+
+
+@test
+def idle_counts_connections_the_target_closes():
+    closed = []
+
+    def half_close(conn):
+        data = conn.recv(64)
+        conn.sendall(data)
+        if len(closed) < 5:
+            closed.append(1)
+            return  # closes this one while it should be idle
+        conn.recv(1)
+
+    with ThreadedServer(half_close) as s:
+        rc, r, err = loadgen("idle", "--target", f"127.0.0.1:{s.port}", "--connections", 20,
+                             "--send-first", 8, "--hold", 0.5)
+        check(r["opened"] == 20, r)
+        check(r["closed_early"] == 5, r)
+        check(rc == 3, f"exit {rc}")
+
+
+@test
+def unreachable_target_is_a_clear_error():
+    rc, r, err = loadgen("tcp-echo", "--target", f"127.0.0.1:{refused_port()}", "--count", 3,
+                         "--duration", 5)
+    check(rc == 1, f"exit {rc}")
+    check("unreachable" in err and "Connection refused" in err, err)
+
+
+@test
+def bad_usage_is_reported():
+    r = subprocess.run([LOADGEN, "http", "--target", "nowhere"], capture_output=True, text=True)
+    check(r.returncode == 1 and "expected host:port" in r.stderr, r.stderr)
+    r = subprocess.run([LOADGEN, "flood"], capture_output=True, text=True)
+    check(r.returncode == 1 and "unknown scenario" in r.stderr, r.stderr)
+
+
+if __name__ == "__main__":
+    check(os.path.exists(LOADGEN), f"no binary at {LOADGEN} (set LOADGEN_BIN)")
+    sys.exit(run_all(sys.argv))
