@@ -15,6 +15,8 @@ packages=(
   nginx-full libnginx-mod-stream libnginx-mod-mail haproxy
   dovecot-imapd dovecot-pop3d
   gnuplot-nox
+  # route resolution: a real memcached; libmemcached (with its tools) as the ketama oracle
+  memcached libmemcached-tools
 )
 
 missing=()
@@ -39,10 +41,10 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packages start their daemons; tests and benchmarks run their own on other ports.
-for s in nginx haproxy dovecot; do
+for s in nginx haproxy dovecot memcached; do
   $sudo systemctl stop "$s" 2>/dev/null || $sudo service "$s" stop 2>/dev/null || true
 done
-for pf in /run/nginx.pid /run/haproxy.pid /run/dovecot/master.pid; do
+for pf in /run/nginx.pid /run/haproxy.pid /run/dovecot/master.pid /run/memcached/memcached.pid; do
   [ -s "$pf" ] && $sudo kill "$(cat "$pf")" 2>/dev/null || true
 done
 exit 0

@@ -1,0 +1,181 @@
+#include "route/lookup_client.h"
+
+#include <cstring>
+
+#include "core/log.h"
+#include "core/ops.h"
+#include "fmt/format.h"
+
+namespace ringproxy {
+
+std::string_view LookupStatusName(LookupStatus s) {
+  switch (s) {
+    case LookupStatus::kOk: return "ok";
+    case LookupStatus::kLoginFailed: return "login failed";
+    case LookupStatus::kInvalidRoute: return "invalid route";
+    case LookupStatus::kUnavailable: return "unavailable";
+  }
+  return "?";
+}
+
+LookupClient::LookupClient(LookupOptions options) : options_(std::move(options)) {
+  for (const LookupHandler& h : options_.handlers) {
+    auto handler = std::make_unique<Handler>();
+    handler->config = h;
+    handlers_.push_back(std::move(handler));
+  }
+}
+
+LookupClient::~LookupClient() { Close(); }
+
+void LookupClient::Close() {
+  for (auto& h : handlers_) h->idle.clear();
+}
+
+bool LookupClient::HandlerSkipped(size_t index) const {
+  const Handler& h = *handlers_[index];
+  return h.failed_at_ns != 0 &&
+         MonotonicNowNs() - h.failed_at_ns < options_.retry_interval_ms * 1'000'000;
+}
+
+Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::string& request,
+                                              bool reused_ok, LookupResult* out) {
+  UniqueFd fd;
+  bool reused = false;
+  if (reused_ok && !h->idle.empty()) {
+    fd = std::move(h->idle.back());
+    h->idle.pop_back();
+    reused = true;
+    ++stats_.reused;
+  } else {
+    IoResult s = OpenTcpSocket(h->config.address.family());
+    if (!s.ok()) {
+      out->reason = fmt::format("socket: {}", strerror(s.error()));
+      co_return Attempt::kDone;
+    }
+    fd.Reset(s.res);
+    ++stats_.connects;
+    IoResult c = co_await Connect(fd.get(), h->config.address.get(), h->config.address.size(),
+                                  Deadline::AfterMs(options_.connect_timeout_ms));
+    if (!c.ok()) {
+      h->failed_at_ns = MonotonicNowNs();
+      ++stats_.handler_failures;
+      RP_LOG(kWarn, "lookup handler {}: connect failed: {}; skipped for {} ms", h->config.text,
+             strerror(c.error()), options_.retry_interval_ms);
+      co_return Attempt::kFailover;
+    }
+    h->failed_at_ns = 0;
+  }
+  IoResult w = co_await SendAll(fd.get(), AsBytes(request),
+                                Deadline::AfterMs(options_.timeout_ms));
+  if (!w.ok()) {
+    // A kept connection the service has closed meanwhile: try a fresh one, no penalty.
+    if (reused) co_return Attempt::kRetryFresh;
+    RP_LOG(kWarn, "lookup handler {}: sending failed: {}; trying the next", h->config.text,
+           strerror(w.error()));
+    co_return Attempt::kFailover;
+  }
+  std::string buf;
+  std::byte chunk[4096];
+  const Deadline read_deadline = Deadline::AfterMs(options_.timeout_ms);
+  for (;;) {
+    IoResult r = co_await Recv(fd.get(), chunk, read_deadline);
+    if (r.res == 0 && buf.empty() && reused) co_return Attempt::kRetryFresh;
+    if (r.res <= 0) {
+      out->reason = r.res == 0 ? std::string("lookup service closed the connection")
+                    : r.timed_out()
+                        ? fmt::format("no lookup response within {} ms", options_.timeout_ms)
+                        : fmt::format("lookup recv: {}", strerror(r.error()));
+      RP_LOG(kWarn, "lookup handler {}: {}", h->config.text, out->reason);
+      co_return Attempt::kDone;
+    }
+    buf.append(reinterpret_cast<const char*>(chunk), r.value());
+    lookup::ParsedResponse resp = lookup::ParseResponse(buf);
+    if (resp.error == lookup::Error::kNeedMore) continue;
+    if (resp.error != lookup::Error::kNone) {
+      out->reason = fmt::format("invalid lookup response: {}", lookup::ErrorName(resp.error));
+      RP_LOG(kWarn, "lookup handler {}: {}", h->config.text, out->reason);
+      co_return Attempt::kDone;
+    }
+    lookup::Answer a = lookup::Interpret(resp);
+    out->handler = index;
+    switch (a.outcome) {
+      case lookup::Outcome::kOk:
+        out->status = LookupStatus::kOk;
+        out->server = std::string(a.server);
+        out->port = a.port;
+        if (!lookup::UnescapeMailAuth(a.user, &out->user)) out->user.clear();
+        out->cache_alias = a.cache_alias;
+        out->auth_id = std::string(a.auth_id);
+        out->auth_pass = std::string(a.auth_pass);
+        break;
+      case lookup::Outcome::kLoginFailed:
+        out->status = LookupStatus::kLoginFailed;
+        out->reason = std::string(a.status);
+        out->wait_s = a.wait_s;
+        break;
+      case lookup::Outcome::kInvalidRoute:
+        out->status = LookupStatus::kInvalidRoute;
+        out->reason = "Auth-Status OK without a usable Auth-Server/Auth-Port";
+        break;
+      case lookup::Outcome::kInvalid:
+        out->reason = "lookup response without Auth-Status";
+        co_return Attempt::kDone;
+    }
+    // Keep the connection if the service keeps it and nothing else came after.
+    if (options_.keepalive && resp.keep_alive && resp.consumed == buf.size() &&
+        h->idle.size() < options_.max_idle_per_handler) {
+      h->idle.push_back(std::move(fd));
+    }
+    co_return Attempt::kDone;
+  }
+}
+
+Task<LookupResult> LookupClient::Lookup(LookupQuery q) {
+  ++stats_.lookups;
+  LookupResult result;
+  const size_t n = handlers_.size();
+  if (n == 0) {
+    result.reason = "no lookup handlers configured";
+    ++stats_.unavailable;
+    co_return result;
+  }
+  const size_t start = next_++ % n;
+  lookup::Request req;
+  req.method = q.method;
+  req.user = q.user;
+  req.escape_user = q.escape_user;
+  req.protocol = q.protocol;
+  req.login_attempt = q.login_attempt;
+  req.client_ip = q.client_ip;
+  req.proxy_ip = q.proxy_ip;
+  req.proxy_host = q.proxy_host;
+  req.zimbra_admin = q.zimbra_admin;
+  req.zimbra_zx = q.zimbra_zx;
+  req.auth_id = q.auth_id;
+  req.admin_user = q.admin_user;
+  req.admin_pass = q.admin_pass;
+  bool tried_any = false;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t index = (start + i) % n;
+    Handler* h = handlers_[index].get();
+    if (HandlerSkipped(index)) continue;
+    if (tried_any) ++stats_.failovers;
+    tried_any = true;
+    std::string request;
+    lookup::WriteRequest(req, h->config.address.ToString(), h->config.path, options_.keepalive,
+                         &request);
+    Attempt a = co_await Try(h, static_cast<int>(index), request, true, &result);
+    if (a == Attempt::kRetryFresh) a = co_await Try(h, static_cast<int>(index), request, false, &result);
+    if (a == Attempt::kDone) {
+      if (result.status == LookupStatus::kUnavailable) ++stats_.unavailable;
+      co_return result;
+    }
+  }
+  result.status = LookupStatus::kUnavailable;
+  result.reason = "no valid lookup handlers";
+  ++stats_.unavailable;
+  co_return result;
+}
+
+}  // namespace ringproxy

@@ -1,0 +1,291 @@
+#include "route/lookup_codec.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <initializer_list>
+
+
+namespace ringproxy::lookup {
+namespace {
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+void Append(std::string* out, std::initializer_list<std::string_view> parts) {
+  for (std::string_view p : parts) out->append(p);
+}
+
+void AppendNumber(std::string* out, int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, static_cast<size_t>(end - buf));
+}
+
+bool NeedsEscape(unsigned char c) { return c == ' ' || c == '%' || c < 0x20 || c == 0x7f; }
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Splits the head into its start line and headers; fills `h`. Returns the start line.
+std::string_view ParseHeadLines(std::string_view data, ParsedHead* h) {
+  size_t end = data.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    h->error = data.size() > kMaxHead ? Error::kHeadTooLong : Error::kNeedMore;
+    return {};
+  }
+  if (end + 4 > kMaxHead) {
+    h->error = Error::kHeadTooLong;
+    return {};
+  }
+  std::string_view head = data.substr(0, end);
+  size_t eol = head.find("\r\n");
+  std::string_view start = head.substr(0, eol);
+  size_t pos = eol == std::string_view::npos ? head.size() : eol + 2;
+  while (pos < head.size()) {
+    size_t next = head.find("\r\n", pos);
+    if (next == std::string_view::npos) next = head.size();
+    std::string_view line = head.substr(pos, next - pos);
+    pos = next + 2;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      h->error = Error::kBadHeader;
+      return {};
+    }
+    if (h->header_count == kMaxHeaders) {
+      h->error = Error::kTooManyHeaders;
+      return {};
+    }
+    h->headers[h->header_count++] = {Trim(line.substr(0, colon)), Trim(line.substr(colon + 1))};
+  }
+  h->consumed = end + 4;
+  return start;
+}
+
+// Body framing for keep-alive reuse: Content-Length only (the service sends none or 0).
+void FrameBody(std::string_view data, ParsedHead* h) {
+  std::string_view cl = h->Find("Content-Length");
+  if (cl.empty()) {
+    // No length: reusable only if the message cannot have a body (a request), which
+    // the caller decides; a response without a length ends at close.
+    return;
+  }
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), n);
+  if (ec != std::errc() || p != cl.data() + cl.size()) {
+    h->error = Error::kBadHeader;
+    return;
+  }
+  if (n > kMaxHead) {
+    h->error = Error::kBodyTooLarge;
+    return;
+  }
+  if (data.size() < h->consumed + n) {
+    h->error = Error::kNeedMore;
+    return;
+  }
+  h->body = data.substr(h->consumed, static_cast<size_t>(n));
+  h->consumed += static_cast<size_t>(n);
+}
+
+void ApplyConnectionHeader(ParsedHead* h) {
+  std::string_view c = h->Find("Connection");
+  if (IEquals(c, "close")) h->keep_alive = false;
+  if (IEquals(c, "keep-alive")) h->keep_alive = true;
+}
+
+}  // namespace
+
+std::string_view ErrorName(Error e) {
+  switch (e) {
+    case Error::kNone: return "none";
+    case Error::kNeedMore: return "incomplete";
+    case Error::kHeadTooLong: return "head too long";
+    case Error::kBadStartLine: return "bad start line";
+    case Error::kBadHeader: return "bad header";
+    case Error::kTooManyHeaders: return "too many headers";
+    case Error::kBadStatus: return "status other than 200";
+    case Error::kBodyTooLarge: return "body too large";
+  }
+  return "?";
+}
+
+std::string_view ParsedHead::Find(std::string_view name) const {
+  for (size_t i = 0; i < header_count; ++i) {
+    if (IEquals(headers[i].name, name)) return headers[i].value;
+  }
+  return {};
+}
+
+bool ParsedHead::Has(std::string_view name) const {
+  for (size_t i = 0; i < header_count; ++i) {
+    if (IEquals(headers[i].name, name)) return true;
+  }
+  return false;
+}
+
+std::string EscapeMailAuth(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (NeedsEscape(c)) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+bool UnescapeMailAuth(std::string_view s, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      *out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return false;
+    int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    *out += static_cast<char>(hi << 4 | lo);
+    i += 2;
+  }
+  return true;
+}
+
+void WriteRequest(const Request& r, std::string_view host, std::string_view path,
+                  bool keep_alive, std::string* out) {
+  const std::string user = r.escape_user ? EscapeMailAuth(r.user) : std::string(r.user);
+  Append(out, {"GET ", path, keep_alive ? " HTTP/1.1\r\nHost: " : " HTTP/1.0\r\nHost: ", host,
+               "\r\n"});
+  if (!keep_alive) out->append("Connection: close\r\n");
+  Append(out, {"Auth-Method: ", r.method, "\r\nAuth-User: ", user, "\r\nAuth-Pass: ",
+               kPasswordPlaceholder, "\r\nAuth-Protocol: ", r.protocol,
+               "\r\nAuth-Login-Attempt: "});
+  AppendNumber(out, r.login_attempt);
+  Append(out, {"\r\nX-Proxy-IP: ", r.proxy_ip, "\r\nClient-IP: ", r.client_ip, "\r\n"});
+  if (r.zimbra_admin) out->append("Auth-Zimbra-Admin: True\r\n");
+  if (r.zimbra_zx) out->append("Auth-Zimbra-Zx: True\r\n");
+  if (!r.proxy_host.empty()) Append(out, {"X-Proxy-Host: ", r.proxy_host, "\r\n"});
+  if (!r.admin_user.empty()) {
+    Append(out, {"Auth-Admin-User: ", r.admin_user, "\r\nAuth-Admin-Pass: ", r.admin_pass,
+                 "\r\n"});
+  }
+  if (!r.auth_id.empty()) Append(out, {"Auth-ID: ", r.auth_id, "\r\n"});
+  out->append("\r\n");
+}
+
+ParsedRequest ParseRequest(std::string_view data) {
+  ParsedRequest r;
+  std::string_view start = ParseHeadLines(data, &r);
+  if (r.error != Error::kNone) return r;
+  // "GET /path HTTP/1.x"
+  size_t sp1 = start.find(' ');
+  size_t sp2 = start.rfind(' ');
+  if (sp1 == std::string_view::npos || sp2 == sp1 || start.substr(sp2 + 1).size() != 8 ||
+      start.substr(sp2 + 1, 7) != "HTTP/1." || (start.back() != '0' && start.back() != '1')) {
+    r.error = Error::kBadStartLine;
+    return r;
+  }
+  r.method = start.substr(0, sp1);
+  r.target = start.substr(sp1 + 1, sp2 - sp1 - 1);
+  r.http10 = start.back() == '0';
+  r.keep_alive = !r.http10;
+  ApplyConnectionHeader(&r);
+  FrameBody(data, &r);
+  return r;
+}
+
+ParsedResponse ParseResponse(std::string_view data) {
+  ParsedResponse r;
+  std::string_view start = ParseHeadLines(data, &r);
+  if (r.error != Error::kNone) return r;
+  if (start.size() < 12 || start.substr(0, 7) != "HTTP/1." ||
+      (start[7] != '0' && start[7] != '1') || start[8] != ' ') {
+    r.error = Error::kBadStartLine;
+    return r;
+  }
+  auto [p, ec] = std::from_chars(start.data() + 9, start.data() + 12, r.status);
+  if (ec != std::errc() || p != start.data() + 12) {
+    r.error = Error::kBadStartLine;
+    return r;
+  }
+  r.http10 = start[7] == '0';
+  r.keep_alive = !r.http10;
+  ApplyConnectionHeader(&r);
+  if (!r.Has("Content-Length")) r.keep_alive = false;  // body would run to the close
+  FrameBody(data, &r);
+  if (r.error == Error::kNone && r.status != 200) r.error = Error::kBadStatus;
+  return r;
+}
+
+Answer Interpret(const ParsedResponse& r) {
+  Answer a;
+  if (!r.Has("Auth-Status")) return a;
+  a.status = r.Find("Auth-Status");
+  std::string_view wait = r.Find("Auth-Wait");
+  if (!wait.empty()) {
+    int w = 0;
+    auto [p, ec] = std::from_chars(wait.data(), wait.data() + wait.size(), w);
+    if (ec == std::errc() && p == wait.data() + wait.size() && w >= 0) a.wait_s = w;
+  }
+  a.user = r.Find("Auth-User");
+  a.auth_id = r.Find("Auth-ID");
+  a.auth_pass = r.Find("Auth-Pass");
+  a.cache_alias = IEquals(r.Find("Auth-Cache-Alias"), "TRUE");
+  if (a.status != "OK") {
+    a.outcome = Outcome::kLoginFailed;
+    return a;
+  }
+  a.server = r.Find("Auth-Server");
+  std::string_view port = r.Find("Auth-Port");
+  uint32_t n = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+  if (a.server.empty() || port.empty() || ec != std::errc() || p != port.data() + port.size() ||
+      n == 0 || n > 65535) {
+    a.outcome = Outcome::kInvalidRoute;
+    return a;
+  }
+  a.port = static_cast<uint16_t>(n);
+  a.outcome = Outcome::kOk;
+  return a;
+}
+
+void WriteReply(const Reply& r, bool keep_alive, std::string* out) {
+  out->append("HTTP/1.1 200 OK\r\n");
+  if (r.ok) {
+    Append(out, {"Auth-Status: OK\r\nAuth-Server: ", r.server, "\r\nAuth-Port: "});
+    AppendNumber(out, r.port);
+    Append(out, {"\r\nAuth-Cache-Alias: ", r.cache_alias ? "TRUE" : "FALSE", "\r\n"});
+    if (!r.user.empty()) Append(out, {"Auth-User: ", EscapeMailAuth(r.user), "\r\n"});
+    if (!r.auth_id.empty()) Append(out, {"Auth-ID: ", r.auth_id, "\r\n"});
+    if (!r.auth_pass.empty()) Append(out, {"Auth-Pass: ", r.auth_pass, "\r\n"});
+  } else {
+    Append(out, {"Auth-Status: ", r.status, "\r\nAuth-Wait: "});
+    AppendNumber(out, r.wait_s);
+    out->append("\r\n");
+  }
+  out->append(keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+  out->append("Content-Length: 0\r\n\r\n");
+}
+
+}  // namespace ringproxy::lookup

@@ -1,0 +1,222 @@
+#include "route/lookup_service.h"
+
+#define TOML_EXCEPTIONS 0
+#define TOML_HEADER_ONLY 1
+#define TOML_ENABLE_FORMATTERS 0
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "fmt/format.h"
+
+namespace ringproxy {
+namespace {
+
+constexpr std::string_view kProtocolKeys[] = {"imap", "imapssl", "pop3", "pop3ssl", "http",
+                                              "httpssl", "admin"};
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string Err(std::string_view path, const toml::node& n, std::string_view what) {
+  return fmt::format("{}:{}: {}", path, n.source().begin.line, what);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_view text,
+                                                                  std::string_view path) {
+  toml::parse_result parsed = toml::parse(text, path);
+  if (!parsed) {
+    return absl::InvalidArgumentError(fmt::format("{}:{}: {}", path,
+                                                  parsed.error().source().begin.line,
+                                                  parsed.error().description()));
+  }
+  const toml::table& root = parsed.table();
+  auto d = std::make_shared<Directory>();
+  d->default_domain = Lower(root["default_domain"].value_or(std::string_view("")));
+  d->auth_wait_s = static_cast<int>(root["auth_wait_s"].value_or(int64_t{10}));
+  if (const toml::array* domains = root["domain"].as_array()) {
+    for (const toml::node& n : *domains) {
+      const toml::table* t = n.as_table();
+      if (t == nullptr) return absl::InvalidArgumentError(Err(path, n, "[[domain]] expected"));
+      Domain dom;
+      dom.name = Lower((*t)["name"].value_or(std::string_view("")));
+      if (dom.name.empty()) return absl::InvalidArgumentError(Err(path, n, "domain.name missing"));
+      if (const toml::array* a = (*t)["virtual_ips"].as_array()) {
+        for (const toml::node& v : *a) dom.virtual_ips.emplace_back(v.value_or(std::string_view("")));
+      }
+      if (const toml::array* a = (*t)["virtual_hosts"].as_array()) {
+        for (const toml::node& v : *a) dom.virtual_hosts.push_back(Lower(v.value_or(std::string_view(""))));
+      }
+      d->domains.push_back(std::move(dom));
+    }
+  }
+  std::map<std::string, int> server_index;
+  if (const toml::array* servers = root["server"].as_array()) {
+    for (const toml::node& n : *servers) {
+      const toml::table* t = n.as_table();
+      if (t == nullptr) return absl::InvalidArgumentError(Err(path, n, "[[server]] expected"));
+      Server s;
+      s.name = (*t)["name"].value_or(std::string_view(""));
+      s.address = (*t)["address"].value_or(std::string_view(""));
+      if (s.name.empty() || s.address.empty()) {
+        return absl::InvalidArgumentError(Err(path, n, "server.name and server.address required"));
+      }
+      for (std::string_view proto : kProtocolKeys) {
+        int64_t port = (*t)[proto].value_or(int64_t{0});
+        if (port < 0 || port > 65535) {
+          return absl::InvalidArgumentError(Err(path, n, fmt::format("server.{}: bad port", proto)));
+        }
+        if (port > 0) s.ports[std::string(proto)] = static_cast<uint16_t>(port);
+      }
+      server_index[s.name] = static_cast<int>(d->servers.size());
+      d->servers.push_back(std::move(s));
+    }
+  }
+  auto add_account = [&](std::string name, std::string id, std::string_view server,
+                         bool admin, const toml::node& where,
+                         const std::vector<std::string>& aliases) -> absl::Status {
+    auto it = server_index.find(std::string(server));
+    if (it == server_index.end()) {
+      return absl::InvalidArgumentError(Err(path, where, fmt::format("unknown server '{}'", server)));
+    }
+    const int index = static_cast<int>(d->accounts.size());
+    d->accounts.push_back({name, id, it->second, admin});
+    d->by_name[name] = index;
+    for (const std::string& a : aliases) d->by_name[Lower(a)] = index;
+    if (!id.empty()) d->by_id[id] = index;
+    return absl::OkStatus();
+  };
+  if (const toml::array* accounts = root["account"].as_array()) {
+    for (const toml::node& n : *accounts) {
+      const toml::table* t = n.as_table();
+      if (t == nullptr) return absl::InvalidArgumentError(Err(path, n, "[[account]] expected"));
+      std::string name = Lower((*t)["name"].value_or(std::string_view("")));
+      if (name.find('@') == std::string::npos) {
+        return absl::InvalidArgumentError(Err(path, n, "account.name must be user@domain"));
+      }
+      std::vector<std::string> aliases;
+      if (const toml::array* a = (*t)["aliases"].as_array()) {
+        for (const toml::node& v : *a) aliases.emplace_back(v.value_or(std::string_view("")));
+      }
+      absl::Status s = add_account(name, std::string((*t)["id"].value_or(std::string_view(""))),
+                                   (*t)["server"].value_or(std::string_view("")),
+                                   (*t)["admin"].value_or(false), n, aliases);
+      if (!s.ok()) return s;
+    }
+  }
+  // [[account_range]]: prefix<1..count>@domain on one server (benchmarks, tests).
+  if (const toml::array* ranges = root["account_range"].as_array()) {
+    for (const toml::node& n : *ranges) {
+      const toml::table* t = n.as_table();
+      if (t == nullptr) return absl::InvalidArgumentError(Err(path, n, "[[account_range]] expected"));
+      std::string prefix(Lower((*t)["prefix"].value_or(std::string_view("user"))));
+      std::string domain(Lower((*t)["domain"].value_or(std::string_view(""))));
+      int64_t count = (*t)["count"].value_or(int64_t{0});
+      if (domain.empty() || count <= 0 || count > 10'000'000) {
+        return absl::InvalidArgumentError(Err(path, n, "account_range needs domain and count 1..1e7"));
+      }
+      for (int64_t i = 1; i <= count; ++i) {
+        absl::Status s = add_account(fmt::format("{}{}@{}", prefix, i, domain),
+                                     fmt::format("{}-{}-{}", prefix, i, domain),
+                                     (*t)["server"].value_or(std::string_view("")), false, n, {});
+        if (!s.ok()) return s;
+      }
+    }
+  }
+  return std::shared_ptr<const Directory>(std::move(d));
+}
+
+absl::StatusOr<std::shared_ptr<const Directory>> Directory::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(fmt::format("{}: cannot open", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return Parse(text.str(), path);
+}
+
+Decision Decide(const Directory& dir, const lookup::ParsedRequest& req) {
+  Decision out;
+  out.wait_s = dir.auth_wait_s;
+  const std::string_view method = req.Find("Auth-Method");
+  const std::string_view raw_user = req.Find("Auth-User");
+  const std::string_view protocol = req.Find("Auth-Protocol");
+  const std::string_view proxy_ip = req.Find("X-Proxy-IP");
+  const std::string_view client_ip = req.Find("Client-IP");
+  auto fail = [&](std::string text) {
+    out.ok = false;
+    out.status = std::move(text);
+    out.log = fmt::format("method={} user={} protocol={} client={} proxy={} result=\"{}\"",
+                          method, raw_user, protocol, client_ip, proxy_ip, out.status);
+    return out;
+  };
+  for (std::string_view h : {"Auth-User", "Auth-Method", "Auth-Protocol"}) {
+    if (!req.Has(h)) return fail(fmt::format("missing header field {}", h));
+  }
+  std::string user;
+  if (!lookup::UnescapeMailAuth(raw_user, &user)) return fail("malformed Auth-User");
+  int account = -1;
+  if (method == "zimbraId") {
+    auto it = dir.by_id.find(user);
+    if (it != dir.by_id.end()) account = it->second;
+  } else if (method == "username" || method == "gssapi" || method == "certauth") {
+    if ((method == "gssapi" || method == "certauth") &&
+        (req.Find("Auth-Admin-User").empty() || req.Find("Auth-Admin-Pass").empty())) {
+      return fail("missing header field Auth-Admin-User");
+    }
+    std::string name = Lower(user);
+    if (name.find('@') == std::string::npos) {
+      // Unqualified: the domain of the virtual host (web, plain http) or of the virtual
+      // IP the client connected to; else the default domain.
+      std::string domain = dir.default_domain;
+      const std::string host = Lower(req.Find("X-Proxy-Host"));
+      for (const Directory::Domain& d : dir.domains) {
+        bool match = protocol == "http"
+                         ? std::find(d.virtual_hosts.begin(), d.virtual_hosts.end(), host) !=
+                               d.virtual_hosts.end()
+                         : std::find(d.virtual_ips.begin(), d.virtual_ips.end(), proxy_ip) !=
+                               d.virtual_ips.end();
+        if (match) domain = d.name;
+      }
+      name += "@" + domain;
+    }
+    auto it = dir.by_name.find(name);
+    if (it != dir.by_name.end()) account = it->second;
+    if (account < 0) return fail(fmt::format("user not found:{}", name));
+  } else {
+    return fail(fmt::format("unsupported Auth-Method {}", method));
+  }
+  if (account < 0) return fail(fmt::format("user not found:{}", user));
+  const Directory::Account& a = dir.accounts[static_cast<size_t>(account)];
+  if (req.Find("Auth-Zimbra-Admin") == "True" && !a.admin) {
+    return fail(fmt::format("account {} is not an admin", a.name));
+  }
+  const Directory::Server& s = dir.servers[static_cast<size_t>(a.server)];
+  std::string proto(protocol);
+  if (req.Find("Auth-Zimbra-Admin") == "True") proto = "admin";
+  auto port = s.ports.find(proto);
+  if (port == s.ports.end()) {
+    return fail(fmt::format("mailhost {} has no {} port for user: {}", s.name, protocol, a.name));
+  }
+  out.ok = true;
+  out.server = s.address;
+  out.port = port->second;
+  out.user = a.name;
+  out.cache_alias = a.name.substr(a.name.find('@') + 1) == dir.default_domain;
+  if (method == "gssapi" || method == "certauth") {
+    out.auth_id = a.name;
+    out.auth_pass = fmt::format("token-{}", a.id.empty() ? a.name : a.id);
+  }
+  out.log = fmt::format("method={} user={} protocol={} client={} proxy={} result=OK route={}:{}",
+                        method, raw_user, protocol, client_ip, proxy_ip, out.server, out.port);
+  return out;
+}
+
+}  // namespace ringproxy

@@ -1,0 +1,304 @@
+#include "route/router.h"
+
+#include <array>
+
+#include "core/log.h"
+#include "core/ops.h"
+#include "route/keys.h"
+#include "route/lookup_codec.h"
+
+namespace ringproxy {
+
+std::string_view RouteSourceName(RouteSource s) {
+  switch (s) {
+    case RouteSource::kLocalCache: return "local";
+    case RouteSource::kMemcache: return "memcached";
+    case RouteSource::kLookup: return "lookup";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr std::array<std::string_view, 6> kProtocols = {"imap", "imapssl", "pop3",
+                                                        "pop3ssl", "http", "httpssl"};
+
+// Keys carry names verbatim; a name with spaces or control bytes (which the text
+// protocol cannot carry) is %-escaped, as Zimbra escapes its throttle keys.
+std::string KeyName(std::string_view name) { return lookup::EscapeMailAuth(name); }
+
+std::string_view LocalPart(std::string_view account) {
+  size_t at = account.find('@');
+  return at == std::string_view::npos ? account : account.substr(0, at);
+}
+
+bool SetRoute(std::string_view value, ResolveResult* out) {
+  return keys::ParseRouteValue(value, &out->server, &out->port);
+}
+
+Task<void> StoreGet(Router* router, Task<McReply> get, McReply* out, Gate::Holder) {
+  *out = co_await std::move(get);
+  (void)router;
+}
+
+template <typename Waiters>
+class JoinAwaiter {
+ public:
+  JoinAwaiter(Waiters* waiters, ResolveResult* out) : waiters_(waiters), out_(out) {}
+  bool await_ready() const { return false; }
+  void await_suspend(std::coroutine_handle<> h) { waiters_->push_back({out_, h}); }
+  void await_resume() const {}
+
+ private:
+  Waiters* waiters_;
+  ResolveResult* out_;
+};
+
+}  // namespace
+
+Router::Router(RouterOptions options, MemcacheClient* memcache, LookupClient* lookup)
+    : options_(options), memcache_(memcache), lookup_(lookup), local_(options.local_cache_size) {}
+
+std::string Router::RouteKeyFor(const ResolveRequest& r, std::string_view name) const {
+  if (r.method == AuthMethod::kZimbraId) return keys::RouteById(r.protocol, name, r.admin, r.zx);
+  if (name.find('@') == std::string_view::npos && !options_.allow_unqualified && !r.web) {
+    return keys::RouteUnqualified(r.protocol, KeyName(name), r.local_ip);
+  }
+  return keys::RouteByUser(r.protocol, KeyName(name));
+}
+
+void Router::NoteMemcacheState(bool ok) {
+  if (ok == memcache_ok_) return;
+  memcache_ok_ = ok;
+  if (ok) {
+    RP_LOG(kInfo, "route cache: memcached answers again");
+  } else {
+    RP_LOG(kWarn, "route cache: memcached unavailable; resolving as cache misses");
+  }
+}
+
+Task<McReply> Router::CacheGet(std::string key) {
+  McReply r = co_await memcache_->Get(std::move(key));
+  if (!r.ok()) ++stats_.memcache_errors;
+  NoteMemcacheState(r.ok());
+  co_return r;
+}
+
+Task<void> Router::AddDetached(std::string key, std::string value) {
+  McReply r = co_await memcache_->Add(std::move(key), std::move(value), options_.memcache_ttl_s);
+  NoteMemcacheState(r.ok());
+}
+
+Task<void> Router::DeleteDetached(std::string key) {
+  McReply r = co_await memcache_->Delete(std::move(key));
+  NoteMemcacheState(r.ok());
+}
+
+void Router::CacheAdd(std::string key, std::string value) {
+  if (memcache_ == nullptr || !options_.caching) return;
+  // `add`, never `set`: an entry another proxy wrote first stays (Zimbra's rule).
+  auto run = [](Router* self, std::string k, std::string v, Gate::Holder) -> Task<void> {
+    co_await self->AddDetached(std::move(k), std::move(v));
+  };
+  Spawn(run(this, std::move(key), std::move(value), writes_.Enter()));
+}
+
+Task<void> Router::Drain() { co_await writes_.Wait(); }
+
+Task<ResolveResult> Router::Resolve(ResolveRequest r) {
+  ++stats_.resolutions;
+  const int64_t now = MonotonicNowNs();
+  const bool cacheable = r.method == AuthMethod::kUsername || r.method == AuthMethod::kZimbraId;
+  std::string alias_key;
+  if (r.method == AuthMethod::kUsername) {
+    alias_key = r.web ? keys::WebAlias(KeyName(r.login), r.vhost)
+                      : keys::MailAlias(KeyName(r.login), r.local_ip);
+  }
+  const std::string route_key_login = RouteKeyFor(r, r.login);
+  if (cacheable) {
+    std::string account;
+    if (!alias_key.empty()) {
+      const LocalEntry* a = local_.Get(alias_key, now);
+      if (a != nullptr && a->kind == LocalEntry::Kind::kAlias) account = a->value;
+    }
+    const std::string route_key = account.empty() ? route_key_login : RouteKeyFor(r, account);
+    if (const LocalEntry* e = local_.Get(route_key, now)) {
+      ResolveResult out;
+      if (e->kind == LocalEntry::Kind::kRoute && SetRoute(e->value, &out)) {
+        ++stats_.local_hits;
+        out.status = ResolveStatus::kOk;
+        out.source = RouteSource::kLocalCache;
+        out.account = account.empty() ? r.login : account;
+        out.alias_key = alias_key;
+        out.route_key = route_key;
+        co_return out;
+      }
+    }
+    if (const LocalEntry* e = local_.Get("refused\n" + route_key_login, now)) {
+      ++stats_.local_hits;
+      ResolveResult out;
+      out.status = ResolveStatus::kLoginFailed;
+      out.reason = e->value;
+      out.wait_s = e->wait_s;
+      out.source = RouteSource::kLocalCache;
+      co_return out;
+    }
+  }
+  // Single flight: one resolution per key per shard; the others wait for its answer.
+  const std::string flight_key = route_key_login + "\n" + alias_key + "\n" + r.auth_id;
+  if (auto it = flights_.find(flight_key); it != flights_.end()) {
+    ++stats_.joined;
+    ResolveResult out;
+    co_await JoinAwaiter<std::vector<Flight::Waiter>>(&it->second->waiters, &out);
+    co_return out;
+  }
+  Flight flight;
+  flights_[flight_key] = &flight;
+  ResolveResult result = co_await ResolveUncached(r, alias_key, route_key_login);
+  flights_.erase(flight_key);
+  for (Flight::Waiter& w : flight.waiters) {
+    *w.out = result;
+    Reactor::Current()->Post(w.handle);
+  }
+  co_return result;
+}
+
+Task<ResolveResult> Router::ResolveUncached(const ResolveRequest& r, const std::string& alias_key,
+                                            const std::string& route_key_login) {
+  const bool cacheable = r.method == AuthMethod::kUsername || r.method == AuthMethod::kZimbraId;
+  ResolveResult out;
+  out.alias_key = alias_key;
+  out.route_key = route_key_login;
+  bool alias_cached = false;
+  if (cacheable && memcache_ != nullptr && options_.caching) {
+    // The alias and the route under the typed name in one round trip; a second one
+    // only when the alias names another account.
+    McReply alias, route;
+    {
+      Gate both;
+      if (!alias_key.empty()) Spawn(StoreGet(this, CacheGet(alias_key), &alias, both.Enter()));
+      Spawn(StoreGet(this, CacheGet(route_key_login), &route, both.Enter()));
+      co_await both.Wait();
+    }
+    std::string account = alias.hit() ? alias.value : std::string();
+    alias_cached = alias.hit();
+    if (!account.empty() && account != r.login) {
+      out.route_key = RouteKeyFor(r, account);
+      route = co_await CacheGet(out.route_key);
+    }
+    if (route.hit() && SetRoute(route.value, &out)) {
+      ++stats_.memcache_hits;
+      out.status = ResolveStatus::kOk;
+      out.source = RouteSource::kMemcache;
+      out.account = account.empty() ? r.login : account;
+      const int64_t now = MonotonicNowNs();
+      const int64_t ttl = options_.local_ttl_ms * 1'000'000;
+      local_.Put(out.route_key, LocalEntry{LocalEntry::Kind::kRoute, route.value, -1}, ttl, now);
+      if (!account.empty()) {
+        local_.Put(alias_key, LocalEntry{LocalEntry::Kind::kAlias, account, -1}, ttl, now);
+      }
+      co_return out;
+    }
+  }
+  ++stats_.lookups;
+  LookupQuery q;
+  q.method = r.method == AuthMethod::kUsername   ? "username"
+             : r.method == AuthMethod::kZimbraId ? "zimbraId"
+             : r.method == AuthMethod::kGssapi   ? "gssapi"
+                                                 : "certauth";
+  q.user = r.login;
+  q.escape_user = !r.web && r.method == AuthMethod::kUsername;
+  q.protocol = r.protocol;
+  q.login_attempt = r.login_attempt;
+  q.client_ip = r.client_ip;
+  q.proxy_ip = r.local_ip;
+  q.proxy_host = r.web ? r.vhost : std::string();
+  q.zimbra_admin = r.admin;
+  q.zimbra_zx = r.zx;
+  q.auth_id = r.auth_id;
+  q.admin_user = r.admin_user;
+  q.admin_pass = r.admin_pass;
+  LookupResult lr = co_await lookup_->Lookup(std::move(q));
+  out.source = RouteSource::kLookup;
+  const int64_t now = MonotonicNowNs();
+  switch (lr.status) {
+    case LookupStatus::kOk: {
+      out.status = ResolveStatus::kOk;
+      out.server = lr.server;
+      out.port = lr.port;
+      out.account = lr.user.empty() ? r.login : lr.user;
+      out.auth_id = lr.auth_id;
+      out.auth_pass = lr.auth_pass;
+      if (!cacheable) co_return out;  // GSSAPI and certauth: never cached
+      const std::string value = keys::RouteValue(out.server, out.port);
+      const int64_t ttl = options_.local_ttl_ms * 1'000'000;
+      out.route_key = r.method == AuthMethod::kZimbraId ? route_key_login
+                                                        : RouteKeyFor(r, out.account);
+      local_.Put(out.route_key, LocalEntry{LocalEntry::Kind::kRoute, value, -1}, ttl, now);
+      CacheAdd(out.route_key, value);
+      if (route_key_login != out.route_key && !lr.cache_alias) {
+        // An unqualified or aliased name whose alias may not be cached: keep the route
+        // under the name as typed, so the next login finds it directly.
+        local_.Put(route_key_login, LocalEntry{LocalEntry::Kind::kRoute, value, -1}, ttl, now);
+        CacheAdd(route_key_login, value);
+      }
+      if (r.method == AuthMethod::kUsername && lr.cache_alias && !alias_cached) {
+        // Zimbra's rule: when the login is the account itself, the alias is cached for
+        // its local part ("john" -> "john@default.domain").
+        std::string key = r.login == out.account
+                              ? (r.web ? keys::WebAlias(KeyName(LocalPart(r.login)), r.vhost)
+                                       : keys::MailAlias(KeyName(LocalPart(r.login)), r.local_ip))
+                              : alias_key;
+        local_.Put(key, LocalEntry{LocalEntry::Kind::kAlias, out.account, -1}, ttl, now);
+        CacheAdd(key, out.account);
+        if (key != alias_key) {
+          local_.Put(alias_key, LocalEntry{LocalEntry::Kind::kAlias, out.account, -1}, ttl, now);
+        }
+      }
+      co_return out;
+    }
+    case LookupStatus::kLoginFailed:
+      out.status = ResolveStatus::kLoginFailed;
+      out.reason = lr.reason;
+      out.wait_s = lr.wait_s;
+      if (cacheable) {
+        local_.Put("refused\n" + route_key_login,
+                   LocalEntry{LocalEntry::Kind::kRefused, lr.reason, lr.wait_s},
+                   options_.negative_ttl_ms * 1'000'000, now);
+      }
+      co_return out;
+    case LookupStatus::kInvalidRoute:
+    case LookupStatus::kUnavailable:
+      out.status = ResolveStatus::kUnavailable;
+      out.reason = lr.reason;
+      co_return out;
+  }
+  co_return out;
+}
+
+Task<void> Router::Forget(ResolveResult result) {
+  std::vector<std::string> keys_to_drop;
+  if (!result.alias_key.empty()) keys_to_drop.push_back(result.alias_key);
+  if (!result.route_key.empty()) keys_to_drop.push_back(result.route_key);
+  for (const std::string& k : keys_to_drop) local_.Erase(k);
+  if (memcache_ == nullptr) co_return;
+  for (std::string& k : keys_to_drop) co_await DeleteDetached(std::move(k));
+}
+
+Task<void> Router::Invalidate(std::string account, std::vector<std::string> local_ips) {
+  std::vector<std::string> keys_to_drop;
+  const std::string name = KeyName(account);
+  for (std::string_view proto : kProtocols) keys_to_drop.push_back(keys::RouteByUser(proto, name));
+  for (const std::string& ip : local_ips) {
+    keys_to_drop.push_back(keys::MailAlias(name, ip));
+    keys_to_drop.push_back(keys::MailAlias(KeyName(LocalPart(account)), ip));
+    for (std::string_view proto : kProtocols) {
+      keys_to_drop.push_back(keys::RouteUnqualified(proto, KeyName(LocalPart(account)), ip));
+    }
+  }
+  for (const std::string& k : keys_to_drop) local_.Erase(k);
+  if (memcache_ == nullptr) co_return;
+  for (std::string& k : keys_to_drop) co_await DeleteDetached(std::move(k));
+}
+
+}  // namespace ringproxy

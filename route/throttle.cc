@@ -1,0 +1,158 @@
+#include "route/throttle.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+
+#include "core/log.h"
+#include "fmt/format.h"
+#include "route/keys.h"
+
+namespace ringproxy {
+namespace {
+
+bool ParseIp(std::string_view text, int* family, uint8_t out[16]) {
+  std::string s(text);
+  if (inet_pton(AF_INET, s.c_str(), out) == 1) {
+    *family = AF_INET;
+    return true;
+  }
+  if (inet_pton(AF_INET6, s.c_str(), out) == 1) {
+    *family = AF_INET6;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<Cidr> Cidr::Parse(std::string_view text) {
+  Cidr c;
+  size_t slash = text.find('/');
+  if (!ParseIp(text.substr(0, slash), &c.family_, c.bytes_)) {
+    return absl::InvalidArgumentError(fmt::format("bad address '{}'", text));
+  }
+  const int bits = c.family_ == AF_INET ? 32 : 128;
+  c.prefix_ = bits;
+  if (slash != std::string_view::npos) {
+    std::string_view p = text.substr(slash + 1);
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), c.prefix_);
+    if (ec != std::errc() || end != p.data() + p.size() || c.prefix_ < 0 || c.prefix_ > bits) {
+      return absl::InvalidArgumentError(fmt::format("bad prefix length in '{}'", text));
+    }
+  }
+  return c;
+}
+
+bool Cidr::Contains(std::string_view ip) const {
+  int family = 0;
+  uint8_t b[16];
+  if (!ParseIp(ip, &family, b) || family != family_) return false;
+  int full = prefix_ / 8;
+  if (memcmp(b, bytes_, static_cast<size_t>(full)) != 0) return false;
+  int rest = prefix_ % 8;
+  if (rest == 0) return true;
+  uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (b[full] & mask) == (bytes_[full] & mask);
+}
+
+Throttle::Throttle(ThrottleOptions options, MemcacheClient* memcache)
+    : options_(std::move(options)), memcache_(memcache) {}
+
+void Throttle::NoteMemcacheState(bool ok) {
+  if (ok == memcache_ok_) return;
+  memcache_ok_ = ok;
+  if (ok) {
+    RP_LOG(kInfo, "throttle: memcached answers again; counting resumes");
+  } else {
+    RP_LOG(kWarn, "throttle: memcached unavailable; logins are {} without counting",
+           options_.fail_open ? "allowed" : "refused");
+  }
+}
+
+ThrottleDecision Throttle::Unavailable(const std::string& message) {
+  ThrottleDecision d;
+  d.unavailable = true;
+  if (!options_.fail_open) {
+    d.verdict = ThrottleVerdict::kDeny;
+    d.message = message;
+  }
+  return d;
+}
+
+Task<ThrottleDecision> Throttle::CheckIp(std::string protocol, std::string client_ip) {
+  const bool pop3 = protocol.rfind("pop3", 0) == 0;
+  const int proto_max = pop3 ? options_.pop3_max : options_.imap_max;
+  const int max = proto_max > 0 ? proto_max : options_.ip_max;
+  // The window goes with the limit that applies.
+  const uint32_t ttl = proto_max > 0 ? (pop3 ? options_.pop3_ttl_s : options_.imap_ttl_s)
+                                     : options_.ip_ttl_s;
+  if (max <= 0 || memcache_ == nullptr) co_return ThrottleDecision{};
+  if (!options_.whitelist.empty()) {
+    // The memo saves the CIDR walk for every proxy sharing memcached (Zimbra's key).
+    McReply memo = co_await memcache_->Get(keys::WhitelistMemo(client_ip));
+    NoteMemcacheState(memo.ok());
+    bool whitelisted;
+    if (memo.hit()) {
+      whitelisted = memo.value == "1";
+    } else {
+      whitelisted = false;
+      for (const Cidr& c : options_.whitelist) whitelisted |= c.Contains(client_ip);
+      if (memo.ok()) {
+        (void)co_await memcache_->Add(keys::WhitelistMemo(client_ip), whitelisted ? "1" : "0",
+                                      options_.whitelist_ttl_s);
+      }
+    }
+    if (whitelisted) co_return ThrottleDecision{};
+  }
+  McReply r = co_await memcache_->Increment(keys::IpThrottle(pop3 ? "pop3" : "imap", client_ip),
+                                            1, 1, ttl);
+  NoteMemcacheState(r.ok());
+  if (!r.ok() || r.status != 0) co_return Unavailable(options_.ip_reject_message);
+  ThrottleDecision d;
+  d.count = r.counter;
+  if (r.counter > static_cast<uint64_t>(max)) {
+    d.verdict = ThrottleVerdict::kDeny;
+    d.message = options_.ip_reject_message;
+  }
+  co_return d;
+}
+
+Task<ThrottleDecision> Throttle::CheckUser(std::string account) {
+  if (options_.user_max <= 0 || memcache_ == nullptr) co_return ThrottleDecision{};
+  McReply r = co_await memcache_->Get(keys::UserThrottle(account));
+  NoteMemcacheState(r.ok());
+  if (!r.ok()) co_return Unavailable(options_.user_reject_message);
+  ThrottleDecision d;
+  if (!r.hit()) co_return d;
+  uint64_t count = 0;
+  auto [end, ec] = std::from_chars(r.value.data(), r.value.data() + r.value.size(), count);
+  // memcached stores counters as decimal text; anything else is not ours: allow.
+  if (ec != std::errc() || end != r.value.data() + r.value.size()) co_return d;
+  d.count = count;
+  // At the limit already: this login would be one too many, so stop it before the
+  // upstream sees the password.
+  if (count >= static_cast<uint64_t>(options_.user_max)) {
+    d.verdict = ThrottleVerdict::kDeny;
+    d.message = options_.user_reject_message;
+  }
+  co_return d;
+}
+
+Task<ThrottleDecision> Throttle::CountUserLogin(std::string account) {
+  if (options_.user_max <= 0 || memcache_ == nullptr) co_return ThrottleDecision{};
+  McReply r = co_await memcache_->Increment(keys::UserThrottle(account), 1, 1,
+                                            options_.user_ttl_s);
+  NoteMemcacheState(r.ok());
+  if (!r.ok() || r.status != 0) co_return Unavailable(options_.user_reject_message);
+  ThrottleDecision d;
+  d.count = r.counter;
+  if (r.counter > static_cast<uint64_t>(options_.user_max)) {
+    d.verdict = ThrottleVerdict::kDeny;
+    d.message = options_.user_reject_message;
+  }
+  co_return d;
+}
+
+}  // namespace ringproxy

@@ -1,0 +1,182 @@
+// The memcached client against real memcached servers (Debian's, binary protocol).
+#include "cache/memcache_client.h"
+
+#include <string>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/sync.h"
+#include "gtest/gtest.h"
+#include "tests/process_util.h"
+#include "tests/test_util.h"
+
+namespace ringproxy {
+namespace {
+
+CacheServer ServerAt(const testing::Memcached& m) {
+  CacheServer s;
+  s.host = "127.0.0.1";
+  s.port = m.port();
+  s.text = m.address();
+  s.address = *SocketAddress::Parse(s.text);
+  return s;
+}
+
+class MemcacheClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    reactor_ = testing::MakeReactor();
+    ASSERT_TRUE(a_.Start());
+    ASSERT_TRUE(b_.Start());
+  }
+  MemcacheOptions Options(std::vector<CacheServer> servers) {
+    MemcacheOptions o;
+    o.servers = std::move(servers);
+    o.timeout_ms = 1000;
+    o.reconnect_ms = 60000;
+    return o;
+  }
+  std::unique_ptr<Reactor> reactor_;
+  testing::Memcached a_, b_;
+};
+
+Task<std::vector<McReply>> Basics(MemcacheClient* c) {
+  std::vector<McReply> out;
+  out.push_back(co_await c->Get("missing"));
+  out.push_back(co_await c->Add("route:proto=imap;user=a@b", "10.0.0.1:7143", 60));
+  out.push_back(co_await c->Add("route:proto=imap;user=a@b", "10.9.9.9:1", 60));  // add never overwrites
+  out.push_back(co_await c->Get("route:proto=imap;user=a@b"));
+  out.push_back(co_await c->Increment("throttle:user=a@b", 1, 1, 60));  // created at 1
+  out.push_back(co_await c->Increment("throttle:user=a@b", 1, 1, 60));  // 2
+  out.push_back(co_await c->Get("throttle:user=a@b"));                  // "2" as text
+  out.push_back(co_await c->Delete("route:proto=imap;user=a@b"));
+  out.push_back(co_await c->Get("route:proto=imap;user=a@b"));
+  out.push_back(co_await c->Get(std::string(300, 'k')));  // long key: hashed, allowed
+  co_await c->Close();
+  co_return out;
+}
+
+TEST_F(MemcacheClientTest, GetAddIncrementDelete) {
+  MemcacheClient c(Options({ServerAt(a_)}));
+  std::vector<McReply> r = RunUntilComplete(*reactor_, Basics(&c));
+  ASSERT_EQ(r.size(), 10u);
+  for (const McReply& x : r) EXPECT_TRUE(x.ok());
+  EXPECT_EQ(r[0].status, static_cast<uint16_t>(memcache::Status::kKeyNotFound));
+  EXPECT_TRUE(r[1].hit());
+  EXPECT_EQ(r[2].status, static_cast<uint16_t>(memcache::Status::kKeyExists));
+  EXPECT_EQ(r[3].value, "10.0.0.1:7143");
+  EXPECT_EQ(r[4].counter, 1u);
+  EXPECT_EQ(r[5].counter, 2u);
+  EXPECT_EQ(r[6].value, "2");
+  EXPECT_TRUE(r[7].hit());
+  EXPECT_EQ(r[8].status, static_cast<uint16_t>(memcache::Status::kKeyNotFound));
+  EXPECT_EQ(c.stats().connects, 1u);  // one persistent connection for all of it
+}
+
+Task<int> Pipelined(MemcacheClient* c, int n) {
+  Gate gate;
+  int ok = 0;
+  auto one = [](MemcacheClient* c, int i, int* ok, Gate::Holder) -> Task<void> {
+    std::string key = "p" + std::to_string(i);
+    McReply a = co_await c->Set(key, "v" + std::to_string(i), 60);
+    McReply g = co_await c->Get(key);
+    if (a.hit() && g.value == "v" + std::to_string(i)) ++*ok;
+  };
+  for (int i = 0; i < n; ++i) Spawn(one(c, i, &ok, gate.Enter()));
+  co_await gate.Wait();
+  co_await c->Close();
+  co_return ok;
+}
+
+TEST_F(MemcacheClientTest, ManyRequestsInFlightMatchTheirReplies) {
+  MemcacheClient c(Options({ServerAt(a_), ServerAt(b_)}));
+  EXPECT_EQ(RunUntilComplete(*reactor_, Pipelined(&c, 500)), 500);
+  EXPECT_EQ(c.stats().connects, 2u);
+}
+
+Task<std::vector<int>> KillOneServer(MemcacheClient* c, testing::Memcached* victim,
+                                     int victim_index, std::vector<std::string> keys) {
+  std::vector<int> out;
+  // Every key written while both are up.
+  for (const std::string& k : keys) (void)co_await c->Set(k, "x", 60);
+  victim->Kill();
+  co_await Sleep(Deadline::AfterMs(50));
+  int failed = 0, on_victim = 0;
+  // The victim's keys fail until its connection is found dead, then go elsewhere.
+  for (const std::string& k : keys) {
+    McReply r = co_await c->Get(k);
+    if (!r.ok()) ++failed;
+    if (c->ServerFor(k) == victim_index) ++on_victim;
+  }
+  out.push_back(failed);
+  out.push_back(on_victim);
+  int failed_after = 0;
+  for (const std::string& k : keys) {
+    McReply r = co_await c->Set(k, "y", 60);
+    if (!r.ok()) ++failed_after;
+  }
+  out.push_back(failed_after);
+  co_await c->Close();
+  co_return out;
+}
+
+TEST_F(MemcacheClientTest, ADeadServerIsMarkedBadAndItsKeysRemapped) {
+  MemcacheClient c(Options({ServerAt(a_), ServerAt(b_)}));
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) keys.push_back("route:proto=imap;user=u" + std::to_string(i));
+  std::vector<int> r = RunUntilComplete(*reactor_, KillOneServer(&c, &b_, 1, keys));
+  EXPECT_LE(r[0], 1) << "at most the request in flight when the reset was seen fails";
+  EXPECT_EQ(r[1], 0) << "no key maps to the dead server any more";
+  EXPECT_EQ(r[2], 0) << "all writes succeed on the surviving server";
+  EXPECT_EQ(c.stats().servers_marked_bad, 1u);
+  EXPECT_FALSE(c.ServerUsable(1));
+}
+
+Task<McReply> GetOnce(MemcacheClient* c) {
+  McReply r = co_await c->Get("k");
+  co_await c->Close();
+  co_return r;
+}
+
+TEST_F(MemcacheClientTest, NoServerReachableIsUnavailableNotAHang) {
+  CacheServer dead;
+  dead.host = "127.0.0.1";
+  dead.port = testing::FreePort();
+  dead.text = "127.0.0.1:" + std::to_string(dead.port);
+  dead.address = *SocketAddress::Parse(dead.text);
+  MemcacheClient c(Options({dead}));
+  McReply r = RunUntilComplete(*reactor_, GetOnce(&c));
+  EXPECT_EQ(r.error, McError::kUnavailable);
+  EXPECT_EQ(c.stats().connect_failures, 1u);
+  EXPECT_FALSE(c.ServerUsable(0));
+}
+
+Task<std::pair<McReply, int64_t>> GetFromSilentServer(MemcacheClient* c) {
+  int64_t start = MonotonicNowNs();
+  McReply r = co_await c->Get("k");
+  int64_t took = (MonotonicNowNs() - start) / 1'000'000;
+  co_await c->Close();
+  co_return std::make_pair(std::move(r), took);
+}
+
+TEST_F(MemcacheClientTest, ASilentServerTimesOut) {
+  // A listener that accepts (kernel backlog) but never answers.
+  uint16_t port = 0;
+  UniqueFd silent = testing::ListenLoopback(&port);
+  CacheServer s;
+  s.host = "127.0.0.1";
+  s.port = port;
+  s.text = "127.0.0.1:" + std::to_string(port);
+  s.address = *SocketAddress::Parse(s.text);
+  MemcacheOptions o = Options({s});
+  o.timeout_ms = 300;
+  MemcacheClient c(o);
+  auto [r, took] = RunUntilComplete(*reactor_, GetFromSilentServer(&c));
+  EXPECT_EQ(r.error, McError::kUnavailable);
+  EXPECT_GE(took, 290);
+  EXPECT_LT(took, 2000);
+  EXPECT_EQ(c.stats().timeouts, 1u);
+}
+
+}  // namespace
+}  // namespace ringproxy

@@ -1,0 +1,151 @@
+// The lookup client against real lookupd processes: answers, failover and the skip
+// interval, read timeouts (no failover), keep-alive reuse, and invalid answers.
+#include "route/lookup_client.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/process_util.h"
+#include "tests/test_util.h"
+
+namespace ringproxy {
+namespace {
+
+LookupHandler Handler(uint16_t port) {
+  LookupHandler h;
+  h.text = "127.0.0.1:" + std::to_string(port);
+  h.address = *SocketAddress::Parse(h.text);
+  return h;
+}
+
+LookupQuery Query(std::string user, std::string protocol = "imap") {
+  LookupQuery q;
+  q.user = std::move(user);
+  q.protocol = std::move(protocol);
+  q.client_ip = "198.51.100.7";
+  q.proxy_ip = "127.0.0.1";
+  return q;
+}
+
+Task<std::vector<LookupResult>> Several(LookupClient* c, std::vector<LookupQuery> qs) {
+  std::vector<LookupResult> out;
+  for (LookupQuery& q : qs) out.push_back(co_await c->Lookup(std::move(q)));
+  c->Close();
+  co_return out;
+}
+
+class LookupClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override { reactor_ = testing::MakeReactor(); }
+  std::unique_ptr<Reactor> reactor_;
+};
+
+TEST_F(LookupClientTest, AnswersAndKeepsTheConnection) {
+  testing::Lookupd d;
+  ASSERT_TRUE(d.Start());
+  LookupOptions o;
+  o.handlers = {Handler(d.port())};
+  LookupClient c(o);
+  auto r = RunUntilComplete(*reactor_, Several(&c, {Query("jd"), Query("nobody"),
+                                                    Query("john@example.com", "pop3")}));
+  EXPECT_EQ(r[0].status, LookupStatus::kOk);
+  EXPECT_EQ(r[0].server, "127.0.0.1");
+  EXPECT_EQ(r[0].port, 7143);
+  EXPECT_EQ(r[0].user, "john@example.com");
+  EXPECT_TRUE(r[0].cache_alias);
+  EXPECT_EQ(r[1].status, LookupStatus::kLoginFailed);
+  EXPECT_EQ(r[1].reason, "user not found:nobody@example.com");
+  EXPECT_EQ(r[1].wait_s, 3);
+  EXPECT_EQ(r[2].port, 7110);
+  EXPECT_EQ(c.stats().connects, 1u);
+  EXPECT_EQ(c.stats().reused, 2u);
+  EXPECT_EQ(d.Requests(), 3);
+}
+
+TEST_F(LookupClientTest, OneConnectionPerLookupWhenTheServiceCloses) {
+  testing::Lookupd d;
+  ASSERT_TRUE(d.Start({"--close"}));
+  LookupOptions o;
+  o.handlers = {Handler(d.port())};
+  LookupClient c(o);
+  auto r = RunUntilComplete(*reactor_, Several(&c, {Query("jd"), Query("jd"), Query("jd")}));
+  for (auto& x : r) EXPECT_EQ(x.status, LookupStatus::kOk);
+  EXPECT_EQ(c.stats().connects, 3u);
+  EXPECT_EQ(c.stats().reused, 0u);
+}
+
+TEST_F(LookupClientTest, RefusedHandlerFailsOverAndIsSkippedForTheRetryInterval) {
+  testing::Lookupd d;
+  ASSERT_TRUE(d.Start());
+  LookupOptions o;
+  o.handlers = {Handler(testing::FreePort()), Handler(d.port())};
+  o.retry_interval_ms = 60000;
+  LookupClient c(o);
+  // Round robin starts at handler 0 (dead), then 1, 0 (skipped now), 1...
+  auto r = RunUntilComplete(*reactor_,
+                            Several(&c, {Query("jd"), Query("jd"), Query("jd"), Query("jd")}));
+  for (auto& x : r) EXPECT_EQ(x.status, LookupStatus::kOk);
+  EXPECT_EQ(c.stats().handler_failures, 1u) << "the dead handler was tried once, then skipped";
+  EXPECT_TRUE(c.HandlerSkipped(0));
+  EXPECT_EQ(d.Requests(), 4);
+}
+
+TEST_F(LookupClientTest, SkippedHandlerIsTriedAgainAfterTheInterval) {
+  testing::Lookupd d;
+  ASSERT_TRUE(d.Start());
+  LookupOptions o;
+  o.handlers = {Handler(testing::FreePort()), Handler(d.port())};
+  o.retry_interval_ms = 1;
+  LookupClient c(o);
+  // Round robin starts at 0 (dead), 1, 0 (dead again: the 1 ms skip has expired).
+  for (int i = 0; i < 3; ++i) {
+    auto r = RunUntilComplete(*reactor_, Several(&c, {Query("jd")}));
+    EXPECT_EQ(r[0].status, LookupStatus::kOk);
+    usleep(5000);
+  }
+  EXPECT_EQ(c.stats().handler_failures, 2u);
+}
+
+TEST_F(LookupClientTest, AllHandlersDownIsATemporaryFailure) {
+  LookupOptions o;
+  o.handlers = {Handler(testing::FreePort()), Handler(testing::FreePort())};
+  LookupClient c(o);
+  auto r = RunUntilComplete(*reactor_, Several(&c, {Query("jd"), Query("jd")}));
+  EXPECT_EQ(r[0].status, LookupStatus::kUnavailable);
+  EXPECT_EQ(r[0].reason, "no valid lookup handlers");
+  EXPECT_EQ(r[1].status, LookupStatus::kUnavailable);  // both skipped now: no attempt
+  EXPECT_EQ(c.stats().handler_failures, 2u);
+}
+
+TEST_F(LookupClientTest, ReadTimeoutFailsTheLookupWithoutFailover) {
+  testing::Lookupd slow, fast;
+  ASSERT_TRUE(slow.Start({"--latency-ms", "1000"}));
+  ASSERT_TRUE(fast.Start());
+  LookupOptions o;
+  o.handlers = {Handler(slow.port()), Handler(fast.port())};
+  o.timeout_ms = 200;
+  LookupClient c(o);
+  int64_t start = MonotonicNowNs();
+  auto r = RunUntilComplete(*reactor_, Several(&c, {Query("jd")}));
+  int64_t took_ms = (MonotonicNowNs() - start) / 1'000'000;
+  EXPECT_EQ(r[0].status, LookupStatus::kUnavailable);
+  EXPECT_NE(r[0].reason.find("no lookup response within 200 ms"), std::string::npos);
+  EXPECT_GE(took_ms, 190);
+  EXPECT_LT(took_ms, 900);
+  EXPECT_EQ(fast.Requests(), 0) << "a read timeout must not fail over";
+}
+
+TEST_F(LookupClientTest, AnInvalidResponseIsATemporaryFailure) {
+  testing::Lookupd bad;
+  ASSERT_TRUE(bad.Start({"--error-rate", "1"}));
+  LookupOptions o;
+  o.handlers = {Handler(bad.port())};
+  LookupClient c(o);
+  auto r = RunUntilComplete(*reactor_, Several(&c, {Query("jd")}));
+  EXPECT_EQ(r[0].status, LookupStatus::kUnavailable);
+  EXPECT_EQ(r[0].reason, "invalid lookup response: status other than 200");
+}
+
+}  // namespace
+}  // namespace ringproxy

@@ -1,0 +1,197 @@
+// The lookup protocol codec: the exact request bytes, escaping, and responses and
+// requests parsed whole and split at every 1, 2, 5, 10, 100 bytes.
+#include "route/lookup_codec.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace ringproxy::lookup {
+namespace {
+
+TEST(LookupCodecTest, RequestBytesAreExactlyZimbras) {
+  Request r;
+  r.method = "username";
+  r.user = "john doe%x";
+  r.protocol = "imapssl";
+  r.login_attempt = 1;
+  r.proxy_ip = "192.0.2.10";
+  r.client_ip = "198.51.100.7";
+  std::string out;
+  WriteRequest(r, "10.0.0.5", kDefaultPath, /*keep_alive=*/false, &out);
+  EXPECT_EQ(out,
+            "GET /service/extension/nginx-lookup HTTP/1.0\r\n"
+            "Host: 10.0.0.5\r\n"
+            "Connection: close\r\n"
+            "Auth-Method: username\r\n"
+            "Auth-User: john%20doe%25x\r\n"
+            "Auth-Pass: _password_\r\n"
+            "Auth-Protocol: imapssl\r\n"
+            "Auth-Login-Attempt: 1\r\n"
+            "X-Proxy-IP: 192.0.2.10\r\n"
+            "Client-IP: 198.51.100.7\r\n"
+            "\r\n");
+}
+
+TEST(LookupCodecTest, WebAndGssapiHeaders) {
+  Request r;
+  r.method = "zimbraId";
+  r.user = "6d1a-uuid";
+  r.escape_user = false;
+  r.protocol = "httpssl";
+  r.login_attempt = 0;
+  r.proxy_ip = "192.0.2.10";
+  r.client_ip = "198.51.100.7";
+  r.proxy_host = "mail.example.com";
+  r.zimbra_admin = true;
+  std::string out;
+  WriteRequest(r, "10.0.0.5", kDefaultPath, true, &out);
+  EXPECT_NE(out.find("GET /service/extension/nginx-lookup HTTP/1.1\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("Connection: close"), std::string::npos);
+  EXPECT_NE(out.find("Auth-Zimbra-Admin: True\r\n"), std::string::npos);
+  EXPECT_NE(out.find("X-Proxy-Host: mail.example.com\r\n"), std::string::npos);
+  Request g;
+  g.method = "gssapi";
+  g.user = "john";
+  g.protocol = "imap";
+  g.auth_id = "john@EXAMPLE.COM";
+  g.admin_user = "zmnginx";
+  g.admin_pass = "secret";
+  out.clear();
+  WriteRequest(g, "h", kDefaultPath, true, &out);
+  EXPECT_NE(out.find("Auth-ID: john@EXAMPLE.COM\r\n"), std::string::npos);
+  EXPECT_NE(out.find("Auth-Admin-User: zmnginx\r\nAuth-Admin-Pass: secret\r\n"), std::string::npos);
+}
+
+TEST(LookupCodecTest, EscapeRoundTrip) {
+  for (std::string s : {std::string("plain@example.com"), std::string("a b%c"),
+                        std::string("ctl\x01\x7f" "end", 8)}) {
+    std::string back;
+    ASSERT_TRUE(UnescapeMailAuth(EscapeMailAuth(s), &back));
+    EXPECT_EQ(back, s);
+  }
+  std::string out;
+  EXPECT_FALSE(UnescapeMailAuth("bad%", &out));
+  EXPECT_FALSE(UnescapeMailAuth("bad%2", &out));
+  EXPECT_FALSE(UnescapeMailAuth("bad%zz", &out));
+}
+
+// Feeds `input` `step` bytes at a time until the parser has a whole message; returns
+// the bytes fed (the caller parses them again: the views point into that buffer).
+template <typename Parse>
+std::string FeedUntilWhole(std::string_view input, size_t step, Parse parse) {
+  std::string buf;
+  size_t fed = 0;
+  for (;;) {
+    if (parse(buf).error != Error::kNeedMore || fed == input.size()) return buf;
+    size_t n = std::min(step, input.size() - fed);
+    buf.append(input.substr(fed, n));
+    fed += n;
+  }
+}
+
+TEST(LookupCodecTest, SuccessResponse) {
+  const std::string r =
+      "HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.0.0.21\r\nAuth-Port: 7993\r\n"
+      "Auth-Cache-Alias: TRUE\r\nAuth-User: john%20x@example.com\r\nContent-Length: 0\r\n\r\n";
+  for (size_t step : {size_t{1}, size_t{2}, size_t{5}, size_t{10}, size_t{100}, r.size()}) {
+    SCOPED_TRACE(step);
+    std::string buf =
+        FeedUntilWhole(r, step, [](std::string_view d) { return ParseResponse(d); });
+    ParsedResponse p = ParseResponse(buf);
+    ASSERT_EQ(p.error, Error::kNone);
+    EXPECT_EQ(p.consumed, r.size());
+    EXPECT_TRUE(p.keep_alive);
+    Answer a = Interpret(p);
+    EXPECT_EQ(a.outcome, Outcome::kOk);
+    EXPECT_EQ(a.server, "10.0.0.21");
+    EXPECT_EQ(a.port, 7993);
+    EXPECT_TRUE(a.cache_alias);
+    std::string user;
+    ASSERT_TRUE(UnescapeMailAuth(a.user, &user));
+    EXPECT_EQ(user, "john x@example.com");
+  }
+}
+
+TEST(LookupCodecTest, FailureAndInvalidRoute) {
+  auto answer = [](std::string s) { return Interpret(ParseResponse(s)); };
+  Answer f = answer("HTTP/1.1 200 OK\r\nAuth-Status: user not found:x@y\r\nAuth-Wait: 10\r\n\r\n");
+  EXPECT_EQ(f.outcome, Outcome::kLoginFailed);
+  EXPECT_EQ(f.status, "user not found:x@y");
+  EXPECT_EQ(f.wait_s, 10);
+  EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Port: 7143\r\n\r\n").outcome,
+            Outcome::kInvalidRoute);
+  EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: h\r\nAuth-Port: 99999\r\n\r\n")
+                .outcome,
+            Outcome::kInvalidRoute);
+  EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n").outcome, Outcome::kInvalid);
+  // No Content-Length: the body runs to the close, so the connection is not reusable.
+  EXPECT_FALSE(ParseResponse("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\n\r\n").keep_alive);
+  EXPECT_FALSE(ParseResponse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
+}
+
+TEST(LookupCodecTest, MalformedResponses) {
+  EXPECT_EQ(ParseResponse("HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n").error,
+            Error::kBadStatus);
+  EXPECT_EQ(ParseResponse("SMTP 220 hi\r\n\r\n").error, Error::kBadStartLine);
+  EXPECT_EQ(ParseResponse("HTTP/1.1 200 OK\r\nnocolon\r\n\r\n").error, Error::kBadHeader);
+  EXPECT_EQ(ParseResponse("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").error,
+            Error::kBadHeader);
+  std::string many = "HTTP/1.1 200 OK\r\n";
+  for (int i = 0; i < 40; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
+  EXPECT_EQ(ParseResponse(many + "\r\n").error, Error::kTooManyHeaders);
+  EXPECT_EQ(ParseResponse("HTTP/1.1 200 OK\r\nX: " + std::string(9000, 'a')).error,
+            Error::kHeadTooLong);
+  EXPECT_EQ(ParseResponse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab").error,
+            Error::kNeedMore);
+}
+
+TEST(LookupCodecTest, RequestParsing) {
+  std::string wire;
+  Request r;
+  r.user = "jd";
+  r.protocol = "pop3";
+  r.client_ip = "1.2.3.4";
+  r.proxy_ip = "127.0.0.1";
+  WriteRequest(r, "h", kDefaultPath, true, &wire);
+  for (size_t step : {size_t{1}, size_t{7}, wire.size()}) {
+    std::string buf =
+        FeedUntilWhole(wire, step, [](std::string_view d) { return ParseRequest(d); });
+    ParsedRequest p = ParseRequest(buf);
+    ASSERT_EQ(p.error, Error::kNone);
+    EXPECT_EQ(p.method, "GET");
+    EXPECT_EQ(p.target, kDefaultPath);
+    EXPECT_EQ(p.Find("auth-user"), "jd");
+    EXPECT_EQ(p.Find("Auth-Protocol"), "pop3");
+    EXPECT_TRUE(p.keep_alive);
+  }
+  EXPECT_EQ(ParseRequest("GET / SPDY/3\r\n\r\n").error, Error::kBadStartLine);
+}
+
+TEST(LookupCodecTest, ReplyRoundTrip) {
+  Reply ok;
+  ok.ok = true;
+  ok.server = "10.0.0.1";
+  ok.port = 7110;
+  ok.user = "a b@c";
+  ok.cache_alias = true;
+  std::string wire;
+  WriteReply(ok, true, &wire);
+  Answer a = Interpret(ParseResponse(wire));
+  EXPECT_EQ(a.outcome, Outcome::kOk);
+  EXPECT_EQ(a.port, 7110);
+  EXPECT_EQ(a.user, "a%20b@c");
+  Reply no;
+  no.status = "user not found:z";
+  no.wait_s = 3;
+  wire.clear();
+  WriteReply(no, false, &wire);
+  ParsedResponse p = ParseResponse(wire);
+  EXPECT_FALSE(p.keep_alive);
+  Answer b = Interpret(p);
+  EXPECT_EQ(b.outcome, Outcome::kLoginFailed);
+  EXPECT_EQ(b.wait_s, 3);
+}
+
+}  // namespace
+}  // namespace ringproxy::lookup

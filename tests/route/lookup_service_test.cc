@@ -1,0 +1,110 @@
+// The reference lookup service's decisions (what Zimbra's NLE would answer).
+#include "route/lookup_service.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace ringproxy {
+namespace {
+
+std::shared_ptr<const Directory> Dir() {
+  auto d = Directory::Load(getenv("LOOKUPD_ROUTES"));
+  EXPECT_TRUE(d.ok()) << std::string(d.status().message());
+  return *d;
+}
+
+Decision Ask(const Directory& dir, std::string headers) {
+  static std::string wire;  // the parsed request points into it
+  wire = "GET /service/extension/nginx-lookup HTTP/1.1\r\nHost: x\r\n" + headers + "\r\n";
+  lookup::ParsedRequest r = lookup::ParseRequest(wire);
+  EXPECT_EQ(r.error, lookup::Error::kNone);
+  return Decide(dir, r);
+}
+
+const char kMail[] = "Auth-Method: username\r\nAuth-Pass: _password_\r\nAuth-Login-Attempt: 1\r\n"
+                     "Client-IP: 198.51.100.7\r\n";
+
+TEST(LookupServiceTest, AliasesResolveToTheAccountAndItsServer) {
+  auto dir = Dir();
+  Decision d = Ask(*dir, std::string(kMail) +
+                             "Auth-User: jd@example.com\r\nAuth-Protocol: imapssl\r\n"
+                             "X-Proxy-IP: 127.0.0.1\r\n");
+  ASSERT_TRUE(d.ok) << d.status;
+  EXPECT_EQ(d.user, "john@example.com");
+  EXPECT_EQ(d.server, "127.0.0.1");
+  EXPECT_EQ(d.port, 7993);
+  EXPECT_TRUE(d.cache_alias);  // the default domain
+}
+
+TEST(LookupServiceTest, UnqualifiedNamesTakeTheDomainOfTheVirtualIp) {
+  auto dir = Dir();
+  Decision d = Ask(*dir, std::string(kMail) +
+                             "Auth-User: m\r\nAuth-Protocol: pop3\r\nX-Proxy-IP: 127.0.0.2\r\n");
+  ASSERT_TRUE(d.ok) << d.status;
+  EXPECT_EQ(d.user, "mary@other.org");
+  EXPECT_EQ(d.server, "127.0.0.2");
+  EXPECT_EQ(d.port, 7110);
+  EXPECT_FALSE(d.cache_alias);  // not the default domain
+  Decision j = Ask(*dir, std::string(kMail) +
+                             "Auth-User: john\r\nAuth-Protocol: imap\r\nX-Proxy-IP: 10.9.9.9\r\n");
+  EXPECT_EQ(j.user, "john@example.com");  // unknown VIP: the default domain
+}
+
+TEST(LookupServiceTest, WebByVirtualHostAndById) {
+  auto dir = Dir();
+  Decision d = Ask(*dir,
+                   "Auth-Method: username\r\nAuth-User: m\r\nAuth-Protocol: http\r\n"
+                   "X-Proxy-Host: MAIL.other.org\r\nX-Proxy-IP: 127.0.0.1\r\n");
+  ASSERT_TRUE(d.ok) << d.status;
+  EXPECT_EQ(d.user, "mary@other.org");
+  EXPECT_EQ(d.port, 8080);
+  Decision i = Ask(*dir,
+                   "Auth-Method: zimbraId\r\nAuth-User: 11111111-aaaa-4bbb-8ccc-000000000001\r\n"
+                   "Auth-Protocol: httpssl\r\n");
+  ASSERT_TRUE(i.ok) << i.status;
+  EXPECT_EQ(i.user, "john@example.com");
+  EXPECT_EQ(i.port, 8443);
+}
+
+TEST(LookupServiceTest, Refusals) {
+  auto dir = Dir();
+  Decision nf = Ask(*dir, std::string(kMail) +
+                              "Auth-User: nobody@example.com\r\nAuth-Protocol: imap\r\n");
+  EXPECT_FALSE(nf.ok);
+  EXPECT_EQ(nf.status, "user not found:nobody@example.com");
+  EXPECT_EQ(nf.wait_s, 3);
+  Decision missing = Ask(*dir, "Auth-Method: username\r\nAuth-Protocol: imap\r\n");
+  EXPECT_EQ(missing.status, "missing header field Auth-User");
+  Decision no_port = Ask(*dir, std::string(kMail) +
+                                   "Auth-User: mary@other.org\r\nAuth-Protocol: imapssl\r\n");
+  EXPECT_FALSE(no_port.ok);
+  EXPECT_NE(no_port.status.find("has no imapssl port"), std::string::npos);
+  Decision not_admin = Ask(*dir,
+                           "Auth-Method: zimbraId\r\nAuth-User: 11111111-aaaa-4bbb-8ccc-000000000001\r\n"
+                           "Auth-Protocol: httpssl\r\nAuth-Zimbra-Admin: True\r\n");
+  EXPECT_FALSE(not_admin.ok);
+}
+
+TEST(LookupServiceTest, GssapiNeedsAdminCredentialsAndGetsAToken) {
+  auto dir = Dir();
+  Decision no = Ask(*dir, "Auth-Method: gssapi\r\nAuth-User: john\r\nAuth-Protocol: imap\r\n"
+                          "Auth-ID: john@EXAMPLE.COM\r\n");
+  EXPECT_FALSE(no.ok);
+  Decision yes = Ask(*dir, "Auth-Method: gssapi\r\nAuth-User: john\r\nAuth-Protocol: imap\r\n"
+                           "Auth-ID: john@EXAMPLE.COM\r\nAuth-Admin-User: zmnginx\r\n"
+                           "Auth-Admin-Pass: pw\r\nX-Proxy-IP: 127.0.0.1\r\n");
+  ASSERT_TRUE(yes.ok) << yes.status;
+  EXPECT_EQ(yes.auth_id, "john@example.com");
+  EXPECT_EQ(yes.auth_pass, "token-11111111-aaaa-4bbb-8ccc-000000000001");
+}
+
+TEST(LookupServiceTest, RoutesFileErrorsNameTheLine) {
+  auto bad = Directory::Parse("[[account]]\nname = \"x@y\"\nserver = \"nope\"\n", "r.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(std::string(bad.status().message()), "r.toml:1: unknown server 'nope'");
+}
+
+}  // namespace
+}  // namespace ringproxy

@@ -1,0 +1,180 @@
+// Login throttling against a real memcached: exact at the limit even when two
+// proxies (two Throttle instances, two connections) count at once; whitelist with its
+// memo key; the user throttle under the canonical name; failing open or closed.
+#include "route/throttle.h"
+
+#include <string>
+#include <vector>
+
+#include "core/sync.h"
+#include "gtest/gtest.h"
+#include "tests/process_util.h"
+#include "tests/test_util.h"
+
+namespace ringproxy {
+namespace {
+
+MemcacheOptions McAt(uint16_t port) {
+  MemcacheOptions o;
+  CacheServer s;
+  s.host = "127.0.0.1";
+  s.port = port;
+  s.text = "127.0.0.1:" + std::to_string(port);
+  s.address = *SocketAddress::Parse(s.text);
+  o.servers = {s};
+  o.timeout_ms = 1000;
+  return o;
+}
+
+class ThrottleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    reactor_ = testing::MakeReactor();
+    ASSERT_TRUE(mc_.Start());
+  }
+  std::unique_ptr<Reactor> reactor_;
+  testing::Memcached mc_;
+};
+
+Task<int> Race(Throttle* a, Throttle* b, int attempts) {
+  Gate gate;
+  int allowed = 0;
+  auto one = [](Throttle* t, int* allowed, Gate::Holder) -> Task<void> {
+    ThrottleDecision d = co_await t->CheckIp("imap", "198.51.100.7");
+    if (d.allowed()) ++*allowed;
+  };
+  for (int i = 0; i < attempts; ++i) Spawn(one(i % 2 == 0 ? a : b, &allowed, gate.Enter()));
+  co_await gate.Wait();
+  co_return allowed;
+}
+
+TEST_F(ThrottleTest, IpLimitIsExactAcrossTwoProxies) {
+  MemcacheClient m1(McAt(mc_.port())), m2(McAt(mc_.port()));
+  ThrottleOptions o;
+  o.ip_max = 10;
+  Throttle a(o, &m1), b(o, &m2);
+  int allowed = RunUntilComplete(*reactor_, Race(&a, &b, 40));
+  EXPECT_EQ(allowed, 10);
+  // POP3 counts separately ("throttle:proto=p,..."), IMAP stays over the limit.
+  auto more = [](Throttle* t, MemcacheClient* m1, MemcacheClient* m2) -> Task<std::vector<ThrottleDecision>> {
+    std::vector<ThrottleDecision> out;
+    out.push_back(co_await t->CheckIp("pop3", "198.51.100.7"));
+    out.push_back(co_await t->CheckIp("imapssl", "198.51.100.7"));
+    out.push_back(co_await t->CheckIp("imap", "198.51.100.8"));
+    co_await m1->Close();
+    co_await m2->Close();
+    co_return out;
+  };
+  auto r = RunUntilComplete(*reactor_, more(&a, &m1, &m2));
+  EXPECT_TRUE(r[0].allowed());
+  EXPECT_EQ(r[0].count, 1u);
+  EXPECT_FALSE(r[1].allowed());
+  EXPECT_EQ(r[1].message, "Login rejected from this IP");
+  EXPECT_EQ(r[1].count, 41u);
+  EXPECT_TRUE(r[2].allowed());
+}
+
+TEST_F(ThrottleTest, ProtocolLimitOverridesTheGenericOne) {
+  MemcacheClient m(McAt(mc_.port()));
+  ThrottleOptions o;
+  o.ip_max = 100;
+  o.pop3_max = 2;
+  Throttle t(o, &m);
+  auto run = [](Throttle* t, MemcacheClient* m) -> Task<std::vector<bool>> {
+    std::vector<bool> out;
+    for (int i = 0; i < 3; ++i) out.push_back((co_await t->CheckIp("pop3", "10.0.0.1")).allowed());
+    for (int i = 0; i < 3; ++i) out.push_back((co_await t->CheckIp("imap", "10.0.0.1")).allowed());
+    co_await m->Close();
+    co_return out;
+  };
+  EXPECT_EQ(RunUntilComplete(*reactor_, run(&t, &m)),
+            (std::vector<bool>{true, true, false, true, true, true}));
+}
+
+TEST_F(ThrottleTest, WhitelistedNetworksAreNotCountedAndTheMemoIsWritten) {
+  MemcacheClient m(McAt(mc_.port()));
+  ThrottleOptions o;
+  o.ip_max = 1;
+  o.whitelist = {*Cidr::Parse("10.0.0.0/8"), *Cidr::Parse("2001:db8::/32")};
+  Throttle t(o, &m);
+  auto run = [](Throttle* t, MemcacheClient* m) -> Task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    for (int i = 0; i < 3; ++i) {
+      out.push_back((co_await t->CheckIp("imap", "10.1.2.3")).allowed() ? "allow" : "deny");
+    }
+    out.push_back((co_await t->CheckIp("imap", "2001:db8::1")).allowed() ? "allow" : "deny");
+    out.push_back((co_await t->CheckIp("imap", "192.0.2.1")).allowed() ? "allow" : "deny");
+    out.push_back((co_await t->CheckIp("imap", "192.0.2.1")).allowed() ? "allow" : "deny");
+    out.push_back((co_await m->Get("whitelist:ip=10.1.2.3")).value);
+    out.push_back((co_await m->Get("whitelist:ip=192.0.2.1")).value);
+    co_await m->Close();
+    co_return out;
+  };
+  EXPECT_EQ(RunUntilComplete(*reactor_, run(&t, &m)),
+            (std::vector<std::string>{"allow", "allow", "allow", "allow", "allow", "deny", "1", "0"}));
+}
+
+TEST_F(ThrottleTest, UserLimitCountsSuccessfulLoginsUnderTheCanonicalName) {
+  MemcacheClient m(McAt(mc_.port()));
+  ThrottleOptions o;
+  o.user_max = 2;
+  Throttle t(o, &m);
+  auto run = [](Throttle* t, MemcacheClient* m) -> Task<std::vector<std::string>> {
+    std::vector<std::string> out;
+    for (int i = 0; i < 3; ++i) {
+      ThrottleDecision pre = co_await t->CheckUser("john@example.com");
+      if (!pre.allowed()) {
+        out.push_back("denied before login");
+        continue;
+      }
+      ThrottleDecision post = co_await t->CountUserLogin("john@example.com");
+      out.push_back(post.allowed() ? "login" : "denied after login");
+    }
+    out.push_back((co_await m->Get("throttle:user=john@example.com")).value);
+    co_await m->Close();
+    co_return out;
+  };
+  EXPECT_EQ(RunUntilComplete(*reactor_, run(&t, &m)),
+            (std::vector<std::string>{"login", "login", "denied before login", "2"}));
+}
+
+TEST_F(ThrottleTest, MemcachedDownFailsOpenOrClosedAsConfigured) {
+  mc_.Stop();
+  MemcacheClient m(McAt(mc_.port()));
+  ThrottleOptions open;
+  open.ip_max = 1;
+  open.user_max = 1;
+  ThrottleOptions closed = open;
+  closed.fail_open = false;
+  Throttle a(open, &m), b(closed, &m);
+  auto run = [](Throttle* a, Throttle* b, MemcacheClient* m) -> Task<std::vector<bool>> {
+    std::vector<bool> out;
+    ThrottleDecision x = co_await a->CheckIp("imap", "1.2.3.4");
+    out.push_back(x.allowed());
+    out.push_back(x.unavailable);
+    out.push_back((co_await b->CheckIp("imap", "1.2.3.4")).allowed());
+    out.push_back((co_await a->CountUserLogin("u@x")).allowed());
+    out.push_back((co_await b->CheckUser("u@x")).allowed());
+    co_await m->Close();
+    co_return out;
+  };
+  EXPECT_EQ(RunUntilComplete(*reactor_, run(&a, &b, &m)),
+            (std::vector<bool>{true, true, false, true, false}));
+}
+
+TEST(CidrTest, Matching) {
+  EXPECT_TRUE(Cidr::Parse("10.0.0.0/8")->Contains("10.255.0.1"));
+  EXPECT_FALSE(Cidr::Parse("10.0.0.0/8")->Contains("11.0.0.1"));
+  EXPECT_TRUE(Cidr::Parse("192.0.2.128/25")->Contains("192.0.2.200"));
+  EXPECT_FALSE(Cidr::Parse("192.0.2.128/25")->Contains("192.0.2.127"));
+  EXPECT_TRUE(Cidr::Parse("192.0.2.7")->Contains("192.0.2.7"));
+  EXPECT_FALSE(Cidr::Parse("192.0.2.7")->Contains("192.0.2.8"));
+  EXPECT_TRUE(Cidr::Parse("2001:db8::/32")->Contains("2001:db8:1::5"));
+  EXPECT_FALSE(Cidr::Parse("2001:db8::/32")->Contains("10.0.0.1"));
+  EXPECT_TRUE(Cidr::Parse("0.0.0.0/0")->Contains("8.8.8.8"));
+  EXPECT_FALSE(Cidr::Parse("10.0.0.0/33").ok());
+  EXPECT_FALSE(Cidr::Parse("not-an-ip").ok());
+}
+
+}  // namespace
+}  // namespace ringproxy
