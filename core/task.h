@@ -6,6 +6,9 @@
 // Rules that keep frames safe on GCC 12 (see docs/architecture.md):
 //  - take coroutine parameters by value; bind awaited calls' arguments to named locals;
 //  - no capturing lambdas that are coroutines;
+//  - no co_await in the arms of ?:, and no `co_return co_await f()` in a body that has
+//    awaited before: GCC 12.2 compiles either into a coroutine whose body never runs
+//    (minimal cases in docs/architecture.md); use if/else and a named local;
 //  - exceptions are off: an exception escaping a coroutine terminates.
 #pragma once
 

@@ -220,7 +220,12 @@ Task<void> Relay::Pump(int which, Gate::Holder /*holder*/) {
   Direction& d = dirs_[which];
   bool splice = options_.mode == RelayMode::kSplice;
   while (!aborted_) {
-    StepEnd end = splice ? co_await SplicePhase(d) : co_await CopyPhase(d);
+    StepEnd end;  // not ?: with co_await in the arms (core/task.h)
+    if (splice) {
+      end = co_await SplicePhase(d);
+    } else {
+      end = co_await CopyPhase(d);
+    }
     if (end == StepEnd::kEof) {
       // Everything the source sent has been delivered: pass the EOF on.
       if (!aborted_) shutdown(d.to, SHUT_WR);

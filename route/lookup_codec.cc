@@ -1,27 +1,12 @@
 #include "route/lookup_codec.h"
 
-#include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <initializer_list>
 
+#include "core/ascii.h"
 
 namespace ringproxy::lookup {
 namespace {
-
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 void Append(std::string* out, std::initializer_list<std::string_view> parts) {
   for (std::string_view p : parts) out->append(p);
@@ -71,7 +56,7 @@ std::string_view ParseHeadLines(std::string_view data, ParsedHead* h) {
       h->error = Error::kTooManyHeaders;
       return {};
     }
-    h->headers[h->header_count++] = {Trim(line.substr(0, colon)), Trim(line.substr(colon + 1))};
+    h->headers[h->header_count++] = {TrimOws(line.substr(0, colon)), TrimOws(line.substr(colon + 1))};
   }
   h->consumed = end + 4;
   return start;
@@ -105,8 +90,8 @@ void FrameBody(std::string_view data, ParsedHead* h) {
 
 void ApplyConnectionHeader(ParsedHead* h) {
   std::string_view c = h->Find("Connection");
-  if (IEquals(c, "close")) h->keep_alive = false;
-  if (IEquals(c, "keep-alive")) h->keep_alive = true;
+  if (EqualsIgnoreCase(c, "close")) h->keep_alive = false;
+  if (EqualsIgnoreCase(c, "keep-alive")) h->keep_alive = true;
 }
 
 }  // namespace
@@ -127,14 +112,14 @@ std::string_view ErrorName(Error e) {
 
 std::string_view ParsedHead::Find(std::string_view name) const {
   for (size_t i = 0; i < header_count; ++i) {
-    if (IEquals(headers[i].name, name)) return headers[i].value;
+    if (EqualsIgnoreCase(headers[i].name, name)) return headers[i].value;
   }
   return {};
 }
 
 bool ParsedHead::Has(std::string_view name) const {
   for (size_t i = 0; i < header_count; ++i) {
-    if (IEquals(headers[i].name, name)) return true;
+    if (EqualsIgnoreCase(headers[i].name, name)) return true;
   }
   return false;
 }
@@ -251,7 +236,7 @@ Answer Interpret(const ParsedResponse& r) {
   a.user = r.Find("Auth-User");
   a.auth_id = r.Find("Auth-ID");
   a.auth_pass = r.Find("Auth-Pass");
-  a.cache_alias = IEquals(r.Find("Auth-Cache-Alias"), "TRUE");
+  a.cache_alias = EqualsIgnoreCase(r.Find("Auth-Cache-Alias"), "TRUE");
   if (a.status != "OK") {
     a.outcome = Outcome::kLoginFailed;
     return a;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/ascii.h"
 #include "fmt/format.h"
 
 namespace ringproxy {
@@ -19,8 +20,7 @@ constexpr std::string_view kProtocolKeys[] = {"imap", "imapssl", "pop3", "pop3ss
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (char& c : out) c = AsciiLower(c);
   return out;
 }
 

@@ -1,30 +1,17 @@
 #include "bench/loadgen/http_response.h"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
+
+#include "core/ascii.h"
 
 namespace ringproxy::loadgen {
 namespace {
 
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
 bool ContainsToken(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     size_t comma = list.find(',');
-    if (IEquals(Trim(list.substr(0, comma)), token)) return true;
+    if (EqualsIgnoreCase(TrimOws(list.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
@@ -101,17 +88,17 @@ bool HttpResponseReader::ParseHead() {
       return false;
     }
     std::string_view name = line.substr(0, colon);
-    std::string_view value = Trim(line.substr(colon + 1));
-    if (IEquals(name, "content-length")) {
+    std::string_view value = TrimOws(line.substr(colon + 1));
+    if (EqualsIgnoreCase(name, "content-length")) {
       auto [q, e] = std::from_chars(value.data(), value.data() + value.size(), length);
       if (e != std::errc() || q != value.data() + value.size()) {
         Fail("bad Content-Length");
         return false;
       }
       have_length = true;
-    } else if (IEquals(name, "transfer-encoding")) {
+    } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
       chunked = ContainsToken(value, "chunked");
-    } else if (IEquals(name, "connection")) {
+    } else if (EqualsIgnoreCase(name, "connection")) {
       if (ContainsToken(value, "close")) keep_alive_ = false;
       if (ContainsToken(value, "keep-alive")) keep_alive_ = true;
     }
@@ -161,14 +148,14 @@ size_t HttpResponseReader::Feed(std::string_view data) {
         line_.append(rest.data(), take);
         used += take;
         if (nl == std::string_view::npos) break;
-        std::string_view line = Trim(std::string_view(line_).substr(0, line_.size() - 1));
+        std::string_view line = TrimOws(std::string_view(line_).substr(0, line_.size() - 1));
         if (state_ == State::kTrailer) {
           if (line.empty()) state_ = State::kDone;
           line_.clear();
           break;
         }
         size_t semi = line.find(';');
-        std::string_view hex = Trim(line.substr(0, semi));
+        std::string_view hex = TrimOws(line.substr(0, semi));
         uint64_t size = 0;
         auto [q, e] = std::from_chars(hex.data(), hex.data() + hex.size(), size, 16);
         if (hex.empty() || e != std::errc() || q != hex.data() + hex.size()) {

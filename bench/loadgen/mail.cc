@@ -55,50 +55,39 @@ Task<bool> ReadTagged(ThreadContext* ctx, BufferedConn* conn, std::string_view t
   }
 }
 
-Task<void> ImapLogins(ThreadContext* ctx, int index, uint64_t* remaining, Gate::Holder) {
-  Pacer pacer(ctx, index);
-  uint64_t n = static_cast<uint64_t>(ctx->index) * 1000003u + static_cast<uint64_t>(index) * 7919u;
-  std::string line;
-  while (KeepGoing(ctx, remaining)) {
-    const int64_t intended = co_await pacer.Next();
-    UniqueFd fd = co_await ConnectTarget(ctx);
-    if (!fd.valid()) {
-      co_await Sleep(Deadline::AfterMs(10));
-      continue;
-    }
-    BufferedConn conn(std::move(fd), 16384);
-    IoResult r = co_await conn.ReadLine(&line, kLineMax, IoDeadline(ctx));
-    if (!r.ok() || conn.eof() || line.rfind("* OK", 0) != 0) {
-      ctx->stats.Error(r.ok() ? fmt::format("imap greeting: '{}'", Excerpt(line))
-                              : std::string("imap greeting"),
-                       r.ok() ? 0 : r.error());
-      continue;
-    }
-    auto [user, pass] = UserFor(*ctx->options, n++);
-    std::string login = fmt::format("a LOGIN {} {}\r\n", Quoted(user), Quoted(pass));
-    if (!(co_await conn.Write(login, IoDeadline(ctx))).ok()) {
-      ctx->stats.Error("imap login: send failed", 0);
-      continue;
-    }
-    ctx->stats.bytes_sent += login.size();
-    if (!co_await ReadTagged(ctx, &conn, "a", "login", &line)) continue;
-    if (line.rfind("a OK", 0) != 0) {
-      ctx->stats.Error(fmt::format("imap login rejected: '{}'", Excerpt(line)), 0);
-      continue;
-    }
-    ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
-    static constexpr std::string_view kLogout = "b LOGOUT\r\n";
-    if (!(co_await conn.Write(kLogout, IoDeadline(ctx))).ok()) {
-      ctx->stats.Error("imap logout: send failed", 0);
-      continue;
-    }
-    if (!co_await ReadTagged(ctx, &conn, "b", "logout", &line)) continue;
-    if (line.rfind("b OK", 0) != 0) {
-      ctx->stats.Error(fmt::format("imap logout: '{}'", Excerpt(line)), 0);
-      continue;
-    }
-    ++ctx->stats.ops;
+// One IMAP session on a fresh connection; false when it failed (counted already).
+Task<bool> ImapSession(ThreadContext* ctx, BufferedConn* conn, std::string user,
+                       std::string pass, int64_t intended, std::string* line) {
+  IoResult r = co_await conn->ReadLine(line, kLineMax, IoDeadline(ctx));
+  if (!r.ok() || conn->eof() || line->rfind("* OK", 0) != 0) {
+    ctx->stats.Error(r.ok() ? fmt::format("imap greeting: '{}'", Excerpt(*line))
+                            : std::string("imap greeting"),
+                     r.ok() ? 0 : r.error());
+    co_return false;
   }
+  std::string login = fmt::format("a LOGIN {} {}\r\n", Quoted(user), Quoted(pass));
+  if (!(co_await conn->Write(login, IoDeadline(ctx))).ok()) {
+    ctx->stats.Error("imap login: send failed", 0);
+    co_return false;
+  }
+  ctx->stats.bytes_sent += login.size();
+  if (!co_await ReadTagged(ctx, conn, "a", "login", line)) co_return false;
+  if (line->rfind("a OK", 0) != 0) {
+    ctx->stats.Error(fmt::format("imap login rejected: '{}'", Excerpt(*line)), 0);
+    co_return false;
+  }
+  ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
+  static constexpr std::string_view kLogout = "b LOGOUT\r\n";
+  if (!(co_await conn->Write(kLogout, IoDeadline(ctx))).ok()) {
+    ctx->stats.Error("imap logout: send failed", 0);
+    co_return false;
+  }
+  if (!co_await ReadTagged(ctx, conn, "b", "logout", line)) co_return false;
+  if (line->rfind("b OK", 0) != 0) {
+    ctx->stats.Error(fmt::format("imap logout: '{}'", Excerpt(*line)), 0);
+    co_return false;
+  }
+  co_return true;
 }
 
 // One POP3 exchange: send `command`, expect a +OK line.
@@ -127,7 +116,22 @@ Task<bool> Pop3Step(ThreadContext* ctx, BufferedConn* conn, std::string_view com
   co_return true;
 }
 
-Task<void> Pop3Logins(ThreadContext* ctx, int index, uint64_t* remaining, Gate::Holder) {
+Task<bool> Pop3Session(ThreadContext* ctx, BufferedConn* conn, std::string user,
+                       std::string pass, int64_t intended, std::string* line) {
+  if (!co_await Pop3Step(ctx, conn, "", "greeting", line)) co_return false;
+  if (!co_await Pop3Step(ctx, conn, fmt::format("USER {}\r\n", user), "user", line)) {
+    co_return false;
+  }
+  if (!co_await Pop3Step(ctx, conn, fmt::format("PASS {}\r\n", pass), "pass", line)) {
+    co_return false;
+  }
+  ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
+  // Bound to a local, not `co_return co_await` after another co_await (core/task.h).
+  const bool quit = co_await Pop3Step(ctx, conn, "QUIT\r\n", "quit", line);
+  co_return quit;
+}
+
+Task<void> Logins(ThreadContext* ctx, int index, uint64_t* remaining, bool imap, Gate::Holder) {
   Pacer pacer(ctx, index);
   uint64_t n = static_cast<uint64_t>(ctx->index) * 1000003u + static_cast<uint64_t>(index) * 7919u;
   std::string line;
@@ -140,25 +144,20 @@ Task<void> Pop3Logins(ThreadContext* ctx, int index, uint64_t* remaining, Gate::
     }
     BufferedConn conn(std::move(fd), 16384);
     auto [user, pass] = UserFor(*ctx->options, n++);
-    if (!co_await Pop3Step(ctx, &conn, "", "greeting", &line)) continue;
-    if (!co_await Pop3Step(ctx, &conn, fmt::format("USER {}\r\n", user), "user", &line)) continue;
-    if (!co_await Pop3Step(ctx, &conn, fmt::format("PASS {}\r\n", pass), "pass", &line)) continue;
-    ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
-    if (!co_await Pop3Step(ctx, &conn, "QUIT\r\n", "quit", &line)) continue;
-    ++ctx->stats.ops;
+    bool ok;  // not ?: with co_await in the arms (core/task.h)
+    if (imap) {
+      ok = co_await ImapSession(ctx, &conn, std::move(user), std::move(pass), intended, &line);
+    } else {
+      ok = co_await Pop3Session(ctx, &conn, std::move(user), std::move(pass), intended, &line);
+    }
+    if (ok) ++ctx->stats.ops;
   }
 }
 
 Task<void> RunLogins(ThreadContext* ctx, bool imap) {
   Gate gate;
   uint64_t remaining = ctx->count;
-  for (int i = 0; i < ctx->connections; ++i) {
-    if (imap) {
-      Spawn(ImapLogins(ctx, i, &remaining, gate.Enter()));
-    } else {
-      Spawn(Pop3Logins(ctx, i, &remaining, gate.Enter()));
-    }
-  }
+  for (int i = 0; i < ctx->connections; ++i) Spawn(Logins(ctx, i, &remaining, imap, gate.Enter()));
   co_await gate.Wait();
 }
 
