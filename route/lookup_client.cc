@@ -10,10 +10,14 @@ namespace ringproxy {
 
 std::string_view LookupStatusName(LookupStatus s) {
   switch (s) {
-    case LookupStatus::kOk: return "ok";
-    case LookupStatus::kLoginFailed: return "login failed";
-    case LookupStatus::kInvalidRoute: return "invalid route";
-    case LookupStatus::kUnavailable: return "unavailable";
+    case LookupStatus::kOk:
+      return "ok";
+    case LookupStatus::kLoginFailed:
+      return "login failed";
+    case LookupStatus::kInvalidRoute:
+      return "invalid route";
+    case LookupStatus::kUnavailable:
+      return "unavailable";
   }
   return "?";
 }
@@ -38,7 +42,7 @@ bool LookupClient::HandlerSkipped(size_t index) const {
          MonotonicNowNs() - h.failed_at_ns < options_.retry_interval_ms * 1'000'000;
 }
 
-Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::string& request,
+Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::string* request,
                                               bool reused_ok, LookupResult* out) {
   UniqueFd fd;
   bool reused = false;
@@ -66,8 +70,8 @@ Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::
     }
     h->failed_at_ns = 0;
   }
-  IoResult w = co_await SendAll(fd.get(), AsBytes(request),
-                                Deadline::AfterMs(options_.timeout_ms));
+  IoResult w =
+      co_await SendAll(fd.get(), AsBytes(*request), Deadline::AfterMs(options_.timeout_ms));
   if (!w.ok()) {
     // A kept connection the service has closed meanwhile: try a fresh one, no penalty.
     if (reused) co_return Attempt::kRetryFresh;
@@ -165,8 +169,10 @@ Task<LookupResult> LookupClient::Lookup(LookupQuery q) {
     std::string request;
     lookup::WriteRequest(req, h->config.address.ToString(), h->config.path, options_.keepalive,
                          &request);
-    Attempt a = co_await Try(h, static_cast<int>(index), request, true, &result);
-    if (a == Attempt::kRetryFresh) a = co_await Try(h, static_cast<int>(index), request, false, &result);
+    Attempt a = co_await Try(h, static_cast<int>(index), &request, true, &result);
+    if (a == Attempt::kRetryFresh) {
+      a = co_await Try(h, static_cast<int>(index), &request, false, &result);
+    }
     if (a == Attempt::kDone) {
       if (result.status == LookupStatus::kUnavailable) ++stats_.unavailable;
       co_return result;

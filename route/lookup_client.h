@@ -28,8 +28,8 @@ struct LookupHandler {
 struct LookupOptions {
   std::vector<LookupHandler> handlers;
   int64_t connect_timeout_ms = 5000;
-  int64_t timeout_ms = 15000;          // reading the response (and writing the request)
-  int64_t retry_interval_ms = 60000;   // a handler that refused a connect is skipped this long
+  int64_t timeout_ms = 15000;         // reading the response (and writing the request)
+  int64_t retry_interval_ms = 60000;  // a handler that refused a connect is skipped this long
   bool keepalive = true;
   size_t max_idle_per_handler = 16;
 };
@@ -104,7 +104,7 @@ class LookupClient {
   };
   enum class Attempt : uint8_t { kDone, kFailover, kRetryFresh };
 
-  Task<Attempt> Try(Handler* h, int index, const std::string& request, bool reused_ok,
+  Task<Attempt> Try(Handler* h, int index, const std::string* request, bool reused_ok,
                     LookupResult* out);
 
   LookupOptions options_;

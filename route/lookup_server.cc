@@ -44,6 +44,10 @@ Task<void> ServeConnection(const LookupServerOptions* options,
     std::string reply;
     if (req.error != lookup::Error::kNone) {
       stats->bad_requests.fetch_add(1, std::memory_order_relaxed);
+      RP_LOG(kWarn, "lookupd: malformed request ({}), answered 400 and closed",
+             lookup::ErrorName(req.error));
+      LogRequest(options->request_log_fd,
+                 fmt::format("malformed={}", lookup::ErrorName(req.error)));
       reply = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
       (void)co_await SendAll(fd.get(), AsBytes(reply), Deadline::AfterMs(5000));
       break;
@@ -56,8 +60,10 @@ Task<void> ServeConnection(const LookupServerOptions* options,
     if (options->error_rate > 0 && dice(rng) < options->error_rate) {
       stats->errors_injected.fetch_add(1, std::memory_order_relaxed);
       LogRequest(options->request_log_fd, d.log + " injected=500");
-      reply = fmt::format("HTTP/1.1 500 Internal Server Error\r\nConnection: {}\r\n"
-                          "Content-Length: 0\r\n\r\n", keep_alive ? "keep-alive" : "close");
+      reply = fmt::format(
+          "HTTP/1.1 500 Internal Server Error\r\nConnection: {}\r\n"
+          "Content-Length: 0\r\n\r\n",
+          keep_alive ? "keep-alive" : "close");
     } else {
       LogRequest(options->request_log_fd, d.log);
       lookup::Reply r;

@@ -11,17 +11,20 @@ namespace ringproxy {
 
 std::string_view RouteSourceName(RouteSource s) {
   switch (s) {
-    case RouteSource::kLocalCache: return "local";
-    case RouteSource::kMemcache: return "memcached";
-    case RouteSource::kLookup: return "lookup";
+    case RouteSource::kLocalCache:
+      return "local";
+    case RouteSource::kMemcache:
+      return "memcached";
+    case RouteSource::kLookup:
+      return "lookup";
   }
   return "?";
 }
 
 namespace {
 
-constexpr std::array<std::string_view, 6> kProtocols = {"imap", "imapssl", "pop3",
-                                                        "pop3ssl", "http", "httpssl"};
+constexpr std::array<std::string_view, 6> kProtocols = {"imap",    "imapssl", "pop3",
+                                                        "pop3ssl", "http",    "httpssl"};
 
 // Keys carry names verbatim; a name with spaces or control bytes (which the text
 // protocol cannot carry) is %-escaped, as Zimbra escapes its throttle keys.
@@ -154,7 +157,7 @@ Task<ResolveResult> Router::Resolve(ResolveRequest r) {
   }
   Flight flight;
   flights_[flight_key] = &flight;
-  ResolveResult result = co_await ResolveUncached(r, alias_key, route_key_login);
+  ResolveResult result = co_await ResolveUncached(&r, &alias_key, &route_key_login);
   flights_.erase(flight_key);
   for (Flight::Waiter& w : flight.waiters) {
     *w.out = result;
@@ -163,8 +166,12 @@ Task<ResolveResult> Router::Resolve(ResolveRequest r) {
   co_return result;
 }
 
-Task<ResolveResult> Router::ResolveUncached(const ResolveRequest& r, const std::string& alias_key,
-                                            const std::string& route_key_login) {
+Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
+                                            const std::string* alias_key_in,
+                                            const std::string* route_key_login_in) {
+  const ResolveRequest& r = *request;
+  const std::string& alias_key = *alias_key_in;
+  const std::string& route_key_login = *route_key_login_in;
   const bool cacheable = r.method == AuthMethod::kUsername || r.method == AuthMethod::kZimbraId;
   ResolveResult out;
   out.alias_key = alias_key;
@@ -232,8 +239,8 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest& r, const std::
       if (!cacheable) co_return out;  // GSSAPI and certauth: never cached
       const std::string value = keys::RouteValue(out.server, out.port);
       const int64_t ttl = options_.local_ttl_ms * 1'000'000;
-      out.route_key = r.method == AuthMethod::kZimbraId ? route_key_login
-                                                        : RouteKeyFor(r, out.account);
+      out.route_key =
+          r.method == AuthMethod::kZimbraId ? route_key_login : RouteKeyFor(r, out.account);
       local_.Put(out.route_key, LocalEntry{LocalEntry::Kind::kRoute, value, -1}, ttl, now);
       CacheAdd(out.route_key, value);
       if (route_key_login != out.route_key && !lr.cache_alias) {

@@ -25,9 +25,9 @@ namespace ringproxy {
 enum class AuthMethod : uint8_t { kUsername, kZimbraId, kGssapi, kCertauth };
 
 struct RouterOptions {
-  bool caching = true;            // use memcached (zm_lookup_caching)
-  bool allow_unqualified = false; // zm_lookup_allow_unqualified
-  uint32_t memcache_ttl_s = 3600; // zimbraReverseProxyCacheEntryTTL
+  bool caching = true;             // use memcached (zm_lookup_caching)
+  bool allow_unqualified = false;  // zm_lookup_allow_unqualified
+  uint32_t memcache_ttl_s = 3600;  // zimbraReverseProxyCacheEntryTTL
   size_t local_cache_size = 100000;
   int64_t local_ttl_ms = 3'600'000;
   int64_t negative_ttl_ms = 10'000;  // "user not found" and other refusals
@@ -104,7 +104,7 @@ class Router {
  private:
   struct LocalEntry {
     enum class Kind : uint8_t { kAlias, kRoute, kRefused } kind = Kind::kRoute;
-    std::string value;   // alias: account; route: "IP:port"; refused: reason
+    std::string value;  // alias: account; route: "IP:port"; refused: reason
     int wait_s = -1;
   };
   struct Flight {
@@ -115,8 +115,11 @@ class Router {
     std::vector<Waiter> waiters;
   };
 
-  Task<ResolveResult> ResolveUncached(const ResolveRequest& r, const std::string& alias_key,
-                                      const std::string& route_key_login);
+  // Pointers, not references: coroutine parameters (core/task.h); the caller's frame
+  // owns them across the waits.
+  Task<ResolveResult> ResolveUncached(const ResolveRequest* request,
+                                      const std::string* alias_key_in,
+                                      const std::string* route_key_login_in);
   Task<McReply> CacheGet(std::string key);
   void CacheAdd(std::string key, std::string value);
   void NoteMemcacheState(bool ok);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -169,13 +170,17 @@ class Lookupd {
   void Stop() { proc_.Stop(); }
   uint16_t port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  // Lines in the request log: how many lookups it answered.
+  // Lookups answered (request-log lines of well-formed requests).
   int Requests() const {
     std::ifstream f(log_);
     std::string line;
     int n = 0;
-    while (std::getline(f, line)) ++n;
+    while (std::getline(f, line)) n += line.find(" method=") != std::string::npos;
     return n;
+  }
+  std::string RequestLog() const {
+    std::ifstream f(log_);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
   }
   ~Lookupd() { unlink(log_.c_str()); }
 

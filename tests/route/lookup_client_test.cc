@@ -1,6 +1,9 @@
 // The lookup client against real lookupd processes: answers, failover and the skip
-// interval, read timeouts (no failover), keep-alive reuse, and invalid answers.
+// interval, read timeouts (no failover), keep-alive reuse, and invalid answers; and
+// lookupd's own answer to a malformed request.
 #include "route/lookup_client.h"
+
+#include <sys/socket.h>
 
 #include <string>
 #include <vector>
@@ -47,8 +50,8 @@ TEST_F(LookupClientTest, AnswersAndKeepsTheConnection) {
   LookupOptions o;
   o.handlers = {Handler(d.port())};
   LookupClient c(o);
-  auto r = RunUntilComplete(*reactor_, Several(&c, {Query("jd"), Query("nobody"),
-                                                    Query("john@example.com", "pop3")}));
+  auto r = RunUntilComplete(
+      *reactor_, Several(&c, {Query("jd"), Query("nobody"), Query("john@example.com", "pop3")}));
   EXPECT_EQ(r[0].status, LookupStatus::kOk);
   EXPECT_EQ(r[0].server, "127.0.0.1");
   EXPECT_EQ(r[0].port, 7143);
@@ -61,6 +64,22 @@ TEST_F(LookupClientTest, AnswersAndKeepsTheConnection) {
   EXPECT_EQ(c.stats().connects, 1u);
   EXPECT_EQ(c.stats().reused, 2u);
   EXPECT_EQ(d.Requests(), 3);
+}
+
+TEST_F(LookupClientTest, LookupdAnswersAMalformedRequestWith400AndLogsIt) {
+  testing::Lookupd d;
+  ASSERT_TRUE(d.Start());
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM, 0));
+  auto addr = SocketAddress::Parse(d.address());
+  ASSERT_TRUE(addr.ok());
+  ASSERT_EQ(connect(fd.get(), addr->get(), addr->size()), 0);
+  const std::string garbage = "GET\r\nAuth-User: x\r\n\r\n";
+  ASSERT_TRUE(testing::WriteAll(fd.get(), garbage.data(), garbage.size()));
+  EXPECT_EQ(testing::ReadToEof(fd.get()),
+            "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  d.Stop();
+  EXPECT_NE(d.RequestLog().find("malformed=bad start line"), std::string::npos) << d.RequestLog();
+  EXPECT_EQ(d.Requests(), 0);
 }
 
 TEST_F(LookupClientTest, OneConnectionPerLookupWhenTheServiceCloses) {
