@@ -19,7 +19,8 @@ constexpr bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 // Strips HTTP optional whitespace (SP, HTAB) from both ends and a stray CR from the end.
 constexpr std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 

@@ -56,13 +56,13 @@ Task<bool> ReadTagged(ThreadContext* ctx, BufferedConn* conn, std::string_view t
 }
 
 // One IMAP session on a fresh connection; false when it failed (counted already).
-Task<bool> ImapSession(ThreadContext* ctx, BufferedConn* conn, std::string user,
-                       std::string pass, int64_t intended, std::string* line) {
+Task<bool> ImapSession(ThreadContext* ctx, BufferedConn* conn, std::string user, std::string pass,
+                       int64_t intended, std::string* line) {
   IoResult r = co_await conn->ReadLine(line, kLineMax, IoDeadline(ctx));
   if (!r.ok() || conn->eof() || line->rfind("* OK", 0) != 0) {
-    ctx->stats.Error(r.ok() ? fmt::format("imap greeting: '{}'", Excerpt(*line))
-                            : std::string("imap greeting"),
-                     r.ok() ? 0 : r.error());
+    ctx->stats.Error(
+        r.ok() ? fmt::format("imap greeting: '{}'", Excerpt(*line)) : std::string("imap greeting"),
+        r.ok() ? 0 : r.error());
     co_return false;
   }
   std::string login = fmt::format("a LOGIN {} {}\r\n", Quoted(user), Quoted(pass));
@@ -116,8 +116,8 @@ Task<bool> Pop3Step(ThreadContext* ctx, BufferedConn* conn, std::string_view com
   co_return true;
 }
 
-Task<bool> Pop3Session(ThreadContext* ctx, BufferedConn* conn, std::string user,
-                       std::string pass, int64_t intended, std::string* line) {
+Task<bool> Pop3Session(ThreadContext* ctx, BufferedConn* conn, std::string user, std::string pass,
+                       int64_t intended, std::string* line) {
   if (!co_await Pop3Step(ctx, conn, "", "greeting", line)) co_return false;
   if (!co_await Pop3Step(ctx, conn, fmt::format("USER {}\r\n", user), "user", line)) {
     co_return false;
