@@ -20,7 +20,7 @@ def metric(result, key):
 def fmt(v):
     if v is None:
         return "-"
-    if abs(v) >= 100000:
+    if abs(v) >= 10000:
         return f"{v:,.0f}".replace(",", " ")
     if abs(v) >= 100:
         return f"{v:.0f}"
