@@ -30,10 +30,10 @@ struct MemcacheClient::Server {
   State state = State::kIdle;
   int64_t bad_until_ns = 0;
   UniqueFd fd;
-  std::string out;   // encoded requests not written yet
+  std::string out;  // encoded requests not written yet
   bool writing = false;
   IntrusiveList<Pending> pending;  // in the order they were sent
-  Gate tasks;        // connect, reader, writer of the current connection
+  Gate tasks;                      // connect, reader, writer of the current connection
 };
 
 class MemcacheClient::Waiter {
@@ -82,8 +82,8 @@ void MemcacheClient::Complete(Pending* p, McError error) {
 
 void MemcacheClient::MarkBad(Server& s, std::string_view why) {
   if (s.state == Server::State::kBad) return;
-  RP_LOG(kWarn, "memcached {}: {}; marked bad for {} ms, its keys go elsewhere", s.config.text,
-         why, options_.reconnect_ms);
+  RP_LOG(kWarn, "memcached {}: {}; marked bad for {} ms, its keys go elsewhere", s.config.text, why,
+         options_.reconnect_ms);
   ++stats_.servers_marked_bad;
   s.state = Server::State::kBad;
   s.bad_until_ns = MonotonicNowNs() + options_.reconnect_ms * 1'000'000;
@@ -124,8 +124,7 @@ Task<void> MemcacheClient::Connect(Server* s, Gate::Holder /*holder*/) {
   IoResult c{-EINVAL};
   if (sock.ok()) {
     s->fd.Reset(sock.res);
-    c = co_await ringproxy::Connect(s->fd.get(), s->config.address.get(),
-                                    s->config.address.size(),
+    c = co_await ringproxy::Connect(s->fd.get(), s->config.address.get(), s->config.address.size(),
                                     Deadline::AfterMs(options_.timeout_ms));
   } else {
     c = sock;
@@ -149,8 +148,8 @@ Task<void> MemcacheClient::Writer(Server* s, Gate::Holder /*holder*/) {
   while (s->state == Server::State::kUp && !s->out.empty()) {
     buf.clear();
     buf.swap(s->out);
-    IoResult r = co_await SendAll(s->fd.get(), AsBytes(buf),
-                                  Deadline::AfterMs(options_.timeout_ms));
+    IoResult r =
+        co_await SendAll(s->fd.get(), AsBytes(buf), Deadline::AfterMs(options_.timeout_ms));
     if (!r.ok()) {
       MarkBad(*s, fmt::format("send failed: {}", strerror(r.error())));
       break;
@@ -174,7 +173,8 @@ Task<void> MemcacheClient::Reader(Server* s, Gate::Holder /*holder*/) {
     }
     buf.append(reinterpret_cast<const char*>(chunk.data()), r.value());
     for (;;) {
-      memcache::ParseResult p = memcache::ParseResponse(std::string_view(buf).substr(start), limits);
+      memcache::ParseResult p =
+          memcache::ParseResponse(std::string_view(buf).substr(start), limits);
       if (p.error == memcache::ParseError::kNeedMore) break;
       Pending* front = s->pending.front();
       if (p.error != memcache::ParseError::kNone || front == nullptr ||

@@ -38,10 +38,10 @@ enum class McError : uint8_t {
 
 struct McReply {
   McError error = McError::kNone;
-  uint16_t status = 0;  // memcache::Status when error == kNone
-  std::string value;    // GET hits
-  uint64_t counter = 0; // INCREMENT/DECREMENT
-  int server = -1;      // which server answered (or was tried)
+  uint16_t status = 0;   // memcache::Status when error == kNone
+  std::string value;     // GET hits
+  uint64_t counter = 0;  // INCREMENT/DECREMENT
+  int server = -1;       // which server answered (or was tried)
 
   bool ok() const { return error == McError::kNone; }
   bool hit() const { return ok() && status == 0; }

@@ -84,34 +84,56 @@ ParseResult Parse(std::string_view d, const Limits& limits, uint8_t magic) {
 
 std::string_view StatusName(uint16_t status) {
   switch (static_cast<Status>(status)) {
-    case Status::kNoError: return "no error";
-    case Status::kKeyNotFound: return "key not found";
-    case Status::kKeyExists: return "key exists";
-    case Status::kValueTooLarge: return "value too large";
-    case Status::kInvalidArguments: return "invalid arguments";
-    case Status::kItemNotStored: return "item not stored";
-    case Status::kNonNumericValue: return "incr/decr on a non-numeric value";
-    case Status::kVbucketElsewhere: return "vbucket belongs to another server";
-    case Status::kAuthError: return "authentication error";
-    case Status::kAuthContinue: return "authentication continue";
-    case Status::kUnknownCommand: return "unknown command";
-    case Status::kOutOfMemory: return "out of memory";
-    case Status::kNotSupported: return "not supported";
-    case Status::kInternalError: return "internal error";
-    case Status::kBusy: return "busy";
-    case Status::kTemporaryFailure: return "temporary failure";
+    case Status::kNoError:
+      return "no error";
+    case Status::kKeyNotFound:
+      return "key not found";
+    case Status::kKeyExists:
+      return "key exists";
+    case Status::kValueTooLarge:
+      return "value too large";
+    case Status::kInvalidArguments:
+      return "invalid arguments";
+    case Status::kItemNotStored:
+      return "item not stored";
+    case Status::kNonNumericValue:
+      return "incr/decr on a non-numeric value";
+    case Status::kVbucketElsewhere:
+      return "vbucket belongs to another server";
+    case Status::kAuthError:
+      return "authentication error";
+    case Status::kAuthContinue:
+      return "authentication continue";
+    case Status::kUnknownCommand:
+      return "unknown command";
+    case Status::kOutOfMemory:
+      return "out of memory";
+    case Status::kNotSupported:
+      return "not supported";
+    case Status::kInternalError:
+      return "internal error";
+    case Status::kBusy:
+      return "busy";
+    case Status::kTemporaryFailure:
+      return "temporary failure";
   }
   return "unknown status";
 }
 
 std::string_view ParseErrorName(ParseError e) {
   switch (e) {
-    case ParseError::kNone: return "none";
-    case ParseError::kNeedMore: return "need more bytes";
-    case ParseError::kBadMagic: return "bad magic byte";
-    case ParseError::kBodyTooLarge: return "body length over the limit";
-    case ParseError::kBadLengths: return "extras and key longer than the body";
-    case ParseError::kBadDataType: return "unknown data type";
+    case ParseError::kNone:
+      return "none";
+    case ParseError::kNeedMore:
+      return "need more bytes";
+    case ParseError::kBadMagic:
+      return "bad magic byte";
+    case ParseError::kBodyTooLarge:
+      return "body length over the limit";
+    case ParseError::kBadLengths:
+      return "extras and key longer than the body";
+    case ParseError::kBadDataType:
+      return "unknown data type";
   }
   return "?";
 }

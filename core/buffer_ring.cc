@@ -5,13 +5,12 @@
 #include <cstring>
 
 #include "absl/status/status.h"
-#include "fmt/format.h"
 #include "core/check.h"
+#include "fmt/format.h"
 
 namespace ringproxy {
 
-absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(Reactor& reactor,
-                                                               uint16_t group_id,
+absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(Reactor& reactor, uint16_t group_id,
                                                                uint32_t count, uint32_t size,
                                                                bool populate) {
   if (count == 0 || count > 32768 || (count & (count - 1)) != 0) {
@@ -26,8 +25,8 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(Reactor& reactor,
   br->size_ = size;
   const size_t page = 4096;
   br->ring_bytes_ = (count * sizeof(io_uring_buf) + page - 1) / page * page;
-  void* ring_mem = mmap(nullptr, br->ring_bytes_, PROT_READ | PROT_WRITE,
-                        MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* ring_mem =
+      mmap(nullptr, br->ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (ring_mem == MAP_FAILED) {
     return absl::ResourceExhaustedError(fmt::format("mmap buffer ring: {}", strerror(errno)));
   }
@@ -49,13 +48,14 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(Reactor& reactor,
   reg.bgid = group_id;
   int ret = io_uring_register_buf_ring(reactor.ring(), &reg, 0);
   if (ret != 0) {
-    return absl::UnavailableError(fmt::format("io_uring_register_buf_ring: {} (needs Linux 5.19 or later)", strerror(-ret)));
+    return absl::UnavailableError(
+        fmt::format("io_uring_register_buf_ring: {} (needs Linux 5.19 or later)", strerror(-ret)));
   }
   br->registered_ = true;
   const int mask = io_uring_buf_ring_mask(count);
   for (uint32_t i = 0; i < count; ++i) {
-    io_uring_buf_ring_add(br->ring_, br->base_ + size_t{i} * size, size,
-                          static_cast<uint16_t>(i), mask, static_cast<int>(i));
+    io_uring_buf_ring_add(br->ring_, br->base_ + size_t{i} * size, size, static_cast<uint16_t>(i),
+                          mask, static_cast<int>(i));
   }
   io_uring_buf_ring_advance(br->ring_, static_cast<int>(count));
   return br;

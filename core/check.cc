@@ -26,16 +26,20 @@ void CheckFailed(const char* file, int line, const char* expr) {
 
 void SoftBug(const char* file, int line, const char* expr) {
   g_soft_bugs.fetch_add(1, std::memory_order_relaxed);
-  if (file != nullptr) RP_LOG(kError, "soft bug at {}:{}: {} (counted; reported once)", file, line, expr);
+  if (file != nullptr)
+    RP_LOG(kError, "soft bug at {}:{}: {} (counted; reported once)", file, line, expr);
 }
 
 uint64_t SoftBugCount() { return g_soft_bugs.load(std::memory_order_relaxed); }
 
 std::string_view SideName(Side side) {
   switch (side) {
-    case Side::kDownstream: return "downstream";
-    case Side::kUpstream: return "upstream";
-    case Side::kInternal: return "internal";
+    case Side::kDownstream:
+      return "downstream";
+    case Side::kUpstream:
+      return "upstream";
+    case Side::kInternal:
+      return "internal";
   }
   return "?";
 }

@@ -18,11 +18,11 @@ uint64_t SoftBugCount();
 
 }  // namespace ringproxy
 
-#define RP_CHECK(cond)                                               \
-  do {                                                               \
-    if (__builtin_expect(!(cond), 0)) {                              \
-      ::ringproxy::CheckFailed(__FILE__, __LINE__, #cond);           \
-    }                                                                \
+#define RP_CHECK(cond)                                     \
+  do {                                                     \
+    if (__builtin_expect(!(cond), 0)) {                    \
+      ::ringproxy::CheckFailed(__FILE__, __LINE__, #cond); \
+    }                                                      \
   } while (0)
 
 #ifdef NDEBUG

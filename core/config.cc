@@ -3,6 +3,8 @@
 #define TOML_EXCEPTIONS 0
 #define TOML_HEADER_ONLY 1
 #define TOML_ENABLE_FORMATTERS 0
+#include "core/config.h"
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -12,25 +14,27 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
-#include "fmt/format.h"
-#include "fmt/ranges.h"
-#include "core/config.h"
 #include "core/shard.h"
 #include "core/status_util.h"
+#include "fmt/format.h"
+#include "fmt/ranges.h"
 
 namespace ringproxy {
 
 std::string_view ProtocolName(Protocol p) {
   switch (p) {
-    case Protocol::kTcp: return "tcp";
+    case Protocol::kTcp:
+      return "tcp";
   }
   return "?";
 }
 
 std::string_view BalanceName(Balance b) {
   switch (b) {
-    case Balance::kRoundRobin: return "round_robin";
-    case Balance::kIpHash: return "ip_hash";
+    case Balance::kRoundRobin:
+      return "round_robin";
+    case Balance::kIpHash:
+      return "ip_hash";
   }
   return "?";
 }
@@ -62,13 +66,20 @@ class Errors {
 
 std::string_view TypeName(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    default: return "a date/time";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    default:
+      return "a date/time";
   }
 }
 
@@ -113,7 +124,8 @@ class TableReader {
     if (n == nullptr) return;
     const auto* v = n->as_boolean();
     if (v == nullptr) {
-      errors_.Add(n->source(), Key(key), fmt::format("expected true or false, got {}", TypeName(*n)));
+      errors_.Add(n->source(), Key(key),
+                  fmt::format("expected true or false, got {}", TypeName(*n)));
       return;
     }
     *out = v->get();
@@ -138,7 +150,8 @@ class TableReader {
     if (n == nullptr) return;
     const auto* arr = n->as_array();
     if (arr == nullptr) {
-      errors_.Add(n->source(), Key(key), fmt::format("expected an array of integers, got {}", TypeName(*n)));
+      errors_.Add(n->source(), Key(key),
+                  fmt::format("expected an array of integers, got {}", TypeName(*n)));
       return;
     }
     out->clear();
@@ -151,8 +164,8 @@ class TableReader {
       out->push_back(static_cast<int>(v->get()));
     }
   }
-  bool StringArray(std::string_view key, std::vector<std::pair<std::string, toml::source_region>>* out,
-                   bool required) {
+  bool StringArray(std::string_view key,
+                   std::vector<std::pair<std::string, toml::source_region>>* out, bool required) {
     const toml::node* n = Get(key);
     if (n == nullptr) {
       if (required) errors_.Add(table_.source(), Key(key), "required key is missing");
@@ -160,7 +173,8 @@ class TableReader {
     }
     const auto* arr = n->as_array();
     if (arr == nullptr) {
-      errors_.Add(n->source(), Key(key), fmt::format("expected an array of strings, got {}", TypeName(*n)));
+      errors_.Add(n->source(), Key(key),
+                  fmt::format("expected an array of strings, got {}", TypeName(*n)));
       return false;
     }
     for (const toml::node& e : *arr) {
@@ -294,8 +308,9 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view pa
   toml::parse_result parsed = toml::parse(text, path);
   if (!parsed) {
     const toml::parse_error& e = parsed.error();
-    return absl::InvalidArgumentError(
-        fmt::format("{}:{}:{}: TOML syntax error: {}", path, e.source().begin.line, e.source().begin.column, e.description()));
+    return absl::InvalidArgumentError(fmt::format("{}:{}:{}: TOML syntax error: {}", path,
+                                                  e.source().begin.line, e.source().begin.column,
+                                                  e.description()));
   }
   const toml::table& root = parsed.table();
   auto config = std::make_shared<Config>();
@@ -367,7 +382,8 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view pa
       std::vector<std::string> known;
       for (const auto& u : config->upstreams) known.push_back(u.name);
       errors.Add(listeners[i]->source(), fmt::format("listener[{}].upstream", i),
-                 fmt::format("unknown upstream '{}' (defined: {})", l.upstream, known.empty() ? "none" : fmt::format("{}", fmt::join(known, ", "))));
+                 fmt::format("unknown upstream '{}' (defined: {})", l.upstream,
+                             known.empty() ? "none" : fmt::format("{}", fmt::join(known, ", "))));
     }
   }
   if (!errors.empty()) return errors.ToStatus();
@@ -376,7 +392,9 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view pa
 
 absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(fmt::format("{}: cannot open config file: {}", path, strerror(errno)));
+  if (!in)
+    return absl::NotFoundError(
+        fmt::format("{}: cannot open config file: {}", path, strerror(errno)));
   std::stringstream text;
   text << in.rdbuf();
   return ParseConfig(text.str(), path);
@@ -388,17 +406,22 @@ absl::StatusOr<std::vector<int>> ResolveShardCpus(const RuntimeConfig& runtime) 
   std::vector<int> cpus = runtime.cpus.empty() ? allowed : runtime.cpus;
   for (int c : cpus) {
     if (std::find(allowed.begin(), allowed.end(), c) == allowed.end()) {
-      return absl::InvalidArgumentError(fmt::format("runtime.cpus: CPU {} is not available to this process (allowed: {})", c, fmt::format("{}", fmt::join(allowed, ","))));
+      return absl::InvalidArgumentError(
+          fmt::format("runtime.cpus: CPU {} is not available to this process (allowed: {})", c,
+                      fmt::format("{}", fmt::join(allowed, ","))));
     }
   }
   if (runtime.shards == 0) return cpus;
   if (static_cast<size_t>(runtime.shards) > cpus.size()) {
     if (!runtime.cpus.empty()) {
-      return absl::InvalidArgumentError(fmt::format("runtime.shards = {} but runtime.cpus lists {} CPUs: give one CPU per shard", runtime.shards, cpus.size()));
+      return absl::InvalidArgumentError(
+          fmt::format("runtime.shards = {} but runtime.cpus lists {} CPUs: give one CPU per shard",
+                      runtime.shards, cpus.size()));
     }
     // More shards than CPUs: allowed for testing; shards share CPUs round-robin.
     std::vector<int> out;
-    for (int i = 0; i < runtime.shards; ++i) out.push_back(cpus[static_cast<size_t>(i) % cpus.size()]);
+    for (int i = 0; i < runtime.shards; ++i)
+      out.push_back(cpus[static_cast<size_t>(i) % cpus.size()]);
     return out;
   }
   cpus.resize(static_cast<size_t>(runtime.shards));

@@ -11,7 +11,9 @@ namespace ringproxy {
 
 class Counter {
  public:
-  void Add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void Add(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   uint64_t value() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -20,7 +22,9 @@ class Counter {
 
 class Gauge {
  public:
-  void Add(int64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void Add(int64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   void Sub(int64_t n = 1) { Add(-n); }
   int64_t value() const { return v_.load(std::memory_order_relaxed); }
 

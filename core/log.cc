@@ -31,8 +31,8 @@ struct Sink {
   std::mutex mu;  // guards buffers, fd, running
   std::condition_variable cv;
   std::vector<std::shared_ptr<ThreadBuffer>> buffers;
-  int fd = STDERR_FILENO;   // owned by the writer thread while it runs
-  int next_fd = -1;         // a reopened file for the writer to switch to
+  int fd = STDERR_FILENO;  // owned by the writer thread while it runs
+  int next_fd = -1;        // a reopened file for the writer to switch to
   std::atomic<bool> running{false};
   bool stop = false;
   bool pending = false;
@@ -137,29 +137,42 @@ const char* Stamp() {
 absl::StatusOr<int> OpenLogFile(const std::string& path) {
   if (path.empty()) return STDERR_FILENO;
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::UnavailableError(fmt::format("cannot open log file {}: {}", path, strerror(errno)));
+  if (fd < 0)
+    return absl::UnavailableError(
+        fmt::format("cannot open log file {}: {}", path, strerror(errno)));
   return fd;
 }
 
 }  // namespace
 
 bool ParseLevel(std::string_view text, Level* out) {
-  if (text == "debug") *out = Level::kDebug;
-  else if (text == "info") *out = Level::kInfo;
-  else if (text == "warn") *out = Level::kWarn;
-  else if (text == "error") *out = Level::kError;
-  else if (text == "off") *out = Level::kOff;
-  else return false;
+  if (text == "debug")
+    *out = Level::kDebug;
+  else if (text == "info")
+    *out = Level::kInfo;
+  else if (text == "warn")
+    *out = Level::kWarn;
+  else if (text == "error")
+    *out = Level::kError;
+  else if (text == "off")
+    *out = Level::kOff;
+  else
+    return false;
   return true;
 }
 
 std::string_view LevelName(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
-    case Level::kOff: return "off";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
+    case Level::kOff:
+      return "off";
   }
   return "?";
 }

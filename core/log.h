@@ -51,9 +51,9 @@ void Write(Level level, fmt::format_string<Args...> format, Args&&... args) {
 
 }  // namespace ringproxy::log
 
-#define RP_LOG(level, ...)                                                     \
-  do {                                                                         \
-    if (::ringproxy::log::Enabled(::ringproxy::log::Level::level)) {           \
-      ::ringproxy::log::Write(::ringproxy::log::Level::level, __VA_ARGS__);    \
-    }                                                                          \
+#define RP_LOG(level, ...)                                                  \
+  do {                                                                      \
+    if (::ringproxy::log::Enabled(::ringproxy::log::Level::level)) {        \
+      ::ringproxy::log::Write(::ringproxy::log::Level::level, __VA_ARGS__); \
+    }                                                                       \
   } while (0)

@@ -16,9 +16,9 @@
 #include <cstdint>
 #include <span>
 
+#include "core/deadline.h"
 #include "core/reactor.h"
 #include "core/result.h"
-#include "core/deadline.h"
 
 namespace ringproxy {
 
@@ -277,8 +277,7 @@ IoResult SpliceNow(int fd_in, int fd_out, size_t len);
 // thread costs no thread and no context switch.
 class Splice : public IoAwaiter {
  public:
-  Splice(int fd_in, int fd_out, size_t len, int wait_fd, unsigned wait_events,
-         Deadline deadline)
+  Splice(int fd_in, int fd_out, size_t len, int wait_fd, unsigned wait_events, Deadline deadline)
       : IoAwaiter(deadline),
         fd_in_(fd_in),
         fd_out_(fd_out),

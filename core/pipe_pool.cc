@@ -10,7 +10,9 @@
 namespace ringproxy {
 
 PipePool::PipePool(size_t pipe_size, size_t max_cached)
-    : pipe_size_(pipe_size), max_cached_(max_cached), capacity_(pipe_size != 0 ? pipe_size : 65536) {}
+    : pipe_size_(pipe_size),
+      max_cached_(max_cached),
+      capacity_(pipe_size != 0 ? pipe_size : 65536) {}
 
 PipePool::~PipePool() {
   for (Pipe& p : free_) {

@@ -1,7 +1,7 @@
 #include "core/reactor.h"
 
-#include <csignal>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 #include "absl/status/status.h"

@@ -198,7 +198,8 @@ bool RecvStream::TryTake(Received* out) {
   Entry e = queue_.front();
   queue_.pop_front();
   out->status = IoResult{e.res};
-  out->buffer = e.res > 0 ? ring_.Take(e.buffer_id, static_cast<uint32_t>(e.res)) : ProvidedBuffer();
+  out->buffer =
+      e.res > 0 ? ring_.Take(e.buffer_id, static_cast<uint32_t>(e.res)) : ProvidedBuffer();
   return true;
 }
 

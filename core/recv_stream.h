@@ -11,11 +11,11 @@
 #include <cstdint>
 
 #include "core/buffer_ring.h"
+#include "core/deadline.h"
 #include "core/reactor.h"
 #include "core/result.h"
 #include "core/small_queue.h"
 #include "core/task.h"
-#include "core/deadline.h"
 
 namespace ringproxy {
 

@@ -46,7 +46,7 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : ok_(true) { new (&value_) T(std::move(value)); }  // NOLINT
-  Result(Error error) : ok_(false) { new (&error_) Error(error); }     // NOLINT
+  Result(Error error) : ok_(false) { new (&error_) Error(error); }    // NOLINT
   Result(Result&& other) noexcept : ok_(other.ok_) {
     if (ok_) {
       new (&value_) T(std::move(other.value_));

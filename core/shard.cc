@@ -8,10 +8,10 @@
 #include <cstring>
 #include <future>
 
-#include "fmt/format.h"
 #include "core/log.h"
 #include "core/ops.h"
 #include "core/sync.h"
+#include "fmt/format.h"
 
 namespace ringproxy {
 

@@ -10,8 +10,8 @@
 #include <cstring>
 
 #include "absl/status/status.h"
-#include "fmt/format.h"
 #include "core/ops.h"
+#include "fmt/format.h"
 
 namespace ringproxy {
 
@@ -29,8 +29,7 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
   } else {
     size_t colon = text.rfind(':');
     if (colon == std::string_view::npos) {
-      return absl::InvalidArgumentError(
-          fmt::format("bad address '{}': expected host:port", text));
+      return absl::InvalidArgumentError(fmt::format("bad address '{}': expected host:port", text));
     }
     host = text.substr(0, colon);
     port_text = text.substr(colon + 1);
@@ -42,8 +41,7 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
   uint32_t port = 0;
   auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    return absl::InvalidArgumentError(
-        fmt::format("bad address '{}': port must be 0..65535", text));
+    return absl::InvalidArgumentError(fmt::format("bad address '{}': port must be 0..65535", text));
   }
   if (host.empty()) {
     return absl::InvalidArgumentError(fmt::format("bad address '{}': empty host", text));

@@ -14,9 +14,9 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "core/deadline.h"
 #include "core/result.h"
 #include "core/task.h"
-#include "core/deadline.h"
 
 namespace ringproxy {
 

@@ -37,12 +37,11 @@ std::string VersionText() {
   utsname u{};
   uname(&u);
   TlsLibraryInfo tls = GetTlsLibraryInfo();
-  std::string asm_text =
-      tls.aesni && tls.sp_asm
-          ? fmt::format("assembly: AES-NI {}, Intel asm {}, SP x86_64 asm {}",
-                        tls.aesni ? "yes" : "no", tls.intel_asm ? "yes" : "no",
-                        tls.sp_asm ? "yes" : "no")
-          : "assembly: NO (slow C build)";
+  std::string asm_text = tls.aesni && tls.sp_asm
+                             ? fmt::format("assembly: AES-NI {}, Intel asm {}, SP x86_64 asm {}",
+                                           tls.aesni ? "yes" : "no", tls.intel_asm ? "yes" : "no",
+                                           tls.sp_asm ? "yes" : "no")
+                             : "assembly: NO (slow C build)";
   return fmt::format(
       "ringproxy {}\n"
       "  build      {} {}{}\n"
@@ -53,8 +52,9 @@ std::string VersionText() {
       "  wolfSSL    {} ({})\n"
       "  kernel     {} {} (io_uring: {})\n",
       RINGPROXY_VERSION, RINGPROXY_COMPILER, RINGPROXY_BUILDTYPE,
-      std::string_view(RINGPROXY_SANITIZE) == "none" ? ""
-                                                      : fmt::format(", sanitize={}", RINGPROXY_SANITIZE),
+      std::string_view(RINGPROXY_SANITIZE) == "none"
+          ? ""
+          : fmt::format(", sanitize={}", RINGPROXY_SANITIZE),
       RINGPROXY_LIBURING_VERSION, RINGPROXY_ABSEIL_VERSION, RINGPROXY_FMT_VERSION,
       RINGPROXY_TOMLPP_VERSION, tls.version, asm_text, u.sysname, u.release, ProbeIoUring());
 }
@@ -119,7 +119,8 @@ int RunDaemon(const std::string& config_path) {
         if (!draining) {
           draining = true;
           RP_LOG(kInfo, "{}: stopping accepts and draining (up to {} ms)",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT", (*server)->config()->runtime.drain_timeout_ms);
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                 (*server)->config()->runtime.drain_timeout_ms);
           (*server)->Drain();
         } else {
           RP_LOG(kWarn, "second stop signal: closing all sessions now");

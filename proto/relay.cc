@@ -12,30 +12,43 @@ namespace ringproxy {
 
 std::string_view RelayEndName(RelayEnd end) {
   switch (end) {
-    case RelayEnd::kClosed: return "closed";
-    case RelayEnd::kIdleTimeout: return "idle_timeout";
-    case RelayEnd::kDownstreamError: return "downstream_error";
-    case RelayEnd::kUpstreamError: return "upstream_error";
-    case RelayEnd::kStopped: return "stopped";
-    case RelayEnd::kInternalError: return "internal_error";
+    case RelayEnd::kClosed:
+      return "closed";
+    case RelayEnd::kIdleTimeout:
+      return "idle_timeout";
+    case RelayEnd::kDownstreamError:
+      return "downstream_error";
+    case RelayEnd::kUpstreamError:
+      return "upstream_error";
+    case RelayEnd::kStopped:
+      return "stopped";
+    case RelayEnd::kInternalError:
+      return "internal_error";
   }
   return "?";
 }
 
 std::string_view RelayModeName(RelayMode mode) {
   switch (mode) {
-    case RelayMode::kAuto: return "auto";
-    case RelayMode::kCopy: return "copy";
-    case RelayMode::kSplice: return "splice";
+    case RelayMode::kAuto:
+      return "auto";
+    case RelayMode::kCopy:
+      return "copy";
+    case RelayMode::kSplice:
+      return "splice";
   }
   return "?";
 }
 
 bool ParseRelayMode(std::string_view text, RelayMode* out) {
-  if (text == "auto") *out = RelayMode::kAuto;
-  else if (text == "copy") *out = RelayMode::kCopy;
-  else if (text == "splice") *out = RelayMode::kSplice;
-  else return false;
+  if (text == "auto")
+    *out = RelayMode::kAuto;
+  else if (text == "copy")
+    *out = RelayMode::kCopy;
+  else if (text == "splice")
+    *out = RelayMode::kSplice;
+  else
+    return false;
   return true;
 }
 

@@ -48,15 +48,13 @@ class ShardServer {
   absl::Status Init() {
     const unsigned flags = shard_.reactor().setup_flags();
     RP_LOG(kInfo, "shard {} on CPU {}: io_uring flags {:#x} (SINGLE_ISSUER {}, DEFER_TASKRUN {})",
-           shard_.id(), shard_.cpu(), flags,
-           (flags & IORING_SETUP_SINGLE_ISSUER) ? "on" : "off",
+           shard_.id(), shard_.cpu(), flags, (flags & IORING_SETUP_SINGLE_ISSUER) ? "on" : "off",
            (flags & IORING_SETUP_DEFER_TASKRUN) ? "on" : "off");
     pipes_ = std::make_unique<PipePool>(static_cast<size_t>(runtime_.pipe_size),
                                         static_cast<size_t>(runtime_.pipe_pool_max));
-    absl::StatusOr<std::unique_ptr<BufferRing>> buffers =
-        BufferRing::Create(shard_.reactor(), /*group_id=*/0,
-                           static_cast<uint32_t>(runtime_.buffer_count),
-                           static_cast<uint32_t>(runtime_.buffer_size), /*populate=*/true);
+    absl::StatusOr<std::unique_ptr<BufferRing>> buffers = BufferRing::Create(
+        shard_.reactor(), /*group_id=*/0, static_cast<uint32_t>(runtime_.buffer_count),
+        static_cast<uint32_t>(runtime_.buffer_size), /*populate=*/true);
     if (!buffers.ok()) return buffers.status();
     buffers_ = std::move(*buffers);
     services_.shard_id = static_cast<uint32_t>(shard_.id());
@@ -170,8 +168,10 @@ class ShardServer {
         // Full: leave new connections in the kernel's backlog until a slot frees.
         stream.Pause();
         if (!limit_logged) {
-          RP_LOG(kWarn, "listener {}: runtime.max_connections_per_shard ({}) reached; "
-                 "pausing accept", l->config->name, runtime_.max_connections_per_shard);
+          RP_LOG(kWarn,
+                 "listener {}: runtime.max_connections_per_shard ({}) reached; "
+                 "pausing accept",
+                 l->config->name, runtime_.max_connections_per_shard);
           limit_logged = true;
         }
         co_await Sleep(Deadline::AfterMs(20));
@@ -344,8 +344,7 @@ absl::Status Server::StartShards(const std::vector<int>& cpus) {
     Server* self = this;
     running_shards_.fetch_add(1);
     absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Start(
-        static_cast<int>(i), cpus[i], options,
-        [slot, initial, runtime, self](Shard& s) {
+        static_cast<int>(i), cpus[i], options, [slot, initial, runtime, self](Shard& s) {
           return ShardMain(&s, &slot->live, &slot->ready, &slot->metrics, runtime, initial,
                            [self] { self->OnShardExit(); });
         });
@@ -357,8 +356,8 @@ absl::Status Server::StartShards(const std::vector<int>& cpus) {
       for (size_t j = i + 1; j < cpus.size(); ++j) CloseAll(ShardUpdate{config_, (*binds)[j]});
       StopNow();
       Wait();
-      return absl::Status(status.code(), fmt::format("shard {} on CPU {}: {}", i, cpus[i],
-                                                     MessageOf(status)));
+      return absl::Status(status.code(),
+                          fmt::format("shard {} on CPU {}: {}", i, cpus[i], MessageOf(status)));
     }
   }
   RP_LOG(kInfo, "started {} shards on CPUs {}", cpus.size(), fmt::join(cpus, ","));
@@ -381,7 +380,8 @@ absl::Status Server::Reload(ConfigPtr config) {
       a.buffer_count != b.buffer_count || a.buffer_size != b.buffer_size ||
       a.max_connections_per_shard != b.max_connections_per_shard ||
       a.drain_timeout_ms != b.drain_timeout_ms) {
-    RP_LOG(kWarn, "reload: [runtime] changes take effect at the next start; keeping the "
+    RP_LOG(kWarn,
+           "reload: [runtime] changes take effect at the next start; keeping the "
            "running values");
   }
   auto binds = BindNewListeners(*config);

@@ -20,16 +20,16 @@
 namespace ringproxy {
 
 // Counters of one shard; summed across shards when reported.
-#define RINGPROXY_SHARD_COUNTERS(X)                                                      \
-  X(connections_accepted, "client connections accepted")                                \
-  X(accept_errors, "accept failures (descriptor or memory limits)")                     \
-  X(upstream_connects, "upstream connections established")                             \
-  X(upstream_connect_failures, "upstream connect attempts that failed")                 \
-  X(sessions_no_upstream, "sessions closed because no upstream could be reached")       \
-  X(bytes_to_upstream, "bytes relayed client -> upstream")                              \
-  X(bytes_to_downstream, "bytes relayed upstream -> client")                            \
-  X(relay_idle_timeouts, "relays closed by the idle timeout")                           \
-  X(relay_errors, "relays ended by a socket error on either side")                      \
+#define RINGPROXY_SHARD_COUNTERS(X)                                               \
+  X(connections_accepted, "client connections accepted")                          \
+  X(accept_errors, "accept failures (descriptor or memory limits)")               \
+  X(upstream_connects, "upstream connections established")                        \
+  X(upstream_connect_failures, "upstream connect attempts that failed")           \
+  X(sessions_no_upstream, "sessions closed because no upstream could be reached") \
+  X(bytes_to_upstream, "bytes relayed client -> upstream")                        \
+  X(bytes_to_downstream, "bytes relayed upstream -> client")                      \
+  X(relay_idle_timeouts, "relays closed by the idle timeout")                     \
+  X(relay_errors, "relays ended by a socket error on either side")                \
   X(sessions_stopped, "sessions closed by the drain deadline or shutdown")
 
 struct ShardMetrics {

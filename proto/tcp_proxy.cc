@@ -61,10 +61,11 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
       metrics.sessions_stopped.Add();
     } else {
       metrics.sessions_no_upstream.Add();
-      RP_LOG(kWarn, "{}: client {}: no upstream of '{}' reachable ({} tried, last error: {}); "
-             "closing the client connection", listener->name, peer.ToString(),
-             balancer->config().name, session.connect_control()->failures,
-             strerror(upstream.error().code));
+      RP_LOG(kWarn,
+             "{}: client {}: no upstream of '{}' reachable ({} tried, last error: {}); "
+             "closing the client connection",
+             listener->name, peer.ToString(), balancer->config().name,
+             session.connect_control()->failures, strerror(upstream.error().code));
     }
     // FIN first: a client that sent bytes we never read would otherwise see only the
     // RST that close() sends for unread data.
@@ -78,8 +79,8 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   RelayOptions options;
   options.idle_timeout_ms = listener->idle_timeout_ms;
   ParseRelayMode(listener->relay, &options.mode);
-  Relay relay(client.get(), upstream->fd.get(), RelayResources{services->pipes, services->buffers, services->sweeper},
-              options);
+  Relay relay(client.get(), upstream->fd.get(),
+              RelayResources{services->pipes, services->buffers, services->sweeper}, options);
   session.set_relay(&relay);
   if (session.stopped()) relay.Stop();
   RelayResult result = co_await relay.Run();
@@ -88,12 +89,19 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   metrics.bytes_to_upstream.Add(result.bytes_to_upstream);
   metrics.bytes_to_downstream.Add(result.bytes_to_downstream);
   switch (result.end) {
-    case RelayEnd::kIdleTimeout: metrics.relay_idle_timeouts.Add(); break;
+    case RelayEnd::kIdleTimeout:
+      metrics.relay_idle_timeouts.Add();
+      break;
     case RelayEnd::kDownstreamError:
     case RelayEnd::kUpstreamError:
-    case RelayEnd::kInternalError: metrics.relay_errors.Add(); break;
-    case RelayEnd::kStopped: metrics.sessions_stopped.Add(); break;
-    case RelayEnd::kClosed: break;
+    case RelayEnd::kInternalError:
+      metrics.relay_errors.Add();
+      break;
+    case RelayEnd::kStopped:
+      metrics.sessions_stopped.Add();
+      break;
+    case RelayEnd::kClosed:
+      break;
   }
   metrics.connections_active.Sub();
   if (config.log.access) {

@@ -25,7 +25,10 @@ std::string RouteUnqualified(std::string_view protocol, std::string_view name,
 }
 
 std::string RouteById(std::string_view protocol, std::string_view id, bool admin, bool zx) {
-  return fmt::format("route:proto={};{}id={}", protocol, admin ? "admin=1;" : zx ? "zx=1;" : "",
+  return fmt::format("route:proto={};{}id={}", protocol,
+                     admin ? "admin=1;"
+                     : zx  ? "zx=1;"
+                           : "",
                      id);
 }
 

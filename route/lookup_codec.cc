@@ -56,7 +56,8 @@ std::string_view ParseHeadLines(std::string_view data, ParsedHead* h) {
       h->error = Error::kTooManyHeaders;
       return {};
     }
-    h->headers[h->header_count++] = {TrimOws(line.substr(0, colon)), TrimOws(line.substr(colon + 1))};
+    h->headers[h->header_count++] = {TrimOws(line.substr(0, colon)),
+                                     TrimOws(line.substr(colon + 1))};
   }
   h->consumed = end + 4;
   return start;
@@ -98,14 +99,22 @@ void ApplyConnectionHeader(ParsedHead* h) {
 
 std::string_view ErrorName(Error e) {
   switch (e) {
-    case Error::kNone: return "none";
-    case Error::kNeedMore: return "incomplete";
-    case Error::kHeadTooLong: return "head too long";
-    case Error::kBadStartLine: return "bad start line";
-    case Error::kBadHeader: return "bad header";
-    case Error::kTooManyHeaders: return "too many headers";
-    case Error::kBadStatus: return "status other than 200";
-    case Error::kBodyTooLarge: return "body too large";
+    case Error::kNone:
+      return "none";
+    case Error::kNeedMore:
+      return "incomplete";
+    case Error::kHeadTooLong:
+      return "head too long";
+    case Error::kBadStartLine:
+      return "bad start line";
+    case Error::kBadHeader:
+      return "bad header";
+    case Error::kTooManyHeaders:
+      return "too many headers";
+    case Error::kBadStatus:
+      return "status other than 200";
+    case Error::kBodyTooLarge:
+      return "body too large";
   }
   return "?";
 }
@@ -157,14 +166,14 @@ bool UnescapeMailAuth(std::string_view s, std::string* out) {
   return true;
 }
 
-void WriteRequest(const Request& r, std::string_view host, std::string_view path,
-                  bool keep_alive, std::string* out) {
+void WriteRequest(const Request& r, std::string_view host, std::string_view path, bool keep_alive,
+                  std::string* out) {
   const std::string user = r.escape_user ? EscapeMailAuth(r.user) : std::string(r.user);
-  Append(out, {"GET ", path, keep_alive ? " HTTP/1.1\r\nHost: " : " HTTP/1.0\r\nHost: ", host,
-               "\r\n"});
+  Append(out,
+         {"GET ", path, keep_alive ? " HTTP/1.1\r\nHost: " : " HTTP/1.0\r\nHost: ", host, "\r\n"});
   if (!keep_alive) out->append("Connection: close\r\n");
-  Append(out, {"Auth-Method: ", r.method, "\r\nAuth-User: ", user, "\r\nAuth-Pass: ",
-               kPasswordPlaceholder, "\r\nAuth-Protocol: ", r.protocol,
+  Append(out, {"Auth-Method: ", r.method, "\r\nAuth-User: ", user,
+               "\r\nAuth-Pass: ", kPasswordPlaceholder, "\r\nAuth-Protocol: ", r.protocol,
                "\r\nAuth-Login-Attempt: "});
   AppendNumber(out, r.login_attempt);
   Append(out, {"\r\nX-Proxy-IP: ", r.proxy_ip, "\r\nClient-IP: ", r.client_ip, "\r\n"});
@@ -172,8 +181,7 @@ void WriteRequest(const Request& r, std::string_view host, std::string_view path
   if (r.zimbra_zx) out->append("Auth-Zimbra-Zx: True\r\n");
   if (!r.proxy_host.empty()) Append(out, {"X-Proxy-Host: ", r.proxy_host, "\r\n"});
   if (!r.admin_user.empty()) {
-    Append(out, {"Auth-Admin-User: ", r.admin_user, "\r\nAuth-Admin-Pass: ", r.admin_pass,
-                 "\r\n"});
+    Append(out, {"Auth-Admin-User: ", r.admin_user, "\r\nAuth-Admin-Pass: ", r.admin_pass, "\r\n"});
   }
   if (!r.auth_id.empty()) Append(out, {"Auth-ID: ", r.auth_id, "\r\n"});
   out->append("\r\n");

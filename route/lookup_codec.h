@@ -26,9 +26,9 @@ inline constexpr std::string_view kPasswordPlaceholder = "_password_";
 
 struct Request {
   std::string_view method = "username";  // username | gssapi | zimbraId | certauth
-  std::string_view user;                  // raw; escaped on the wire when escape_user
-  bool escape_user = true;                // mail logins are %-escaped
-  std::string_view protocol;              // imap | imapssl | pop3 | pop3ssl | http | httpssl
+  std::string_view user;                 // raw; escaped on the wire when escape_user
+  bool escape_user = true;               // mail logins are %-escaped
+  std::string_view protocol;             // imap | imapssl | pop3 | pop3ssl | http | httpssl
   int login_attempt = 1;
   std::string_view client_ip;
   std::string_view proxy_ip;
@@ -41,8 +41,8 @@ struct Request {
 };
 
 // Appends the request head. keep_alive=false writes HTTP/1.0 as Zimbra's nginx does.
-void WriteRequest(const Request& r, std::string_view host, std::string_view path,
-                  bool keep_alive, std::string* out);
+void WriteRequest(const Request& r, std::string_view host, std::string_view path, bool keep_alive,
+                  std::string* out);
 
 // Space, '%' and control characters become %XX (nginx's NGX_ESCAPE_MAIL_AUTH).
 std::string EscapeMailAuth(std::string_view s);
@@ -59,12 +59,12 @@ inline constexpr size_t kMaxHead = 8192;
 
 enum class Error : uint8_t {
   kNone,
-  kNeedMore,        // no complete head (and body) yet
-  kHeadTooLong,     // no blank line within kMaxHead bytes
-  kBadStartLine,    // not an HTTP/1.x status line or request line
-  kBadHeader,       // a header line without a colon, or a bad Content-Length
+  kNeedMore,      // no complete head (and body) yet
+  kHeadTooLong,   // no blank line within kMaxHead bytes
+  kBadStartLine,  // not an HTTP/1.x status line or request line
+  kBadHeader,     // a header line without a colon, or a bad Content-Length
   kTooManyHeaders,
-  kBadStatus,       // a status other than 200 (the service always answers 200)
+  kBadStatus,  // a status other than 200 (the service always answers 200)
   kBodyTooLarge,
 };
 

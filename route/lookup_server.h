@@ -19,9 +19,9 @@ namespace ringproxy {
 struct LookupServerOptions {
   SocketAddress listen;
   int64_t latency_ms = 0;
-  double error_rate = 0;     // 0..1
+  double error_rate = 0;  // 0..1
   bool close_after_reply = false;
-  int request_log_fd = -1;   // one line per request (write(2), O_APPEND)
+  int request_log_fd = -1;  // one line per request (write(2), O_APPEND)
   int64_t idle_timeout_ms = 60000;
 };
 

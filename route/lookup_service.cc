@@ -15,8 +15,8 @@
 namespace ringproxy {
 namespace {
 
-constexpr std::string_view kProtocolKeys[] = {"imap", "imapssl", "pop3", "pop3ssl", "http",
-                                              "httpssl", "admin"};
+constexpr std::string_view kProtocolKeys[] = {"imap", "imapssl", "pop3", "pop3ssl",
+                                              "http", "httpssl", "admin"};
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -34,9 +34,8 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
                                                                   std::string_view path) {
   toml::parse_result parsed = toml::parse(text, path);
   if (!parsed) {
-    return absl::InvalidArgumentError(fmt::format("{}:{}: {}", path,
-                                                  parsed.error().source().begin.line,
-                                                  parsed.error().description()));
+    return absl::InvalidArgumentError(fmt::format(
+        "{}:{}: {}", path, parsed.error().source().begin.line, parsed.error().description()));
   }
   const toml::table& root = parsed.table();
   auto d = std::make_shared<Directory>();
@@ -50,10 +49,12 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
       dom.name = Lower((*t)["name"].value_or(std::string_view("")));
       if (dom.name.empty()) return absl::InvalidArgumentError(Err(path, n, "domain.name missing"));
       if (const toml::array* a = (*t)["virtual_ips"].as_array()) {
-        for (const toml::node& v : *a) dom.virtual_ips.emplace_back(v.value_or(std::string_view("")));
+        for (const toml::node& v : *a)
+          dom.virtual_ips.emplace_back(v.value_or(std::string_view("")));
       }
       if (const toml::array* a = (*t)["virtual_hosts"].as_array()) {
-        for (const toml::node& v : *a) dom.virtual_hosts.push_back(Lower(v.value_or(std::string_view(""))));
+        for (const toml::node& v : *a)
+          dom.virtual_hosts.push_back(Lower(v.value_or(std::string_view(""))));
       }
       d->domains.push_back(std::move(dom));
     }
@@ -72,7 +73,8 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
       for (std::string_view proto : kProtocolKeys) {
         int64_t port = (*t)[proto].value_or(int64_t{0});
         if (port < 0 || port > 65535) {
-          return absl::InvalidArgumentError(Err(path, n, fmt::format("server.{}: bad port", proto)));
+          return absl::InvalidArgumentError(
+              Err(path, n, fmt::format("server.{}: bad port", proto)));
         }
         if (port > 0) s.ports[std::string(proto)] = static_cast<uint16_t>(port);
       }
@@ -80,12 +82,13 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
       d->servers.push_back(std::move(s));
     }
   }
-  auto add_account = [&](std::string name, std::string id, std::string_view server,
-                         bool admin, const toml::node& where,
+  auto add_account = [&](std::string name, std::string id, std::string_view server, bool admin,
+                         const toml::node& where,
                          const std::vector<std::string>& aliases) -> absl::Status {
     auto it = server_index.find(std::string(server));
     if (it == server_index.end()) {
-      return absl::InvalidArgumentError(Err(path, where, fmt::format("unknown server '{}'", server)));
+      return absl::InvalidArgumentError(
+          Err(path, where, fmt::format("unknown server '{}'", server)));
     }
     const int index = static_cast<int>(d->accounts.size());
     d->accounts.push_back({name, id, it->second, admin});
@@ -116,12 +119,14 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
   if (const toml::array* ranges = root["account_range"].as_array()) {
     for (const toml::node& n : *ranges) {
       const toml::table* t = n.as_table();
-      if (t == nullptr) return absl::InvalidArgumentError(Err(path, n, "[[account_range]] expected"));
+      if (t == nullptr)
+        return absl::InvalidArgumentError(Err(path, n, "[[account_range]] expected"));
       std::string prefix(Lower((*t)["prefix"].value_or(std::string_view("user"))));
       std::string domain(Lower((*t)["domain"].value_or(std::string_view(""))));
       int64_t count = (*t)["count"].value_or(int64_t{0});
       if (domain.empty() || count <= 0 || count > 10'000'000) {
-        return absl::InvalidArgumentError(Err(path, n, "account_range needs domain and count 1..1e7"));
+        return absl::InvalidArgumentError(
+            Err(path, n, "account_range needs domain and count 1..1e7"));
       }
       for (int64_t i = 1; i <= count; ++i) {
         absl::Status s = add_account(fmt::format("{}{}@{}", prefix, i, domain),
@@ -153,8 +158,8 @@ Decision Decide(const Directory& dir, const lookup::ParsedRequest& req) {
   auto fail = [&](std::string text) {
     out.ok = false;
     out.status = std::move(text);
-    out.log = fmt::format("method={} user={} protocol={} client={} proxy={} result=\"{}\"",
-                          method, raw_user, protocol, client_ip, proxy_ip, out.status);
+    out.log = fmt::format("method={} user={} protocol={} client={} proxy={} result=\"{}\"", method,
+                          raw_user, protocol, client_ip, proxy_ip, out.status);
     return out;
   };
   for (std::string_view h : {"Auth-User", "Auth-Method", "Auth-Protocol"}) {

@@ -86,8 +86,8 @@ Task<ThrottleDecision> Throttle::CheckIp(std::string protocol, std::string clien
   const int proto_max = pop3 ? options_.pop3_max : options_.imap_max;
   const int max = proto_max > 0 ? proto_max : options_.ip_max;
   // The window goes with the limit that applies.
-  const uint32_t ttl = proto_max > 0 ? (pop3 ? options_.pop3_ttl_s : options_.imap_ttl_s)
-                                     : options_.ip_ttl_s;
+  const uint32_t ttl =
+      proto_max > 0 ? (pop3 ? options_.pop3_ttl_s : options_.imap_ttl_s) : options_.ip_ttl_s;
   if (max <= 0 || memcache_ == nullptr) co_return ThrottleDecision{};
   if (!options_.whitelist.empty()) {
     // The memo saves the CIDR walk for every proxy sharing memcached (Zimbra's key).
@@ -106,8 +106,8 @@ Task<ThrottleDecision> Throttle::CheckIp(std::string protocol, std::string clien
     }
     if (whitelisted) co_return ThrottleDecision{};
   }
-  McReply r = co_await memcache_->Increment(keys::IpThrottle(pop3 ? "pop3" : "imap", client_ip),
-                                            1, 1, ttl);
+  McReply r =
+      co_await memcache_->Increment(keys::IpThrottle(pop3 ? "pop3" : "imap", client_ip), 1, 1, ttl);
   NoteMemcacheState(r.ok());
   if (!r.ok() || r.status != 0) co_return Unavailable(options_.ip_reject_message);
   ThrottleDecision d;
@@ -142,8 +142,7 @@ Task<ThrottleDecision> Throttle::CheckUser(std::string account) {
 
 Task<ThrottleDecision> Throttle::CountUserLogin(std::string account) {
   if (options_.user_max <= 0 || memcache_ == nullptr) co_return ThrottleDecision{};
-  McReply r = co_await memcache_->Increment(keys::UserThrottle(account), 1, 1,
-                                            options_.user_ttl_s);
+  McReply r = co_await memcache_->Increment(keys::UserThrottle(account), 1, 1, options_.user_ttl_s);
   NoteMemcacheState(r.ok());
   if (!r.ok() || r.status != 0) co_return Unavailable(options_.user_reject_message);
   ThrottleDecision d;

@@ -53,8 +53,8 @@ enum class ThrottleVerdict : uint8_t { kAllow, kDeny };
 
 struct ThrottleDecision {
   ThrottleVerdict verdict = ThrottleVerdict::kAllow;
-  std::string message;  // for the client's BYE / -ERR when denied
-  uint64_t count = 0;   // the counter after this attempt (0 when not counted)
+  std::string message;       // for the client's BYE / -ERR when denied
+  uint64_t count = 0;        // the counter after this attempt (0 when not counted)
   bool unavailable = false;  // memcached could not be asked
 
   bool allowed() const { return verdict == ThrottleVerdict::kAllow; }

@@ -11,9 +11,8 @@ namespace {
 constexpr size_t kMaxPlan = 64;
 }  // namespace
 
-Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer,
-                                                 SocketAddress client, std::string_view who,
-                                                 ConnectControl* control) {
+Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, SocketAddress client,
+                                                 std::string_view who, ConnectControl* control) {
   uint32_t plan[kMaxPlan];
   const size_t n = balancer->Plan(client, MonotonicNowNs(), plan);
   const UpstreamGroupConfig& group = balancer->config();

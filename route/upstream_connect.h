@@ -15,8 +15,8 @@ namespace ringproxy {
 
 // Shared between a connect in progress and whoever may stop it.
 struct ConnectControl {
-  int current_fd = -1;   // the socket being connected, for CancelFd
-  bool stop = false;     // set by the stopper before cancelling
+  int current_fd = -1;    // the socket being connected, for CancelFd
+  bool stop = false;      // set by the stopper before cancelling
   uint32_t failures = 0;  // attempts that failed
 };
 
@@ -28,8 +28,7 @@ struct UpstreamConnection {
 // `who` prefixes log lines (listener name). Fails with an upstream error when no
 // server could be reached (ECONNREFUSED/ETIMEDOUT of the last attempt), or
 // ECANCELED when stopped.
-Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer,
-                                                 SocketAddress client, std::string_view who,
-                                                 ConnectControl* control);
+Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, SocketAddress client,
+                                                 std::string_view who, ConnectControl* control);
 
 }  // namespace ringproxy

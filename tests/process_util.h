@@ -127,9 +127,19 @@ class Memcached {
  public:
   bool Start() {
     port_ = FreePort();
-    std::vector<std::string> argv = {"/usr/bin/memcached", "-l", "127.0.0.1", "-p",
-                                     std::to_string(port_), "-U", "0", "-m", "64", "-t", "1",
-                                     "-B", "binary"};
+    std::vector<std::string> argv = {"/usr/bin/memcached",
+                                     "-l",
+                                     "127.0.0.1",
+                                     "-p",
+                                     std::to_string(port_),
+                                     "-U",
+                                     "0",
+                                     "-m",
+                                     "64",
+                                     "-t",
+                                     "1",
+                                     "-B",
+                                     "binary"};
     if (geteuid() == 0) {
       argv.push_back("-u");
       argv.push_back("nobody");
@@ -159,11 +169,12 @@ class Lookupd {
       ADD_FAILURE() << "set LOOKUPD_BIN and LOOKUPD_ROUTES (meson test does)";
       return false;
     }
-    log_ = "/tmp/ringproxy-test-lookupd-" + std::to_string(getpid()) + "-" +
-           std::to_string(port_) + ".requests";
+    log_ = "/tmp/ringproxy-test-lookupd-" + std::to_string(getpid()) + "-" + std::to_string(port_) +
+           ".requests";
     unlink(log_.c_str());
-    std::vector<std::string> argv = {bin, "--routes", routes, "--listen",
-                                     "127.0.0.1:" + std::to_string(port_), "--request-log", log_};
+    std::vector<std::string> argv = {
+        bin, "--routes", routes, "--listen", "127.0.0.1:" + std::to_string(port_), "--request-log",
+        log_};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return proc_.Start(argv) && proc_.WaitListening(port_);
   }

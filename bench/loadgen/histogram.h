@@ -13,8 +13,8 @@ namespace ringproxy::loadgen {
 
 class Histogram {
  public:
-  static constexpr int kSubBits = 7;                 // 128 buckets per power of two
-  static constexpr int kMaxExponent = 40;            // up to 2^40 ns (~18 min)
+  static constexpr int kSubBits = 7;       // 128 buckets per power of two
+  static constexpr int kMaxExponent = 40;  // up to 2^40 ns (~18 min)
   static constexpr int kBuckets = (kMaxExponent - kSubBits + 2) << kSubBits;
 
   void Record(uint64_t value) { RecordN(value, 1); }

@@ -65,9 +65,8 @@ Task<bool> ReadResponse(ThreadContext* ctx, BufferedConn* conn, HttpResponseRead
     co_return reader->keep_alive();
   }
   if (o.expect_size >= 0 && reader->body_bytes() != static_cast<uint64_t>(o.expect_size)) {
-    ctx->stats.Error(fmt::format("http: body of {} bytes, expected {}", reader->body_bytes(),
-                                 o.expect_size),
-                     0);
+    ctx->stats.Error(
+        fmt::format("http: body of {} bytes, expected {}", reader->body_bytes(), o.expect_size), 0);
   }
   co_return true;
 }

@@ -34,8 +34,17 @@ class HttpResponseReader {
   bool empty() const { return state_ == State::kHead && head_.empty(); }
 
  private:
-  enum class State { kHead, kBody, kUntilClose, kChunkSize, kChunkData, kChunkDataEnd, kTrailer,
-                     kDone, kError };
+  enum class State {
+    kHead,
+    kBody,
+    kUntilClose,
+    kChunkSize,
+    kChunkData,
+    kChunkDataEnd,
+    kTrailer,
+    kDone,
+    kError
+  };
   size_t FeedHead(std::string_view data);
   bool ParseHead();
   void Fail(std::string reason);

@@ -35,11 +35,11 @@ struct Options {
   double rate = 0;        // open loop: operations per second in total (0: closed loop)
   // http
   std::string path = "/";
-  std::string host;       // Host header (default: the target address)
+  std::string host;  // Host header (default: the target address)
   bool keepalive = true;
   int pipeline = 1;
-  size_t request_size = 0;    // > 0: POST with a body of this many bytes
-  int64_t expect_size = -1;   // response body size to check (-1: any)
+  size_t request_size = 0;   // > 0: POST with a body of this many bytes
+  int64_t expect_size = -1;  // response body size to check (-1: any)
   int expect_status = 200;
   // imap-login, pop3-login
   std::string users_file;     // lines "user password" (or "user": --password applies)
@@ -81,8 +81,8 @@ struct Stats {
 
 // Shared by the threads of one run.
 struct RunControl {
-  int64_t start_ns = 0;  // when measured work starts
-  int64_t end_ns = 0;    // when it stops (duration runs)
+  int64_t start_ns = 0;               // when measured work starts
+  int64_t end_ns = 0;                 // when it stops (duration runs)
   std::atomic<int> threads_ready{0};  // idle: threads whose connections are open
   std::atomic<bool> release{false};   // idle: time to close
   std::atomic<bool> stop{false};      // serve: stop serving

@@ -10,43 +10,43 @@
 namespace ringproxy::loadgen {
 
 std::string Usage() {
-  return
-      "usage: loadgen SCENARIO [options]\n"
-      "scenarios:\n"
-      "  bulk      stream the verified pattern to an echo upstream through the target,\n"
-      "            checking every byte that comes back (--size = send chunk)\n"
-      "  tcp-echo  closed-loop request/response of --size bytes; latency per exchange\n"
-      "  http      HTTP/1.1 requests (keep-alive, pipelining, open or closed loop)\n"
-      "  imap-login  connect, greeting, LOGIN, LOGOUT; latency = connect to tagged OK\n"
-      "  pop3-login  connect, greeting, USER, PASS, QUIT; latency = connect to PASS +OK\n"
-      "  idle      open --connections, optionally exchange --send-first bytes, hold them\n"
-      "            for --hold seconds; with --measure-pid reports RSS per connection\n"
-      "  serve     run an echo server (splice) on --listen, for benchmarks and tests\n"
-      "options:\n"
-      "  --target HOST:PORT      where to connect (all scenarios but serve)\n"
-      "  --listen HOST:PORT      where to listen (serve)\n"
-      "  --threads N             threads, one reactor each (default 1)\n"
-      "  --cpus LIST             pin thread i to the i-th CPU of LIST, e.g. 0 or 2,3\n"
-      "  --connections N         total connections (default 1)\n"
-      "  --duration S            seconds of measured load (default 10)\n"
-      "  --count N               stop after N operations in total\n"
-      "  --size BYTES            chunk or message size (default 65536)\n"
-      "  --hold S                idle: seconds to hold (default 5)\n"
-      "  --batch N               idle: connects in flight at once (default 500)\n"
-      "  --send-first BYTES      idle: bytes to exchange before holding (default 0)\n"
-      "  --rate R                open loop: R operations/s in total; latency is measured\n"
-      "                          from each operation's scheduled start (default: closed loop)\n"
-      "  --connect-timeout S     (default 5)   --io-timeout S (default 10)\n"
-      "http:\n"
-      "  --path P (default /)  --host H  --keepalive 0|1 (default 1)  --pipeline N (default 1)\n"
-      "  --request-size N      POST a body of N bytes instead of GET\n"
-      "  --expect-size N       check each response body is N bytes  --expect-status S (200)\n"
-      "imap-login, pop3-login:\n"
-      "  --users FILE          lines \"user password\"; else --user U (user<n>, n=1..--users-count)\n"
-      "                        and --password P (default secret)\n"
-      "  --measure-pid PID       measure CPU and RSS of this process tree\n"
-      "  --label TEXT            copied into the JSON result\n"
-      "  --json FILE             also append the JSON result line to FILE\n";
+  return "usage: loadgen SCENARIO [options]\n"
+         "scenarios:\n"
+         "  bulk      stream the verified pattern to an echo upstream through the target,\n"
+         "            checking every byte that comes back (--size = send chunk)\n"
+         "  tcp-echo  closed-loop request/response of --size bytes; latency per exchange\n"
+         "  http      HTTP/1.1 requests (keep-alive, pipelining, open or closed loop)\n"
+         "  imap-login  connect, greeting, LOGIN, LOGOUT; latency = connect to tagged OK\n"
+         "  pop3-login  connect, greeting, USER, PASS, QUIT; latency = connect to PASS +OK\n"
+         "  idle      open --connections, optionally exchange --send-first bytes, hold them\n"
+         "            for --hold seconds; with --measure-pid reports RSS per connection\n"
+         "  serve     run an echo server (splice) on --listen, for benchmarks and tests\n"
+         "options:\n"
+         "  --target HOST:PORT      where to connect (all scenarios but serve)\n"
+         "  --listen HOST:PORT      where to listen (serve)\n"
+         "  --threads N             threads, one reactor each (default 1)\n"
+         "  --cpus LIST             pin thread i to the i-th CPU of LIST, e.g. 0 or 2,3\n"
+         "  --connections N         total connections (default 1)\n"
+         "  --duration S            seconds of measured load (default 10)\n"
+         "  --count N               stop after N operations in total\n"
+         "  --size BYTES            chunk or message size (default 65536)\n"
+         "  --hold S                idle: seconds to hold (default 5)\n"
+         "  --batch N               idle: connects in flight at once (default 500)\n"
+         "  --send-first BYTES      idle: bytes to exchange before holding (default 0)\n"
+         "  --rate R                open loop: R operations/s in total; latency is measured\n"
+         "                          from each operation's scheduled start (default: closed loop)\n"
+         "  --connect-timeout S     (default 5)   --io-timeout S (default 10)\n"
+         "http:\n"
+         "  --path P (default /)  --host H  --keepalive 0|1 (default 1)  --pipeline N (default 1)\n"
+         "  --request-size N      POST a body of N bytes instead of GET\n"
+         "  --expect-size N       check each response body is N bytes  --expect-status S (200)\n"
+         "imap-login, pop3-login:\n"
+         "  --users FILE          lines \"user password\"; else --user U (user<n>, "
+         "n=1..--users-count)\n"
+         "                        and --password P (default secret)\n"
+         "  --measure-pid PID       measure CPU and RSS of this process tree\n"
+         "  --label TEXT            copied into the JSON result\n"
+         "  --json FILE             also append the JSON result line to FILE\n";
 }
 
 namespace {
@@ -85,7 +85,8 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     bool ok = true;
     if (flag == "--target" || flag == "--listen") {
       absl::StatusOr<SocketAddress> a = SocketAddress::Parse(value);
-      if (!a.ok()) return absl::InvalidArgumentError(fmt::format("{}: {}", flag, MessageOf(a.status())));
+      if (!a.ok())
+        return absl::InvalidArgumentError(fmt::format("{}: {}", flag, MessageOf(a.status())));
       if (flag == "--target") {
         o.target = *a;
         o.target_text = std::string(value);

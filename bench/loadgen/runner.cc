@@ -46,7 +46,8 @@ struct Measured {
 std::string ToJson(const Options& o, const Stats& s, const Measured& m) {
   std::string j = fmt::format(
       "{{\"scenario\":{},\"label\":{},\"target\":{},\"threads\":{},\"connections\":{},"
-      "\"size\":{},\"rate\":{:.1f},\"elapsed_s\":{:.3f},\"ops\":{},\"ops_per_s\":{:.1f},\"bytes_sent\":{},"
+      "\"size\":{},\"rate\":{:.1f},\"elapsed_s\":{:.3f},\"ops\":{},\"ops_per_s\":{:.1f},\"bytes_"
+      "sent\":{},"
       "\"bytes_received\":{},\"verified_bytes\":{},\"mb_per_s\":{:.2f},\"connects\":{},"
       "\"connect_failures\":{}",
       JsonString(o.scenario), JsonString(o.label), JsonString(o.target_text), o.threads,
@@ -75,10 +76,12 @@ std::string ToJson(const Options& o, const Stats& s, const Measured& m) {
   if (m.measured) {
     const double cpu = m.after.cpu_seconds - m.before.cpu_seconds;
     const double gib = static_cast<double>(s.bytes_sent + s.bytes_received) / (1 << 30);
-    j += fmt::format(",\"target_pid\":{},\"target_cpu_s\":{:.3f},\"target_rss_before\":{},"
-                     "\"target_rss_after\":{}",
-                     o.measure_pid, cpu, m.before.rss_bytes, m.after.rss_bytes);
-    if (gib > 0 && o.scenario != "idle") j += fmt::format(",\"target_cpu_s_per_gib\":{:.4f}", cpu / gib);
+    j += fmt::format(
+        ",\"target_pid\":{},\"target_cpu_s\":{:.3f},\"target_rss_before\":{},"
+        "\"target_rss_after\":{}",
+        o.measure_pid, cpu, m.before.rss_bytes, m.after.rss_bytes);
+    if (gib > 0 && o.scenario != "idle")
+      j += fmt::format(",\"target_cpu_s_per_gib\":{:.4f}", cpu / gib);
     if (s.ops > 0 && o.scenario != "idle") {
       j += fmt::format(",\"target_cpu_us_per_op\":{:.2f}", cpu * 1e6 / static_cast<double>(s.ops));
     }
@@ -101,22 +104,23 @@ std::string Summary(const Options& o, const Stats& s, const Measured& m) {
     line += fmt::format(", {:.0f} ops/s, p50 {:.1f} us, p99 {:.1f} us", s.ops / m.elapsed_s,
                         s.latency_ns.Quantile(0.5) / 1e3, s.latency_ns.Quantile(0.99) / 1e3);
   } else if (o.scenario == "idle") {
-    line += fmt::format(", {} of {} open, {} closed early", s.opened, o.connections,
-                        s.closed_early);
+    line +=
+        fmt::format(", {} of {} open, {} closed early", s.opened, o.connections, s.closed_early);
   }
   if (m.measured) {
     const double cpu = m.after.cpu_seconds - m.before.cpu_seconds;
     if (o.scenario == "idle") {
       if (s.opened > 0) {
-        line += fmt::format(", target RSS +{:.0f} B/conn",
-                            (static_cast<double>(m.after.rss_bytes) - m.before.rss_bytes) /
-                                s.opened);
+        line +=
+            fmt::format(", target RSS +{:.0f} B/conn",
+                        (static_cast<double>(m.after.rss_bytes) - m.before.rss_bytes) / s.opened);
       }
     } else {
       line += fmt::format(", target CPU {:.2f}s", cpu);
       double gib = static_cast<double>(s.bytes_sent + s.bytes_received) / (1 << 30);
       if (o.scenario == "bulk" && gib > 0) line += fmt::format(" ({:.3f} s/GiB)", cpu / gib);
-      if (o.scenario != "bulk" && s.ops > 0) line += fmt::format(" ({:.1f} us/op)", cpu * 1e6 / s.ops);
+      if (o.scenario != "bulk" && s.ops > 0)
+        line += fmt::format(" ({:.1f} us/op)", cpu * 1e6 / s.ops);
     }
   }
   line += fmt::format(", {} errors", s.errors_total());
@@ -126,13 +130,20 @@ std::string Summary(const Options& o, const Stats& s, const Measured& m) {
 
 Task<void> RunScenario(ThreadContext* ctx) {
   const std::string& s = ctx->options->scenario;
-  if (s == "bulk") co_await RunBulk(ctx);
-  else if (s == "tcp-echo") co_await RunTcpEcho(ctx);
-  else if (s == "idle") co_await RunIdle(ctx);
-  else if (s == "http") co_await RunHttp(ctx);
-  else if (s == "imap-login") co_await RunImapLogin(ctx);
-  else if (s == "pop3-login") co_await RunPop3Login(ctx);
-  else co_await RunServe(ctx);
+  if (s == "bulk")
+    co_await RunBulk(ctx);
+  else if (s == "tcp-echo")
+    co_await RunTcpEcho(ctx);
+  else if (s == "idle")
+    co_await RunIdle(ctx);
+  else if (s == "http")
+    co_await RunHttp(ctx);
+  else if (s == "imap-login")
+    co_await RunImapLogin(ctx);
+  else if (s == "pop3-login")
+    co_await RunPop3Login(ctx);
+  else
+    co_await RunServe(ctx);
 }
 
 }  // namespace
@@ -146,7 +157,9 @@ int RunLoadgen(const Options& o) {
     ctx->control = &control;
     ctx->index = i;
     ctx->connections = o.connections / o.threads + (i < o.connections % o.threads ? 1 : 0);
-    ctx->count = o.count == 0 ? 0 : o.count / o.threads + (i < static_cast<int>(o.count % o.threads) ? 1 : 0);
+    ctx->count = o.count == 0
+                     ? 0
+                     : o.count / o.threads + (i < static_cast<int>(o.count % o.threads) ? 1 : 0);
     contexts.push_back(std::move(ctx));
   }
   const bool serve = o.scenario == "serve";
@@ -179,7 +192,8 @@ int RunLoadgen(const Options& o) {
   }
   if (serve) {
     while (control.threads_ready.load() < o.threads) usleep(1000);
-    fprintf(stderr, "loadgen: echo server on %s with %d threads\n", o.listen_text.c_str(), o.threads);
+    fprintf(stderr, "loadgen: echo server on %s with %d threads\n", o.listen_text.c_str(),
+            o.threads);
     // Until SIGINT/SIGTERM, or for --duration seconds when one was given.
     const int64_t stop_at = o.duration_s > 0
                                 ? MonotonicNowNs() + static_cast<int64_t>(o.duration_s * 1e9)
@@ -190,8 +204,9 @@ int RunLoadgen(const Options& o) {
     }
     control.stop = true;
   } else if (o.scenario == "idle") {
-    const int64_t give_up = MonotonicNowNs() + static_cast<int64_t>(
-        (o.connect_timeout_s + o.io_timeout_s) * 1e9 * (1 + o.connections / std::max(o.batch, 1)));
+    const int64_t give_up =
+        MonotonicNowNs() + static_cast<int64_t>((o.connect_timeout_s + o.io_timeout_s) * 1e9 *
+                                                (1 + o.connections / std::max(o.batch, 1)));
     while (control.threads_ready.load() < o.threads && MonotonicNowNs() < give_up) usleep(10000);
     control.start_ns = MonotonicNowNs();
     // Let allocators and the target settle before reading its memory.

@@ -43,8 +43,8 @@ Task<void> EchoConnection(int raw_fd, PipePool* pipes, std::set<int>* live,
     }
     size_t left = in.value();
     while (left > 0) {
-      IoResult out = co_await Splice(pipe.read_fd, fd.get(), left, fd.get(), POLLOUT,
-                                     Deadline::Never());
+      IoResult out =
+          co_await Splice(pipe.read_fd, fd.get(), left, fd.get(), POLLOUT, Deadline::Never());
       if (out.res <= 0) break;
       left -= out.value();
     }
@@ -68,8 +68,7 @@ Task<void> StopWatcher(RunControl* control, AcceptStream* stream, std::set<int>*
 }  // namespace
 
 Task<void> RunServe(ThreadContext* ctx) {
-  absl::StatusOr<UniqueFd> listener =
-      ListenTcp(ctx->options->listen, ListenOptions{4096, true});
+  absl::StatusOr<UniqueFd> listener = ListenTcp(ctx->options->listen, ListenOptions{4096, true});
   if (!listener.ok()) {
     ctx->stats.Error(std::string(MessageOf(listener.status())), 0);
     ctx->control->threads_ready.fetch_add(1);

@@ -74,11 +74,16 @@ int main(int argc, char** argv) {
   int count = 200000, concurrency = 64, users = 1000;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
-    if (f == "--memcached") memcached = argv[i + 1];
-    else if (f == "--lookupd") lookupd = argv[i + 1];
-    else if (f == "--count") count = atoi(argv[i + 1]);
-    else if (f == "--concurrency") concurrency = atoi(argv[i + 1]);
-    else if (f == "--users") users = atoi(argv[i + 1]);
+    if (f == "--memcached")
+      memcached = argv[i + 1];
+    else if (f == "--lookupd")
+      lookupd = argv[i + 1];
+    else if (f == "--count")
+      count = atoi(argv[i + 1]);
+    else if (f == "--concurrency")
+      concurrency = atoi(argv[i + 1]);
+    else if (f == "--users")
+      users = atoi(argv[i + 1]);
   }
   if (memcached.empty() || lookupd.empty()) {
     fprintf(stderr, "usage: %s --memcached HOST:PORT --lookupd HOST:PORT [--count N]\n", argv[0]);
@@ -126,13 +131,17 @@ int main(int argc, char** argv) {
     const double cpu = CpuSeconds() - cpu0;
     RunUntilComplete(**reactor, mc.Close());
     lc.Close();
-    fprintf(stderr, "%-20s %9.0f resolutions/s  %6.2f us CPU each  (%d failed, local %lu, "
-            "memcached %lu, lookups %lu)\n", p.name.c_str(), n / wall, cpu * 1e6 / n, failed,
+    fprintf(stderr,
+            "%-20s %9.0f resolutions/s  %6.2f us CPU each  (%d failed, local %lu, "
+            "memcached %lu, lookups %lu)\n",
+            p.name.c_str(), n / wall, cpu * 1e6 / n, failed,
             static_cast<unsigned long>(router.stats().local_hits),
             static_cast<unsigned long>(router.stats().memcache_hits),
             static_cast<unsigned long>(router.stats().lookups));
-    printf("%s{\"phase\": \"%s\", \"resolutions_per_s\": %.0f, \"cpu_us_per_resolution\": %.2f, "
-           "\"failed\": %d}", first ? "" : ", ", p.name.c_str(), n / wall, cpu * 1e6 / n, failed);
+    printf(
+        "%s{\"phase\": \"%s\", \"resolutions_per_s\": %.0f, \"cpu_us_per_resolution\": %.2f, "
+        "\"failed\": %d}",
+        first ? "" : ", ", p.name.c_str(), n / wall, cpu * 1e6 / n, failed);
     first = false;
     total_failed += failed;
   }

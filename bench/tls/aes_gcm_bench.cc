@@ -1,7 +1,6 @@
 // AES-128-GCM and ECDSA P-256 speed of the wolfSSL build the binaries link: the reason
 // for building wolfSSL from source with its assembly (tools/lib/wolfssl.sh).
 #include <benchmark/benchmark.h>
-
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/aes.h>
 #include <wolfssl/wolfcrypt/ecc.h>

@@ -44,7 +44,8 @@ Task<std::vector<McReply>> Basics(MemcacheClient* c) {
   std::vector<McReply> out;
   out.push_back(co_await c->Get("missing"));
   out.push_back(co_await c->Add("route:proto=imap;user=a@b", "10.0.0.1:7143", 60));
-  out.push_back(co_await c->Add("route:proto=imap;user=a@b", "10.9.9.9:1", 60));  // add never overwrites
+  out.push_back(
+      co_await c->Add("route:proto=imap;user=a@b", "10.9.9.9:1", 60));  // add never overwrites
   out.push_back(co_await c->Get("route:proto=imap;user=a@b"));
   out.push_back(co_await c->Increment("throttle:user=a@b", 1, 1, 60));  // created at 1
   out.push_back(co_await c->Increment("throttle:user=a@b", 1, 1, 60));  // 2

@@ -14,10 +14,9 @@ const Limits kLimits{1 << 20};
 TEST(MemcacheCodecTest, GetRequestBytesAreExact) {
   std::string out;
   EncodeGet(Opcode::kGetK, "key", 0x01020304, &out);
-  const unsigned char want[] = {0x80, 0x0c, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00,
-                                0x00, 0x00, 0x00, 0x03, 0x01, 0x02, 0x03, 0x04,
-                                0,    0,    0,    0,    0,    0,    0,    0,
-                                'k',  'e',  'y'};
+  const unsigned char want[] = {0x80, 0x0c, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                0x00, 0x00, 0x03, 0x01, 0x02, 0x03, 0x04, 0,    0,
+                                0,    0,    0,    0,    0,    0,    'k',  'e',  'y'};
   ASSERT_EQ(out.size(), sizeof(want));
   EXPECT_EQ(0, memcmp(out.data(), want, sizeof(want)));
 }
@@ -111,8 +110,7 @@ TEST(MemcacheCodecTest, ResponsesParseWholeAndInPieces) {
 TEST(MemcacheCodecTest, ShortHeaderNeedsMore) {
   std::string r = Response(Opcode::kNoop, Status::kNoError, "", "", "", 1);
   for (size_t n = 0; n < kHeaderSize; ++n) {
-    EXPECT_EQ(ParseResponse(std::string_view(r).substr(0, n), kLimits).error,
-              ParseError::kNeedMore)
+    EXPECT_EQ(ParseResponse(std::string_view(r).substr(0, n), kLimits).error, ParseError::kNeedMore)
         << n;
   }
   EXPECT_EQ(ParseResponse(r, kLimits).error, ParseError::kNone);
@@ -147,8 +145,8 @@ TEST(MemcacheCodecTest, UnknownDataType) {
 }
 
 TEST(MemcacheCodecTest, EveryStatusHasAName) {
-  for (uint16_t s : {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x20, 0x21, 0x81, 0x82,
-                     0x83, 0x84, 0x85, 0x86}) {
+  for (uint16_t s : {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x20, 0x21, 0x81, 0x82, 0x83,
+                     0x84, 0x85, 0x86}) {
     EXPECT_NE(StatusName(s), "unknown status") << s;
   }
   EXPECT_EQ(StatusName(0x99), "unknown status");

@@ -61,7 +61,8 @@ name = "l"
 protocol = "tcp"
 listen = "127.0.0.1:2"
 upstream = "u"
-)", "d.toml");
+)",
+                       "d.toml");
   ASSERT_TRUE(c.ok()) << Message(c.status());
   EXPECT_EQ((*c)->runtime.shards, 0);
   EXPECT_EQ((*c)->runtime.drain_timeout_ms, 30000);
@@ -94,14 +95,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:2: runtime.shards: expected an integer, got a string"},
         BadCase{"out_of_range", "[runtime]\n\nring_entries = 1\n",
                 "bad.toml:3: runtime.ring_entries: expected an integer in 8..32768, got 1"},
-        BadCase{"unknown_key", "[runtime]\nshardz = 1\n", "bad.toml:2: runtime.shardz: unknown key"},
+        BadCase{"unknown_key", "[runtime]\nshardz = 1\n",
+                "bad.toml:2: runtime.shardz: unknown key"},
         BadCase{"unknown_section", "[runtim]\n", "runtim: unknown key"},
         BadCase{"bad_level", "[log]\nlevel = \"loud\"\n",
                 "bad.toml:2: log.level: expected one of debug, info, warn, error, off"},
         BadCase{"missing_servers", "[[upstream]]\nname = \"u\"\n",
                 "bad.toml:1: upstream[0].servers: required key is missing"},
-        BadCase{"bad_address",
-                "[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1\"]\n",
+        BadCase{"bad_address", "[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1\"]\n",
                 "bad.toml:3: upstream[0].servers: bad address '127.0.0.1': expected host:port"},
         BadCase{"bad_port", "[[upstream]]\nname = \"u\"\nservers = [\"1.2.3.4:99999\"]\n",
                 "port must be 0..65535"},
@@ -127,7 +128,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ConfigTest, MissingFileIsReported) {
   auto c = LoadConfig("/nonexistent/ringproxy.toml");
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(Message(c.status()).find("/nonexistent/ringproxy.toml: cannot open"), std::string::npos);
+  EXPECT_NE(Message(c.status()).find("/nonexistent/ringproxy.toml: cannot open"),
+            std::string::npos);
 }
 
 TEST(ConfigTest, ShardCpusAreCheckedAgainstTheMachine) {

@@ -29,9 +29,7 @@ class OpsTest : public ::testing::TestWithParam<bool> {
 INSTANTIATE_TEST_SUITE_P(RingModes, OpsTest, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "Deferred" : "Plain"; });
 
-TEST_P(OpsTest, SetupFlagsMatchTheMode) {
-  EXPECT_EQ(reactor_->defer_taskrun(), GetParam());
-}
+TEST_P(OpsTest, SetupFlagsMatchTheMode) { EXPECT_EQ(reactor_->defer_taskrun(), GetParam()); }
 
 Task<IoResult> NopTwice() {
   IoResult a = co_await Nop();
@@ -139,7 +137,9 @@ TEST_P(OpsTest, ConnectTimesOutWhenTheServerDropsSyns) {
   EXPECT_GE((MonotonicNowNs() - start) / 1'000'000, 95);
 }
 
-Task<IoResult> WaitReadable(int fd) { co_return co_await Poll(fd, POLLIN, Deadline::AfterMs(2000)); }
+Task<IoResult> WaitReadable(int fd) {
+  co_return co_await Poll(fd, POLLIN, Deadline::AfterMs(2000));
+}
 
 TEST_P(OpsTest, PollReportsReadiness) {
   auto [client, server] = testing::TcpPair();

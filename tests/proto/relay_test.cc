@@ -42,8 +42,7 @@ Task<RelayResult> RunWithSweeper(Relay* relay, IdleSweeper* sweeper) {
   co_return r;
 }
 
-Task<RelayResult> RunRelay(int down, int up, RelayResources res, RelayMode mode,
-                           int64_t idle_ms) {
+Task<RelayResult> RunRelay(int down, int up, RelayResources res, RelayMode mode, int64_t idle_ms) {
   RelayOptions options;
   options.idle_timeout_ms = idle_ms;
   options.mode = mode;

@@ -52,8 +52,9 @@ TEST(BalancerTest, IpHashIsStableAndIgnoresThePort) {
   }
   // Different clients spread over the servers.
   std::map<uint32_t, int> hits;
-  for (int i = 0; i < 500; ++i) hits[PlanOf(a, "10.1." + std::to_string(i / 250) + "." +
-                                             std::to_string(i % 250) + ":1", 0)[0]]++;
+  for (int i = 0; i < 500; ++i)
+    hits[PlanOf(a, "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250) + ":1",
+                0)[0]]++;
   EXPECT_EQ(hits.size(), 5u);
   for (auto& [server, count] : hits) EXPECT_GT(count, 50) << server;
 }

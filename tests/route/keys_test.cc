@@ -8,8 +8,10 @@ namespace {
 TEST(KeysTest, ZimbrasKeyFamiliesByteForByte) {
   EXPECT_EQ(MailAlias("jd", "192.0.2.10"), "alias:user=jd;ip=192.0.2.10");
   EXPECT_EQ(WebAlias("jd", "mail.example.com"), "alias:user=jd;vhost=mail.example.com");
-  EXPECT_EQ(RouteByUser("imapssl", "john@example.com"), "route:proto=imapssl;user=john@example.com");
-  EXPECT_EQ(RouteUnqualified("pop3", "john", "192.0.2.10"), "route:proto=pop3;user=john@192.0.2.10");
+  EXPECT_EQ(RouteByUser("imapssl", "john@example.com"),
+            "route:proto=imapssl;user=john@example.com");
+  EXPECT_EQ(RouteUnqualified("pop3", "john", "192.0.2.10"),
+            "route:proto=pop3;user=john@192.0.2.10");
   EXPECT_EQ(RouteById("http", "6d1a", false, false), "route:proto=http;id=6d1a");
   EXPECT_EQ(RouteById("httpssl", "6d1a", true, false), "route:proto=httpssl;admin=1;id=6d1a");
   EXPECT_EQ(RouteById("https", "6d1a", false, true), "route:proto=https;zx=1;id=6d1a");

@@ -65,7 +65,9 @@ TEST(LookupCodecTest, WebAndGssapiHeaders) {
 
 TEST(LookupCodecTest, EscapeRoundTrip) {
   for (std::string s : {std::string("plain@example.com"), std::string("a b%c"),
-                        std::string("ctl\x01\x7f" "end", 8)}) {
+                        std::string("ctl\x01\x7f"
+                                    "end",
+                                    8)}) {
     std::string back;
     ASSERT_TRUE(UnescapeMailAuth(EscapeMailAuth(s), &back));
     EXPECT_EQ(back, s);
@@ -96,8 +98,7 @@ TEST(LookupCodecTest, SuccessResponse) {
       "Auth-Cache-Alias: TRUE\r\nAuth-User: john%20x@example.com\r\nContent-Length: 0\r\n\r\n";
   for (size_t step : {size_t{1}, size_t{2}, size_t{5}, size_t{10}, size_t{100}, r.size()}) {
     SCOPED_TRACE(step);
-    std::string buf =
-        FeedUntilWhole(r, step, [](std::string_view d) { return ParseResponse(d); });
+    std::string buf = FeedUntilWhole(r, step, [](std::string_view d) { return ParseResponse(d); });
     ParsedResponse p = ParseResponse(buf);
     ASSERT_EQ(p.error, Error::kNone);
     EXPECT_EQ(p.consumed, r.size());
@@ -121,9 +122,10 @@ TEST(LookupCodecTest, FailureAndInvalidRoute) {
   EXPECT_EQ(f.wait_s, 10);
   EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Port: 7143\r\n\r\n").outcome,
             Outcome::kInvalidRoute);
-  EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: h\r\nAuth-Port: 99999\r\n\r\n")
-                .outcome,
-            Outcome::kInvalidRoute);
+  EXPECT_EQ(
+      answer("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: h\r\nAuth-Port: 99999\r\n\r\n")
+          .outcome,
+      Outcome::kInvalidRoute);
   EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n").outcome, Outcome::kInvalid);
   // No Content-Length: the body runs to the close, so the connection is not reusable.
   EXPECT_FALSE(ParseResponse("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\n\r\n").keep_alive);
@@ -135,8 +137,7 @@ TEST(LookupCodecTest, MalformedResponses) {
             Error::kBadStatus);
   EXPECT_EQ(ParseResponse("SMTP 220 hi\r\n\r\n").error, Error::kBadStartLine);
   EXPECT_EQ(ParseResponse("HTTP/1.1 200 OK\r\nnocolon\r\n\r\n").error, Error::kBadHeader);
-  EXPECT_EQ(ParseResponse("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").error,
-            Error::kBadHeader);
+  EXPECT_EQ(ParseResponse("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").error, Error::kBadHeader);
   std::string many = "HTTP/1.1 200 OK\r\n";
   for (int i = 0; i < 40; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
   EXPECT_EQ(ParseResponse(many + "\r\n").error, Error::kTooManyHeaders);

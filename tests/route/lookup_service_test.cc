@@ -23,8 +23,9 @@ Decision Ask(const Directory& dir, std::string headers) {
   return Decide(dir, r);
 }
 
-const char kMail[] = "Auth-Method: username\r\nAuth-Pass: _password_\r\nAuth-Login-Attempt: 1\r\n"
-                     "Client-IP: 198.51.100.7\r\n";
+const char kMail[] =
+    "Auth-Method: username\r\nAuth-Pass: _password_\r\nAuth-Login-Attempt: 1\r\n"
+    "Client-IP: 198.51.100.7\r\n";
 
 TEST(LookupServiceTest, AliasesResolveToTheAccountAndItsServer) {
   auto dir = Dir();
@@ -70,31 +71,34 @@ TEST(LookupServiceTest, WebByVirtualHostAndById) {
 
 TEST(LookupServiceTest, Refusals) {
   auto dir = Dir();
-  Decision nf = Ask(*dir, std::string(kMail) +
-                              "Auth-User: nobody@example.com\r\nAuth-Protocol: imap\r\n");
+  Decision nf =
+      Ask(*dir, std::string(kMail) + "Auth-User: nobody@example.com\r\nAuth-Protocol: imap\r\n");
   EXPECT_FALSE(nf.ok);
   EXPECT_EQ(nf.status, "user not found:nobody@example.com");
   EXPECT_EQ(nf.wait_s, 3);
   Decision missing = Ask(*dir, "Auth-Method: username\r\nAuth-Protocol: imap\r\n");
   EXPECT_EQ(missing.status, "missing header field Auth-User");
-  Decision no_port = Ask(*dir, std::string(kMail) +
-                                   "Auth-User: mary@other.org\r\nAuth-Protocol: imapssl\r\n");
+  Decision no_port =
+      Ask(*dir, std::string(kMail) + "Auth-User: mary@other.org\r\nAuth-Protocol: imapssl\r\n");
   EXPECT_FALSE(no_port.ok);
   EXPECT_NE(no_port.status.find("has no imapssl port"), std::string::npos);
-  Decision not_admin = Ask(*dir,
-                           "Auth-Method: zimbraId\r\nAuth-User: 11111111-aaaa-4bbb-8ccc-000000000001\r\n"
-                           "Auth-Protocol: httpssl\r\nAuth-Zimbra-Admin: True\r\n");
+  Decision not_admin =
+      Ask(*dir,
+          "Auth-Method: zimbraId\r\nAuth-User: 11111111-aaaa-4bbb-8ccc-000000000001\r\n"
+          "Auth-Protocol: httpssl\r\nAuth-Zimbra-Admin: True\r\n");
   EXPECT_FALSE(not_admin.ok);
 }
 
 TEST(LookupServiceTest, GssapiNeedsAdminCredentialsAndGetsAToken) {
   auto dir = Dir();
-  Decision no = Ask(*dir, "Auth-Method: gssapi\r\nAuth-User: john\r\nAuth-Protocol: imap\r\n"
-                          "Auth-ID: john@EXAMPLE.COM\r\n");
+  Decision no = Ask(*dir,
+                    "Auth-Method: gssapi\r\nAuth-User: john\r\nAuth-Protocol: imap\r\n"
+                    "Auth-ID: john@EXAMPLE.COM\r\n");
   EXPECT_FALSE(no.ok);
-  Decision yes = Ask(*dir, "Auth-Method: gssapi\r\nAuth-User: john\r\nAuth-Protocol: imap\r\n"
-                           "Auth-ID: john@EXAMPLE.COM\r\nAuth-Admin-User: zmnginx\r\n"
-                           "Auth-Admin-Pass: pw\r\nX-Proxy-IP: 127.0.0.1\r\n");
+  Decision yes = Ask(*dir,
+                     "Auth-Method: gssapi\r\nAuth-User: john\r\nAuth-Protocol: imap\r\n"
+                     "Auth-ID: john@EXAMPLE.COM\r\nAuth-Admin-User: zmnginx\r\n"
+                     "Auth-Admin-Pass: pw\r\nX-Proxy-IP: 127.0.0.1\r\n");
   ASSERT_TRUE(yes.ok) << yes.status;
   EXPECT_EQ(yes.auth_id, "john@example.com");
   EXPECT_EQ(yes.auth_pass, "token-11111111-aaaa-4bbb-8ccc-000000000001");

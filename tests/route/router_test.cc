@@ -46,8 +46,8 @@ struct Stack {
     h.address = *SocketAddress::Parse(h.text);
     lo.handlers = {h};
     lookup = std::make_unique<LookupClient>(lo);
-    router = std::make_unique<Router>(ro, memcached.empty() ? nullptr : memcache.get(),
-                                      lookup.get());
+    router =
+        std::make_unique<Router>(ro, memcached.empty() ? nullptr : memcache.get(), lookup.get());
   }
   Task<void> Close() {
     co_await router->Drain();
@@ -114,8 +114,9 @@ TEST_F(RouterTest, LoginEqualToTheAccountCachesTheLocalPartAlias) {
   Stack a({mc_.port()}, lookupd_.port());
   auto r = RunUntilComplete(*reactor_, ResolveAll(&a, {Mail("john@example.com", "pop3")}));
   ASSERT_EQ(r[0].status, ResolveStatus::kOk);
-  auto cached = RunUntilComplete(*reactor_, GetKeys(&a, {"alias:user=john;ip=127.0.0.1",
-                                                         "route:proto=pop3;user=john@example.com"}));
+  auto cached = RunUntilComplete(
+      *reactor_,
+      GetKeys(&a, {"alias:user=john;ip=127.0.0.1", "route:proto=pop3;user=john@example.com"}));
   EXPECT_EQ(cached[0].value, "john@example.com");
   EXPECT_EQ(cached[1].value, "127.0.0.1:7110");
   RunUntilComplete(*reactor_, a.Close());
@@ -209,11 +210,11 @@ Task<std::vector<McReply>> InvalidateThenCheck(Stack* s, std::vector<std::string
 
 TEST_F(RouterTest, InvalidateDropsEveryKeyOfTheAccount) {
   Stack a({mc_.port()}, lookupd_.port());
-  auto r = RunUntilComplete(
-      *reactor_, InvalidateThenCheck(&a, {"127.0.0.1"},
-                                     {"route:proto=imap;user=john@example.com",
-                                      "route:proto=pop3;user=john@example.com",
-                                      "alias:user=john;ip=127.0.0.1"}));
+  auto r =
+      RunUntilComplete(*reactor_, InvalidateThenCheck(&a, {"127.0.0.1"},
+                                                      {"route:proto=imap;user=john@example.com",
+                                                       "route:proto=pop3;user=john@example.com",
+                                                       "alias:user=john;ip=127.0.0.1"}));
   for (const McReply& x : r) EXPECT_FALSE(x.hit());
   EXPECT_EQ(a.router->local_cache_size(), 0u);
   RunUntilComplete(*reactor_, a.Close());

@@ -56,7 +56,8 @@ TEST_F(ThrottleTest, IpLimitIsExactAcrossTwoProxies) {
   int allowed = RunUntilComplete(*reactor_, Race(&a, &b, 40));
   EXPECT_EQ(allowed, 10);
   // POP3 counts separately ("throttle:proto=p,..."), IMAP stays over the limit.
-  auto more = [](Throttle* t, MemcacheClient* m1, MemcacheClient* m2) -> Task<std::vector<ThrottleDecision>> {
+  auto more = [](Throttle* t, MemcacheClient* m1,
+                 MemcacheClient* m2) -> Task<std::vector<ThrottleDecision>> {
     std::vector<ThrottleDecision> out;
     out.push_back(co_await t->CheckIp("pop3", "198.51.100.7"));
     out.push_back(co_await t->CheckIp("imapssl", "198.51.100.7"));
@@ -110,8 +111,9 @@ TEST_F(ThrottleTest, WhitelistedNetworksAreNotCountedAndTheMemoIsWritten) {
     co_await m->Close();
     co_return out;
   };
-  EXPECT_EQ(RunUntilComplete(*reactor_, run(&t, &m)),
-            (std::vector<std::string>{"allow", "allow", "allow", "allow", "allow", "deny", "1", "0"}));
+  EXPECT_EQ(
+      RunUntilComplete(*reactor_, run(&t, &m)),
+      (std::vector<std::string>{"allow", "allow", "allow", "allow", "allow", "deny", "1", "0"}));
 }
 
 TEST_F(ThrottleTest, UserLimitCountsSuccessfulLoginsUnderTheCanonicalName) {

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build
-  g++ meson ninja-build pkg-config
+  g++ meson ninja-build pkg-config clang-format
   liburing-dev libabsl-dev libfmt-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # wolfSSL from Debian's source package (tools/lib/wolfssl.sh)

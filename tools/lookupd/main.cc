@@ -51,14 +51,22 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--routes") routes = value();
-    else if (a == "--listen") listen = value();
-    else if (a == "--threads") threads = atoi(value());
-    else if (a == "--latency-ms") options.latency_ms = atoll(value());
-    else if (a == "--error-rate") options.error_rate = atof(value());
-    else if (a == "--close") options.close_after_reply = true;
-    else if (a == "--request-log") request_log = value();
-    else if (a == "--check") check = true;
+    if (a == "--routes")
+      routes = value();
+    else if (a == "--listen")
+      listen = value();
+    else if (a == "--threads")
+      threads = atoi(value());
+    else if (a == "--latency-ms")
+      options.latency_ms = atoll(value());
+    else if (a == "--error-rate")
+      options.error_rate = atof(value());
+    else if (a == "--close")
+      options.close_after_reply = true;
+    else if (a == "--request-log")
+      request_log = value();
+    else if (a == "--check")
+      check = true;
     else if (a == "--help" || a == "-h") {
       Usage(stdout);
       return 0;
@@ -91,7 +99,8 @@ int main(int argc, char** argv) {
   }
   options.listen = *address;
   if (!request_log.empty()) {
-    options.request_log_fd = open(request_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    options.request_log_fd =
+        open(request_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (options.request_log_fd < 0) {
       fprintf(stderr, "lookupd: %s: %s\n", request_log.c_str(), strerror(errno));
       return 1;
@@ -103,9 +112,10 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   std::vector<std::unique_ptr<Shard>> shards;
   for (int i = 0; i < threads; ++i) {
-    auto shard = Shard::Start(i, -1, ReactorOptions{}, [&options, &directory, &stats, &stop](Shard&) {
-      return ServeLookups(&options, *directory, &stats, &stop);
-    });
+    auto shard =
+        Shard::Start(i, -1, ReactorOptions{}, [&options, &directory, &stats, &stop](Shard&) {
+          return ServeLookups(&options, *directory, &stats, &stop);
+        });
     if (!shard.ok()) {
       fprintf(stderr, "lookupd: %s\n", std::string(MessageOf(shard.status())).c_str());
       stop = true;
@@ -113,8 +123,8 @@ int main(int argc, char** argv) {
     }
     shards.push_back(std::move(*shard));
   }
-  RP_LOG(kInfo, "lookupd: serving {} accounts on {} with {} threads",
-         (*directory)->accounts.size(), listen, threads);
+  RP_LOG(kInfo, "lookupd: serving {} accounts on {} with {} threads", (*directory)->accounts.size(),
+         listen, threads);
   for (;;) {
     if (signals->ReadOne() != 0) break;
     usleep(20000);

@@ -10,8 +10,8 @@ namespace ringproxy::loadgen {
 namespace {
 
 TEST(HistogramTest, BucketsAreContinuousAndWithinOnePercent) {
-  for (uint64_t v : {0ull, 1ull, 127ull, 128ull, 255ull, 256ull, 1000ull, 123456789ull,
-                     (1ull << 40) - 1}) {
+  for (uint64_t v :
+       {0ull, 1ull, 127ull, 128ull, 255ull, 256ull, 1000ull, 123456789ull, (1ull << 40) - 1}) {
     int b = Histogram::BucketOf(v);
     uint64_t upper = Histogram::BucketUpperEdge(b);
     EXPECT_GE(upper, v);
