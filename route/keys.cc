@@ -54,6 +54,8 @@ bool ParseRouteValue(std::string_view value, std::string* host, uint16_t* port) 
   } else if (h.find(':') != std::string_view::npos) {
     return false;
   }
+  // A stray bracket is never part of an address; refuse it here rather than at connect.
+  if (h.find_first_of("[]") != std::string_view::npos) return false;
   uint32_t p = 0;
   std::string_view ps = value.substr(colon + 1);
   auto [end, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), p);

@@ -32,7 +32,7 @@ TEST(KeysTest, RouteValues) {
   EXPECT_EQ(RouteValue("2001:db8::5", 7143), "[2001:db8::5]:7143");
   EXPECT_EQ(RouteValue("10.0.0.1", 1), "10.0.0.1:1");
   for (const char* bad : {"", "10.0.0.1", "10.0.0.1:", ":80", "1.2.3.4:0", "1.2.3.4:70000",
-                          "2001:db8::5:80", "[::1:80", "h:8x"}) {
+                          "2001:db8::5:80", "[::1:80", "h:8x", "[[a]]:1", "a]:1", "[]:1"}) {
     EXPECT_FALSE(ParseRouteValue(bad, &host, &port)) << bad;
   }
 }
