@@ -22,6 +22,8 @@
 namespace ringproxy::lookup {
 
 inline constexpr std::string_view kDefaultPath = "/service/extension/nginx-lookup";
+// The literal Zimbra's proxies send as Auth-Pass: the lookup service routes, it never
+// sees a password (spec §1.2); the mailbox server authenticates.
 inline constexpr std::string_view kPasswordPlaceholder = "_password_";
 
 struct Request {
