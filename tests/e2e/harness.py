@@ -262,6 +262,21 @@ def hash_until_eof(sock, timeout=60.0):
         n += k
 
 
+def send_and_hash(sock, total, timeout=120.0):
+    """Sends `total` random bytes (then shuts down writing) while reading to EOF, at
+    the same time; returns (sha256 sent, (sha256 received, byte count))."""
+    sent = Result()
+
+    def sender():
+        sent.set(send_random(sock, total))
+        sock.shutdown(socket.SHUT_WR)
+    t = threading.Thread(target=sender)
+    t.start()
+    received = hash_until_eof(sock, timeout=timeout)
+    t.join()
+    return sent.get(), received
+
+
 class Result:
     """A value set by another thread."""
 

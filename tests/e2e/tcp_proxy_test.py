@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, Proxy, Result, ThreadedServer, check, echo_handler,  # noqa: E402
                      free_port, hash_until_eof, port_closed, recv_all, refused_port, run_all,
-                     run_check, send_random, test, wait_port)
+                     run_check, send_and_hash, test, wait_port)
 
 
 def config(listen_port, servers, *, shards=2, idle_ms=600000, connect_ms=1000, drain_ms=30000,
@@ -55,35 +55,17 @@ def relays_256_mib_each_way_at_once_byte_exact():
     upstream_result = Result()
 
     def duplex(conn):
-        # Send and receive at the same time, each hashed.
-        sent = Result()
-
-        def sender():
-            sent.set(send_random(conn, total))
-            conn.shutdown(socket.SHUT_WR)
-        t = threading.Thread(target=sender)
-        t.start()
-        received = hash_until_eof(conn, timeout=120)
-        t.join()
-        upstream_result.set((sent.get(), received))
+        upstream_result.set(send_and_hash(conn, total))
 
     with ThreadedServer(duplex) as up:
         port = free_port()
         with Proxy(config(port, [up.port])) as proxy:
             c = connect(port)
-            client_sent = Result()
-
-            def client_sender():
-                client_sent.set(send_random(c, total))
-                c.shutdown(socket.SHUT_WR)
-            t = threading.Thread(target=client_sender)
-            t.start()
-            client_received = hash_until_eof(c, timeout=120)
-            t.join()
+            client_sent, client_received = send_and_hash(c, total)
             c.close()
             up_sent, up_received = upstream_result.get()
-            check(up_received == (client_sent.get(), total),
-                  f"client->upstream differs: {up_received} vs {client_sent.get()}")
+            check(up_received == (client_sent, total),
+                  f"client->upstream differs: {up_received} vs {client_sent}")
             check(client_received == (up_sent, total),
                   f"upstream->client differs: {client_received} vs {up_sent}")
             proxy.wait_log(rf"to_upstream={total} to_client={total} .*end=closed")
