@@ -29,13 +29,9 @@ void AcceptStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
     self->armed_ = false;
     self->cancelling_ = false;
   }
-  if (res >= 0) {
-    // Even when stopping: the owner serves what was accepted (TryTake) rather than
-    // reset connections the kernel already completed.
-    self->queue_.push_back(res);
-  } else if (res != -ECANCELED) {
-    self->queue_.push_back(res);
-  }
+  // Even when stopping: the owner serves what was accepted (TryTake) rather than
+  // reset connections the kernel already completed; errors other than our cancel too.
+  if (res != -ECANCELED) self->queue_.push_back(res);
   const bool stopped = self->stopping_ && !self->armed_;
   if (stopped && self->stop_waiter_) {
     Reactor::Current()->Post(std::exchange(self->stop_waiter_, {}));

@@ -39,6 +39,30 @@ std::string_view BalanceName(Balance b) {
   return "?";
 }
 
+std::string_view RelayModeName(RelayMode mode) {
+  switch (mode) {
+    case RelayMode::kAuto:
+      return "auto";
+    case RelayMode::kCopy:
+      return "copy";
+    case RelayMode::kSplice:
+      return "splice";
+  }
+  return "?";
+}
+
+bool ParseRelayMode(std::string_view text, RelayMode* out) {
+  if (text == "auto")
+    *out = RelayMode::kAuto;
+  else if (text == "copy")
+    *out = RelayMode::kCopy;
+  else if (text == "splice")
+    *out = RelayMode::kSplice;
+  else
+    return false;
+  return true;
+}
+
 namespace {
 
 constexpr size_t kMaxErrors = 20;
@@ -293,10 +317,10 @@ void ReadListener(const toml::table& t, size_t index, ListenerConfig* l, Errors&
   r.String("upstream", &l->upstream, true);
   r.Int("idle_timeout_ms", &l->idle_timeout_ms, 1, 86'400'000);
   r.Int("backlog", &l->backlog, 1, 65535);
-  if (r.String("relay", &l->relay, false) && l->relay != "auto" && l->relay != "copy" &&
-      l->relay != "splice") {
+  std::string relay(RelayModeName(l->relay));  // kept when the key is absent
+  if (r.String("relay", &relay, false) && !ParseRelayMode(relay, &l->relay)) {
     errors.Add(r.Source("relay")->source(), r.Key("relay"),
-               fmt::format("expected auto, copy or splice, got '{}'", l->relay));
+               fmt::format("expected auto, copy or splice, got '{}'", relay));
   }
   r.Finish();
 }

@@ -18,9 +18,13 @@ namespace ringproxy {
 
 enum class Protocol { kTcp };
 enum class Balance { kRoundRobin, kIpHash };
+// How a listener's relay moves bytes (proto/relay.h): splice, ring copy, or by size.
+enum class RelayMode : uint8_t { kAuto, kCopy, kSplice };
 
 std::string_view ProtocolName(Protocol p);
 std::string_view BalanceName(Balance b);
+std::string_view RelayModeName(RelayMode mode);
+bool ParseRelayMode(std::string_view text, RelayMode* out);
 
 struct RuntimeConfig {
   int shards = 0;         // 0: one per CPU in `cpus`
@@ -32,6 +36,8 @@ struct RuntimeConfig {
   int pipe_pool_max = 64;
   int max_connections_per_shard = 50000;
   int64_t drain_timeout_ms = 30000;
+
+  bool operator==(const RuntimeConfig&) const = default;
 };
 
 struct LogConfig {
@@ -63,7 +69,7 @@ struct ListenerConfig {
   int upstream_index = -1;  // into Config::upstreams
   int64_t idle_timeout_ms = 600000;
   int backlog = 4096;
-  std::string relay = "auto";  // auto | copy | splice (proto/relay.h)
+  RelayMode relay = RelayMode::kAuto;
 };
 
 struct Config {

@@ -57,8 +57,7 @@ class IoAwaiter : public Completion {
     io_uring_sqe_set_data(sqe, static_cast<Completion*>(this));
     if (deadline_.finite()) {
       sqe->flags |= IOSQE_IO_LINK;
-      timeout_.tv_sec = deadline_.ns() / 1'000'000'000;
-      timeout_.tv_nsec = deadline_.ns() % 1'000'000'000;
+      timeout_ = ToKernelTimespec(deadline_);
       io_uring_sqe* t = reactor_->GetSqe();
       io_uring_prep_link_timeout(t, &timeout_, IORING_TIMEOUT_ABS);
       io_uring_sqe_set_data64(t, kIgnoredUserData);
@@ -96,8 +95,7 @@ class Sleep : public IoAwaiter {
   explicit Sleep(Deadline until) : IoAwaiter(Deadline::Never()), until_(until) {}
   void await_suspend(std::coroutine_handle<> h) {
     io_uring_sqe* sqe = Begin(h);
-    ts_.tv_sec = until_.ns() / 1'000'000'000;
-    ts_.tv_nsec = until_.ns() % 1'000'000'000;
+    ts_ = ToKernelTimespec(until_);
     io_uring_prep_timeout(sqe, &ts_, 0, IORING_TIMEOUT_ABS);
     Commit(sqe);
   }

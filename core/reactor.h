@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/deadline.h"
 #include "core/task.h"
 
 namespace ringproxy {
@@ -34,6 +35,11 @@ struct ReactorOptions {
   bool single_issuer = true;
   bool defer_taskrun = true;
 };
+
+// An absolute CLOCK_MONOTONIC deadline as io_uring's timeouts take it.
+inline __kernel_timespec ToKernelTimespec(Deadline d) {
+  return {d.ns() / 1'000'000'000, d.ns() % 1'000'000'000};
+}
 
 struct ReactorStats {
   uint64_t loop_turns = 0;

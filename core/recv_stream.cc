@@ -34,8 +34,7 @@ void RecvStream::Arm() {
 
 void RecvStream::ArmTimer(Deadline d) {
   RP_DCHECK(!timer_armed_);
-  timer_ts_.tv_sec = d.ns() / 1'000'000'000;
-  timer_ts_.tv_nsec = d.ns() % 1'000'000'000;
+  timer_ts_ = ToKernelTimespec(d);
   io_uring_sqe* sqe = Reactor::Current()->GetSqe();
   io_uring_prep_timeout(sqe, &timer_ts_, 0, IORING_TIMEOUT_ABS);
   io_uring_sqe_set_data(sqe, static_cast<Completion*>(&timer_));

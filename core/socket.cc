@@ -144,7 +144,7 @@ absl::StatusOr<UniqueFd> ListenTcp(const SocketAddress& address, const ListenOpt
     return absl::InternalError(fmt::format("setsockopt(SO_REUSEPORT): {}", strerror(errno)));
   }
   // Accepted sockets inherit TCP_NODELAY: proxied protocols are request/response.
-  setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  SetNoDelay(fd.get());
   if (bind(fd.get(), address.get(), address.size()) != 0) {
     return absl::UnavailableError(
         fmt::format("cannot bind {}: {}", address.ToString(), strerror(errno)));

@@ -38,9 +38,8 @@ std::string VersionText() {
   uname(&u);
   TlsLibraryInfo tls = GetTlsLibraryInfo();
   std::string asm_text = tls.aesni && tls.sp_asm
-                             ? fmt::format("assembly: AES-NI {}, Intel asm {}, SP x86_64 asm {}",
-                                           tls.aesni ? "yes" : "no", tls.intel_asm ? "yes" : "no",
-                                           tls.sp_asm ? "yes" : "no")
+                             ? fmt::format("assembly: AES-NI yes, Intel asm {}, SP x86_64 asm yes",
+                                           tls.intel_asm ? "yes" : "no")
                              : "assembly: NO (slow C build)";
   return fmt::format(
       "ringproxy {}\n"
@@ -118,10 +117,9 @@ int RunDaemon(const std::string& config_path) {
       case SIGINT:
         if (!draining) {
           draining = true;
+          // The running drain time: [runtime] changes wait for a restart.
           RP_LOG(kInfo, "{}: stopping accepts and draining (up to {} ms)",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                 (*server)->config()->runtime.drain_timeout_ms);
-          (*server)->Drain();
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT", (*server)->Drain());
         } else {
           RP_LOG(kWarn, "second stop signal: closing all sessions now");
           (*server)->StopNow();

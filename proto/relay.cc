@@ -28,30 +28,6 @@ std::string_view RelayEndName(RelayEnd end) {
   return "?";
 }
 
-std::string_view RelayModeName(RelayMode mode) {
-  switch (mode) {
-    case RelayMode::kAuto:
-      return "auto";
-    case RelayMode::kCopy:
-      return "copy";
-    case RelayMode::kSplice:
-      return "splice";
-  }
-  return "?";
-}
-
-bool ParseRelayMode(std::string_view text, RelayMode* out) {
-  if (text == "auto")
-    *out = RelayMode::kAuto;
-  else if (text == "copy")
-    *out = RelayMode::kCopy;
-  else if (text == "splice")
-    *out = RelayMode::kSplice;
-  else
-    return false;
-  return true;
-}
-
 namespace {
 
 // One splice call moves at most this much; the pipe's capacity caps it anyway.

@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "core/buffer_ring.h"
+#include "core/config.h"
 #include "core/deadline.h"
 #include "core/idle_sweeper.h"
 #include "core/pipe_pool.h"
@@ -37,11 +38,6 @@ enum class RelayEnd : uint8_t {
 };
 
 std::string_view RelayEndName(RelayEnd end);
-
-enum class RelayMode : uint8_t { kAuto, kCopy, kSplice };
-
-std::string_view RelayModeName(RelayMode mode);
-bool ParseRelayMode(std::string_view text, RelayMode* out);
 
 struct RelayResult {
   RelayEnd end = RelayEnd::kClosed;

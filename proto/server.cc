@@ -373,13 +373,7 @@ void Server::OnShardExit() {
 }
 
 absl::Status Server::Reload(ConfigPtr config) {
-  const RuntimeConfig& a = runtime_;
-  const RuntimeConfig& b = config->runtime;
-  if (a.shards != b.shards || a.cpus != b.cpus || a.ring_entries != b.ring_entries ||
-      a.pipe_size != b.pipe_size || a.pipe_pool_max != b.pipe_pool_max ||
-      a.buffer_count != b.buffer_count || a.buffer_size != b.buffer_size ||
-      a.max_connections_per_shard != b.max_connections_per_shard ||
-      a.drain_timeout_ms != b.drain_timeout_ms) {
+  if (runtime_ != config->runtime) {
     RP_LOG(kWarn,
            "reload: [runtime] changes take effect at the next start; keeping the "
            "running values");
@@ -404,7 +398,7 @@ absl::Status Server::Reload(ConfigPtr config) {
   return absl::OkStatus();
 }
 
-void Server::Drain() {
+int64_t Server::Drain() {
   int64_t timeout = runtime_.drain_timeout_ms;
   for (size_t i = 0; i < shards_.size(); ++i) {
     ShardSlot* slot = slots_[i].get();
@@ -412,6 +406,7 @@ void Server::Drain() {
       if (slot->live != nullptr) slot->live->BeginDrain(timeout);
     });
   }
+  return timeout;
 }
 
 void Server::StopNow() {

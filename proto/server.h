@@ -35,8 +35,9 @@ class Server {
   // [runtime] that size the shards take effect at the next start (logged).
   absl::Status Reload(ConfigPtr config);
   // Stops accepting, lets sessions finish for up to runtime.drain_timeout_ms, then
-  // closes the rest. Returns at once; done_fd() becomes readable at the end.
-  void Drain();
+  // closes the rest. Returns at once, with the drain time in ms; done_fd() becomes
+  // readable at the end.
+  int64_t Drain();
   // Closes listeners and every session now.
   void StopNow();
   // Readable (eventfd) once every shard has finished.

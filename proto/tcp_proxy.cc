@@ -78,7 +78,7 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
 
   RelayOptions options;
   options.idle_timeout_ms = listener->idle_timeout_ms;
-  ParseRelayMode(listener->relay, &options.mode);
+  options.mode = listener->relay;
   Relay relay(client.get(), upstream->fd.get(),
               RelayResources{services->pipes, services->buffers, services->sweeper}, options);
   session.set_relay(&relay);

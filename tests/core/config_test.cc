@@ -30,6 +30,7 @@ protocol = "tcp"
 listen = "127.0.0.1:1143"
 upstream = "mail"
 idle_timeout_ms = 9000
+relay = "splice"
 )";
 
 TEST(ConfigTest, ParsesAValidFile) {
@@ -49,6 +50,7 @@ TEST(ConfigTest, ParsesAValidFile) {
   EXPECT_EQ(config.listeners[0].upstream_index, 0);
   EXPECT_EQ(config.listeners[0].idle_timeout_ms, 9000);
   EXPECT_EQ(config.listeners[0].address.port(), 1143);
+  EXPECT_EQ(config.listeners[0].relay, RelayMode::kSplice);
 }
 
 TEST(ConfigTest, DefaultsApply) {
@@ -70,6 +72,7 @@ upstream = "u"
   EXPECT_EQ((*c)->upstreams[0].connect_timeout_ms, 5000);
   EXPECT_EQ((*c)->listeners[0].idle_timeout_ms, 600000);
   EXPECT_EQ((*c)->log.level, log::Level::kInfo);
+  EXPECT_EQ((*c)->listeners[0].relay, RelayMode::kAuto);
 }
 
 struct BadCase {
@@ -114,6 +117,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "[[listener]]\nname = \"l\"\nprotocol = \"smtp\"\nlisten = \"127.0.0.1:1\"\n"
                 "upstream = \"u\"\n",
                 "bad.toml:3: listener[0].protocol: expected \"tcp\", got 'smtp'"},
+        BadCase{"bad_relay",
+                "[[listener]]\nname = \"l\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:1\"\n"
+                "upstream = \"u\"\nrelay = \"zero\"\n",
+                "bad.toml:6: listener[0].relay: expected auto, copy or splice, got 'zero'"},
         BadCase{"duplicate_listen",
                 "[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1:1\"]\n"
                 "[[listener]]\nname = \"a\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:5\"\n"
