@@ -190,8 +190,17 @@ uint64_t DroppedLines() { return GetSink().dropped_total.load(std::memory_order_
 
 void WriteLine(Level level, std::string_view message) {
   fmt::memory_buffer line;
-  fmt::format_to(std::back_inserter(line), "{} {} [{}] {}\n", Stamp(), LevelName(level), t_name,
-                 message);
+  internal::AppendPrefix(level, &line);
+  line.append(message);
+  line.push_back('\n');
+  internal::Emit(std::string_view(line.data(), line.size()));
+}
+
+void internal::AppendPrefix(Level level, fmt::memory_buffer* line) {
+  fmt::format_to(std::back_inserter(*line), "{} {} [{}] ", Stamp(), LevelName(level), t_name);
+}
+
+void internal::Emit(std::string_view line) {
   Sink& sink = GetSink();
   if (!sink.running.load(std::memory_order_acquire)) {
     WriteFully(STDERR_FILENO, std::string_view(line.data(), line.size()));

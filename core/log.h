@@ -42,11 +42,21 @@ void SetThreadName(std::string_view name);
 void WriteLine(Level level, std::string_view message);
 uint64_t DroppedLines();
 
+namespace internal {
+// "<stamp> <level> [<thread>] ": what every line starts with.
+void AppendPrefix(Level level, fmt::memory_buffer* line);
+// Queues one whole line (ending in '\n') for the writer thread.
+void Emit(std::string_view line);
+}  // namespace internal
+
+// Formats prefix and message into one buffer (no second copy of the message).
 template <typename... Args>
 void Write(Level level, fmt::format_string<Args...> format, Args&&... args) {
-  fmt::memory_buffer buf;
-  fmt::format_to(std::back_inserter(buf), format, std::forward<Args>(args)...);
-  WriteLine(level, std::string_view(buf.data(), buf.size()));
+  fmt::memory_buffer line;
+  internal::AppendPrefix(level, &line);
+  fmt::format_to(std::back_inserter(line), format, std::forward<Args>(args)...);
+  line.push_back('\n');
+  internal::Emit(std::string_view(line.data(), line.size()));
 }
 
 }  // namespace ringproxy::log
