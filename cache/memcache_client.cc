@@ -236,7 +236,7 @@ Task<void> MemcacheClient::Watchdog(Gate::Holder /*holder*/) {
 Task<McReply> MemcacheClient::Execute(std::string key, Opcode op, std::string value, uint64_t a,
                                       uint64_t b, uint32_t ttl) {
   ++stats_.requests;
-  key = memcache::NormalizeKey(key);
+  if (key.size() > memcache::kMaxKeyLength) key = memcache::NormalizeKey(key);
   McReply failed;
   failed.error = McError::kUnavailable;
   if (closing_) co_return failed;
@@ -281,25 +281,26 @@ Task<McReply> MemcacheClient::Execute(std::string key, Opcode op, std::string va
   co_return std::move(p.reply);
 }
 
+// Plain functions handing back Execute's lazy task: no coroutine frame of their own.
 Task<McReply> MemcacheClient::Get(std::string key) {
-  co_return co_await Execute(std::move(key), Opcode::kGetK, {}, 0, 0, 0);
+  return Execute(std::move(key), Opcode::kGetK, {}, 0, 0, 0);
 }
 
 Task<McReply> MemcacheClient::Add(std::string key, std::string value, uint32_t ttl_s) {
-  co_return co_await Execute(std::move(key), Opcode::kAdd, std::move(value), 0, 0, ttl_s);
+  return Execute(std::move(key), Opcode::kAdd, std::move(value), 0, 0, ttl_s);
 }
 
 Task<McReply> MemcacheClient::Set(std::string key, std::string value, uint32_t ttl_s) {
-  co_return co_await Execute(std::move(key), Opcode::kSet, std::move(value), 0, 0, ttl_s);
+  return Execute(std::move(key), Opcode::kSet, std::move(value), 0, 0, ttl_s);
 }
 
 Task<McReply> MemcacheClient::Increment(std::string key, uint64_t delta, uint64_t initial,
                                         uint32_t ttl_s) {
-  co_return co_await Execute(std::move(key), Opcode::kIncrement, {}, delta, initial, ttl_s);
+  return Execute(std::move(key), Opcode::kIncrement, {}, delta, initial, ttl_s);
 }
 
 Task<McReply> MemcacheClient::Delete(std::string key) {
-  co_return co_await Execute(std::move(key), Opcode::kDelete, {}, 0, 0, 0);
+  return Execute(std::move(key), Opcode::kDelete, {}, 0, 0, 0);
 }
 
 Task<void> MemcacheClient::Close() {

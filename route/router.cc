@@ -30,6 +30,10 @@ constexpr std::array<std::string_view, 6> kProtocols = {"imap",    "imapssl", "p
 // protocol cannot carry) is %-escaped, as Zimbra escapes its throttle keys.
 std::string KeyName(std::string_view name) { return lookup::EscapeMailAuth(name); }
 
+std::string AliasKeyFor(const ResolveRequest& r, std::string_view key_name) {
+  return r.web ? keys::WebAlias(key_name, r.vhost) : keys::MailAlias(key_name, r.local_ip);
+}
+
 std::string_view LocalPart(std::string_view account) {
   size_t at = account.find('@');
   return at == std::string_view::npos ? account : account.substr(0, at);
@@ -39,11 +43,11 @@ bool SetRoute(std::string_view value, ResolveResult* out) {
   return keys::ParseRouteValue(value, &out->server, &out->port);
 }
 
-Task<void> StoreGet(Router* router, Task<McReply> get, McReply* out, Gate::Holder) {
+Task<void> StoreGet(Task<McReply> get, McReply* out, Gate::Holder) {
   *out = co_await std::move(get);
-  (void)router;
 }
 
+// A template because Router::Flight is private.
 template <typename Waiters>
 class JoinAwaiter {
  public:
@@ -64,10 +68,15 @@ Router::Router(RouterOptions options, MemcacheClient* memcache, LookupClient* lo
 
 std::string Router::RouteKeyFor(const ResolveRequest& r, std::string_view name) const {
   if (r.method == AuthMethod::kZimbraId) return keys::RouteById(r.protocol, name, r.admin, r.zx);
-  if (name.find('@') == std::string_view::npos && !options_.allow_unqualified && !r.web) {
-    return keys::RouteUnqualified(r.protocol, KeyName(name), r.local_ip);
+  return RouteKeyForKeyName(r, KeyName(name));
+}
+
+// Escaping leaves '@' alone, so the unqualified test reads the escaped name as well.
+std::string Router::RouteKeyForKeyName(const ResolveRequest& r, std::string_view key_name) const {
+  if (key_name.find('@') == std::string_view::npos && !options_.allow_unqualified && !r.web) {
+    return keys::RouteUnqualified(r.protocol, key_name, r.local_ip);
   }
-  return keys::RouteByUser(r.protocol, KeyName(name));
+  return keys::RouteByUser(r.protocol, key_name);
 }
 
 void Router::NoteMemcacheState(bool ok) {
@@ -87,7 +96,7 @@ Task<McReply> Router::CacheGet(std::string key) {
   co_return r;
 }
 
-Task<void> Router::AddDetached(std::string key, std::string value) {
+Task<void> Router::AddDetached(std::string key, std::string value, Gate::Holder) {
   McReply r = co_await memcache_->Add(std::move(key), std::move(value), options_.memcache_ttl_s);
   NoteMemcacheState(r.ok());
 }
@@ -100,10 +109,7 @@ Task<void> Router::DeleteDetached(std::string key) {
 void Router::CacheAdd(std::string key, std::string value) {
   if (memcache_ == nullptr || !options_.caching) return;
   // `add`, never `set`: an entry another proxy wrote first stays (Zimbra's rule).
-  auto run = [](Router* self, std::string k, std::string v, Gate::Holder) -> Task<void> {
-    co_await self->AddDetached(std::move(k), std::move(v));
-  };
-  Spawn(run(this, std::move(key), std::move(value), writes_.Enter()));
+  Spawn(AddDetached(std::move(key), std::move(value), writes_.Enter()));
 }
 
 Task<void> Router::Drain() { co_await writes_.Wait(); }
@@ -113,11 +119,14 @@ Task<ResolveResult> Router::Resolve(ResolveRequest r) {
   const int64_t now = MonotonicNowNs();
   const bool cacheable = r.method == AuthMethod::kUsername || r.method == AuthMethod::kZimbraId;
   std::string alias_key;
+  std::string route_key_login;
   if (r.method == AuthMethod::kUsername) {
-    alias_key = r.web ? keys::WebAlias(KeyName(r.login), r.vhost)
-                      : keys::MailAlias(KeyName(r.login), r.local_ip);
+    const std::string login_key_name = KeyName(r.login);  // escaped once for both keys
+    alias_key = AliasKeyFor(r, login_key_name);
+    route_key_login = RouteKeyForKeyName(r, login_key_name);
+  } else {
+    route_key_login = RouteKeyFor(r, r.login);
   }
-  const std::string route_key_login = RouteKeyFor(r, r.login);
   if (cacheable) {
     std::string account;
     if (!alias_key.empty()) {
@@ -149,14 +158,14 @@ Task<ResolveResult> Router::Resolve(ResolveRequest r) {
   }
   // Single flight: one resolution per key per shard; the others wait for its answer.
   const std::string flight_key = route_key_login + "\n" + alias_key + "\n" + r.auth_id;
-  if (auto it = flights_.find(flight_key); it != flights_.end()) {
+  Flight flight;
+  Flight* const running = flights_.try_emplace(flight_key, &flight).first->second;
+  if (running != &flight) {
     ++stats_.joined;
     ResolveResult out;
-    co_await JoinAwaiter<std::vector<Flight::Waiter>>(&it->second->waiters, &out);
+    co_await JoinAwaiter<std::vector<Flight::Waiter>>(&running->waiters, &out);
     co_return out;
   }
-  Flight flight;
-  flights_[flight_key] = &flight;
   ResolveResult result = co_await ResolveUncached(&r, &alias_key, &route_key_login);
   flights_.erase(flight_key);
   for (Flight::Waiter& w : flight.waiters) {
@@ -183,8 +192,8 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
     McReply alias, route;
     {
       Gate both;
-      if (!alias_key.empty()) Spawn(StoreGet(this, CacheGet(alias_key), &alias, both.Enter()));
-      Spawn(StoreGet(this, CacheGet(route_key_login), &route, both.Enter()));
+      if (!alias_key.empty()) Spawn(StoreGet(CacheGet(alias_key), &alias, both.Enter()));
+      Spawn(StoreGet(CacheGet(route_key_login), &route, both.Enter()));
       co_await both.Wait();
     }
     std::string account = alias.hit() ? alias.value : std::string();
@@ -252,10 +261,8 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
       if (r.method == AuthMethod::kUsername && lr.cache_alias && !alias_cached) {
         // Zimbra's rule: when the login is the account itself, the alias is cached for
         // its local part ("john" -> "john@default.domain").
-        std::string key = r.login == out.account
-                              ? (r.web ? keys::WebAlias(KeyName(LocalPart(r.login)), r.vhost)
-                                       : keys::MailAlias(KeyName(LocalPart(r.login)), r.local_ip))
-                              : alias_key;
+        std::string key =
+            r.login == out.account ? AliasKeyFor(r, KeyName(LocalPart(r.login))) : alias_key;
         local_.Put(key, LocalEntry{LocalEntry::Kind::kAlias, out.account, -1}, ttl, now);
         CacheAdd(key, out.account);
         if (key != alias_key) {

@@ -124,7 +124,8 @@ class Router {
   void CacheAdd(std::string key, std::string value);
   void NoteMemcacheState(bool ok);
   std::string RouteKeyFor(const ResolveRequest& r, std::string_view name) const;
-  Task<void> AddDetached(std::string key, std::string value);
+  std::string RouteKeyForKeyName(const ResolveRequest& r, std::string_view key_name) const;
+  Task<void> AddDetached(std::string key, std::string value, Gate::Holder holder);
   Task<void> DeleteDetached(std::string key);
 
   RouterOptions options_;

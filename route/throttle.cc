@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -91,16 +92,17 @@ Task<ThrottleDecision> Throttle::CheckIp(std::string protocol, std::string clien
   if (max <= 0 || memcache_ == nullptr) co_return ThrottleDecision{};
   if (!options_.whitelist.empty()) {
     // The memo saves the CIDR walk for every proxy sharing memcached (Zimbra's key).
-    McReply memo = co_await memcache_->Get(keys::WhitelistMemo(client_ip));
+    std::string memo_key = keys::WhitelistMemo(client_ip);
+    McReply memo = co_await memcache_->Get(memo_key);
     NoteMemcacheState(memo.ok());
     bool whitelisted;
     if (memo.hit()) {
       whitelisted = memo.value == "1";
     } else {
-      whitelisted = false;
-      for (const Cidr& c : options_.whitelist) whitelisted |= c.Contains(client_ip);
+      whitelisted = std::any_of(options_.whitelist.begin(), options_.whitelist.end(),
+                                [&](const Cidr& c) { return c.Contains(client_ip); });
       if (memo.ok()) {
-        (void)co_await memcache_->Add(keys::WhitelistMemo(client_ip), whitelisted ? "1" : "0",
+        (void)co_await memcache_->Add(std::move(memo_key), whitelisted ? "1" : "0",
                                       options_.whitelist_ttl_s);
       }
     }

@@ -1,6 +1,7 @@
 // lookupd: the reference route lookup service (docs/lookupd.md). A thin main over
 // route/lookup_service.h and route/lookup_server.h.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -126,8 +127,8 @@ int main(int argc, char** argv) {
   RP_LOG(kInfo, "lookupd: serving {} accounts on {} with {} threads", (*directory)->accounts.size(),
          listen, threads);
   for (;;) {
-    if (signals->ReadOne() != 0) break;
-    usleep(20000);
+    pollfd pfd{signals->fd(), POLLIN, 0};
+    if (poll(&pfd, 1, -1) > 0 && signals->ReadOne() != 0) break;  // else EINTR
   }
   stop = true;
   for (auto& s : shards) s->Join();
