@@ -18,6 +18,15 @@ class BufferedConn {
   explicit BufferedConn(UniqueFd fd, size_t buffer_size = 65536)
       : fd_(std::move(fd)), buf_(buffer_size) {}
 
+  // Starts over on another socket (or none), keeping the buffer: no allocation per
+  // connection in the connect-per-operation scenarios.
+  void Reset(UniqueFd fd) {
+    fd_ = std::move(fd);
+    start_ = end_ = 0;
+    eof_ = false;
+  }
+  bool connected() const { return fd_.valid(); }
+
   int fd() const { return fd_.get(); }
   // Bytes received and not consumed yet.
   std::string_view pending() const { return {buf_.data() + start_, end_ - start_}; }

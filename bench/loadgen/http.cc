@@ -2,7 +2,7 @@
 // pipelined or not, closed loop or paced (open loop). Each response is framed and
 // checked (status, body size); anything else is a counted error and the connection
 // is replaced.
-#include <optional>
+#include <string>
 
 #include "bench/loadgen/conn.h"
 #include "bench/loadgen/http_response.h"
@@ -22,10 +22,12 @@ std::string BuildRequest(const Options& o) {
   if (o.request_size > 0) {
     r += fmt::format("Content-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
                      o.request_size);
-    std::span<const std::byte> body = Pattern::Get().At(0, o.request_size);
-    r.append(reinterpret_cast<const char*>(body.data()), body.size());
-    // Bodies above the pattern's chunk limit repeat it.
-    while (r.size() < o.request_size) r += r.substr(0, o.request_size - r.size());
+    // The pattern is a function of the offset: chunks of at most kMaxChunk join up.
+    for (uint64_t off = 0; off < o.request_size;) {
+      std::span<const std::byte> c = Pattern::Get().At(off, o.request_size - off);
+      r.append(reinterpret_cast<const char*>(c.data()), c.size());
+      off += c.size();
+    }
   } else {
     r += "\r\n";
   }
@@ -71,57 +73,60 @@ Task<bool> ReadResponse(ThreadContext* ctx, BufferedConn* conn, HttpResponseRead
   co_return true;
 }
 
+// `request` is one request; `full_batch` that request `pipeline` times (shared by all
+// connections of the thread).
 Task<void> HttpConnection(ThreadContext* ctx, int index, uint64_t* remaining,
+                          const std::string* request, const std::string* full_batch,
                           Gate::Holder /*holder*/) {
   const Options& o = *ctx->options;
-  const std::string request = BuildRequest(o);
-  std::string full_batch;
-  for (int i = 0; i < o.pipeline; ++i) full_batch += request;
   Pacer pacer(ctx, index);
-  std::optional<BufferedConn> conn;
+  BufferedConn conn(UniqueFd{});
   HttpResponseReader reader;
   int failures_in_a_row = 0;
   for (;;) {
     const auto n = static_cast<int>(KeepGoing(ctx, remaining, static_cast<uint64_t>(o.pipeline)));
     if (n == 0) break;
-    std::string_view batch(full_batch.data(), request.size() * static_cast<size_t>(n));
+    std::string_view batch(full_batch->data(), request->size() * static_cast<size_t>(n));
     const int64_t intended = co_await pacer.Next();
-    if (!conn) {
+    if (!conn.connected()) {
       UniqueFd fd = co_await ConnectTarget(ctx);
       if (!fd.valid()) {
         // Do not spin against a target that refuses: a short pause per failure.
         if (++failures_in_a_row > 2) co_await Sleep(Deadline::AfterMs(10));
         continue;
       }
-      conn.emplace(std::move(fd));
+      conn.Reset(std::move(fd));
     }
-    IoResult w = co_await conn->Write(batch, IoDeadline(ctx));
+    IoResult w = co_await conn.Write(batch, IoDeadline(ctx));
     if (!w.ok()) {
       ctx->stats.Error("http send", w.error());
-      conn.reset();
+      conn.Reset(UniqueFd{});
       continue;
     }
     ctx->stats.bytes_sent += batch.size();
     bool usable = true;
     for (int i = 0; i < n && usable; ++i) {
-      usable = co_await ReadResponse(ctx, &*conn, &reader);
+      usable = co_await ReadResponse(ctx, &conn, &reader);
       if (!usable) break;
       ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
       ++ctx->stats.ops;
       if (!reader.keep_alive()) usable = false;
     }
     failures_in_a_row = usable ? 0 : failures_in_a_row + 1;
-    if (!usable || !o.keepalive) conn.reset();
+    if (!usable || !o.keepalive) conn.Reset(UniqueFd{});
   }
 }
 
 }  // namespace
 
 Task<void> RunHttp(ThreadContext* ctx) {
+  const std::string request = BuildRequest(*ctx->options);
+  std::string full_batch;
+  for (int i = 0; i < ctx->options->pipeline; ++i) full_batch += request;
   Gate gate;
   uint64_t remaining = ctx->count;
   for (int i = 0; i < ctx->connections; ++i) {
-    Spawn(HttpConnection(ctx, i, &remaining, gate.Enter()));
+    Spawn(HttpConnection(ctx, i, &remaining, &request, &full_batch, gate.Enter()));
   }
   co_await gate.Wait();
 }

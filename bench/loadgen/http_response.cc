@@ -39,7 +39,9 @@ void HttpResponseReader::Fail(std::string reason) {
 size_t HttpResponseReader::FeedHead(std::string_view data) {
   // The head ends at the first blank line; it may straddle calls.
   const size_t before = head_.size();
-  const size_t take = std::min(data.size(), kHeadMax + 4 - std::min(before, kHeadMax + 4));
+  size_t take = std::min(data.size(), kHeadMax + 4 - std::min(before, kHeadMax + 4));
+  // Copy no further than a blank line inside `data` (the body stays where it is).
+  if (size_t e = data.find("\r\n\r\n"); e != std::string_view::npos) take = std::min(take, e + 4);
   head_.append(data.data(), take);
   size_t search_from = before >= 3 ? before - 3 : 0;
   size_t end = head_.find("\r\n\r\n", search_from);

@@ -135,6 +135,7 @@ Task<void> Logins(ThreadContext* ctx, int index, uint64_t* remaining, bool imap,
   Pacer pacer(ctx, index);
   uint64_t n = static_cast<uint64_t>(ctx->index) * 1000003u + static_cast<uint64_t>(index) * 7919u;
   std::string line;
+  BufferedConn conn(UniqueFd{}, 16384);
   while (KeepGoing(ctx, remaining)) {
     const int64_t intended = co_await pacer.Next();
     UniqueFd fd = co_await ConnectTarget(ctx);
@@ -142,7 +143,7 @@ Task<void> Logins(ThreadContext* ctx, int index, uint64_t* remaining, bool imap,
       co_await Sleep(Deadline::AfterMs(10));
       continue;
     }
-    BufferedConn conn(std::move(fd), 16384);
+    conn.Reset(std::move(fd));
     auto [user, pass] = UserFor(*ctx->options, n++);
     bool ok;  // not ?: with co_await in the arms (core/task.h)
     if (imap) {
@@ -150,6 +151,7 @@ Task<void> Logins(ThreadContext* ctx, int index, uint64_t* remaining, bool imap,
     } else {
       ok = co_await Pop3Session(ctx, &conn, std::move(user), std::move(pass), intended, &line);
     }
+    conn.Reset(UniqueFd{});  // closed now, as the session ends
     if (ok) ++ctx->stats.ops;
   }
 }
