@@ -117,9 +117,10 @@ int RunDaemon(const std::string& config_path) {
       case SIGINT:
         if (!draining) {
           draining = true;
-          // The running drain time: [runtime] changes wait for a restart.
+          // Not inside RP_LOG: its arguments are not evaluated when info is off.
+          const int64_t drain_ms = (*server)->Drain();
           RP_LOG(kInfo, "{}: stopping accepts and draining (up to {} ms)",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT", (*server)->Drain());
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT", drain_ms);
         } else {
           RP_LOG(kWarn, "second stop signal: closing all sessions now");
           (*server)->StopNow();

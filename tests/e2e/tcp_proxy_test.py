@@ -278,6 +278,27 @@ def drain_deadline_closes_what_is_left():
 
 
 @test
+def sigterm_drains_with_info_lines_off():
+    # The drain must not depend on the log level (a drain call once sat inside an
+    # info-level log statement, whose arguments are skipped when info is off).
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        text = config(port, [up.port], drain_ms=300).replace('level = "info"', 'level = "error"')
+        with Proxy(text, ready=lambda: wait_port(port)) as proxy:
+            c = connect(port)
+            c.sendall(b"x")
+            check(c.recv(1) == b"x", "echo")
+            start = time.monotonic()
+            proxy.signal(signal.SIGTERM)
+            c.settimeout(10)
+            check(c.recv(1) == b"", "connection closed at the drain deadline")
+            rc = proxy.wait_exit(timeout=10)
+            check(rc == 0, f"exit code {rc}")
+            check(time.monotonic() - start < 5, "drain took longer than its 300 ms deadline")
+            c.close()
+
+
+@test
 def second_sigterm_stops_at_once():
     with ThreadedServer(echo_handler) as up:
         port = free_port()
