@@ -43,7 +43,36 @@ struct Measured {
   ProcessUsage after;  // idle: while held
 };
 
+// The figures both the JSON object and the summary line report, computed once.
+struct Derived {
+  double ops_per_s = 0;
+  double mb_per_s = 0;
+  double gib = 0;           // both directions
+  double cpu_s = 0;         // the target's, when measured
+  double rss_per_conn = 0;  // idle, when measured and connections opened
+};
+
+Derived Derive(const Stats& s, const Measured& m) {
+  Derived d;
+  const auto bytes = static_cast<double>(s.bytes_sent + s.bytes_received);
+  if (m.elapsed_s > 0) {
+    d.ops_per_s = static_cast<double>(s.ops) / m.elapsed_s;
+    d.mb_per_s = bytes / m.elapsed_s / 1e6;
+  }
+  d.gib = bytes / (1 << 30);
+  if (m.measured) {
+    d.cpu_s = m.after.cpu_seconds - m.before.cpu_seconds;
+    if (s.opened > 0) {
+      d.rss_per_conn =
+          (static_cast<double>(m.after.rss_bytes) - static_cast<double>(m.before.rss_bytes)) /
+          static_cast<double>(s.opened);
+    }
+  }
+  return d;
+}
+
 std::string ToJson(const Options& o, const Stats& s, const Measured& m) {
+  const Derived d = Derive(s, m);
   std::string j = fmt::format(
       "{{\"scenario\":{},\"label\":{},\"target\":{},\"threads\":{},\"connections\":{},"
       "\"size\":{},\"rate\":{:.1f},\"elapsed_s\":{:.3f},\"ops\":{},\"ops_per_s\":{:.1f},\"bytes_"
@@ -51,10 +80,8 @@ std::string ToJson(const Options& o, const Stats& s, const Measured& m) {
       "\"bytes_received\":{},\"verified_bytes\":{},\"mb_per_s\":{:.2f},\"connects\":{},"
       "\"connect_failures\":{}",
       JsonString(o.scenario), JsonString(o.label), JsonString(o.target_text), o.threads,
-      o.connections, o.size, o.rate, m.elapsed_s, s.ops, m.elapsed_s > 0 ? s.ops / m.elapsed_s : 0,
-      s.bytes_sent, s.bytes_received, s.verified_bytes,
-      m.elapsed_s > 0 ? (s.bytes_sent + s.bytes_received) / m.elapsed_s / 1e6 : 0, s.connects,
-      s.connect_failures);
+      o.connections, o.size, o.rate, m.elapsed_s, s.ops, d.ops_per_s, s.bytes_sent,
+      s.bytes_received, s.verified_bytes, d.mb_per_s, s.connects, s.connect_failures);
   if (s.latency_ns.count() > 0) {
     const Histogram& h = s.latency_ns;
     j += fmt::format(
@@ -74,53 +101,45 @@ std::string ToJson(const Options& o, const Stats& s, const Measured& m) {
   }
   j += "}";
   if (m.measured) {
-    const double cpu = m.after.cpu_seconds - m.before.cpu_seconds;
-    const double gib = static_cast<double>(s.bytes_sent + s.bytes_received) / (1 << 30);
     j += fmt::format(
         ",\"target_pid\":{},\"target_cpu_s\":{:.3f},\"target_rss_before\":{},"
         "\"target_rss_after\":{}",
-        o.measure_pid, cpu, m.before.rss_bytes, m.after.rss_bytes);
-    if (gib > 0 && o.scenario != "idle")
-      j += fmt::format(",\"target_cpu_s_per_gib\":{:.4f}", cpu / gib);
+        o.measure_pid, d.cpu_s, m.before.rss_bytes, m.after.rss_bytes);
+    if (d.gib > 0 && o.scenario != "idle")
+      j += fmt::format(",\"target_cpu_s_per_gib\":{:.4f}", d.cpu_s / d.gib);
     if (s.ops > 0 && o.scenario != "idle") {
-      j += fmt::format(",\"target_cpu_us_per_op\":{:.2f}", cpu * 1e6 / static_cast<double>(s.ops));
+      j += fmt::format(",\"target_cpu_us_per_op\":{:.2f}",
+                       d.cpu_s * 1e6 / static_cast<double>(s.ops));
     }
     if (o.scenario == "idle" && s.opened > 0) {
-      j += fmt::format(",\"rss_per_conn\":{:.1f}",
-                       (static_cast<double>(m.after.rss_bytes) - m.before.rss_bytes) / s.opened);
+      j += fmt::format(",\"rss_per_conn\":{:.1f}", d.rss_per_conn);
     }
   }
   return j + "}";
 }
 
 std::string Summary(const Options& o, const Stats& s, const Measured& m) {
+  const Derived d = Derive(s, m);
   std::string line = fmt::format("{} {}: {:.1f}s", o.scenario, o.target_text, m.elapsed_s);
   if (o.scenario == "bulk") {
-    line += fmt::format(", {:.1f} MB/s ({} MB verified)",
-                        (s.bytes_sent + s.bytes_received) / m.elapsed_s / 1e6,
-                        s.verified_bytes / 1000000);
+    line += fmt::format(", {:.1f} MB/s ({} MB verified)", d.mb_per_s, s.verified_bytes / 1000000);
   } else if (o.scenario == "tcp-echo" || o.scenario == "http" || o.scenario == "imap-login" ||
              o.scenario == "pop3-login") {
-    line += fmt::format(", {:.0f} ops/s, p50 {:.1f} us, p99 {:.1f} us", s.ops / m.elapsed_s,
+    line += fmt::format(", {:.0f} ops/s, p50 {:.1f} us, p99 {:.1f} us", d.ops_per_s,
                         s.latency_ns.Quantile(0.5) / 1e3, s.latency_ns.Quantile(0.99) / 1e3);
   } else if (o.scenario == "idle") {
     line +=
         fmt::format(", {} of {} open, {} closed early", s.opened, o.connections, s.closed_early);
   }
   if (m.measured) {
-    const double cpu = m.after.cpu_seconds - m.before.cpu_seconds;
     if (o.scenario == "idle") {
-      if (s.opened > 0) {
-        line +=
-            fmt::format(", target RSS +{:.0f} B/conn",
-                        (static_cast<double>(m.after.rss_bytes) - m.before.rss_bytes) / s.opened);
-      }
+      if (s.opened > 0) line += fmt::format(", target RSS +{:.0f} B/conn", d.rss_per_conn);
     } else {
-      line += fmt::format(", target CPU {:.2f}s", cpu);
-      double gib = static_cast<double>(s.bytes_sent + s.bytes_received) / (1 << 30);
-      if (o.scenario == "bulk" && gib > 0) line += fmt::format(" ({:.3f} s/GiB)", cpu / gib);
+      line += fmt::format(", target CPU {:.2f}s", d.cpu_s);
+      if (o.scenario == "bulk" && d.gib > 0)
+        line += fmt::format(" ({:.3f} s/GiB)", d.cpu_s / d.gib);
       if (o.scenario != "bulk" && s.ops > 0)
-        line += fmt::format(" ({:.1f} us/op)", cpu * 1e6 / s.ops);
+        line += fmt::format(" ({:.1f} us/op)", d.cpu_s * 1e6 / static_cast<double>(s.ops));
     }
   }
   line += fmt::format(", {} errors", s.errors_total());

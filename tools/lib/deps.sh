@@ -19,15 +19,13 @@ packages=(
   memcached libmemcached-tools
 )
 
+# One query. A package dpkg has never heard of is not printed (and fails the query,
+# hence `|| true`), so what is missing is every package not listed as installed.
+installed=" $( (dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null ||
+  true) | awk '$2 == "installed" { printf "%s ", $1 }') "
 missing=()
-while read -r pkg status; do
-  [ "$status" = "installed" ] || missing+=("$pkg")
-done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)
-# Packages dpkg has never heard of are not printed at all.
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || {
-    case " ${missing[*]} " in *" $p "*) ;; *) missing+=("$p") ;; esac
-  }
+  case "$installed" in *" $p "*) ;; *) missing+=("$p") ;; esac
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
