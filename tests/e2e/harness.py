@@ -77,6 +77,15 @@ def wait_port(port, timeout=10.0):
     raise AssertionError(f"port {port} did not open in {timeout}s")
 
 
+def wait_until(cond, timeout=10.0, what="condition"):
+    """Polls `cond` until it is true; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout * float(os.environ.get("E2E_TIMEOUT_SCALE", "1"))
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout}s")
+        time.sleep(0.02)
+
+
 def port_closed(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -166,15 +175,20 @@ class Proxy:
         self.stop()
 
 
-def run_check(config_text):
-    """ringproxy --check on a config text: (exit code, output)."""
-    d = tempfile.mkdtemp(prefix="ringproxy-check-")
+def run_config(config_text, *args):
+    """ringproxy on a config text to completion: (exit code, output, config path)."""
+    d = tempfile.mkdtemp(prefix="ringproxy-config-")
     path = os.path.join(d, "c.toml")
     with open(path, "w") as f:
         f.write(config_text)
-    r = subprocess.run([BIN, "--config", path, "--check"], capture_output=True, text=True,
+    r = subprocess.run([BIN, "--config", path, *args], capture_output=True, text=True,
                        timeout=30)
     return r.returncode, r.stdout + r.stderr, path
+
+
+def run_check(config_text):
+    """ringproxy --check on a config text: (exit code, output, config path)."""
+    return run_config(config_text, "--check")
 
 
 class ThreadedServer:

@@ -213,6 +213,7 @@ def http_garbage_is_a_protocol_error():
 
 def imap_server(accept_password="secret"):
     state = {"logins": 0}
+    lock = threading.Lock()  # a handler thread per connection
 
     def handler(conn):
         conn.sendall(b"* OK test ready\r\n")
@@ -225,7 +226,8 @@ def imap_server(accept_password="secret"):
             if cmd.upper() == "LOGIN":
                 args = rest[0]
                 if args.endswith(f'"{accept_password}"'):
-                    state["logins"] += 1
+                    with lock:
+                        state["logins"] += 1
                     conn.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag.encode() + b" OK done\r\n")
                 else:
                     conn.sendall(tag.encode() + b" NO [AUTHENTICATIONFAILED] bad\r\n")
@@ -293,12 +295,16 @@ def pop3_login_with_a_users_file():
 @test
 def idle_counts_connections_the_target_closes():
     closed = []
+    lock = threading.Lock()  # the check and the append as one step across threads
 
     def half_close(conn):
         data = conn.recv(64)
         conn.sendall(data)
-        if len(closed) < 5:
-            closed.append(1)
+        with lock:
+            close_now = len(closed) < 5
+            if close_now:
+                closed.append(1)
+        if close_now:
             return  # closes this one while it should be idle
         conn.recv(1)
 

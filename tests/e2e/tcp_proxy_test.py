@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, Proxy, Result, ThreadedServer, check, echo_handler,  # noqa: E402
                      free_port, hash_until_eof, port_closed, recv_all, refused_port, run_all,
-                     run_check, send_and_hash, test, wait_port)
+                     run_check, run_config, send_and_hash, test, wait_port, wait_until)
 
 
 def config(listen_port, servers, *, shards=2, idle_ms=600000, connect_ms=1000, drain_ms=30000,
@@ -200,11 +200,11 @@ def idle_timeout_closes_idle_connections_but_not_busy_ones():
             idle = connect(port)
             busy = connect(port)
             start = time.monotonic()
-            # The busy one talks every 200 ms for 1.5 s: never idle for 500 ms.
+            # The busy one talks every 100 ms for 1.5 s: never idle for 500 ms.
             while time.monotonic() - start < 1.5:
                 busy.sendall(b"tick")
                 check(busy.recv(10) == b"tick", "busy connection echo")
-                time.sleep(0.2)
+                time.sleep(0.1)
             idle.settimeout(5)
             check(idle.recv(10) == b"", "idle connection should be closed by now")
             busy.sendall(b"still")
@@ -239,14 +239,12 @@ def sigterm_drains_an_active_transfer_to_completion():
             got = Result()
             t = threading.Thread(target=lambda: got.set(hash_until_eof(c, timeout=60)))
             t.start()
-            time.sleep(0.3)
+            # The session is relaying (upstream connected) before the drain starts.
+            wait_until(lambda: up.connections == 1, what="upstream connection")
             proxy.signal(signal.SIGTERM)
             proxy.wait_log(r"SIGTERM: stopping accepts and draining")
             # The listener is closed at once: new connections are refused...
-            deadline = time.monotonic() + 5
-            while not port_closed(port) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            check(port_closed(port), "listener still accepting during drain")
+            wait_until(lambda: port_closed(port), timeout=5, what="listener closed during drain")
             # ...while the transfer in flight completes, byte-exact.
             t.join()
             c.close()
@@ -353,10 +351,7 @@ upstream = "backend"
             proxy.write_config(config(port, [up.port]))
             proxy.signal(signal.SIGHUP)
             proxy.wait_log(r"reload done: 1 listeners")
-            deadline = time.monotonic() + 5
-            while not port_closed(port2) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            check(port_closed(port2), "removed listener still open")
+            wait_until(lambda: port_closed(port2), timeout=5, what="removed listener closed")
             held.sendall(b"gen1 again")
             check(held.recv(100) == b"gen1 again", "old session survives reloads")
             held.close()
@@ -437,20 +432,12 @@ def check_flag_validates_config():
 @test
 def bad_start_is_a_clear_error():
     # Port already taken by someone else (without SO_REUSEPORT).
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen(1)
-    d = Proxy.__new__(Proxy)
-    import tempfile
-    tmp = tempfile.mkdtemp()
-    path = os.path.join(tmp, "c.toml")
-    with open(path, "w") as f:
-        f.write(config(taken.getsockname()[1], [free_port()]))
-    r = subprocess.run([BIN, "--config", path], capture_output=True, text=True, timeout=30)
-    check(r.returncode == 1, f"exit {r.returncode}")
-    check("cannot start: listener tcp-main: cannot bind" in r.stderr, r.stderr)
-    taken.close()
-    del d
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        rc, out, _ = run_config(config(taken.getsockname()[1], [free_port()]))
+    check(rc == 1, f"exit {rc}")
+    check("cannot start: listener tcp-main: cannot bind" in out, out)
 
 
 @test

@@ -3,10 +3,15 @@
 // so the properties are checked on every `meson test` without libFuzzer.
 // Usage: TARGET_replay CORPUS_DIR [mutations-per-input]
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -17,7 +22,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
 
-void Run(const std::string& s) {
+// What runs now, for the abort handler: a failed property leaves its input behind.
+const std::string* g_input = nullptr;
+char g_what[512];
+
+void OnAbort(int) {
+  static const char kFile[] = "replay-crash";
+  int fd = open(kFile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd >= 0 && g_input != nullptr) {
+    ssize_t n = write(fd, g_input->data(), g_input->size());
+    (void)n;
+    close(fd);
+  }
+  ssize_t n = write(STDERR_FILENO, g_what, strlen(g_what));
+  (void)n;
+  signal(SIGABRT, SIG_DFL);
+  raise(SIGABRT);
+}
+
+void Run(const std::string& s, const std::string& name, int mutation) {
+  g_input = &s;
+  snprintf(g_what, sizeof(g_what), "failing input: %s, mutation %d (bytes in ./replay-crash)\n",
+           name.c_str(), mutation);
   LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 
@@ -29,28 +55,35 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int mutations = argc > 2 ? atoi(argv[2]) : 300;
-  std::vector<std::string> inputs;
+  std::vector<std::string> names;
   DIR* d = opendir(argv[1]);
   if (d == nullptr) {
     fprintf(stderr, "%s: cannot open corpus %s\n", argv[0], argv[1]);
     return 2;
   }
   while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream f(std::string(argv[1]) + "/" + e->d_name, std::ios::binary);
+    if (e->d_name[0] != '.') names.push_back(e->d_name);
+  }
+  closedir(d);
+  // Sorted: the same mutations on every machine, whatever order readdir gives.
+  std::sort(names.begin(), names.end());
+  std::vector<std::string> inputs;
+  for (const std::string& name : names) {
+    std::ifstream f(std::string(argv[1]) + "/" + name, std::ios::binary);
     std::stringstream s;
     s << f.rdbuf();
     inputs.push_back(s.str());
   }
-  closedir(d);
+  signal(SIGABRT, OnAbort);
   if (inputs.empty()) {
     fprintf(stderr, "%s: empty corpus %s\n", argv[0], argv[1]);
     return 1;
   }
   std::mt19937 rng(12345);
   size_t runs = 0;
-  for (const std::string& in : inputs) {
-    Run(in);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string& in = inputs[i];
+    Run(in, names[i], -1);
     ++runs;
     for (int m = 0; m < mutations; ++m) {
       std::string x = in;
@@ -74,7 +107,7 @@ int main(int argc, char** argv) {
           if (!x.empty()) x[rng() % x.size()] = static_cast<char>(rng());
           break;
       }
-      Run(x);
+      Run(x, names[i], m);
       ++runs;
     }
   }

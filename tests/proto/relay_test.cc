@@ -151,7 +151,8 @@ TEST_P(RelayTest, TrafficInOneDirectionKeepsTheRelayAlive) {
   Rig rig;
   std::atomic<bool> stop{false};
   std::thread ticker([&] {
-    for (int i = 0; i < 8; ++i) {
+    // Ticks 40 ms apart against a 300 ms idle timeout: room for a stalled scheduler.
+    for (int i = 0; i < 20; ++i) {
       testing::WriteAll(rig.server.get(), "t", 1);
       std::this_thread::sleep_for(std::chrono::milliseconds(40));
     }
@@ -159,15 +160,16 @@ TEST_P(RelayTest, TrafficInOneDirectionKeepsTheRelayAlive) {
   });
   std::thread drain([&] { testing::ReadToEof(rig.client.get()); });
   int64_t start = MonotonicNowNs();
-  RelayResult r = RunUntilComplete(*reactor_, Run(rig, 120));
+  RelayResult r = RunUntilComplete(*reactor_, Run(rig, 300));
   int64_t elapsed_ms = (MonotonicNowNs() - start) / 1'000'000;
   ticker.join();
   shutdown(rig.downstream.get(), SHUT_RDWR);
   drain.join();
   EXPECT_EQ(r.end, RelayEnd::kIdleTimeout);
-  EXPECT_EQ(r.bytes_to_downstream, 8u);
-  // The client->upstream direction was silent the whole time, yet the relay lived on.
-  EXPECT_GE(elapsed_ms, 300);
+  EXPECT_EQ(r.bytes_to_downstream, 20u);
+  // The client->upstream direction was silent the whole time, yet the relay lived on
+  // (2.5 idle timeouts).
+  EXPECT_GE(elapsed_ms, 750);
 }
 
 TEST_P(RelayTest, UpstreamResetEndsTheRelayAsAnUpstreamError) {
@@ -180,12 +182,9 @@ TEST_P(RelayTest, UpstreamResetEndsTheRelayAsAnUpstreamError) {
   });
   RelayResult r = RunUntilComplete(*reactor_, Run(rig, 10000));
   killer.join();
-  // A reset reads as ECONNRESET (or as EOF then EPIPE, depending on timing).
-  EXPECT_TRUE(r.end == RelayEnd::kUpstreamError || r.end == RelayEnd::kClosed)
-      << RelayEndName(r.end);
-  if (r.end == RelayEnd::kUpstreamError) {
-    EXPECT_EQ(r.error, ECONNRESET);
-  }
+  // kClosed would need EOF from the client too, which never shuts down here.
+  ASSERT_EQ(r.end, RelayEnd::kUpstreamError) << RelayEndName(r.end);
+  EXPECT_EQ(r.error, ECONNRESET);
 }
 
 TEST_P(RelayTest, ClientGoneWhileUpstreamSendsIsADownstreamError) {
