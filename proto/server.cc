@@ -25,6 +25,12 @@ std::string ListenerKey(const ListenerConfig& l) {
 
 namespace {
 
+std::set<std::string> ListenerKeys(const Config& config) {
+  std::set<std::string> keys;
+  for (const ListenerConfig& l : config.listeners) keys.insert(ListenerKey(l));
+  return keys;
+}
+
 // What a shard receives for a config generation: the config and the listening
 // sockets it gains (key -> fd; the shard owns them once delivered).
 struct ShardUpdate {
@@ -334,7 +340,7 @@ absl::Status Server::StartShards(const std::vector<int>& cpus) {
   for (size_t i = 0; i < cpus.size(); ++i) slots_.push_back(std::make_unique<ShardSlot>());
   auto binds = BindNewListeners(*config_);
   if (!binds.ok()) return binds.status();
-  for (const ListenerConfig& l : config_->listeners) listener_keys_.insert(ListenerKey(l));
+  listener_keys_ = ListenerKeys(*config_);
   ReactorOptions options;
   options.sq_entries = static_cast<unsigned>(config_->runtime.ring_entries);
   for (size_t i = 0; i < cpus.size(); ++i) {
@@ -348,11 +354,16 @@ absl::Status Server::StartShards(const std::vector<int>& cpus) {
           return ShardMain(&s, &slot->live, &slot->ready, &slot->metrics, runtime, initial,
                            [self] { self->OnShardExit(); });
         });
-    absl::Status status = shard.ok() ? slot->ready.get_future().get() : shard.status();
-    if (!shard.ok()) CloseAll(initial);
-    if (shard.ok()) shards_.push_back(std::move(*shard));
+    absl::Status status;
+    if (shard.ok()) {
+      shards_.push_back(std::move(*shard));
+      status = slot->ready.get_future().get();
+    } else {
+      CloseAll(initial);
+      running_shards_.fetch_sub(1);
+      status = shard.status();
+    }
     if (!status.ok()) {
-      if (!shard.ok()) running_shards_.fetch_sub(1);
       for (size_t j = i + 1; j < cpus.size(); ++j) CloseAll(ShardUpdate{config_, (*binds)[j]});
       StopNow();
       Wait();
@@ -380,9 +391,7 @@ absl::Status Server::Reload(ConfigPtr config) {
   }
   auto binds = BindNewListeners(*config);
   if (!binds.ok()) return binds.status();
-  std::set<std::string> keys;
-  for (const ListenerConfig& l : config->listeners) keys.insert(ListenerKey(l));
-  listener_keys_ = std::move(keys);
+  listener_keys_ = ListenerKeys(*config);
   config_ = config;
   for (size_t i = 0; i < shards_.size(); ++i) {
     ShardSlot* slot = slots_[i].get();
