@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace ringproxy::loadgen {
 namespace {
@@ -40,9 +41,14 @@ uint64_t ReadRss(pid_t pid) {
   return 0;
 }
 
-}  // namespace
+// One pass over /proc: the tree under `root` (root first) and every process's ticks.
+struct Scan {
+  std::vector<pid_t> tree;
+  std::map<pid_t, uint64_t> ticks;
+};
 
-std::vector<pid_t> ProcessTree(pid_t root) {
+Scan ScanTree(pid_t root) {
+  Scan s;
   std::multimap<pid_t, pid_t> children;
   DIR* d = opendir("/proc");
   if (d != nullptr) {
@@ -54,26 +60,29 @@ std::vector<pid_t> ProcessTree(pid_t root) {
       uint64_t ticks = 0;
       if (ReadStat(static_cast<pid_t>(pid), &ppid, &ticks)) {
         children.emplace(ppid, static_cast<pid_t>(pid));
+        s.ticks[static_cast<pid_t>(pid)] = ticks;
       }
     }
     closedir(d);
   }
-  std::vector<pid_t> out{root};
-  for (size_t i = 0; i < out.size(); ++i) {
-    auto range = children.equal_range(out[i]);
-    for (auto it = range.first; it != range.second; ++it) out.push_back(it->second);
+  s.tree.push_back(root);
+  for (size_t i = 0; i < s.tree.size(); ++i) {
+    auto range = children.equal_range(s.tree[i]);
+    for (auto it = range.first; it != range.second; ++it) s.tree.push_back(it->second);
   }
-  return out;
+  return s;
 }
+
+}  // namespace
 
 ProcessUsage ReadUsage(pid_t root) {
   ProcessUsage u;
   const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
-  for (pid_t pid : ProcessTree(root)) {
-    pid_t ppid = 0;
-    uint64_t ticks = 0;
-    if (!ReadStat(pid, &ppid, &ticks)) continue;
-    u.cpu_seconds += static_cast<double>(ticks) / hz;
+  const Scan s = ScanTree(root);
+  for (pid_t pid : s.tree) {
+    auto it = s.ticks.find(pid);
+    if (it == s.ticks.end()) continue;  // gone, or never there
+    u.cpu_seconds += static_cast<double>(it->second) / hz;
     u.rss_bytes += ReadRss(pid);
     ++u.processes;
   }

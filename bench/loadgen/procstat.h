@@ -5,7 +5,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <vector>
 
 namespace ringproxy::loadgen {
 
@@ -15,7 +14,6 @@ struct ProcessUsage {
   int processes = 0;
 };
 
-std::vector<pid_t> ProcessTree(pid_t root);
 ProcessUsage ReadUsage(pid_t root);
 
 }  // namespace ringproxy::loadgen
