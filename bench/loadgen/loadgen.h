@@ -105,6 +105,11 @@ Task<void> RunHttp(ThreadContext* ctx);
 Task<void> RunImapLogin(ThreadContext* ctx);
 Task<void> RunPop3Login(ThreadContext* ctx);
 
+// Every scenario by name: ParseOptions checks names against it, the runner dispatches
+// on it. nullptr when there is no such scenario.
+using ScenarioFn = Task<void> (*)(ThreadContext*);
+ScenarioFn FindScenario(std::string_view name);
+
 // Paces an open-loop run: each call waits until the next intended start and returns
 // it, so latency is measured from when the operation *should* have started (correct
 // under coordinated omission). Closed loop (rate 0): returns now, never waits.

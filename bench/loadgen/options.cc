@@ -73,9 +73,7 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   if (argc < 2) return absl::InvalidArgumentError("no scenario given");
   o.scenario = argv[1];
   bool duration_given = false;
-  if (o.scenario != "bulk" && o.scenario != "idle" && o.scenario != "tcp-echo" &&
-      o.scenario != "serve" && o.scenario != "http" && o.scenario != "imap-login" &&
-      o.scenario != "pop3-login") {
+  if (FindScenario(o.scenario) == nullptr) {
     return absl::InvalidArgumentError(fmt::format("unknown scenario '{}'", o.scenario));
   }
   for (int i = 2; i < argc; ++i) {

@@ -147,25 +147,19 @@ std::string Summary(const Options& o, const Stats& s, const Measured& m) {
   return line;
 }
 
-Task<void> RunScenario(ThreadContext* ctx) {
-  const std::string& s = ctx->options->scenario;
-  if (s == "bulk")
-    co_await RunBulk(ctx);
-  else if (s == "tcp-echo")
-    co_await RunTcpEcho(ctx);
-  else if (s == "idle")
-    co_await RunIdle(ctx);
-  else if (s == "http")
-    co_await RunHttp(ctx);
-  else if (s == "imap-login")
-    co_await RunImapLogin(ctx);
-  else if (s == "pop3-login")
-    co_await RunPop3Login(ctx);
-  else
-    co_await RunServe(ctx);
-}
-
 }  // namespace
+
+ScenarioFn FindScenario(std::string_view name) {
+  static constexpr std::pair<std::string_view, ScenarioFn> kScenarios[] = {
+      {"bulk", RunBulk},   {"tcp-echo", RunTcpEcho},     {"idle", RunIdle},
+      {"http", RunHttp},   {"imap-login", RunImapLogin}, {"pop3-login", RunPop3Login},
+      {"serve", RunServe},
+  };
+  for (const auto& [n, fn] : kScenarios) {
+    if (n == name) return fn;
+  }
+  return nullptr;
+}
 
 int RunLoadgen(const Options& o) {
   RunControl control;
@@ -196,11 +190,13 @@ int RunLoadgen(const Options& o) {
       return 1;
     }
   }
+  const ScenarioFn scenario = FindScenario(o.scenario);  // checked by ParseOptions
   std::vector<std::unique_ptr<Shard>> threads;
   for (int i = 0; i < o.threads; ++i) {
     ThreadContext* ctx = contexts[static_cast<size_t>(i)].get();
     int cpu = o.cpus.empty() ? -1 : o.cpus[static_cast<size_t>(i) % o.cpus.size()];
-    auto shard = Shard::Start(i, cpu, ReactorOptions{}, [ctx](Shard&) { return RunScenario(ctx); });
+    auto shard =
+        Shard::Start(i, cpu, ReactorOptions{}, [ctx, scenario](Shard&) { return scenario(ctx); });
     if (!shard.ok()) {
       fprintf(stderr, "loadgen: %s\n", std::string(MessageOf(shard.status())).c_str());
       control.stop = true;
