@@ -7,6 +7,17 @@
 
 namespace ringproxy {
 
+absl::StatusOr<CacheServer> ParseCacheServer(std::string_view text) {
+  absl::StatusOr<SocketAddress> address = SocketAddress::Parse(text);
+  if (!address.ok()) return address.status();
+  CacheServer s;
+  s.text = std::string(text);
+  s.host = std::string(text.substr(0, text.rfind(':')));
+  s.port = address->port();
+  s.address = *address;
+  return s;
+}
+
 uint32_t OneAtATimeHash(std::string_view key) {
   uint32_t h = 0;
   for (char c : key) {

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "core/socket.h"
 
 namespace ringproxy {
@@ -32,6 +33,9 @@ struct CacheServer {
   uint32_t weight = 1;
   SocketAddress address;
 };
+
+// A server from "IP:port" ("[v6]:port"), weight 1; the host part is kept as written.
+absl::StatusOr<CacheServer> ParseCacheServer(std::string_view text);
 
 enum class Distribution : uint8_t { kKetama, kZimbra };
 

@@ -92,11 +92,12 @@ int main(int argc, char** argv) {
   log::SetLevel(log::Level::kWarn);
   auto reactor = Reactor::Create(ReactorOptions{});
   if (!reactor.ok()) return 1;
-  CacheServer server;
-  server.text = memcached;
-  server.address = *SocketAddress::Parse(memcached);
-  server.host = memcached.substr(0, memcached.rfind(':'));
-  server.port = server.address.port();
+  absl::StatusOr<CacheServer> server = ParseCacheServer(memcached);
+  if (!server.ok()) {
+    fprintf(stderr, "resolve_bench: --memcached %s: %s\n", memcached.c_str(),
+            std::string(server.status().message()).c_str());
+    return 2;
+  }
   LookupHandler handler;
   handler.text = lookupd;
   handler.address = *SocketAddress::Parse(lookupd);
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
   int total_failed = 0;
   for (const Phase& p : phases) {
     MemcacheOptions mo;
-    mo.servers = {server};
+    mo.servers = {*server};
     MemcacheClient mc(mo);
     LookupOptions lo;
     lo.handlers = {handler};

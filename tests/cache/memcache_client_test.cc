@@ -13,14 +13,7 @@
 namespace ringproxy {
 namespace {
 
-CacheServer ServerAt(const testing::Memcached& m) {
-  CacheServer s;
-  s.host = "127.0.0.1";
-  s.port = m.port();
-  s.text = m.address();
-  s.address = *SocketAddress::Parse(s.text);
-  return s;
-}
+CacheServer ServerAt(const testing::Memcached& m) { return *ParseCacheServer(m.address()); }
 
 class MemcacheClientTest : public ::testing::Test {
  protected:
@@ -140,11 +133,7 @@ Task<McReply> GetOnce(MemcacheClient* c) {
 }
 
 TEST_F(MemcacheClientTest, NoServerReachableIsUnavailableNotAHang) {
-  CacheServer dead;
-  dead.host = "127.0.0.1";
-  dead.port = testing::FreePort();
-  dead.text = "127.0.0.1:" + std::to_string(dead.port);
-  dead.address = *SocketAddress::Parse(dead.text);
+  CacheServer dead = *ParseCacheServer("127.0.0.1:" + std::to_string(testing::FreePort()));
   MemcacheClient c(Options({dead}));
   McReply r = RunUntilComplete(*reactor_, GetOnce(&c));
   EXPECT_EQ(r.error, McError::kUnavailable);

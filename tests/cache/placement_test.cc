@@ -182,5 +182,20 @@ TEST(PlacementTest, KetamaEqualsLibmemcachedForManyKeysAndServerLists) {
   EXPECT_EQ(mismatches, 0);
 }
 
+TEST(PlacementTest, ParseCacheServerKeepsTheHostAsWritten) {
+  absl::StatusOr<CacheServer> v4 = ParseCacheServer("127.0.0.1:11311");
+  ASSERT_TRUE(v4.ok());
+  EXPECT_EQ(v4->host, "127.0.0.1");
+  EXPECT_EQ(v4->port, 11311);
+  EXPECT_EQ(v4->text, "127.0.0.1:11311");
+  EXPECT_EQ(v4->address.ToString(), "127.0.0.1:11311");
+  absl::StatusOr<CacheServer> v6 = ParseCacheServer("[::1]:11211");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "[::1]");
+  EXPECT_EQ(v6->port, 11211);
+  EXPECT_FALSE(ParseCacheServer("127.0.0.1").ok());
+  EXPECT_FALSE(ParseCacheServer("memcached:11211").ok());  // an IP address, not a name
+}
+
 }  // namespace
 }  // namespace ringproxy

@@ -16,12 +16,7 @@ namespace ringproxy {
 namespace {
 
 CacheServer ServerAt(uint16_t port) {
-  CacheServer s;
-  s.host = "127.0.0.1";
-  s.port = port;
-  s.text = "127.0.0.1:" + std::to_string(port);
-  s.address = *SocketAddress::Parse(s.text);
-  return s;
+  return *ParseCacheServer("127.0.0.1:" + std::to_string(port));
 }
 
 ResolveRequest Mail(std::string login, std::string protocol = "imap") {

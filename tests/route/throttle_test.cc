@@ -16,12 +16,7 @@ namespace {
 
 MemcacheOptions McAt(uint16_t port) {
   MemcacheOptions o;
-  CacheServer s;
-  s.host = "127.0.0.1";
-  s.port = port;
-  s.text = "127.0.0.1:" + std::to_string(port);
-  s.address = *SocketAddress::Parse(s.text);
-  o.servers = {s};
+  o.servers = {*ParseCacheServer("127.0.0.1:" + std::to_string(port))};
   o.timeout_ms = 1000;
   return o;
 }
