@@ -140,7 +140,7 @@ Task<ResolveResult> Router::Resolve(ResolveRequest r) {
         ++stats_.local_hits;
         out.status = ResolveStatus::kOk;
         out.source = RouteSource::kLocalCache;
-        out.account = account.empty() ? r.login : account;
+        out.account = e->account;
         out.alias_key = alias_key;
         out.route_key = route_key;
         co_return out;
@@ -188,12 +188,16 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
   bool alias_cached = false;
   if (cacheable && memcache_ != nullptr && options_.caching) {
     // The alias and the route under the typed name in one round trip; a second one
-    // only when the alias names another account.
+    // only when the alias names another account. An unqualified name is never an
+    // account, and a route under it ("IP:port", spec §2.2) cannot say whose it is: without
+    // its alias only the lookup service can name the account, so it is not asked for.
+    const bool login_may_be_account =
+        r.method != AuthMethod::kUsername || r.login.find('@') != std::string::npos;
     McReply alias, route;
     {
       Gate both;
       if (!alias_key.empty()) Spawn(StoreGet(CacheGet(alias_key), &alias, both.Enter()));
-      Spawn(StoreGet(CacheGet(route_key_login), &route, both.Enter()));
+      if (login_may_be_account) Spawn(StoreGet(CacheGet(route_key_login), &route, both.Enter()));
       co_await both.Wait();
     }
     std::string account = alias.hit() ? alias.value : std::string();
@@ -206,12 +210,15 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
       ++stats_.memcache_hits;
       out.status = ResolveStatus::kOk;
       out.source = RouteSource::kMemcache;
+      // No alias: the route is the qualified name's own, which names the account (routes
+      // are written under accounts only, never under an alias).
       out.account = account.empty() ? r.login : account;
       const int64_t now = MonotonicNowNs();
       const int64_t ttl = options_.local_ttl_ms * 1'000'000;
-      local_.Put(out.route_key, LocalEntry{LocalEntry::Kind::kRoute, route.value, -1}, ttl, now);
+      local_.Put(out.route_key, LocalEntry{LocalEntry::Kind::kRoute, route.value, -1, out.account},
+                 ttl, now);
       if (!account.empty()) {
-        local_.Put(alias_key, LocalEntry{LocalEntry::Kind::kAlias, account, -1}, ttl, now);
+        local_.Put(alias_key, LocalEntry{LocalEntry::Kind::kAlias, account, -1, {}}, ttl, now);
       }
       co_return out;
     }
@@ -250,24 +257,26 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
       const int64_t ttl = options_.local_ttl_ms * 1'000'000;
       out.route_key =
           r.method == AuthMethod::kZimbraId ? route_key_login : RouteKeyFor(r, out.account);
-      local_.Put(out.route_key, LocalEntry{LocalEntry::Kind::kRoute, value, -1}, ttl, now);
+      const LocalEntry route{LocalEntry::Kind::kRoute, value, -1, out.account};
+      local_.Put(out.route_key, route, ttl, now);
       CacheAdd(out.route_key, value);
       if (route_key_login != out.route_key && !lr.cache_alias) {
         // An unqualified or aliased name whose alias may not be cached: keep the route
-        // under the name as typed, so the next login finds it directly.
-        local_.Put(route_key_login, LocalEntry{LocalEntry::Kind::kRoute, value, -1}, ttl, now);
-        CacheAdd(route_key_login, value);
+        // under the name as typed, with its account, so the next login here finds both.
+        // Not in memcached: its value is only "IP:port" (spec §2.2), and without the
+        // alias nothing there could name the account, so another proxy would answer
+        // with the name as typed and split the account (and its user throttle).
+        local_.Put(route_key_login, route, ttl, now);
       }
       if (r.method == AuthMethod::kUsername && lr.cache_alias && !alias_cached) {
         // Zimbra's rule: when the login is the account itself, the alias is cached for
         // its local part ("john" -> "john@default.domain").
         std::string key =
             r.login == out.account ? AliasKeyFor(r, KeyName(LocalPart(r.login))) : alias_key;
-        local_.Put(key, LocalEntry{LocalEntry::Kind::kAlias, out.account, -1}, ttl, now);
+        const LocalEntry alias{LocalEntry::Kind::kAlias, out.account, -1, {}};
+        local_.Put(key, alias, ttl, now);
         CacheAdd(key, out.account);
-        if (key != alias_key) {
-          local_.Put(alias_key, LocalEntry{LocalEntry::Kind::kAlias, out.account, -1}, ttl, now);
-        }
+        if (key != alias_key) local_.Put(alias_key, alias, ttl, now);
       }
       co_return out;
     }
@@ -277,7 +286,7 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
       out.wait_s = lr.wait_s;
       if (cacheable) {
         local_.Put("refused\n" + route_key_login,
-                   LocalEntry{LocalEntry::Kind::kRefused, lr.reason, lr.wait_s},
+                   LocalEntry{LocalEntry::Kind::kRefused, lr.reason, lr.wait_s, {}},
                    options_.negative_ttl_ms * 1'000'000, now);
       }
       co_return out;

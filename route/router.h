@@ -106,6 +106,9 @@ class Router {
     enum class Kind : uint8_t { kAlias, kRoute, kRefused } kind = Kind::kRoute;
     std::string value;  // alias: account; route: "IP:port"; refused: reason
     int wait_s = -1;
+    // route: the canonical account it belongs to, also when kept under the name as typed
+    // (an alias the service said not to cache), so every hit answers with the account.
+    std::string account;
   };
   struct Flight {
     struct Waiter {

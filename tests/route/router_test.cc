@@ -260,6 +260,71 @@ Task<int> ResolveManyWhileKilling(Stack* s, testing::Memcached* victim, int n) {
   co_return failed;
 }
 
+// A name whose lookup answers Auth-Cache-Alias FALSE (its account is not in the default
+// domain): memcached may not hold its alias, yet every answer must name the canonical
+// account (the upstream login and the user throttle are keyed on it), whether the lookup,
+// the per-core cache or (for a second proxy) memcached answered.
+void ExpectCanonicalAccountFromEverySource(Reactor* reactor, uint16_t memcached,
+                                           testing::Lookupd* lookupd, ResolveRequest typed,
+                                           const std::string& typed_route_key) {
+  Stack a({memcached}, lookupd->port());
+  auto first = RunUntilComplete(*reactor, ResolveAll(&a, {typed, typed}));
+  ASSERT_EQ(first[0].status, ResolveStatus::kOk) << first[0].reason;
+  EXPECT_EQ(first[0].source, RouteSource::kLookup);
+  EXPECT_EQ(first[0].account, "mary@other.org");
+  EXPECT_EQ(first[0].server, "127.0.0.2");
+  ASSERT_EQ(first[1].status, ResolveStatus::kOk) << first[1].reason;
+  EXPECT_EQ(first[1].source, RouteSource::kLocalCache);
+  EXPECT_EQ(first[1].account, "mary@other.org");
+  EXPECT_EQ(lookupd->Requests(), 1);
+  // memcached holds the account's route; no alias (the service said not to cache it) and
+  // no route under the typed name: its value ("IP:port") could not name the account.
+  auto cached = RunUntilComplete(
+      *reactor, GetKeys(&a, {"route:proto=imap;user=mary@other.org", typed_route_key,
+                             "alias:user=" + typed.login + ";ip=" + typed.local_ip}));
+  EXPECT_EQ(cached[0].value, "127.0.0.2:7143");
+  EXPECT_FALSE(cached[1].hit()) << cached[1].value;
+  EXPECT_FALSE(cached[2].hit()) << cached[2].value;
+  RunUntilComplete(*reactor, a.Close());
+  // A second proxy (empty per-core cache, same memcached).
+  Stack b({memcached}, lookupd->port());
+  auto second = RunUntilComplete(*reactor, ResolveAll(&b, {typed}));
+  ASSERT_EQ(second[0].status, ResolveStatus::kOk) << second[0].reason;
+  EXPECT_EQ(second[0].account, "mary@other.org");
+  EXPECT_EQ(second[0].source, RouteSource::kLookup);
+  EXPECT_EQ(second[0].server, "127.0.0.2");
+  RunUntilComplete(*reactor, b.Close());
+}
+
+TEST_F(RouterTest, UncacheableAliasResolvesToTheCanonicalAccountFromEverySource) {
+  ExpectCanonicalAccountFromEverySource(reactor_.get(), mc_.port(), &lookupd_, Mail("m@other.org"),
+                                        "route:proto=imap;user=m@other.org");
+}
+
+TEST_F(RouterTest, UncacheableUnqualifiedNameResolvesToTheCanonicalAccountFromEverySource) {
+  ResolveRequest typed = Mail("mary");
+  typed.local_ip = "127.0.0.2";  // other.org's virtual IP
+  ExpectCanonicalAccountFromEverySource(reactor_.get(), mc_.port(), &lookupd_, typed,
+                                        "route:proto=imap;user=mary@127.0.0.2");
+}
+
+// A route under an unqualified name (Zimbra's proxies write `user=<name>@<IP>` when they
+// may not cache the alias) cannot say whose it is: a second proxy asks the service.
+TEST_F(RouterTest, RouteUnderAnUnqualifiedNameInMemcachedIsNotTakenForTheAccount) {
+  Stack a({mc_.port()}, lookupd_.port());
+  auto pre = [](Stack* s) -> Task<void> {
+    (void)co_await s->memcache->Add("route:proto=imap;user=mary@127.0.0.2", "127.0.0.2:7143", 60);
+  };
+  RunUntilComplete(*reactor_, pre(&a));
+  ResolveRequest typed = Mail("mary");
+  typed.local_ip = "127.0.0.2";
+  auto r = RunUntilComplete(*reactor_, ResolveAll(&a, {typed}));
+  ASSERT_EQ(r[0].status, ResolveStatus::kOk) << r[0].reason;
+  EXPECT_EQ(r[0].account, "mary@other.org");
+  EXPECT_EQ(r[0].source, RouteSource::kLookup);
+  RunUntilComplete(*reactor_, a.Close());
+}
+
 TEST_F(RouterTest, AMemcachedServerDyingMidRunFailsNoResolution) {
   testing::Memcached second;
   ASSERT_TRUE(second.Start());
