@@ -49,6 +49,9 @@ class IoAwaiter : public Completion {
     waiter_ = waiter;
     reactor_ = Reactor::Current();
     RP_DCHECK(reactor_ != nullptr);
+    // The operation and its linked timeout go into one batch: a flush between them
+    // would submit the operation unlinked and the lone timeout would fail (EINVAL).
+    if (deadline_.finite()) reactor_->ReserveSqes(2);
     io_uring_sqe* sqe = reactor_->GetSqe();
     return sqe;
   }

@@ -102,6 +102,13 @@ io_uring_sqe* Reactor::GetSqe() {
   return sqe;
 }
 
+void Reactor::ReserveSqes(unsigned n) {
+  if (io_uring_sq_space_left(&ring_) < n) {
+    ++stats_.sq_full_flushes;
+    io_uring_submit(&ring_);
+  }
+}
+
 void Reactor::CancelFd(int fd) {
   io_uring_sqe* sqe = GetSqe();
   io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);

@@ -66,6 +66,9 @@ class Reactor {
   // Returns a submission entry; when the queue is full the queued ones are submitted
   // first, so this never fails. The caller must fill it before the next GetSqe.
   io_uring_sqe* GetSqe();
+  // Makes room for `n` consecutive entries (submitting what is queued if needed), so
+  // that a chain (an operation and its linked timeout) is never split by a flush.
+  void ReserveSqes(unsigned n);
 
   // Resumes `h` on the next loop turn (never inline: the caller keeps running).
   void Post(std::coroutine_handle<> h) { ready_.push_back(h); }

@@ -4,6 +4,7 @@
 
 #include <poll.h>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -243,6 +244,44 @@ TEST_P(OpsTest, MoreOperationsThanSubmissionSlots) {
   // 5000 timers on a ring of 1024 entries: GetSqe flushes when the SQ is full.
   EXPECT_EQ(RunUntilComplete(*reactor_, ManyConcurrentSleeps(5000)), 5000);
   EXPECT_GT(reactor_->stats().sq_full_flushes, 0u);
+}
+
+// A Recv with a deadline whose SQE takes the last free slot: the linked timeout must
+// not be split from it by a flush (it would be submitted alone and fail with EINVAL,
+// leaving the Recv without a deadline).
+Task<IoResult> RecvOnLastSlot(int fd, int fillers) {
+  Gate gate;
+  auto sleeper = [](Gate::Holder) -> Task<void> { co_await Sleep(Deadline::AfterMs(1)); };
+  for (int i = 0; i < fillers; ++i) Spawn(sleeper(gate.Enter()));
+  std::byte buf[16];
+  IoResult r = co_await Recv(fd, buf, Deadline::AfterMs(100));
+  co_await gate.Wait();
+  co_return r;
+}
+
+TEST(OpsTinyRing, DeadlineSurvivesAFullSubmissionQueue) {
+  ReactorOptions options;
+  options.sq_entries = 4;
+  auto reactor = Reactor::Create(options);
+  ASSERT_TRUE(reactor.ok());
+  for (int fillers = 0; fillers < 8; ++fillers) {
+    auto [client, server] = testing::TcpPair();
+    // The watchdog ends a Recv that lost its deadline, so a failure cannot hang.
+    std::atomic<bool> done{false};
+    std::thread watchdog([fd = client.get(), &done] {
+      for (int i = 0; i < 300 && !done; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      (void)send(fd, "x", 1, MSG_NOSIGNAL);
+    });
+    int64_t start = MonotonicNowNs();
+    IoResult r = RunUntilComplete(**reactor, RecvOnLastSlot(server.get(), fillers));
+    int64_t ms = (MonotonicNowNs() - start) / 1'000'000;
+    done = true;
+    watchdog.join();
+    EXPECT_EQ(r.res, -ETIMEDOUT) << "fillers " << fillers;
+    EXPECT_LT(ms, 2000) << "fillers " << fillers;
+  }
 }
 
 }  // namespace
