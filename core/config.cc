@@ -233,7 +233,9 @@ void ReadRuntime(const toml::table& t, RuntimeConfig* rt, Errors& errors) {
   TableReader r(t, "runtime", errors);
   r.Int("shards", &rt->shards, 0, 1024);
   r.IntArray("cpus", &rt->cpus, 0, 4095);
-  r.Int("ring_entries", &rt->ring_entries, 8, 32768);
+  // The completion queue is 4 x this and the kernel caps it at 65536 entries
+  // (IORING_MAX_CQ_ENTRIES): past 16384 every shard would fail to start.
+  r.Int("ring_entries", &rt->ring_entries, 8, 16384);
   r.Int("buffer_count", &rt->buffer_count, 1, 32768);
   if (const toml::node* n = r.Source("buffer_count");
       n != nullptr && (rt->buffer_count & (rt->buffer_count - 1)) != 0) {

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "core/reactor.h"
 #include "gtest/gtest.h"
 
 namespace ringproxy {
@@ -97,7 +98,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"wrong_type", "[runtime]\nshards = \"two\"\n",
                 "bad.toml:2: runtime.shards: expected an integer, got a string"},
         BadCase{"out_of_range", "[runtime]\n\nring_entries = 1\n",
-                "bad.toml:3: runtime.ring_entries: expected an integer in 8..32768, got 1"},
+                "bad.toml:3: runtime.ring_entries: expected an integer in 8..16384, got 1"},
         BadCase{"unknown_key", "[runtime]\nshardz = 1\n",
                 "bad.toml:2: runtime.shardz: unknown key"},
         BadCase{"unknown_section", "[runtim]\n", "runtim: unknown key"},
@@ -150,6 +151,22 @@ TEST(ConfigTest, ShardCpusAreCheckedAgainstTheMachine) {
   RuntimeConfig one;
   one.shards = 1;
   EXPECT_EQ(ResolveShardCpus(one)->size(), 1u);
+}
+
+// The completion queue is 4 x ring_entries and the kernel caps it at 65536 entries: a
+// larger value must be refused when the file is read, not when a shard starts.
+TEST(ConfigTest, RingEntriesBeyondTheKernelsCompletionQueueLimitIsAConfigError) {
+  auto bad = ParseConfig("[runtime]\nring_entries = 32768\n", "t.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(Message(bad.status()).find("runtime.ring_entries"), std::string::npos)
+      << Message(bad.status());
+  auto good = ParseConfig("[runtime]\nring_entries = 16384\n", "t.toml");
+  ASSERT_TRUE(good.ok()) << Message(good.status());
+  // The largest accepted value is one the kernel takes.
+  ReactorOptions options;
+  options.sq_entries = static_cast<unsigned>((*good)->runtime.ring_entries);
+  auto reactor = Reactor::Create(options);
+  EXPECT_TRUE(reactor.ok()) << Message(reactor.status());
 }
 
 }  // namespace
