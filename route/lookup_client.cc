@@ -18,6 +18,8 @@ std::string_view LookupStatusName(LookupStatus s) {
       return "invalid route";
     case LookupStatus::kUnavailable:
       return "unavailable";
+    case LookupStatus::kInvalidRequest:
+      return "invalid request";
   }
   return "?";
 }
@@ -167,8 +169,21 @@ Task<LookupResult> LookupClient::Lookup(LookupQuery q) {
     if (tried_any) ++stats_.failovers;
     tried_any = true;
     std::string request;
-    lookup::WriteRequest(req, h->config.address.ToString(), h->config.path, options_.keepalive,
-                         &request);
+    const std::string host = h->config.address.ToString();
+    const lookup::RequestError bad =
+        lookup::WriteRequest(req, host, h->config.path, options_.keepalive, &request);
+    if (bad != lookup::RequestError::kNone) {
+      // Not a handler's fault: no failover, and each handler would refuse it alike. The
+      // value is logged escaped (it holds control bytes), the admin password not at all.
+      const std::string_view value = lookup::RefusedValue(req, host, h->config.path, bad);
+      RP_LOG(kWarn, "lookup request not sent: {}: \"{}\"", lookup::RequestErrorName(bad),
+             bad == lookup::RequestError::kBadAdminPass ? std::string("(not shown)")
+                                                        : lookup::EscapeMailAuth(value));
+      result.status = LookupStatus::kInvalidRequest;
+      result.reason = std::string(lookup::RequestErrorName(bad));
+      ++stats_.invalid_requests;
+      co_return result;
+    }
     Attempt a = co_await Try(h, static_cast<int>(index), &request, true, &result);
     if (a == Attempt::kRetryFresh) {
       a = co_await Try(h, static_cast<int>(index), &request, false, &result);

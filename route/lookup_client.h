@@ -56,6 +56,10 @@ enum class LookupStatus : uint8_t {
   kLoginFailed,   // the service said no (Auth-Status text, Auth-Wait)
   kInvalidRoute,  // OK without a usable server/port
   kUnavailable,   // no handler reachable, timeout, or an invalid response
+  // The query holds a value the protocol cannot carry (a control character, see
+  // lookup::RequestError): nothing was sent, no handler was tried. The input is at
+  // fault, not the service: asking again with the same query fails the same way.
+  kInvalidRequest,
 };
 
 std::string_view LookupStatusName(LookupStatus s);
@@ -80,6 +84,7 @@ struct LookupStats {
   uint64_t failovers = 0;
   uint64_t handler_failures = 0;
   uint64_t unavailable = 0;
+  uint64_t invalid_requests = 0;  // refused before sending (kInvalidRequest)
 };
 
 class LookupClient {

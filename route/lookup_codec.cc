@@ -1,5 +1,6 @@
 #include "route/lookup_codec.h"
 
+#include <array>
 #include <charconv>
 #include <initializer_list>
 
@@ -18,7 +19,38 @@ void AppendNumber(std::string* out, int64_t v) {
   out->append(buf, static_cast<size_t>(end - buf));
 }
 
-bool NeedsEscape(unsigned char c) { return c == ' ' || c == '%' || c < 0x20 || c == 0x7f; }
+bool IsControl(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+bool NeedsEscape(unsigned char c) { return c == ' ' || c == '%' || IsControl(c); }
+
+bool HasControl(std::string_view s) {
+  for (char c : s) {
+    if (IsControl(static_cast<unsigned char>(c))) return true;
+  }
+  return false;
+}
+
+struct CheckedValue {
+  RequestError error;
+  std::string_view value;
+};
+
+// Every value WriteRequest copies, with the error that names it. The user only when it
+// is written as given: escaping turns controls into %XX.
+std::array<CheckedValue, 11> CheckedValues(const Request& r, std::string_view host,
+                                           std::string_view path) {
+  return {{{RequestError::kBadPath, path},
+           {RequestError::kBadHost, host},
+           {RequestError::kBadMethod, r.method},
+           {RequestError::kBadUser, r.escape_user ? std::string_view() : r.user},
+           {RequestError::kBadProtocol, r.protocol},
+           {RequestError::kBadClientIp, r.client_ip},
+           {RequestError::kBadProxyIp, r.proxy_ip},
+           {RequestError::kBadProxyHost, r.proxy_host},
+           {RequestError::kBadAuthId, r.auth_id},
+           {RequestError::kBadAdminUser, r.admin_user},
+           {RequestError::kBadAdminPass, r.admin_pass}}};
+}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -166,8 +198,49 @@ bool UnescapeMailAuth(std::string_view s, std::string* out) {
   return true;
 }
 
-void WriteRequest(const Request& r, std::string_view host, std::string_view path, bool keep_alive,
-                  std::string* out) {
+std::string_view RequestErrorName(RequestError e) {
+  switch (e) {
+    case RequestError::kNone:
+      return "none";
+    case RequestError::kBadPath:
+      return "control character in the path";
+    case RequestError::kBadHost:
+      return "control character in Host";
+    case RequestError::kBadMethod:
+      return "control character in Auth-Method";
+    case RequestError::kBadUser:
+      return "control character in Auth-User";
+    case RequestError::kBadProtocol:
+      return "control character in Auth-Protocol";
+    case RequestError::kBadClientIp:
+      return "control character in Client-IP";
+    case RequestError::kBadProxyIp:
+      return "control character in X-Proxy-IP";
+    case RequestError::kBadProxyHost:
+      return "control character in X-Proxy-Host";
+    case RequestError::kBadAuthId:
+      return "control character in Auth-ID";
+    case RequestError::kBadAdminUser:
+      return "control character in Auth-Admin-User";
+    case RequestError::kBadAdminPass:
+      return "control character in Auth-Admin-Pass";
+  }
+  return "?";
+}
+
+std::string_view RefusedValue(const Request& r, std::string_view host, std::string_view path,
+                              RequestError e) {
+  for (const CheckedValue& v : CheckedValues(r, host, path)) {
+    if (v.error == e) return v.value;
+  }
+  return {};
+}
+
+RequestError WriteRequest(const Request& r, std::string_view host, std::string_view path,
+                          bool keep_alive, std::string* out) {
+  for (const CheckedValue& v : CheckedValues(r, host, path)) {
+    if (HasControl(v.value)) return v.error;
+  }
   const std::string user = r.escape_user ? EscapeMailAuth(r.user) : std::string(r.user);
   Append(out,
          {"GET ", path, keep_alive ? " HTTP/1.1\r\nHost: " : " HTTP/1.0\r\nHost: ", host, "\r\n"});
@@ -185,6 +258,7 @@ void WriteRequest(const Request& r, std::string_view host, std::string_view path
   }
   if (!r.auth_id.empty()) Append(out, {"Auth-ID: ", r.auth_id, "\r\n"});
   out->append("\r\n");
+  return RequestError::kNone;
 }
 
 ParsedRequest ParseRequest(std::string_view data) {

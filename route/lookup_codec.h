@@ -42,9 +42,35 @@ struct Request {
   std::string_view admin_pass;
 };
 
+// Why WriteRequest refused: the value named holds a control character (0x00-0x1f or
+// 0x7f). CR and LF would end its line and start a header of the sender's choosing (a
+// web login, say, carrying "\r\nAuth-Zimbra-Admin: True"); NUL and the other controls
+// are no header text either. An escaped user (mail logins) never holds one.
+enum class RequestError : uint8_t {
+  kNone,
+  kBadPath,
+  kBadHost,
+  kBadMethod,
+  kBadUser,
+  kBadProtocol,
+  kBadClientIp,
+  kBadProxyIp,
+  kBadProxyHost,
+  kBadAuthId,
+  kBadAdminUser,
+  kBadAdminPass,
+};
+
+std::string_view RequestErrorName(RequestError e);  // "control character in Auth-User"
+// The value behind `e` as the caller gave it (raw: escape it before logging), "" for kNone.
+std::string_view RefusedValue(const Request& r, std::string_view host, std::string_view path,
+                              RequestError e);
+
 // Appends the request head. keep_alive=false writes HTTP/1.0 as Zimbra's nginx does.
-void WriteRequest(const Request& r, std::string_view host, std::string_view path, bool keep_alive,
-                  std::string* out);
+// Checks every value first (the admin password and optional fields too, written or not);
+// on a refusal appends nothing.
+[[nodiscard]] RequestError WriteRequest(const Request& r, std::string_view host,
+                                        std::string_view path, bool keep_alive, std::string* out);
 
 // Space, '%' and control characters become %XX (nginx's NGX_ESCAPE_MAIL_AUTH).
 std::string EscapeMailAuth(std::string_view s);

@@ -295,6 +295,10 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
       out.status = ResolveStatus::kUnavailable;
       out.reason = lr.reason;
       co_return out;
+    case LookupStatus::kInvalidRequest:
+      out.status = ResolveStatus::kInvalidRequest;  // never cached: not the service's answer
+      out.reason = lr.reason;
+      co_return out;
   }
   co_return out;
 }

@@ -53,6 +53,11 @@ enum class ResolveStatus : uint8_t {
   kOk,
   kLoginFailed,  // the lookup service refused: protocol's "login failed" after wait_s
   kUnavailable,  // no route could be had now: protocol's internal/temporary error
+  // The login (or another value of the request) holds a control character the lookup
+  // protocol cannot carry (LookupStatus::kInvalidRequest): the service was not asked and
+  // nothing was cached. Fails this request only, answered as kUnavailable is (the
+  // protocol's internal error); it differs in what is at fault: the client's input.
+  kInvalidRequest,
 };
 
 enum class RouteSource : uint8_t { kLocalCache, kMemcache, kLookup };

@@ -66,6 +66,29 @@ TEST_F(LookupClientTest, AnswersAndKeepsTheConnection) {
   EXPECT_EQ(d.Requests(), 3);
 }
 
+// A web login is not escaped on the wire: one with CR LF in it would add a header of the
+// client's choosing to the lookup request. It fails the lookup before anything is sent.
+TEST_F(LookupClientTest, AWebUserWithCrLfNeverReachesTheService) {
+  testing::Lookupd d;
+  ASSERT_TRUE(d.Start());
+  LookupOptions o;
+  o.handlers = {Handler(d.port())};
+  LookupClient c(o);
+  LookupQuery q = Query("john\r\nX-Evil: 1", "http");
+  q.escape_user = false;
+  q.proxy_host = "mail.example.com";
+  auto r = RunUntilComplete(*reactor_, Several(&c, {q}));
+  EXPECT_EQ(r[0].status, LookupStatus::kInvalidRequest);
+  EXPECT_EQ(r[0].reason, "control character in Auth-User");
+  EXPECT_EQ(r[0].server, "");
+  EXPECT_EQ(c.stats().connects, 0u);
+  EXPECT_EQ(c.stats().invalid_requests, 1u);
+  EXPECT_EQ(c.stats().unavailable, 0u);
+  d.Stop();
+  EXPECT_EQ(d.Requests(), 0);
+  EXPECT_EQ(d.RequestLog(), "");
+}
+
 TEST_F(LookupClientTest, LookupdAnswersAMalformedRequestWith400AndLogsIt) {
   testing::Lookupd d;
   ASSERT_TRUE(d.Start());

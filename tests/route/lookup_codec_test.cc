@@ -18,7 +18,8 @@ TEST(LookupCodecTest, RequestBytesAreExactlyZimbras) {
   r.proxy_ip = "192.0.2.10";
   r.client_ip = "198.51.100.7";
   std::string out;
-  WriteRequest(r, "10.0.0.5", kDefaultPath, /*keep_alive=*/false, &out);
+  ASSERT_EQ(WriteRequest(r, "10.0.0.5", kDefaultPath, /*keep_alive=*/false, &out),
+            RequestError::kNone);
   EXPECT_EQ(out,
             "GET /service/extension/nginx-lookup HTTP/1.0\r\n"
             "Host: 10.0.0.5\r\n"
@@ -33,6 +34,22 @@ TEST(LookupCodecTest, RequestBytesAreExactlyZimbras) {
             "\r\n");
 }
 
+// A request with every optional header, for the gssapi and header-injection tests.
+Request FullRequest() {
+  Request r;
+  r.method = "gssapi";
+  r.user = "john";
+  r.escape_user = false;
+  r.protocol = "imap";
+  r.client_ip = "198.51.100.7";
+  r.proxy_ip = "192.0.2.10";
+  r.proxy_host = "mail.example.com";
+  r.auth_id = "john@EXAMPLE.COM";
+  r.admin_user = "zmnginx";
+  r.admin_pass = "secret";
+  return r;
+}
+
 TEST(LookupCodecTest, WebAndGssapiHeaders) {
   Request r;
   r.method = "zimbraId";
@@ -45,22 +62,82 @@ TEST(LookupCodecTest, WebAndGssapiHeaders) {
   r.proxy_host = "mail.example.com";
   r.zimbra_admin = true;
   std::string out;
-  WriteRequest(r, "10.0.0.5", kDefaultPath, true, &out);
+  ASSERT_EQ(WriteRequest(r, "10.0.0.5", kDefaultPath, true, &out), RequestError::kNone);
   EXPECT_NE(out.find("GET /service/extension/nginx-lookup HTTP/1.1\r\n"), std::string::npos);
   EXPECT_EQ(out.find("Connection: close"), std::string::npos);
   EXPECT_NE(out.find("Auth-Zimbra-Admin: True\r\n"), std::string::npos);
   EXPECT_NE(out.find("X-Proxy-Host: mail.example.com\r\n"), std::string::npos);
-  Request g;
-  g.method = "gssapi";
-  g.user = "john";
-  g.protocol = "imap";
-  g.auth_id = "john@EXAMPLE.COM";
-  g.admin_user = "zmnginx";
-  g.admin_pass = "secret";
+  const Request g = FullRequest();
   out.clear();
-  WriteRequest(g, "h", kDefaultPath, true, &out);
+  ASSERT_EQ(WriteRequest(g, "h", kDefaultPath, true, &out), RequestError::kNone);
   EXPECT_NE(out.find("Auth-ID: john@EXAMPLE.COM\r\n"), std::string::npos);
   EXPECT_NE(out.find("Auth-Admin-User: zmnginx\r\nAuth-Admin-Pass: secret\r\n"), std::string::npos);
+}
+
+struct Field {
+  std::string_view header;
+  std::string_view Request::*member;
+  RequestError error;
+};
+constexpr Field kFields[] = {
+    {"Auth-Method", &Request::method, RequestError::kBadMethod},
+    {"Auth-User", &Request::user, RequestError::kBadUser},
+    {"Auth-Protocol", &Request::protocol, RequestError::kBadProtocol},
+    {"Client-IP", &Request::client_ip, RequestError::kBadClientIp},
+    {"X-Proxy-IP", &Request::proxy_ip, RequestError::kBadProxyIp},
+    {"X-Proxy-Host", &Request::proxy_host, RequestError::kBadProxyHost},
+    {"Auth-ID", &Request::auth_id, RequestError::kBadAuthId},
+    {"Auth-Admin-User", &Request::admin_user, RequestError::kBadAdminUser},
+    {"Auth-Admin-Pass", &Request::admin_pass, RequestError::kBadAdminPass},
+};
+
+// CR or LF would end the header and start one of the client's choosing; NUL and the
+// other controls are no header text either. Every value is checked, nothing is written.
+TEST(LookupCodecTest, AControlCharacterInAnyValueIsRefusedAndNothingWritten) {
+  std::string ok;
+  ASSERT_EQ(WriteRequest(FullRequest(), "10.0.0.5", kDefaultPath, true, &ok), RequestError::kNone);
+  for (const std::string& bad : {std::string("x\r\nX-Evil: 1"), std::string("x\r"),
+                                 std::string("\nx"), std::string("a\0b", 3), std::string("a\x01"),
+                                 std::string("\x1f"), std::string("a\tb"), std::string("a\x7f")}) {
+    for (const Field& f : kFields) {
+      SCOPED_TRACE(std::string(f.header) + " = " + EscapeMailAuth(bad));
+      Request r = FullRequest();
+      r.*f.member = bad;
+      std::string out = "kept";
+      EXPECT_EQ(WriteRequest(r, "10.0.0.5", kDefaultPath, true, &out), f.error);
+      EXPECT_EQ(out, "kept");
+      EXPECT_EQ(RefusedValue(r, "10.0.0.5", kDefaultPath, f.error), bad);
+      EXPECT_NE(RequestErrorName(f.error).find(f.header), std::string_view::npos);
+    }
+    SCOPED_TRACE("host and path = " + EscapeMailAuth(bad));
+    std::string out;
+    EXPECT_EQ(WriteRequest(FullRequest(), bad, kDefaultPath, true, &out), RequestError::kBadHost);
+    EXPECT_EQ(out, "");
+    EXPECT_EQ(WriteRequest(FullRequest(), "10.0.0.5", "/x" + bad, false, &out),
+              RequestError::kBadPath);
+    EXPECT_EQ(out, "");
+  }
+}
+
+// The negative space: the first and last bytes either side of the control ranges pass,
+// and a mail login (escaped on the wire) may hold anything.
+TEST(LookupCodecTest, ValuesWithoutControlCharactersAreWrittenAsGiven) {
+  Request r = FullRequest();
+  const std::string edge = " ~\x80\xff";
+  r.user = edge;
+  r.auth_id = edge;
+  std::string out;
+  ASSERT_EQ(WriteRequest(r, "10.0.0.5", kDefaultPath, true, &out), RequestError::kNone);
+  EXPECT_NE(out.find("Auth-User:  ~\x80\xff\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Auth-ID:  ~\x80\xff\r\n"), std::string::npos) << out;
+  Request mail = FullRequest();
+  mail.method = "username";
+  mail.user = "x\r\nX-Evil: 1";
+  mail.escape_user = true;
+  out.clear();
+  ASSERT_EQ(WriteRequest(mail, "10.0.0.5", kDefaultPath, true, &out), RequestError::kNone);
+  EXPECT_NE(out.find("Auth-User: x%0D%0AX-Evil:%201\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("X-Evil: 1"), std::string::npos) << out;
 }
 
 TEST(LookupCodecTest, EscapeRoundTrip) {
@@ -154,7 +231,7 @@ TEST(LookupCodecTest, RequestParsing) {
   r.protocol = "pop3";
   r.client_ip = "1.2.3.4";
   r.proxy_ip = "127.0.0.1";
-  WriteRequest(r, "h", kDefaultPath, true, &wire);
+  ASSERT_EQ(WriteRequest(r, "h", kDefaultPath, true, &wire), RequestError::kNone);
   for (size_t step : {size_t{1}, size_t{7}, wire.size()}) {
     std::string buf =
         FeedUntilWhole(wire, step, [](std::string_view d) { return ParseRequest(d); });

@@ -343,6 +343,28 @@ TEST_F(RouterTest, NoMemcachedAtAllStillResolves) {
   RunUntilComplete(*reactor_, a.Close());
 }
 
+// A web login with CR LF (not escaped on the wire) fails this request only: the lookup
+// service is not asked, nothing is cached, the next request is checked afresh.
+TEST_F(RouterTest, ALoginTheLookupRequestCannotCarryFailsWithoutAsking) {
+  Stack a({mc_.port()}, lookupd_.port());
+  ResolveRequest w;
+  w.login = "john\r\nX-Evil: 1";
+  w.protocol = "http";
+  w.web = true;
+  w.vhost = "mail.example.com";
+  w.client_ip = "198.51.100.7";
+  w.local_ip = "127.0.0.1";
+  auto r = RunUntilComplete(*reactor_, ResolveAll(&a, {w, w}));
+  for (const ResolveResult& x : r) {
+    EXPECT_EQ(x.status, ResolveStatus::kInvalidRequest);
+    EXPECT_EQ(x.reason, "control character in Auth-User");
+  }
+  EXPECT_EQ(r[1].source, RouteSource::kLookup);
+  EXPECT_EQ(lookupd_.Requests(), 0);
+  EXPECT_EQ(a.router->local_cache_size(), 0u);
+  RunUntilComplete(*reactor_, a.Close());
+}
+
 TEST_F(RouterTest, LookupServiceDownIsUnavailable) {
   lookupd_.Stop();
   Stack a({mc_.port()}, lookupd_.port());
