@@ -1,5 +1,6 @@
 #include "route/lookup_client.h"
 
+#include <cerrno>
 #include <cstring>
 
 #include "core/log.h"
@@ -86,7 +87,11 @@ Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::
   const Deadline read_deadline = Deadline::AfterMs(options_.timeout_ms);
   for (;;) {
     IoResult r = co_await Recv(fd.get(), chunk, read_deadline);
-    if (r.res == 0 && buf.empty() && reused) co_return Attempt::kRetryFresh;
+    // A kept connection that ends (EOF) or is reset before any answer: the service
+    // dropped it as the request went out. A lookup only reads, so asking again on a
+    // fresh connection is safe; once, since Lookup retries only a reused one.
+    const bool dropped = r.res == 0 || r.res == -ECONNRESET || r.res == -EPIPE;
+    if (dropped && buf.empty() && reused) co_return Attempt::kRetryFresh;
     if (r.res <= 0) {
       out->reason = r.res == 0 ? std::string("lookup service closed the connection")
                     : r.timed_out()

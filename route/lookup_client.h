@@ -4,7 +4,9 @@
 // skipped for `retry_interval_ms`; a connect failure or a write timeout fails over to
 // the next handler; a read timeout or a broken response fails the lookup (no retry,
 // the request may have been processed). Unlike Zimbra's nginx, connections are kept
-// (HTTP/1.1 keep-alive, a small idle pool per handler) when the service allows it.
+// (HTTP/1.1 keep-alive, a small idle pool per handler) when the service allows it; a
+// kept one that fails to send, or ends or is reset before any answer, is retried once
+// on a fresh connection (the service dropped it idle; a lookup only reads).
 #pragma once
 
 #include <cstdint>

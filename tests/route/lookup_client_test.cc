@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -176,6 +177,67 @@ TEST_F(LookupClientTest, ReadTimeoutFailsTheLookupWithoutFailover) {
   EXPECT_GE(took_ms, 190);
   EXPECT_LT(took_ms, 900);
   EXPECT_EQ(fast.Requests(), 0) << "a read timeout must not fail over";
+}
+
+// Reads a blocking socket up to the blank line that ends a request head.
+bool ReadRequestHead(int fd) {
+  std::string head;
+  char buf[1024];
+  while (head.find("\r\n\r\n") == std::string::npos) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return false;
+    head.append(buf, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// A lookup service that answers the first request on a connection and keeps it, then,
+// when the next request arrives on it, resets it (SO_LINGER 0) without an answer: what a
+// client sees when the service dropped an idle connection as the request went out. A
+// second connection is answered. Ends when the client closes, or at shutdown(listener).
+void ResetOnReuse(int listener, int* requests) {
+  lookup::Reply ok;
+  ok.ok = true;
+  ok.server = "10.0.0.7";
+  ok.port = 7143;
+  ok.user = "john@example.com";
+  std::string reply;
+  lookup::WriteReply(ok, /*keep_alive=*/true, &reply);
+  UniqueFd first(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!first.valid() || !ReadRequestHead(first.get())) return;
+  ++*requests;
+  if (!testing::WriteAll(first.get(), reply.data(), reply.size())) return;
+  if (!ReadRequestHead(first.get())) return;
+  ++*requests;
+  linger reset{1, 0};
+  setsockopt(first.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  first.Reset();
+  UniqueFd second(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!second.valid() || !ReadRequestHead(second.get())) return;
+  ++*requests;
+  if (!testing::WriteAll(second.get(), reply.data(), reply.size())) return;
+  testing::ReadToEof(second.get());
+}
+
+TEST_F(LookupClientTest, AKeptConnectionResetOnReuseIsRetriedOnceOnAFreshOne) {
+  uint16_t port = 0;
+  UniqueFd listener = testing::ListenLoopback(&port);
+  testing::SetBlocking(listener.get());
+  int requests = 0;
+  std::thread service(ResetOnReuse, listener.get(), &requests);
+  LookupOptions o;
+  o.handlers = {Handler(port)};
+  LookupClient c(o);
+  auto r = RunUntilComplete(*reactor_, Several(&c, {Query("jd"), Query("jd")}));
+  shutdown(listener.get(), SHUT_RDWR);  // wakes accept() if no second connection came
+  service.join();
+  EXPECT_EQ(r[0].status, LookupStatus::kOk) << r[0].reason;
+  EXPECT_EQ(r[1].status, LookupStatus::kOk) << r[1].reason;
+  EXPECT_EQ(r[1].server, "10.0.0.7");
+  EXPECT_EQ(c.stats().reused, 1u);
+  EXPECT_EQ(c.stats().connects, 2u) << "one fresh connection for the retry";
+  EXPECT_EQ(c.stats().unavailable, 0u);
+  EXPECT_EQ(requests, 3);
 }
 
 TEST_F(LookupClientTest, AnInvalidResponseIsATemporaryFailure) {
