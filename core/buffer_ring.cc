@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "core/check.h"
+#include "core/log.h"
 #include "fmt/format.h"
 
 namespace ringproxy {
@@ -74,7 +75,21 @@ void BufferRing::Return(uint16_t id) {
   io_uring_buf_ring_add(ring_, base_ + size_t{id} * size_, size_, id,
                         io_uring_buf_ring_mask(count_), 0);
   io_uring_buf_ring_advance(ring_, 1);
-  if (BufferWaiter* w = waiters_.PopFront()) w->OnBuffersAvailable();
+  while (BufferWaiter* w = waiters_.PopFront()) {
+    if (w->OnBuffersAvailable()) break;
+  }
+}
+
+void BufferRing::NoteEmpty() {
+  ++empty_events_;
+  const int64_t now = MonotonicNowNs();
+  if (now - last_empty_log_ns_ >= 10'000'000'000) {
+    last_empty_log_ns_ = now;
+    RP_LOG(kWarn,
+           "receive buffers exhausted ({} of {} in use, {} times so far): connections wait "
+           "for buffers; raise runtime.buffer_count if this repeats",
+           in_use_, count_, empty_events_);
+  }
 }
 
 void BufferRing::WaitForBuffers(BufferWaiter* w) {

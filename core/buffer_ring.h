@@ -3,9 +3,10 @@
 // waits for input holds no buffer of its own. Buffers go back to the ring when the
 // consumer is done with them (ProvidedBuffer's destructor).
 //
-// Sizing: count x size per shard, virtual until first use. count must cover the
-// receive bursts of all connections of a shard between two loop turns; RecvStream
-// caps what one connection may hold, and ENOBUFS re-arms when a buffer comes back.
+// Sizing: count x size per shard. count must cover the receive bursts of all
+// connections of a shard between two loop turns; RecvStream caps what one connection
+// may hold (none while the ring is under pressure), and ENOBUFS re-arms when a buffer
+// comes back.
 #pragma once
 
 #include <liburing.h>
@@ -28,7 +29,9 @@ class BufferRing;
 // Something waiting for buffers to come back after ENOBUFS.
 class BufferWaiter : public IntrusiveNode<BufferWaiter> {
  public:
-  virtual void OnBuffersAvailable() = 0;
+  // A buffer came back. Returns whether the waiter took the wake-up (re-armed); if
+  // not, the next waiter gets it.
+  virtual bool OnBuffersAvailable() = 0;
 
  protected:
   ~BufferWaiter() = default;
@@ -77,6 +80,12 @@ class BufferRing {
   // the ring until Return().
   void NoteConsumed() { ++in_use_; }
   bool exhausted() const { return in_use_ >= count_; }
+  // Three quarters in use: connections stop holding buffers their consumers have not
+  // asked for (RecvStream copies such bytes out instead).
+  bool under_pressure() const { return in_use_ * 4 >= count_ * 3; }
+  // A receive found the ring empty: counted, and logged at most every 10 s.
+  void NoteEmpty();
+  uint64_t empty_events() const { return empty_events_; }
   // Hands a consumed buffer to its user; it comes back on ProvidedBuffer's destruction.
   ProvidedBuffer Take(uint16_t id, uint32_t len) { return ProvidedBuffer(this, id, len); }
   std::span<std::byte> Data(uint16_t id) { return {base_ + size_t{id} * size_, size_}; }
@@ -99,6 +108,8 @@ class BufferRing {
   uint32_t size_ = 0;
   uint32_t in_use_ = 0;
   bool registered_ = false;
+  uint64_t empty_events_ = 0;
+  int64_t last_empty_log_ns_ = 0;
   IntrusiveList<BufferWaiter> waiters_;
 };
 

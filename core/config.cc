@@ -318,7 +318,9 @@ void ReadListener(const toml::table& t, size_t index, ListenerConfig* l, Errors&
   }
   r.String("upstream", &l->upstream, true);
   r.Int("idle_timeout_ms", &l->idle_timeout_ms, 1, 86'400'000);
+  r.Int("send_timeout_ms", &l->send_timeout_ms, 1, 86'400'000);
   r.Int("backlog", &l->backlog, 1, 65535);
+  r.Int("send_buffer", &l->send_buffer, 0, 64 << 20);
   std::string relay(RelayModeName(l->relay));  // kept when the key is absent
   if (r.String("relay", &relay, false) && !ParseRelayMode(relay, &l->relay)) {
     errors.Add(r.Source("relay")->source(), r.Key("relay"),

@@ -18,7 +18,8 @@ namespace ringproxy {
 
 enum class Protocol { kTcp };
 enum class Balance { kRoundRobin, kIpHash };
-// How a listener's relay moves bytes (proto/relay.h): splice, ring copy, or by size.
+// How a listener's pump moves bytes between plain sockets (core/pump.h): splice,
+// ring copy, or by size.
 enum class RelayMode : uint8_t { kAuto, kCopy, kSplice };
 
 std::string_view ProtocolName(Protocol p);
@@ -68,7 +69,9 @@ struct ListenerConfig {
   std::string upstream;
   int upstream_index = -1;  // into Config::upstreams
   int64_t idle_timeout_ms = 600000;
+  int64_t send_timeout_ms = 60000;  // a send that makes no progress this long fails
   int backlog = 4096;
+  int send_buffer = 0;  // SO_SNDBUF of client sockets; 0: the kernel's autotuning
   RelayMode relay = RelayMode::kAuto;
 };
 

@@ -1,9 +1,11 @@
 #include "core/recv_stream.h"
 
+#include <cstring>
+
 namespace ringproxy {
 
-RecvStream::RecvStream(BufferRing& ring, int fd, uint32_t max_queued)
-    : ring_(ring), fd_(fd), max_queued_(max_queued == 0 ? 1 : max_queued) {
+RecvStream::RecvStream(BufferRing& ring, int fd, RecvLimits limits)
+    : ring_(ring), fd_(fd), limits_(limits) {
   handler = &OnCqe;
   timer_.handler = &OnTimer;
   timer_.stream = this;
@@ -13,15 +15,40 @@ RecvStream::~RecvStream() {
   // Destroying a stream the kernel still writes into would be a use-after-free.
   RP_CHECK(!armed_ && !timer_armed_);
   ring_.CancelWait(this);
-  while (!queue_.empty()) {
-    Entry e = queue_.front();
-    queue_.pop_front();
-    if (e.res > 0) ring_.Return(e.buffer_id);
+  Discard();
+}
+
+uint32_t RecvStream::HeldLimit() const {
+  // Under pressure nothing is held for a consumer that is busy elsewhere; one buffer
+  // for a consumer that is waiting goes to it at once (no copy).
+  if (ring_.under_pressure()) return waiter_ && queue_.empty() ? 1 : 0;
+  return limits_.max_held;
+}
+
+void RecvStream::OnData(int32_t res, uint16_t id) {
+  ring_.NoteConsumed();
+  if (aborted_) {
+    ring_.Return(id);
+    return;
   }
+  const uint32_t limit = HeldLimit();
+  if (queue_.size() < limit && spill_.empty()) {
+    queue_.push_back({res, id});
+  } else {
+    // Over this connection's share: copy out and give the buffer back now. (With
+    // spill_bytes 0 this only takes what the kernel delivers before the pause lands.)
+    std::span<std::byte> src = ring_.Data(id);
+    spill_.append(reinterpret_cast<const char*>(src.data()), static_cast<size_t>(res));
+    spilled_total_ += static_cast<uint64_t>(res);
+    ring_.Return(id);
+  }
+  // The consumer is behind: stop taking bytes; they wait in the socket.
+  const bool full = queue_.size() >= limit && spill_.size() >= limits_.spill_bytes;
+  if (full && !waiter_) RequestCancel();
 }
 
 void RecvStream::Arm() {
-  RP_DCHECK(!armed_);
+  RP_DCHECK(!armed_ && !aborted_);
   Reactor* reactor = Reactor::Current();
   io_uring_sqe* sqe = reactor->GetSqe();
   io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
@@ -30,6 +57,13 @@ void RecvStream::Arm() {
   io_uring_sqe_set_data(sqe, static_cast<Completion*>(this));
   armed_ = true;
   ++rearms_;
+}
+
+void RecvStream::RequestCancel() {
+  if (armed_ && !cancelling_) {
+    cancelling_ = true;
+    Reactor::Current()->Cancel(this);
+  }
 }
 
 void RecvStream::ArmTimer(Deadline d) {
@@ -50,36 +84,29 @@ void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
   }
   if (res > 0) {
     RP_CHECK(flags & IORING_CQE_F_BUFFER);
-    self->ring_.NoteConsumed();
-    self->queue_.push_back({res, static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT)});
-    if (self->queue_.size() >= self->max_queued_ && self->armed_ && !self->cancelling_) {
-      // The consumer is behind: stop taking buffers; bytes wait in the socket.
-      self->cancelling_ = true;
-      Reactor::Current()->Cancel(self);
-    }
+    self->OnData(res, static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT));
   } else if (res == 0) {
-    self->queue_.push_back({0, 0});
-    self->finished_ = true;
+    self->terminal_ = 0;
   } else if (res == -ENOBUFS) {
-    // The shard's ring ran dry. The CQE can be stale (buffers came back since the
-    // kernel looked): re-arm now if there are buffers, else when one comes back.
-    if (!self->armed_ && !self->stopping_) {
+    self->ring_.NoteEmpty();
+    // The CQE can be stale (buffers came back since the kernel looked). Only a
+    // waiting consumer re-arms, now or when a buffer comes back.
+    if (!self->armed_ && !self->aborted_ && self->waiter_) {
       if (self->ring_.exhausted()) {
         self->ring_.WaitForBuffers(self);
-      } else if (self->waiter_) {
+      } else {
         self->Arm();
       }
     }
   } else if (res == -ECANCELED) {
-    // Our own pause or stop: Next() re-arms unless stopping. Someone else's cancel
+    // Our own pause or stop: Next() re-arms unless aborted. Someone else's cancel
     // (the owner's CancelFd) wakes the waiter with -ECANCELED; the stream stays usable.
-    if (!was_cancelling && !self->stopping_) self->cancelled_externally_ = true;
+    if (!was_cancelling && !self->aborted_) self->cancelled_externally_ = true;
   } else {
-    self->queue_.push_back({res, 0});
-    self->finished_ = true;
+    self->terminal_ = res;
   }
   // Wake last: the waiter may destroy this stream.
-  self->MaybeFinishStop();
+  self->MaybeFinishWait();
   self->Wake();
 }
 
@@ -87,18 +114,18 @@ void RecvStream::OnTimer(Completion* c, int32_t /*res*/, uint32_t /*flags*/) {
   auto* self = static_cast<TimerCompletion*>(c)->stream;
   self->timer_armed_ = false;
   // The timer may belong to an earlier Next(): judge by the current waiter's deadline.
-  if (self->waiter_ && !self->stopping_) {
+  if (self->waiter_ && !self->aborted_) {
     if (self->waiter_deadline_.Passed()) {
       self->timed_out_ = true;
       std::coroutine_handle<> h = std::exchange(self->waiter_, {});
+      self->ring_.CancelWait(self);
       h.resume();
       return;
     }
     if (self->waiter_deadline_.finite()) self->ArmTimer(self->waiter_deadline_);
     return;
   }
-  self->MaybeFinishStop();
-  self->Wake();
+  self->MaybeFinishWait();
 }
 
 void RecvStream::RemoveTimer() {
@@ -110,21 +137,22 @@ void RecvStream::RemoveTimer() {
 
 void RecvStream::Wake() {
   if (!waiter_) return;
-  if (queue_.empty() && !(stopping_ && !armed_) && !cancelled_externally_) return;
+  if (!HasData() && terminal_ == kNoTerminal && !cancelled_externally_) return;
   if (timer_armed_) RemoveTimer();
+  ring_.CancelWait(this);
   std::coroutine_handle<> h = std::exchange(waiter_, {});
   h.resume();
 }
 
-void RecvStream::OnBuffersAvailable() {
-  if (!armed_ && !finished_ && !stopping_ && waiter_) Arm();
+bool RecvStream::OnBuffersAvailable() {
+  if (armed_ || aborted_ || !waiter_ || terminal_ != kNoTerminal) return false;
+  Arm();
+  return true;
 }
 
 bool RecvStream::NextAwaiter::await_ready() {
   RecvStream* s = stream_;
-  if (!s->queue_.empty()) return true;
-  if (s->finished_ || s->stopping_) return true;
-  return false;
+  return s->aborted_ || s->HasData() || s->terminal_ != kNoTerminal;
 }
 
 void RecvStream::NextAwaiter::await_suspend(std::coroutine_handle<> h) {
@@ -138,6 +166,7 @@ void RecvStream::NextAwaiter::await_suspend(std::coroutine_handle<> h) {
     if (!s->ring_.exhausted()) {
       s->Arm();
     } else {
+      s->ring_.NoteEmpty();
       s->ring_.WaitForBuffers(s);
     }
   }
@@ -147,59 +176,105 @@ void RecvStream::NextAwaiter::await_suspend(std::coroutine_handle<> h) {
 Received RecvStream::NextAwaiter::await_resume() {
   RecvStream* s = stream_;
   s->cancelled_externally_ = false;
-  if (s->queue_.empty()) {
-    if (s->timed_out_) {
-      s->timed_out_ = false;
-      return {IoResult{-ETIMEDOUT}, {}};
-    }
-    return {IoResult{-ECANCELED}, {}};
+  Received out;
+  if (s->aborted_) {
+    out.status = IoResult{-ECANCELED};
+  } else if (s->TryTake(&out)) {
+    // data, or the EOF/error that ended the stream (it stays for later calls)
+  } else if (s->timed_out_) {
+    s->timed_out_ = false;
+    out.status = IoResult{-ETIMEDOUT};
+  } else {
+    out.status = IoResult{-ECANCELED};
   }
-  Entry e = s->queue_.front();
-  // EOF and errors stay queued so every later Next() sees them too.
-  if (e.res <= 0) return {IoResult{e.res}, {}};
-  s->queue_.pop_front();
-  return {IoResult{e.res}, s->ring_.Take(e.buffer_id, static_cast<uint32_t>(e.res))};
+  return out;
 }
 
-void RecvStream::MaybeFinishStop() {
-  if (stopping_ && stop_waiter_ && !armed_ && !timer_armed_) {
-    Reactor::Current()->Post(std::exchange(stop_waiter_, {}));
+bool RecvStream::TryTake(Received* out) {
+  if (!queue_.empty()) {
+    Entry e = queue_.front();
+    queue_.pop_front();
+    out->status = IoResult{e.res};
+    out->buffer = ring_.Take(e.buffer_id, static_cast<uint32_t>(e.res));
+    return true;
+  }
+  if (!spill_.empty()) {
+    out->status = IoResult{static_cast<int32_t>(spill_.size())};
+    out->spilled = std::move(spill_);
+    spill_ = std::string();
+    return true;
+  }
+  if (terminal_ != kNoTerminal) {
+    out->status = IoResult{terminal_};
+    return true;
+  }
+  return false;
+}
+
+size_t RecvStream::buffered() const {
+  size_t n = spill_.size();
+  SmallQueue<Entry, 2> copy = queue_;
+  while (!copy.empty()) {
+    n += static_cast<size_t>(copy.front().res);
+    copy.pop_front();
+  }
+  return n;
+}
+
+size_t RecvStream::Discard() {
+  size_t n = spill_.size();
+  spill_ = std::string();
+  while (!queue_.empty()) {
+    Entry e = queue_.front();
+    queue_.pop_front();
+    n += static_cast<size_t>(e.res);
+    ring_.Return(e.buffer_id);
+  }
+  return n;
+}
+
+void RecvStream::MaybeFinishWait() {
+  if (quiet_waiter_ && !armed_ && (!aborted_ || !timer_armed_)) {
+    Reactor::Current()->Post(std::exchange(quiet_waiter_, {}));
+  }
+}
+
+Task<void> RecvStream::Pause() {
+  RequestCancel();
+  if (armed_) {
+    struct QuietAwaiter {
+      RecvStream* s;
+      bool await_ready() { return !s->armed_; }
+      void await_suspend(std::coroutine_handle<> h) { s->quiet_waiter_ = h; }
+      void await_resume() {}
+    };
+    co_await QuietAwaiter{this};
+  }
+}
+
+void RecvStream::Abort() {
+  if (aborted_) return;
+  aborted_ = true;
+  ring_.CancelWait(this);
+  RequestCancel();
+  if (waiter_) {
+    if (timer_armed_) RemoveTimer();
+    Reactor::Current()->Post(std::exchange(waiter_, {}));
   }
 }
 
 Task<void> RecvStream::Stop() {
-  stopping_ = true;
-  ring_.CancelWait(this);
-  if (armed_ && !cancelling_) {
-    cancelling_ = true;
-    Reactor::Current()->Cancel(this);
-  }
+  Abort();
   if (timer_armed_) RemoveTimer();
-  if (waiter_ && !armed_) Reactor::Current()->Post(std::exchange(waiter_, {}));
   if (armed_ || timer_armed_) {
     struct StopAwaiter {
       RecvStream* s;
       bool await_ready() { return !s->armed_ && !s->timer_armed_; }
-      void await_suspend(std::coroutine_handle<> h) { s->stop_waiter_ = h; }
+      void await_suspend(std::coroutine_handle<> h) { s->quiet_waiter_ = h; }
       void await_resume() {}
     };
     co_await StopAwaiter{this};
   }
-}
-
-}  // namespace ringproxy
-
-namespace ringproxy {
-
-bool RecvStream::TryTake(Received* out) {
-  RP_CHECK(!armed_);
-  if (queue_.empty()) return false;
-  Entry e = queue_.front();
-  queue_.pop_front();
-  out->status = IoResult{e.res};
-  out->buffer =
-      e.res > 0 ? ring_.Take(e.buffer_id, static_cast<uint32_t>(e.res)) : ProvidedBuffer();
-  return true;
 }
 
 }  // namespace ringproxy

@@ -1,14 +1,26 @@
-// RecvStream: a multishot receive on one socket that draws from a BufferRing. It is
-// an async stream owned by the session: Next() yields the next chunk, EOF or error.
+// RecvStream: a multishot receive on one socket that draws from the shard's
+// BufferRing, as an async stream owned by the connection: Next() yields the next
+// chunk, EOF or error.
 //
-// Back-pressure: when `max_queued` chunks are waiting for the consumer, the multishot
-// is cancelled and re-armed on the next Next(); ENOBUFS (ring empty) re-arms when a
-// buffer comes back. Neither loses data: bytes stay in the socket until re-armed.
-// Stop() must be awaited before destruction: the kernel holds a pointer to it.
+// Bounded, so that one connection can never starve its shard:
+//  - it keeps at most `max_held` ring buffers its consumer has not taken yet (none
+//    while the ring is under pressure, except one for a consumer already waiting);
+//  - bytes beyond that are copied into the stream's own spill buffer and the ring
+//    buffer goes back at once;
+//  - once the spill holds `spill_bytes` (or at once when spill_bytes is 0) the
+//    multishot is paused: further bytes wait in the kernel until the consumer asks.
+// ENOBUFS (ring empty) re-arms when a buffer comes back, and only a stream whose
+// consumer is waiting asks for that wake-up, so a returned buffer never goes to a
+// stream nobody reads.
+//
+// Abort() is sticky: nothing re-arms afterwards and Next() returns -ECANCELED.
+// Stop() must be awaited before destruction: the kernel holds a pointer to us.
 #pragma once
 
 #include <coroutine>
 #include <cstdint>
+#include <span>
+#include <string>
 
 #include "core/buffer_ring.h"
 #include "core/deadline.h"
@@ -19,14 +31,25 @@
 
 namespace ringproxy {
 
+struct RecvLimits {
+  uint32_t max_held = 2;         // ring buffers queued for the consumer
+  uint32_t spill_bytes = 16384;  // own buffer for bytes over max_held (0: pause instead)
+};
+
 struct Received {
-  IoResult status;        // > 0: bytes in `buffer`; 0: end of stream; < 0: -errno
-  ProvidedBuffer buffer;  // valid when status.res > 0
+  IoResult status;        // > 0: bytes in data(); 0: end of stream; < 0: -errno
+  ProvidedBuffer buffer;  // ring data, or
+  std::string spilled;    // data copied out of the ring (when `buffer` is not valid)
+
+  std::span<const std::byte> data() const {
+    if (buffer.valid()) return buffer.data();
+    return {reinterpret_cast<const std::byte*>(spilled.data()), spilled.size()};
+  }
 };
 
 class RecvStream final : private Completion, private BufferWaiter {
  public:
-  RecvStream(BufferRing& ring, int fd, uint32_t max_queued = 8);
+  RecvStream(BufferRing& ring, int fd, RecvLimits limits = {});
   ~RecvStream();
   RecvStream(const RecvStream&) = delete;
   RecvStream& operator=(const RecvStream&) = delete;
@@ -43,17 +66,30 @@ class RecvStream final : private Completion, private BufferWaiter {
     RecvStream* stream_;
     Deadline deadline_;
   };
-  // The next chunk; -ETIMEDOUT when the deadline passes first (the stream stays usable).
+  // The next chunk; -ETIMEDOUT when the deadline passes first (the stream stays
+  // usable); -ECANCELED after Abort()/Stop() or someone else's cancel.
   NextAwaiter Next(Deadline deadline) { return NextAwaiter(this, deadline); }
 
-  // Cancels what is in flight and waits until the kernel no longer references us.
-  Task<void> Stop();
-  // After Stop(): takes the next chunk that was received but not yet consumed (data
-  // or the EOF/error that ended the stream). False when none is left.
+  // Takes what is already received without waiting or arming: false when nothing.
   bool TryTake(Received* out);
+  // Bytes received and not taken yet (queued buffers and spill).
+  size_t buffered() const;
+  // Drops everything received and not taken yet; returns how many bytes.
+  size_t Discard();
+
+  // Ends the multishot and waits for the kernel to let go; what was received stays
+  // queued (TryTake) and the next Next() arms again.
+  Task<void> Pause();
+  // Sticky stop: no re-arm from now on, a waiting Next() returns -ECANCELED soon.
+  // Synchronous, so stop paths that cannot await may call it.
+  void Abort();
+  // Abort(), then waits until the kernel no longer references us.
+  Task<void> Stop();
 
   bool armed() const { return armed_; }
+  bool aborted() const { return aborted_; }
   uint64_t rearms() const { return rearms_; }
+  uint64_t spilled_bytes() const { return spilled_total_; }
 
  private:
   struct Entry {
@@ -63,33 +99,40 @@ class RecvStream final : private Completion, private BufferWaiter {
   struct TimerCompletion : Completion {
     RecvStream* stream;
   };
+  static constexpr int32_t kNoTerminal = 1;
 
+  bool HasData() const { return !queue_.empty() || !spill_.empty(); }
+  uint32_t HeldLimit() const;
+  void OnData(int32_t res, uint16_t id);
   void Arm();
+  void RequestCancel();
   void ArmTimer(Deadline d);
   void Wake();
   void RemoveTimer();
-  void MaybeFinishStop();
-  void OnBuffersAvailable() override;
+  void MaybeFinishWait();
+  bool OnBuffersAvailable() override;
   static void OnCqe(Completion* c, int32_t res, uint32_t flags);
   static void OnTimer(Completion* c, int32_t res, uint32_t flags);
 
   BufferRing& ring_;
   int fd_;
-  uint32_t max_queued_;
-  SmallQueue<Entry, 4> queue_;
+  RecvLimits limits_;
+  SmallQueue<Entry, 2> queue_;
+  std::string spill_;               // bytes after the queued buffers, in order
+  int32_t terminal_ = kNoTerminal;  // EOF (0) or -errno, after queue and spill
   bool armed_ = false;
   bool cancelling_ = false;  // a cancel for the multishot is in flight
-  bool finished_ = false;    // EOF or error queued: never re-arm
-  bool stopping_ = false;
+  bool aborted_ = false;
   bool timed_out_ = false;
   bool cancelled_externally_ = false;  // someone else's cancel (CancelFd) ended the multishot
   bool timer_armed_ = false;
   std::coroutine_handle<> waiter_;
   Deadline waiter_deadline_ = Deadline::Never();
-  std::coroutine_handle<> stop_waiter_;
+  std::coroutine_handle<> quiet_waiter_;  // Pause()/Stop(): waits for the kernel to let go
   TimerCompletion timer_;
   __kernel_timespec timer_ts_{};
   uint64_t rearms_ = 0;
+  uint64_t spilled_total_ = 0;
 };
 
 }  // namespace ringproxy

@@ -145,6 +145,10 @@ absl::StatusOr<UniqueFd> ListenTcp(const SocketAddress& address, const ListenOpt
   }
   // Accepted sockets inherit TCP_NODELAY: proxied protocols are request/response.
   SetNoDelay(fd.get());
+  if (options.send_buffer > 0 && setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &options.send_buffer,
+                                            sizeof(options.send_buffer)) != 0) {
+    return absl::InternalError(fmt::format("setsockopt(SO_SNDBUF): {}", strerror(errno)));
+  }
   if (bind(fd.get(), address.get(), address.size()) != 0) {
     return absl::UnavailableError(
         fmt::format("cannot bind {}: {}", address.ToString(), strerror(errno)));

@@ -74,6 +74,7 @@ class SocketAddress {
 struct ListenOptions {
   int backlog = 4096;
   bool reuse_port = true;
+  int send_buffer = 0;  // SO_SNDBUF, inherited by accepted sockets (0: kernel default)
 };
 
 // socket + SO_REUSEADDR (+ SO_REUSEPORT) + bind + listen; non-blocking, close-on-exec.

@@ -324,7 +324,7 @@ absl::StatusOr<std::vector<std::vector<std::pair<std::string, int>>>> Server::Bi
     std::string key = ListenerKey(l);
     if (listener_keys_.count(key) != 0) continue;
     for (size_t i = 0; i < n; ++i) {
-      absl::StatusOr<UniqueFd> fd = ListenTcp(l.address, ListenOptions{l.backlog, true});
+      absl::StatusOr<UniqueFd> fd = ListenTcp(l.address, ListenOptions{l.backlog, true, l.send_buffer});
       if (!fd.ok()) {
         close_made();
         return absl::Status(fd.status().code(),

@@ -5,8 +5,9 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "core/plain_stream.h"
+#include "core/pump.h"
 #include "core/reactor.h"
-#include "proto/relay.h"
 #include "route/upstream_connect.h"
 
 namespace ringproxy {
@@ -14,40 +15,59 @@ namespace {
 
 class TcpSession final : public SessionBase {
  public:
-  explicit TcpSession(int client_fd) : client_fd_(client_fd) {}
+  explicit TcpSession(ByteStream* client) : client_(client) {}
 
+  // Every wait of the session ends soon, whichever phase it is in: the connect (its
+  // socket is cancelled), the pump, or the client stream itself (aborted: sticky).
   void Stop() override {
     if (stopped_) return;
     stopped_ = true;
     connect_.stop = true;
-    if (relay_ != nullptr) {
-      relay_->Stop();
-      return;
-    }
+    if (pump_ != nullptr) pump_->Stop();
     if (connect_.current_fd >= 0) Reactor::Current()->CancelFd(connect_.current_fd);
-    Reactor::Current()->CancelFd(client_fd_);
+    client_->Abort();
   }
 
   bool stopped() const { return stopped_; }
   ConnectControl* connect_control() { return &connect_; }
-  void set_relay(Relay* relay) { relay_ = relay; }
+  void set_pump(Pump* pump) { pump_ = pump; }
 
  private:
-  int client_fd_;
+  ByteStream* client_;
   bool stopped_ = false;
   ConnectControl connect_;
-  Relay* relay_ = nullptr;
+  Pump* pump_ = nullptr;
 };
+
+void CountEnd(ShardMetrics& metrics, const PumpResult& result) {
+  metrics.bytes_to_upstream.Add(result.bytes_to_upstream);
+  metrics.bytes_to_downstream.Add(result.bytes_to_downstream);
+  switch (result.end) {
+    case PumpEnd::kIdleTimeout:
+      metrics.relay_idle_timeouts.Add();
+      break;
+    case PumpEnd::kDownstreamError:
+    case PumpEnd::kUpstreamError:
+    case PumpEnd::kInternalError:
+      metrics.relay_errors.Add();
+      break;
+    case PumpEnd::kStopped:
+      metrics.sessions_stopped.Add();
+      break;
+    case PumpEnd::kClosed:
+      break;
+  }
+}
 
 }  // namespace
 
 Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
                            const ListenerConfig* listener, int client_fd, SocketAddress peer,
                            Gate::Holder /*holder*/) {
-  UniqueFd client(client_fd);
   ShardMetrics& metrics = *services->metrics;
   metrics.connections_active.Add();
-  TcpSession session(client.get());
+  PlainStream client(UniqueFd(client_fd), services->buffers);
+  TcpSession session(&client);
   SessionRegistration registration(services->sessions, &session);
   const int64_t start_ns = MonotonicNowNs();
   const Config& config = *snapshot->config;
@@ -69,40 +89,29 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
     }
     // FIN first: a client that sent bytes we never read would otherwise see only the
     // RST that close() sends for unread data.
-    shutdown(client.get(), SHUT_WR);
+    shutdown(client.fd(), SHUT_WR);
+    co_await client.Quiesce();
     metrics.connections_active.Sub();
     co_return;
   }
   metrics.upstream_connects.Add();
   const UpstreamServerConfig& server = balancer->config().servers[upstream->server_index];
+  PlainStream up(std::move(upstream->fd), services->buffers);
 
-  RelayOptions options;
+  PumpOptions options;
   options.idle_timeout_ms = listener->idle_timeout_ms;
+  options.send_timeout_ms = listener->send_timeout_ms;
   options.mode = listener->relay;
-  Relay relay(client.get(), upstream->fd.get(),
-              RelayResources{services->pipes, services->buffers, services->sweeper}, options);
-  session.set_relay(&relay);
-  if (session.stopped()) relay.Stop();
-  RelayResult result = co_await relay.Run();
-  session.set_relay(nullptr);
+  Pump pump(&client, &up, PumpResources{services->pipes, services->buffers, services->sweeper},
+            options);
+  session.set_pump(&pump);
+  if (session.stopped()) pump.Stop();
+  PumpResult result = co_await pump.Run();
+  session.set_pump(nullptr);
+  co_await up.Quiesce();
+  co_await client.Quiesce();
 
-  metrics.bytes_to_upstream.Add(result.bytes_to_upstream);
-  metrics.bytes_to_downstream.Add(result.bytes_to_downstream);
-  switch (result.end) {
-    case RelayEnd::kIdleTimeout:
-      metrics.relay_idle_timeouts.Add();
-      break;
-    case RelayEnd::kDownstreamError:
-    case RelayEnd::kUpstreamError:
-    case RelayEnd::kInternalError:
-      metrics.relay_errors.Add();
-      break;
-    case RelayEnd::kStopped:
-      metrics.sessions_stopped.Add();
-      break;
-    case RelayEnd::kClosed:
-      break;
-  }
+  CountEnd(metrics, result);
   metrics.connections_active.Sub();
   if (config.log.access) {
     RP_LOG(kInfo,
@@ -110,7 +119,7 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
            "duration_ms={} end={}{}{}",
            listener->name, peer.ToString(), server.text, result.bytes_to_upstream,
            result.bytes_to_downstream, (MonotonicNowNs() - start_ns) / 1'000'000,
-           RelayEndName(result.end), result.error != 0 ? " error=" : "",
+           PumpEndName(result.end), result.error != 0 ? " error=" : "",
            result.error != 0 ? strerror(result.error) : "");
   }
 }

@@ -2,6 +2,7 @@
 // ENOBUFS re-arm, back-pressure and stop while waiting.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -85,22 +86,32 @@ TEST_P(StreamsTest, RequestStopWakesAWaitingAccept) {
   EXPECT_EQ(RunUntilComplete(*reactor_, AcceptThenStop(listener.get())).res, -ECANCELED);
 }
 
-Task<std::string> ReadAll(BufferRing* ring, int fd, uint32_t max_queued, int slow_ms,
-                          uint64_t* rearms) {
-  RecvStream stream(*ring, fd, max_queued);
+struct StreamRun {
+  bool exact = false;
+  uint64_t rearms = 0;
+  uint64_t spilled = 0;
+  uint32_t max_in_use = 0;  // ring buffers out of the ring at once, at most
+};
+
+Task<std::string> ReadAll(BufferRing* ring, int fd, RecvLimits limits, int slow_ms,
+                          StreamRun* run) {
+  RecvStream stream(*ring, fd, limits);
   std::string out;
   for (;;) {
     Received r = co_await stream.Next(Deadline::AfterMs(10000));
+    run->max_in_use = std::max(run->max_in_use, ring->in_use());
     if (r.status.res <= 0) {
       EXPECT_EQ(r.status.res, 0);
       break;
     }
-    EXPECT_EQ(r.buffer.size(), r.status.value());
-    out.append(reinterpret_cast<const char*>(r.buffer.data().data()), r.buffer.size());
+    EXPECT_EQ(r.data().size(), r.status.value());
+    out.append(reinterpret_cast<const char*>(r.data().data()), r.data().size());
     if (slow_ms > 0) co_await Sleep(Deadline::AfterMs(slow_ms));
+    run->max_in_use = std::max(run->max_in_use, ring->in_use());
   }
   co_await stream.Stop();
-  *rearms = stream.rearms();
+  run->rearms = stream.rearms();
+  run->spilled = stream.spilled_bytes();
   co_return out;
 }
 
@@ -111,14 +122,9 @@ std::string Pattern(size_t n) {
 }
 
 // Streams `bytes` of the pattern from a writer thread into a RecvStream configured
-// with `ring` and `max_queued` (the reader sleeping `slow_ms` per chunk); returns
-// whether every byte arrived in order, and the stream's re-arm count.
-struct StreamRun {
-  bool exact = false;
-  uint64_t rearms = 0;
-};
-
-StreamRun StreamThrough(Reactor& reactor, BufferRing* ring, size_t bytes, uint32_t max_queued,
+// with `ring` and `limits` (the reader sleeping `slow_ms` per chunk); returns whether
+// every byte arrived in order, and what the stream did.
+StreamRun StreamThrough(Reactor& reactor, BufferRing* ring, size_t bytes, RecvLimits limits,
                         int slow_ms) {
   auto [client, server] = testing::TcpPair();
   std::string data = Pattern(bytes);
@@ -128,8 +134,7 @@ StreamRun StreamThrough(Reactor& reactor, BufferRing* ring, size_t bytes, uint32
     shutdown(fd, SHUT_WR);
   });
   StreamRun run;
-  std::string got =
-      RunUntilComplete(reactor, ReadAll(ring, server.get(), max_queued, slow_ms, &run.rearms));
+  std::string got = RunUntilComplete(reactor, ReadAll(ring, server.get(), limits, slow_ms, &run));
   writer.join();
   run.exact = got == data;
   return run;
@@ -137,23 +142,65 @@ StreamRun StreamThrough(Reactor& reactor, BufferRing* ring, size_t bytes, uint32
 
 TEST_P(StreamsTest, RecvStreamDeliversBytesInOrderThenEof) {
   auto ring = Ring(64, 4096);
-  EXPECT_TRUE(StreamThrough(*reactor_, ring.get(), 1 << 20, 8, 0).exact);
+  EXPECT_TRUE(StreamThrough(*reactor_, ring.get(), 1 << 20, RecvLimits{}, 0).exact);
   EXPECT_EQ(ring->in_use(), 0u);
 }
 
 TEST_P(StreamsTest, EmptyRingRearmsWhenBuffersComeBackAndLosesNothing) {
   // Two 512-byte buffers for 256 KiB: ENOBUFS over and over; every byte must arrive.
   auto ring = Ring(2, 512);
-  StreamRun run = StreamThrough(*reactor_, ring.get(), 256 << 10, 8, 0);
+  StreamRun run = StreamThrough(*reactor_, ring.get(), 256 << 10, RecvLimits{}, 0);
   EXPECT_TRUE(run.exact);
   EXPECT_GT(run.rearms, 1u);
 }
 
 TEST_P(StreamsTest, SlowConsumerPausesTheStreamWithoutLoss) {
   auto ring = Ring(256, 1024);
-  StreamRun run = StreamThrough(*reactor_, ring.get(), 64 << 10, 2, 1);
+  StreamRun run = StreamThrough(*reactor_, ring.get(), 64 << 10, RecvLimits{2, 0}, 1);
   EXPECT_TRUE(run.exact);
+  // Two queued plus the one the consumer holds.
+  EXPECT_LE(run.max_in_use, 3u);
   EXPECT_EQ(ring->in_use(), 0u);
+}
+
+TEST_P(StreamsTest, SlowConsumerHoldsItsShareAndSpillsTheRestWithoutLoss) {
+  auto ring = Ring(256, 1024);
+  StreamRun run = StreamThrough(*reactor_, ring.get(), 256 << 10, RecvLimits{2, 4096}, 1);
+  EXPECT_TRUE(run.exact);
+  EXPECT_GT(run.spilled, 0u);
+  EXPECT_LE(run.max_in_use, 3u);
+  EXPECT_EQ(ring->in_use(), 0u);
+}
+
+TEST_P(StreamsTest, UnderPressureABusyConsumerHoldsNoBuffers) {
+  // 8 buffers, 6 held elsewhere: the ring is under pressure, so the stream copies
+  // what arrives while its consumer sleeps and returns the buffers at once.
+  auto ring = Ring(8, 1024);
+  auto [feeder, sink] = testing::TcpPair();
+  std::vector<ProvidedBuffer> held;
+  {
+    auto [a, b] = testing::TcpPair();
+    std::string six(6 * 1024, 'h');
+    testing::SetBlocking(a.get());
+    std::thread w([&, fd = a.get()] { testing::WriteAll(fd, six.data(), six.size()); });
+    auto hold = [](BufferRing* ring, int fd, std::vector<ProvidedBuffer>* held) -> Task<void> {
+      RecvStream s(*ring, fd, RecvLimits{8, 0});
+      while (held->size() < 6) {
+        Received r = co_await s.Next(Deadline::AfterMs(5000));
+        if (r.status.res <= 0) break;
+        held->push_back(std::move(r.buffer));
+      }
+      co_await s.Stop();
+    };
+    RunUntilComplete(*reactor_, hold(ring.get(), b.get(), &held));
+    w.join();
+  }
+  ASSERT_TRUE(ring->under_pressure());
+  StreamRun run = StreamThrough(*reactor_, ring.get(), 64 << 10, RecvLimits{2, 8192}, 1);
+  EXPECT_TRUE(run.exact);
+  EXPECT_GT(run.spilled, 0u);
+  EXPECT_LE(run.max_in_use, 6u + 1u);  // only the chunk the consumer holds
+  held.clear();
 }
 
 Task<std::vector<int>> DeadlineThenData(BufferRing* ring, int fd, int peer) {
@@ -205,6 +252,67 @@ TEST_P(StreamsTest, StopWakesAWaitingReader) {
   auto ring = Ring(8, 1024);
   auto [client, server] = testing::TcpPair();
   EXPECT_EQ(RunUntilComplete(*reactor_, WaitWhileStopped(ring.get(), server.get())), -ECANCELED);
+}
+
+// Fills every buffer of `ring` from a peer and keeps them in *held.
+void HoldAll(Reactor& reactor, BufferRing* ring, std::vector<ProvidedBuffer>* held) {
+  auto [a, b] = testing::TcpPair();
+  std::string fill(size_t{ring->count() - ring->in_use()} * ring->buffer_size(), 'h');
+  testing::SetBlocking(a.get());
+  std::thread w([&, fd = a.get()] { testing::WriteAll(fd, fill.data(), fill.size()); });
+  auto hold = [](BufferRing* ring, int fd, std::vector<ProvidedBuffer>* held) -> Task<void> {
+    RecvStream s(*ring, fd);
+    while (!ring->exhausted()) {
+      Received r = co_await s.Next(Deadline::AfterMs(5000));
+      if (r.status.res <= 0) break;
+      held->push_back(std::move(r.buffer));
+    }
+    co_await s.Stop();
+  };
+  RunUntilComplete(reactor, hold(ring, b.get(), held));
+  w.join();
+}
+
+// Stream A's consumer took a chunk and is busy (not waiting); stream B's consumer
+// waits. Both meet the empty ring. A buffer coming back must reach B.
+Task<int> ReturnedBufferGoesToTheWaitingConsumer(BufferRing* ring, int fd_a, int peer_a, int fd_b,
+                                                 int peer_b, std::vector<ProvidedBuffer>* held) {
+  RecvStream a(*ring, fd_a);
+  RecvStream b(*ring, fd_b);
+  EXPECT_EQ(send(peer_a, "1", 1, 0), 1);
+  Received first = co_await a.Next(Deadline::AfterMs(2000));  // A stays armed
+  EXPECT_EQ(first.status.res, 1);
+  first = Received();                     // the one free buffer is back
+  EXPECT_EQ(send(peer_a, "2", 1, 0), 1);  // queued in A: the ring is empty again
+  co_await Sleep(Deadline::AfterMs(30));
+  EXPECT_EQ(send(peer_a, "3", 1, 0), 1);  // A's multishot meets the empty ring
+  co_await Sleep(Deadline::AfterMs(30));
+  EXPECT_EQ(send(peer_b, "x", 1, 0), 1);
+  Gate gate;
+  auto give_back = [](Gate::Holder, std::vector<ProvidedBuffer>* held) -> Task<void> {
+    co_await Sleep(Deadline::AfterMs(50));
+    held->pop_back();  // one buffer comes back
+  };
+  Spawn(give_back(gate.Enter(), held));
+  Received got = co_await b.Next(Deadline::AfterMs(1000));  // B waits for a buffer
+  co_await gate.Wait();
+  co_await a.Stop();
+  co_await b.Stop();
+  co_return got.status.res;
+}
+
+TEST_P(StreamsTest, AReturnedBufferWakesOnlyAStreamWhoseConsumerWaits) {
+  auto ring = Ring(4, 1024);
+  auto [peer_a, fd_a] = testing::TcpPair();
+  auto [peer_b, fd_b] = testing::TcpPair();
+  std::vector<ProvidedBuffer> held;
+  HoldAll(*reactor_, ring.get(), &held);
+  held.pop_back();  // one free buffer, for A's first chunk
+  int r = RunUntilComplete(
+      *reactor_, ReturnedBufferGoesToTheWaitingConsumer(ring.get(), fd_a.get(), peer_a.get(),
+                                                        fd_b.get(), peer_b.get(), &held));
+  EXPECT_EQ(r, 1) << "the waiting consumer did not get the returned buffer";
+  held.clear();
 }
 
 }  // namespace

@@ -443,6 +443,166 @@ def version_reports_libraries_and_assembly():
         check(needle in r.stdout, f"--version lacks {needle!r}:\n{r.stdout}")
 
 
+
+class TrickleServer:
+    """An upstream that sends 1 KiB every 10 ms on every connection, from one thread,
+    and never reads: with clients that never read, the proxy's sends stall."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        chunk = b"t" * 1024
+        while not self._stop.is_set():
+            while True:
+                try:
+                    c, _ = self.sock.accept()
+                except (BlockingIOError, OSError):
+                    break
+                c.setblocking(False)
+                self.conns.append(c)
+            for c in self.conns:
+                try:
+                    c.send(chunk)
+                except OSError:
+                    pass
+            time.sleep(0.01)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_stalled_clients(port, n):
+    """n clients with tiny receive buffers that never read."""
+    out = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        out.append(s)
+    return out
+
+
+def stalled_config(stalled_port, trickle_port, active_port, echo_port, *, drain_ms=30000):
+    """One shard, default buffers, copy relays: a stalled listener and an active one."""
+    return f"""
+[runtime]
+shards = 1
+drain_timeout_ms = {drain_ms}
+
+[log]
+level = "info"
+access = false
+
+[[upstream]]
+name = "trickle"
+servers = ["127.0.0.1:{trickle_port}"]
+
+[[upstream]]
+name = "echo"
+servers = ["127.0.0.1:{echo_port}"]
+
+[[listener]]
+name = "stalled"
+protocol = "tcp"
+listen = "127.0.0.1:{stalled_port}"
+upstream = "trickle"
+relay = "copy"
+send_buffer = 16384  # the kernel's queue toward a stalled client fills within a second
+
+[[listener]]
+name = "active"
+protocol = "tcp"
+listen = "127.0.0.1:{active_port}"
+upstream = "echo"
+relay = "copy"
+"""
+
+
+@test
+def stalled_readers_do_not_starve_a_shard():
+    # 400 copy relays whose clients never read while their upstreams trickle must not
+    # take the shard's receive buffers from 100 others that each relay 4 MiB.
+    with TrickleServer() as trickle, ThreadedServer(echo_handler) as echo:
+        stalled_port, active_port = free_port(), free_port()
+        with Proxy(stalled_config(stalled_port, trickle.port, active_port, echo.port)):
+            stalled = open_stalled_clients(stalled_port, 400)
+            wait_until(lambda: len(trickle.conns) == 400, what="400 upstream connections")
+            time.sleep(3)  # long enough for every stalled client's window to close
+            total = 4 << 20
+            results = [Result() for _ in range(100)]
+
+            def active(i):
+                try:
+                    c = connect(active_port, timeout=60)
+                    sent, (received, n) = send_and_hash(c, total, timeout=60)
+                    c.close()
+                    results[i].set(sent == received and n == total)
+                except Exception as e:  # noqa: BLE001 - reported through the result
+                    results[i].set(repr(e))
+            threads = [threading.Thread(target=active, args=(i,)) for i in range(100)]
+            start = time.monotonic()
+            for t in threads:
+                t.start()
+            outcomes = [r.get(timeout=120) for r in results]
+            for t in threads:
+                t.join()
+            elapsed = time.monotonic() - start
+            bad = [o for o in outcomes if o is not True]
+            check(not bad, f"{len(bad)} of 100 active relays failed: {bad[:3]}")
+            print(f"      100 x 4 MiB echoed past 400 stalled relays in {elapsed:.1f}s")
+            for s in stalled:
+                s.close()
+
+
+@test
+def sigterm_with_stalled_relays_exits_within_the_drain_time():
+    with TrickleServer() as trickle, ThreadedServer(echo_handler) as echo:
+        stalled_port, active_port = free_port(), free_port()
+        text = stalled_config(stalled_port, trickle.port, active_port, echo.port, drain_ms=3000)
+        with Proxy(text) as proxy:
+            stalled = open_stalled_clients(stalled_port, 400)
+            wait_until(lambda: len(trickle.conns) == 400, what="400 upstream connections")
+            time.sleep(3)
+            # Clients that send and then fall silent: their relays wait for receive
+            # buffers (or, once fixed, simply for their peers) when the drain ends.
+            waiting = []
+            for _ in range(20):
+                c = connect(active_port)
+                c.sendall(b"w" * 65536)
+                waiting.append(c)
+            time.sleep(0.5)
+            start = time.monotonic()
+            proxy.signal(signal.SIGTERM)
+            try:
+                rc = proxy.wait_exit(timeout=15)
+            except subprocess.TimeoutExpired:
+                rc = None
+            elapsed = time.monotonic() - start
+            for s in stalled + waiting:
+                s.close()
+            check(rc == 0, f"not exited 15 s after SIGTERM with a 3 s drain (rc {rc})")
+            check(elapsed < 3 + 2, f"exit took {elapsed:.1f}s with a 3 s drain deadline")
+            proxy.wait_log(r"drain deadline reached: closing 420 sessions")
+
 if __name__ == "__main__":
     check(os.path.exists(BIN), f"no binary at {BIN} (set RINGPROXY_BIN)")
     sys.exit(run_all(sys.argv))

@@ -1,0 +1,137 @@
+#include "core/plain_stream.h"
+
+#include <sys/socket.h>
+
+#include "core/ops.h"
+
+namespace ringproxy {
+
+namespace {
+constexpr int kSendNow = MSG_DONTWAIT | MSG_NOSIGNAL;
+}  // namespace
+
+PlainStream::PlainStream(UniqueFd fd, BufferRing* ring, RecvLimits limits)
+    : fd_(std::move(fd)), recv_(*ring, fd_.get(), limits) {}
+
+PlainStream::~PlainStream() = default;
+
+Task<IoResult> WriteAll(ByteStream* stream, std::span<const std::byte> data, Deadline deadline) {
+  IoResult w = co_await stream->Write(data, deadline);
+  if (!w.ok()) co_return w;
+  IoResult f = co_await stream->Flush(deadline);
+  if (!f.ok()) co_return f;
+  co_return w;
+}
+
+Task<IoResult> PlainStream::Fill(Deadline deadline) {
+  if (aborted_) co_return IoResult{-ECANCELED};
+  if (size_t left = chunk_left(); left > 0) co_return IoResult{static_cast<int32_t>(left)};
+  chunk_ = co_await recv_.Next(deadline);
+  offset_ = 0;
+  if (aborted_) co_return IoResult{-ECANCELED};
+  co_return chunk_.status;
+}
+
+IoResult PlainStream::FillNow() {
+  if (aborted_) return {-ECANCELED};
+  if (size_t left = chunk_left(); left > 0) return {static_cast<int32_t>(left)};
+  Received next;
+  if (!recv_.TryTake(&next)) return {-EAGAIN};
+  chunk_ = std::move(next);
+  offset_ = 0;
+  return chunk_.status;
+}
+
+std::span<const std::byte> PlainStream::Peek() const {
+  if (chunk_left() == 0) return {};
+  return chunk_.data().subspan(offset_);
+}
+
+void PlainStream::Consume(size_t n) {
+  RP_DCHECK(n <= chunk_left());
+  offset_ += n;
+  if (chunk_left() == 0 && chunk_.status.res > 0) {
+    chunk_ = Received();  // the ring buffer goes back now
+    offset_ = 0;
+  }
+}
+
+size_t PlainStream::buffered() const { return chunk_left() + recv_.buffered(); }
+
+size_t PlainStream::DiscardBuffered() {
+  size_t n = chunk_left();
+  if (n > 0) {
+    chunk_ = Received();
+    offset_ = 0;
+  }
+  return n + recv_.Discard();
+}
+
+void PlainStream::ReleaseOutput() {
+  out_ = std::string();
+  out_offset_ = 0;
+}
+
+Task<IoResult> PlainStream::Write(std::span<const std::byte> data, Deadline deadline) {
+  if (aborted_) co_return IoResult{-ECANCELED};
+  if (pending_output() > 0) {
+    IoResult f = co_await Flush(deadline);
+    if (!f.ok()) co_return f;
+  }
+  if (data.empty()) co_return IoResult{0};
+  // MSG_DONTWAIT: the ring answers at once (-EAGAIN instead of parking the send), so
+  // a full socket never holds on to the caller's buffer.
+  IoResult r = co_await Send(fd_.get(), data, Deadline::Never(), kSendNow);
+  if (r.res == -EAGAIN) r.res = 0;
+  if (aborted_) co_return IoResult{-ECANCELED};
+  if (!r.ok()) co_return r;
+  if (r.value() < data.size()) {
+    std::span<const std::byte> rest = data.subspan(r.value());
+    out_.assign(reinterpret_cast<const char*>(rest.data()), rest.size());
+    out_offset_ = 0;
+  }
+  co_return IoResult{static_cast<int32_t>(data.size())};
+}
+
+Task<IoResult> PlainStream::Flush(Deadline deadline) {
+  while (pending_output() > 0) {
+    if (aborted_) co_return IoResult{-ECANCELED};
+    std::span<const std::byte> rest(reinterpret_cast<const std::byte*>(out_.data()) + out_offset_,
+                                    pending_output());
+    // A plain send: the ring waits for room, the linked deadline bounds the wait.
+    IoResult r = co_await Send(fd_.get(), rest, deadline);
+    if (aborted_) co_return IoResult{-ECANCELED};
+    if (!r.ok()) co_return r;
+    if (r.res == 0) co_return IoResult{-EPIPE};
+    out_offset_ += r.value();
+  }
+  if (!out_.empty()) ReleaseOutput();
+  co_return IoResult{0};
+}
+
+Task<IoResult> PlainStream::ShutdownWrite(Deadline deadline) {
+  IoResult f = co_await Flush(deadline);
+  if (!f.ok()) co_return f;
+  if (shutdown(fd_.get(), SHUT_WR) != 0) co_return IoResult{-errno};
+  co_return IoResult{0};
+}
+
+void PlainStream::Abort() {
+  if (aborted_) return;
+  aborted_ = true;
+  recv_.Abort();
+  // shutdown(2) ends whatever the kernel is waiting on for this socket (a send for
+  // room, a poll for readiness); the cancel catches anything that would re-arm.
+  shutdown(fd_.get(), SHUT_RDWR);
+  Reactor::Current()->CancelFd(fd_.get());
+}
+
+Task<void> PlainStream::Quiesce() {
+  co_await recv_.Stop();
+  chunk_ = Received();
+  ReleaseOutput();
+}
+
+Task<void> PlainStream::PauseReceive() { co_await recv_.Pause(); }
+
+}  // namespace ringproxy

@@ -1,0 +1,68 @@
+// PlainStream: a ByteStream whose bytes are a TCP socket's bytes. Reads come from a
+// multishot receive into the shard's provided buffers (RecvStream: zero-copy, bounded
+// per connection); writes go through the ring with MSG_DONTWAIT, and only what the
+// kernel cannot take at once is copied into the stream's own buffer, so a peer that
+// stops reading pins no ring buffer and no caller memory. Flush waits for the socket
+// with a deadline. The stream owns its descriptor.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/buffer_ring.h"
+#include "core/byte_stream.h"
+#include "core/recv_stream.h"
+#include "core/socket.h"
+
+namespace ringproxy {
+
+class PlainStream final : public ByteStream {
+ public:
+  PlainStream(UniqueFd fd, BufferRing* ring, RecvLimits limits = {});
+  ~PlainStream() override;
+  PlainStream(const PlainStream&) = delete;
+  PlainStream& operator=(const PlainStream&) = delete;
+
+  Task<IoResult> Fill(Deadline deadline) override;
+  std::span<const std::byte> Peek() const override;
+  void Consume(size_t n) override;
+  size_t buffered() const override;
+  size_t DiscardBuffered() override;
+
+  Task<IoResult> Write(std::span<const std::byte> data, Deadline deadline) override;
+  Task<IoResult> Flush(Deadline deadline) override;
+  size_t pending_output() const override { return out_.size() - out_offset_; }
+  Task<IoResult> ShutdownWrite(Deadline deadline) override;
+
+  void Abort() override;
+  bool aborted() const override { return aborted_; }
+  Task<void> Quiesce() override;
+
+  PlainStream* plain() override { return this; }
+  int fd() const override { return fd_.get(); }
+
+  // For splice: ends the multishot receive, keeping what it received; the socket may
+  // then be read directly. The next Fill() arms the receive again.
+  Task<void> PauseReceive();
+  // Without waiting or arming: makes the next received chunk visible in Peek().
+  // Returns its size, 0 at end of stream, -errno, or -EAGAIN when nothing is queued.
+  IoResult FillNow();
+
+  const RecvStream& receiver() const { return recv_; }
+
+ private:
+  size_t chunk_left() const {
+    return chunk_.status.res > 0 ? static_cast<size_t>(chunk_.status.res) - offset_ : 0;
+  }
+  void ReleaseOutput();
+
+  UniqueFd fd_;
+  RecvStream recv_;
+  Received chunk_;
+  size_t offset_ = 0;
+  std::string out_;  // what the kernel has not taken yet (empty: no allocation)
+  size_t out_offset_ = 0;
+  bool aborted_ = false;
+};
+
+}  // namespace ringproxy

@@ -1,0 +1,253 @@
+#include "core/pump.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "core/ops.h"
+#include "core/plain_stream.h"
+#include "core/reactor.h"
+
+namespace ringproxy {
+
+std::string_view PumpEndName(PumpEnd end) {
+  switch (end) {
+    case PumpEnd::kClosed:
+      return "closed";
+    case PumpEnd::kIdleTimeout:
+      return "idle_timeout";
+    case PumpEnd::kDownstreamError:
+      return "downstream_error";
+    case PumpEnd::kUpstreamError:
+      return "upstream_error";
+    case PumpEnd::kStopped:
+      return "stopped";
+    case PumpEnd::kInternalError:
+      return "internal_error";
+  }
+  return "?";
+}
+
+namespace {
+
+// One splice call moves at most this much; the pipe's capacity caps it anyway.
+constexpr size_t kSpliceChunk = 1 << 20;
+// kAuto: a spliced direction whose reads come in this small this many times in a row
+// is interactive again and goes back to copy mode.
+constexpr int kSmallSplicesToCopy = 4;
+
+}  // namespace
+
+Pump::Pump(ByteStream* downstream, ByteStream* upstream, PumpResources resources,
+           PumpOptions options)
+    : downstream_(downstream),
+      upstream_(upstream),
+      resources_(resources),
+      options_(options),
+      dirs_{{downstream, upstream, true}, {upstream, downstream, false}},
+      watch_(&Pump::OnIdle, this) {}
+
+void Pump::OnIdle(IdleWatch* /*watch*/, void* self) {
+  static_cast<Pump*>(self)->Abort(PumpEnd::kIdleTimeout, 0);
+}
+
+void Pump::Abort(PumpEnd end, int error) {
+  if (aborted_) return;
+  aborted_ = true;
+  end_ = end;
+  error_ = error;
+  // Sticky on both streams: every wait of both directions ends, and none re-arms.
+  downstream_->Abort();
+  upstream_->Abort();
+}
+
+void Pump::Stop() { Abort(PumpEnd::kStopped, 0); }
+
+void Pump::Fail(const Direction& d, int error, bool on_source) {
+  // Which side failed: the source (read) or the destination (write).
+  bool downstream = d.to_upstream ? on_source : !on_source;
+  Abort(downstream ? PumpEnd::kDownstreamError : PumpEnd::kUpstreamError, error);
+}
+
+bool Pump::CanSplice(const Direction& d) {
+  return options_.mode != RelayMode::kCopy && resources_.pipes != nullptr &&
+         d.from->plain() != nullptr && d.to->plain() != nullptr;
+}
+
+Task<bool> Pump::Deliver(Direction& d, std::span<const std::byte> data) {
+  const Deadline deadline = SendDeadline();
+  IoResult w = co_await d.to->Write(data, deadline);
+  if (aborted_) co_return false;
+  if (!w.ok()) {
+    Fail(d, w.error(), false);
+    co_return false;
+  }
+  d.from->Consume(data.size());
+  d.bytes += data.size();
+  Touch();
+  // Back-pressure: read no more until the destination has taken all of it.
+  if (d.to->pending_output() > 0) {
+    IoResult f = co_await d.to->Flush(deadline);
+    if (aborted_) co_return false;
+    if (!f.ok()) {
+      Fail(d, f.error(), false);
+      co_return false;
+    }
+    Touch();
+  }
+  co_return true;
+}
+
+Task<Pump::StepEnd> Pump::CopyPhase(Direction& d) {
+  const bool may_switch = options_.mode == RelayMode::kAuto && CanSplice(d);
+  const size_t full = resources_.buffers != nullptr ? resources_.buffers->buffer_size() : 16384;
+  int full_in_a_row = 0;
+  while (!aborted_) {
+    IoResult r = co_await d.from->Fill(Deadline::Never());
+    if (aborted_) break;
+    if (r.res == 0) co_return StepEnd::kEof;
+    if (!r.ok()) {
+      if (r.cancelled() && !d.from->aborted()) continue;  // someone else's cancel
+      Fail(d, r.error(), true);
+      break;
+    }
+    std::span<const std::byte> data = d.from->Peek();
+    const size_t n = data.size();
+    bool delivered = co_await Deliver(d, data);
+    if (!delivered) break;
+    if (may_switch) {
+      full_in_a_row = n >= full ? full_in_a_row + 1 : 0;
+      if (full_in_a_row >= options_.splice_after_full_buffers) co_return StepEnd::kSwitch;
+    }
+  }
+  co_return StepEnd::kFailed;
+}
+
+Task<Pump::StepEnd> Pump::DrainBeforeSplice(Direction& d) {
+  PlainStream* from = d.from->plain();
+  co_await from->PauseReceive();
+  // What was received before the switch goes out first, in order.
+  while (!aborted_) {
+    IoResult n = from->FillNow();
+    if (n.res == -EAGAIN) co_return StepEnd::kSwitch;
+    if (n.res == 0) co_return StepEnd::kEof;
+    if (!n.ok()) {
+      Fail(d, n.error(), true);
+      break;
+    }
+    bool delivered = co_await Deliver(d, from->Peek());
+    if (!delivered) break;
+  }
+  co_return StepEnd::kFailed;
+}
+
+Task<Pump::StepEnd> Pump::SplicePhase(Direction& d) {
+  StepEnd drained = co_await DrainBeforeSplice(d);
+  if (drained != StepEnd::kSwitch) co_return drained;
+  const int from = d.from->fd();
+  const int to = d.to->fd();
+  PipePool& pool = *resources_.pipes;
+  Pipe pipe;
+  size_t in_pipe = 0;
+  StepEnd result = StepEnd::kFailed;
+  int small_in_a_row = 0;
+  const size_t small = resources_.buffers != nullptr ? resources_.buffers->buffer_size() : 16384;
+  while (!aborted_) {
+    if (in_pipe == 0) {
+      if (options_.mode == RelayMode::kAuto && small_in_a_row >= kSmallSplicesToCopy) {
+        result = StepEnd::kSwitch;
+        break;
+      }
+      if (!pipe.valid()) {
+        IoResult got = pool.Acquire(&pipe);
+        if (!got.ok()) {
+          Abort(PumpEnd::kInternalError, got.error());
+          break;
+        }
+      }
+      IoResult r = SpliceNow(from, pipe.write_fd, kSpliceChunk);
+      if (r.res == -EAGAIN) {
+        // Nothing to read: give the (empty) pipe back while we wait.
+        pool.Release(pipe);
+        pipe = Pipe{};
+        IoResult ready = co_await Poll(from, POLLIN | POLLRDHUP, Deadline::Never());
+        if (aborted_) break;
+        if (!ready.ok() && !ready.cancelled()) {
+          Fail(d, ready.error(), true);
+          break;
+        }
+        continue;
+      }
+      if (r.res == 0) {
+        result = StepEnd::kEof;
+        break;
+      }
+      if (!r.ok()) {
+        Fail(d, r.error(), true);
+        break;
+      }
+      in_pipe = r.value();
+      small_in_a_row = in_pipe < small ? small_in_a_row + 1 : 0;
+      Touch();
+    }
+    IoResult w = co_await Splice(pipe.read_fd, to, in_pipe, to, POLLOUT, SendDeadline());
+    if (aborted_) break;
+    if (!w.ok()) {
+      if (w.cancelled()) continue;
+      Fail(d, w.error(), false);
+      break;
+    }
+    in_pipe -= w.value();
+    d.bytes += w.value();
+    Touch();
+  }
+  if (pipe.valid()) {
+    if (in_pipe == 0) {
+      pool.Release(pipe);
+    } else {
+      pool.Discard(pipe);
+    }
+  }
+  co_return aborted_ ? StepEnd::kFailed : result;
+}
+
+Task<void> Pump::Flow(int which, Gate::Holder /*holder*/) {
+  Direction& d = dirs_[which];
+  bool splice = options_.mode == RelayMode::kSplice && CanSplice(d);
+  while (!aborted_) {
+    StepEnd end;  // not ?: with co_await in the arms (core/task.h)
+    if (splice) {
+      end = co_await SplicePhase(d);
+    } else {
+      end = co_await CopyPhase(d);
+    }
+    if (end == StepEnd::kEof) {
+      // Everything the source sent has been delivered: pass the end on.
+      if (!aborted_) {
+        IoResult s = co_await d.to->ShutdownWrite(SendDeadline());
+        if (!s.ok() && !aborted_) Fail(d, s.error(), false);
+      }
+      break;
+    }
+    if (end == StepEnd::kFailed) break;
+    splice = !splice;
+    ++mode_switches_;
+  }
+}
+
+Task<PumpResult> Pump::Run() {
+  resources_.sweeper->Add(&watch_, options_.idle_timeout_ms, MonotonicNowNs());
+  Gate gate;
+  Spawn(Flow(0, gate.Enter()));
+  Spawn(Flow(1, gate.Enter()));
+  co_await gate.Wait();
+  resources_.sweeper->Remove(&watch_);
+  PumpResult result;
+  result.end = aborted_ ? end_ : PumpEnd::kClosed;
+  result.error = error_;
+  result.bytes_to_upstream = dirs_[0].bytes;
+  result.bytes_to_downstream = dirs_[1].bytes;
+  result.mode_switches = mode_switches_;
+  co_return result;
+}
+
+}  // namespace ringproxy
