@@ -34,7 +34,7 @@ void BoundedReader::Settle() {
   if (own_taken_ > 0) {
     own_.erase(0, own_taken_);
     own_taken_ = 0;
-    if (own_.empty()) own_ = std::string();  // an idle reader holds no allocation
+    if (own_.empty()) std::string().swap(own_);  // an idle reader holds no allocation
   }
   if (stream_taken_ > 0) {
     stream_->Consume(stream_taken_);
@@ -106,7 +106,7 @@ Task<ReadStatus> BoundedReader::ReadLine(Deadline deadline, std::string_view* li
 Task<ReadStatus> BoundedReader::SkipLine(Deadline deadline) {
   Settle();
   if (!skipping_) co_return ReadStatus::kOk;
-  own_ = std::string();
+  std::string().swap(own_);
   for (;;) {
     std::span<const std::byte> chunk = stream_->Peek();
     const size_t lf = FindLf(chunk);
@@ -158,7 +158,7 @@ size_t BoundedReader::buffered() const {
 
 size_t BoundedReader::DiscardBuffered() {
   const size_t n = buffered();
-  own_ = std::string();
+  std::string().swap(own_);
   own_taken_ = 0;
   stream_taken_ = 0;
   skipping_ = false;

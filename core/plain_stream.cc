@@ -68,7 +68,7 @@ size_t PlainStream::DiscardBuffered() {
 }
 
 void PlainStream::ReleaseOutput() {
-  out_ = std::string();
+  std::string().swap(out_);  // frees the heap buffer (assigning an empty string would keep it)
   out_offset_ = 0;
 }
 

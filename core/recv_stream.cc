@@ -223,7 +223,7 @@ size_t RecvStream::buffered() const {
 
 size_t RecvStream::Discard() {
   size_t n = spill_.size();
-  spill_ = std::string();
+  std::string().swap(spill_);
   while (!queue_.empty()) {
     Entry e = queue_.front();
     queue_.pop_front();

@@ -1,0 +1,174 @@
+// PlainStream over real loopback sockets: writes never pin the caller's memory, a
+// full socket's remainder is flushed with a deadline, Abort() ends every wait, and
+// what was received can be counted and dropped.
+#include "core/plain_stream.h"
+
+#include <sys/socket.h>
+
+#include <string>
+#include <thread>
+
+#include "core/ops.h"
+#include "core/sync.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace ringproxy {
+namespace {
+
+class PlainStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    reactor_ = testing::MakeReactor();
+    ASSERT_NE(reactor_, nullptr);
+    auto ring = BufferRing::Create(*reactor_, 3, 64, 4096);
+    ASSERT_TRUE(ring.ok());
+    ring_ = std::move(*ring);
+  }
+  void TearDown() override { EXPECT_EQ(ring_->in_use(), 0u); }
+  std::unique_ptr<Reactor> reactor_;
+  std::unique_ptr<BufferRing> ring_;
+};
+
+void Shrink(int ours, int peer) {
+  int small = 4096;
+  setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+}
+
+struct WriteOutcome {
+  IoResult write;
+  size_t pending_after_write = 0;
+  IoResult flush;
+};
+
+Task<WriteOutcome> WriteThenFlush(PlainStream* s, const std::string* data, int64_t flush_ms) {
+  WriteOutcome out;
+  out.write = co_await s->Write(AsBytes(*data), Deadline::AfterMs(flush_ms));
+  out.pending_after_write = s->pending_output();
+  out.flush = co_await s->Flush(Deadline::AfterMs(flush_ms));
+  co_await s->Quiesce();
+  co_return out;
+}
+
+TEST_F(PlainStreamTest, WriteToAFullSocketReturnsAtOnceAndFlushDeliversTheRest) {
+  auto [ours, peer] = testing::TcpPair();
+  // Only our send buffer: a tiny receive buffer on loopback (64 KiB MSS) makes TCP
+  // fall back to zero-window probes, which would test TCP, not us.
+  int small = 4096;
+  setsockopt(ours.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  testing::SetBlocking(peer.get());
+  std::string data(1 << 20, 'w');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131);
+  std::string got;
+  std::thread reader([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    char buf[65536];
+    while (got.size() < data.size()) {
+      ssize_t n = recv(peer.get(), buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+  });
+  PlainStream s(std::move(ours), ring_.get());
+  WriteOutcome r = RunUntilComplete(*reactor_, WriteThenFlush(&s, &data, 10000));
+  reader.join();
+  EXPECT_EQ(r.write.res, static_cast<int32_t>(data.size()));
+  EXPECT_GT(r.pending_after_write, 0u) << "the kernel should not have taken 1 MiB at once";
+  EXPECT_EQ(r.flush.res, 0);
+  EXPECT_EQ(s.pending_output(), 0u);
+  EXPECT_TRUE(got == data);
+}
+
+TEST_F(PlainStreamTest, FlushToAPeerThatNeverReadsEndsAtItsDeadline) {
+  auto [ours, peer] = testing::TcpPair();
+  Shrink(ours.get(), peer.get());
+  std::string data(1 << 20, 'w');
+  PlainStream s(std::move(ours), ring_.get());
+  int64_t start = MonotonicNowNs();
+  WriteOutcome r = RunUntilComplete(*reactor_, WriteThenFlush(&s, &data, 200));
+  EXPECT_EQ(r.flush.res, -ETIMEDOUT);
+  EXPECT_LT((MonotonicNowNs() - start) / 1'000'000, 2000);
+}
+
+// One coroutine waits (fill or flush); another aborts the stream 30 ms later.
+Task<IoResult> WaitThenAbort(PlainStream* s, bool flush) {
+  Gate gate;
+  auto aborter = [](Gate::Holder, PlainStream* s) -> Task<void> {
+    co_await Sleep(Deadline::AfterMs(30));
+    s->Abort();
+  };
+  Spawn(aborter(gate.Enter(), s));
+  IoResult r;
+  if (flush) {
+    std::string data(1 << 20, 'f');
+    IoResult w = co_await s->Write(AsBytes(data), Deadline::Never());
+    EXPECT_TRUE(w.ok());
+    r = co_await s->Flush(Deadline::Never());
+  } else {
+    r = co_await s->Fill(Deadline::Never());
+  }
+  co_await gate.Wait();
+  // Sticky: later waits end at once too.
+  IoResult again = co_await s->Fill(Deadline::Never());
+  EXPECT_EQ(again.res, -ECANCELED);
+  co_await s->Quiesce();
+  co_return r;
+}
+
+TEST_F(PlainStreamTest, AbortEndsAWaitingFillAndAWaitingFlush) {
+  for (bool flush : {false, true}) {
+    auto [ours, peer] = testing::TcpPair();
+    Shrink(ours.get(), peer.get());
+    PlainStream s(std::move(ours), ring_.get());
+    int64_t start = MonotonicNowNs();
+    IoResult r = RunUntilComplete(*reactor_, WaitThenAbort(&s, flush));
+    EXPECT_LT(r.res, 0) << (flush ? "flush" : "fill");
+    EXPECT_LT((MonotonicNowNs() - start) / 1'000'000, 1000) << (flush ? "flush" : "fill");
+  }
+}
+
+Task<size_t> ReadOneThenDiscard(PlainStream* s, size_t* first) {
+  IoResult r = co_await s->Fill(Deadline::AfterMs(2000));
+  EXPECT_GT(r.res, 0);
+  *first = s->Peek().size();
+  co_await Sleep(Deadline::AfterMs(50));  // the rest arrives meanwhile
+  size_t dropped = s->DiscardBuffered();
+  EXPECT_EQ(s->buffered(), 0u);
+  co_await s->Quiesce();
+  co_return dropped;
+}
+
+TEST_F(PlainStreamTest, WhatWasReceivedCanBeCountedAndDropped) {
+  auto [ours, peer] = testing::TcpPair();
+  PlainStream s(std::move(ours), ring_.get());
+  ASSERT_EQ(send(peer.get(), "first", 5, 0), 5);
+  std::thread later([fd = peer.get()] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    (void)send(fd, "second", 6, 0);
+  });
+  size_t first = 0;
+  size_t dropped = RunUntilComplete(*reactor_, ReadOneThenDiscard(&s, &first));
+  later.join();
+  EXPECT_EQ(first, 5u);
+  EXPECT_EQ(dropped, 11u);  // the unconsumed first chunk and the second
+}
+
+Task<IoResult> WriteAndShutdown(PlainStream* s) {
+  IoResult w = co_await s->Write(AsBytes("bye"), Deadline::AfterMs(1000));
+  EXPECT_EQ(w.res, 3);
+  IoResult r = co_await s->ShutdownWrite(Deadline::AfterMs(1000));
+  co_await s->Quiesce();
+  co_return r;
+}
+
+TEST_F(PlainStreamTest, ShutdownWriteSendsEverythingThenFin) {
+  auto [ours, peer] = testing::TcpPair();
+  testing::SetBlocking(peer.get());
+  PlainStream s(std::move(ours), ring_.get());
+  EXPECT_EQ(RunUntilComplete(*reactor_, WriteAndShutdown(&s)).res, 0);
+  EXPECT_EQ(testing::ReadToEof(peer.get()), "bye");
+}
+
+}  // namespace
+}  // namespace ringproxy
