@@ -315,13 +315,13 @@ TEST_F(SessionMemoryTest, IdleSessionsHoldNoRecordBuffers) {
 }
 
 // The process-wide session cache's mutex: wolfSSL_SESSION_new takes it (and nothing
-// else) in this build — see the test below.
+// else) in this build — see the test below; null when it takes none.
 const void* GlobalSessionCacheMutex() {
   Recording r;
   WOLFSSL_SESSION* session = wolfSSL_SESSION_new();
   g_recording = false;
   wolfSSL_SESSION_free(session);
-  EXPECT_EQ(g_locked.size(), 1u);
+  EXPECT_LE(g_locked.size(), 1u);  // none in a wolfSSL built with --disable-stunnel
   return g_locked.empty() ? nullptr : g_locked[0];
 }
 
@@ -377,8 +377,10 @@ TEST_F(SessionMemoryTest, ServerHandshakesTakeOnlyTheirCtxReferenceLocks) {
       }
       EXPECT_TRUE(on_io.empty());
       EXPECT_LE(std::count(on_new.begin(), on_new.end(), global), 1);
-      for (const void* m : on_new) EXPECT_TRUE(m == default_ctx || m == global);
-      EXPECT_EQ(std::count(on_free.begin(), on_free.end(), global), 0);
+      for (const void* m : on_new) EXPECT_TRUE(m == default_ctx || (global && m == global));
+      if (global != nullptr) {
+        EXPECT_EQ(std::count(on_free.begin(), on_free.end(), global), 0);
+      }
       printf(
           "%s %s: wolfSSL_new %zu locks (%ld of the global session cache), handshake %zu, "
           "I/O %zu, free %zu; all others are CTX reference counts or the session's own\n",
