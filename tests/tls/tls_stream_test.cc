@@ -1,0 +1,313 @@
+// TlsStream over PlainStream over real loopback sockets, both ends in one reactor: the
+// handshake (and its deadline), byte-exact data both ways at once, half-close with
+// close_notify, a plaintext client, abort in a wait, the pump between TLS and plain,
+// and what an established session holds at rest.
+#include "tls/tls_stream.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include <string>
+
+#include "core/ops.h"
+#include "core/plain_stream.h"
+#include "core/pump.h"
+#include "core/sync.h"
+#include "tests/test_util.h"
+#include "tests/tls/tls_testing.h"
+#include "tls/client_context.h"
+#include "tls/library.h"
+#include "tls/server_context.h"
+#include "tls/ticket_keys.h"
+
+namespace ringproxy {
+namespace {
+
+using testing::KeyType;
+using testing::TempDir;
+using testing::TestPki;
+
+class TlsStreamTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_TRUE(InitTlsLibrary().ok());
+    dir_ = new TempDir();
+    dir_->WritePair("server", TestPki::Shared().Issue({"localhost"}, KeyType::kEcdsaP256));
+    dir_->Write("ca.pem", TestPki::Shared().ca_pem());
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  void SetUp() override {
+    reactor_ = testing::MakeReactor();
+    ASSERT_NE(reactor_, nullptr);
+    auto ring = BufferRing::Create(*reactor_, 5, 256, 16384);
+    ASSERT_TRUE(ring.ok());
+    ring_ = std::move(*ring);
+    uint8_t secret[TicketKeys::kMasterSecretBytes] = {7};
+    TlsServerSettings s;
+    s.certificate = dir_->path() + "/server.crt";
+    s.key = dir_->path() + "/server.key";
+    auto context = TlsServerContext::Create(s, TicketKeys::FromSecret(secret, 3600));
+    ASSERT_TRUE(context.ok()) << context.status().message();
+    auto shard = TlsServerShardContext::Create(*context);
+    ASSERT_TRUE(shard.ok());
+    server_ctx_ = std::move(*shard);
+    TlsClientSettings c;
+    c.ca_file = dir_->path() + "/ca.pem";
+    c.server_name = "localhost";
+    auto client = TlsClientContext::Create(c);
+    ASSERT_TRUE(client.ok()) << client.status().message();
+    auto client_shard = TlsClientShardContext::Create(*client);
+    ASSERT_TRUE(client_shard.ok());
+    client_ctx_ = std::move(*client_shard);
+  }
+  void TearDown() override { EXPECT_EQ(ring_->in_use(), 0u); }
+
+  static TempDir* dir_;
+  std::unique_ptr<Reactor> reactor_;
+  std::unique_ptr<BufferRing> ring_;
+  std::unique_ptr<TlsServerShardContext> server_ctx_;
+  std::unique_ptr<TlsClientShardContext> client_ctx_;
+};
+
+TempDir* TlsStreamTest::dir_ = nullptr;
+
+// Both ends of one TLS connection in this process.
+struct Ends {
+  Ends(UniqueFd c, UniqueFd s, BufferRing* ring, WOLFSSL* client_ssl, WOLFSSL* server_ssl)
+      : client_plain(std::move(c), ring),
+        server_plain(std::move(s), ring),
+        client(&client_plain, client_ssl, TlsStream::Role::kClient),
+        server(&server_plain, server_ssl, TlsStream::Role::kServer) {}
+  PlainStream client_plain;
+  PlainStream server_plain;
+  TlsStream client;
+  TlsStream server;
+};
+
+Task<void> HandshakeOne(TlsStream* s, IoResult* out, Gate::Holder) {
+  *out = co_await s->Handshake(Deadline::AfterMs(5000));
+}
+
+Task<bool> HandshakeBoth(Ends* e) {
+  IoResult c, s;
+  Gate gate;
+  Spawn(HandshakeOne(&e->client, &c, gate.Enter()));
+  Spawn(HandshakeOne(&e->server, &s, gate.Enter()));
+  co_await gate.Wait();
+  EXPECT_EQ(c.res, 0) << e->client.error_text();
+  EXPECT_EQ(s.res, 0) << e->server.error_text();
+  co_return c.res == 0 && s.res == 0;
+}
+
+std::string Pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed;
+  for (auto& ch : s) {
+    x = x * 1664525u + 1013904223u;
+    ch = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+// Sends `data` in uneven pieces, then ends its side.
+Task<void> SendAllThenShut(ByteStream* s, const std::string* data, Gate::Holder) {
+  size_t off = 0, piece = 1;
+  while (off < data->size()) {
+    const size_t n = std::min(piece, data->size() - off);
+    IoResult w = co_await WriteAll(s, AsBytes(std::string_view(*data).substr(off, n)),
+                                   Deadline::AfterMs(10000));
+    EXPECT_TRUE(w.ok());
+    if (!w.ok()) break;
+    off += n;
+    piece = piece * 3 % 70000 + 1;
+  }
+  IoResult shut = co_await s->ShutdownWrite(Deadline::AfterMs(10000));
+  EXPECT_TRUE(shut.ok());
+}
+
+Task<void> ReadToEnd(ByteStream* s, std::string* out, Gate::Holder) {
+  for (;;) {
+    IoResult r = co_await s->Fill(Deadline::AfterMs(10000));
+    if (r.res <= 0) {
+      EXPECT_EQ(r.res, 0);
+      break;
+    }
+    std::span<const std::byte> d = s->Peek();
+    out->append(reinterpret_cast<const char*>(d.data()), d.size());
+    s->Consume(d.size());
+  }
+}
+
+Task<void> Exchange(Ends* e, const std::string* a, const std::string* b, std::string* at_server,
+                    std::string* at_client) {
+  if (!co_await HandshakeBoth(e)) co_return;
+  Gate gate;
+  Spawn(SendAllThenShut(&e->client, a, gate.Enter()));
+  Spawn(SendAllThenShut(&e->server, b, gate.Enter()));
+  Spawn(ReadToEnd(&e->server, at_server, gate.Enter()));
+  Spawn(ReadToEnd(&e->client, at_client, gate.Enter()));
+  co_await gate.Wait();
+  co_await e->client.Quiesce();
+  co_await e->server.Quiesce();
+}
+
+TEST_F(TlsStreamTest, BothDirectionsAtOnceAreByteExactAndEndWithCloseNotify) {
+  auto [c, s] = testing::TcpPair();
+  Ends e(std::move(c), std::move(s), ring_.get(), client_ctx_->NewSession(),
+         server_ctx_->NewSession());
+  const std::string a = Pattern(8 << 20, 1), b = Pattern(8 << 20, 2);
+  std::string at_server, at_client;
+  RunUntilComplete(*reactor_, Exchange(&e, &a, &b, &at_server, &at_client));
+  EXPECT_TRUE(at_server == a) << at_server.size();
+  EXPECT_TRUE(at_client == b) << at_client.size();
+  EXPECT_EQ(e.server.version(), "TLSv1.3");
+  // Each side saw the other's close_notify, not a bare FIN.
+  EXPECT_FALSE(e.server.truncated());
+  EXPECT_FALSE(e.client.truncated());
+}
+
+// Half-close: the client ends its side; the server still answers after the end.
+Task<std::string> HalfClose(Ends* e) {
+  if (!co_await HandshakeBoth(e)) co_return "";
+  IoResult w = co_await WriteAll(&e->client, AsBytes("request"), Deadline::AfterMs(2000));
+  EXPECT_TRUE(w.ok());
+  IoResult shut = co_await e->client.ShutdownWrite(Deadline::AfterMs(2000));
+  EXPECT_TRUE(shut.ok());
+  std::string req;
+  Gate gate;
+  Spawn(ReadToEnd(&e->server, &req, gate.Enter()));
+  co_await gate.Wait();
+  EXPECT_EQ(req, "request");
+  w = co_await WriteAll(&e->server, AsBytes("response"), Deadline::AfterMs(2000));
+  EXPECT_TRUE(w.ok());
+  shut = co_await e->server.ShutdownWrite(Deadline::AfterMs(2000));
+  EXPECT_TRUE(shut.ok());
+  std::string resp;
+  Spawn(ReadToEnd(&e->client, &resp, gate.Enter()));
+  co_await gate.Wait();
+  co_await e->client.Quiesce();
+  co_await e->server.Quiesce();
+  co_return resp;
+}
+
+TEST_F(TlsStreamTest, HalfCloseSendsCloseNotifyAndTheOtherSideStillAnswers) {
+  auto [c, s] = testing::TcpPair();
+  Ends e(std::move(c), std::move(s), ring_.get(), client_ctx_->NewSession(),
+         server_ctx_->NewSession());
+  EXPECT_EQ(RunUntilComplete(*reactor_, HalfClose(&e)), "response");
+  EXPECT_FALSE(e.server.truncated());
+}
+
+Task<IoResult> ServerHandshakeOnly(TlsStream* s, int64_t ms) {
+  IoResult r = co_await s->Handshake(Deadline::AfterMs(ms));
+  co_await s->Quiesce();
+  co_return r;
+}
+
+TEST_F(TlsStreamTest, ASilentClientIsCutAtTheHandshakeDeadline) {
+  auto [c, s] = testing::TcpPair();
+  PlainStream plain(std::move(s), ring_.get());
+  TlsStream server(&plain, server_ctx_->NewSession(), TlsStream::Role::kServer);
+  int64_t start = MonotonicNowNs();
+  EXPECT_EQ(RunUntilComplete(*reactor_, ServerHandshakeOnly(&server, 150)).res, -ETIMEDOUT);
+  EXPECT_LT((MonotonicNowNs() - start) / 1'000'000, 2000);
+}
+
+TEST_F(TlsStreamTest, APlaintextClientFailsTheHandshakeWithAReason) {
+  auto [c, s] = testing::TcpPair();
+  ASSERT_EQ(send(c.get(), "GET / HTTP/1.0\r\n\r\n", 18, 0), 18);
+  PlainStream plain(std::move(s), ring_.get());
+  TlsStream server(&plain, server_ctx_->NewSession(), TlsStream::Role::kServer);
+  EXPECT_EQ(RunUntilComplete(*reactor_, ServerHandshakeOnly(&server, 2000)).res, -EPROTO);
+  EXPECT_FALSE(server.error_text().empty());
+}
+
+Task<IoResult> FillThenAbort(Ends* e) {
+  if (!co_await HandshakeBoth(e)) co_return IoResult{0};
+  Gate gate;
+  auto aborter = [](Gate::Holder, TlsStream* s) -> Task<void> {
+    co_await Sleep(Deadline::AfterMs(30));
+    s->Abort();
+  };
+  Spawn(aborter(gate.Enter(), &e->server));
+  IoResult r = co_await e->server.Fill(Deadline::Never());
+  co_await gate.Wait();
+  co_await e->client.Quiesce();
+  co_await e->server.Quiesce();
+  co_return r;
+}
+
+TEST_F(TlsStreamTest, AbortEndsAWaitingRead) {
+  auto [c, s] = testing::TcpPair();
+  Ends e(std::move(c), std::move(s), ring_.get(), client_ctx_->NewSession(),
+         server_ctx_->NewSession());
+  EXPECT_LT(RunUntilComplete(*reactor_, FillThenAbort(&e)).res, 0);
+}
+
+// client --TLS--> [server TLS stream | pump | plain] --> echo thread
+Task<void> PumpTlsToPlain(Ends* e, PlainStream* up, PumpResources res, PumpResult* out,
+                          Gate::Holder) {
+  IoResult h = co_await e->server.Handshake(Deadline::AfterMs(5000));
+  EXPECT_EQ(h.res, 0) << e->server.error_text();
+  Pump pump(&e->server, up, res, PumpOptions{});
+  *out = co_await pump.Run();
+  co_await up->Quiesce();
+}
+
+Task<void> RunSweeper(IdleSweeper* sweeper, Gate::Holder) { co_await sweeper->Run(); }
+
+Task<void> ClientThroughPump(Ends* e, PlainStream* up, PumpResources res, const std::string* data,
+                             std::string* echoed, PumpResult* result) {
+  Gate gate;
+  Spawn(RunSweeper(res.sweeper, gate.Enter()));
+  Gate pump_gate;
+  Spawn(PumpTlsToPlain(e, up, res, result, pump_gate.Enter()));
+  IoResult h = co_await e->client.Handshake(Deadline::AfterMs(5000));
+  EXPECT_EQ(h.res, 0) << e->client.error_text();
+  Gate io;
+  Spawn(SendAllThenShut(&e->client, data, io.Enter()));
+  Spawn(ReadToEnd(&e->client, echoed, io.Enter()));
+  co_await io.Wait();
+  co_await pump_gate.Wait();
+  res.sweeper->Stop();
+  co_await gate.Wait();
+  co_await e->client.Quiesce();
+  co_await e->server.Quiesce();
+}
+
+TEST_F(TlsStreamTest, ThePumpMovesBytesBetweenTlsAndPlainWithHalfClose) {
+  auto [c, s] = testing::TcpPair();
+  auto [up_ours, up_peer] = testing::TcpPair();
+  Ends e(std::move(c), std::move(s), ring_.get(), client_ctx_->NewSession(),
+         server_ctx_->NewSession());
+  PlainStream up(std::move(up_ours), ring_.get());
+  testing::SetBlocking(up_peer.get());
+  std::thread echo([fd = up_peer.get()] {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      if (!testing::WriteAll(fd, buf, static_cast<size_t>(n))) break;
+    }
+    shutdown(fd, SHUT_WR);
+  });
+  PipePool pipes(65536, 4);
+  IdleSweeper sweeper(10);
+  const std::string data = Pattern(4 << 20, 3);
+  std::string echoed;
+  PumpResult result;
+  RunUntilComplete(*reactor_,
+                   ClientThroughPump(&e, &up, PumpResources{&pipes, ring_.get(), &sweeper}, &data,
+                                     &echoed, &result));
+  echo.join();
+  EXPECT_TRUE(echoed == data) << echoed.size();
+  EXPECT_EQ(result.end, PumpEnd::kClosed) << PumpEndName(result.end);
+  EXPECT_EQ(result.bytes_to_upstream, data.size());
+  EXPECT_EQ(result.mode_switches, 0u) << "TLS on one side: never splice";
+}
+
+}  // namespace
+}  // namespace ringproxy

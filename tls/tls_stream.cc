@@ -1,0 +1,275 @@
+#include "tls/tls_stream.h"
+
+// options.h first: it carries the build's feature macros and struct layout choices.
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/reactor.h"
+#include "core/socket.h"
+#include "tls/error_text.h"
+#include "tls/server_context.h"
+
+namespace ringproxy {
+
+namespace {
+
+// One TLS record's worth of plaintext at most per read and per write.
+constexpr size_t kRecord = 16384;
+
+}  // namespace
+
+TlsStream::TlsStream(ByteStream* transport, WOLFSSL* ssl, Role role)
+    : transport_(transport), ssl_(ssl), role_(role) {
+  wolfSSL_SSLSetIORecv(ssl_, &TlsStream::IoRecv);
+  wolfSSL_SSLSetIOSend(ssl_, &TlsStream::IoSend);
+  wolfSSL_SetIOReadCtx(ssl_, this);
+  wolfSSL_SetIOWriteCtx(ssl_, this);
+}
+
+TlsStream::~TlsStream() { wolfSSL_free(ssl_); }
+
+int TlsStream::IoRecv(WOLFSSL* /*ssl*/, char* buf, int size, void* ctx) {
+  auto* self = static_cast<TlsStream*>(ctx);
+  std::span<const std::byte> in = self->transport_->Peek();
+  if (in.empty()) {
+    return self->transport_eof_ ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
+  }
+  const size_t n = std::min(in.size(), static_cast<size_t>(size));
+  memcpy(buf, in.data(), n);
+  self->transport_->Consume(n);
+  return static_cast<int>(n);
+}
+
+int TlsStream::IoSend(WOLFSSL* /*ssl*/, char* buf, int size, void* ctx) {
+  // Always taken: back-pressure is the transport's (Flush before more is written).
+  static_cast<TlsStream*>(ctx)->ciphertext_.append(buf, static_cast<size_t>(size));
+  return size;
+}
+
+Task<IoResult> TlsStream::SendQueued(Deadline deadline) {
+  // A read (a TLS 1.3 KeyUpdate answer) may queue records while a write is on its way
+  // to the transport: one sender at a time, and it takes whatever was queued meanwhile.
+  if (sending_) co_return IoResult{0};
+  sending_ = true;
+  IoResult w{0};
+  while (!ciphertext_.empty() && w.ok()) {
+    std::string batch;
+    batch.swap(ciphertext_);
+    w = co_await transport_->Write(AsBytes(batch), deadline);
+  }
+  sending_ = false;
+  if (idle_waiter_) Reactor::Current()->Post(std::exchange(idle_waiter_, {}));
+  co_return w;
+}
+
+Task<IoResult> TlsStream::SendAllQueued(Deadline deadline) {
+  // Another coroutine's batch must reach the transport first (Flush and close_notify
+  // promise everything before them).
+  while (sending_) {
+    struct IdleAwaiter {
+      TlsStream* s;
+      bool await_ready() const { return !s->sending_; }
+      void await_suspend(std::coroutine_handle<> h) { s->idle_waiter_ = h; }
+      void await_resume() const {}
+    };
+    co_await IdleAwaiter{this};
+  }
+  IoResult w = co_await SendQueued(deadline);
+  co_return w;
+}
+
+IoResult TlsStream::Failed(int ret) {
+  error_text_ = TlsErrorText(ssl_, ret);
+  return {-EPROTO};
+}
+
+Task<IoResult> TlsStream::Handshake(Deadline deadline) {
+  bool noted = role_ == Role::kClient;
+  for (;;) {
+    if (aborted_) co_return IoResult{-ECANCELED};
+    if (!noted && !transport_->Peek().empty()) {
+      // The start of the ClientHello decides between a name's ECDSA and RSA pairs.
+      std::span<const std::byte> hello = transport_->Peek();
+      TlsServerShardContext::NoteClientHello(ssl_, reinterpret_cast<const uint8_t*>(hello.data()),
+                                             hello.size());
+      noted = true;
+    }
+    const int ret = role_ == Role::kServer ? wolfSSL_accept(ssl_) : wolfSSL_connect(ssl_);
+    const int err = ret == WOLFSSL_SUCCESS ? 0 : wolfSSL_get_error(ssl_, ret);
+    // Our flight (or the alert that ends a failed handshake) goes out either way.
+    IoResult sent = co_await SendQueued(deadline);
+    if (ret == WOLFSSL_SUCCESS) {
+      if (!sent.ok()) co_return sent;
+      IoResult f = co_await transport_->Flush(deadline);
+      co_return f.ok() ? IoResult{0} : f;
+    }
+    if (err != WOLFSSL_ERROR_WANT_READ) {
+      IoResult failure = Failed(ret);
+      if (sent.ok()) (void)co_await transport_->Flush(deadline);
+      co_return failure;
+    }
+    if (!sent.ok()) co_return sent;
+    IoResult r = co_await transport_->Fill(deadline);
+    if (r.res == 0) {
+      error_text_ = "the peer closed the connection during the handshake";
+      co_return IoResult{-ECONNRESET};
+    }
+    if (!r.ok()) co_return r;
+  }
+}
+
+void TlsStream::ReleasePlaintext() {
+  std::string().swap(plaintext_);
+  plaintext_len_ = 0;
+  plaintext_off_ = 0;
+}
+
+Task<IoResult> TlsStream::Fill(Deadline deadline) {
+  if (aborted_) co_return IoResult{-ECANCELED};
+  if (plaintext_off_ < plaintext_len_) {
+    co_return IoResult{static_cast<int32_t>(plaintext_len_ - plaintext_off_)};
+  }
+  for (;;) {
+    if (plaintext_.size() < kRecord) plaintext_.resize(kRecord);
+    const int n = wolfSSL_read(ssl_, plaintext_.data(), static_cast<int>(kRecord));
+    if (n > 0) {
+      plaintext_len_ = static_cast<size_t>(n);
+      plaintext_off_ = 0;
+      co_return IoResult{n};
+    }
+    const int err = wolfSSL_get_error(ssl_, n);
+    ReleasePlaintext();
+    // A read may have produced records to send (a TLS 1.3 KeyUpdate answer).
+    IoResult sent = co_await SendQueued(deadline);
+    if (!sent.ok()) co_return sent;
+    if (err == WOLFSSL_ERROR_ZERO_RETURN) co_return IoResult{0};  // close_notify
+    if (err == WOLFSSL_ERROR_WANT_READ) {
+      if (aborted_) co_return IoResult{-ECANCELED};
+      IoResult r = co_await transport_->Fill(deadline);
+      if (r.res == 0) {
+        transport_eof_ = true;  // wolfSSL now reads CONN_CLOSE once it has used the rest
+        continue;
+      }
+      if (!r.ok()) co_return r;
+      continue;
+    }
+    if (transport_eof_) {
+      // FIN without close_notify: an end of stream for the proxy, but noted.
+      truncated_ = true;
+      co_return IoResult{0};
+    }
+    co_return Failed(n);
+  }
+}
+
+std::span<const std::byte> TlsStream::Peek() const {
+  return {reinterpret_cast<const std::byte*>(plaintext_.data()) + plaintext_off_,
+          plaintext_len_ - plaintext_off_};
+}
+
+void TlsStream::Consume(size_t n) {
+  plaintext_off_ += n;
+  if (plaintext_off_ >= plaintext_len_) ReleasePlaintext();
+}
+
+size_t TlsStream::buffered() const {
+  // Decrypted bytes, then what wolfSSL or the transport holds (ciphertext counted as
+  // is: the exact plaintext length of an undecrypted record is not known yet).
+  return (plaintext_len_ - plaintext_off_) + static_cast<size_t>(wolfSSL_pending(ssl_)) +
+         transport_->buffered();
+}
+
+size_t TlsStream::DiscardBuffered() {
+  const size_t n = buffered();
+  ReleasePlaintext();
+  transport_->DiscardBuffered();
+  return n;
+}
+
+Task<IoResult> TlsStream::Write(std::span<const std::byte> data, Deadline deadline) {
+  if (aborted_) co_return IoResult{-ECANCELED};
+  size_t done = 0;
+  while (done < data.size()) {
+    const size_t n = std::min(kRecord, data.size() - done);
+    // The send callback always takes everything, so wolfSSL_write never asks to be
+    // retried with the same buffer: once it returns, `data` is no longer needed.
+    const int w = wolfSSL_write(ssl_, data.data() + done, static_cast<int>(n));
+    if (w <= 0) {
+      IoResult failure = Failed(w);
+      (void)co_await SendQueued(deadline);
+      co_return failure;
+    }
+    done += static_cast<size_t>(w);
+  }
+  IoResult sent = co_await SendQueued(deadline);
+  if (!sent.ok()) co_return sent;
+  co_return IoResult{static_cast<int32_t>(data.size())};
+}
+
+Task<IoResult> TlsStream::Flush(Deadline deadline) {
+  IoResult sent = co_await SendAllQueued(deadline);
+  if (!sent.ok()) co_return sent;
+  IoResult f = co_await transport_->Flush(deadline);
+  co_return f;
+}
+
+size_t TlsStream::pending_output() const {
+  return ciphertext_.size() + transport_->pending_output();
+}
+
+Task<IoResult> TlsStream::ShutdownWrite(Deadline deadline) {
+  if (aborted_) co_return IoResult{-ECANCELED};
+  if (!close_notify_sent_) {
+    close_notify_sent_ = true;
+    // Queues close_notify through the send callback; reading goes on afterwards.
+    (void)wolfSSL_shutdown(ssl_);
+  }
+  IoResult sent = co_await SendAllQueued(deadline);
+  if (!sent.ok()) co_return sent;
+  IoResult s = co_await transport_->ShutdownWrite(deadline);
+  co_return s;
+}
+
+void TlsStream::Abort() {
+  aborted_ = true;
+  transport_->Abort();
+}
+
+Task<void> TlsStream::Quiesce() {
+  co_await transport_->Quiesce();
+  ReleasePlaintext();
+  std::string().swap(ciphertext_);
+}
+
+std::string_view TlsStream::version() const {
+  const char* v = wolfSSL_get_version(ssl_);
+  return v != nullptr ? v : "";
+}
+
+std::string_view TlsStream::cipher() const {
+  const char* c = wolfSSL_get_cipher_name(ssl_);
+  return c != nullptr ? c : "";
+}
+
+bool TlsStream::resumed() const { return wolfSSL_session_reused(ssl_) == 1; }
+
+std::string_view TlsStream::server_name() const {
+  void* name = nullptr;
+  const uint16_t len = wolfSSL_SNI_GetRequest(ssl_, WOLFSSL_SNI_HOST_NAME, &name);
+  if (name == nullptr || len == 0) return {};
+  return {static_cast<const char*>(name), len};
+}
+
+std::string_view TlsStream::alpn() const {
+  char* protocol = nullptr;
+  uint16_t len = 0;
+  if (wolfSSL_ALPN_GetProtocol(ssl_, &protocol, &len) != WOLFSSL_SUCCESS || protocol == nullptr) {
+    return {};
+  }
+  return {protocol, len};
+}
+
+}  // namespace ringproxy

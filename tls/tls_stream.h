@@ -1,0 +1,100 @@
+// TlsStream: a ByteStream that is TLS over another ByteStream (a PlainStream, which
+// may have carried plaintext before: STARTTLS). wolfSSL never touches the socket: its
+// per-session I/O callbacks take ciphertext from the transport's Peek() and hand
+// ciphertext to our own buffer, which goes to the transport's Write(); every wait is
+// the transport's, with the caller's deadline, so WANT_READ never blocks the reactor
+// and Abort()/deadlines reach TLS sessions exactly as plain ones.
+//
+// At rest (no record in flight) the stream holds no record buffer of its own: the
+// plaintext buffer is allocated while a record's bytes wait for the consumer and the
+// ciphertext buffer only while a write is on its way to the transport.
+//
+// Closing: ShutdownWrite() sends close_notify before the transport's FIN (RFC 8446
+// §6.1) and reading goes on (half-close). A peer's close_notify reads as end of
+// stream; a transport EOF without one also does (most clients skip it) and is
+// counted in truncated().
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <string>
+
+#include "core/byte_stream.h"
+
+struct WOLFSSL;
+
+namespace ringproxy {
+
+class TlsStream final : public ByteStream {
+ public:
+  enum class Role : uint8_t { kServer, kClient };
+
+  // Takes `ssl` (freed with the stream); sets its I/O callbacks. The transport must
+  // outlive the stream.
+  TlsStream(ByteStream* transport, WOLFSSL* ssl, Role role);
+  ~TlsStream() override;
+  TlsStream(const TlsStream&) = delete;
+  TlsStream& operator=(const TlsStream&) = delete;
+
+  // Runs the handshake to the end: 0, -ETIMEDOUT, -ECANCELED, -ECONNRESET (the peer
+  // left), or -EPROTO (TLS failed: error_text() says why; any alert was sent).
+  Task<IoResult> Handshake(Deadline deadline);
+
+  Task<IoResult> Fill(Deadline deadline) override;
+  std::span<const std::byte> Peek() const override;
+  void Consume(size_t n) override;
+  size_t buffered() const override;
+  size_t DiscardBuffered() override;
+
+  Task<IoResult> Write(std::span<const std::byte> data, Deadline deadline) override;
+  Task<IoResult> Flush(Deadline deadline) override;
+  size_t pending_output() const override;
+  Task<IoResult> ShutdownWrite(Deadline deadline) override;
+
+  void Abort() override;
+  bool aborted() const override { return aborted_; }
+  Task<void> Quiesce() override;
+  PlainStream* plain() override { return nullptr; }
+  int fd() const override { return transport_->fd(); }
+
+  // After the handshake, for logs: "TLSv1.3 TLS_AES_128_GCM_SHA256", resumed or not,
+  // the name the client asked for, the ALPN protocol chosen.
+  std::string_view version() const;
+  std::string_view cipher() const;
+  bool resumed() const;
+  std::string_view server_name() const;
+  std::string_view alpn() const;
+  // Why the last TLS call failed (handshake, read, write), for the log.
+  const std::string& error_text() const { return error_text_; }
+  bool truncated() const { return truncated_; }
+  WOLFSSL* ssl() const { return ssl_; }
+
+ private:
+  static int IoRecv(WOLFSSL* ssl, char* buf, int size, void* ctx);
+  static int IoSend(WOLFSSL* ssl, char* buf, int size, void* ctx);
+  // Hands what the callbacks queued to the transport (its Write: no waiting for the
+  // kernel). The stream may be read and written by two coroutines at once (the pump's
+  // two directions), so this is the only place ciphertext leaves.
+  Task<IoResult> SendQueued(Deadline deadline);
+  // SendQueued after any batch another coroutine is sending has gone.
+  Task<IoResult> SendAllQueued(Deadline deadline);
+  IoResult Failed(int ret);
+  void ReleasePlaintext();
+
+  ByteStream* transport_;
+  WOLFSSL* ssl_;
+  Role role_;
+  std::string plaintext_;  // decrypted, not consumed yet (empty: no allocation)
+  size_t plaintext_len_ = 0;
+  size_t plaintext_off_ = 0;
+  std::string ciphertext_;               // produced by wolfSSL, not handed to the transport yet
+  bool sending_ = false;                 // SendQueued is handing a batch to the transport
+  std::coroutine_handle<> idle_waiter_;  // waits for sending_ to clear
+  bool transport_eof_ = false;
+  bool close_notify_sent_ = false;
+  bool aborted_ = false;
+  bool truncated_ = false;
+  std::string error_text_;
+};
+
+}  // namespace ringproxy
