@@ -21,14 +21,6 @@
 
 namespace ringproxy {
 
-std::string_view ProtocolName(Protocol p) {
-  switch (p) {
-    case Protocol::kTcp:
-      return "tcp";
-  }
-  return "?";
-}
-
 std::string_view BalanceName(Balance b) {
   switch (b) {
     case Balance::kRoundRobin:
@@ -67,27 +59,6 @@ namespace {
 
 constexpr size_t kMaxErrors = 20;
 
-class Errors {
- public:
-  explicit Errors(std::string_view path) : path_(path) {}
-  void Add(const toml::source_region& where, std::string_view key, std::string_view message) {
-    if (list_.size() >= kMaxErrors) return;
-    list_.push_back(fmt::format("{}:{}: {}: {}", path_, where.begin.line, key, message));
-  }
-  void AddNoLine(std::string_view key, std::string_view message) {
-    if (list_.size() >= kMaxErrors) return;
-    list_.push_back(fmt::format("{}: {}: {}", path_, key, message));
-  }
-  bool empty() const { return list_.empty(); }
-  absl::Status ToStatus() const {
-    return absl::InvalidArgumentError(fmt::format("{}", fmt::join(list_, "\n")));
-  }
-
- private:
-  std::string path_;
-  std::vector<std::string> list_;
-};
-
 std::string_view TypeName(const toml::node& n) {
   switch (n.type()) {
     case toml::node_type::table:
@@ -107,184 +78,287 @@ std::string_view TypeName(const toml::node& n) {
   }
 }
 
-// Reads the keys of one table; remembers which were read so Finish() can report
-// the unknown ones.
-class TableReader {
+const toml::table& TomlOf(const void* t) { return *static_cast<const toml::table*>(t); }
+
+int LineOf(const toml::node& n) { return static_cast<int>(n.source().begin.line); }
+
+}  // namespace
+
+void Extensions::Set(std::string name, ExtensionPtr ext) {
+  for (auto& [n, e] : items_) {
+    if (n == name) {
+      e = std::move(ext);
+      return;
+    }
+  }
+  items_.emplace_back(std::move(name), std::move(ext));
+}
+
+const ConfigExtension* Extensions::Find(std::string_view name) const {
+  for (const auto& [n, e] : items_) {
+    if (n == name) return e.get();
+  }
+  return nullptr;
+}
+
+void ConfigErrors::Add(int line, std::string_view key, std::string_view message) {
+  if (list_.size() >= kMaxErrors) return;
+  list_.push_back(fmt::format("{}:{}: {}: {}", path_, line, key, message));
+}
+
+void ConfigErrors::Add(std::string_view key, std::string_view message) {
+  if (list_.size() >= kMaxErrors) return;
+  list_.push_back(fmt::format("{}: {}: {}", path_, key, message));
+}
+
+absl::Status ConfigErrors::ToStatus() const {
+  return absl::InvalidArgumentError(fmt::format("{}", fmt::join(list_, "\n")));
+}
+
+ConfigTable::ConfigTable(const void* table, std::string prefix, ConfigErrors* errors)
+    : table_(table), prefix_(std::move(prefix)), errors_(errors) {}
+
+ConfigTable::~ConfigTable() = default;
+
+std::string ConfigTable::Key(std::string_view key) const {
+  return prefix_.empty() ? std::string(key) : fmt::format("{}.{}", prefix_, key);
+}
+
+bool ConfigTable::Has(std::string_view key) const { return TomlOf(table_).contains(key); }
+
+void ConfigTable::Error(std::string_view key, std::string_view message) {
+  const toml::node* n = TomlOf(table_).get(key);
+  errors_->Add(n != nullptr ? LineOf(*n) : static_cast<int>(TomlOf(table_).source().begin.line),
+               Key(key), message);
+}
+
+void ConfigTable::Fail(std::string_view message) {
+  errors_->Add(static_cast<int>(TomlOf(table_).source().begin.line), prefix_, message);
+}
+
+namespace {
+// Marks `key` as read and returns its node (null when absent).
+const toml::node* Read(const void* table, std::vector<std::string>* known, std::string_view key) {
+  known->emplace_back(key);
+  return TomlOf(table).get(key);
+}
+}  // namespace
+
+void ConfigTable::Int(std::string_view key, int64_t* out, int64_t min, int64_t max) {
+  const toml::node* n = Read(table_, &known_, key);
+  if (n == nullptr) return;
+  const auto* v = n->as_integer();
+  if (v == nullptr) {
+    Error(key, fmt::format("expected an integer, got {}", TypeName(*n)));
+    return;
+  }
+  int64_t x = v->get();
+  if (x < min || x > max) {
+    Error(key, fmt::format("expected an integer in {}..{}, got {}", min, max, x));
+    return;
+  }
+  *out = x;
+}
+
+void ConfigTable::Int(std::string_view key, int* out, int64_t min, int64_t max) {
+  int64_t v = *out;
+  Int(key, &v, min, max);
+  *out = static_cast<int>(v);
+}
+
+void ConfigTable::Int(std::string_view key, uint32_t* out, int64_t min, int64_t max) {
+  int64_t v = *out;
+  Int(key, &v, min, max);
+  *out = static_cast<uint32_t>(v);
+}
+
+void ConfigTable::Bool(std::string_view key, bool* out) {
+  const toml::node* n = Read(table_, &known_, key);
+  if (n == nullptr) return;
+  const auto* v = n->as_boolean();
+  if (v == nullptr) {
+    Error(key, fmt::format("expected true or false, got {}", TypeName(*n)));
+    return;
+  }
+  *out = v->get();
+}
+
+bool ConfigTable::String(std::string_view key, std::string* out, bool required) {
+  const toml::node* n = Read(table_, &known_, key);
+  if (n == nullptr) {
+    if (required) Error(key, "required key is missing");
+    return !required;
+  }
+  const auto* v = n->as_string();
+  if (v == nullptr) {
+    Error(key, fmt::format("expected a string, got {}", TypeName(*n)));
+    return false;
+  }
+  *out = v->get();
+  return true;
+}
+
+bool ConfigTable::StringList(std::string_view key, std::vector<std::string>* out, bool required) {
+  const toml::node* n = Read(table_, &known_, key);
+  if (n == nullptr) {
+    if (required) Error(key, "required key is missing");
+    return !required;
+  }
+  const auto* arr = n->as_array();
+  if (arr == nullptr) {
+    Error(key, fmt::format("expected an array of strings, got {}", TypeName(*n)));
+    return false;
+  }
+  std::vector<std::string> values;
+  for (const toml::node& e : *arr) {
+    const auto* v = e.as_string();
+    if (v == nullptr) {
+      errors_->Add(LineOf(e), Key(key), fmt::format("expected strings, got {}", TypeName(e)));
+      return false;
+    }
+    values.push_back(v->get());
+  }
+  *out = std::move(values);
+  return true;
+}
+
+ConfigTable* ConfigTable::Table(std::string_view key) {
+  const toml::node* n = Read(table_, &known_, key);
+  if (n == nullptr) return nullptr;
+  if (!n->is_table()) {
+    Error(key, fmt::format("expected a table [{}], got {}", Key(key), TypeName(*n)));
+    return nullptr;
+  }
+  children_.push_back(
+      std::unique_ptr<ConfigTable>(new ConfigTable(n->as_table(), Key(key), errors_)));
+  return children_.back().get();
+}
+
+void ConfigTable::Finish() {
+  for (auto& child : children_) child->Finish();
+  for (auto&& [k, v] : TomlOf(table_)) {
+    if (std::find(known_.begin(), known_.end(), k.str()) == known_.end()) {
+      errors_->Add(LineOf(v), Key(k.str()), "unknown key");
+    }
+  }
+}
+
+void ConfigSchema::AddSection(std::string name, Reader reader) {
+  sections_.push_back({std::move(name), std::move(reader)});
+}
+void ConfigSchema::AddListenerProtocol(std::string name, Reader reader) {
+  protocols_.push_back({std::move(name), std::move(reader)});
+}
+void ConfigSchema::AddListenerTable(std::string name, Reader reader) {
+  listener_tables_.push_back({std::move(name), std::move(reader)});
+}
+void ConfigSchema::AddUpstreamTable(std::string name, Reader reader) {
+  upstream_tables_.push_back({std::move(name), std::move(reader)});
+}
+void ConfigSchema::AddCheck(Check check) { checks_.push_back(std::move(check)); }
+
+// One parse: core's own keys, then every module's, in file order within each kind.
+class ConfigParser {
  public:
-  TableReader(const toml::table& table, std::string prefix, Errors& errors)
-      : table_(table), prefix_(std::move(prefix)), errors_(errors) {}
+  ConfigParser(const ConfigSchema& schema, std::string_view path)
+      : schema_(schema), errors_(path) {}
 
-  std::string Key(std::string_view key) const {
-    return prefix_.empty() ? std::string(key) : fmt::format("{}.{}", prefix_, key);
-  }
-  const toml::node* Get(std::string_view key) {
-    known_.insert(std::string(key));
-    return table_.get(key);
-  }
-
-  void Int(std::string_view key, int64_t* out, int64_t min, int64_t max) {
-    const toml::node* n = Get(key);
-    if (n == nullptr) return;
-    const auto* v = n->as_integer();
-    if (v == nullptr) {
-      errors_.Add(n->source(), Key(key), fmt::format("expected an integer, got {}", TypeName(*n)));
-      return;
-    }
-    int64_t x = v->get();
-    if (x < min || x > max) {
-      errors_.Add(n->source(), Key(key),
-                  fmt::format("expected an integer in {}..{}, got {}", min, max, x));
-      return;
-    }
-    *out = x;
-  }
-  void Int(std::string_view key, int* out, int64_t min, int64_t max) {
-    int64_t v = *out;
-    Int(key, &v, min, max);
-    *out = static_cast<int>(v);
-  }
-  void Bool(std::string_view key, bool* out) {
-    const toml::node* n = Get(key);
-    if (n == nullptr) return;
-    const auto* v = n->as_boolean();
-    if (v == nullptr) {
-      errors_.Add(n->source(), Key(key),
-                  fmt::format("expected true or false, got {}", TypeName(*n)));
-      return;
-    }
-    *out = v->get();
-  }
-  // Returns false when present but not a string.
-  bool String(std::string_view key, std::string* out, bool required) {
-    const toml::node* n = Get(key);
-    if (n == nullptr) {
-      if (required) errors_.Add(table_.source(), Key(key), "required key is missing");
-      return !required;
-    }
-    const auto* v = n->as_string();
-    if (v == nullptr) {
-      errors_.Add(n->source(), Key(key), fmt::format("expected a string, got {}", TypeName(*n)));
-      return false;
-    }
-    *out = v->get();
-    return true;
-  }
-  void IntArray(std::string_view key, std::vector<int>* out, int64_t min, int64_t max) {
-    const toml::node* n = Get(key);
-    if (n == nullptr) return;
-    const auto* arr = n->as_array();
-    if (arr == nullptr) {
-      errors_.Add(n->source(), Key(key),
-                  fmt::format("expected an array of integers, got {}", TypeName(*n)));
-      return;
-    }
-    out->clear();
-    for (const toml::node& e : *arr) {
-      const auto* v = e.as_integer();
-      if (v == nullptr || v->get() < min || v->get() > max) {
-        errors_.Add(e.source(), Key(key), fmt::format("expected integers in {}..{}", min, max));
-        return;
-      }
-      out->push_back(static_cast<int>(v->get()));
-    }
-  }
-  bool StringArray(std::string_view key,
-                   std::vector<std::pair<std::string, toml::source_region>>* out, bool required) {
-    const toml::node* n = Get(key);
-    if (n == nullptr) {
-      if (required) errors_.Add(table_.source(), Key(key), "required key is missing");
-      return false;
-    }
-    const auto* arr = n->as_array();
-    if (arr == nullptr) {
-      errors_.Add(n->source(), Key(key),
-                  fmt::format("expected an array of strings, got {}", TypeName(*n)));
-      return false;
-    }
-    for (const toml::node& e : *arr) {
-      const auto* v = e.as_string();
-      if (v == nullptr) {
-        errors_.Add(e.source(), Key(key), fmt::format("expected strings, got {}", TypeName(e)));
-        return false;
-      }
-      out->emplace_back(v->get(), e.source());
-    }
-    return true;
-  }
-  const toml::node* Source(std::string_view key) const { return table_.get(key); }
-  const toml::source_region& source() const { return table_.source(); }
-
-  void Finish() {
-    for (auto&& [k, v] : table_) {
-      if (known_.count(std::string(k.str())) == 0) {
-        errors_.Add(v.source(), Key(k.str()), "unknown key");
-      }
-    }
-  }
+  absl::StatusOr<ConfigPtr> Parse(const toml::table& root, std::string_view path);
 
  private:
-  const toml::table& table_;
-  std::string prefix_;
-  Errors& errors_;
-  std::set<std::string> known_;
+  ConfigTable Root(const toml::table& t) { return ConfigTable(&t, "", &errors_); }
+  std::unique_ptr<ConfigTable> Make(const toml::table& t, std::string prefix) {
+    return std::unique_ptr<ConfigTable>(new ConfigTable(&t, std::move(prefix), &errors_));
+  }
+  std::vector<const toml::table*> TablesOf(ConfigTable& root, std::string_view key);
+  void ReadRuntime(ConfigTable& r, RuntimeConfig* rt);
+  void ReadLog(ConfigTable& r, LogConfig* lc);
+  void ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u);
+  void ReadListener(ConfigTable& r, ListenerConfig* l);
+  void ReadTables(ConfigTable& r, const std::vector<ConfigSchema::Entry>& entries, Extensions* out);
+  void CrossCheck();
+
+  const ConfigSchema& schema_;
+  ConfigErrors errors_;
+  std::shared_ptr<Config> config_;
+  std::vector<std::unique_ptr<ConfigTable>> upstream_tables_;
+  std::vector<std::unique_ptr<ConfigTable>> listener_tables_;
 };
 
-void ReadRuntime(const toml::table& t, RuntimeConfig* rt, Errors& errors) {
-  TableReader r(t, "runtime", errors);
+std::vector<const toml::table*> ConfigParser::TablesOf(ConfigTable& root, std::string_view key) {
+  std::vector<const toml::table*> out;
+  const toml::node* n = Read(root.table_, &root.known_, key);
+  if (n == nullptr) return out;
+  const toml::array* arr = n->as_array();
+  if (arr == nullptr || !arr->is_array_of_tables()) {
+    root.Error(key, fmt::format("expected an array of tables [[{}]]", key));
+    return out;
+  }
+  for (const toml::node& e : *arr) out.push_back(e.as_table());
+  return out;
+}
+
+void ConfigParser::ReadRuntime(ConfigTable& r, RuntimeConfig* rt) {
   r.Int("shards", &rt->shards, 0, 1024);
-  r.IntArray("cpus", &rt->cpus, 0, 4095);
+  if (const toml::node* n = TomlOf(r.table_).get("cpus")) {
+    r.known_.emplace_back("cpus");
+    const auto* arr = n->as_array();
+    if (arr == nullptr) {
+      r.Error("cpus", fmt::format("expected an array of integers, got {}", TypeName(*n)));
+    } else {
+      rt->cpus.clear();
+      for (const toml::node& e : *arr) {
+        const auto* v = e.as_integer();
+        if (v == nullptr || v->get() < 0 || v->get() > 4095) {
+          errors_.Add(LineOf(e), "runtime.cpus", "expected integers in 0..4095");
+          break;
+        }
+        rt->cpus.push_back(static_cast<int>(v->get()));
+      }
+    }
+  }
   // The completion queue is 4 x this and the kernel caps it at 65536 entries
   // (IORING_MAX_CQ_ENTRIES): past 16384 every shard would fail to start.
   r.Int("ring_entries", &rt->ring_entries, 8, 16384);
   r.Int("buffer_count", &rt->buffer_count, 1, 32768);
-  if (const toml::node* n = r.Source("buffer_count");
-      n != nullptr && (rt->buffer_count & (rt->buffer_count - 1)) != 0) {
-    errors.Add(n->source(), "runtime.buffer_count",
-               fmt::format("expected a power of two, got {}", rt->buffer_count));
+  if (r.Has("buffer_count") && (rt->buffer_count & (rt->buffer_count - 1)) != 0) {
+    r.Error("buffer_count", fmt::format("expected a power of two, got {}", rt->buffer_count));
   }
   r.Int("buffer_size", &rt->buffer_size, 1024, 1 << 20);
   r.Int("pipe_size", &rt->pipe_size, 0, 1 << 26);
   r.Int("pipe_pool_max", &rt->pipe_pool_max, 0, 1 << 20);
   r.Int("max_connections_per_shard", &rt->max_connections_per_shard, 1, 10'000'000);
   r.Int("drain_timeout_ms", &rt->drain_timeout_ms, 0, 86'400'000);
-  r.Finish();
 }
 
-void ReadLog(const toml::table& t, LogConfig* lc, Errors& errors) {
-  TableReader r(t, "log", errors);
-  r.String("file", &lc->file, false);
+void ConfigParser::ReadLog(ConfigTable& r, LogConfig* lc) {
+  r.String("file", &lc->file);
   std::string level;
-  if (r.String("level", &level, false) && !level.empty() && !log::ParseLevel(level, &lc->level)) {
-    errors.Add(r.Source("level")->source(), "log.level",
-               fmt::format("expected one of debug, info, warn, error, off; got '{}'", level));
+  if (r.String("level", &level) && !level.empty() && !log::ParseLevel(level, &lc->level)) {
+    r.Error("level", fmt::format("expected one of debug, info, warn, error, off; got '{}'", level));
   }
   r.Bool("access", &lc->access);
-  r.Finish();
 }
 
-void ReadUpstream(const toml::table& t, size_t index, UpstreamGroupConfig* u, Errors& errors) {
-  TableReader r(t, fmt::format("upstream[{}]", index), errors);
+void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
   r.String("name", &u->name, true);
   std::string balance;
-  if (r.String("balance", &balance, false) && !balance.empty()) {
+  if (r.String("balance", &balance) && !balance.empty()) {
     if (balance == "round_robin") {
       u->balance = Balance::kRoundRobin;
     } else if (balance == "ip_hash") {
       u->balance = Balance::kIpHash;
     } else {
-      errors.Add(r.Source("balance")->source(), r.Key("balance"),
-                 fmt::format("expected round_robin or ip_hash, got '{}'", balance));
+      r.Error("balance", fmt::format("expected round_robin or ip_hash, got '{}'", balance));
     }
   }
-  std::vector<std::pair<std::string, toml::source_region>> servers;
-  if (r.StringArray("servers", &servers, true)) {
-    if (servers.empty()) {
-      errors.Add(r.Source("servers")->source(), r.Key("servers"), "expected at least one server");
-    }
-    for (auto& [text, where] : servers) {
+  std::vector<std::string> servers;
+  if (r.StringList("servers", &servers, true) && r.Has("servers")) {
+    if (servers.empty()) r.Error("servers", "expected at least one server");
+    for (const std::string& text : servers) {
       absl::StatusOr<SocketAddress> a = SocketAddress::Parse(text);
       if (!a.ok()) {
-        errors.Add(where, r.Key("servers"), MessageOf(a.status()));
+        r.Error("servers", MessageOf(a.status()));
         continue;
       }
       u->servers.push_back({text, *a});
@@ -293,46 +367,123 @@ void ReadUpstream(const toml::table& t, size_t index, UpstreamGroupConfig* u, Er
   r.Int("connect_timeout_ms", &u->connect_timeout_ms, 1, 3'600'000);
   r.Int("max_fails", &u->max_fails, 0, 1000);
   r.Int("fail_timeout_ms", &u->fail_timeout_ms, 0, 86'400'000);
-  r.Finish();
+  ReadTables(r, schema_.upstream_tables_, &u->extensions);
 }
 
-void ReadListener(const toml::table& t, size_t index, ListenerConfig* l, Errors& errors) {
-  TableReader r(t, fmt::format("listener[{}]", index), errors);
+void ConfigParser::ReadListener(ConfigTable& r, ListenerConfig* l) {
   r.String("name", &l->name, true);
-  std::string protocol;
-  if (r.String("protocol", &protocol, true) && !protocol.empty()) {
-    if (protocol == "tcp") {
-      l->protocol = Protocol::kTcp;
-    } else {
-      errors.Add(r.Source("protocol")->source(), r.Key("protocol"),
-                 fmt::format("expected \"tcp\", got '{}'", protocol));
-    }
-  }
   if (r.String("listen", &l->listen_text, true) && !l->listen_text.empty()) {
     absl::StatusOr<SocketAddress> a = SocketAddress::Parse(l->listen_text);
     if (a.ok()) {
       l->address = *a;
     } else {
-      errors.Add(r.Source("listen")->source(), r.Key("listen"), MessageOf(a.status()));
+      r.Error("listen", MessageOf(a.status()));
     }
   }
-  r.String("upstream", &l->upstream, true);
+  r.String("upstream", &l->upstream);
   r.Int("idle_timeout_ms", &l->idle_timeout_ms, 1, 86'400'000);
   r.Int("send_timeout_ms", &l->send_timeout_ms, 1, 86'400'000);
   r.Int("backlog", &l->backlog, 1, 65535);
   r.Int("send_buffer", &l->send_buffer, 0, 64 << 20);
   std::string relay(RelayModeName(l->relay));  // kept when the key is absent
-  if (r.String("relay", &relay, false) && !ParseRelayMode(relay, &l->relay)) {
-    errors.Add(r.Source("relay")->source(), r.Key("relay"),
-               fmt::format("expected auto, copy or splice, got '{}'", relay));
+  if (r.String("relay", &relay) && !ParseRelayMode(relay, &l->relay)) {
+    r.Error("relay", fmt::format("expected auto, copy or splice, got '{}'", relay));
   }
-  r.Finish();
+  if (r.String("protocol", &l->protocol, true) && !l->protocol.empty()) {
+    const ConfigSchema::Entry* protocol = nullptr;
+    std::vector<std::string> names;
+    for (const auto& e : schema_.protocols_) {
+      names.push_back(fmt::format("\"{}\"", e.name));
+      if (e.name == l->protocol) protocol = &e;
+    }
+    if (protocol == nullptr) {
+      r.Error("protocol", fmt::format("expected {}, got '{}'",
+                                      names.empty() ? "a registered protocol"
+                                                    : fmt::format("{}", fmt::join(names, " or ")),
+                                      l->protocol));
+    } else if (protocol->reader) {
+      l->protocol_settings = protocol->reader(r, *config_);
+    }
+  }
+  ReadTables(r, schema_.listener_tables_, &l->extensions);
 }
 
-}  // namespace
+void ConfigParser::ReadTables(ConfigTable& r, const std::vector<ConfigSchema::Entry>& entries,
+                              Extensions* out) {
+  for (const auto& e : entries) {
+    if (ConfigTable* t = r.Table(e.name)) {
+      if (ExtensionPtr ext = e.reader(*t, *config_)) out->Set(e.name, std::move(ext));
+    }
+  }
+}
 
-absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view path) {
-  Errors errors(path);
+absl::StatusOr<ConfigPtr> ConfigParser::Parse(const toml::table& root, std::string_view path) {
+  config_ = std::make_shared<Config>();
+  config_->path = std::string(path);
+  ConfigTable top = Root(root);
+  if (ConfigTable* t = top.Table("runtime")) ReadRuntime(*t, &config_->runtime);
+  if (ConfigTable* t = top.Table("log")) ReadLog(*t, &config_->log);
+  ReadTables(top, schema_.sections_, &config_->sections);
+  std::vector<const toml::table*> upstreams = TablesOf(top, "upstream");
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    config_->upstreams.emplace_back();
+    config_->upstreams.back().index = static_cast<int>(i);
+    upstream_tables_.push_back(Make(*upstreams[i], fmt::format("upstream[{}]", i)));
+    ReadUpstream(*upstream_tables_.back(), &config_->upstreams.back());
+  }
+  std::vector<const toml::table*> listeners = TablesOf(top, "listener");
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    config_->listeners.emplace_back();
+    config_->listeners.back().index = static_cast<int>(i);
+    listener_tables_.push_back(Make(*listeners[i], fmt::format("listener[{}]", i)));
+    ReadListener(*listener_tables_.back(), &config_->listeners.back());
+  }
+  top.Finish();
+  for (auto& r : upstream_tables_) r->Finish();
+  for (auto& r : listener_tables_) r->Finish();
+  CrossCheck();
+  for (const ConfigSchema::Check& check : schema_.checks_) check(*config_, errors_);
+  if (!errors_.empty()) return errors_.ToStatus();
+  return ConfigPtr(std::move(config_));
+}
+
+void ConfigParser::CrossCheck() {
+  Config& c = *config_;
+  absl::flat_hash_set<std::string> names;
+  for (size_t i = 0; i < c.upstreams.size(); ++i) {
+    const std::string& name = c.upstreams[i].name;
+    if (!name.empty() && !names.insert(name).second) {
+      upstream_tables_[i]->Error("name", fmt::format("duplicate upstream name '{}'", name));
+    }
+  }
+  absl::flat_hash_set<std::string> listener_names;
+  absl::flat_hash_set<std::string> addresses;
+  for (size_t i = 0; i < c.listeners.size(); ++i) {
+    ListenerConfig& l = c.listeners[i];
+    ConfigTable& t = *listener_tables_[i];
+    if (!l.name.empty() && !listener_names.insert(l.name).second) {
+      t.Error("name", fmt::format("duplicate listener name '{}'", l.name));
+    }
+    if (l.address.size() != 0 && !addresses.insert(l.address.ToString()).second) {
+      t.Error("listen",
+              fmt::format("address {} is used by another listener", l.address.ToString()));
+    }
+    if (l.upstream.empty()) continue;
+    for (size_t u = 0; u < c.upstreams.size(); ++u) {
+      if (c.upstreams[u].name == l.upstream) l.upstream_index = static_cast<int>(u);
+    }
+    if (l.upstream_index < 0) {
+      std::vector<std::string> known;
+      for (const auto& u : c.upstreams) known.push_back(u.name);
+      t.Error("upstream",
+              fmt::format("unknown upstream '{}' (defined: {})", l.upstream,
+                          known.empty() ? "none" : fmt::format("{}", fmt::join(known, ", "))));
+    }
+  }
+}
+
+absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view path,
+                                      const ConfigSchema& schema) {
   toml::parse_result parsed = toml::parse(text, path);
   if (!parsed) {
     const toml::parse_error& e = parsed.error();
@@ -340,92 +491,18 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view pa
                                                   e.source().begin.line, e.source().begin.column,
                                                   e.description()));
   }
-  const toml::table& root = parsed.table();
-  auto config = std::make_shared<Config>();
-  config->path = std::string(path);
-
-  TableReader top(root, "", errors);
-  auto table_of = [&](std::string_view key) -> const toml::table* {
-    const toml::node* n = top.Get(key);
-    if (n == nullptr) return nullptr;
-    if (!n->is_table()) {
-      errors.Add(n->source(), key, fmt::format("expected a table [{}], got {}", key, TypeName(*n)));
-      return nullptr;
-    }
-    return n->as_table();
-  };
-  auto tables_of = [&](std::string_view key) -> std::vector<const toml::table*> {
-    std::vector<const toml::table*> out;
-    const toml::node* n = top.Get(key);
-    if (n == nullptr) return out;
-    const toml::array* arr = n->as_array();
-    if (arr == nullptr || !arr->is_array_of_tables()) {
-      errors.Add(n->source(), key, fmt::format("expected an array of tables [[{}]]", key));
-      return out;
-    }
-    for (const toml::node& e : *arr) out.push_back(e.as_table());
-    return out;
-  };
-
-  if (const toml::table* t = table_of("runtime")) ReadRuntime(*t, &config->runtime, errors);
-  if (const toml::table* t = table_of("log")) ReadLog(*t, &config->log, errors);
-  std::vector<const toml::table*> upstreams = tables_of("upstream");
-  for (size_t i = 0; i < upstreams.size(); ++i) {
-    config->upstreams.emplace_back();
-    ReadUpstream(*upstreams[i], i, &config->upstreams.back(), errors);
-  }
-  std::vector<const toml::table*> listeners = tables_of("listener");
-  for (size_t i = 0; i < listeners.size(); ++i) {
-    config->listeners.emplace_back();
-    ReadListener(*listeners[i], i, &config->listeners.back(), errors);
-  }
-  top.Finish();
-
-  // Cross references.
-  absl::flat_hash_set<std::string> names;
-  for (size_t i = 0; i < config->upstreams.size(); ++i) {
-    const std::string& name = config->upstreams[i].name;
-    if (!name.empty() && !names.insert(name).second) {
-      errors.Add(upstreams[i]->source(), fmt::format("upstream[{}].name", i),
-                 fmt::format("duplicate upstream name '{}'", name));
-    }
-  }
-  absl::flat_hash_set<std::string> listener_names;
-  absl::flat_hash_set<std::string> addresses;
-  for (size_t i = 0; i < config->listeners.size(); ++i) {
-    ListenerConfig& l = config->listeners[i];
-    if (!l.name.empty() && !listener_names.insert(l.name).second) {
-      errors.Add(listeners[i]->source(), fmt::format("listener[{}].name", i),
-                 fmt::format("duplicate listener name '{}'", l.name));
-    }
-    if (l.address.size() != 0 && !addresses.insert(l.address.ToString()).second) {
-      errors.Add(listeners[i]->source(), fmt::format("listener[{}].listen", i),
-                 fmt::format("address {} is used by another listener", l.address.ToString()));
-    }
-    if (l.upstream.empty()) continue;
-    for (size_t u = 0; u < config->upstreams.size(); ++u) {
-      if (config->upstreams[u].name == l.upstream) l.upstream_index = static_cast<int>(u);
-    }
-    if (l.upstream_index < 0) {
-      std::vector<std::string> known;
-      for (const auto& u : config->upstreams) known.push_back(u.name);
-      errors.Add(listeners[i]->source(), fmt::format("listener[{}].upstream", i),
-                 fmt::format("unknown upstream '{}' (defined: {})", l.upstream,
-                             known.empty() ? "none" : fmt::format("{}", fmt::join(known, ", "))));
-    }
-  }
-  if (!errors.empty()) return errors.ToStatus();
-  return ConfigPtr(std::move(config));
+  ConfigParser parser(schema, path);
+  return parser.Parse(parsed.table(), path);
 }
 
-absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path) {
+absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path, const ConfigSchema& schema) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return absl::NotFoundError(
         fmt::format("{}: cannot open config file: {}", path, strerror(errno)));
   std::stringstream text;
   text << in.rdbuf();
-  return ParseConfig(text.str(), path);
+  return ParseConfig(text.str(), path, schema);
 }
 
 absl::StatusOr<std::vector<int>> ResolveShardCpus(const RuntimeConfig& runtime) {

@@ -2,12 +2,22 @@
 // A running server holds one snapshot per generation; reload builds a new one and
 // each shard swaps it in at a quiet point. Connections keep the snapshot they began
 // with. Every key, default and meaning is listed in docs/configuration.md.
+//
+// core/ reads only what core owns ([runtime], [log], the common keys of [[upstream]]
+// and [[listener]]). Everything else is read by the module that owns it, through a
+// ConfigSchema the daemon assembles: a listener protocol ("tcp", later "imap", ...)
+// registers the reader of its own listener keys; a module registers top-level
+// sections ([tls]) and sub-tables of listeners and upstreams ([listener.tls],
+// [upstream.tls]). Their results ride along in the snapshot as ConfigExtensions, so
+// core never includes a module above it and a new protocol adds a file, not a branch.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -16,16 +26,35 @@
 
 namespace ringproxy {
 
-enum class Protocol { kTcp };
 enum class Balance { kRoundRobin, kIpHash };
 // How a listener's pump moves bytes between plain sockets (core/pump.h): splice,
 // ring copy, or by size.
 enum class RelayMode : uint8_t { kAuto, kCopy, kSplice };
 
-std::string_view ProtocolName(Protocol p);
 std::string_view BalanceName(Balance b);
 std::string_view RelayModeName(RelayMode mode);
 bool ParseRelayMode(std::string_view text, RelayMode* out);
+
+// What a module read from its part of the file; immutable once the snapshot is built.
+struct ConfigExtension {
+  virtual ~ConfigExtension() = default;
+};
+using ExtensionPtr = std::shared_ptr<const ConfigExtension>;
+
+// Extensions by the name they were registered under ("tls", "tcp").
+class Extensions {
+ public:
+  void Set(std::string name, ExtensionPtr ext);
+  const ConfigExtension* Find(std::string_view name) const;
+  // The caller knows the type registered under `name`.
+  template <typename T>
+  const T* Get(std::string_view name) const {
+    return static_cast<const T*>(Find(name));
+  }
+
+ private:
+  std::vector<std::pair<std::string, ExtensionPtr>> items_;
+};
 
 struct RuntimeConfig {
   int shards = 0;         // 0: one per CPU in `cpus`
@@ -54,16 +83,19 @@ struct UpstreamServerConfig {
 
 struct UpstreamGroupConfig {
   std::string name;
+  int index = 0;  // in Config::upstreams
   Balance balance = Balance::kRoundRobin;
   std::vector<UpstreamServerConfig> servers;
   int64_t connect_timeout_ms = 5000;
   int max_fails = 1;
   int64_t fail_timeout_ms = 10000;
+  Extensions extensions;  // [upstream.<name>] sub-tables of modules ("tls")
 };
 
 struct ListenerConfig {
   std::string name;
-  Protocol protocol = Protocol::kTcp;
+  int index = 0;         // in Config::listeners
+  std::string protocol;  // a registered listener protocol
   std::string listen_text;
   SocketAddress address;
   std::string upstream;
@@ -73,6 +105,8 @@ struct ListenerConfig {
   int backlog = 4096;
   int send_buffer = 0;  // SO_SNDBUF of client sockets; 0: the kernel's autotuning
   RelayMode relay = RelayMode::kAuto;
+  ExtensionPtr protocol_settings;  // what the protocol's reader kept (may be null)
+  Extensions extensions;           // [listener.<name>] sub-tables of modules ("tls")
 };
 
 struct Config {
@@ -81,6 +115,7 @@ struct Config {
   LogConfig log;
   std::vector<UpstreamGroupConfig> upstreams;
   std::vector<ListenerConfig> listeners;
+  Extensions sections;  // top-level sections of modules ("tls")
 
   const UpstreamGroupConfig& upstream_of(const ListenerConfig& l) const {
     return upstreams[static_cast<size_t>(l.upstream_index)];
@@ -89,9 +124,93 @@ struct Config {
 
 using ConfigPtr = std::shared_ptr<const Config>;
 
+class ConfigErrors;
+
+// One TOML table as a module reads it: typed getters whose errors name the file, the
+// line, the key and what was expected. Keys nobody read are errors ("unknown key"),
+// checked once every reader of the table has run.
+class ConfigTable {
+ public:
+  ~ConfigTable();
+  ConfigTable(const ConfigTable&) = delete;
+  ConfigTable& operator=(const ConfigTable&) = delete;
+
+  // Absent keys leave *out as it is.
+  void Int(std::string_view key, int64_t* out, int64_t min, int64_t max);
+  void Int(std::string_view key, int* out, int64_t min, int64_t max);
+  void Int(std::string_view key, uint32_t* out, int64_t min, int64_t max);
+  void Bool(std::string_view key, bool* out);
+  // False when present but not a string (or missing and required).
+  bool String(std::string_view key, std::string* out, bool required = false);
+  bool StringList(std::string_view key, std::vector<std::string>* out, bool required = false);
+  bool Has(std::string_view key) const;
+  // A sub-table, or nullptr when absent (an error too when it is not a table).
+  ConfigTable* Table(std::string_view key);
+  // An error at the key's line (or the table's when the key is absent).
+  void Error(std::string_view key, std::string_view message);
+  // An error about the table as a whole, at its line.
+  void Fail(std::string_view message);
+  // "listener[1].tls.certificate"
+  std::string Key(std::string_view key) const;
+
+ private:
+  friend class ConfigParser;
+  ConfigTable(const void* table, std::string prefix, ConfigErrors* errors);
+  void Finish();
+  const void* table_;  // a toml::table (toml++ stays inside core/config.cc)
+  std::string prefix_;
+  ConfigErrors* errors_;
+  std::vector<std::string> known_;
+  std::vector<std::unique_ptr<ConfigTable>> children_;
+};
+
+// Errors of one parse; a check adds the ones that need the whole file.
+class ConfigErrors {
+ public:
+  explicit ConfigErrors(std::string_view path) : path_(path) {}
+  void Add(int line, std::string_view key, std::string_view message);
+  void Add(std::string_view key, std::string_view message);
+  bool empty() const { return list_.empty(); }
+  absl::Status ToStatus() const;
+
+ private:
+  std::string path_;
+  std::vector<std::string> list_;
+};
+
+// What the daemon knows how to read beyond core's own keys.
+class ConfigSchema {
+ public:
+  // Reads a module's keys from `table`; `so_far` holds everything read before it
+  // (sections before upstreams before listeners). Returns what to keep, or null.
+  using Reader = std::function<ExtensionPtr(ConfigTable& table, const Config& so_far)>;
+  // A check over the whole config, after every reader (cross references).
+  using Check = std::function<void(const Config& config, ConfigErrors& errors)>;
+
+  void AddSection(std::string name, Reader reader);
+  // `protocol = "name"` on a listener; the reader sees the listener's table.
+  void AddListenerProtocol(std::string name, Reader reader);
+  void AddListenerTable(std::string name, Reader reader);
+  void AddUpstreamTable(std::string name, Reader reader);
+  void AddCheck(Check check);
+
+ private:
+  friend class ConfigParser;
+  struct Entry {
+    std::string name;
+    Reader reader;
+  };
+  std::vector<Entry> sections_;
+  std::vector<Entry> protocols_;
+  std::vector<Entry> listener_tables_;
+  std::vector<Entry> upstream_tables_;
+  std::vector<Check> checks_;
+};
+
 // Parses and validates; errors name the file, line, key and what was expected.
-absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view path);
-absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path);
+absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view path,
+                                      const ConfigSchema& schema);
+absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path, const ConfigSchema& schema);
 
 // The CPUs the shards run on: runtime.cpus (checked against what the process may
 // use) or all allowed CPUs, trimmed or checked against runtime.shards.

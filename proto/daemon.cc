@@ -14,6 +14,7 @@
 #include "core/signals.h"
 #include "core/status_util.h"
 #include "fmt/format.h"
+#include "proto/protocols.h"
 #include "proto/server.h"
 #include "tls/library.h"
 
@@ -59,7 +60,12 @@ std::string VersionText() {
 }
 
 int CheckConfigFile(const std::string& path) {
-  absl::StatusOr<ConfigPtr> config = LoadConfig(path);
+  absl::Status tls = InitTlsLibrary();
+  if (!tls.ok()) {
+    fprintf(stderr, "%s\n", std::string(MessageOf(tls)).c_str());
+    return 1;
+  }
+  absl::StatusOr<ConfigPtr> config = LoadConfig(path, ProductSchema());
   if (!config.ok()) {
     fprintf(stderr, "%s\n", std::string(MessageOf(config.status())).c_str());
     return 1;
@@ -75,7 +81,13 @@ int CheckConfigFile(const std::string& path) {
 }
 
 int RunDaemon(const std::string& config_path) {
-  absl::StatusOr<ConfigPtr> config = LoadConfig(config_path);
+  // Before the config: reading [listener.tls] builds TLS contexts.
+  absl::Status tls = InitTlsLibrary();
+  if (!tls.ok()) {
+    fprintf(stderr, "%s\n", std::string(MessageOf(tls)).c_str());
+    return 1;
+  }
+  absl::StatusOr<ConfigPtr> config = LoadConfig(config_path, ProductSchema());
   if (!config.ok()) {
     fprintf(stderr, "%s\n", std::string(MessageOf(config.status())).c_str());
     return 1;
@@ -89,12 +101,6 @@ int RunDaemon(const std::string& config_path) {
   absl::Status status = log::Start(LogOptionsOf(**config));
   if (!status.ok()) {
     fprintf(stderr, "%s\n", std::string(MessageOf(status)).c_str());
-    return 1;
-  }
-  status = InitTlsLibrary();
-  if (!status.ok()) {
-    RP_LOG(kError, "{}", MessageOf(status));
-    log::Shutdown();
     return 1;
   }
   RP_LOG(kInfo, "ringproxy {} starting with {}", RINGPROXY_VERSION, config_path);
@@ -128,7 +134,7 @@ int RunDaemon(const std::string& config_path) {
         break;
       case SIGHUP: {
         RP_LOG(kInfo, "SIGHUP: reloading {}", config_path);
-        absl::StatusOr<ConfigPtr> next = LoadConfig(config_path);
+        absl::StatusOr<ConfigPtr> next = LoadConfig(config_path, ProductSchema());
         if (!next.ok()) {
           RP_LOG(kError, "reload failed, keeping the running configuration:\n{}",
                  MessageOf(next.status()));

@@ -15,13 +15,45 @@
 #include "core/sync.h"
 #include "fmt/format.h"
 #include "fmt/ranges.h"
-#include "proto/tcp_proxy.h"
+#include "proto/protocols.h"
+#include "tls/config.h"
 
 namespace ringproxy {
 
 std::string ListenerKey(const ListenerConfig& l) {
-  return fmt::format("{}|{}", ProtocolName(l.protocol), l.address.ToString());
+  return fmt::format("{}|{}", l.protocol, l.address.ToString());
 }
+
+ShardSnapshot::ShardSnapshot(ConfigPtr c, uint32_t shard_id) : config(std::move(c)) {
+  balancers.reserve(config->upstreams.size());
+  for (const auto& u : config->upstreams) balancers.emplace_back(u, shard_id);
+  tls_servers.resize(config->listeners.size());
+  for (const ListenerConfig& l : config->listeners) {
+    const auto* tls = l.extensions.Get<TlsListenerConfig>(kTlsTable);
+    if (tls == nullptr) continue;
+    auto shard = TlsServerShardContext::Create(tls->context);
+    if (!shard.ok()) {
+      RP_LOG(kError, "listener {}: TLS unavailable on shard {}: {}", l.name, shard_id,
+             MessageOf(shard.status()));
+      continue;
+    }
+    tls_servers[static_cast<size_t>(l.index)] = std::move(*shard);
+  }
+  tls_clients.resize(config->upstreams.size());
+  for (const UpstreamGroupConfig& u : config->upstreams) {
+    const auto* tls = u.extensions.Get<TlsUpstreamConfig>(kTlsTable);
+    if (tls == nullptr) continue;
+    auto shard = TlsClientShardContext::Create(tls->context);
+    if (!shard.ok()) {
+      RP_LOG(kError, "upstream {}: TLS unavailable on shard {}: {}", u.name, shard_id,
+             MessageOf(shard.status()));
+      continue;
+    }
+    tls_clients[static_cast<size_t>(u.index)] = std::move(*shard);
+  }
+}
+
+ShardSnapshot::~ShardSnapshot() = default;
 
 namespace {
 
@@ -162,7 +194,8 @@ class ShardServer {
       close(fd);
       return;
     }
-    Spawn(TcpProxySession(&services_, l->snapshot, l->config, fd, peer, session_gate_.Enter()));
+    SessionEntry session = SessionFor(l->config->protocol);
+    Spawn(session(&services_, l->snapshot, l->config, fd, peer, session_gate_.Enter()));
   }
 
   Task<void> AcceptLoop(ActiveListener* l, Gate::Holder /*holder*/) {
@@ -324,7 +357,8 @@ absl::StatusOr<std::vector<std::vector<std::pair<std::string, int>>>> Server::Bi
     std::string key = ListenerKey(l);
     if (listener_keys_.count(key) != 0) continue;
     for (size_t i = 0; i < n; ++i) {
-      absl::StatusOr<UniqueFd> fd = ListenTcp(l.address, ListenOptions{l.backlog, true, l.send_buffer});
+      absl::StatusOr<UniqueFd> fd =
+          ListenTcp(l.address, ListenOptions{l.backlog, true, l.send_buffer});
       if (!fd.ok()) {
         close_made();
         return absl::Status(fd.status().code(),

@@ -16,6 +16,8 @@
 #include "core/intrusive_list.h"
 #include "core/pipe_pool.h"
 #include "route/balancer.h"
+#include "tls/client_context.h"
+#include "tls/server_context.h"
 
 namespace ringproxy {
 
@@ -30,7 +32,11 @@ namespace ringproxy {
   X(bytes_to_downstream, "bytes relayed upstream -> client")                      \
   X(relay_idle_timeouts, "relays closed by the idle timeout")                     \
   X(relay_errors, "relays ended by a socket error on either side")                \
-  X(sessions_stopped, "sessions closed by the drain deadline or shutdown")
+  X(sessions_stopped, "sessions closed by the drain deadline or shutdown")        \
+  X(tls_handshakes, "client TLS handshakes completed")                            \
+  X(tls_resumed, "client TLS handshakes that resumed a session (ticket)")         \
+  X(tls_handshake_failures, "client TLS handshakes that failed or timed out")     \
+  X(upstream_tls_failures, "upstream TLS handshakes that failed or timed out")
 
 struct ShardMetrics {
 #define RINGPROXY_DECLARE_COUNTER(name, help) Counter name;
@@ -40,15 +46,18 @@ struct ShardMetrics {
 };
 
 // A config generation as one shard sees it: the immutable config plus this shard's
-// mutable per-generation state (balancers). Reference-counted without atomics: only
-// its shard touches it.
+// mutable per-generation state (balancers, TLS contexts). Reference-counted without
+// atomics: only its shard touches it. Sessions hold the generation they began with,
+// so a reload never pulls a context from under a handshake.
 struct ShardSnapshot {
-  ShardSnapshot(ConfigPtr c, uint32_t shard_id) : config(std::move(c)) {
-    balancers.reserve(config->upstreams.size());
-    for (const auto& u : config->upstreams) balancers.emplace_back(u, shard_id);
-  }
+  ShardSnapshot(ConfigPtr c, uint32_t shard_id);
+  ~ShardSnapshot();
   ConfigPtr config;
   std::vector<UpstreamBalancer> balancers;
+  // By listener / upstream index; null where the config has no TLS (or the shard
+  // could not build the context: logged, and such sessions are refused).
+  std::vector<std::unique_ptr<TlsServerShardContext>> tls_servers;
+  std::vector<std::unique_ptr<TlsClientShardContext>> tls_clients;
   uint64_t refs = 0;
 };
 

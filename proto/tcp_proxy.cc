@@ -3,37 +3,52 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <optional>
 
 #include "core/log.h"
 #include "core/plain_stream.h"
 #include "core/pump.h"
 #include "core/reactor.h"
 #include "route/upstream_connect.h"
+#include "tls/config.h"
+#include "tls/tls_stream.h"
 
 namespace ringproxy {
 namespace {
+
+ExtensionPtr ReadTcpListener(ConfigTable& t, const Config& /*so_far*/) {
+  if (!t.Has("upstream")) t.Error("upstream", "required key is missing");
+  return nullptr;
+}
 
 class TcpSession final : public SessionBase {
  public:
   explicit TcpSession(ByteStream* client) : client_(client) {}
 
-  // Every wait of the session ends soon, whichever phase it is in: the connect (its
-  // socket is cancelled), the pump, or the client stream itself (aborted: sticky).
+  // Every wait of the session ends soon, whichever phase it is in: the client's TLS
+  // handshake (its transport is aborted), the connect (its socket is cancelled), the
+  // upstream's TLS handshake, or the pump. Aborting a stream is sticky.
   void Stop() override {
     if (stopped_) return;
     stopped_ = true;
     connect_.stop = true;
     if (pump_ != nullptr) pump_->Stop();
     if (connect_.current_fd >= 0) Reactor::Current()->CancelFd(connect_.current_fd);
+    if (upstream_ != nullptr) upstream_->Abort();
     client_->Abort();
   }
 
   bool stopped() const { return stopped_; }
   ConnectControl* connect_control() { return &connect_; }
   void set_pump(Pump* pump) { pump_ = pump; }
+  void set_upstream(ByteStream* upstream) {
+    upstream_ = upstream;
+    if (stopped_ && upstream_ != nullptr) upstream_->Abort();
+  }
 
  private:
   ByteStream* client_;
+  ByteStream* upstream_ = nullptr;
   bool stopped_ = false;
   ConnectControl connect_;
   Pump* pump_ = nullptr;
@@ -59,7 +74,20 @@ void CountEnd(ShardMetrics& metrics, const PumpResult& result) {
   }
 }
 
-}  // namespace
+std::string HandshakeFailure(const TlsStream& tls, IoResult r) {
+  if (r.timed_out()) return "no handshake within the deadline";
+  if (r.res == -EPROTO) return tls.error_text();
+  if (!tls.error_text().empty()) return tls.error_text();
+  return strerror(r.error());
+}
+
+// What the access line says about the client's TLS, e.g. " tls=TLSv1.3 resumed=1 sni=a.b".
+std::string TlsSummary(const TlsStream* tls) {
+  if (tls == nullptr) return "";
+  return fmt::format(" tls={} cipher={} resumed={} sni={}", tls->version(), tls->cipher(),
+                     tls->resumed() ? 1 : 0,
+                     tls->server_name().empty() ? std::string_view("-") : tls->server_name());
+}
 
 Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
                            const ListenerConfig* listener, int client_fd, SocketAddress peer,
@@ -71,57 +99,125 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   SessionRegistration registration(services->sessions, &session);
   const int64_t start_ns = MonotonicNowNs();
   const Config& config = *snapshot->config;
-  UpstreamBalancer* balancer = &snapshot->balancers[static_cast<size_t>(listener->upstream_index)];
+  ByteStream* down = &client;
+  std::optional<TlsStream> client_tls;
+  bool ok = true;
 
-  Result<UpstreamConnection> upstream =
-      co_await ConnectUpstream(balancer, peer, listener->name, session.connect_control());
-  metrics.upstream_connect_failures.Add(session.connect_control()->failures);
-  if (!upstream.ok()) {
-    if (session.stopped()) {
-      metrics.sessions_stopped.Add();
+  if (const auto* tls = listener->extensions.Get<TlsListenerConfig>(kTlsTable)) {
+    TlsServerShardContext* ctx = snapshot->tls_servers[static_cast<size_t>(listener->index)].get();
+    WOLFSSL* ssl = ctx != nullptr ? ctx->NewSession() : nullptr;
+    if (ssl == nullptr) {
+      RP_LOG(kError, "{}: client {}: no TLS session could be made; closing", listener->name,
+             peer.ToString());
+      ok = false;
     } else {
-      metrics.sessions_no_upstream.Add();
-      RP_LOG(kWarn,
-             "{}: client {}: no upstream of '{}' reachable ({} tried, last error: {}); "
-             "closing the client connection",
-             listener->name, peer.ToString(), balancer->config().name,
-             session.connect_control()->failures, strerror(upstream.error().code));
+      client_tls.emplace(&client, ssl, TlsStream::Role::kServer);
+      IoResult h = co_await client_tls->Handshake(Deadline::AfterMs(tls->handshake_timeout_ms));
+      if (!h.ok()) {
+        metrics.tls_handshake_failures.Add();
+        if (!session.stopped()) {
+          RP_LOG(kInfo, "{}: client {}: TLS handshake failed: {}", listener->name, peer.ToString(),
+                 HandshakeFailure(*client_tls, h));
+        }
+        ok = false;
+      } else {
+        metrics.tls_handshakes.Add();
+        if (client_tls->resumed()) metrics.tls_resumed.Add();
+        down = &*client_tls;
+      }
     }
+  }
+
+  UpstreamBalancer* balancer = &snapshot->balancers[static_cast<size_t>(listener->upstream_index)];
+  std::optional<Result<UpstreamConnection>> upstream;
+  if (ok && !session.stopped()) {
+    Result<UpstreamConnection> connected =
+        co_await ConnectUpstream(balancer, peer, listener->name, session.connect_control());
+    upstream.emplace(std::move(connected));
+    metrics.upstream_connect_failures.Add(session.connect_control()->failures);
+    if (!upstream->ok()) {
+      if (!session.stopped()) {
+        metrics.sessions_no_upstream.Add();
+        RP_LOG(kWarn,
+               "{}: client {}: no upstream of '{}' reachable ({} tried, last error: {}); "
+               "closing the client connection",
+               listener->name, peer.ToString(), balancer->config().name,
+               session.connect_control()->failures, strerror(upstream->error().code));
+      }
+      ok = false;
+    }
+  }
+  if (!ok || session.stopped()) {
+    if (session.stopped()) metrics.sessions_stopped.Add();
     // FIN first: a client that sent bytes we never read would otherwise see only the
     // RST that close() sends for unread data.
     shutdown(client.fd(), SHUT_WR);
-    co_await client.Quiesce();
+    co_await down->Quiesce();
     metrics.connections_active.Sub();
     co_return;
   }
   metrics.upstream_connects.Add();
-  const UpstreamServerConfig& server = balancer->config().servers[upstream->server_index];
-  PlainStream up(std::move(upstream->fd), services->buffers);
+  const UpstreamGroupConfig& group = balancer->config();
+  const UpstreamServerConfig& server = group.servers[(*upstream)->server_index];
+  PlainStream up(std::move((*upstream)->fd), services->buffers);
+  session.set_upstream(&up);
+  ByteStream* upward = &up;
+  std::optional<TlsStream> up_tls;
+  if (const auto* tls = group.extensions.Get<TlsUpstreamConfig>(kTlsTable)) {
+    TlsClientShardContext* ctx = snapshot->tls_clients[static_cast<size_t>(group.index)].get();
+    WOLFSSL* ssl = ctx != nullptr ? ctx->NewSession() : nullptr;
+    IoResult h{-ENOMEM};
+    if (ssl != nullptr) {
+      up_tls.emplace(&up, ssl, TlsStream::Role::kClient);
+      h = co_await up_tls->Handshake(Deadline::AfterMs(tls->handshake_timeout_ms));
+    }
+    if (!h.ok()) {
+      metrics.upstream_tls_failures.Add();
+      if (!session.stopped()) {
+        RP_LOG(kWarn, "{}: client {}: TLS with upstream {} ({}) failed: {}; closing",
+               listener->name, peer.ToString(), server.text, group.name,
+               up_tls ? HandshakeFailure(*up_tls, h) : std::string("no TLS session"));
+      } else {
+        metrics.sessions_stopped.Add();
+      }
+      shutdown(client.fd(), SHUT_WR);
+      co_await upward->Quiesce();
+      co_await down->Quiesce();
+      metrics.connections_active.Sub();
+      co_return;
+    }
+    upward = &*up_tls;
+  }
 
   PumpOptions options;
   options.idle_timeout_ms = listener->idle_timeout_ms;
   options.send_timeout_ms = listener->send_timeout_ms;
   options.mode = listener->relay;
-  Pump pump(&client, &up, PumpResources{services->pipes, services->buffers, services->sweeper},
+  Pump pump(down, upward, PumpResources{services->pipes, services->buffers, services->sweeper},
             options);
   session.set_pump(&pump);
   if (session.stopped()) pump.Stop();
   PumpResult result = co_await pump.Run();
   session.set_pump(nullptr);
-  co_await up.Quiesce();
-  co_await client.Quiesce();
+  co_await upward->Quiesce();
+  co_await down->Quiesce();
 
   CountEnd(metrics, result);
   metrics.connections_active.Sub();
   if (config.log.access) {
     RP_LOG(kInfo,
            "access tcp listener={} client={} upstream={} to_upstream={} to_client={} "
-           "duration_ms={} end={}{}{}",
+           "duration_ms={} end={}{}{}{}",
            listener->name, peer.ToString(), server.text, result.bytes_to_upstream,
            result.bytes_to_downstream, (MonotonicNowNs() - start_ns) / 1'000'000,
            PumpEndName(result.end), result.error != 0 ? " error=" : "",
-           result.error != 0 ? strerror(result.error) : "");
+           result.error != 0 ? strerror(result.error) : "",
+           TlsSummary(client_tls ? &*client_tls : nullptr));
   }
 }
+
+}  // namespace
+
+const ProtocolSpec kTcpProtocol = {"tcp", &ReadTcpListener, &TcpProxySession};
 
 }  // namespace ringproxy

@@ -1,18 +1,17 @@
 // The TCP stream proxy session (protocol = "tcp"). Phases:
-//   accept -> upstream connect (balancer plan; a failed connect tries the next
-//   server; no retry once connected) -> splice relay -> close + access log line.
+//   accept -> TLS handshake when the listener has [listener.tls] (deadline; a failed
+//   or silent handshake reaches no upstream) -> upstream connect (balancer plan; a
+//   failed connect tries the next server; no retry once connected) -> TLS handshake
+//   with the upstream when its group has [upstream.tls] -> pump (splice when both ends
+//   are plain) -> close + access log line.
 // The client's early bytes wait in its socket while the upstream connects.
 #pragma once
 
-#include "core/socket.h"
-#include "core/sync.h"
-#include "core/task.h"
-#include "proto/session.h"
+#include "proto/protocols.h"
 
 namespace ringproxy {
 
-Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
-                           const ListenerConfig* listener, int client_fd, SocketAddress peer,
-                           Gate::Holder holder);
+// protocol = "tcp": requires `upstream`.
+extern const ProtocolSpec kTcpProtocol;
 
 }  // namespace ringproxy

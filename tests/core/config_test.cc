@@ -10,6 +10,23 @@ namespace {
 
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 
+// What proto/ registers for "tcp", reduced to what core's tests need.
+const ConfigSchema& Schema() {
+  static const ConfigSchema* schema = [] {
+    auto* s = new ConfigSchema();
+    s->AddListenerProtocol("tcp", [](ConfigTable& t, const Config&) -> ExtensionPtr {
+      if (!t.Has("upstream")) t.Error("upstream", "required key is missing");
+      return nullptr;
+    });
+    return s;
+  }();
+  return *schema;
+}
+
+absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view path) {
+  return ringproxy::ParseConfig(text, path, Schema());
+}
+
 constexpr char kValid[] = R"(
 [runtime]
 shards = 2
@@ -134,7 +151,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(ConfigTest, MissingFileIsReported) {
-  auto c = LoadConfig("/nonexistent/ringproxy.toml");
+  auto c = LoadConfig("/nonexistent/ringproxy.toml", Schema());
   ASSERT_FALSE(c.ok());
   EXPECT_NE(Message(c.status()).find("/nonexistent/ringproxy.toml: cannot open"),
             std::string::npos);
@@ -167,6 +184,78 @@ TEST(ConfigTest, RingEntriesBeyondTheKernelsCompletionQueueLimitIsAConfigError) 
   options.sq_entries = static_cast<unsigned>((*good)->runtime.ring_entries);
   auto reactor = Reactor::Create(options);
   EXPECT_TRUE(reactor.ok()) << Message(reactor.status());
+}
+
+// A module's section, a protocol's own keys and a sub-table of listeners: each read by
+// its reader, kept in the snapshot, and held to the same rules (unknown keys, lines).
+struct Extra : ConfigExtension {
+  int64_t x = 0;
+  std::string words;
+};
+
+TEST(ConfigTest, ModulesReadTheirOwnSectionsProtocolsAndTables) {
+  ConfigSchema schema;
+  schema.AddSection("extra", [](ConfigTable& t, const Config&) -> ExtensionPtr {
+    auto e = std::make_shared<Extra>();
+    t.Int("x", &e->x, 0, 10);
+    return e;
+  });
+  schema.AddListenerProtocol("echo", [](ConfigTable& t, const Config& so_far) -> ExtensionPtr {
+    auto e = std::make_shared<Extra>();
+    t.String("greeting", &e->words, true);
+    // Sections come before listeners.
+    e->x = so_far.sections.Get<Extra>("extra")->x;
+    return e;
+  });
+  schema.AddListenerTable("sub", [](ConfigTable& t, const Config&) -> ExtensionPtr {
+    auto e = std::make_shared<Extra>();
+    t.String("words", &e->words);
+    if (e->words == "bad") t.Error("words", "must not be bad");
+    return e;
+  });
+  const char* text = R"([extra]
+x = 7
+
+[[listener]]
+name = "e"
+protocol = "echo"
+listen = "127.0.0.1:1"
+greeting = "hi"
+
+[listener.sub]
+words = "some"
+)";
+  auto c = ParseConfig(text, "m.toml", schema);
+  ASSERT_TRUE(c.ok()) << Message(c.status());
+  const ListenerConfig& l = (*c)->listeners[0];
+  EXPECT_EQ(l.protocol, "echo");
+  EXPECT_EQ(static_cast<const Extra*>(l.protocol_settings.get())->words, "hi");
+  EXPECT_EQ(static_cast<const Extra*>(l.protocol_settings.get())->x, 7);
+  EXPECT_EQ(l.extensions.Get<Extra>("sub")->words, "some");
+  EXPECT_EQ((*c)->sections.Get<Extra>("extra")->x, 7);
+
+  std::string bad = std::string(text) + "typo = 1\n";
+  auto b = ParseConfig(bad, "m.toml", schema);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(Message(b.status()).find("m.toml:12: listener[0].sub.typo: unknown key"),
+            std::string::npos)
+      << Message(b.status());
+  std::string refused = std::string(text);
+  refused.replace(refused.find("\"some\""), 6, "\"bad\"");
+  auto r = ParseConfig(refused, "m.toml", schema);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(Message(r.status()).find("m.toml:11: listener[0].sub.words: must not be bad"),
+            std::string::npos)
+      << Message(r.status());
+  // A protocol nobody registered names the ones that are.
+  auto u =
+      ParseConfig("[[listener]]\nname = \"l\"\nprotocol = \"smtp\"\nlisten = \"127.0.0.1:1\"\n",
+                  "m.toml", schema);
+  ASSERT_FALSE(u.ok());
+  EXPECT_NE(
+      Message(u.status()).find("m.toml:3: listener[0].protocol: expected \"echo\", got 'smtp'"),
+      std::string::npos)
+      << Message(u.status());
 }
 
 }  // namespace

@@ -1,0 +1,35 @@
+#include "proto/protocols.h"
+
+#include "core/check.h"
+#include "proto/tcp_proxy.h"
+#include "tls/config.h"
+
+namespace ringproxy {
+namespace {
+
+const ProtocolSpec* const kProtocols[] = {
+    &kTcpProtocol,
+};
+
+}  // namespace
+
+const ConfigSchema& ProductSchema() {
+  static const ConfigSchema* schema = [] {
+    auto* s = new ConfigSchema();
+    for (const ProtocolSpec* p : kProtocols)
+      s->AddListenerProtocol(std::string(p->name), p->reader);
+    RegisterTlsConfig(s);
+    return s;
+  }();
+  return *schema;
+}
+
+SessionEntry SessionFor(std::string_view protocol) {
+  for (const ProtocolSpec* p : kProtocols) {
+    if (p->name == protocol) return p->session;
+  }
+  RP_CHECK(false && "a protocol the schema accepted has no session");
+  return nullptr;
+}
+
+}  // namespace ringproxy

@@ -1,0 +1,90 @@
+#include "tls/config.h"
+
+#include "core/log.h"
+#include "core/status_util.h"
+#include "fmt/format.h"
+#include "tls/ticket_keys.h"
+
+namespace ringproxy {
+namespace {
+
+ExtensionPtr ReadGlobal(ConfigTable& t, const Config& /*so_far*/) {
+  auto c = std::make_shared<TlsGlobalConfig>();
+  t.Int("ticket_key_rotation_s", &c->settings.ticket_key_rotation_s, 60, 7 * 86400);
+  t.String("ticket_key_file", &c->settings.ticket_key_file);
+  return c;
+}
+
+// The process-wide ticket keys come from the first config read; changing them takes a
+// restart (a reload must not invalidate every ticket out there by surprise).
+bool EnsureTicketKeys(ConfigTable& t, const Config& so_far) {
+  TlsGlobalSettings settings;
+  if (const auto* g = so_far.sections.Get<TlsGlobalConfig>(kTlsTable)) settings = g->settings;
+  std::shared_ptr<const TicketKeys> keys = ProcessTicketKeys();
+  if (keys != nullptr) {
+    if (keys->rotation_s() != settings.ticket_key_rotation_s) {
+      RP_LOG(kWarn, "tls.ticket_key_rotation_s changes at the next start; keeping {} s",
+             keys->rotation_s());
+    }
+    return true;
+  }
+  absl::Status s = InitTicketKeys(settings);
+  if (!s.ok()) {
+    t.Fail(fmt::format("session ticket keys: {}", MessageOf(s)));
+    return false;
+  }
+  return true;
+}
+
+ExtensionPtr ReadListenerTls(ConfigTable& t, const Config& so_far) {
+  TlsServerSettings s;
+  t.String("certificate", &s.certificate);
+  t.String("key", &s.key);
+  t.String("certificate_rsa", &s.certificate_rsa);
+  t.String("key_rsa", &s.key_rsa);
+  t.String("certificate_dir", &s.certificate_dir);
+  t.Bool("strict_sni", &s.strict_sni);
+  t.StringList("alpn", &s.alpn);
+  t.Bool("alpn_strict", &s.alpn_strict);
+  t.Int("handshake_timeout_ms", &s.handshake_timeout_ms, 1, 3'600'000);
+  t.Bool("session_tickets", &s.session_tickets);
+  t.Int("ctx_cache_size", &s.ctx_cache_size, 1, 1'000'000);
+  if (s.session_tickets && !EnsureTicketKeys(t, so_far)) return nullptr;
+  absl::StatusOr<std::shared_ptr<const TlsServerContext>> context = TlsServerContext::Create(s);
+  if (!context.ok()) {
+    t.Fail(MessageOf(context.status()));
+    return nullptr;
+  }
+  auto c = std::make_shared<TlsListenerConfig>();
+  c->context = std::move(*context);
+  c->handshake_timeout_ms = s.handshake_timeout_ms;
+  return c;
+}
+
+ExtensionPtr ReadUpstreamTls(ConfigTable& t, const Config& /*so_far*/) {
+  TlsClientSettings s;
+  t.Bool("verify", &s.verify);
+  t.String("ca_file", &s.ca_file);
+  t.String("server_name", &s.server_name);
+  t.StringList("alpn", &s.alpn);
+  t.Int("handshake_timeout_ms", &s.handshake_timeout_ms, 1, 3'600'000);
+  absl::StatusOr<std::shared_ptr<const TlsClientContext>> context = TlsClientContext::Create(s);
+  if (!context.ok()) {
+    t.Fail(MessageOf(context.status()));
+    return nullptr;
+  }
+  auto c = std::make_shared<TlsUpstreamConfig>();
+  c->context = std::move(*context);
+  c->handshake_timeout_ms = s.handshake_timeout_ms;
+  return c;
+}
+
+}  // namespace
+
+void RegisterTlsConfig(ConfigSchema* schema) {
+  schema->AddSection(std::string(kTlsTable), &ReadGlobal);
+  schema->AddListenerTable(std::string(kTlsTable), &ReadListenerTls);
+  schema->AddUpstreamTable(std::string(kTlsTable), &ReadUpstreamTls);
+}
+
+}  // namespace ringproxy
