@@ -393,6 +393,31 @@ TEST_F(ServerContextTest, CacheBoundHoldsAndAnEvictedContextServesItsLiveSession
   EXPECT_TRUE(testing::RoundTrip(c->client.get(), c->server.get()));
 }
 
+// Reload: a new TlsServerContext from the changed directory; sessions of the old one
+// keep working, new handshakes see the new files.
+TEST_F(ServerContextTest, ReloadPicksUpChangedFilesAndOldSessionsGoOn) {
+  TempDir names;
+  TestPki& pki = TestPki::Shared();
+  names.WritePair("site.test", pki.Issue({"site.test", "old.site.test"}, KeyType::kEcdsaP256));
+  TlsServerSettings settings = DefaultSettings();
+  settings.certificate_dir = names.path();
+  auto old_shard = Shard(settings);
+  auto old_session = Connect(*old_shard, {.sni = "site.test"});
+  ASSERT_TRUE(old_session->result.ok);
+  names.WritePair("site.test", pki.Issue({"site.test", "new.site.test"}, KeyType::kEcdsaP256));
+  names.WritePair("added.test", pki.Issue({"added.test"}, KeyType::kEcdsaP256));
+  // Until the reload the old generation serves what it loaded.
+  EXPECT_FALSE(Connect(*old_shard, {.sni = "site.test", .check_name = "new.site.test"})->result.ok);
+  auto new_shard = Shard(settings);  // the reload
+  EXPECT_EQ(new_shard->context().name_count(), 2u);
+  old_shard.reset();  // the old generation goes once its shards switch
+  // The new certificate has new.site.test among its names; the old one did not.
+  auto fresh = Connect(*new_shard, {.sni = "site.test", .check_name = "new.site.test"});
+  EXPECT_TRUE(fresh->result.ok) << fresh->result.client_error;
+  EXPECT_TRUE(Connect(*new_shard, {.sni = "added.test"})->result.ok);
+  EXPECT_TRUE(testing::RoundTrip(old_session->client.get(), old_session->server.get()));
+}
+
 TEST_F(ServerContextTest, BrokenPairInTheDirectoryIsLoggedAndTheDefaultServed) {
   TempDir names;
   names.Write("broken.test.crt", "not a certificate\n");
