@@ -223,6 +223,47 @@ TEST_F(ServerContextTest, ServerOrderOfSuitesWins) {
   EXPECT_STREQ(wolfSSL_get_cipher_name(v13->server.get()), "TLS13-AES128-GCM-SHA256");
 }
 
+// A TLS 1.2 ClientHello without any extension never reaches the servername callback
+// (internal.c DoClientHello calls it only after parsing extensions); the certificate
+// callback decides instead: strict mode refuses it, otherwise the default answers.
+std::string HelloWithoutExtensions() {
+  std::string body = std::string("\x03\x03", 2) + std::string(32, 'r') + std::string(1, '\0');
+  body += std::string("\x00\x02\xc0\x2b", 4) + std::string("\x01\x00", 2);
+  std::string hs = std::string(1, 1) + std::string(1, 0) + std::string(1, 0) +
+                   std::string(1, static_cast<char>(body.size())) + body;
+  return std::string("\x16\x03\x03\x00", 4) + std::string(1, static_cast<char>(hs.size())) + hs;
+}
+
+TEST_F(ServerContextTest, HelloWithoutExtensionsIsRefusedInStrictModeAndServedOtherwise) {
+  TempDir names;
+  names.WritePair("known.test", TestPki::Shared().Issue({"known.test"}, KeyType::kEcdsaP256));
+  TlsServerSettings settings;
+  settings.certificate_dir = names.path();
+  settings.strict_sni = true;
+  for (bool strict : {true, false}) {
+    if (!strict) settings = DefaultSettings();
+    auto shard = Shard(settings);
+    SslPtr server(shard->NewSession());
+    MemoryLink link;
+    link.Attach(nullptr, server.get());
+    link.to_server.data = HelloWithoutExtensions();
+    EXPECT_NE(wolfSSL_accept(server.get()), WOLFSSL_SUCCESS);
+    std::vector<int> flight = testing::PlaintextHandshakeTypes(link.to_client.data);
+    if (strict) {
+      EXPECT_EQ(wolfSSL_get_error(server.get(), -1), -436) << "CLIENT_CERT_CB_ERROR";
+      // Fatal alerts: internal_error (the callback wrapper), then handshake_failure.
+      ASSERT_GE(link.to_client.data.size(), 7u);
+      EXPECT_EQ(link.to_client.data[0], 21);
+      EXPECT_EQ(link.to_client.data[5], 2);
+      EXPECT_EQ(link.to_client.data[6], 80);
+    } else {
+      // Waiting for the client's next flight after ServerHello .. ServerHelloDone.
+      EXPECT_EQ(wolfSSL_get_error(server.get(), -1), WOLFSSL_ERROR_WANT_READ);
+      EXPECT_EQ(flight, (std::vector<int>{2, 11, 12, 14}));
+    }
+  }
+}
+
 // A thousand names in a directory, each with its own certificate; the one the client
 // asked for is the one it gets.
 TEST_F(ServerContextTest, SniPicksTheRightCertificateAmongAThousandNames) {
