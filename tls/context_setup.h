@@ -14,7 +14,8 @@
 //    wolfSSL_CTX_ctrl(SSL_CTRL_OPTIONS), which in this WOLFSSL_QT build would flip it).
 //  * No compression (not compiled: no HAVE_LIBZ; the option is set anyway), no
 //    renegotiation (HAVE_SECURE_RENEGOTIATION is not compiled: a ClientHello after the
-//    handshake is a fatal unexpected_message, internal.c DoHandShakeMsgType).
+//    handshake is a fatal unexpected_message, internal.c DoHandShakeMsgType; checked
+//    with OpenSSL's "R" in tests/tls/openssl_interop_test.cc).
 //  * wolfSSL's internal session cache off. It is a process-wide table (33 sessions here,
 //    mutex-protected). WOLFSSL_SESS_CACHE_OFF alone is not enough in this build:
 //    WOLFSSL_FORCE_CACHE_ON_TICKET makes SslSessionCacheOff() false for any session that

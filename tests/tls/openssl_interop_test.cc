@@ -36,6 +36,7 @@ struct Served {
   bool ok = false;
   bool reused = false;
   std::string error;
+  std::string read_error;  // with read_first: why the first wolfSSL_read failed
 };
 
 // Waits (up to 2 s) until the first TLS record has fully arrived, without consuming it.
@@ -57,11 +58,14 @@ std::string PeekFirstRecord(int fd) {
   return "";
 }
 
-// Accepts one connection on `listener`, handshakes, greets, closes.
-Served ServeOne(TlsServerShardContext& shard, int listener) {
+// Accepts one connection on `listener`, handshakes, greets, closes. With `read_first` it
+// reads once after the handshake (3 s at most) and notes how that read failed.
+Served ServeOne(TlsServerShardContext& shard, int listener, bool read_first = false) {
   Served s;
   int fd = accept(listener, nullptr, nullptr);
   if (fd < 0) return s;
+  timeval timeout{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   std::string hello = PeekFirstRecord(fd);
   WOLFSSL* ssl = shard.NewSession();
   TlsServerShardContext::NoteClientHello(ssl, reinterpret_cast<const uint8_t*>(hello.data()),
@@ -69,6 +73,11 @@ Served ServeOne(TlsServerShardContext& shard, int listener) {
   wolfSSL_set_fd(ssl, fd);
   int ret = wolfSSL_accept(ssl);
   s.ok = ret == WOLFSSL_SUCCESS;
+  if (s.ok && read_first) {
+    char buf[64];
+    int n = wolfSSL_read(ssl, buf, sizeof(buf));
+    if (n <= 0) s.read_error = TlsErrorText(ssl, n);
+  }
   if (s.ok) {
     s.reused = wolfSSL_session_reused(ssl) == 1;
     wolfSSL_write(ssl, "hello\n", 6);
@@ -132,10 +141,15 @@ class OpensslInteropTest : public ::testing::Test {
   }
 
   // One s_client run against `shard`; returns its output (stdout and stderr).
-  std::string Connect(TlsServerShardContext& shard, const std::string& args, Served* served) {
-    std::thread server([&] { *served = ServeOne(shard, listener_); });
+  // `input` (a printf format) is typed into s_client; without it s_client waits for the
+  // server to close.
+  std::string Connect(TlsServerShardContext& shard, const std::string& args, Served* served,
+                      const char* input = nullptr) {
+    std::thread server([&] { *served = ServeOne(shard, listener_, input != nullptr); });
     std::string cmd = "openssl s_client -connect 127.0.0.1:" + std::to_string(port_) + " -CAfile " +
-                      dir_->path() + "/ca.pem -ign_eof " + args + " < /dev/null 2>&1";
+                      dir_->path() + "/ca.pem " + args;
+    cmd = input != nullptr ? "printf '" + std::string(input) + "' | " + cmd + " 2>&1"
+                           : cmd + " -ign_eof < /dev/null 2>&1";
     std::string out;
     if (FILE* p = popen(cmd.c_str(), "r")) {
       char buf[4096];
@@ -197,6 +211,19 @@ TEST_F(OpensslInteropTest, DualCertificateFollowsOpensslsOffer) {
     EXPECT_TRUE(Has(out, std::string("Server public key is ") + c.key)) << c.args << "\n" << out;
     EXPECT_TRUE(Has(out, "Verify return code: 0 (ok)")) << out;
   }
+}
+
+// A renegotiation (OpenSSL's "R" command, TLS 1.2) is refused: this wolfSSL has no
+// secure renegotiation, and a ClientHello after the handshake is a fatal
+// unexpected_message (internal.c DoHandShakeMsgType).
+TEST_F(OpensslInteropTest, RenegotiationIsRefused) {
+  auto shard = Shard(Keys(1));
+  Served served;
+  std::string out = Connect(*shard, "-tls1_2", &served, "R\\n");
+  ASSERT_TRUE(served.ok) << served.error;
+  EXPECT_TRUE(Has(out, "RENEGOTIATING")) << out;
+  EXPECT_NE(served.read_error.find("sent alert unexpected_message"), std::string::npos)
+      << served.read_error;
 }
 
 TEST_F(OpensslInteropTest, StrictSniAlertReachesOpenssl) {
