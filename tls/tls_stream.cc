@@ -99,6 +99,12 @@ Task<IoResult> TlsStream::Handshake(Deadline deadline) {
     }
     const int ret = role_ == Role::kServer ? wolfSSL_accept(ssl_) : wolfSSL_connect(ssl_);
     const int err = ret == WOLFSSL_SUCCESS ? 0 : wolfSSL_get_error(ssl_, ret);
+    if (role_ == Role::kServer && server_name_.empty()) {
+      // Kept now: wolfSSL frees the ClientHello's extensions when the handshake ends.
+      void* name = nullptr;
+      const uint16_t len = wolfSSL_SNI_GetRequest(ssl_, WOLFSSL_SNI_HOST_NAME, &name);
+      if (name != nullptr && len > 0) server_name_.assign(static_cast<const char*>(name), len);
+    }
     // Our flight (or the alert that ends a failed handshake) goes out either way.
     IoResult sent = co_await SendQueued(deadline);
     if (ret == WOLFSSL_SUCCESS) {
@@ -255,13 +261,6 @@ std::string_view TlsStream::cipher() const {
 }
 
 bool TlsStream::resumed() const { return wolfSSL_session_reused(ssl_) == 1; }
-
-std::string_view TlsStream::server_name() const {
-  void* name = nullptr;
-  const uint16_t len = wolfSSL_SNI_GetRequest(ssl_, WOLFSSL_SNI_HOST_NAME, &name);
-  if (name == nullptr || len == 0) return {};
-  return {static_cast<const char*>(name), len};
-}
 
 std::string_view TlsStream::alpn() const {
   char* protocol = nullptr;

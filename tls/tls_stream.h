@@ -62,7 +62,7 @@ class TlsStream final : public ByteStream {
   std::string_view version() const;
   std::string_view cipher() const;
   bool resumed() const;
-  std::string_view server_name() const;
+  std::string_view server_name() const { return server_name_; }
   std::string_view alpn() const;
   // Why the last TLS call failed (handshake, read, write), for the log.
   const std::string& error_text() const { return error_text_; }
@@ -95,6 +95,7 @@ class TlsStream final : public ByteStream {
   bool aborted_ = false;
   bool truncated_ = false;
   std::string error_text_;
+  std::string server_name_;  // what the client asked for (SNI), server side
 };
 
 }  // namespace ringproxy

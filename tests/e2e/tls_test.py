@@ -1,0 +1,555 @@
+#!/usr/bin/env python3
+"""End-to-end tests of TLS on the TCP listener: the real daemon with real clients
+(openssl s_client, curl, Python ssl) and real upstreams (plain and TLS), a private PKI
+made by tests/tls/make_test_certs. Run:
+  RINGPROXY_BIN=build/release/tools/ringproxy \
+  MAKE_TEST_CERTS_BIN=build/release/tests/make_test_certs tests/e2e/tls_test.py"""
+import asyncio
+import hashlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+
+# TLS 1.0/1.1 clients are what the tests refuse; Python warns about making them.
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (BIN, Proxy, ThreadedServer, check, echo_handler, free_port,  # noqa: E402
+                     run_all, run_check, test, wait_until)
+
+MAKE_CERTS = os.environ.get("MAKE_TEST_CERTS_BIN", "build/release/tests/make_test_certs")
+NAMES = 1000
+_PKI = []
+
+
+def pki():
+    """The test PKI, made once per run."""
+    if not _PKI:
+        d = tempfile.mkdtemp(prefix="ringproxy-pki-")
+        subprocess.run([MAKE_CERTS, d, str(NAMES)], check=True, timeout=120)
+        _PKI.append(d)
+    return _PKI[0]
+
+
+def name(i):
+    return f"name{i:04}.example.test"
+
+
+def config(port, up_port, *, shards=1, tls="", upstream_tls="", level="info", access=True,
+           extra=""):
+    p = pki()
+    tls = tls or f"""
+certificate = "{p}/default.crt"
+key = "{p}/default.key"
+certificate_dir = "{p}/certs"
+"""
+    return f"""
+[runtime]
+shards = {shards}
+drain_timeout_ms = 2000
+
+[log]
+level = "{level}"
+access = {"true" if access else "false"}
+
+[[upstream]]
+name = "backend"
+servers = ["127.0.0.1:{up_port}"]
+connect_timeout_ms = 1000
+{upstream_tls}
+
+[[listener]]
+name = "tls-tcp"
+protocol = "tcp"
+listen = "127.0.0.1:{port}"
+upstream = "backend"
+
+[listener.tls]
+{tls}
+{extra}
+"""
+
+
+def client_context(*, verify=True, check_hostname=True, minimum=None, maximum=None,
+                   ciphers=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = check_hostname and verify
+    if verify:
+        ctx.load_verify_locations(os.path.join(pki(), "ca.pem"))
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    return ctx
+
+
+def tls_connect(port, server_name, ctx=None, session=None, timeout=10.0):
+    ctx = ctx or client_context()
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname=server_name, session=session)
+
+
+def common_name(sock):
+    subject = dict(x[0] for x in sock.getpeercert()["subject"])
+    return subject.get("commonName")
+
+
+def echo_once(sock, payload=b"ping"):
+    sock.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        d = sock.recv(65536)
+        if not d:
+            break
+        got += d
+    return got
+
+
+def s_client(port, *args, data=b"", timeout=20):
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
+                       input=data, capture_output=True, timeout=timeout)
+    return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
+
+
+@test
+def tls_1_0_and_1_1_are_refused_1_2_and_1_3_accepted():
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port)) as proxy:
+            for flag in ("-tls1", "-tls1_1"):
+                # SECLEVEL=0 makes the client willing; the refusal must be the proxy's.
+                rc, out = s_client(port, flag, "-cipher", "DEFAULT@SECLEVEL=0", "-servername",
+                                   name(1))
+                check(rc != 0 and "Cipher is (NONE)" in out or "no protocols available" in out
+                      or "alert protocol version" in out,
+                      f"{flag} was not refused:\n{out[-1500:]}")
+            for flag, version in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+                rc, out = s_client(port, flag, "-servername", name(1), "-CAfile",
+                                   os.path.join(pki(), "ca.pem"), "-verify_return_error")
+                check(f"Protocol  : {version}" in out or f"New, {version}" in out,
+                      f"{flag} not accepted:\n{out[-1500:]}")
+            for version in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+                ctx = client_context(minimum=version, maximum=version,
+                                     ciphers="DEFAULT@SECLEVEL=0")
+                try:
+                    tls_connect(port, name(1), ctx).close()
+                    raise AssertionError(f"Python {version} handshake succeeded")
+                except ssl.SSLError:
+                    pass
+            for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                with tls_connect(port, name(1), client_context(minimum=version,
+                                                               maximum=version)) as s:
+                    check(s.version() == version.name.replace("_", "."),
+                          f"negotiated {s.version()}")
+                    cipher = s.cipher()[0]
+                    check("GCM" in cipher or "CHACHA20" in cipher, f"not AEAD: {cipher}")
+                    check(cipher.startswith("TLS_") or cipher.startswith("ECDHE"),
+                          f"no forward secrecy: {cipher}")
+                    check(echo_once(s) == b"ping", "echo through TLS")
+            proxy.wait_log(r"TLS handshake failed", count=4)
+
+
+@test
+def sni_picks_the_right_certificate_among_1000_names():
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port, level="warn"), ready=lambda: wait_until(
+                lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0)) as proxy:
+            ctx = client_context()
+            for i in range(1, NAMES + 1):
+                with tls_connect(port, name(i), ctx) as s:
+                    check(common_name(s) == name(i), f"{name(i)} got {common_name(s)}")
+            with tls_connect(port, "anything.wild.example.test", ctx) as s:
+                check(common_name(s) == "*.wild.example.test", f"wildcard: {common_name(s)}")
+            loose = client_context(check_hostname=False)
+            for unknown in ("nobody.example.test", "a.b.wild.example.test"):
+                with tls_connect(port, unknown, loose) as s:
+                    check(common_name(s) == "default.example.test",
+                          f"unknown {unknown} got {common_name(s)}")
+            with tls_connect(port, None, loose) as s:
+                check(common_name(s) == "default.example.test", "no SNI: default")
+            rc, out = s_client(port, "-servername", name(777), "-CAfile",
+                               os.path.join(pki(), "ca.pem"), "-verify_return_error")
+            check(f"CN = {name(777)}" in out and "Verify return code: 0 (ok)" in out,
+                  f"s_client -servername:\n{out[-1500:]}")
+            check(proxy.proc.poll() is None, "proxy alive")
+
+
+@test
+def strict_sni_refuses_unknown_and_missing_names_with_unrecognized_name():
+    p = pki()
+    strict = f'certificate_dir = "{p}/certs"\nstrict_sni = true\n'
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port, tls=strict)) as proxy:
+            with tls_connect(port, name(5)) as s:
+                check(common_name(s) == name(5), "a known name still works")
+            for server_name in ("nobody.example.test", None):
+                try:
+                    tls_connect(port, server_name, client_context(check_hostname=False)).close()
+                    raise AssertionError(f"strict mode served {server_name!r}")
+                except ssl.SSLError as e:
+                    check("UNRECOGNIZED_NAME" in str(e).upper(),
+                          f"{server_name!r}: expected unrecognized_name, got {e}")
+            rc, out = s_client(port, "-servername", "nobody.example.test")
+            check("unrecognized name" in out, f"s_client sees the alert:\n{out[-800:]}")
+            proxy.wait_log(r"TLS handshake failed", count=3)
+            check(up.connections == 1, f"refused handshakes reached the upstream: {up.connections}")
+
+
+@test
+def ecdsa_and_rsa_on_one_name_serve_each_client_what_it_can_use():
+    p = pki()
+    dual = (f'certificate = "{p}/default.crt"\nkey = "{p}/default.key"\n'
+            f'certificate_rsa = "{p}/default.rsa.crt"\nkey_rsa = "{p}/default.rsa.key"\n')
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port, tls=dual)):
+            cases = (("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDSA"),
+                     ("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256", "RSA"),
+                     ("-tls1_3", "-sigalgs", "ECDSA+SHA256", "ECDSA"),
+                     ("-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256", "RSA"))
+            for version, opt, value, want in cases:
+                rc, out = s_client(port, version, opt, value, "-servername",
+                                   "default.example.test")
+                got = "RSA" if "Server public key is 2048 bit" in out else (
+                    "ECDSA" if "Server public key is 256 bit" in out else "?")
+                check(got == want, f"{version} {opt} {value}: got {got}\n{out[-1200:]}")
+
+
+def resumption_check(port, proxy, maximum, rounds=40):
+    ctx = client_context(maximum=maximum)
+    with tls_connect(port, name(9), ctx) as s:
+        check(echo_once(s) == b"ping", "first echo")  # a TLS 1.3 ticket arrives with data
+        session = s.session
+    check(session is not None, "no session to resume")
+    reused = 0
+    for _ in range(rounds):
+        with tls_connect(port, name(9), ctx, session=session) as s:
+            check(echo_once(s) == b"ping", "echo")
+            reused += s.session_reused
+            session = s.session or session
+    check(reused == rounds, f"{reused} of {rounds} resumed")
+
+
+@test
+def a_ticket_from_one_shard_resumes_on_another():
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port, shards=2)) as proxy:
+            resumption_check(port, proxy, ssl.TLSVersion.TLSv1_3)
+            resumption_check(port, proxy, ssl.TLSVersion.TLSv1_2)
+            # Both shards served resumed handshakes: a ticket is good whichever shard
+            # SO_REUSEPORT picks.
+            log = proxy.log_text()
+            for shard in (0, 1):
+                check(re.search(rf"\[shard {shard}\] access tcp .*resumed=1", log),
+                      f"shard {shard} resumed nothing:\n{log[-2000:]}")
+            # s_client's own reconnects: -sess_out then -sess_in, and -reconnect (1.2).
+            sess = os.path.join(tempfile.mkdtemp(), "sess.pem")
+            ca = os.path.join(pki(), "ca.pem")
+            rc, out = s_client(port, "-tls1_2", "-servername", name(3), "-CAfile", ca,
+                               "-sess_out", sess)
+            check(os.path.exists(sess), f"no session written:\n{out[-800:]}")
+            for _ in range(6):
+                rc, out = s_client(port, "-tls1_2", "-servername", name(3), "-CAfile", ca,
+                                   "-sess_in", sess)
+                check("Reused, TLSv1.2" in out, f"-sess_in not reused:\n{out[-800:]}")
+            rc, out = s_client(port, "-tls1_2", "-servername", name(3), "-reconnect")
+            check(out.count("Reused, TLSv1.2") >= 5, f"-reconnect:\n{out[-1500:]}")
+
+
+class TlsDuplexServer:
+    """A TLS upstream (asyncio, own thread) that hashes what it receives while sending
+    `total` pseudo-random bytes, then reports both digests."""
+
+    def __init__(self, cert, key, total):
+        self.total = total
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.port = free_port()
+        self.result = None
+        self.connections = 0
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        check(self._ready.wait(10), "TLS upstream did not start")
+
+    def _run(self):
+        asyncio.set_event_loop(self._loop)
+
+        async def handle(reader, writer):
+            self.connections += 1
+            self.result = await duplex(reader, writer, self.total, seed=2)
+
+        async def main():
+            self._server = await asyncio.start_server(handle, "127.0.0.1", self.port,
+                                                      ssl=self.ctx)
+            self._ready.set()
+            await self._server.serve_forever()
+        try:
+            self._loop.run_until_complete(main())
+        except asyncio.CancelledError:
+            pass
+
+    def close(self):
+        self._loop.call_soon_threadsafe(self._server.close)
+
+
+async def duplex(reader, writer, total, seed, chunk=1 << 20):
+    """Sends `total` bytes while reading `total` bytes; returns (sent digest, (received
+    digest, count)). Python's TLS cannot half-close (closing sends close_notify and
+    ends reading too), so each side closes only once it has everything."""
+    sent = hashlib.sha256()
+    rng = random.Random(seed)
+
+    async def send():
+        left = total
+        while left:
+            block = rng.randbytes(min(chunk, left))
+            sent.update(block)
+            writer.write(block)
+            await writer.drain()
+            left -= len(block)
+
+    async def receive():
+        h, n = hashlib.sha256(), 0
+        while n < total:
+            d = await reader.read(1 << 20)
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+        return h.hexdigest(), n
+    _, received = await asyncio.gather(send(), receive())
+    try:
+        writer.close()
+        await writer.wait_closed()
+    except (ssl.SSLError, ConnectionError):
+        pass
+    return sent.hexdigest(), received
+
+
+@test
+def tls_on_both_sides_moves_256_mib_each_way_byte_exact():
+    total = 256 << 20
+    p = pki()
+    upstream_tls = (f'[upstream.tls]\nverify = true\nca_file = "{p}/ca.pem"\n'
+                    f'server_name = "localhost"\n')
+    up = TlsDuplexServer(f"{p}/localhost.crt", f"{p}/localhost.key", total)
+    try:
+        port = free_port()
+        with Proxy(config(port, up.port, upstream_tls=upstream_tls)) as proxy:
+            async def client():
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", port, ssl=client_context(), server_hostname=name(11))
+                return await duplex(reader, writer, total, seed=1)
+            client_sent, client_received = asyncio.run(client())
+            wait_until(lambda: up.result is not None, timeout=60, what="upstream result")
+            up_sent, up_received = up.result
+            check(up_received == (client_sent, total), f"client->upstream: {up_received}")
+            check(client_received == (up_sent, total), f"upstream->client: {client_received}")
+            proxy.wait_log(rf"to_upstream={total} to_client={total} .*tls=TLSv1.3")
+    finally:
+        up.close()
+
+
+@test
+def an_upstream_certificate_from_an_unknown_ca_is_refused_when_verifying():
+    p = pki()
+    up = TlsDuplexServer(f"{p}/foreign.crt", f"{p}/foreign.key", 4)
+    try:
+        port = free_port()
+        verify = f'[upstream.tls]\nverify = true\nca_file = "{p}/ca.pem"\nserver_name = "localhost"\n'
+        with Proxy(config(port, up.port, upstream_tls=verify)) as proxy:
+            with tls_connect(port, name(1)) as s:
+                s.settimeout(10)
+                s.sendall(b"x")
+                check(s.recv(10) == b"", "the client is closed when the upstream is refused")
+            proxy.wait_log(r"TLS with upstream 127\.0\.0\.1:\d+ \(backend\) failed: .*"
+                           r"(signer|issuer|verify|trust)")
+        port = free_port()
+        loose = '[upstream.tls]\nverify = false\n'
+        with Proxy(config(port, up.port, upstream_tls=loose)):
+            with tls_connect(port, name(1)) as s:
+                s.settimeout(10)
+                s.sendall(b"abcd")
+                got = b""
+                while True:
+                    d = s.recv(100)
+                    if not d:
+                        break
+                    got += d
+                check(len(got) == 4, f"verify off: data flows ({got!r})")
+    finally:
+        up.close()
+
+
+@test
+def sighup_reloads_the_certificate_directory_under_traffic_without_a_failed_connection():
+    p = pki()
+    work = tempfile.mkdtemp(prefix="ringproxy-certs-")
+    certs = os.path.join(work, "certs")
+    shutil.copytree(os.path.join(p, "certs"), certs)
+    tls = (f'certificate = "{p}/default.crt"\nkey = "{p}/default.key"\n'
+           f'certificate_dir = "{certs}"\n')
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port, shards=2, tls=tls, access=False)) as proxy:
+            stop = threading.Event()
+            failures, done = [], [0]
+
+            def traffic():
+                ctx = client_context()
+                while not stop.is_set():
+                    try:
+                        with tls_connect(port, name(20), ctx) as s:
+                            if echo_once(s) != b"ping":
+                                failures.append("bad echo")
+                        done[0] += 1
+                    except Exception as e:  # noqa: BLE001 - counted and reported
+                        failures.append(repr(e))
+            threads = [threading.Thread(target=traffic) for _ in range(4)]
+            for t in threads:
+                t.start()
+            loose = client_context(check_hostname=False)
+            with tls_connect(port, "brand-new.example.test", loose) as s:
+                check(common_name(s) == "default.example.test", "unknown before the reload")
+            for ext in ("crt", "key"):
+                shutil.copy(os.path.join(certs, f"{name(2)}.{ext}"),
+                            os.path.join(certs, f"brand-new.example.test.{ext}"))
+            before = done[0]
+            proxy.signal(signal.SIGHUP)
+            wait_until(lambda: "reload done" in proxy.log_text() or
+                       "reload failed" in proxy.log_text(), what="reload")
+            check("reload failed" not in proxy.log_text(), proxy.log_text()[-1500:])
+
+            def served_new():
+                with tls_connect(port, "brand-new.example.test", loose) as s:
+                    return common_name(s) == name(2)
+            # Both shards apply the new generation; new connections see the new name.
+            wait_until(lambda: all(served_new() for _ in range(10)), what="new name served")
+            time.sleep(1)
+            stop.set()
+            for t in threads:
+                t.join()
+            check(not failures, f"{len(failures)} failed connections: {failures[:3]}")
+            check(done[0] > before, "traffic went on through the reload")
+
+
+@test
+def a_plaintext_client_on_the_tls_port_reaches_no_upstream():
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port)) as proxy:
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+            c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    break
+                data += d
+            c.close()
+            check(b"GET" not in data, "the plaintext came back")
+            proxy.wait_log(r"TLS handshake failed")
+            time.sleep(0.2)
+            check(up.connections == 0, f"{up.connections} upstream connections")
+
+
+@test
+def a_silent_handshake_is_cut_at_its_deadline_and_logged():
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        p = pki()
+        tls = (f'certificate = "{p}/default.crt"\nkey = "{p}/default.key"\n'
+               "handshake_timeout_ms = 300\n")
+        with Proxy(config(port, up.port, tls=tls)) as proxy:
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+            start = time.monotonic()
+            check(c.recv(10) == b"", "closed")
+            elapsed = time.monotonic() - start
+            c.close()
+            check(0.25 < elapsed < 3, f"cut after {elapsed:.2f}s with a 300 ms deadline")
+            proxy.wait_log(r"TLS handshake failed: no handshake within the deadline")
+            check(up.connections == 0, "no upstream for a silent client")
+
+
+@test
+def close_notify_comes_before_the_fin_when_the_upstream_closes():
+    def say_and_close(conn):
+        conn.sendall(b"bye")
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(4096):
+            pass
+    with ThreadedServer(say_and_close) as up:
+        port = free_port()
+        with Proxy(config(port, up.port)):
+            for maximum in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+                s = client_context(maximum=maximum).wrap_socket(
+                    raw, server_hostname=name(4), suppress_ragged_eofs=False)
+                got = b""
+                while True:
+                    # A FIN without close_notify raises SSLEOFError here.
+                    d = s.recv(100)
+                    if not d:
+                        break
+                    got += d
+                check(got == b"bye", f"{maximum}: {got!r}")
+                s.close()
+
+
+@test
+def curl_fetches_through_the_tls_listener_with_alpn():
+    def http(conn):
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = conn.recv(4096)
+            if not d:
+                return
+            buf += d
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\n"
+                     b"hello, curl\n")
+    with ThreadedServer(http) as up:
+        port = free_port()
+        with Proxy(config(port, up.port)):
+            host = name(42)
+            r = subprocess.run(["curl", "-sS", "-v", "--cacert", os.path.join(pki(), "ca.pem"),
+                                "--resolve", f"{host}:{port}:127.0.0.1",
+                                f"https://{host}:{port}/"], capture_output=True, text=True,
+                               timeout=30)
+            check(r.returncode == 0, r.stderr[-1500:])
+            check(r.stdout == "hello, curl\n", repr(r.stdout))
+            check(re.search(r"ALPN.*accepted.*http/1\.1", r.stderr), r.stderr[-1500:])
+
+
+@test
+def a_broken_certificate_is_a_config_error_with_file_and_line():
+    p = pki()
+    port = free_port()
+    text = config(port, 1, tls=f'certificate = "{p}/nope.crt"\nkey = "{p}/default.key"\n')
+    rc, out, path = run_check(text)
+    check(rc != 0, "accepted a missing certificate")
+    check(re.search(r":\d+: listener\[0\]\.tls: .*nope\.crt", out), out)
+
+
+if __name__ == "__main__":
+    for tool in (BIN, MAKE_CERTS):
+        check(os.path.exists(tool), f"no binary at {tool}")
+    sys.exit(run_all(sys.argv))
