@@ -289,12 +289,19 @@ TEST_F(SessionMemoryTest, IdleSessionsHoldNoRecordBuffers) {
     long at_rest = g_usage[kServer].bytes, peak = g_usage[kServer].peak;
     std::vector<size_t> sizes;
     std::string listing = BlockSizes(&sizes);
-    // No record buffer (16 KiB + overhead): besides the WOLFSSL and its session, every
-    // block the idle session keeps is small.
+    // No record buffer (16 KiB + overhead): besides the WOLFSSL and its session (when
+    // the build keeps one as large as SESSION_CERTS makes it), every block the idle
+    // session keeps is small.
     ASSERT_GE(sizes.size(), 2u);
-    EXPECT_EQ(sizes[0], session_bytes) << name;
-    EXPECT_EQ(sizes[1], ssl_bytes) << name;
-    for (size_t i = 2; i < sizes.size(); ++i) EXPECT_LT(sizes[i], 4096u) << name << ": " << listing;
+    size_t first_small = 0;
+    while (first_small < sizes.size() &&
+           (sizes[first_small] == ssl_bytes || sizes[first_small] == session_bytes)) {
+      ++first_small;
+    }
+    EXPECT_GE(first_small, 1u) << name << ": the WOLFSSL itself is not kept: " << listing;
+    for (size_t i = first_small; i < sizes.size(); ++i) {
+      EXPECT_LT(sizes[i], 4096u) << name << ": " << listing;
+    }
     Exchange(*p, 64 * 1024);
     EXPECT_EQ(g_usage[kServer].bytes, at_rest) << name << ": 64 KiB each way left memory behind";
     WOLFSSL_SESSION* session = wolfSSL_get1_session(p->client.get());

@@ -8,7 +8,16 @@
 # Env:   RINGPROXY_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ringproxy)
 set -euo pipefail
 
+# Debian's options (--enable-distro = --enable-all) plus the assembly, minus what costs a
+# proxy per connection: the stunnel compatibility takes a process-wide mutex in every
+# wolfSSL_new, and SESSION_CERTS makes every session reserve ~37 KB for two 9-certificate
+# peer chains that a server never reads back. SESSION_CERTS comes with any of
+# sessioncerts, stunnel, haproxy, apachehttpd, libest, qt, nginx, openvpn, lighty,
+# net-snmp, strongswan, and with TLS 1.3 + (external) PSK; all of them are off here.
 flags=(--enable-distro --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
+       --disable-stunnel --disable-sessioncerts --disable-haproxy --disable-apachehttpd
+       --disable-libest --disable-qt --disable-psk --disable-nginx --disable-openvpn
+       --disable-lighty --disable-net-snmp --disable-strongswan
        --enable-static --disable-shared --with-pic --disable-examples --disable-crypttests)
 cache=${RINGPROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ringproxy}
 mkdir -p "$cache"
