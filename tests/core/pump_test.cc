@@ -314,24 +314,43 @@ TEST_P(PumpTest, AbortedPumpWaitingForBuffersWithSilentPeersEndsAtOnce) {
   EXPECT_EQ(r.end, PumpEnd::kStopped) << PumpEndName(r.end);
 }
 
+// A client that never reads (tiny queues toward it) while the upstream sends `chunk`
+// bytes every `pause_ms`, until the test is over.
+class StalledClient {
+ public:
+  StalledClient(Rig* rig, size_t chunk, int pause_ms) : rig_(rig) {
+    int small = 4096;
+    setsockopt(rig->downstream.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    setsockopt(rig->client.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    server_ = std::thread([this, chunk, pause_ms] {
+      std::string data(chunk, 's');
+      while (!done_ && testing::WriteAll(rig_->server.get(), data.data(), data.size())) {
+        if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+      }
+    });
+  }
+  ~StalledClient() {
+    done_ = true;
+    shutdown(rig_->server.get(), SHUT_RDWR);
+    server_.join();
+  }
+
+ private:
+  Rig* rig_;
+  std::atomic<bool> done_{false};
+  std::thread server_;
+};
+
 TEST_P(PumpTest, ASendWithoutProgressEndsThePumpAtTheSendTimeout) {
-  // The client never reads; the upstream sends until the kernel queues are full.
   Rig rig;
-  int small = 4096;
-  setsockopt(rig.downstream.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-  setsockopt(rig.client.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-  std::atomic<bool> done{false};
-  std::thread server([&] {
-    std::string chunk(65536, 's');
-    while (!done && testing::WriteAll(rig.server.get(), chunk.data(), chunk.size())) {
-    }
-  });
-  int64_t start = MonotonicNowNs();
-  PumpResult r = RunUntilComplete(*reactor_, Run(rig, 60000, 300));
-  int64_t ms = (MonotonicNowNs() - start) / 1'000'000;
-  done = true;
-  shutdown(rig.server.get(), SHUT_RDWR);
-  server.join();
+  PumpResult r;
+  int64_t ms = 0;
+  {
+    StalledClient stalled(&rig, 65536, 0);
+    int64_t start = MonotonicNowNs();
+    r = RunUntilComplete(*reactor_, Run(rig, 60000, 300));
+    ms = (MonotonicNowNs() - start) / 1'000'000;
+  }
   EXPECT_EQ(r.end, PumpEnd::kDownstreamError) << PumpEndName(r.end);
   EXPECT_EQ(r.error, ETIMEDOUT);
   EXPECT_LT(ms, 5000);
@@ -357,21 +376,12 @@ Task<uint32_t> InUseWhileStalled(Rig* rig, BufferRing* ring, PumpResources res, 
 
 TEST_P(PumpTest, AStalledDirectionHoldsAtMostItsShareOfReceiveBuffers) {
   Rig rig;
-  int small = 4096;
-  setsockopt(rig.downstream.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-  setsockopt(rig.client.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-  std::atomic<bool> done{false};
-  std::thread server([&] {
-    std::string chunk(4096, 's');
-    while (!done && testing::WriteAll(rig.server.get(), chunk.data(), chunk.size())) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  });
-  uint32_t in_use =
-      RunUntilComplete(*reactor_, InUseWhileStalled(&rig, ring_.get(), Resources(), GetParam()));
-  done = true;
-  shutdown(rig.server.get(), SHUT_RDWR);
-  server.join();
+  uint32_t in_use = 0;
+  {
+    StalledClient stalled(&rig, 4096, 1);
+    in_use =
+        RunUntilComplete(*reactor_, InUseWhileStalled(&rig, ring_.get(), Resources(), GetParam()));
+  }
   // RecvLimits' default share: two queued buffers.
   EXPECT_LE(in_use, 2u);
 }

@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, Proxy, ThreadedServer, check, echo_handler, free_port,  # noqa: E402
-                     run_all, run_check, test, wait_until)
+                     recv_all, run_all, run_check, test, wait_until)
 from tls_env import (MAKE_CERTS, NAMES, client_context, common_name, config,  # noqa: E402
                      echo_once, name, pki, s_client, tls_connect)
 
@@ -288,14 +288,8 @@ def an_upstream_certificate_from_an_unknown_ca_is_refused_when_verifying():
         loose = '[upstream.tls]\nverify = false\n'
         with Proxy(config(port, up.port, upstream_tls=loose)):
             with tls_connect(port, name(1)) as s:
-                s.settimeout(10)
                 s.sendall(b"abcd")
-                got = b""
-                while True:
-                    d = s.recv(100)
-                    if not d:
-                        break
-                    got += d
+                got = recv_all(s, timeout=10)
                 check(len(got) == 4, f"verify off: data flows ({got!r})")
     finally:
         up.close()
@@ -360,12 +354,7 @@ def a_plaintext_client_on_the_tls_port_reaches_no_upstream():
         with Proxy(config(port, up.port)) as proxy:
             c = socket.create_connection(("127.0.0.1", port), timeout=10)
             c.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            data = b""
-            while True:
-                d = c.recv(4096)
-                if not d:
-                    break
-                data += d
+            data = recv_all(c, timeout=10)
             c.close()
             check(b"GET" not in data, "the plaintext came back")
             proxy.wait_log(r"TLS handshake failed")
