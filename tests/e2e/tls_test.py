@@ -381,6 +381,56 @@ def a_silent_handshake_is_cut_at_its_deadline_and_logged():
 
 
 @test
+def sigterm_stops_a_session_waiting_in_its_tls_handshake():
+    # The handshake deadline is far away; the drain deadline must still end the wait.
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        p = pki()
+        tls = (f'certificate = "{p}/default.crt"\nkey = "{p}/default.key"\n'
+               "handshake_timeout_ms = 600000\n")
+        text = config(port, up.port, tls=tls).replace("drain_timeout_ms = 2000",
+                                                      "drain_timeout_ms = 300")
+        with Proxy(text) as proxy:
+            silent = socket.create_connection(("127.0.0.1", port), timeout=10)
+            half = socket.create_connection(("127.0.0.1", port), timeout=10)
+            half.sendall(b"\x16\x03\x01\x00\xff")  # a ClientHello that never finishes
+            time.sleep(0.2)
+            start = time.monotonic()
+            proxy.signal(signal.SIGTERM)
+            rc = proxy.wait_exit(timeout=10)
+            elapsed = time.monotonic() - start
+            check(rc == 0, f"exit code {rc}")
+            check(elapsed < 3, f"exit took {elapsed:.2f}s with a 300 ms drain")
+            proxy.wait_log(r"drain deadline reached: closing 2 sessions")
+            silent.close()
+            half.close()
+
+
+@test
+def sigterm_stops_a_session_waiting_for_its_upstream_tls_handshake():
+    def silent(conn):
+        while conn.recv(4096):
+            pass
+    with ThreadedServer(silent) as up:
+        port = free_port()
+        p = pki()
+        upstream_tls = (f'[upstream.tls]\nverify = true\nca_file = "{p}/ca.pem"\n'
+                        'server_name = "localhost"\nhandshake_timeout_ms = 600000\n')
+        text = config(port, up.port, upstream_tls=upstream_tls).replace(
+            "drain_timeout_ms = 2000", "drain_timeout_ms = 300")
+        with Proxy(text) as proxy:
+            s = tls_connect(port, name(1))
+            wait_until(lambda: up.connections == 1, what="the upstream connection")
+            start = time.monotonic()
+            proxy.signal(signal.SIGTERM)
+            rc = proxy.wait_exit(timeout=10)
+            elapsed = time.monotonic() - start
+            check(rc == 0, f"exit code {rc}")
+            check(elapsed < 3, f"exit took {elapsed:.2f}s with a 300 ms drain")
+            s.close()
+
+
+@test
 def close_notify_comes_before_the_fin_when_the_upstream_closes():
     def say_and_close(conn):
         conn.sendall(b"bye")
