@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,10 +18,17 @@
 #include "core/socket.h"
 #include "core/task.h"
 
+namespace ringproxy {
+class TlsClientContext;
+}  // namespace ringproxy
+
 namespace ringproxy::loadgen {
 
+class TlsClient;
+
 struct Options {
-  std::string scenario;  // bulk | idle | tcp-echo | http | imap-login | pop3-login | serve
+  // bulk | idle | tcp-echo | tls-handshake | http | imap-login | pop3-login | serve
+  std::string scenario;
   SocketAddress target;
   std::string target_text;
   int threads = 1;
@@ -33,6 +41,12 @@ struct Options {
   int batch = 500;        // idle: connects in flight at once
   size_t send_first = 0;  // idle: bytes sent and echoed before holding (makes a relay connect)
   double rate = 0;        // open loop: operations per second in total (0: closed loop)
+  // TLS over each connection (bulk, tcp-echo, idle, tls-handshake; docs/loadgen.md)
+  bool tls = false;
+  int tls_version = 0;  // 12 or 13: only that version; 0: both
+  std::string sni;      // server name sent, and checked when ca_file is set
+  std::string ca_file;  // verify the target's chain against these CAs (empty: no check)
+  bool resume = false;  // offer the previous handshake's session on each connection slot
   // http
   std::string path = "/";
   std::string host;  // Host header (default: the target address)
@@ -73,6 +87,11 @@ struct Stats {
   // idle
   uint64_t opened = 0;
   uint64_t closed_early = 0;
+  // --tls: completed handshakes, full or resumed, and by what was negotiated
+  // ("TLSv1.3 TLS13-AES128-GCM-SHA256 SECP256R1": version, suite, key exchange group)
+  uint64_t tls_full = 0;
+  uint64_t tls_resumed = 0;
+  std::map<std::string, uint64_t, std::less<>> tls_negotiated;
 
   void Error(std::string_view what, int err);
   void Merge(const Stats& o);
@@ -86,20 +105,24 @@ struct RunControl {
   std::atomic<int> threads_ready{0};  // idle: threads whose connections are open
   std::atomic<bool> release{false};   // idle: time to close
   std::atomic<bool> stop{false};      // serve: stop serving
+  // --tls: made once per run on the main thread, read-only afterwards
+  std::shared_ptr<const TlsClientContext> tls_context;
 };
 
 struct ThreadContext {
   const Options* options = nullptr;
   RunControl* control = nullptr;
   int index = 0;
-  int connections = 0;  // this thread's share
-  uint64_t count = 0;   // this thread's share (0: unbounded)
+  int connections = 0;       // this thread's share
+  uint64_t count = 0;        // this thread's share (0: unbounded)
+  TlsClient* tls = nullptr;  // --tls: the thread's TLS client (bench/loadgen/tls_client.h)
   Stats stats;
 };
 
 Task<void> RunBulk(ThreadContext* ctx);
 Task<void> RunIdle(ThreadContext* ctx);
 Task<void> RunTcpEcho(ThreadContext* ctx);
+Task<void> RunTlsHandshake(ThreadContext* ctx);
 Task<void> RunServe(ThreadContext* ctx);
 Task<void> RunHttp(ThreadContext* ctx);
 Task<void> RunImapLogin(ThreadContext* ctx);

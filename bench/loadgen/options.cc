@@ -20,6 +20,8 @@ std::string Usage() {
          "  pop3-login  connect, greeting, USER, PASS, QUIT; latency = connect to PASS +OK\n"
          "  idle      open --connections, optionally exchange --send-first bytes, hold them\n"
          "            for --hold seconds; with --measure-pid reports RSS per connection\n"
+         "  tls-handshake  connect, TLS handshake, echo one --size message (default 16),\n"
+         "            close; one operation per handshake (implies --tls)\n"
          "  serve     run an echo server (splice) on --listen, for benchmarks and tests\n"
          "options:\n"
          "  --target HOST:PORT      where to connect (all scenarios but serve)\n"
@@ -36,6 +38,12 @@ std::string Usage() {
          "  --rate R                open loop: R operations/s in total; latency is measured\n"
          "                          from each operation's scheduled start (default: closed loop)\n"
          "  --connect-timeout S     (default 5)   --io-timeout S (default 10)\n"
+         "TLS (bulk, tcp-echo, idle, tls-handshake):\n"
+         "  --tls                 TLS over each connection (no verification without --ca)\n"
+         "  --tls-version V       1.2 or 1.3 only (default: both allowed)\n"
+         "  --sni NAME            server name to send (and to verify with --ca)\n"
+         "  --ca FILE             verify the target's certificate chain and name (needs --sni)\n"
+         "  --resume              offer the session of the connection slot's previous handshake\n"
          "http:\n"
          "  --path P (default /)  --host H  --keepalive 0|1 (default 1)  --pipeline N (default 1)\n"
          "  --request-size N      POST a body of N bytes instead of GET\n"
@@ -66,6 +74,24 @@ bool ParseNumber(std::string_view text, T* out) {
   }
 }
 
+absl::Status CheckTlsOptions(const Options& o) {
+  if (!o.tls) {
+    if (o.tls_version != 0 || !o.sni.empty() || !o.ca_file.empty() || o.resume) {
+      return absl::InvalidArgumentError("--tls-version, --sni, --ca and --resume need --tls");
+    }
+    return absl::OkStatus();
+  }
+  if (o.scenario != "bulk" && o.scenario != "tcp-echo" && o.scenario != "idle" &&
+      o.scenario != "tls-handshake") {
+    return absl::InvalidArgumentError(
+        fmt::format("--tls is for bulk, tcp-echo, idle and tls-handshake, not {}", o.scenario));
+  }
+  if (!o.ca_file.empty() && o.sni.empty()) {
+    return absl::InvalidArgumentError("--ca needs --sni: the name the certificate must carry");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
@@ -73,11 +99,17 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   if (argc < 2) return absl::InvalidArgumentError("no scenario given");
   o.scenario = argv[1];
   bool duration_given = false;
+  bool size_given = false;
   if (FindScenario(o.scenario) == nullptr) {
     return absl::InvalidArgumentError(fmt::format("unknown scenario '{}'", o.scenario));
   }
   for (int i = 2; i < argc; ++i) {
     std::string_view flag = argv[i];
+    // The two options without a value.
+    if (flag == "--tls" || flag == "--resume") {
+      (flag == "--tls" ? o.tls : o.resume) = true;
+      continue;
+    }
     if (i + 1 >= argc) return absl::InvalidArgumentError(fmt::format("{} needs a value", flag));
     std::string_view value = argv[++i];
     bool ok = true;
@@ -112,6 +144,7 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       ok = ParseNumber(value, &o.count);
     } else if (flag == "--size") {
       ok = ParseNumber(value, &o.size) && o.size > 0 && o.size <= (1 << 20);
+      size_given = true;
     } else if (flag == "--hold") {
       ok = ParseNumber(value, &o.hold_s);
     } else if (flag == "--batch") {
@@ -120,6 +153,15 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       ok = ParseNumber(value, &o.send_first) && o.send_first <= (1 << 20);
     } else if (flag == "--rate") {
       ok = ParseNumber(value, &o.rate);
+    } else if (flag == "--tls-version") {
+      ok = value == "1.2" || value == "1.3";
+      o.tls_version = value == "1.2" ? 12 : 13;
+    } else if (flag == "--sni") {
+      o.sni = std::string(value);
+      ok = !o.sni.empty();
+    } else if (flag == "--ca") {
+      o.ca_file = std::string(value);
+      ok = !o.ca_file.empty();
     } else if (flag == "--path") {
       o.path = std::string(value);
       ok = !o.path.empty() && o.path[0] == '/';
@@ -173,6 +215,11 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     return absl::InvalidArgumentError("--rate (open loop) and --pipeline > 1 do not mix");
   }
   if (o.host.empty()) o.host = o.target_text;
+  if (o.scenario == "tls-handshake") {
+    o.tls = true;
+    if (!size_given) o.size = 16;
+  }
+  if (absl::Status s = CheckTlsOptions(o); !s.ok()) return s;
   if (!o.users_file.empty()) {
     FILE* f = fopen(o.users_file.c_str(), "r");
     if (f == nullptr) {
@@ -220,6 +267,9 @@ void Stats::Merge(const Stats& o) {
   for (const auto& [k, v] : o.errors) errors[k] += v;
   opened += o.opened;
   closed_early += o.closed_early;
+  tls_full += o.tls_full;
+  tls_resumed += o.tls_resumed;
+  for (const auto& [k, v] : o.tls_negotiated) tls_negotiated[k] += v;
 }
 
 uint64_t Stats::errors_total() const {

@@ -8,6 +8,7 @@
 
 #include "bench/loadgen/loadgen.h"
 #include "bench/loadgen/procstat.h"
+#include "bench/loadgen/tls_client.h"
 #include "core/shard.h"
 #include "core/signals.h"
 #include "core/status_util.h"
@@ -71,6 +72,25 @@ Derived Derive(const Stats& s, const Measured& m) {
   return d;
 }
 
+// "tls": what the handshakes were; resumed_fraction proves (or not) that --resume worked.
+std::string TlsJson(const Options& o, const Stats& s) {
+  const uint64_t handshakes = s.tls_full + s.tls_resumed;
+  const char* version = "any";
+  if (o.tls_version != 0) version = o.tls_version == 12 ? "1.2" : "1.3";
+  std::string j = fmt::format(
+      ",\"tls\":{{\"version\":\"{}\",\"resume\":{},\"sni\":{},\"verify\":{},\"handshakes\":{},"
+      "\"full\":{},\"resumed\":{},\"resumed_fraction\":{:.4f},\"negotiated\":{{",
+      version, o.resume, JsonString(o.sni), !o.ca_file.empty(), handshakes, s.tls_full,
+      s.tls_resumed,
+      handshakes > 0 ? static_cast<double>(s.tls_resumed) / static_cast<double>(handshakes) : 0.0);
+  bool first = true;
+  for (const auto& [what, n] : s.tls_negotiated) {
+    j += fmt::format("{}{}:{}", first ? "" : ",", JsonString(what), n);
+    first = false;
+  }
+  return j + "}}";
+}
+
 std::string ToJson(const Options& o, const Stats& s, const Measured& m) {
   const Derived d = Derive(s, m);
   std::string j = fmt::format(
@@ -93,6 +113,7 @@ std::string ToJson(const Options& o, const Stats& s, const Measured& m) {
   if (o.scenario == "idle") {
     j += fmt::format(",\"opened\":{},\"closed_early\":{}", s.opened, s.closed_early);
   }
+  if (o.tls) j += TlsJson(o, s);
   j += fmt::format(",\"errors_total\":{},\"errors\":{{", s.errors_total());
   bool first = true;
   for (const auto& [k, v] : s.errors) {
@@ -124,12 +145,16 @@ std::string Summary(const Options& o, const Stats& s, const Measured& m) {
   if (o.scenario == "bulk") {
     line += fmt::format(", {:.1f} MB/s ({} MB verified)", d.mb_per_s, s.verified_bytes / 1000000);
   } else if (o.scenario == "tcp-echo" || o.scenario == "http" || o.scenario == "imap-login" ||
-             o.scenario == "pop3-login") {
+             o.scenario == "pop3-login" || o.scenario == "tls-handshake") {
     line += fmt::format(", {:.0f} ops/s, p50 {:.1f} us, p99 {:.1f} us", d.ops_per_s,
                         s.latency_ns.Quantile(0.5) / 1e3, s.latency_ns.Quantile(0.99) / 1e3);
   } else if (o.scenario == "idle") {
     line +=
         fmt::format(", {} of {} open, {} closed early", s.opened, o.connections, s.closed_early);
+  }
+  if (o.tls) {
+    line +=
+        fmt::format(", {} TLS handshakes ({} resumed)", s.tls_full + s.tls_resumed, s.tls_resumed);
   }
   if (m.measured) {
     if (o.scenario == "idle") {
@@ -147,13 +172,32 @@ std::string Summary(const Options& o, const Stats& s, const Measured& m) {
   return line;
 }
 
+// A thread's scenario with what --tls needs around it, made and freed on the thread
+// (the buffer ring belongs to its reactor).
+Task<void> RunThread(ThreadContext* ctx, ScenarioFn scenario) {
+  std::unique_ptr<TlsClient> tls;
+  if (ctx->options->tls) {
+    absl::StatusOr<std::unique_ptr<TlsClient>> made =
+        TlsClient::Create(*ctx->options, ctx->control->tls_context, ctx->connections);
+    if (!made.ok()) {
+      ctx->stats.Error(fmt::format("tls: {}", MessageOf(made.status())), 0);
+      ctx->control->threads_ready.fetch_add(1);  // idle: the main thread waits for all
+      co_return;
+    }
+    tls = *std::move(made);
+    ctx->tls = tls.get();
+  }
+  co_await scenario(ctx);
+  ctx->tls = nullptr;
+}
+
 }  // namespace
 
 ScenarioFn FindScenario(std::string_view name) {
   static constexpr std::pair<std::string_view, ScenarioFn> kScenarios[] = {
-      {"bulk", RunBulk},   {"tcp-echo", RunTcpEcho},     {"idle", RunIdle},
-      {"http", RunHttp},   {"imap-login", RunImapLogin}, {"pop3-login", RunPop3Login},
-      {"serve", RunServe},
+      {"bulk", RunBulk},   {"tcp-echo", RunTcpEcho},           {"idle", RunIdle},
+      {"http", RunHttp},   {"imap-login", RunImapLogin},       {"pop3-login", RunPop3Login},
+      {"serve", RunServe}, {"tls-handshake", RunTlsHandshake},
   };
   for (const auto& [n, fn] : kScenarios) {
     if (n == name) return fn;
@@ -190,13 +234,21 @@ int RunLoadgen(const Options& o) {
       return 1;
     }
   }
+  if (o.tls) {
+    absl::StatusOr<std::shared_ptr<const TlsClientContext>> tls = MakeTlsClientContext(o);
+    if (!tls.ok()) {
+      fprintf(stderr, "loadgen: %s\n", std::string(MessageOf(tls.status())).c_str());
+      return 1;
+    }
+    control.tls_context = *std::move(tls);
+  }
   const ScenarioFn scenario = FindScenario(o.scenario);  // checked by ParseOptions
   std::vector<std::unique_ptr<Shard>> threads;
   for (int i = 0; i < o.threads; ++i) {
     ThreadContext* ctx = contexts[static_cast<size_t>(i)].get();
     int cpu = o.cpus.empty() ? -1 : o.cpus[static_cast<size_t>(i) % o.cpus.size()];
-    auto shard =
-        Shard::Start(i, cpu, ReactorOptions{}, [ctx, scenario](Shard&) { return scenario(ctx); });
+    auto shard = Shard::Start(i, cpu, ReactorOptions{},
+                              [ctx, scenario](Shard&) { return RunThread(ctx, scenario); });
     if (!shard.ok()) {
       fprintf(stderr, "loadgen: %s\n", std::string(MessageOf(shard.status())).c_str());
       control.stop = true;

@@ -1,56 +1,55 @@
 // The client scenarios: bulk, tcp-echo, idle. Each runs on one thread's reactor for
-// that thread's share of connections; every failure is counted by kind in Stats.
+// that thread's share of connections, over plain TCP or, with --tls, over TLS
+// (bench/loadgen/link.h: one body for both); every failure is counted by kind in Stats.
 #include <sys/socket.h>
 
+#include <memory>
 #include <vector>
 
+#include "bench/loadgen/link.h"
 #include "bench/loadgen/loadgen.h"
 #include "bench/loadgen/pattern.h"
+#include "bench/loadgen/tls_client.h"
 #include "core/ops.h"
 #include "core/sync.h"
 
 namespace ringproxy::loadgen {
 namespace {
 
+constexpr size_t kBulkReceiveBytes = 256 << 10;
+
 int64_t SecondsToNs(double s) { return static_cast<int64_t>(s * 1e9); }
 
-// Receives exactly `len` bytes and checks them against the pattern at `offset`.
-Task<bool> RecvExpected(ThreadContext* ctx, int fd, uint64_t offset, size_t len,
-                        std::vector<std::byte>* buf) {
-  size_t got = 0;
-  while (got < len) {
-    size_t want = std::min(len - got, buf->size());
-    IoResult r = co_await Recv(fd, std::span<std::byte>(buf->data(), want), IoDeadline(ctx));
-    if (r.res == 0) {
-      ctx->stats.Error("target closed the connection early", 0);
-      co_return false;
-    }
-    if (!r.ok()) {
-      ctx->stats.Error("recv", r.error());
-      co_return false;
-    }
-    if (!Pattern::Get().Matches(offset + got, std::span<const std::byte>(buf->data(), r.value()))) {
-      ctx->stats.Error("received bytes differ from those sent", 0);
-      co_return false;
-    }
-    got += r.value();
+// Connects, sets up the run's kind of connection (the socket itself, or TLS with the
+// handshake done) and runs body(link) on it; `slot` names the connection for --resume.
+template <typename Body>
+Task<void> WithLink(ThreadContext* ctx, int slot, size_t receive_bytes, Body body) {
+  UniqueFd fd = co_await ConnectTarget(ctx);
+  if (!fd.valid()) co_return;
+  if (ctx->tls == nullptr) {
+    SocketLink link(fd.get(), receive_bytes);
+    co_await body(&link);
+    co_return;
   }
-  ctx->stats.verified_bytes += len;
-  co_return true;
+  std::unique_ptr<TlsConnection> conn = co_await ctx->tls->Handshake(ctx, std::move(fd), slot);
+  if (conn == nullptr) co_return;
+  StreamLink link(&conn->stream(), ctx);
+  co_await body(&link);
+  co_await conn->Close();
 }
 
-struct BulkConnection {
-  int fd = -1;
+struct BulkState {
   uint64_t sent = 0;
   bool sender_done = false;
   bool failed = false;
 };
 
-Task<void> BulkSender(ThreadContext* ctx, BulkConnection* c, Gate::Holder /*holder*/) {
+template <typename Link>
+Task<void> BulkSender(ThreadContext* ctx, Link* link, BulkState* c, Gate::Holder /*holder*/) {
   const Pattern& pattern = Pattern::Get();
   const Deadline end = Deadline::AtNs(ctx->control->end_ns);
   while (!c->failed && MonotonicNowNs() < ctx->control->end_ns) {
-    IoResult r = co_await Send(c->fd, pattern.At(c->sent, ctx->options->size), end);
+    IoResult r = co_await link->SendSome(pattern.At(c->sent, ctx->options->size), end);
     if (r.timed_out()) break;
     if (!r.ok()) {
       ctx->stats.Error("send", r.error());
@@ -61,22 +60,28 @@ Task<void> BulkSender(ThreadContext* ctx, BulkConnection* c, Gate::Holder /*hold
     ctx->stats.bytes_sent += r.value();
   }
   c->sender_done = true;
-  shutdown(c->fd, SHUT_WR);
+  IoResult s = co_await link->ShutdownWrite(IoDeadline(ctx));
+  if (!s.ok() && !c->failed) {
+    ctx->stats.Error("shutdown", s.error());
+    c->failed = true;
+  }
 }
 
-Task<void> BulkReceiver(ThreadContext* ctx, BulkConnection* c, Gate::Holder /*holder*/) {
+template <typename Link>
+Task<void> BulkReceiver(ThreadContext* ctx, Link* link, BulkState* c, Gate::Holder /*holder*/) {
   const Pattern& pattern = Pattern::Get();
-  std::vector<std::byte> buf(256 << 10);
   uint64_t offset = 0;
   for (;;) {
-    IoResult r = co_await Recv(c->fd, buf, IoDeadline(ctx));
+    IoResult r = co_await link->Receive(kBulkReceiveBytes, IoDeadline(ctx));
     if (r.res == 0) break;
     if (!r.ok()) {
       ctx->stats.Error("recv", r.error());
       c->failed = true;
       break;
     }
-    if (!pattern.Matches(offset, std::span<const std::byte>(buf.data(), r.value()))) {
+    const bool same = pattern.Matches(offset, link->Received(r.value()));
+    link->Consume(r.value());
+    if (!same) {
       ctx->stats.Error("received bytes differ from those sent", 0);
       c->failed = true;
       break;
@@ -90,34 +95,30 @@ Task<void> BulkReceiver(ThreadContext* ctx, BulkConnection* c, Gate::Holder /*ho
   }
 }
 
-Task<void> BulkOne(ThreadContext* ctx, Gate::Holder /*holder*/) {
-  UniqueFd fd = co_await ConnectTarget(ctx);
-  if (!fd.valid()) co_return;
-  BulkConnection c;
-  c.fd = fd.get();
+template <typename Link>
+Task<void> Bulk(ThreadContext* ctx, Link* link) {
+  BulkState c;
   Gate gate;
-  Spawn(BulkSender(ctx, &c, gate.Enter()));
-  Spawn(BulkReceiver(ctx, &c, gate.Enter()));
+  Spawn(BulkSender(ctx, link, &c, gate.Enter()));
+  Spawn(BulkReceiver(ctx, link, &c, gate.Enter()));
   co_await gate.Wait();
   ++ctx->stats.ops;
 }
 
-Task<void> EchoOne(ThreadContext* ctx, int index, uint64_t* remaining, Gate::Holder /*holder*/) {
-  UniqueFd fd = co_await ConnectTarget(ctx);
-  if (!fd.valid()) co_return;
-  const Pattern& pattern = Pattern::Get();
-  std::vector<std::byte> buf(std::min<size_t>(ctx->options->size, 256 << 10));
+Task<void> BulkOne(ThreadContext* ctx, int slot, Gate::Holder /*holder*/) {
+  // Built before the statement that awaits (GCC 12, core/task.h).
+  auto body = [ctx](auto* link) { return Bulk(ctx, link); };
+  co_await WithLink(ctx, slot, kBulkReceiveBytes, body);
+}
+
+template <typename Link>
+Task<void> Echo(ThreadContext* ctx, Link* link, int index, uint64_t* remaining) {
   uint64_t offset = 0;
   const size_t size = ctx->options->size;
   Pacer pacer(ctx, index);
   while (KeepGoing(ctx, remaining)) {
     const int64_t t0 = co_await pacer.Next();
-    IoResult s = co_await SendAll(fd.get(), pattern.At(offset, size), IoDeadline(ctx));
-    if (!s.ok()) {
-      ctx->stats.Error("send", s.error());
-      break;
-    }
-    bool ok = co_await RecvExpected(ctx, fd.get(), offset, size, &buf);
+    const bool ok = co_await Exchange(ctx, link, offset, size);
     if (!ok) break;
     ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - t0));
     ctx->stats.bytes_sent += size;
@@ -127,29 +128,50 @@ Task<void> EchoOne(ThreadContext* ctx, int index, uint64_t* remaining, Gate::Hol
   }
 }
 
+Task<void> EchoOne(ThreadContext* ctx, int index, uint64_t* remaining, Gate::Holder /*holder*/) {
+  auto body = [ctx, index, remaining](auto* link) { return Echo(ctx, link, index, remaining); };
+  co_await WithLink(ctx, index, std::min<size_t>(ctx->options->size, 256 << 10), body);
+}
+
 struct IdleState {
   int next = 0;
-  std::vector<UniqueFd> fds;
+  std::vector<UniqueFd> fds;                              // plain
+  std::vector<std::unique_ptr<TlsConnection>> tls_conns;  // --tls
 };
 
-Task<void> IdleOpener(ThreadContext* ctx, IdleState* state, Gate::Holder /*holder*/) {
-  std::vector<std::byte> buf(std::max<size_t>(ctx->options->send_first, 1));
-  while (state->next < ctx->connections) {
-    ++state->next;
-    UniqueFd fd = co_await ConnectTarget(ctx);
-    if (!fd.valid()) continue;
-    if (ctx->options->send_first > 0) {
-      const size_t n = ctx->options->send_first;
-      IoResult s = co_await SendAll(fd.get(), Pattern::Get().At(0, n), IoDeadline(ctx));
-      if (!s.ok()) {
-        ctx->stats.Error("send", s.error());
-        continue;
-      }
-      bool ok = co_await RecvExpected(ctx, fd.get(), 0, n, &buf);
-      if (!ok) continue;
+// One idle connection: opened (TLS: handshake done), the first bytes exchanged, kept.
+Task<void> OpenIdle(ThreadContext* ctx, IdleState* state, int slot) {
+  UniqueFd fd = co_await ConnectTarget(ctx);
+  if (!fd.valid()) co_return;
+  const size_t n = ctx->options->send_first;
+  if (ctx->tls == nullptr) {
+    if (n > 0) {
+      SocketLink link(fd.get(), n);
+      if (!co_await Exchange(ctx, &link, 0, n)) co_return;
     }
     ++ctx->stats.opened;
     state->fds.push_back(std::move(fd));
+    co_return;
+  }
+  std::unique_ptr<TlsConnection> conn = co_await ctx->tls->Handshake(ctx, std::move(fd), slot);
+  if (conn == nullptr) co_return;
+  bool ok = true;
+  if (n > 0) {
+    StreamLink link(&conn->stream(), ctx);
+    ok = co_await Exchange(ctx, &link, 0, n);
+  }
+  if (!ok) {
+    co_await conn->Close();
+    co_return;
+  }
+  ++ctx->stats.opened;
+  state->tls_conns.push_back(std::move(conn));
+}
+
+Task<void> IdleOpener(ThreadContext* ctx, IdleState* state, Gate::Holder /*holder*/) {
+  while (state->next < ctx->connections) {
+    const int slot = state->next++;
+    co_await OpenIdle(ctx, state, slot);
   }
 }
 
@@ -177,7 +199,7 @@ Task<UniqueFd> ConnectTarget(ThreadContext* ctx) {
 
 Task<void> RunBulk(ThreadContext* ctx) {
   Gate gate;
-  for (int i = 0; i < ctx->connections; ++i) Spawn(BulkOne(ctx, gate.Enter()));
+  for (int i = 0; i < ctx->connections; ++i) Spawn(BulkOne(ctx, i, gate.Enter()));
   co_await gate.Wait();
 }
 
@@ -199,17 +221,19 @@ Task<void> RunIdle(ThreadContext* ctx) {
   }
   ctx->control->threads_ready.fetch_add(1);
   while (!ctx->control->release.load()) co_await Sleep(Deadline::AfterMs(20));
-  // Still open? A peek that would block means yes; 0 or an error means the target
-  // (or something on the way) closed it while it was idle.
+  // Still open? Nothing to read means yes; data, end of stream or an error means the
+  // target (or something on the way) spoke or closed it while it was idle.
   for (const UniqueFd& fd : state.fds) {
-    char c;
-    ssize_t n = recv(fd.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (!(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) ++ctx->stats.closed_early;
+    if (!SocketQuiet(fd.get())) ++ctx->stats.closed_early;
+  }
+  for (const std::unique_ptr<TlsConnection>& c : state.tls_conns) {
+    if (!c->Quiet()) ++ctx->stats.closed_early;
   }
   if (ctx->stats.closed_early > 0) {
     ctx->stats.errors["idle connections closed by the target while held"] +=
         ctx->stats.closed_early;
   }
+  for (std::unique_ptr<TlsConnection>& c : state.tls_conns) co_await c->Close();
 }
 
 }  // namespace ringproxy::loadgen

@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """The load generator's own tests: against trivial in-test servers, its counts of
 operations, bytes and errors must be exact, and a misbehaving server must show up as
-counted errors (never silently ignored)."""
+counted errors (never silently ignored). The TLS modes run against a real ringproxy
+TLS listener with self-signed ECDSA P-256 and RSA-2048 pairs made by `openssl req`."""
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ThreadedServer, check, echo_handler, refused_port, run_all, test  # noqa: E402
+from harness import (Proxy, ThreadedServer, check, echo_handler, free_port,  # noqa: E402
+                     refused_port, run_all, test)
 
 LOADGEN = os.environ.get("LOADGEN_BIN", "build/release/tools/loadgen")
 
@@ -314,6 +317,145 @@ def idle_counts_connections_the_target_closes():
         check(r["opened"] == 20, r)
         check(r["closed_early"] == 5, r)
         check(rc == 3, f"exit {rc}")
+
+
+CERT_NAME = "loadgen.test"
+_CERTS = {}
+
+
+def cert_pair(kind):
+    """(certificate, key) of a self-signed pair for CERT_NAME: kind ecdsa or rsa."""
+    if kind not in _CERTS:
+        d = _CERTS.setdefault("dir", tempfile.mkdtemp(prefix="loadgen-tls-"))
+        new_key = {"ecdsa": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                   "rsa": ["-newkey", "rsa:2048"]}[kind]
+        crt, key = os.path.join(d, f"{kind}.crt"), os.path.join(d, f"{kind}.key")
+        subprocess.run(["openssl", "req", "-x509", *new_key, "-nodes", "-keyout", key,
+                        "-out", crt, "-days", "2", "-subj", f"/CN={CERT_NAME}",
+                        "-addext", f"subjectAltName=DNS:{CERT_NAME}"],
+                       check=True, capture_output=True, timeout=60)
+        _CERTS[kind] = (crt, key)
+    return _CERTS[kind]
+
+
+class TlsRelay:
+    """ringproxy terminating TLS with one pair, relaying to an in-test echo server."""
+
+    def __init__(self, kind="ecdsa"):
+        crt, key = cert_pair(kind)
+        self.upstream = ThreadedServer(echo_handler)
+        self.port = free_port()
+        self.proxy = Proxy(f"""
+[runtime]
+shards = 1
+[log]
+level = "info"
+access = false
+[[upstream]]
+name = "echo"
+servers = ["127.0.0.1:{self.upstream.port}"]
+[[listener]]
+name = "tls"
+protocol = "tcp"
+listen = "127.0.0.1:{self.port}"
+upstream = "echo"
+[listener.tls]
+certificate = "{crt}"
+key = "{key}"
+""")
+        self.target = f"127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proxy.stop()
+        self.upstream.close()
+
+
+@test
+def tls_handshakes_count_exactly_with_either_key():
+    for kind in ("ecdsa", "rsa"):
+        with TlsRelay(kind) as relay:
+            crt, _ = cert_pair(kind)
+            rc, r, err = loadgen("tls-handshake", "--target", relay.target, "--connections", 4,
+                                 "--count", 60, "--duration", 60, "--sni", CERT_NAME,
+                                 "--ca", crt)
+            check(rc == 0, err)
+            check(r["ops"] == 60 and r["connects"] == 60 and r["latency_us"]["count"] == 60, r)
+            # One 16-byte message each way per handshake, every byte checked.
+            check(r["bytes_sent"] == r["bytes_received"] == r["verified_bytes"] == 60 * 16, r)
+            tls = r["tls"]
+            check(tls["handshakes"] == tls["full"] == 60 and tls["resumed"] == 0, tls)
+            check(tls["verify"] is True and tls["sni"] == CERT_NAME, tls)
+            check(relay.upstream.connections == 60, relay.upstream.connections)
+
+
+@test
+def tls_resume_reuses_each_slots_session():
+    with TlsRelay() as relay:
+        for version in ("1.2", "1.3"):
+            rc, r, err = loadgen("tls-handshake", "--target", relay.target, "--connections", 4,
+                                 "--count", 100, "--duration", 60, "--resume", "--tls-version",
+                                 version)
+            check(rc == 0, err)
+            tls = r["tls"]
+            # The first handshake of each of the 4 slots is full, every later one resumed.
+            check(r["ops"] == 100 and tls["full"] == 4 and tls["resumed"] == 96, tls)
+            check(tls["resumed_fraction"] == 0.96, tls)
+            check(sum(tls["negotiated"].values()) == 100, tls)
+            check(all(k.startswith(f"TLSv{version} ") for k in tls["negotiated"]), tls)
+
+
+@test
+def tls_echo_bulk_and_idle_over_the_proxy():
+    with TlsRelay() as relay:
+        rc, r, err = loadgen("tcp-echo", "--tls", "--target", relay.target, "--connections", 4,
+                             "--size", 1000, "--count", 400, "--duration", 60)
+        check(rc == 0, err)
+        check(r["ops"] == 400 and r["bytes_sent"] == r["bytes_received"] == 400000, r)
+        check(r["tls"]["handshakes"] == 4 and r["connects"] == 4, r)
+        rc, r, err = loadgen("bulk", "--tls", "--target", relay.target, "--connections", 2,
+                             "--duration", 1)
+        check(rc == 0, err)
+        check(r["verified_bytes"] == r["bytes_sent"] > 0 and r["ops"] == 2, r)
+        check(r["tls"]["handshakes"] == 2, r)
+        rc, r, err = loadgen("idle", "--tls", "--target", relay.target, "--connections", 40,
+                             "--send-first", 16, "--hold", 0.5, "--batch", 10,
+                             "--measure-pid", relay.proxy.pid)
+        check(rc == 0, err)
+        check(r["opened"] == 40 and r["closed_early"] == 0, r)
+        check(r["tls"]["handshakes"] == 40 and r["verified_bytes"] == 40 * 16, r)
+        check("rss_per_conn" in r, r)
+
+
+@test
+def tls_failures_are_counted():
+    with TlsRelay() as relay:
+        crt, _ = cert_pair("ecdsa")
+        rc, r, err = loadgen("tls-handshake", "--target", relay.target, "--count", 5,
+                             "--duration", 60, "--sni", "other.test", "--ca", crt)
+        check(rc == 3, f"exit {rc}: {err}")
+        check(r["ops"] == 0 and r["tls"]["handshakes"] == 0, r)
+        check(list(r["errors"].values()) == [5] and "name mismatch" in list(r["errors"])[0], r)
+    # A plaintext echo server answers the ClientHello with the ClientHello: not TLS.
+    with ThreadedServer(echo_handler) as s:
+        rc, r, err = loadgen("tls-handshake", "--target", f"127.0.0.1:{s.port}", "--count", 3,
+                             "--duration", 60)
+        check(rc == 3, f"exit {rc}: {err}")
+        check(r["errors_total"] == 3 and all(k.startswith("tls handshake") for k in r["errors"]),
+              r)
+
+
+@test
+def tls_usage_is_checked():
+    for args, text in ((["tcp-echo", "--sni", "a"], "need --tls"),
+                       (["http", "--tls"], "--tls is for"),
+                       (["bulk", "--tls", "--ca", "x.pem"], "--ca needs --sni"),
+                       (["bulk", "--tls", "--tls-version", "1.1"], "bad value")):
+        r = subprocess.run([LOADGEN, *args, "--target", "127.0.0.1:1"], capture_output=True,
+                           text=True)
+        check(r.returncode == 1 and text in r.stderr, (args, r.stderr))
 
 
 @test
