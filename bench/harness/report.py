@@ -98,12 +98,53 @@ class Report:
                     parts.append(f"ringproxy / direct = **{r / d:.2f}**")
                 if parts:
                     out.append(f"- {k}: " + ", ".join(parts))
+            out += self.negotiated_lines(rows_all, targets)
             out.append("")
         for k, per_scenario in cpu_bars.items():
             png = self._bar_plot(k, per_scenario, targets)
             if png:
                 out += [f"![{k}]({png})", ""]
         return out
+
+    @staticmethod
+    def negotiated_lines(rows, targets):
+        """TLS scenarios: what the handshakes settled on per target (version, suite,
+        group), so that a reader sees both proxies did the same work."""
+        out = []
+        for t in targets:
+            counts = {}
+            for r in rows:
+                if r["target"] == t:
+                    for k, n in (metric(r, "tls.negotiated") or {}).items():
+                        counts[k] = counts.get(k, 0) + n
+            if counts:
+                out.append(f"- {t} negotiated: " + "; ".join(
+                    f"{k} ({n})" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])))
+        return out
+
+    def goal_table(self, results):
+        """Ratios ringproxy / nginx next to what the issues ask for (scenarios' goals)."""
+        rows = []
+        for name, spec in SCENARIOS.items():
+            sel = [r for r in results if r["scenario"] == name and not r.get("variant")
+                   and not r.get("cores")]
+            for key, op, goal in spec.get("goals", []):
+                rp, _, _ = median_range([r for r in sel if r["target"] == "ringproxy"], key)
+                ng, _, _ = median_range([r for r in sel if r["target"] == "nginx"], key)
+                if rp is None or not ng:
+                    continue
+                ratio = rp / ng
+                met = ratio >= goal if op == ">=" else ratio <= goal
+                rows.append(f"| {name} | {key} | {fmt(rp)} | {fmt(ng)} | **{ratio:.2f}** | "
+                            f"{op} {goal:g} | {'yes' if met else 'no'} |")
+        if not rows:
+            return []
+        return ["## Goals: ringproxy / nginx", "",
+                "Medians of this run. ops_per_core_s = operations per second of proxy CPU "
+                "(what one busy core would do); ops_per_s may be limited by the load "
+                "generator's CPUs.", "",
+                "| scenario | metric | ringproxy | nginx | ringproxy / nginx | goal | met |",
+                "|---|---|---|---|---|---|---|", *rows, ""]
 
     def _bar_plot(self, key, per_scenario, targets):
         names = list(per_scenario)
@@ -236,6 +277,7 @@ class Report:
                f"Anchors: {m.get('nginx')}; {m.get('haproxy')}.", "",
                "\"L4 relay\": ringproxy's TCP relay standing in until its HTTP and mail "
                "proxies exist: it forwards bytes, it does not parse or authenticate.", ""]
+        out += self.goal_table(results)
         out += ["## Scenarios", ""] + self.scenario_tables(results, targets)
         sweeps = self.sweep_tables(results, targets)
         if sweeps:
