@@ -89,15 +89,6 @@ void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
     self->terminal_ = 0;
   } else if (res == -ENOBUFS) {
     self->ring_.NoteEmpty();
-    // The CQE can be stale (buffers came back since the kernel looked). Only a
-    // waiting consumer re-arms, now or when a buffer comes back.
-    if (!self->armed_ && !self->aborted_ && self->waiter_) {
-      if (self->ring_.exhausted()) {
-        self->ring_.WaitForBuffers(self);
-      } else {
-        self->Arm();
-      }
-    }
   } else if (res == -ECANCELED) {
     // Our own pause or stop: Next() re-arms unless aborted. Someone else's cancel
     // (the owner's CancelFd) wakes the waiter with -ECANCELED; the stream stays usable.
@@ -105,9 +96,25 @@ void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
   } else {
     self->terminal_ = res;
   }
+  self->RearmForWaiter();
   // Wake last: the waiter may destroy this stream.
   self->MaybeFinishWait();
   self->Wake();
+}
+
+void RecvStream::RearmForWaiter() {
+  // The multishot ended (ENOBUFS, or a pause whose cancel completed after the consumer
+  // had started waiting again) while a consumer waits with nothing to take: receive
+  // again now, or when a buffer comes back (the ENOBUFS CQE can be stale).
+  if (armed_ || aborted_ || !waiter_ || HasData() || terminal_ != kNoTerminal ||
+      cancelled_externally_) {
+    return;
+  }
+  if (ring_.exhausted()) {
+    ring_.WaitForBuffers(this);
+  } else {
+    Arm();
+  }
 }
 
 void RecvStream::OnTimer(Completion* c, int32_t /*res*/, uint32_t /*flags*/) {

@@ -105,6 +105,7 @@ class RecvStream final : private Completion, private BufferWaiter {
   uint32_t HeldLimit() const;
   void OnData(int32_t res, uint16_t id);
   void Arm();
+  void RearmForWaiter();
   void RequestCancel();
   void ArmTimer(Deadline d);
   void Wake();

@@ -315,5 +315,51 @@ TEST_P(StreamsTest, AReturnedBufferWakesOnlyAStreamWhoseConsumerWaits) {
   held.clear();
 }
 
+// A pause (the consumer was busy, the stream cancelled its multishot) must not leave a
+// consumer that starts waiting while the cancel is still in flight without a receive:
+// when the cancel completes, the stream arms again. Deterministic order: A's byte and
+// B's arrive in one batch, A's first; B's wakes the consumer, which takes A's byte and
+// waits on A again before A's cancel has completed.
+Task<int> WaitWhileAPauseIsInFlight(BufferRing* ring, int a_fd, int a_peer, int b_fd, int b_peer) {
+  RecvStream a(*ring, a_fd, RecvLimits{1, 0});
+  RecvStream b(*ring, b_fd);
+  EXPECT_EQ(send(a_peer, "x", 1, 0), 1);
+  Received x = co_await a.Next(Deadline::AfterMs(2000));  // A stays armed
+  EXPECT_EQ(x.status.res, 1);
+  x = Received();
+  Gate gate;
+  auto peer = [](Gate::Holder, int a_peer, int b_peer) -> Task<void> {
+    co_await Sleep(Deadline::AfterMs(20));
+    EXPECT_EQ(send(a_peer, "a", 1, 0), 1);  // A's consumer is not waiting: A pauses
+    EXPECT_EQ(send(b_peer, "w", 1, 0), 1);
+    co_await Sleep(Deadline::AfterMs(100));
+    EXPECT_EQ(send(a_peer, "b", 1, 0), 1);  // after the pause completed
+  };
+  Spawn(peer(gate.Enter(), a_peer, b_peer));
+  Received w = co_await b.Next(Deadline::AfterMs(2000));
+  EXPECT_EQ(w.status.res, 1);
+  Received first = co_await a.Next(Deadline::AfterMs(2000));
+  EXPECT_EQ(first.status.res, 1);
+  first = Received();
+  Received second = co_await a.Next(Deadline::AfterMs(1000));
+  const int result = second.status.res;
+  second = Received();
+  co_await gate.Wait();
+  co_await a.Stop();
+  co_await b.Stop();
+  co_return result;
+}
+
+TEST_P(StreamsTest, AConsumerWaitingWhileAPauseCompletesGetsTheNextBytes) {
+  auto ring = Ring(16, 1024);
+  auto [a_peer, a_fd] = testing::TcpPair();
+  auto [b_peer, b_fd] = testing::TcpPair();
+  EXPECT_EQ(
+      RunUntilComplete(*reactor_, WaitWhileAPauseIsInFlight(ring.get(), a_fd.get(), a_peer.get(),
+                                                            b_fd.get(), b_peer.get())),
+      1)
+      << "the stream was not armed again after its pause";
+}
+
 }  // namespace
 }  // namespace ringproxy
