@@ -47,6 +47,11 @@ class ByteStream {
 
   // Takes `data` (returns data.size() or -errno); see the file comment.
   virtual Task<IoResult> Write(std::span<const std::byte> data, Deadline deadline) = 0;
+  // Writes what the kernel takes at once, without waiting and without copying: a
+  // count (possibly short, 0 when the socket is full), or -EAGAIN when the stream has
+  // output waiting (order first) or cannot write directly. For a caller whose bytes are
+  // in a buffer it would otherwise copy (TLS records).
+  virtual IoResult WriteNow(std::span<const std::byte> data) = 0;
   // Waits until nothing is left in the stream's own output buffer.
   virtual Task<IoResult> Flush(Deadline deadline) = 0;
   virtual size_t pending_output() const = 0;

@@ -81,7 +81,9 @@ Task<IoResult> PlainStream::Write(std::span<const std::byte> data, Deadline dead
   if (data.empty()) co_return IoResult{0};
   // MSG_DONTWAIT: the ring answers at once (-EAGAIN instead of parking the send), so
   // a full socket never holds on to the caller's buffer.
+  ++sends_in_flight_;
   IoResult r = co_await Send(fd_.get(), data, Deadline::Never(), kSendNow);
+  --sends_in_flight_;
   if (r.res == -EAGAIN) r.res = 0;
   if (aborted_) co_return IoResult{-ECANCELED};
   if (!r.ok()) co_return r;
@@ -93,13 +95,26 @@ Task<IoResult> PlainStream::Write(std::span<const std::byte> data, Deadline dead
   co_return IoResult{static_cast<int32_t>(data.size())};
 }
 
+IoResult PlainStream::WriteNow(std::span<const std::byte> data) {
+  if (aborted_) return {-ECANCELED};
+  // Order: nothing may overtake bytes queued here or still on their way in the ring.
+  if (pending_output() > 0 || sends_in_flight_ > 0) return {-EAGAIN};
+  // A plain non-blocking send(2): it never waits, and the kernel copies straight from
+  // the caller's buffer (what a ring send would do a loop turn later, after a copy).
+  const ssize_t n = send(fd_.get(), data.data(), data.size(), kSendNow);
+  if (n < 0) return {errno == EAGAIN ? 0 : -errno};
+  return {static_cast<int32_t>(n)};
+}
+
 Task<IoResult> PlainStream::Flush(Deadline deadline) {
   while (pending_output() > 0) {
     if (aborted_) co_return IoResult{-ECANCELED};
     std::span<const std::byte> rest(reinterpret_cast<const std::byte*>(out_.data()) + out_offset_,
                                     pending_output());
     // A plain send: the ring waits for room, the linked deadline bounds the wait.
+    ++sends_in_flight_;
     IoResult r = co_await Send(fd_.get(), rest, deadline);
+    --sends_in_flight_;
     if (aborted_) co_return IoResult{-ECANCELED};
     if (!r.ok()) co_return r;
     if (r.res == 0) co_return IoResult{-EPIPE};

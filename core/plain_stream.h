@@ -30,6 +30,7 @@ class PlainStream final : public ByteStream {
   size_t DiscardBuffered() override;
 
   Task<IoResult> Write(std::span<const std::byte> data, Deadline deadline) override;
+  IoResult WriteNow(std::span<const std::byte> data) override;
   Task<IoResult> Flush(Deadline deadline) override;
   size_t pending_output() const override { return out_.size() - out_offset_; }
   Task<IoResult> ShutdownWrite(Deadline deadline) override;
@@ -62,6 +63,7 @@ class PlainStream final : public ByteStream {
   size_t offset_ = 0;
   std::string out_;  // what the kernel has not taken yet (empty: no allocation)
   size_t out_offset_ = 0;
+  int sends_in_flight_ = 0;  // ring sends submitted and not completed
   bool aborted_ = false;
 };
 

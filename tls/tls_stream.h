@@ -17,6 +17,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "core/byte_stream.h"
@@ -47,6 +48,7 @@ class TlsStream final : public ByteStream {
   size_t DiscardBuffered() override;
 
   Task<IoResult> Write(std::span<const std::byte> data, Deadline deadline) override;
+  IoResult WriteNow(std::span<const std::byte> /*data*/) override { return {-EAGAIN}; }
   Task<IoResult> Flush(Deadline deadline) override;
   size_t pending_output() const override;
   Task<IoResult> ShutdownWrite(Deadline deadline) override;
@@ -84,7 +86,9 @@ class TlsStream final : public ByteStream {
   ByteStream* transport_;
   WOLFSSL* ssl_;
   Role role_;
-  std::string plaintext_;  // decrypted, not consumed yet (empty: no allocation)
+  // Decrypted, not consumed yet. Kept from record to record while ciphertext is
+  // already buffered behind it, freed otherwise: at rest the stream holds no buffer.
+  std::unique_ptr<char[]> plaintext_;
   size_t plaintext_len_ = 0;
   size_t plaintext_off_ = 0;
   std::string ciphertext_;               // produced by wolfSSL, not handed to the transport yet

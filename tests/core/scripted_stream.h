@@ -71,6 +71,7 @@ class ScriptedStream final : public ByteStream {
     written_.append(reinterpret_cast<const char*>(data.data()), data.size());
     co_return IoResult{static_cast<int32_t>(data.size())};
   }
+  IoResult WriteNow(std::span<const std::byte> /*data*/) override { return {-EAGAIN}; }
   Task<IoResult> Flush(Deadline /*deadline*/) override { co_return IoResult{0}; }
   size_t pending_output() const override { return 0; }
   Task<IoResult> ShutdownWrite(Deadline /*deadline*/) override {
