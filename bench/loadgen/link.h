@@ -54,11 +54,14 @@ class StreamLink {
  public:
   StreamLink(ByteStream* stream, const ThreadContext* ctx) : stream_(stream), ctx_(ctx) {}
 
-  // Takes all of `data`. Not cut at `end`: a TLS write stopped half-way would leave a
-  // record half sent, and the receiver could not know where the stream ends; the wait
-  // is bounded by the I/O timeout instead and the caller checks `end` between writes.
+  // Sends all of `data` and waits until the kernel has it (Write alone may leave a
+  // remainder in the stream that only a later Write or Flush sends: after the last
+  // write of a run nothing would). Not cut at `end`: a TLS write stopped half-way would
+  // leave a record half sent, and the receiver could not know where the stream ends;
+  // the wait is bounded by the I/O timeout instead and the caller checks `end` between
+  // writes.
   Task<IoResult> SendSome(std::span<const std::byte> data, Deadline /*end*/) {
-    return stream_->Write(data, IoDeadline(ctx_));
+    return WriteAll(stream_, data, IoDeadline(ctx_));
   }
   Task<IoResult> SendAll(std::span<const std::byte> data, Deadline deadline) {
     return WriteAll(stream_, data, deadline);
