@@ -14,10 +14,14 @@ set -euo pipefail
 # peer chains that a server never reads back. SESSION_CERTS comes with any of
 # sessioncerts, stunnel, haproxy, apachehttpd, libest, qt, nginx, openvpn, lighty,
 # net-snmp, strongswan, and with TLS 1.3 + (external) PSK; all of them are off here.
+# Also off, as per-session state a TLS proxy never uses: DTLS (and SCTP, multicast and
+# SRTP, which would switch it back on) and TLS 1.3 post-handshake client
+# authentication (it keeps the handshake hashes of every session).
 flags=(--enable-distro --enable-aesni --enable-intelasm --enable-sp --enable-sp-asm
        --disable-stunnel --disable-sessioncerts --disable-haproxy --disable-apachehttpd
        --disable-libest --disable-qt --disable-psk --disable-nginx --disable-openvpn
        --disable-lighty --disable-net-snmp --disable-strongswan
+       --disable-dtls --disable-sctp --disable-mcast --disable-srtp --disable-postauth
        --enable-static --disable-shared --with-pic --disable-examples --disable-crypttests)
 cache=${RINGPROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ringproxy}
 mkdir -p "$cache"
