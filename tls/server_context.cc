@@ -1,5 +1,7 @@
 #include "tls/server_context.h"
 
+#include "tls/rsa_offload.h"
+
 // options.h first: it carries the build's feature macros and struct layout choices.
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -223,6 +225,7 @@ absl::StatusOr<WOLFSSL_CTX*> TlsServerShardContext::NewCtx(const tls::PemPair& p
     wolfSSL_CTX_free(ctx);
     return status;
   }
+  if (key->kind == tls::KeyKind::kRsa) tls::InstallRsaOffload(ctx);
   wolfSSL_CTX_set_servername_callback(ctx, tls::ServerCallbacks::OnServerName);
   wolfSSL_CTX_set_servername_arg(ctx, this);
   wolfSSL_CTX_set_cert_cb(ctx, tls::ServerCallbacks::OnCertificate, this);
