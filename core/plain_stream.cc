@@ -23,13 +23,28 @@ Task<IoResult> WriteAll(ByteStream* stream, std::span<const std::byte> data, Dea
   co_return w;
 }
 
+bool PlainStream::FillAwaiter::await_ready() {
+  if (stream_->aborted_) {
+    now_ = IoResult{-ECANCELED};
+    done_now_ = true;
+  } else if (size_t left = stream_->chunk_left(); left > 0) {
+    now_ = IoResult{static_cast<int32_t>(left)};
+    done_now_ = true;
+  }
+  return done_now_ || next_.await_ready();
+}
+
+IoResult PlainStream::FillAwaiter::await_resume() {
+  if (done_now_) return now_;
+  stream_->chunk_ = next_.await_resume();
+  stream_->offset_ = 0;
+  if (stream_->aborted_) return {-ECANCELED};
+  return stream_->chunk_.status;
+}
+
 Task<IoResult> PlainStream::Fill(Deadline deadline) {
-  if (aborted_) co_return IoResult{-ECANCELED};
-  if (size_t left = chunk_left(); left > 0) co_return IoResult{static_cast<int32_t>(left)};
-  chunk_ = co_await recv_.Next(deadline);
-  offset_ = 0;
-  if (aborted_) co_return IoResult{-ECANCELED};
-  co_return chunk_.status;
+  IoResult r = co_await FillDirect(deadline);
+  co_return r;
 }
 
 IoResult PlainStream::FillNow() {

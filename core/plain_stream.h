@@ -24,6 +24,24 @@ class PlainStream final : public ByteStream {
   PlainStream& operator=(const PlainStream&) = delete;
 
   Task<IoResult> Fill(Deadline deadline) override;
+
+  // Fill() as a plain awaiter, for callers that know the stream is plain (the pump): no
+  // coroutine frame per wait, and a chunk already received completes without suspending.
+  class FillAwaiter {
+   public:
+    bool await_ready();
+    void await_suspend(std::coroutine_handle<> h) { next_.await_suspend(h); }
+    IoResult await_resume();
+
+   private:
+    friend class PlainStream;
+    FillAwaiter(PlainStream* s, Deadline d) : stream_(s), next_(s->recv_.Next(d)) {}
+    PlainStream* stream_;
+    RecvStream::NextAwaiter next_;
+    IoResult now_{0};
+    bool done_now_ = false;  // await_ready settled the result without the receive
+  };
+  FillAwaiter FillDirect(Deadline deadline) { return FillAwaiter(this, deadline); }
   std::span<const std::byte> Peek() const override;
   void Consume(size_t n) override;
   size_t buffered() const override;

@@ -101,8 +101,14 @@ Task<Pump::StepEnd> Pump::CopyPhase(Direction& d) {
   const bool may_switch = options_.mode == RelayMode::kAuto && CanSplice(d);
   const size_t full = resources_.buffers != nullptr ? resources_.buffers->buffer_size() : 16384;
   int full_in_a_row = 0;
+  PlainStream* const plain = d.from->plain();
   while (!aborted_) {
-    IoResult r = co_await d.from->Fill(Deadline::Never());
+    IoResult r;  // not ?: with co_await in the arms (core/task.h)
+    if (plain != nullptr) {
+      r = co_await plain->FillDirect(Deadline::Never());  // no frame per wait
+    } else {
+      r = co_await d.from->Fill(Deadline::Never());
+    }
     if (aborted_) break;
     if (r.res == 0) co_return StepEnd::kEof;
     if (!r.ok()) {
