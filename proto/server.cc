@@ -17,6 +17,7 @@
 #include "fmt/ranges.h"
 #include "proto/protocols.h"
 #include "tls/config.h"
+#include "tls/library.h"
 
 namespace ringproxy {
 
@@ -313,6 +314,7 @@ Task<void> ShardMain(Shard* shard, ShardServer** live, std::promise<absl::Status
       CloseAll(initial);
     }
   }
+  ReleaseThreadTlsState();
   on_exit();
 }
 

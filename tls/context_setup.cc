@@ -25,6 +25,8 @@ const char kCipherList[] =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
+const char kGroupList[] = "X25519:P-256:X448:P-521:P-384";
+
 namespace {
 
 // A certificate chain or key file larger than this is a mistake (a log, a bundle).
@@ -109,6 +111,11 @@ absl::Status ApplyPolicy(WOLFSSL_CTX* ctx, const std::string& what) {
   }
   if (wolfSSL_CTX_set_cipher_list(ctx, kCipherList) != WOLFSSL_SUCCESS) {
     return absl::InternalError(absl::StrCat(what, ": wolfSSL refused the cipher list"));
+  }
+  // set_curves_list, not set1_groups_list: only the former also marks every other curve
+  // disabled, which is what TLS 1.2's curve choice reads (tls.c wolfSSL_curve_is_disabled).
+  if (wolfSSL_CTX_set1_curves_list(ctx, kGroupList) != WOLFSSL_SUCCESS) {
+    return absl::InternalError(absl::StrCat(what, ": wolfSSL refused the group list"));
   }
   wolfSSL_CTX_set_options(ctx, WOLFSSL_OP_NO_COMPRESSION | WOLFSSL_OP_CIPHER_SERVER_PREFERENCE);
   wolfSSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);

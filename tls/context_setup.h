@@ -10,6 +10,10 @@
 //  * AEAD suites with forward secrecy only: the TLS 1.3 suites and ECDHE with AES-GCM or
 //    ChaCha20-Poly1305. An explicit list is required: the build has anonymous, NULL and
 //    RC4 suites, and the compatible defaults allow the anonymous ones.
+//  * Key exchange groups X25519, P-256, X448, P-521, P-384 (OpenSSL's default set), both
+//    versions. The build also has brainpool, secp256k1 and smaller curves; those run on
+//    wolfSSL's generic ECC code, whose FP_ECC cache builds a ~800 KB table per curve in
+//    each thread that uses one (the policy's curves have their own SP/25519/448 code).
 //  * Server order of suites (wolfSSL's default useClientOrder = 0; we never call
 //    wolfSSL_CTX_ctrl(SSL_CTRL_OPTIONS), which in this WOLFSSL_QT build would flip it).
 //  * No compression (not compiled: no HAVE_LIBZ; the option is set anyway), no
@@ -45,6 +49,8 @@ namespace ringproxy::tls {
 // The TLS 1.3 suites, then ECDHE-ECDSA / ECDHE-RSA with AES-128-GCM, AES-256-GCM,
 // ChaCha20-Poly1305 (wolfSSL names). AES first: it has AES-NI here.
 extern const char kCipherList[];
+// The key exchange groups, in our order of preference (wolfSSL names).
+extern const char kGroupList[];
 
 // Version floor, suites, options, session cache, modes. `what` names the CTX in errors.
 absl::Status ApplyPolicy(WOLFSSL_CTX* ctx, const std::string& what);

@@ -3,6 +3,7 @@
 // options.h first: it carries the build's feature macros and struct layout choices.
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 namespace ringproxy {
 
@@ -24,6 +25,12 @@ TlsLibraryInfo GetTlsLibraryInfo() {
 absl::Status InitTlsLibrary() {
   if (wolfSSL_Init() != WOLFSSL_SUCCESS) return absl::InternalError("wolfSSL_Init failed");
   return absl::OkStatus();
+}
+
+void ReleaseThreadTlsState() {
+#if defined(HAVE_ECC) && defined(FP_ECC)
+  wc_ecc_fp_free();
+#endif
 }
 
 }  // namespace ringproxy

@@ -1,7 +1,6 @@
 // The TLS library as linked: wolfSSL's version and whether the assembly build (AES-NI,
-// AVX, SP x86_64) is in. TLS termination itself arrives with the TLS roadmap item; the
-// build links wolfSSL from the start so `ringproxy --version` can prove which build
-// is in the binary.
+// AVX, SP x86_64) is in (`ringproxy --version` prints it); its process and per-thread
+// set-up and clean-up.
 #pragma once
 
 #include <string>
@@ -21,5 +20,9 @@ TlsLibraryInfo GetTlsLibraryInfo();
 
 // wolfSSL_Init(); once per process, before any TLS object is made.
 absl::Status InitTlsLibrary();
+
+// Frees what wolfSSL keeps per thread (the FP_ECC point tables, thread-local in this
+// build). Call on a thread that made TLS objects, after its last one is gone.
+void ReleaseThreadTlsState();
 
 }  // namespace ringproxy

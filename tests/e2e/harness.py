@@ -171,8 +171,19 @@ class Proxy:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.stop()
+    def __exit__(self, exc_type, *exc):
+        running = self.proc.poll() is None
+        rc = self.stop()
+        if exc_type is not None:
+            return
+        # A sanitizer build reports leaks and errors only as the process ends.
+        report = SANITIZER_REPORT.search(self.log_text())
+        check(report is None, f"sanitizer report from ringproxy:\n{self.log_text()[-4000:]}")
+        if running:
+            check(rc == 0, f"ringproxy exited with {rc} after SIGTERM:\n{self.log_text()[-3000:]}")
+
+
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ")
 
 
 def run_config(config_text, *args):

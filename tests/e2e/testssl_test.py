@@ -16,6 +16,13 @@ from tls_env import MAKE_CERTS, config, pki  # noqa: E402
 TESTSSL = "/usr/bin/testssl"
 # Findings about the certificate itself, i.e. the test PKI.
 PKI_FINDINGS = ("cert_", "DNS_CAArecord", "intermediate_cert")
+# testssl's ticket check runs `s_client -sess_out </dev/null`: the client quits as soon
+# as its handshake is done, and a TLS 1.3 ticket (sent after the client's Finished) is
+# saved only if it arrived first. On a loaded or sanitizer-slowed machine it often has
+# not, and the second s_client then has no session file: "connect problem". Resumption
+# itself is tested deterministically in tls_test.py (a ticket from one shard resumes on
+# another, TLS 1.2 and 1.3).
+TOOL_RACES = {("WARN", "sessionresumption_ticket", "check failed because of connect problem")}
 
 
 @test
@@ -46,6 +53,9 @@ def testssl_reports_no_vulnerability_and_nothing_below_the_policy():
     bad, pki_only = [], []
     for f in findings:
         if f["severity"] in ("OK", "INFO", "DEBUG"):
+            continue
+        if (f["severity"], f["id"], f["finding"]) in TOOL_RACES:
+            print(f"      testssl race (see TOOL_RACES): {f['id']}: {f['finding']}")
             continue
         (pki_only if f["id"].startswith(PKI_FINDINGS) else bad).append(
             f"{f['severity']} {f['id']}: {f['finding']}")

@@ -65,6 +65,29 @@ def tls_1_0_and_1_1_are_refused_1_2_and_1_3_accepted():
 
 
 @test
+def only_the_policy_key_exchange_groups_are_accepted():
+    # X25519, P-256, X448, P-521, P-384 (OpenSSL's default set). The others (brainpool,
+    # secp256k1, ...) run on wolfSSL's generic ECC code, which keeps a ~800 KB table per
+    # curve and thread; a client must not be able to make a shard build them.
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port)) as proxy:
+            for group in ("brainpoolP256r1", "brainpoolP384r1", "secp256k1"):
+                rc, out = s_client(port, "-tls1_2", "-groups", group, "-cipher",
+                                   "ECDHE@SECLEVEL=0", "-servername", name(1))
+                check("Cipher is (NONE)" in out and "Server Temp Key" not in out,
+                      f"{group} was accepted:\n{out[-1500:]}")
+            for group in ("X25519", "P-256", "X448", "P-521", "P-384"):
+                for flag in ("-tls1_2", "-tls1_3"):
+                    # TLS 1.2 clients apply their groups to the ECDSA certificate too.
+                    groups = f"{group}:P-256" if flag == "-tls1_2" and group != "P-256" else group
+                    rc, out = s_client(port, flag, "-groups", groups, "-servername", name(1))
+                    check("Cipher is (NONE)" not in out and "Server Temp Key" in out,
+                          f"{group} {flag} was refused:\n{out[-1500:]}")
+            proxy.wait_log(r"TLS handshake failed", count=3)
+
+
+@test
 def sni_picks_the_right_certificate_among_1000_names():
     with ThreadedServer(echo_handler) as up:
         port = free_port()
