@@ -1,0 +1,232 @@
+// The IMAP command parser (proto/imap/command_parser.h): every case whole and split at
+// every 1, 2, 5, 10 and 100 bytes must give the same events; the negative space (each
+// syntax fault, each limit crossed by one) and resynchronisation after an error.
+#include "proto/imap/command_parser.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace ringproxy::imap {
+namespace {
+
+std::string Describe(const CommandParser& p, const ParseResult& r) {
+  std::string out;
+  switch (r.event) {
+    case Event::kCommand: {
+      out = "CMD " + std::string(p.tag()) + " " + std::string(p.name());
+      for (const Arg& a : p.args()) {
+        switch (a.kind) {
+          case ArgKind::kAtom:
+            out += " A:" + std::string(a.value);
+            break;
+          case ArgKind::kQuoted:
+            out += " Q:" + std::string(a.value);
+            break;
+          case ArgKind::kLiteral:
+            out += " L:" + std::string(a.value);
+            break;
+          case ArgKind::kListBegin:
+            out += " (";
+            break;
+          case ArgKind::kListEnd:
+            out += " )";
+            break;
+        }
+      }
+      return out;
+    }
+    case Event::kContinue:
+      return "CONT " + std::to_string(p.literal_bytes());
+    case Event::kError:
+      return "ERR " + std::string(ErrorName(r.error)) + " tag=" + std::string(p.tag());
+    case Event::kNeedMore:
+      break;
+  }
+  return "?";
+}
+
+// Feeds `in` in pieces of `piece` bytes (0: whole) and lists the events.
+std::vector<std::string> Run(const std::string& in, size_t piece, CommandLimits limits = {}) {
+  CommandParser p(limits);
+  std::vector<std::string> events;
+  const size_t step = piece == 0 ? in.size() : piece;
+  for (size_t at = 0; at < in.size(); at += step) {
+    std::string_view chunk = std::string_view(in).substr(at, step);
+    for (;;) {
+      ParseResult r = p.Parse(chunk);
+      EXPECT_LE(r.consumed, chunk.size());
+      chunk.remove_prefix(r.consumed);
+      if (r.event == Event::kNeedMore) {
+        EXPECT_TRUE(chunk.empty());
+        break;
+      }
+      events.push_back(Describe(p, r));
+    }
+  }
+  return events;
+}
+
+// The same events whole and in pieces.
+void Expect(const std::string& in, const std::vector<std::string>& want,
+            CommandLimits limits = {}) {
+  for (size_t piece : {0, 1, 2, 5, 10, 100}) {
+    EXPECT_EQ(Run(in, piece, limits), want) << "pieces of " << piece << " for: " << in;
+  }
+}
+
+TEST(ImapCommandParserTest, SimpleCommands) {
+  Expect("a1 CAPABILITY\r\n", {"CMD a1 CAPABILITY"});
+  Expect("a2 noop\n", {"CMD a2 noop"});  // bare LF, case kept (the session compares)
+  Expect("A003 LOGOUT\r\nA004 NOOP\r\n", {"CMD A003 LOGOUT", "CMD A004 NOOP"});
+  Expect("x.1] STARTTLS\r\n", {"CMD x.1] STARTTLS"});  // ']' may be in a tag
+}
+
+TEST(ImapCommandParserTest, LoginWithAtomsQuotedStringsAndEscapes) {
+  Expect("a1 LOGIN john secret\r\n", {"CMD a1 LOGIN A:john A:secret"});
+  Expect("a1 LOGIN \"jo\\\"hn\" \"p\\\\ss word\"\r\n", {"CMD a1 LOGIN Q:jo\"hn Q:p\\ss word"});
+  Expect("a1 LOGIN \"\" \"\"\r\n", {"CMD a1 LOGIN Q: Q:"});
+  Expect("a1 LOGIN \"j\xc3\xb6rg\" x\r\n", {"CMD a1 LOGIN Q:j\xc3\xb6rg A:x"});
+  Expect("a1  LOGIN  john   secret  \r\n", {"CMD a1 LOGIN A:john A:secret"});
+  Expect("a1 LOGIN john@example.com/tb secret\r\n",
+         {"CMD a1 LOGIN A:john@example.com/tb A:secret"});
+}
+
+TEST(ImapCommandParserTest, SynchronisingLiteralsAskForContinuation) {
+  Expect("a1 LOGIN {4}\r\njohn {6}\r\nsecret\r\n",
+         {"CONT 4", "CONT 6", "CMD a1 LOGIN L:john L:secret"});
+  // Literal data is bytes: CRLF, quotes and parentheses inside it are data.
+  Expect("a1 LOGIN {4}\r\nj\r\n\" \"x\"\r\n", {"CONT 4", "CMD a1 LOGIN L:j\r\n\" Q:x"});
+  Expect("a1 LOGIN {0}\r\n {0}\r\n\r\n", {"CONT 0", "CONT 0", "CMD a1 LOGIN L: L:"});
+}
+
+TEST(ImapCommandParserTest, NonSynchronisingLiteralsDoNot) {
+  Expect("a1 LOGIN {4+}\r\njohn {6+}\r\nsecret\r\n", {"CMD a1 LOGIN L:john L:secret"});
+  Expect("a1 LOGIN {4+}\njohn \"x\"\n", {"CMD a1 LOGIN L:john Q:x"});
+}
+
+TEST(ImapCommandParserTest, ListsForId) {
+  Expect("a1 ID (\"name\" \"Thunderbird\" \"version\" \"115.0\")\r\n",
+         {"CMD a1 ID ( Q:name Q:Thunderbird Q:version Q:115.0 )"});
+  Expect("a1 ID NIL\r\n", {"CMD a1 ID A:NIL"});
+  Expect("a1 ID ()\r\n", {"CMD a1 ID ( )"});
+  Expect("a1 X (a (b {1+}\r\nc) \"d\")\r\n", {"CMD a1 X ( A:a ( A:b L:c ) Q:d )"});
+}
+
+TEST(ImapCommandParserTest, AuthenticateWithInitialResponse) {
+  Expect("a1 AUTHENTICATE PLAIN AGpvaG4Ac2VjcmV0\r\n",
+         {"CMD a1 AUTHENTICATE A:PLAIN A:AGpvaG4Ac2VjcmV0"});
+  Expect("a1 AUTHENTICATE PLAIN =\r\n", {"CMD a1 AUTHENTICATE A:PLAIN A:="});
+}
+
+TEST(ImapCommandParserTest, SyntaxErrorsAndResynchronisation) {
+  Expect("\r\na1 NOOP\r\n", {"ERR empty line tag=", "CMD a1 NOOP"});
+  Expect("\na1 NOOP\r\n", {"ERR empty line tag=", "CMD a1 NOOP"});
+  Expect("* LOGIN a b\r\na1 NOOP\r\n", {"ERR bad tag tag=", "CMD a1 NOOP"});
+  Expect("+ x\r\na1 NOOP\r\n", {"ERR bad tag tag=", "CMD a1 NOOP"});
+  Expect("a+1 NOOP\r\na1 NOOP\r\n", {"ERR bad tag tag=", "CMD a1 NOOP"});
+  Expect(" a1 NOOP\r\na1 NOOP\r\n", {"ERR bad tag tag=", "CMD a1 NOOP"});
+  Expect("a1\r\na2 NOOP\r\n", {"ERR missing command tag=a1", "CMD a2 NOOP"});
+  Expect("a1 \r\na2 NOOP\r\n", {"ERR missing command tag=a1", "CMD a2 NOOP"});
+  Expect("a1 LO\"GIN\r\na2 NOOP\r\n", {"ERR bad command name tag=a1", "CMD a2 NOOP"});
+  Expect("a1 (x)\r\na2 NOOP\r\n", {"ERR bad command name tag=a1", "CMD a2 NOOP"});
+  Expect("a1 LOGIN \"a\\b\" x\r\na2 NOOP\r\n", {"ERR bad quoted string tag=a1", "CMD a2 NOOP"});
+  Expect("a1 LOGIN \"ab\r\na2 NOOP\r\n", {"ERR bad quoted string tag=a1", "CMD a2 NOOP"});
+  Expect("a1 LOGIN \"ab\na2 NOOP\r\n", {"ERR bad quoted string tag=a1", "CMD a2 NOOP"});
+  Expect("a1 LOGIN us\x01r x\r\na2 NOOP\r\n", {"ERR bad character tag=a1", "CMD a2 NOOP"});
+  Expect("a1 LOGIN user\"x\"\r\na2 NOOP\r\n", {"ERR bad character tag=a1", "CMD a2 NOOP"});
+  Expect("a1 LOGIN a\rb\r\na2 NOOP\r\n", {"ERR bad character tag=a1", "CMD a2 NOOP"});
+  Expect("a1 ID (a\r\na2 NOOP\r\n", {"ERR unbalanced parentheses tag=a1", "CMD a2 NOOP"});
+  Expect("a1 ID a)\r\na2 NOOP\r\n", {"ERR unbalanced parentheses tag=a1", "CMD a2 NOOP"});
+  Expect("a1 ID )\r\na2 NOOP\r\n", {"ERR unbalanced parentheses tag=a1", "CMD a2 NOOP"});
+}
+
+TEST(ImapCommandParserTest, MalformedLiterals) {
+  for (const char* bad :
+       {"{}", "{x}", "{1x}", "{+}", "{12345678901234567890}", "{3+x", "{3}x", "{3} "}) {
+    Expect(std::string("a1 LOGIN ") + bad + "\r\na2 NOOP\r\n",
+           {"ERR bad literal tag=a1", "CMD a2 NOOP"});
+  }
+  // NUL is not a CHAR8: the rest of the literal is skipped, then the rest of its line.
+  static constexpr char kNul[] = "a1 LOGIN {4+}\r\nj\0hn more\r\na2 NOOP\r\n";
+  Expect(std::string(kNul, sizeof(kNul) - 1), {"ERR bad literal tag=a1", "CMD a2 NOOP"});
+}
+
+TEST(ImapCommandParserTest, LineLimitCrossedByOne) {
+  CommandLimits limits;
+  limits.line_bytes_max = 20;
+  const std::string exact = "a1 LOGIN john 12345\r\n";  // 21 bytes with the LF
+  ASSERT_EQ(exact.size(), 21u);
+  Expect("a1 LOGIN john 1234\r\n", {"CMD a1 LOGIN A:john A:1234"}, limits);
+  Expect(exact + "a2 NOOP\r\n", {"ERR line too long tag=a1", "CMD a2 NOOP"}, limits);
+  // Literal data is not line: each line around it is counted apart.
+  Expect("a1 LOGIN {30+}\r\n123456789012345678901234567890 x\r\n",
+         {"CMD a1 LOGIN L:123456789012345678901234567890 A:x"},
+         CommandLimits{.line_bytes_max = 20, .literal_bytes_max = 30});
+  // An endless line is refused at the limit, not at its end.
+  CommandParser p(limits);
+  ParseResult r = p.Parse(std::string(1000, 'a'));
+  EXPECT_EQ(r.event, Event::kError);
+  EXPECT_EQ(r.error, Error::kLineTooLong);
+  EXPECT_EQ(r.consumed, 20u);
+}
+
+TEST(ImapCommandParserTest, LiteralLimitCrossedByOne) {
+  CommandLimits limits;
+  limits.literal_bytes_max = 6;
+  Expect("a1 LOGIN {4}\r\njohn {6}\r\nsecret\r\n",
+         {"CONT 4", "CONT 6", "CMD a1 LOGIN L:john L:secret"}, limits);
+  // Synchronising: no continuation, so the client sends no data.
+  Expect("a1 LOGIN {4}\r\njohn {7}\r\na2 NOOP\r\n",
+         {"CONT 4", "ERR literal too long tag=a1", "CMD a2 NOOP"}, limits);
+  // Non-synchronising: the data comes anyway and is skipped with the rest of the line.
+  Expect("a1 LOGIN john {7+}\r\nsecret! more\r\na2 NOOP\r\n",
+         {"ERR literal too long tag=a1", "CMD a2 NOOP"}, limits);
+  Expect("a1 LOGIN john {7+}\r\na2 NOO\r\na3 NOOP\r\n",
+         {"ERR literal too long tag=a1", "CMD a3 NOOP"}, limits);
+}
+
+TEST(ImapCommandParserTest, ArgumentAndDepthLimitsCrossedByOne) {
+  CommandLimits limits;
+  limits.args_max = 4;
+  limits.list_depth_max = 2;
+  Expect("a1 X a b c d\r\n", {"CMD a1 X A:a A:b A:c A:d"}, limits);
+  Expect("a1 X a b c d e\r\na2 NOOP\r\n", {"ERR too many arguments tag=a1", "CMD a2 NOOP"}, limits);
+  Expect("a1 X (a) b\r\n", {"CMD a1 X ( A:a ) A:b"}, limits);
+  Expect("a1 X (a) b c\r\na2 NOOP\r\n", {"ERR too many arguments tag=a1", "CMD a2 NOOP"}, limits);
+  Expect("a1 X (())\r\n", {"CMD a1 X ( ( ) )"}, limits);
+  Expect("a1 X ((()))\r\na2 NOOP\r\n", {"ERR lists nested too deep tag=a1", "CMD a2 NOOP"}, limits);
+  // The literal that is one argument too many is skipped like a refused one.
+  Expect("a1 X a b c d {3+}\r\nabc\r\na2 NOOP\r\n",
+         {"ERR too many arguments tag=a1", "CMD a2 NOOP"}, limits);
+}
+
+TEST(ImapCommandParserTest, ResetDropsAPartialCommand) {
+  CommandParser p;
+  EXPECT_TRUE(p.at_boundary());
+  EXPECT_EQ(p.Parse("a1 STARTTLS\r\nb1 CAP").event, Event::kCommand);
+  EXPECT_EQ(p.name(), "STARTTLS");
+  EXPECT_EQ(p.Parse("b1 CAP").event, Event::kNeedMore);
+  EXPECT_FALSE(p.at_boundary());
+  p.Reset();
+  EXPECT_TRUE(p.at_boundary());
+  ParseResult r = p.Parse("c1 NOOP\r\n");
+  EXPECT_EQ(r.event, Event::kCommand);
+  EXPECT_EQ(p.tag(), "c1");
+  EXPECT_TRUE(p.args().empty());
+}
+
+TEST(ImapCommandParserTest, ViewsSurviveUntilTheNextParse) {
+  CommandParser p;
+  std::string in = "a1 LOGIN {5+}\r\nhello \"w\"\r\n";
+  ParseResult r = p.Parse(in);
+  ASSERT_EQ(r.event, Event::kCommand);
+  in.assign(in.size(), 'x');  // the views are into the parser, not the input
+  ASSERT_EQ(p.args().size(), 2u);
+  EXPECT_EQ(p.args()[0].value, "hello");
+  EXPECT_EQ(p.args()[1].value, "w");
+}
+
+}  // namespace
+}  // namespace ringproxy::imap
