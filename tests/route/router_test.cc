@@ -9,8 +9,7 @@
 #include "core/ops.h"
 #include "core/sync.h"
 #include "gtest/gtest.h"
-#include "tests/process_util.h"
-#include "tests/test_util.h"
+#include "tests/route/live_fixture.h"
 
 namespace ringproxy {
 namespace {
@@ -54,17 +53,7 @@ struct Stack {
   std::unique_ptr<Router> router;
 };
 
-class RouterTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    reactor_ = testing::MakeReactor();
-    ASSERT_TRUE(mc_.Start());
-    ASSERT_TRUE(lookupd_.Start());
-  }
-  std::unique_ptr<Reactor> reactor_;
-  testing::Memcached mc_;
-  testing::Lookupd lookupd_;
-};
+using RouterTest = testing::LiveRouteTest;
 
 Task<std::vector<ResolveResult>> ResolveAll(Stack* s, std::vector<ResolveRequest> reqs) {
   std::vector<ResolveResult> out;
