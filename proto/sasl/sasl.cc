@@ -89,12 +89,18 @@ PlainError ParsePlain(std::string_view base64, const PlainLimits& limits, PlainC
   *out = PlainCredentials{};
   std::string message;
   if (!Base64Decode(base64, &message)) return PlainError::kBadBase64;
+  return ParsePlainMessage(message, limits, out);
+}
+
+PlainError ParsePlainMessage(std::string_view message, const PlainLimits& limits,
+                             PlainCredentials* out) {
+  *out = PlainCredentials{};
   const size_t first = message.find('\0');
-  if (first == std::string::npos) return PlainError::kBadFormat;
+  if (first == std::string_view::npos) return PlainError::kBadFormat;
   const size_t second = message.find('\0', first + 1);
-  if (second == std::string::npos) return PlainError::kBadFormat;
-  if (message.find('\0', second + 1) != std::string::npos) return PlainError::kBadFormat;
-  std::string_view m(message);
+  if (second == std::string_view::npos) return PlainError::kBadFormat;
+  if (message.find('\0', second + 1) != std::string_view::npos) return PlainError::kBadFormat;
+  std::string_view m = message;
   std::string_view authzid = m.substr(0, first);
   std::string_view authcid = m.substr(first + 1, second - first - 1);
   std::string_view password = m.substr(second + 1);

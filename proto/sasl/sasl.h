@@ -45,6 +45,9 @@ struct PlainCredentials {
 // The client's response, base64 as sent ("=" for an empty response is the session's to
 // turn into ""). On error `out` may hold part of the message: clear it (a password).
 PlainError ParsePlain(std::string_view base64, const PlainLimits& limits, PlainCredentials* out);
+// The same for a message already decoded (an AUTHENTICATE initial response).
+PlainError ParsePlainMessage(std::string_view message, const PlainLimits& limits,
+                             PlainCredentials* out);
 // Appends base64(authzid NUL authcid NUL password).
 void WritePlain(std::string_view authzid, std::string_view authcid, std::string_view password,
                 std::string* out);

@@ -1,0 +1,467 @@
+#include "proto/imap/preauth.h"
+
+#include <optional>
+
+#include "proto/imap/string_writer.h"
+#include "proto/sasl/sasl.h"
+
+namespace ringproxy::imap {
+
+namespace {
+
+constexpr std::string_view kBye = "* BYE Zimbra IMAP server terminating connection\r\n";
+
+bool Is(std::string_view word, std::string_view upper) {
+  if (word.size() != upper.size()) return false;
+  for (size_t i = 0; i < word.size(); ++i) {
+    char c = word[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c != upper[i]) return false;
+  }
+  return true;
+}
+
+bool IsString(const Arg& a) { return a.kind == ArgKind::kQuoted || a.kind == ArgKind::kLiteral; }
+bool IsAstring(const Arg& a) { return IsString(a) || a.kind == ArgKind::kAtom; }
+bool IsNil(const Arg& a) { return a.kind == ArgKind::kAtom && Is(a.value, "NIL"); }
+
+bool HasControl(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+enum class LineStatus : uint8_t { kOk, kTooLong, kClosed, kTimeout, kError, kStopped };
+
+class Dialogue {
+ public:
+  Dialogue(ByteStream** stream, const PreauthSettings* settings, bool tls, TlsUpgrader* upgrader,
+           Credentials* credentials)
+      : stream_(stream),
+        settings_(*settings),
+        tls_(tls),
+        upgrader_(upgrader),
+        credentials_(credentials),
+        parser_(settings->limits) {}
+
+  Task<PreauthEnd> Run();
+
+ private:
+  // Replies collect in out_ and go out in one write per command (or before a wait for
+  // the client, or a TLS handshake). Coroutine rules of core/task.h: named locals for
+  // awaited results and arguments, no `co_return co_await`.
+  void Reply(std::string_view text) { out_.append(text); }
+  // false: the stream failed (end_ says how).
+  Task<bool> FlushOut();
+  Task<LineStatus> ReadLine(std::string* line);
+  std::string Capabilities() const;
+  bool refuse_cleartext() const { return !tls_ && settings_.starttls == StartTlsMode::kOnly; }
+  bool starttls_offered() const {
+    return !tls_ && settings_.starttls != StartTlsMode::kOff && upgrader_ != nullptr;
+  }
+  // Each command: nullopt to go on, or how the dialogue ends.
+  Task<std::optional<PreauthEnd>> Dispatch();
+  std::optional<PreauthEnd> Bad(std::string_view tag, std::string_view text);
+  std::optional<PreauthEnd> Id(const std::string& tag);
+  std::optional<PreauthEnd> Login(const std::string& tag);
+  Task<std::optional<PreauthEnd>> StartTls(std::string tag);
+  Task<std::optional<PreauthEnd>> Authenticate(std::string tag);
+  // Sends "+ prompt" and reads the client's response. kOk: *decoded holds it. The
+  // others: "*" (aborted), not base64, or the dialogue ends (*end).
+  enum class ResponseStatus : uint8_t { kOk, kAborted, kNotBase64, kEnded };
+  Task<ResponseStatus> Response(std::string prompt, std::string* decoded);
+  std::optional<PreauthEnd> AuthenticateFailed(ResponseStatus s, std::string_view tag);
+
+  ByteStream** stream_;
+  const PreauthSettings& settings_;
+  bool tls_;
+  TlsUpgrader* upgrader_;
+  Credentials* credentials_;
+  CommandParser parser_;
+  std::string out_;
+  PreauthEnd end_ = PreauthEnd::kStreamError;
+  size_t bad_commands_ = 0;
+  std::string client_name_;
+  std::string client_version_;
+};
+
+Task<bool> Dialogue::FlushOut() {
+  if (out_.empty()) co_return true;
+  std::string data;
+  data.swap(out_);
+  const Deadline deadline = Deadline::AfterMs(settings_.send_timeout_ms);
+  std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data.data()), data.size());
+  IoResult w = co_await WriteAll(*stream_, bytes, deadline);
+  if (w.ok()) co_return true;
+  end_ = w.cancelled() ? PreauthEnd::kStopped : PreauthEnd::kStreamError;
+  co_return false;
+}
+
+// A raw line (an AUTHENTICATE response is not a command), CR LF or LF, bounded by the
+// command line limit.
+Task<LineStatus> Dialogue::ReadLine(std::string* line) {
+  line->clear();
+  const Deadline deadline = Deadline::AfterMs(settings_.idle_timeout_ms);
+  for (;;) {
+    ByteStream* s = *stream_;
+    std::span<const std::byte> view = s->Peek();
+    if (view.empty()) {
+      IoResult r = co_await s->Fill(deadline);
+      if (r.res == 0) co_return LineStatus::kClosed;
+      if (r.timed_out()) co_return LineStatus::kTimeout;
+      if (r.cancelled()) co_return LineStatus::kStopped;
+      if (!r.ok()) co_return LineStatus::kError;
+      continue;
+    }
+    std::string_view text(reinterpret_cast<const char*>(view.data()), view.size());
+    const size_t lf = text.find('\n');
+    const size_t take = lf == std::string_view::npos ? text.size() : lf;
+    if (line->size() + take > settings_.limits.line_bytes_max) co_return LineStatus::kTooLong;
+    line->append(text.substr(0, take));
+    s->Consume(lf == std::string_view::npos ? take : lf + 1);
+    if (lf != std::string_view::npos) {
+      if (!line->empty() && line->back() == '\r') line->pop_back();
+      co_return LineStatus::kOk;
+    }
+  }
+}
+
+std::string Dialogue::Capabilities() const {
+  std::string out = "* CAPABILITY";
+  for (const std::string& c : settings_.capabilities) out += " " + c;
+  if (refuse_cleartext()) {
+    if (starttls_offered()) out += " STARTTLS";
+    out += " LOGINDISABLED";
+  } else {
+    if (settings_.auth_login) out += " AUTH=LOGIN";
+    if (settings_.auth_plain) out += " AUTH=PLAIN";
+    if (starttls_offered()) out += " STARTTLS";
+  }
+  return out + "\r\n";
+}
+
+std::optional<PreauthEnd> Dialogue::Bad(std::string_view tag, std::string_view text) {
+  Reply(tag);
+  Reply(" BAD ");
+  Reply(text);
+  Reply("\r\n");
+  if (++bad_commands_ >= settings_.bad_commands_max) {
+    Reply("* BYE too many invalid commands\r\n");
+    return PreauthEnd::kTooManyErrors;
+  }
+  return std::nullopt;
+}
+
+Task<PreauthEnd> Dialogue::Run() {
+  Reply("* OK " + settings_.greeting + "\r\n");
+  for (;;) {
+    const bool flushed = co_await FlushOut();
+    if (!flushed) co_return end_;
+    ByteStream* s = *stream_;
+    std::span<const std::byte> view = s->Peek();
+    if (view.empty()) {
+      const Deadline deadline = Deadline::AfterMs(settings_.idle_timeout_ms);
+      IoResult r = co_await s->Fill(deadline);
+      if (r.res == 0) co_return PreauthEnd::kClientClosed;
+      if (r.timed_out()) {
+        Reply(kBye);
+        (void)co_await FlushOut();
+        co_return PreauthEnd::kTimeout;
+      }
+      if (r.cancelled()) co_return PreauthEnd::kStopped;
+      if (!r.ok()) co_return PreauthEnd::kStreamError;
+      continue;
+    }
+    ParseResult pr =
+        parser_.Parse(std::string_view(reinterpret_cast<const char*>(view.data()), view.size()));
+    s->Consume(pr.consumed);
+    std::optional<PreauthEnd> end;
+    if (pr.event == Event::kContinue) {
+      Reply("+ OK\r\n");
+    } else if (pr.event == Event::kError) {
+      const std::string tag = parser_.tag().empty() ? "*" : std::string(parser_.tag());
+      if (pr.error == Error::kLineTooLong) {
+        Reply(tag + " BAD line too long\r\n");
+        end = PreauthEnd::kLineTooLong;
+      } else {
+        end = Bad(tag, ErrorName(pr.error));
+      }
+    } else if (pr.event == Event::kCommand) {
+      std::optional<PreauthEnd> done = co_await Dispatch();
+      end = done;
+    }
+    if (end.has_value()) {
+      const bool sent = co_await FlushOut();
+      if (!sent && *end != PreauthEnd::kCredentials) co_return end_;
+      co_return *end;
+    }
+  }
+}
+
+Task<std::optional<PreauthEnd>> Dialogue::Dispatch() {
+  std::string tag(parser_.tag());
+  std::string_view name = parser_.name();
+  const size_t argc = parser_.args().size();
+  if (Is(name, "CAPABILITY") || Is(name, "NOOP") || Is(name, "LOGOUT")) {
+    if (argc != 0) co_return Bad(tag, "no arguments expected");
+    if (Is(name, "CAPABILITY")) Reply(Capabilities());
+    if (Is(name, "LOGOUT")) Reply(kBye);
+    Reply(tag + " OK completed\r\n");
+    if (Is(name, "LOGOUT")) co_return PreauthEnd::kLogout;
+    co_return std::nullopt;
+  }
+  if (Is(name, "ID")) co_return Id(tag);
+  if (Is(name, "LOGIN")) co_return Login(tag);
+  if (Is(name, "STARTTLS")) {
+    std::optional<PreauthEnd> r = co_await StartTls(tag);
+    co_return r;
+  }
+  if (Is(name, "AUTHENTICATE")) {
+    std::optional<PreauthEnd> r = co_await Authenticate(tag);
+    co_return r;
+  }
+  co_return Bad(tag, "invalid command");
+}
+
+// RFC 2971: ID NIL, or up to 30 field/value pairs, fields up to 30 octets, values up to
+// 1024 octets (or NIL).
+std::optional<PreauthEnd> Dialogue::Id(const std::string& tag) {
+  std::span<const Arg> a = parser_.args();
+  std::string name, version;
+  bool ok = a.size() == 1 && IsNil(a[0]);
+  if (!ok && a.size() >= 2 && a.front().kind == ArgKind::kListBegin &&
+      a.back().kind == ArgKind::kListEnd && (a.size() - 2) % 2 == 0 && (a.size() - 2) / 2 <= 30) {
+    ok = true;
+    for (size_t i = 1; i + 1 < a.size(); i += 2) {
+      const Arg& field = a[i];
+      const Arg& value = a[i + 1];
+      if (!IsString(field) || field.value.size() > 30 || !(IsString(value) || IsNil(value)) ||
+          value.value.size() > 1024) {
+        ok = false;
+        break;
+      }
+      if (Is(field.value, "NAME") && IsString(value)) name = value.value;
+      if (Is(field.value, "VERSION") && IsString(value)) version = value.value;
+    }
+  }
+  if (!ok) return Bad(tag, "invalid ID arguments");
+  // Kept for the upstream's X-VIA (a list replaces what an earlier ID said; NIL says
+  // nothing); control characters would break that line.
+  if (a.size() > 1) {
+    client_name_ = HasControl(name) ? std::string() : std::move(name);
+    client_version_ = HasControl(version) ? std::string() : std::move(version);
+  }
+  std::string reply = "* ID ";
+  if (settings_.id_reply.empty()) {
+    reply += "NIL";
+  } else {
+    reply += "(";
+    for (size_t i = 0; i < settings_.id_reply.size(); ++i) {
+      if (i > 0) reply += " ";
+      AppendQuoted(settings_.id_reply[i].first, &reply);
+      reply += " ";
+      AppendQuoted(settings_.id_reply[i].second, &reply);
+    }
+    reply += ")";
+  }
+  Reply(reply + "\r\n" + tag + " OK completed\r\n");
+  return std::nullopt;
+}
+
+Task<std::optional<PreauthEnd>> Dialogue::StartTls(std::string tag) {
+  if (!parser_.args().empty()) co_return Bad(tag, "no arguments expected");
+  if (tls_) co_return Bad(tag, "TLS already active");
+  if (!starttls_offered()) co_return Bad(tag, "STARTTLS not available");
+  // RFC 2595 / the 2021 STARTTLS study: plaintext pipelined behind the command must not
+  // be answered inside TLS.
+  parser_.Reset();
+  (*stream_)->DiscardBuffered();
+  Reply(tag + " OK begin TLS negotiation now\r\n");
+  const bool sent = co_await FlushOut();
+  if (!sent) co_return end_;
+  ByteStream* plain = *stream_;
+  ByteStream* secured = co_await upgrader_->Upgrade(plain);
+  if (secured == nullptr) co_return PreauthEnd::kTlsFailed;
+  *stream_ = secured;
+  tls_ = true;
+  co_return std::nullopt;
+}
+
+std::optional<PreauthEnd> Dialogue::Login(const std::string& tag) {
+  std::span<const Arg> a = parser_.args();
+  if (a.size() != 2 || !IsAstring(a[0]) || !IsAstring(a[1])) {
+    return Bad(tag, "LOGIN takes a user name and a password");
+  }
+  if (refuse_cleartext()) {
+    Reply(tag + " NO [PRIVACYREQUIRED] cleartext logins disabled\r\n");
+    return std::nullopt;
+  }
+  std::string_view user = a[0].value;
+  std::string_view password = a[1].value;
+  if (user.empty() || user.size() > settings_.login_bytes_max || HasControl(user) ||
+      password.size() > settings_.password_bytes_max) {
+    Reply(tag + " NO LOGIN failed\r\n");
+    return std::nullopt;
+  }
+  *credentials_ = Credentials{};
+  credentials_->tag = tag;
+  credentials_->mechanism = Mechanism::kLogin;
+  credentials_->user = user;
+  credentials_->password = password;
+  credentials_->client_name = client_name_;
+  credentials_->client_version = client_version_;
+  return PreauthEnd::kCredentials;
+}
+
+Task<Dialogue::ResponseStatus> Dialogue::Response(std::string prompt, std::string* decoded) {
+  Reply("+ " + prompt + "\r\n");
+  const bool sent = co_await FlushOut();
+  if (!sent) co_return ResponseStatus::kEnded;
+  std::string line;
+  LineStatus s = co_await ReadLine(&line);
+  switch (s) {
+    case LineStatus::kOk:
+      break;
+    case LineStatus::kTooLong:
+      Reply("* BAD line too long\r\n");
+      end_ = PreauthEnd::kLineTooLong;
+      co_return ResponseStatus::kEnded;
+    case LineStatus::kClosed:
+      end_ = PreauthEnd::kClientClosed;
+      co_return ResponseStatus::kEnded;
+    case LineStatus::kTimeout:
+      Reply(kBye);
+      end_ = PreauthEnd::kTimeout;
+      co_return ResponseStatus::kEnded;
+    case LineStatus::kStopped:
+      end_ = PreauthEnd::kStopped;
+      co_return ResponseStatus::kEnded;
+    case LineStatus::kError:
+      end_ = PreauthEnd::kStreamError;
+      co_return ResponseStatus::kEnded;
+  }
+  if (line == "*") co_return ResponseStatus::kAborted;
+  decoded->clear();
+  if (!sasl::Base64Decode(line, decoded)) co_return ResponseStatus::kNotBase64;
+  co_return ResponseStatus::kOk;
+}
+
+std::optional<PreauthEnd> Dialogue::AuthenticateFailed(ResponseStatus s, std::string_view tag) {
+  switch (s) {
+    case ResponseStatus::kAborted:
+      return Bad(tag, "AUTHENTICATE aborted");
+    case ResponseStatus::kNotBase64:
+      return Bad(tag, "invalid base64");
+    case ResponseStatus::kEnded:
+    case ResponseStatus::kOk:
+      break;
+  }
+  return end_;
+}
+
+Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
+  std::span<const Arg> a = parser_.args();
+  if (a.empty() || a.size() > 2 || a[0].kind != ArgKind::kAtom ||
+      (a.size() == 2 && a[1].kind != ArgKind::kAtom)) {
+    co_return Bad(tag, "AUTHENTICATE takes a mechanism and an initial response");
+  }
+  const bool plain = Is(a[0].value, "PLAIN") && settings_.auth_plain;
+  const bool login = Is(a[0].value, "LOGIN") && settings_.auth_login;
+  if (!plain && !login) {
+    Reply(tag + " NO mechanism not supported\r\n");
+    co_return std::nullopt;
+  }
+  if (refuse_cleartext()) {
+    Reply(tag + " NO [PRIVACYREQUIRED] cleartext logins disabled\r\n");
+    co_return std::nullopt;
+  }
+  // SASL-IR (RFC 4959): "=" is an empty initial response.
+  bool has_initial = a.size() == 2;
+  std::string initial;
+  if (has_initial && a[1].value != "=" && !sasl::Base64Decode(a[1].value, &initial)) {
+    co_return Bad(tag, "invalid base64");
+  }
+  const std::string failed = tag + " NO AUTHENTICATE failed\r\n";
+  Credentials c;
+  c.tag = tag;
+  if (plain) {
+    std::string message = std::move(initial);
+    if (!has_initial) {
+      std::string prompt;
+      ResponseStatus r = co_await Response(prompt, &message);
+      if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
+    }
+    sasl::PlainCredentials pc;
+    sasl::PlainLimits limits{settings_.login_bytes_max, settings_.password_bytes_max};
+    sasl::PlainError e = sasl::ParsePlainMessage(message, limits, &pc);
+    const bool impersonates = !pc.authzid.empty() && pc.authzid != pc.authcid;
+    if (e != sasl::PlainError::kNone || HasControl(pc.authcid) || HasControl(pc.authzid) ||
+        (impersonates && !settings_.allow_impersonation)) {
+      Reply(failed);
+      co_return std::nullopt;
+    }
+    c.mechanism = Mechanism::kAuthenticatePlain;
+    c.user = std::move(pc.authcid);
+    if (impersonates) c.authzid = std::move(pc.authzid);
+    c.password = std::move(pc.password);
+  } else {
+    std::string user = std::move(initial);
+    if (!has_initial) {
+      std::string prompt(sasl::kLoginUserPrompt);
+      ResponseStatus r = co_await Response(prompt, &user);
+      if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
+    }
+    std::string password;
+    std::string prompt(sasl::kLoginPasswordPrompt);
+    ResponseStatus r = co_await Response(prompt, &password);
+    if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
+    if (user.empty() || user.size() > settings_.login_bytes_max || HasControl(user) ||
+        password.size() > settings_.password_bytes_max) {
+      Reply(failed);
+      co_return std::nullopt;
+    }
+    c.mechanism = Mechanism::kAuthenticateLogin;
+    c.user = std::move(user);
+    c.password = std::move(password);
+  }
+  c.client_name = client_name_;
+  c.client_version = client_version_;
+  *credentials_ = std::move(c);
+  co_return PreauthEnd::kCredentials;
+}
+
+}  // namespace
+
+std::string_view PreauthEndName(PreauthEnd e) {
+  switch (e) {
+    case PreauthEnd::kCredentials:
+      return "credentials";
+    case PreauthEnd::kLogout:
+      return "logout";
+    case PreauthEnd::kClientClosed:
+      return "client closed";
+    case PreauthEnd::kTimeout:
+      return "timeout";
+    case PreauthEnd::kTooManyErrors:
+      return "too many invalid commands";
+    case PreauthEnd::kLineTooLong:
+      return "line too long";
+    case PreauthEnd::kTlsFailed:
+      return "STARTTLS handshake failed";
+    case PreauthEnd::kStreamError:
+      return "stream error";
+    case PreauthEnd::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
+                            TlsUpgrader* upgrader, Credentials* credentials) {
+  Dialogue d(stream, settings, tls, upgrader, credentials);
+  PreauthEnd end = co_await d.Run();
+  co_return end;
+}
+
+}  // namespace ringproxy::imap

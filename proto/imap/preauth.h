@@ -1,0 +1,95 @@
+// The IMAP session before login (RFC 9051 not-authenticated state, spec §4.2): greeting,
+// CAPABILITY, NOOP, LOGOUT, ID, STARTTLS, LOGIN and AUTHENTICATE PLAIN / LOGIN, until
+// the client has given credentials (or left). It talks to a ByteStream only; the
+// STARTTLS handshake is the caller's (an upgrader turns the plain stream into a TLS one)
+// and so are the route lookup and the upstream login that follow.
+//
+// Not wired yet: no listener runs it (the IMAP listener that resolves the route and
+// logs in upstream is the next step of the mail proxy).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/byte_stream.h"
+#include "core/task.h"
+#include "proto/imap/command_parser.h"
+
+namespace ringproxy::imap {
+
+enum class StartTlsMode : uint8_t {
+  kOff,   // no STARTTLS
+  kOn,    // offered; cleartext logins allowed
+  kOnly,  // offered; cleartext logins refused until TLS (Zimbra's default)
+};
+
+struct PreauthSettings {
+  std::string greeting = "IMAP4rev1 proxy server ready";  // after "* OK "
+  // zimbraReverseProxyImapEnabledCapability's default; AUTH=, STARTTLS and
+  // LOGINDISABLED are added by state.
+  std::vector<std::string> capabilities = {
+      "IMAP4rev1",     "ACL",         "BINARY",   "CATENATE",
+      "CHILDREN",      "CONDSTORE",   "ENABLE",   "ESEARCH",
+      "ESORT",         "I18NLEVEL=1", "ID",       "IDLE",
+      "LIST-EXTENDED", "LIST-STATUS", "LITERAL+", "MULTIAPPEND",
+      "NAMESPACE",     "QRESYNC",     "QUOTA",    "RIGHTS=ektx",
+      "SASL-IR",       "SEARCHRES",   "SORT",     "THREAD=ORDEREDSUBJECT",
+      "UIDPLUS",       "UNSELECT",    "WITHIN",   "XLIST"};
+  StartTlsMode starttls = StartTlsMode::kOnly;
+  bool auth_plain = true;
+  bool auth_login = true;
+  bool allow_impersonation = false;  // an authzid other than the authcid
+  // What "* ID" answers (pairs); empty: "* ID NIL".
+  std::vector<std::pair<std::string, std::string>> id_reply = {{"NAME", "ringproxy"}};
+  CommandLimits limits;
+  size_t login_bytes_max = 256;
+  size_t password_bytes_max = 1024;
+  size_t bad_commands_max = 10;  // then BYE and close
+  int64_t idle_timeout_ms = 60'000;
+  int64_t send_timeout_ms = 60'000;
+};
+
+enum class Mechanism : uint8_t { kLogin, kAuthenticatePlain, kAuthenticateLogin };
+
+// What the client gave to log in. Holds a password: never logged.
+struct Credentials {
+  std::string tag;
+  Mechanism mechanism = Mechanism::kLogin;
+  std::string user;     // the authentication identity, as typed
+  std::string authzid;  // AUTHENTICATE PLAIN's authorisation identity ("" = user)
+  std::string password;
+  std::string client_name;  // from ID, for the upstream's X-VIA
+  std::string client_version;
+};
+
+enum class PreauthEnd : uint8_t {
+  kCredentials,  // *credentials is filled: resolve the route and log in upstream
+  kLogout,
+  kClientClosed,
+  kTimeout,        // BYE sent
+  kTooManyErrors,  // BYE sent
+  kLineTooLong,    // BAD sent
+  kTlsFailed,      // the STARTTLS handshake failed
+  kStreamError,
+  kStopped,
+};
+
+std::string_view PreauthEndName(PreauthEnd e);
+
+// Turns the plain stream into a TLS one after "OK" to STARTTLS; null on failure.
+class TlsUpgrader {
+ public:
+  virtual ~TlsUpgrader() = default;
+  virtual Task<ByteStream*> Upgrade(ByteStream* plain) = 0;
+};
+
+// Runs the dialogue on *stream (replaced by the TLS stream after STARTTLS). `tls` says
+// whether the stream is already TLS (an IMAPS listener); `upgrader` may be null when
+// STARTTLS cannot be offered.
+Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
+                            TlsUpgrader* upgrader, Credentials* credentials);
+
+}  // namespace ringproxy::imap
