@@ -25,13 +25,6 @@ bool IsString(const Arg& a) { return a.kind == ArgKind::kQuoted || a.kind == Arg
 bool IsAstring(const Arg& a) { return IsString(a) || a.kind == ArgKind::kAtom; }
 bool IsNil(const Arg& a) { return a.kind == ArgKind::kAtom && Is(a.value, "NIL"); }
 
-bool HasControl(std::string_view s) {
-  for (char c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
-  }
-  return false;
-}
-
 enum class LineStatus : uint8_t { kOk, kTooLong, kClosed, kTimeout, kError, kStopped };
 
 class Dialogue {
@@ -51,11 +44,14 @@ class Dialogue {
   // Replies collect in out_ and go out in one write per command (or before a wait for
   // the client, or a TLS handshake). Coroutine rules of core/task.h: named locals for
   // awaited results and arguments, no `co_return co_await`.
-  void Reply(std::string_view text) { out_.append(text); }
+  void Reply(std::string_view text) { out_.Add(text); }
   // false: the stream failed (end_ says how).
   Task<bool> FlushOut();
   Task<LineStatus> ReadLine(std::string* line);
   std::string Capabilities() const;
+  mail::LoginLimits limits() const {
+    return {settings_.login_bytes_max, settings_.password_bytes_max};
+  }
   bool refuse_cleartext() const { return !tls_ && settings_.starttls == StartTlsMode::kOnly; }
   bool starttls_offered() const {
     return !tls_ && settings_.starttls != StartTlsMode::kOff && upgrader_ != nullptr;
@@ -79,7 +75,7 @@ class Dialogue {
   TlsUpgrader* upgrader_;
   Credentials* credentials_;
   CommandParser parser_;
-  std::string out_;
+  mail::ReplyBuffer out_;
   PreauthEnd end_ = PreauthEnd::kStreamError;
   size_t bad_commands_ = 0;
   std::string client_name_;
@@ -87,12 +83,7 @@ class Dialogue {
 };
 
 Task<bool> Dialogue::FlushOut() {
-  if (out_.empty()) co_return true;
-  std::string data;
-  data.swap(out_);
-  const Deadline deadline = Deadline::AfterMs(settings_.send_timeout_ms);
-  std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data.data()), data.size());
-  IoResult w = co_await WriteAll(*stream_, bytes, deadline);
+  IoResult w = co_await out_.Flush(*stream_, settings_.send_timeout_ms);
   if (w.ok()) co_return true;
   end_ = w.cancelled() ? PreauthEnd::kStopped : PreauthEnd::kStreamError;
   co_return false;
@@ -249,8 +240,8 @@ std::optional<PreauthEnd> Dialogue::Id(const std::string& tag) {
   // Kept for the upstream's X-VIA (a list replaces what an earlier ID said; NIL says
   // nothing); control characters would break that line.
   if (a.size() > 1) {
-    client_name_ = HasControl(name) ? std::string() : std::move(name);
-    client_version_ = HasControl(version) ? std::string() : std::move(version);
+    client_name_ = mail::HasControl(name) ? std::string() : std::move(name);
+    client_version_ = mail::HasControl(version) ? std::string() : std::move(version);
   }
   std::string reply = "* ID ";
   if (settings_.id_reply.empty()) {
@@ -299,8 +290,7 @@ std::optional<PreauthEnd> Dialogue::Login(const std::string& tag) {
   }
   std::string_view user = a[0].value;
   std::string_view password = a[1].value;
-  if (user.empty() || user.size() > settings_.login_bytes_max || HasControl(user) ||
-      password.size() > settings_.password_bytes_max) {
+  if (!mail::LoginFits(user, password, limits())) {
     Reply(tag + " NO LOGIN failed\r\n");
     return std::nullopt;
   }
@@ -392,19 +382,10 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
       ResponseStatus r = co_await Response(prompt, &message);
       if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
     }
-    sasl::PlainCredentials pc;
-    sasl::PlainLimits limits{settings_.login_bytes_max, settings_.password_bytes_max};
-    sasl::PlainError e = sasl::ParsePlainMessage(message, limits, &pc);
-    const bool impersonates = !pc.authzid.empty() && pc.authzid != pc.authcid;
-    if (e != sasl::PlainError::kNone || HasControl(pc.authcid) || HasControl(pc.authzid) ||
-        (impersonates && !settings_.allow_impersonation)) {
+    if (!mail::AcceptPlain(message, limits(), settings_.allow_impersonation, &c)) {
       Reply(failed);
       co_return std::nullopt;
     }
-    c.mechanism = Mechanism::kAuthenticatePlain;
-    c.user = std::move(pc.authcid);
-    if (impersonates) c.authzid = std::move(pc.authzid);
-    c.password = std::move(pc.password);
   } else {
     std::string user = std::move(initial);
     if (!has_initial) {
@@ -416,8 +397,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
     std::string prompt(sasl::kLoginPasswordPrompt);
     ResponseStatus r = co_await Response(prompt, &password);
     if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
-    if (user.empty() || user.size() > settings_.login_bytes_max || HasControl(user) ||
-        password.size() > settings_.password_bytes_max) {
+    if (!mail::LoginFits(user, password, limits())) {
       Reply(failed);
       co_return std::nullopt;
     }
@@ -432,30 +412,6 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
 }
 
 }  // namespace
-
-std::string_view PreauthEndName(PreauthEnd e) {
-  switch (e) {
-    case PreauthEnd::kCredentials:
-      return "credentials";
-    case PreauthEnd::kLogout:
-      return "logout";
-    case PreauthEnd::kClientClosed:
-      return "client closed";
-    case PreauthEnd::kTimeout:
-      return "timeout";
-    case PreauthEnd::kTooManyErrors:
-      return "too many invalid commands";
-    case PreauthEnd::kLineTooLong:
-      return "line too long";
-    case PreauthEnd::kTlsFailed:
-      return "STARTTLS handshake failed";
-    case PreauthEnd::kStreamError:
-      return "stream error";
-    case PreauthEnd::kStopped:
-      return "stopped";
-  }
-  return "unknown";
-}
 
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
                             TlsUpgrader* upgrader, Credentials* credentials) {

@@ -17,6 +17,7 @@
 #include "core/byte_stream.h"
 #include "core/task.h"
 #include "proto/imap/command_parser.h"
+#include "proto/mail_login.h"
 
 namespace ringproxy::imap {
 
@@ -52,39 +53,11 @@ struct PreauthSettings {
   int64_t send_timeout_ms = 60'000;
 };
 
-enum class Mechanism : uint8_t { kLogin, kAuthenticatePlain, kAuthenticateLogin };
+using mail::Credentials;
+using mail::Mechanism;
+using mail::TlsUpgrader;
 
-// What the client gave to log in. Holds a password: never logged.
-struct Credentials {
-  std::string tag;
-  Mechanism mechanism = Mechanism::kLogin;
-  std::string user;     // the authentication identity, as typed
-  std::string authzid;  // AUTHENTICATE PLAIN's authorisation identity ("" = user)
-  std::string password;
-  std::string client_name;  // from ID, for the upstream's X-VIA
-  std::string client_version;
-};
-
-enum class PreauthEnd : uint8_t {
-  kCredentials,  // *credentials is filled: resolve the route and log in upstream
-  kLogout,
-  kClientClosed,
-  kTimeout,        // BYE sent
-  kTooManyErrors,  // BYE sent
-  kLineTooLong,    // BAD sent
-  kTlsFailed,      // the STARTTLS handshake failed
-  kStreamError,
-  kStopped,
-};
-
-std::string_view PreauthEndName(PreauthEnd e);
-
-// Turns the plain stream into a TLS one after "OK" to STARTTLS; null on failure.
-class TlsUpgrader {
- public:
-  virtual ~TlsUpgrader() = default;
-  virtual Task<ByteStream*> Upgrade(ByteStream* plain) = 0;
-};
+using mail::PreauthEnd;
 
 // Runs the dialogue on *stream (replaced by the TLS stream after STARTTLS). `tls` says
 // whether the stream is already TLS (an IMAPS listener); `upgrader` may be null when

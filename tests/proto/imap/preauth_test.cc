@@ -6,36 +6,15 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "proto/sasl/sasl.h"
-#include "tests/core/scripted_stream.h"
+#include "tests/proto/mail_test_util.h"
 #include "tests/test_util.h"
 
 namespace ringproxy::imap {
 namespace {
 
+using testing::B64;
+using testing::FakeUpgrader;
 using testing::ScriptedStream;
-
-// STARTTLS hands over to a second scripted stream (what the client says inside TLS).
-class FakeUpgrader final : public TlsUpgrader {
- public:
-  explicit FakeUpgrader(ScriptedStream* secured) : secured_(secured) {}
-  Task<ByteStream*> Upgrade(ByteStream* plain) override {
-    ++upgrades;
-    plain_written_at_upgrade = static_cast<ScriptedStream*>(plain)->written();
-    co_return secured_;
-  }
-  int upgrades = 0;
-  std::string plain_written_at_upgrade;
-
- private:
-  ScriptedStream* secured_;
-};
-
-std::string B64(std::string_view s) {
-  std::string out;
-  sasl::Base64Encode(s, &out);
-  return out;
-}
 
 class PreauthTest : public ::testing::Test {
  protected:

@@ -1,0 +1,67 @@
+#include "proto/mail_login.h"
+
+namespace ringproxy::mail {
+
+std::string_view PreauthEndName(PreauthEnd e) {
+  switch (e) {
+    case PreauthEnd::kCredentials:
+      return "credentials";
+    case PreauthEnd::kLogout:
+      return "logout";
+    case PreauthEnd::kClientClosed:
+      return "client closed";
+    case PreauthEnd::kTimeout:
+      return "timeout";
+    case PreauthEnd::kTooManyErrors:
+      return "too many invalid commands";
+    case PreauthEnd::kLineTooLong:
+      return "line too long";
+    case PreauthEnd::kTlsFailed:
+      return "STARTTLS handshake failed";
+    case PreauthEnd::kStreamError:
+      return "stream error";
+    case PreauthEnd::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+bool HasControl(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+bool LoginFits(std::string_view user, std::string_view password, const LoginLimits& limits) {
+  return !user.empty() && user.size() <= limits.login_bytes_max && !HasControl(user) &&
+         password.size() <= limits.password_bytes_max;
+}
+
+bool AcceptPlain(std::string_view message, const LoginLimits& limits, bool allow_impersonation,
+                 Credentials* out) {
+  sasl::PlainCredentials pc;
+  sasl::PlainLimits plain_limits{limits.login_bytes_max, limits.password_bytes_max};
+  if (sasl::ParsePlainMessage(message, plain_limits, &pc) != sasl::PlainError::kNone) return false;
+  const bool impersonates = !pc.authzid.empty() && pc.authzid != pc.authcid;
+  if (HasControl(pc.authcid) || HasControl(pc.authzid) || (impersonates && !allow_impersonation)) {
+    return false;
+  }
+  out->mechanism = Mechanism::kAuthenticatePlain;
+  out->user = std::move(pc.authcid);
+  out->authzid = impersonates ? std::move(pc.authzid) : std::string();
+  out->password = std::move(pc.password);
+  return true;
+}
+
+Task<IoResult> ReplyBuffer::Flush(ByteStream* stream, int64_t timeout_ms) {
+  if (out_.empty()) co_return IoResult{0};
+  std::string data;
+  data.swap(out_);
+  const Deadline deadline = Deadline::AfterMs(timeout_ms);
+  std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data.data()), data.size());
+  IoResult w = co_await WriteAll(stream, bytes, deadline);
+  co_return w;
+}
+
+}  // namespace ringproxy::mail

@@ -1,0 +1,80 @@
+// What the IMAP and POP3 dialogues before login share: the credentials a client gave,
+// and the hook that turns a plain stream into TLS for STARTTLS / STLS.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/byte_stream.h"
+#include "core/task.h"
+#include "proto/sasl/sasl.h"
+
+namespace ringproxy::mail {
+
+enum class Mechanism : uint8_t {
+  kLogin,              // IMAP LOGIN, POP3 USER + PASS
+  kAuthenticatePlain,  // SASL PLAIN
+  kAuthenticateLogin,  // SASL LOGIN
+};
+
+// What the client gave to log in. Holds a password: never logged.
+struct Credentials {
+  std::string tag;  // IMAP: the command's tag, reused upstream
+  Mechanism mechanism = Mechanism::kLogin;
+  std::string user;     // the authentication identity, as typed
+  std::string authzid;  // PLAIN's authorisation identity when it differs ("" = user)
+  std::string password;
+  std::string client_name;  // IMAP ID, for the upstream's X-VIA
+  std::string client_version;
+};
+
+// Turns the plain stream into a TLS one after the positive answer to STARTTLS / STLS;
+// null when the handshake failed.
+class TlsUpgrader {
+ public:
+  virtual ~TlsUpgrader() = default;
+  virtual Task<ByteStream*> Upgrade(ByteStream* plain) = 0;
+};
+
+enum class PreauthEnd : uint8_t {
+  kCredentials,  // *credentials is filled: resolve the route and log in upstream
+  kLogout,
+  kClientClosed,
+  kTimeout,        // BYE / -ERR sent
+  kTooManyErrors,  // BYE / -ERR sent
+  kLineTooLong,    // BAD / -ERR sent
+  kTlsFailed,      // the STARTTLS / STLS handshake failed
+  kStreamError,
+  kStopped,
+};
+
+std::string_view PreauthEndName(PreauthEnd e);
+
+bool HasControl(std::string_view s);
+
+// Zimbra's limits before any lookup (spec §4.1): longer is "login failed", unasked.
+struct LoginLimits {
+  size_t login_bytes_max = 256;
+  size_t password_bytes_max = 1024;
+};
+bool LoginFits(std::string_view user, std::string_view password, const LoginLimits& limits);
+
+// A decoded SASL PLAIN message into *out (mechanism, user, authzid when it differs from
+// the user, password); false when it must be refused: malformed, over the limits, a
+// control character in a name, or another authorisation identity without permission.
+bool AcceptPlain(std::string_view message, const LoginLimits& limits, bool allow_impersonation,
+                 Credentials* out);
+
+// Replies collected during one command and written at once (one write per command).
+class ReplyBuffer {
+ public:
+  void Add(std::string_view text) { out_.append(text); }
+  // Writes and empties the buffer; what the write returned.
+  Task<IoResult> Flush(ByteStream* stream, int64_t timeout_ms);
+
+ private:
+  std::string out_;
+};
+
+}  // namespace ringproxy::mail
