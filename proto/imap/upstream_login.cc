@@ -1,0 +1,262 @@
+#include "proto/imap/upstream_login.h"
+
+#include "core/bounded_reader.h"
+#include "proto/imap/string_writer.h"
+#include "proto/sasl/sasl.h"
+
+namespace ringproxy::imap {
+
+namespace {
+
+using Status = UpstreamLoginStatus;
+
+bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    char c = s[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+class Exchange {
+ public:
+  Exchange(ByteStream* upstream, const UpstreamLoginSettings* settings,
+           const UpstreamLoginRequest* request)
+      : upstream_(upstream),
+        settings_(*settings),
+        request_(*request),
+        reader_(upstream, settings->line_bytes_max, LineEnding::kLf) {}
+
+  Task<UpstreamLoginOutcome> Run();
+
+ private:
+  Task<bool> Send(std::string text);
+  // The next line; false with outcome_.status set when there is none.
+  Task<bool> Line(std::string* line);
+  // Reads to the command's tagged reply (collecting alerts); false on a stream end.
+  Task<bool> Tagged(std::string* line);
+  // Waits for "+" (a continuation); false, with the tagged refusal or a stream end.
+  Task<bool> Continuation();
+  std::string IdCommand() const;
+
+  ByteStream* upstream_;
+  const UpstreamLoginSettings& settings_;
+  const UpstreamLoginRequest& request_;
+  BoundedReader reader_;
+  UpstreamLoginOutcome outcome_;
+};
+
+Task<bool> Exchange::Send(std::string text) {
+  const Deadline deadline = Deadline::AfterMs(settings_.timeout_ms);
+  std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(text.data()), text.size());
+  IoResult w = co_await WriteAll(upstream_, bytes, deadline);
+  if (w.ok()) co_return true;
+  outcome_.status = w.cancelled() ? Status::kStopped : Status::kStreamError;
+  co_return false;
+}
+
+Task<bool> Exchange::Line(std::string* line) {
+  std::string_view view;
+  const Deadline deadline = Deadline::AfterMs(settings_.timeout_ms);
+  ReadStatus s = co_await reader_.ReadLine(deadline, &view);
+  switch (s) {
+    case ReadStatus::kOk:
+      line->assign(view);
+      co_return true;
+    case ReadStatus::kEof:
+      outcome_.status = Status::kClosed;
+      break;
+    case ReadStatus::kTimeout:
+      outcome_.status = Status::kTimeout;
+      break;
+    case ReadStatus::kStopped:
+      outcome_.status = Status::kStopped;
+      break;
+    case ReadStatus::kTooLong:
+    case ReadStatus::kBadLineEnding:
+      outcome_.status = Status::kProtocolError;
+      break;
+    case ReadStatus::kError:
+      outcome_.status = Status::kStreamError;
+      break;
+  }
+  co_return false;
+}
+
+Task<bool> Exchange::Tagged(std::string* line) {
+  const std::string prefix = request_.credentials->tag + " ";
+  for (;;) {
+    const bool got = co_await Line(line);
+    if (!got) co_return false;
+    if (line->starts_with(prefix)) co_return true;
+    // Untagged: an [ALERT] must reach the user (RFC 9051 §7.1); the rest is dropped.
+    if (StartsWithNoCase(*line, "* OK [ALERT]")) outcome_.alerts += *line + "\r\n";
+  }
+}
+
+Task<bool> Exchange::Continuation() {
+  const std::string prefix = request_.credentials->tag + " ";
+  for (;;) {
+    std::string line;
+    const bool got = co_await Line(&line);
+    if (!got) co_return false;
+    if (line.starts_with("+")) co_return true;
+    if (line.starts_with(prefix)) {
+      outcome_.status = Status::kRefused;
+      outcome_.reply_line = line + "\r\n";
+      co_return false;
+    }
+    if (StartsWithNoCase(line, "* OK [ALERT]")) outcome_.alerts += line + "\r\n";
+  }
+}
+
+std::string Exchange::IdCommand() const {
+  const mail::Credentials& c = *request_.credentials;
+  std::string out = c.tag + " ID (";
+  if (settings_.flavour == Flavour::kDovecot) {
+    AppendQuoted("x-originating-ip", &out);
+    out += " ";
+    AppendQuoted(request_.client_ip, &out);
+    return out + ")\r\n";
+  }
+  // Zimbra: the mailbox logs these once per session (X-VIA names the proxy hop).
+  std::string via;
+  if (!c.client_name.empty()) {
+    via = c.client_name;
+    if (!c.client_version.empty()) via += "/" + c.client_version;
+    via += ",";
+  }
+  via += request_.local_ip + "(" + settings_.via_name + ")";
+  const std::string name = c.client_name.empty() ? "ZCS" : c.client_name;
+  const std::string version = c.client_version.empty() ? "Unknown Version" : c.client_version;
+  const std::pair<std::string_view, std::string_view> pairs[] = {
+      {"X-ORIGINATING-IP", request_.client_ip},
+      {"name", name},
+      {"version", version},
+      {"X-VIA", via}};
+  bool first = true;
+  for (const auto& [field, value] : pairs) {
+    if (!first) out += " ";
+    first = false;
+    AppendQuoted(field, &out);
+    out += " ";
+    // ID values are quoted strings; one that cannot be (never from our own ID parser)
+    // is sent as NIL rather than as a literal the mailbox would not expect here.
+    if (CanQuote(value)) {
+      AppendQuoted(value, &out);
+    } else {
+      out += "NIL";
+    }
+  }
+  return out + ")\r\n";
+}
+
+Task<UpstreamLoginOutcome> Exchange::Run() {
+  const mail::Credentials& c = *request_.credentials;
+  std::string greeting;
+  const bool got = co_await Line(&greeting);
+  if (!got) co_return outcome_;
+  if (!StartsWithNoCase(greeting, "* OK")) {
+    outcome_.status = Status::kBadGreeting;
+    co_return outcome_;
+  }
+  std::string line;
+  if (settings_.flavour != Flavour::kPlain) {
+    const bool sent = co_await Send(IdCommand());
+    if (!sent) co_return outcome_;
+    const bool tagged = co_await Tagged(&line);
+    if (!tagged) co_return outcome_;
+    if (!StartsWithNoCase(std::string_view(line).substr(c.tag.size() + 1), "OK")) {
+      outcome_.status = Status::kIdFailed;
+      outcome_.reply_line = line + "\r\n";
+      co_return outcome_;
+    }
+  }
+  if (c.mechanism == mail::Mechanism::kAuthenticatePlain) {
+    const bool sent = co_await Send(c.tag + " AUTHENTICATE PLAIN\r\n");
+    if (!sent) co_return outcome_;
+    const bool go_on = co_await Continuation();
+    if (!go_on) co_return outcome_;
+    // Another authorisation identity: its canonical account as authzid and the client's
+    // authcid; otherwise an empty authzid and the canonical account.
+    std::string response;
+    if (!request_.authzid_login.empty()) {
+      sasl::WritePlain(request_.authzid_login, c.user, c.password, &response);
+    } else {
+      sasl::WritePlain("", request_.login, c.password, &response);
+    }
+    const bool sent_response = co_await Send(response + "\r\n");
+    if (!sent_response) co_return outcome_;
+  } else if (settings_.literal_login) {
+    std::string first = c.tag + " LOGIN ";
+    AppendLiteralHeader(request_.login.size(), false, &first);
+    const bool sent = co_await Send(first);
+    if (!sent) co_return outcome_;
+    const bool go_on = co_await Continuation();
+    if (!go_on) co_return outcome_;
+    std::string second = request_.login + " ";
+    AppendLiteralHeader(c.password.size(), false, &second);
+    const bool sent_login = co_await Send(second);
+    if (!sent_login) co_return outcome_;
+    const bool go_on_again = co_await Continuation();
+    if (!go_on_again) co_return outcome_;
+    const bool sent_password = co_await Send(c.password + "\r\n");
+    if (!sent_password) co_return outcome_;
+  } else {
+    if (!CanQuote(request_.login) || !CanQuote(c.password)) {
+      outcome_.status = Status::kProtocolError;  // only literals can carry these
+      co_return outcome_;
+    }
+    std::string command = c.tag + " LOGIN ";
+    AppendQuoted(request_.login, &command);
+    command += " ";
+    AppendQuoted(c.password, &command);
+    const bool sent = co_await Send(command + "\r\n");
+    if (!sent) co_return outcome_;
+  }
+  const bool tagged = co_await Tagged(&line);
+  if (!tagged) co_return outcome_;
+  outcome_.reply_line = line + "\r\n";
+  outcome_.status = StartsWithNoCase(std::string_view(line).substr(c.tag.size() + 1), "OK")
+                        ? Status::kOk
+                        : Status::kRefused;
+  co_return outcome_;
+}
+
+}  // namespace
+
+std::string_view UpstreamLoginStatusName(UpstreamLoginStatus s) {
+  switch (s) {
+    case Status::kOk:
+      return "ok";
+    case Status::kRefused:
+      return "refused";
+    case Status::kBadGreeting:
+      return "bad greeting";
+    case Status::kIdFailed:
+      return "ID refused";
+    case Status::kProtocolError:
+      return "protocol error";
+    case Status::kTimeout:
+      return "timeout";
+    case Status::kClosed:
+      return "closed";
+    case Status::kStreamError:
+      return "stream error";
+    case Status::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+Task<UpstreamLoginOutcome> LoginUpstream(ByteStream* upstream,
+                                         const UpstreamLoginSettings* settings,
+                                         const UpstreamLoginRequest* request) {
+  Exchange e(upstream, settings, request);
+  UpstreamLoginOutcome outcome = co_await e.Run();
+  co_return outcome;
+}
+
+}  // namespace ringproxy::imap

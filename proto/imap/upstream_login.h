@@ -1,0 +1,67 @@
+// Logging the client in on its mailbox server (spec §4.2, "upstream login sequence"):
+// check the greeting, send ID as the upstream's flavour wants it, then LOGIN (with
+// synchronising literals, or quoted) or AUTHENTICATE PLAIN as the canonical account,
+// under the client's own tag, so the upstream's tagged reply can go to the client as it
+// is. Untagged [ALERT] lines are collected for the client; nothing else is parsed.
+//
+// Not wired yet: the IMAP listener that resolves the route and calls this is the next
+// step of the mail proxy.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/byte_stream.h"
+#include "core/task.h"
+#include "proto/mail_login.h"
+
+namespace ringproxy::imap {
+
+enum class Flavour : uint8_t {
+  kZimbra,   // ID with X-ORIGINATING-IP, the client's name/version and X-VIA
+  kDovecot,  // ID with x-originating-ip
+  kPlain,    // no ID
+};
+
+struct UpstreamLoginSettings {
+  Flavour flavour = Flavour::kZimbra;
+  bool literal_login = true;    // LOGIN {n} literals (Zimbra's imap_literalauth), else quoted
+  int64_t timeout_ms = 30'000;  // each read and write
+  size_t line_bytes_max = 8192;
+  std::string via_name = "ringproxy";  // X-VIA: "...,<local ip>(<via_name>)"
+};
+
+struct UpstreamLoginRequest {
+  const mail::Credentials* credentials = nullptr;  // tag, mechanism, password, ID
+  std::string login;          // the canonical account (plus any /tb-style suffix)
+  std::string authzid_login;  // PLAIN with another authorisation identity: its account
+  std::string client_ip;
+  std::string local_ip;  // the proxy's address on the client's connection
+};
+
+enum class UpstreamLoginStatus : uint8_t {
+  kOk,           // tagged OK: reply_line goes to the client, then relay
+  kRefused,      // tagged NO/BAD to the login: reply_line is the upstream's text
+  kBadGreeting,  // not "* OK"
+  kIdFailed,     // a tagged non-OK to ID
+  kProtocolError,
+  kTimeout,
+  kClosed,
+  kStreamError,
+  kStopped,
+};
+
+std::string_view UpstreamLoginStatusName(UpstreamLoginStatus s);
+
+struct UpstreamLoginOutcome {
+  UpstreamLoginStatus status = UpstreamLoginStatus::kStreamError;
+  std::string reply_line;  // the tagged reply, with its CRLF
+  std::string alerts;      // untagged "* OK [ALERT] ..." lines, with CRLF, in order
+};
+
+Task<UpstreamLoginOutcome> LoginUpstream(ByteStream* upstream,
+                                         const UpstreamLoginSettings* settings,
+                                         const UpstreamLoginRequest* request);
+
+}  // namespace ringproxy::imap

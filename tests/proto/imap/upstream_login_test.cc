@@ -1,0 +1,128 @@
+// Logging in on the mailbox server (proto/imap/upstream_login.h) against a scripted
+// upstream: the exact bytes sent for each flavour and mechanism, the client's tag reused,
+// [ALERT] lines collected, and each failure.
+#include "proto/imap/upstream_login.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/proto/mail_test_util.h"
+#include "tests/test_util.h"
+
+namespace ringproxy::imap {
+namespace {
+
+using testing::B64;
+using testing::ScriptedStream;
+
+class UpstreamLoginTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    reactor_ = testing::MakeReactor();
+    credentials_.tag = "a1";
+    credentials_.user = "jd";
+    credentials_.password = "secret";
+    credentials_.client_name = "Thunderbird";
+    credentials_.client_version = "115";
+    request_.credentials = &credentials_;
+    request_.login = "john@example.com";
+    request_.client_ip = "198.51.100.7";
+    request_.local_ip = "192.0.2.10";
+  }
+  UpstreamLoginOutcome Run(ScriptedStream* upstream) {
+    auto task = [](ByteStream* s, const UpstreamLoginSettings* settings,
+                   const UpstreamLoginRequest* r) -> Task<UpstreamLoginOutcome> {
+      UpstreamLoginOutcome o = co_await LoginUpstream(s, settings, r);
+      co_return o;
+    };
+    return RunUntilComplete(*reactor_, task(upstream, &settings_, &request_));
+  }
+  std::unique_ptr<Reactor> reactor_;
+  mail::Credentials credentials_;
+  UpstreamLoginSettings settings_;
+  UpstreamLoginRequest request_;
+};
+
+TEST_F(UpstreamLoginTest, ZimbraIdThenLoginWithLiteralsAndTheClientsTag) {
+  ScriptedStream up({"* OK IMAP4rev1 server ready\r\n", "* ID NIL\r\na1 OK ID completed\r\n",
+                     "+ ready for literal\r\n", "+ ready for literal\r\n",
+                     "* OK [ALERT] maintenance tonight\r\n* CAPABILITY IMAP4rev1\r\n"
+                     "a1 OK [CAPABILITY IMAP4rev1 IDLE] LOGIN completed\r\n"});
+  UpstreamLoginOutcome o = Run(&up);
+  EXPECT_EQ(o.status, UpstreamLoginStatus::kOk);
+  EXPECT_EQ(up.written(),
+            "a1 ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" \"Thunderbird\" \"version\" "
+            "\"115\" \"X-VIA\" \"Thunderbird/115,192.0.2.10(ringproxy)\")\r\n"
+            "a1 LOGIN {16}\r\njohn@example.com {6}\r\nsecret\r\n");
+  EXPECT_EQ(o.reply_line, "a1 OK [CAPABILITY IMAP4rev1 IDLE] LOGIN completed\r\n");
+  EXPECT_EQ(o.alerts, "* OK [ALERT] maintenance tonight\r\n");
+}
+
+TEST_F(UpstreamLoginTest, ZimbraIdWithoutAClientId) {
+  credentials_.client_name.clear();
+  credentials_.client_version.clear();
+  settings_.literal_login = false;
+  ScriptedStream up({"* OK ready\r\n", "a1 OK ID done\r\n", "a1 OK Logged in\r\n"});
+  EXPECT_EQ(Run(&up).status, UpstreamLoginStatus::kOk);
+  EXPECT_EQ(up.written(),
+            "a1 ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" \"ZCS\" \"version\" "
+            "\"Unknown Version\" \"X-VIA\" \"192.0.2.10(ringproxy)\")\r\n"
+            "a1 LOGIN \"john@example.com\" \"secret\"\r\n");
+}
+
+TEST_F(UpstreamLoginTest, DovecotIdAndAuthenticatePlainRefused) {
+  settings_.flavour = Flavour::kDovecot;
+  credentials_.mechanism = mail::Mechanism::kAuthenticatePlain;
+  ScriptedStream up({"* OK [CAPABILITY IMAP4rev1] Dovecot ready.\r\n", "a1 OK ID completed.\r\n",
+                     "+ \r\n", "a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"});
+  UpstreamLoginOutcome o = Run(&up);
+  EXPECT_EQ(o.status, UpstreamLoginStatus::kRefused);
+  EXPECT_EQ(o.reply_line, "a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
+  EXPECT_EQ(up.written(),
+            "a1 ID (\"x-originating-ip\" \"198.51.100.7\")\r\n"
+            "a1 AUTHENTICATE PLAIN\r\n" +
+                B64(std::string("\0john@example.com\0secret", 24)) + "\r\n");
+}
+
+TEST_F(UpstreamLoginTest, PlainFlavourImpersonation) {
+  settings_.flavour = Flavour::kPlain;
+  credentials_.mechanism = mail::Mechanism::kAuthenticatePlain;
+  request_.authzid_login = "boss@example.com";
+  ScriptedStream up({"* OK ready\r\n", "+\r\n", "a1 OK done\r\n"});
+  EXPECT_EQ(Run(&up).status, UpstreamLoginStatus::kOk);
+  EXPECT_EQ(up.written(), "a1 AUTHENTICATE PLAIN\r\n" +
+                              B64(std::string("boss@example.com\0jd\0secret", 26)) + "\r\n");
+}
+
+TEST_F(UpstreamLoginTest, Failures) {
+  ScriptedStream bye({"* BYE go away\r\n"});
+  EXPECT_EQ(Run(&bye).status, UpstreamLoginStatus::kBadGreeting);
+  ScriptedStream preauth({"* PREAUTH welcome\r\n"});
+  EXPECT_EQ(Run(&preauth).status, UpstreamLoginStatus::kBadGreeting);
+  ScriptedStream id_refused({"* OK\r\n", "a1 BAD unknown command\r\n"});
+  UpstreamLoginOutcome o = Run(&id_refused);
+  EXPECT_EQ(o.status, UpstreamLoginStatus::kIdFailed);
+  EXPECT_EQ(o.reply_line, "a1 BAD unknown command\r\n");
+  ScriptedStream literal_refused({"* OK\r\n", "a1 OK\r\n", "a1 NO literal too big\r\n"});
+  o = Run(&literal_refused);
+  EXPECT_EQ(o.status, UpstreamLoginStatus::kRefused);
+  EXPECT_EQ(o.reply_line, "a1 NO literal too big\r\n");
+  ScriptedStream closed({"* OK\r\n", "a1 OK\r\n", "+\r\n"});
+  EXPECT_EQ(Run(&closed).status, UpstreamLoginStatus::kClosed);
+  ScriptedStream silent({"* OK\r\n", ScriptedStream::kTimeout});
+  EXPECT_EQ(Run(&silent).status, UpstreamLoginStatus::kTimeout);
+  settings_.line_bytes_max = 16;
+  ScriptedStream long_line({"* OK " + std::string(64, 'x') + "\r\n"});
+  EXPECT_EQ(Run(&long_line).status, UpstreamLoginStatus::kProtocolError);
+  // Quoted login cannot carry CR LF: refused before anything is sent.
+  settings_.line_bytes_max = 8192;
+  settings_.literal_login = false;
+  settings_.flavour = Flavour::kPlain;
+  credentials_.password = "a\r\nb";
+  ScriptedStream crlf({"* OK\r\n"});
+  EXPECT_EQ(Run(&crlf).status, UpstreamLoginStatus::kProtocolError);
+  EXPECT_EQ(crlf.written(), "");
+}
+
+}  // namespace
+}  // namespace ringproxy::imap
