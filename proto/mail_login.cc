@@ -26,6 +26,30 @@ std::string_view PreauthEndName(PreauthEnd e) {
   return "unknown";
 }
 
+std::string_view UpstreamLoginStatusName(UpstreamLoginStatus s) {
+  switch (s) {
+    case UpstreamLoginStatus::kOk:
+      return "ok";
+    case UpstreamLoginStatus::kRefused:
+      return "refused";
+    case UpstreamLoginStatus::kBadGreeting:
+      return "bad greeting";
+    case UpstreamLoginStatus::kIdFailed:
+      return "ID refused";
+    case UpstreamLoginStatus::kProtocolError:
+      return "protocol error";
+    case UpstreamLoginStatus::kTimeout:
+      return "timeout";
+    case UpstreamLoginStatus::kClosed:
+      return "closed";
+    case UpstreamLoginStatus::kStreamError:
+      return "stream error";
+    case UpstreamLoginStatus::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
 bool HasControl(std::string_view s) {
   for (char c : s) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;

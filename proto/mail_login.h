@@ -66,6 +66,27 @@ bool LoginFits(std::string_view user, std::string_view password, const LoginLimi
 bool AcceptPlain(std::string_view message, const LoginLimits& limits, bool allow_impersonation,
                  Credentials* out);
 
+// How logging in on the mailbox server went (IMAP and POP3).
+enum class UpstreamLoginStatus : uint8_t {
+  kOk,           // reply_line (IMAP tagged OK, POP3 +OK) goes to the client, then relay
+  kRefused,      // the login refused: reply_line is the upstream's text
+  kBadGreeting,  // not "* OK" / "+OK"
+  kIdFailed,     // IMAP ID or POP3 XOIP refused
+  kProtocolError,
+  kTimeout,
+  kClosed,
+  kStreamError,
+  kStopped,
+};
+
+std::string_view UpstreamLoginStatusName(UpstreamLoginStatus s);
+
+struct UpstreamLoginOutcome {
+  UpstreamLoginStatus status = UpstreamLoginStatus::kStreamError;
+  std::string reply_line;  // the final reply, with its CRLF
+  std::string alerts;      // IMAP: untagged "* OK [ALERT] ..." lines, with CRLF, in order
+};
+
 // Replies collected during one command and written at once (one write per command).
 class ReplyBuffer {
  public:

@@ -227,30 +227,6 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
 
 }  // namespace
 
-std::string_view UpstreamLoginStatusName(UpstreamLoginStatus s) {
-  switch (s) {
-    case Status::kOk:
-      return "ok";
-    case Status::kRefused:
-      return "refused";
-    case Status::kBadGreeting:
-      return "bad greeting";
-    case Status::kIdFailed:
-      return "ID refused";
-    case Status::kProtocolError:
-      return "protocol error";
-    case Status::kTimeout:
-      return "timeout";
-    case Status::kClosed:
-      return "closed";
-    case Status::kStreamError:
-      return "stream error";
-    case Status::kStopped:
-      return "stopped";
-  }
-  return "unknown";
-}
-
 Task<UpstreamLoginOutcome> LoginUpstream(ByteStream* upstream,
                                          const UpstreamLoginSettings* settings,
                                          const UpstreamLoginRequest* request) {

@@ -40,25 +40,8 @@ struct UpstreamLoginRequest {
   std::string local_ip;  // the proxy's address on the client's connection
 };
 
-enum class UpstreamLoginStatus : uint8_t {
-  kOk,           // tagged OK: reply_line goes to the client, then relay
-  kRefused,      // tagged NO/BAD to the login: reply_line is the upstream's text
-  kBadGreeting,  // not "* OK"
-  kIdFailed,     // a tagged non-OK to ID
-  kProtocolError,
-  kTimeout,
-  kClosed,
-  kStreamError,
-  kStopped,
-};
-
-std::string_view UpstreamLoginStatusName(UpstreamLoginStatus s);
-
-struct UpstreamLoginOutcome {
-  UpstreamLoginStatus status = UpstreamLoginStatus::kStreamError;
-  std::string reply_line;  // the tagged reply, with its CRLF
-  std::string alerts;      // untagged "* OK [ALERT] ..." lines, with CRLF, in order
-};
+using mail::UpstreamLoginOutcome;
+using mail::UpstreamLoginStatus;
 
 Task<UpstreamLoginOutcome> LoginUpstream(ByteStream* upstream,
                                          const UpstreamLoginSettings* settings,

@@ -1,0 +1,137 @@
+#include "proto/pop3/upstream_login.h"
+
+#include "core/bounded_reader.h"
+#include "proto/sasl/sasl.h"
+
+namespace ringproxy::pop3 {
+
+namespace {
+
+using mail::UpstreamLoginOutcome;
+using Status = mail::UpstreamLoginStatus;
+
+class Exchange {
+ public:
+  Exchange(ByteStream* upstream, const UpstreamLoginSettings* settings,
+           const UpstreamLoginRequest* request)
+      : upstream_(upstream),
+        settings_(*settings),
+        request_(*request),
+        reader_(upstream, settings->line_bytes_max, LineEnding::kLf) {}
+
+  Task<UpstreamLoginOutcome> Run();
+
+ private:
+  enum class Answer : uint8_t { kOk, kErr, kContinue, kEnded };
+  // Sends `command` (with its CRLF) and reads one answer line into outcome_.reply_line.
+  Task<Answer> Ask(std::string command);
+
+  ByteStream* upstream_;
+  const UpstreamLoginSettings& settings_;
+  const UpstreamLoginRequest& request_;
+  BoundedReader reader_;
+  UpstreamLoginOutcome outcome_;
+};
+
+Task<Exchange::Answer> Exchange::Ask(std::string command) {
+  const Deadline deadline = Deadline::AfterMs(settings_.timeout_ms);
+  if (!command.empty()) {
+    std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(command.data()),
+                                     command.size());
+    IoResult w = co_await WriteAll(upstream_, bytes, deadline);
+    if (!w.ok()) {
+      outcome_.status = w.cancelled() ? Status::kStopped : Status::kStreamError;
+      co_return Answer::kEnded;
+    }
+  }
+  std::string_view line;
+  ReadStatus s = co_await reader_.ReadLine(deadline, &line);
+  switch (s) {
+    case ReadStatus::kOk:
+      break;
+    case ReadStatus::kEof:
+      outcome_.status = Status::kClosed;
+      co_return Answer::kEnded;
+    case ReadStatus::kTimeout:
+      outcome_.status = Status::kTimeout;
+      co_return Answer::kEnded;
+    case ReadStatus::kStopped:
+      outcome_.status = Status::kStopped;
+      co_return Answer::kEnded;
+    case ReadStatus::kTooLong:
+    case ReadStatus::kBadLineEnding:
+      outcome_.status = Status::kProtocolError;
+      co_return Answer::kEnded;
+    case ReadStatus::kError:
+      outcome_.status = Status::kStreamError;
+      co_return Answer::kEnded;
+  }
+  outcome_.reply_line = std::string(line) + "\r\n";
+  if (line.starts_with("+OK")) co_return Answer::kOk;
+  if (line.starts_with("+")) co_return Answer::kContinue;
+  if (line.starts_with("-ERR")) co_return Answer::kErr;
+  outcome_.status = Status::kProtocolError;
+  co_return Answer::kEnded;
+}
+
+Task<UpstreamLoginOutcome> Exchange::Run() {
+  const mail::Credentials& c = *request_.credentials;
+  Answer greeting = co_await Ask(std::string());
+  if (greeting == Answer::kEnded) co_return outcome_;
+  if (greeting != Answer::kOk) {
+    outcome_.status = Status::kBadGreeting;
+    co_return outcome_;
+  }
+  if (settings_.send_xoip) {
+    Answer a = co_await Ask("XOIP " + request_.client_ip + "\r\n");
+    if (a == Answer::kEnded) co_return outcome_;
+    if (a != Answer::kOk) {
+      outcome_.status = Status::kIdFailed;
+      co_return outcome_;
+    }
+  }
+  // A value with CR or LF cannot travel in a POP3 line.
+  if (mail::HasControl(request_.login) || c.password.find_first_of("\r\n") != std::string::npos) {
+    outcome_.status = Status::kProtocolError;
+    co_return outcome_;
+  }
+  Answer last = Answer::kEnded;
+  if (c.mechanism == mail::Mechanism::kAuthenticatePlain) {
+    Answer a = co_await Ask("AUTH PLAIN\r\n");
+    if (a == Answer::kEnded) co_return outcome_;
+    if (a != Answer::kContinue) {
+      outcome_.status = Status::kRefused;
+      co_return outcome_;
+    }
+    std::string response;
+    if (!request_.authzid_login.empty()) {
+      sasl::WritePlain(request_.authzid_login, c.user, c.password, &response);
+    } else {
+      sasl::WritePlain("", request_.login, c.password, &response);
+    }
+    last = co_await Ask(response + "\r\n");
+  } else {
+    Answer a = co_await Ask("USER " + request_.login + "\r\n");
+    if (a == Answer::kEnded) co_return outcome_;
+    if (a != Answer::kOk) {
+      outcome_.status = Status::kRefused;
+      co_return outcome_;
+    }
+    last = co_await Ask("PASS " + c.password + "\r\n");
+  }
+  if (last == Answer::kEnded) co_return outcome_;
+  outcome_.status = last == Answer::kOk ? Status::kOk : Status::kRefused;
+  co_return outcome_;
+}
+
+}  // namespace
+
+Task<UpstreamLoginOutcome> LoginUpstream(ByteStream* upstream,
+                                         const UpstreamLoginSettings* settings,
+                                         const UpstreamLoginRequest* request) {
+  Exchange e(upstream, settings, request);
+  UpstreamLoginOutcome outcome = co_await e.Run();
+  co_return outcome;
+}
+
+}  // namespace ringproxy::pop3
