@@ -78,6 +78,17 @@ bool AcceptPlain(std::string_view message, const LoginLimits& limits, bool allow
   return true;
 }
 
+std::string UpstreamPlainResponse(const Credentials& c, std::string_view login,
+                                  std::string_view authzid_login) {
+  std::string response;
+  if (!authzid_login.empty()) {
+    sasl::WritePlain(authzid_login, c.user, c.password, &response);
+  } else {
+    sasl::WritePlain("", login, c.password, &response);
+  }
+  return response;
+}
+
 Task<IoResult> ReplyBuffer::Flush(ByteStream* stream, int64_t timeout_ms) {
   if (out_.empty()) co_return IoResult{0};
   std::string data;

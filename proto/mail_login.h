@@ -87,6 +87,12 @@ struct UpstreamLoginOutcome {
   std::string alerts;      // IMAP: untagged "* OK [ALERT] ..." lines, with CRLF, in order
 };
 
+// The base64 PLAIN response for the upstream: with another authorisation identity, its
+// canonical account as authzid and the client's authcid (as Zimbra does); otherwise an
+// empty authzid and the canonical account.
+std::string UpstreamPlainResponse(const Credentials& c, std::string_view login,
+                                  std::string_view authzid_login);
+
 // Replies collected during one command and written at once (one write per command).
 class ReplyBuffer {
  public:

@@ -2,7 +2,6 @@
 
 #include "core/bounded_reader.h"
 #include "proto/imap/string_writer.h"
-#include "proto/sasl/sasl.h"
 
 namespace ringproxy::imap {
 
@@ -179,14 +178,7 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
     if (!sent) co_return outcome_;
     const bool go_on = co_await Continuation();
     if (!go_on) co_return outcome_;
-    // Another authorisation identity: its canonical account as authzid and the client's
-    // authcid; otherwise an empty authzid and the canonical account.
-    std::string response;
-    if (!request_.authzid_login.empty()) {
-      sasl::WritePlain(request_.authzid_login, c.user, c.password, &response);
-    } else {
-      sasl::WritePlain("", request_.login, c.password, &response);
-    }
+    std::string response = mail::UpstreamPlainResponse(c, request_.login, request_.authzid_login);
     const bool sent_response = co_await Send(response + "\r\n");
     if (!sent_response) co_return outcome_;
   } else if (settings_.literal_login) {

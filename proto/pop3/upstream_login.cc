@@ -1,7 +1,6 @@
 #include "proto/pop3/upstream_login.h"
 
 #include "core/bounded_reader.h"
-#include "proto/sasl/sasl.h"
 
 namespace ringproxy::pop3 {
 
@@ -103,12 +102,7 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
       outcome_.status = Status::kRefused;
       co_return outcome_;
     }
-    std::string response;
-    if (!request_.authzid_login.empty()) {
-      sasl::WritePlain(request_.authzid_login, c.user, c.password, &response);
-    } else {
-      sasl::WritePlain("", request_.login, c.password, &response);
-    }
+    std::string response = mail::UpstreamPlainResponse(c, request_.login, request_.authzid_login);
     last = co_await Ask(response + "\r\n");
   } else {
     Answer a = co_await Ask("USER " + request_.login + "\r\n");
