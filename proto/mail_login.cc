@@ -78,6 +78,24 @@ bool AcceptPlain(std::string_view message, const LoginLimits& limits, bool allow
   return true;
 }
 
+UpstreamLoginStatus UpstreamStatusOf(ReadStatus s) {
+  switch (s) {
+    case ReadStatus::kEof:
+      return UpstreamLoginStatus::kClosed;
+    case ReadStatus::kTimeout:
+      return UpstreamLoginStatus::kTimeout;
+    case ReadStatus::kStopped:
+      return UpstreamLoginStatus::kStopped;
+    case ReadStatus::kTooLong:
+    case ReadStatus::kBadLineEnding:
+      return UpstreamLoginStatus::kProtocolError;
+    case ReadStatus::kOk:
+    case ReadStatus::kError:
+      break;
+  }
+  return UpstreamLoginStatus::kStreamError;
+}
+
 std::string UpstreamPlainResponse(const Credentials& c, std::string_view login,
                                   std::string_view authzid_login) {
   std::string response;

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/bounded_reader.h"
 #include "core/byte_stream.h"
 #include "core/task.h"
 #include "proto/sasl/sasl.h"
@@ -86,6 +87,9 @@ struct UpstreamLoginOutcome {
   std::string reply_line;  // the final reply, with its CRLF
   std::string alerts;      // IMAP: untagged "* OK [ALERT] ..." lines, with CRLF, in order
 };
+
+// Why no line came from the upstream, as a login status (never kOk).
+UpstreamLoginStatus UpstreamStatusOf(ReadStatus s);
 
 // The base64 PLAIN response for the upstream: with another authorisation identity, its
 // canonical account as authzid and the client's authcid (as Zimbra does); otherwise an

@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "core/ascii.h"
 #include "proto/imap/string_writer.h"
 #include "proto/sasl/sasl.h"
 
@@ -11,19 +12,9 @@ namespace {
 
 constexpr std::string_view kBye = "* BYE Zimbra IMAP server terminating connection\r\n";
 
-bool Is(std::string_view word, std::string_view upper) {
-  if (word.size() != upper.size()) return false;
-  for (size_t i = 0; i < word.size(); ++i) {
-    char c = word[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != upper[i]) return false;
-  }
-  return true;
-}
-
 bool IsString(const Arg& a) { return a.kind == ArgKind::kQuoted || a.kind == ArgKind::kLiteral; }
 bool IsAstring(const Arg& a) { return IsString(a) || a.kind == ArgKind::kAtom; }
-bool IsNil(const Arg& a) { return a.kind == ArgKind::kAtom && Is(a.value, "NIL"); }
+bool IsNil(const Arg& a) { return a.kind == ArgKind::kAtom && EqualsIgnoreCase(a.value, "NIL"); }
 
 enum class LineStatus : uint8_t { kOk, kTooLong, kClosed, kTimeout, kError, kStopped };
 
@@ -90,7 +81,8 @@ Task<bool> Dialogue::FlushOut() {
 }
 
 // A raw line (an AUTHENTICATE response is not a command), CR LF or LF, bounded by the
-// command line limit.
+// command line limit. Not the BoundedReader: the command parser reads this stream with
+// Peek/Consume, and the reader defers its Consume to its next call.
 Task<LineStatus> Dialogue::ReadLine(std::string* line) {
   line->clear();
   const Deadline deadline = Deadline::AfterMs(settings_.idle_timeout_ms);
@@ -194,21 +186,22 @@ Task<std::optional<PreauthEnd>> Dialogue::Dispatch() {
   std::string tag(parser_.tag());
   std::string_view name = parser_.name();
   const size_t argc = parser_.args().size();
-  if (Is(name, "CAPABILITY") || Is(name, "NOOP") || Is(name, "LOGOUT")) {
+  if (EqualsIgnoreCase(name, "CAPABILITY") || EqualsIgnoreCase(name, "NOOP") ||
+      EqualsIgnoreCase(name, "LOGOUT")) {
     if (argc != 0) co_return Bad(tag, "no arguments expected");
-    if (Is(name, "CAPABILITY")) Reply(Capabilities());
-    if (Is(name, "LOGOUT")) Reply(kBye);
+    if (EqualsIgnoreCase(name, "CAPABILITY")) Reply(Capabilities());
+    if (EqualsIgnoreCase(name, "LOGOUT")) Reply(kBye);
     Reply(tag + " OK completed\r\n");
-    if (Is(name, "LOGOUT")) co_return PreauthEnd::kLogout;
+    if (EqualsIgnoreCase(name, "LOGOUT")) co_return PreauthEnd::kLogout;
     co_return std::nullopt;
   }
-  if (Is(name, "ID")) co_return Id(tag);
-  if (Is(name, "LOGIN")) co_return Login(tag);
-  if (Is(name, "STARTTLS")) {
+  if (EqualsIgnoreCase(name, "ID")) co_return Id(tag);
+  if (EqualsIgnoreCase(name, "LOGIN")) co_return Login(tag);
+  if (EqualsIgnoreCase(name, "STARTTLS")) {
     std::optional<PreauthEnd> r = co_await StartTls(tag);
     co_return r;
   }
-  if (Is(name, "AUTHENTICATE")) {
+  if (EqualsIgnoreCase(name, "AUTHENTICATE")) {
     std::optional<PreauthEnd> r = co_await Authenticate(tag);
     co_return r;
   }
@@ -232,8 +225,8 @@ std::optional<PreauthEnd> Dialogue::Id(const std::string& tag) {
         ok = false;
         break;
       }
-      if (Is(field.value, "NAME") && IsString(value)) name = value.value;
-      if (Is(field.value, "VERSION") && IsString(value)) version = value.value;
+      if (EqualsIgnoreCase(field.value, "NAME") && IsString(value)) name = value.value;
+      if (EqualsIgnoreCase(field.value, "VERSION") && IsString(value)) version = value.value;
     }
   }
   if (!ok) return Bad(tag, "invalid ID arguments");
@@ -356,8 +349,8 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
       (a.size() == 2 && a[1].kind != ArgKind::kAtom)) {
     co_return Bad(tag, "AUTHENTICATE takes a mechanism and an initial response");
   }
-  const bool plain = Is(a[0].value, "PLAIN") && settings_.auth_plain;
-  const bool login = Is(a[0].value, "LOGIN") && settings_.auth_login;
+  const bool plain = EqualsIgnoreCase(a[0].value, "PLAIN") && settings_.auth_plain;
+  const bool login = EqualsIgnoreCase(a[0].value, "LOGIN") && settings_.auth_login;
   if (!plain && !login) {
     Reply(tag + " NO mechanism not supported\r\n");
     co_return std::nullopt;

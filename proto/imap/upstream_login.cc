@@ -1,5 +1,6 @@
 #include "proto/imap/upstream_login.h"
 
+#include "core/ascii.h"
 #include "core/bounded_reader.h"
 #include "proto/imap/string_writer.h"
 
@@ -8,16 +9,6 @@ namespace ringproxy::imap {
 namespace {
 
 using Status = UpstreamLoginStatus;
-
-bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    char c = s[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != prefix[i]) return false;
-  }
-  return true;
-}
 
 class Exchange {
  public:
@@ -60,27 +51,11 @@ Task<bool> Exchange::Line(std::string* line) {
   std::string_view view;
   const Deadline deadline = Deadline::AfterMs(settings_.timeout_ms);
   ReadStatus s = co_await reader_.ReadLine(deadline, &view);
-  switch (s) {
-    case ReadStatus::kOk:
-      line->assign(view);
-      co_return true;
-    case ReadStatus::kEof:
-      outcome_.status = Status::kClosed;
-      break;
-    case ReadStatus::kTimeout:
-      outcome_.status = Status::kTimeout;
-      break;
-    case ReadStatus::kStopped:
-      outcome_.status = Status::kStopped;
-      break;
-    case ReadStatus::kTooLong:
-    case ReadStatus::kBadLineEnding:
-      outcome_.status = Status::kProtocolError;
-      break;
-    case ReadStatus::kError:
-      outcome_.status = Status::kStreamError;
-      break;
+  if (s == ReadStatus::kOk) {
+    line->assign(view);
+    co_return true;
   }
+  outcome_.status = mail::UpstreamStatusOf(s);
   co_return false;
 }
 
@@ -91,7 +66,7 @@ Task<bool> Exchange::Tagged(std::string* line) {
     if (!got) co_return false;
     if (line->starts_with(prefix)) co_return true;
     // Untagged: an [ALERT] must reach the user (RFC 9051 §7.1); the rest is dropped.
-    if (StartsWithNoCase(*line, "* OK [ALERT]")) outcome_.alerts += *line + "\r\n";
+    if (StartsWithIgnoreCase(*line, "* OK [ALERT]")) outcome_.alerts += *line + "\r\n";
   }
 }
 
@@ -107,7 +82,7 @@ Task<bool> Exchange::Continuation() {
       outcome_.reply_line = line + "\r\n";
       co_return false;
     }
-    if (StartsWithNoCase(line, "* OK [ALERT]")) outcome_.alerts += line + "\r\n";
+    if (StartsWithIgnoreCase(line, "* OK [ALERT]")) outcome_.alerts += line + "\r\n";
   }
 }
 
@@ -157,7 +132,7 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
   std::string greeting;
   const bool got = co_await Line(&greeting);
   if (!got) co_return outcome_;
-  if (!StartsWithNoCase(greeting, "* OK")) {
+  if (!StartsWithIgnoreCase(greeting, "* OK")) {
     outcome_.status = Status::kBadGreeting;
     co_return outcome_;
   }
@@ -167,7 +142,7 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
     if (!sent) co_return outcome_;
     const bool tagged = co_await Tagged(&line);
     if (!tagged) co_return outcome_;
-    if (!StartsWithNoCase(std::string_view(line).substr(c.tag.size() + 1), "OK")) {
+    if (!StartsWithIgnoreCase(std::string_view(line).substr(c.tag.size() + 1), "OK")) {
       outcome_.status = Status::kIdFailed;
       outcome_.reply_line = line + "\r\n";
       co_return outcome_;
@@ -211,7 +186,7 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
   const bool tagged = co_await Tagged(&line);
   if (!tagged) co_return outcome_;
   outcome_.reply_line = line + "\r\n";
-  outcome_.status = StartsWithNoCase(std::string_view(line).substr(c.tag.size() + 1), "OK")
+  outcome_.status = StartsWithIgnoreCase(std::string_view(line).substr(c.tag.size() + 1), "OK")
                         ? Status::kOk
                         : Status::kRefused;
   co_return outcome_;

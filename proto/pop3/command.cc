@@ -1,5 +1,7 @@
 #include "proto/pop3/command.h"
 
+#include "core/ascii.h"
+
 namespace ringproxy::pop3 {
 
 namespace {
@@ -26,15 +28,7 @@ std::string_view CommandErrorName(CommandError e) {
   return "unknown";
 }
 
-bool Command::KeywordIs(std::string_view upper) const {
-  if (keyword.size() != upper.size()) return false;
-  for (size_t i = 0; i < upper.size(); ++i) {
-    char c = keyword[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != upper[i]) return false;
-  }
-  return true;
-}
+bool Command::KeywordIs(std::string_view name) const { return EqualsIgnoreCase(keyword, name); }
 
 CommandError ParseCommand(std::string_view line, Command* out) {
   *out = Command{};

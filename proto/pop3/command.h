@@ -36,7 +36,7 @@ struct Command {
   bool more_args = false;  // words beyond kArgsMax (an error for all but PASS)
   std::string_view rest;   // after the keyword and one space, as sent
 
-  bool KeywordIs(std::string_view upper) const;
+  bool KeywordIs(std::string_view name) const;  // ASCII case-insensitive
 };
 
 CommandError ParseCommand(std::string_view line, Command* out);

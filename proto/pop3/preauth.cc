@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "core/ascii.h"
 #include "core/bounded_reader.h"
 #include "proto/pop3/command.h"
 #include "proto/sasl/sasl.h"
@@ -266,10 +267,8 @@ std::optional<PreauthEnd> Dialogue::AuthFailed(ResponseStatus s) {
 
 Task<std::optional<PreauthEnd>> Dialogue::Auth(std::string mechanism, std::string initial,
                                                bool has_initial) {
-  Command probe;
-  (void)ParseCommand(mechanism, &probe);
-  const bool plain = probe.KeywordIs("PLAIN") && settings_.auth_plain;
-  const bool login = probe.KeywordIs("LOGIN") && settings_.auth_login;
+  const bool plain = EqualsIgnoreCase(mechanism, "PLAIN") && settings_.auth_plain;
+  const bool login = EqualsIgnoreCase(mechanism, "LOGIN") && settings_.auth_login;
   if (!plain && !login) {
     Reply("-ERR mechanism not supported\r\n");
     co_return std::nullopt;

@@ -45,25 +45,9 @@ Task<Exchange::Answer> Exchange::Ask(std::string command) {
   }
   std::string_view line;
   ReadStatus s = co_await reader_.ReadLine(deadline, &line);
-  switch (s) {
-    case ReadStatus::kOk:
-      break;
-    case ReadStatus::kEof:
-      outcome_.status = Status::kClosed;
-      co_return Answer::kEnded;
-    case ReadStatus::kTimeout:
-      outcome_.status = Status::kTimeout;
-      co_return Answer::kEnded;
-    case ReadStatus::kStopped:
-      outcome_.status = Status::kStopped;
-      co_return Answer::kEnded;
-    case ReadStatus::kTooLong:
-    case ReadStatus::kBadLineEnding:
-      outcome_.status = Status::kProtocolError;
-      co_return Answer::kEnded;
-    case ReadStatus::kError:
-      outcome_.status = Status::kStreamError;
-      co_return Answer::kEnded;
+  if (s != ReadStatus::kOk) {
+    outcome_.status = mail::UpstreamStatusOf(s);
+    co_return Answer::kEnded;
   }
   outcome_.reply_line = std::string(line) + "\r\n";
   if (line.starts_with("+OK")) co_return Answer::kOk;

@@ -22,11 +22,8 @@ class PreauthTest : public ::testing::Test {
 
   PreauthEnd Run(ScriptedStream* plain, bool tls = false, FakeUpgrader* upgrader = nullptr) {
     ByteStream* stream = plain;
-    auto task = [](ByteStream** s, const PreauthSettings* settings, bool tls, TlsUpgrader* up,
-                   Credentials* c) -> Task<PreauthEnd> {
-      co_return co_await RunPreauth(s, settings, tls, up, c);
-    };
-    return RunUntilComplete(*reactor_, task(&stream, &settings_, tls, upgrader, &credentials_));
+    return RunUntilComplete(*reactor_,
+                            RunPreauth(&stream, &settings_, tls, upgrader, &credentials_));
   }
 
   std::unique_ptr<Reactor> reactor_;
@@ -230,12 +227,9 @@ TEST_F(PreauthTest, EveryEnd) {
   } failing;
   ScriptedStream tls({"a STARTTLS\r\n"});
   ByteStream* stream = &tls;
-  auto task = [](ByteStream** s, const PreauthSettings* settings, TlsUpgrader* up,
-                 Credentials* c) -> Task<PreauthEnd> {
-    co_return co_await RunPreauth(s, settings, false, up, c);
-  };
-  EXPECT_EQ(RunUntilComplete(*reactor_, task(&stream, &settings_, &failing, &credentials_)),
-            PreauthEnd::kTlsFailed);
+  EXPECT_EQ(
+      RunUntilComplete(*reactor_, RunPreauth(&stream, &settings_, false, &failing, &credentials_)),
+      PreauthEnd::kTlsFailed);
 }
 
 }  // namespace

@@ -30,12 +30,7 @@ class UpstreamLoginTest : public ::testing::Test {
     request_.local_ip = "192.0.2.10";
   }
   UpstreamLoginOutcome Run(ScriptedStream* upstream) {
-    auto task = [](ByteStream* s, const UpstreamLoginSettings* settings,
-                   const UpstreamLoginRequest* r) -> Task<UpstreamLoginOutcome> {
-      UpstreamLoginOutcome o = co_await LoginUpstream(s, settings, r);
-      co_return o;
-    };
-    return RunUntilComplete(*reactor_, task(upstream, &settings_, &request_));
+    return RunUntilComplete(*reactor_, LoginUpstream(upstream, &settings_, &request_));
   }
   std::unique_ptr<Reactor> reactor_;
   mail::Credentials credentials_;

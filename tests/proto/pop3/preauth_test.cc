@@ -27,12 +27,8 @@ class Pop3PreauthTest : public ::testing::Test {
   }
   PreauthEnd Run(ScriptedStream* plain, bool tls = false, FakeUpgrader* upgrader = nullptr) {
     ByteStream* stream = plain;
-    auto task = [](ByteStream** s, const PreauthSettings* settings, bool tls, mail::TlsUpgrader* up,
-                   Credentials* c) -> Task<PreauthEnd> {
-      PreauthEnd end = co_await RunPreauth(s, settings, tls, up, c);
-      co_return end;
-    };
-    return RunUntilComplete(*reactor_, task(&stream, &settings_, tls, upgrader, &credentials_));
+    return RunUntilComplete(*reactor_,
+                            RunPreauth(&stream, &settings_, tls, upgrader, &credentials_));
   }
   std::unique_ptr<Reactor> reactor_;
   PreauthSettings settings_;

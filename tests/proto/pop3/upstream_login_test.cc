@@ -27,12 +27,7 @@ class Pop3UpstreamLoginTest : public ::testing::Test {
     request_.client_ip = "198.51.100.7";
   }
   UpstreamLoginOutcome Run(ScriptedStream* upstream) {
-    auto task = [](ByteStream* s, const UpstreamLoginSettings* settings,
-                   const UpstreamLoginRequest* r) -> Task<UpstreamLoginOutcome> {
-      UpstreamLoginOutcome o = co_await LoginUpstream(s, settings, r);
-      co_return o;
-    };
-    return RunUntilComplete(*reactor_, task(upstream, &settings_, &request_));
+    return RunUntilComplete(*reactor_, LoginUpstream(upstream, &settings_, &request_));
   }
   std::unique_ptr<Reactor> reactor_;
   mail::Credentials credentials_;
