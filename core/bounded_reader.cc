@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "core/check.h"
 
@@ -164,6 +165,12 @@ size_t BoundedReader::DiscardBuffered() {
   skipping_ = false;
   stream_->DiscardBuffered();
   return n;
+}
+
+std::string BoundedReader::Release() {
+  Settle();
+  skipping_ = false;
+  return std::exchange(own_, std::string());
 }
 
 void BoundedReader::Reset(ByteStream* stream) {

@@ -61,6 +61,10 @@ class BoundedReader {
   // Bytes received and not returned yet: the reader's own and the stream's.
   size_t buffered() const;
   size_t DiscardBuffered();
+  // Done with the reader: gives the stream back what the last call returned, and
+  // returns the bytes the reader had copied and not handed out yet (they come before
+  // whatever the stream still holds). The next protocol phase reads the stream itself.
+  std::string Release();
   // Switches to another stream (STARTTLS: the TLS stream over the same socket). The
   // reader must hold nothing (discard first).
   void Reset(ByteStream* stream);

@@ -173,6 +173,23 @@ class Read : public IoAwaiter {
   std::span<std::byte> buf_;
 };
 
+// write(2) at `offset`; (uint64_t)-1 writes at the file position (O_APPEND: its end).
+class WriteAt : public IoAwaiter {
+ public:
+  WriteAt(int fd, std::span<const std::byte> buf, uint64_t offset, Deadline deadline)
+      : IoAwaiter(deadline), fd_(fd), buf_(buf), offset_(offset) {}
+  void await_suspend(std::coroutine_handle<> h) {
+    io_uring_sqe* sqe = Begin(h);
+    io_uring_prep_write(sqe, fd_, buf_.data(), static_cast<unsigned>(buf_.size()), offset_);
+    Commit(sqe);
+  }
+
+ private:
+  int fd_;
+  std::span<const std::byte> buf_;
+  uint64_t offset_;
+};
+
 class Connect : public IoAwaiter {
  public:
   Connect(int fd, const sockaddr* addr, socklen_t len, Deadline deadline)

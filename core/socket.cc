@@ -111,19 +111,46 @@ std::span<const uint8_t> SocketAddress::host_bytes() const {
   return {};
 }
 
-std::string SocketAddress::ToString() const {
+std::string SocketAddress::HostString() const {
   char buf[INET6_ADDRSTRLEN] = {0};
   if (family() == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&storage_);
-    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
-    return fmt::format("{}:{}", buf, port());
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf,
+              sizeof(buf));
+  } else if (family() == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf,
+              sizeof(buf));
+  } else {
+    return "unknown";
   }
-  if (family() == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&storage_);
-    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
-    return fmt::format("[{}]:{}", buf, port());
-  }
+  return buf;
+}
+
+std::string SocketAddress::ToString() const {
+  if (family() == AF_INET) return fmt::format("{}:{}", HostString(), port());
+  if (family() == AF_INET6) return fmt::format("[{}]:{}", HostString(), port());
   return "unknown";
+}
+
+std::optional<SocketAddress> SocketAddress::FromNumeric(std::string_view host, uint16_t port) {
+  SocketAddress out;
+  std::string h(host);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage_);
+  if (inet_pton(AF_INET, h.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    out.size_ = sizeof(sockaddr_in);
+    return out;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage_);
+  memset(&out.storage_, 0, sizeof(out.storage_));
+  if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    out.size_ = sizeof(sockaddr_in6);
+    return out;
+  }
+  return std::nullopt;
 }
 
 bool SocketAddress::operator==(const SocketAddress& o) const {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -63,7 +64,10 @@ class SocketAddress {
   uint16_t port() const;
   // The address bytes without the port (4 or 16 bytes); for hashing.
   std::span<const uint8_t> host_bytes() const;
-  std::string ToString() const;  // "1.2.3.4:80" / "[::1]:80"
+  std::string ToString() const;    // "1.2.3.4:80" / "[::1]:80"
+  std::string HostString() const;  // "1.2.3.4" / "::1"
+  // An IP literal ("1.2.3.4", "::1", "[::1]") with `port`; nullopt for a host name.
+  static std::optional<SocketAddress> FromNumeric(std::string_view host, uint16_t port);
   bool operator==(const SocketAddress& o) const;
 
  private:

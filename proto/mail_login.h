@@ -28,6 +28,9 @@ struct Credentials {
   std::string password;
   std::string client_name;  // IMAP ID, for the upstream's X-VIA
   std::string client_version;
+  // Bytes the client sent after its login command that the dialogue had already read:
+  // for the mailbox server once the login succeeded (POP3; IMAP leaves them in the stream).
+  std::string pipelined;
 };
 
 // Turns the plain stream into a TLS one after the positive answer to STARTTLS / STLS;

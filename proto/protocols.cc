@@ -1,14 +1,17 @@
 #include "proto/protocols.h"
 
 #include "core/check.h"
+#include "proto/mail_config.h"
+#include "proto/mail_proxy.h"
 #include "proto/tcp_proxy.h"
+#include "route/config.h"
 #include "tls/config.h"
 
 namespace ringproxy {
 namespace {
 
 const ProtocolSpec* const kProtocols[] = {
-    &kTcpProtocol,
+    &kTcpProtocol, &kImapProtocol, &kImapsProtocol, &kPop3Protocol, &kPop3sProtocol,
 };
 
 }  // namespace
@@ -19,6 +22,8 @@ const ConfigSchema& ProductSchema() {
     for (const ProtocolSpec* p : kProtocols)
       s->AddListenerProtocol(std::string(p->name), p->reader);
     RegisterTlsConfig(s);
+    RegisterRouteConfig(s);
+    RegisterMailConfig(s);
     return s;
   }();
   return *schema;

@@ -52,9 +52,35 @@ ShardSnapshot::ShardSnapshot(ConfigPtr c, uint32_t shard_id) : config(std::move(
     }
     tls_clients[static_cast<size_t>(u.index)] = std::move(*shard);
   }
+  listener_upstream_tls.resize(config->listeners.size());
+  for (const ListenerConfig& l : config->listeners) {
+    const auto* tls = l.extensions.Get<TlsUpstreamConfig>(kUpstreamTlsTable);
+    if (tls == nullptr) continue;
+    auto shard = TlsClientShardContext::Create(tls->context);
+    if (!shard.ok()) {
+      RP_LOG(kError, "listener {}: upstream TLS unavailable on shard {}: {}", l.name, shard_id,
+             MessageOf(shard.status()));
+      continue;
+    }
+    listener_upstream_tls[static_cast<size_t>(l.index)] = std::move(*shard);
+  }
+  routes = RouteStack::Build(*config);
 }
 
-ShardSnapshot::~ShardSnapshot() = default;
+namespace {
+
+Task<void> CloseRoutes(std::unique_ptr<RouteStack> routes, Gate::Holder /*holder*/) {
+  co_await routes->Close();
+}
+
+}  // namespace
+
+ShardSnapshot::~ShardSnapshot() {
+  if (routes != nullptr) {
+    RP_CHECK(retire_gate != nullptr);
+    Spawn(CloseRoutes(std::move(routes), retire_gate->Enter()));
+  }
+}
 
 namespace {
 
@@ -102,6 +128,7 @@ class ShardServer {
     services_.sweeper = &sweeper_;
     services_.metrics = metrics_;
     services_.sessions = &sessions_;
+    services_.resolver = &resolver_;
     return absl::OkStatus();
   }
 
@@ -111,6 +138,9 @@ class ShardServer {
     co_await finished_.Wait();
     sweeper_.Stop();
     co_await task_gate_.Wait();
+    // The last generation's route stack closes once nothing holds it.
+    current_ = SnapshotRef();
+    co_await retire_gate_.Wait();
   }
 
   void Apply(ShardUpdate update) {
@@ -118,7 +148,9 @@ class ShardServer {
       CloseAll(update);
       return;
     }
-    SnapshotRef snapshot(new ShardSnapshot(update.config, services_.shard_id));
+    auto* made = new ShardSnapshot(update.config, services_.shard_id);
+    made->retire_gate = &retire_gate_;
+    SnapshotRef snapshot(made);
     current_ = snapshot;
     absl::flat_hash_map<std::string, const ListenerConfig*> wanted;
     for (const ListenerConfig& l : update.config->listeners) wanted[ListenerKey(l)] = &l;
@@ -278,6 +310,8 @@ class ShardServer {
   std::unique_ptr<PipePool> pipes_;
   std::unique_ptr<BufferRing> buffers_;
   IdleSweeper sweeper_;
+  HostResolver resolver_;
+  Gate retire_gate_;  // route stacks of retired generations, closing
   ShardServices services_;
   SnapshotRef current_;
   std::vector<std::unique_ptr<ActiveListener>> listeners_;

@@ -15,7 +15,11 @@
 #include "core/idle_sweeper.h"
 #include "core/intrusive_list.h"
 #include "core/pipe_pool.h"
+#include "core/pump.h"
+#include "core/sync.h"
 #include "route/balancer.h"
+#include "route/host_resolver.h"
+#include "route/stack.h"
 #include "tls/client_context.h"
 #include "tls/server_context.h"
 
@@ -36,7 +40,11 @@ namespace ringproxy {
   X(tls_handshakes, "client TLS handshakes completed")                            \
   X(tls_resumed, "client TLS handshakes that resumed a session (ticket)")         \
   X(tls_handshake_failures, "client TLS handshakes that failed or timed out")     \
-  X(upstream_tls_failures, "upstream TLS handshakes that failed or timed out")
+  X(upstream_tls_failures, "upstream TLS handshakes that failed or timed out")    \
+  X(mail_logins, "mail logins the upstream accepted")                             \
+  X(mail_login_failures, "mail logins refused (lookup or upstream)")              \
+  X(mail_throttled, "mail sessions refused by the IP or user throttle")           \
+  X(mail_internal_errors, "mail logins ended by a lookup, connect or upstream error")
 
 struct ShardMetrics {
 #define RINGPROXY_DECLARE_COUNTER(name, help) Counter name;
@@ -44,6 +52,27 @@ struct ShardMetrics {
 #undef RINGPROXY_DECLARE_COUNTER
   Gauge connections_active;
 };
+
+// A finished relay in the shard's counters.
+inline void CountPumpEnd(ShardMetrics& metrics, const PumpResult& result) {
+  metrics.bytes_to_upstream.Add(result.bytes_to_upstream);
+  metrics.bytes_to_downstream.Add(result.bytes_to_downstream);
+  switch (result.end) {
+    case PumpEnd::kIdleTimeout:
+      metrics.relay_idle_timeouts.Add();
+      break;
+    case PumpEnd::kDownstreamError:
+    case PumpEnd::kUpstreamError:
+    case PumpEnd::kInternalError:
+      metrics.relay_errors.Add();
+      break;
+    case PumpEnd::kStopped:
+      metrics.sessions_stopped.Add();
+      break;
+    case PumpEnd::kClosed:
+      break;
+  }
+}
 
 // A config generation as one shard sees it: the immutable config plus this shard's
 // mutable per-generation state (balancers, TLS contexts). Reference-counted without
@@ -58,6 +87,12 @@ struct ShardSnapshot {
   // could not build the context: logged, and such sessions are refused).
   std::vector<std::unique_ptr<TlsServerShardContext>> tls_servers;
   std::vector<std::unique_ptr<TlsClientShardContext>> tls_clients;
+  // By listener index: [listener.upstream_tls] (mail: TLS to each login's route).
+  std::vector<std::unique_ptr<TlsClientShardContext>> listener_upstream_tls;
+  // This generation's route stack (null without [lookup]); closed on the shard, in
+  // the background under `retire_gate`, when the last session of the generation ends.
+  std::unique_ptr<RouteStack> routes;
+  Gate* retire_gate = nullptr;
   uint64_t refs = 0;
 };
 
@@ -99,6 +134,7 @@ struct ShardServices {
   IdleSweeper* sweeper = nullptr;
   ShardMetrics* metrics = nullptr;
   IntrusiveList<SessionBase>* sessions = nullptr;
+  HostResolver* resolver = nullptr;  // host names in routes
 };
 
 // Links a session into its shard's list for as long as it lives.

@@ -10,6 +10,7 @@
 #include "core/plain_stream.h"
 #include "core/pump.h"
 #include "core/reactor.h"
+#include "proto/session_tls.h"
 #include "route/upstream_connect.h"
 #include "tls/config.h"
 #include "tls/tls_stream.h"
@@ -19,6 +20,9 @@ namespace {
 
 ExtensionPtr ReadTcpListener(ConfigTable& t, const Config& /*so_far*/) {
   if (!t.Has("upstream")) t.Error("upstream", "required key is missing");
+  if (t.Has(kUpstreamTlsTable)) {
+    t.Error(kUpstreamTlsTable, "a tcp listener takes TLS to its upstream from [upstream.tls]");
+  }
   return nullptr;
 }
 
@@ -40,6 +44,7 @@ class TcpSession final : public SessionBase {
   }
 
   bool stopped() const { return stopped_; }
+  const bool* stopped_flag() const { return &stopped_; }
   ConnectControl* connect_control() { return &connect_; }
   void set_pump(Pump* pump) { pump_ = pump; }
   void set_upstream(ByteStream* upstream) {
@@ -54,41 +59,6 @@ class TcpSession final : public SessionBase {
   ConnectControl connect_;
   Pump* pump_ = nullptr;
 };
-
-void CountEnd(ShardMetrics& metrics, const PumpResult& result) {
-  metrics.bytes_to_upstream.Add(result.bytes_to_upstream);
-  metrics.bytes_to_downstream.Add(result.bytes_to_downstream);
-  switch (result.end) {
-    case PumpEnd::kIdleTimeout:
-      metrics.relay_idle_timeouts.Add();
-      break;
-    case PumpEnd::kDownstreamError:
-    case PumpEnd::kUpstreamError:
-    case PumpEnd::kInternalError:
-      metrics.relay_errors.Add();
-      break;
-    case PumpEnd::kStopped:
-      metrics.sessions_stopped.Add();
-      break;
-    case PumpEnd::kClosed:
-      break;
-  }
-}
-
-std::string HandshakeFailure(const TlsStream& tls, IoResult r) {
-  if (r.timed_out()) return "no handshake within the deadline";
-  if (r.res == -EPROTO) return tls.error_text();
-  if (!tls.error_text().empty()) return tls.error_text();
-  return strerror(r.error());
-}
-
-// What the access line says about the client's TLS, e.g. " tls=TLSv1.3 resumed=1 sni=a.b".
-std::string TlsSummary(const TlsStream* tls) {
-  if (tls == nullptr) return "";
-  return fmt::format(" tls={} cipher={} resumed={} sni={}", tls->version(), tls->cipher(),
-                     tls->resumed() ? 1 : 0,
-                     tls->server_name().empty() ? std::string_view("-") : tls->server_name());
-}
 
 Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
                            const ListenerConfig* listener, int client_fd, SocketAddress peer,
@@ -105,29 +75,11 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   std::unique_ptr<TlsStream> client_tls;
   bool ok = true;
 
-  if (const auto* tls = listener->extensions.Get<TlsListenerConfig>(kTlsTable)) {
-    TlsServerShardContext* ctx = snapshot->tls_servers[static_cast<size_t>(listener->index)].get();
-    WOLFSSL* ssl = ctx != nullptr ? ctx->NewSession() : nullptr;
-    if (ssl == nullptr) {
-      RP_LOG(kError, "{}: client {}: no TLS session could be made; closing", listener->name,
-             peer.ToString());
-      ok = false;
-    } else {
-      client_tls = std::make_unique<TlsStream>(&client, ssl, TlsStream::Role::kServer);
-      IoResult h = co_await client_tls->Handshake(Deadline::AfterMs(tls->handshake_timeout_ms));
-      if (!h.ok()) {
-        metrics.tls_handshake_failures.Add();
-        if (!session.stopped()) {
-          RP_LOG(kInfo, "{}: client {}: TLS handshake failed: {}", listener->name, peer.ToString(),
-                 HandshakeFailure(*client_tls, h));
-        }
-        ok = false;
-      } else {
-        metrics.tls_handshakes.Add();
-        if (client_tls->resumed()) metrics.tls_resumed.Add();
-        down = client_tls.get();
-      }
-    }
+  if (listener->extensions.Get<TlsListenerConfig>(kTlsTable) != nullptr) {
+    const bool* stopped = session.stopped_flag();
+    ok =
+        co_await AcceptTls(services, snapshot.get(), listener, &client, peer, stopped, &client_tls);
+    if (ok) down = client_tls.get();
   }
 
   UpstreamBalancer* balancer = &snapshot->balancers[static_cast<size_t>(listener->upstream_index)];
@@ -167,21 +119,11 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   std::unique_ptr<TlsStream> up_tls;
   if (const auto* tls = group.extensions.Get<TlsUpstreamConfig>(kTlsTable)) {
     TlsClientShardContext* ctx = snapshot->tls_clients[static_cast<size_t>(group.index)].get();
-    WOLFSSL* ssl = ctx != nullptr ? ctx->NewSession() : nullptr;
-    IoResult h{-ENOMEM};
-    if (ssl != nullptr) {
-      up_tls = std::make_unique<TlsStream>(&up, ssl, TlsStream::Role::kClient);
-      h = co_await up_tls->Handshake(Deadline::AfterMs(tls->handshake_timeout_ms));
-    }
-    if (!h.ok()) {
-      metrics.upstream_tls_failures.Add();
-      if (!session.stopped()) {
-        RP_LOG(kWarn, "{}: client {}: TLS with upstream {} ({}) failed: {}; closing",
-               listener->name, peer.ToString(), server.text, group.name,
-               up_tls ? HandshakeFailure(*up_tls, h) : std::string("no TLS session"));
-      } else {
-        metrics.sessions_stopped.Add();
-      }
+    const bool* stopped = session.stopped_flag();
+    const bool secured = co_await ConnectTls(services, ctx, tls->handshake_timeout_ms, &up,
+                                             listener, peer, server.text, stopped, &up_tls);
+    if (!secured) {
+      if (session.stopped()) metrics.sessions_stopped.Add();
       shutdown(client.fd(), SHUT_WR);
       co_await upward->Quiesce();
       co_await down->Quiesce();
@@ -204,7 +146,7 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   co_await upward->Quiesce();
   co_await down->Quiesce();
 
-  CountEnd(metrics, result);
+  CountPumpEnd(metrics, result);
   metrics.connections_active.Sub();
   if (config.log.access) {
     RP_LOG(kInfo,

@@ -9,6 +9,23 @@ namespace ringproxy {
 
 namespace {
 constexpr size_t kMaxPlan = 64;
+
+// One attempt; *fd holds the connected socket on success. *no_socket: the socket
+// could not even be made (descriptors or memory): the proxy's fault, not the server's.
+Task<IoResult> ConnectOne(const SocketAddress* address, int64_t timeout_ms, ConnectControl* control,
+                          UniqueFd* fd, bool* no_socket) {
+  IoResult s = OpenTcpSocket(address->family());
+  *no_socket = !s.ok();
+  if (!s.ok()) co_return s;
+  UniqueFd made(s.res);
+  control->current_fd = made.get();
+  IoResult c =
+      co_await Connect(made.get(), address->get(), address->size(), Deadline::AfterMs(timeout_ms));
+  control->current_fd = -1;
+  if (c.ok()) *fd = std::move(made);
+  co_return c;
+}
+
 }  // namespace
 
 Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, SocketAddress client,
@@ -20,17 +37,15 @@ Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, Soc
   for (size_t i = 0; i < n; ++i) {
     if (control->stop) co_return Error::Upstream(ECANCELED, false);
     const UpstreamServerConfig& server = group.servers[plan[i]];
-    IoResult s = OpenTcpSocket(server.address.family());
-    if (!s.ok()) {
+    UniqueFd fd;
+    bool no_socket = false;
+    IoResult c =
+        co_await ConnectOne(&server.address, group.connect_timeout_ms, control, &fd, &no_socket);
+    if (no_socket) {
       RP_LOG(kError, "{}: cannot create socket for upstream {}: {}", who, server.text,
-             strerror(s.error()));
-      co_return Error::Internal(s.error());
+             strerror(c.error()));
+      co_return Error::Internal(c.error());
     }
-    UniqueFd fd(s.res);
-    control->current_fd = fd.get();
-    IoResult c = co_await Connect(fd.get(), server.address.get(), server.address.size(),
-                                  Deadline::AfterMs(group.connect_timeout_ms));
-    control->current_fd = -1;
     if (c.ok()) {
       balancer->ReportSuccess(plan[i]);
       co_return UpstreamConnection{std::move(fd), plan[i]};
@@ -42,6 +57,31 @@ Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, Soc
     RP_LOG(kWarn, "{}: client {}: upstream {} ({}) connect failed: {}{}", who, client.ToString(),
            server.text, group.name, strerror(last_error),
            i + 1 < n ? "; trying the next server" : "");
+  }
+  co_return Error::Upstream(last_error, false);
+}
+
+Task<Result<UpstreamConnection>> ConnectAddresses(std::vector<SocketAddress> addresses,
+                                                  int64_t timeout_ms, std::string_view who,
+                                                  SocketAddress client, ConnectControl* control) {
+  int last_error = EHOSTUNREACH;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    if (control->stop) co_return Error::Upstream(ECANCELED, false);
+    UniqueFd fd;
+    bool no_socket = false;
+    IoResult c = co_await ConnectOne(&addresses[i], timeout_ms, control, &fd, &no_socket);
+    if (no_socket) {
+      RP_LOG(kError, "{}: cannot create socket for upstream {}: {}", who, addresses[i].ToString(),
+             strerror(c.error()));
+      co_return Error::Internal(c.error());
+    }
+    if (c.ok()) co_return UpstreamConnection{std::move(fd), static_cast<uint32_t>(i)};
+    if (control->stop) co_return Error::Upstream(ECANCELED, false);
+    last_error = c.error();
+    ++control->failures;
+    RP_LOG(kWarn, "{}: client {}: upstream {} connect failed: {}{}", who, client.ToString(),
+           addresses[i].ToString(), strerror(last_error),
+           i + 1 < addresses.size() ? "; trying the next address" : "");
   }
   co_return Error::Upstream(last_error, false);
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 #include "core/socket.h"
@@ -30,5 +31,11 @@ struct UpstreamConnection {
 // ECANCELED when stopped.
 Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, SocketAddress client,
                                                  std::string_view who, ConnectControl* control);
+
+// Connects to the first of `addresses` that answers (a route's host name may have
+// several), each attempt with `timeout_ms`; server_index is the address's index.
+Task<Result<UpstreamConnection>> ConnectAddresses(std::vector<SocketAddress> addresses,
+                                                  int64_t timeout_ms, std::string_view who,
+                                                  SocketAddress client, ConnectControl* control);
 
 }  // namespace ringproxy

@@ -85,6 +85,7 @@ void RegisterTlsConfig(ConfigSchema* schema) {
   schema->AddSection(std::string(kTlsTable), &ReadGlobal);
   schema->AddListenerTable(std::string(kTlsTable), &ReadListenerTls);
   schema->AddUpstreamTable(std::string(kTlsTable), &ReadUpstreamTls);
+  schema->AddListenerTable(std::string(kUpstreamTlsTable), &ReadUpstreamTls);
 }
 
 }  // namespace ringproxy

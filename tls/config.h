@@ -16,6 +16,9 @@
 namespace ringproxy {
 
 inline constexpr std::string_view kTlsTable = "tls";
+// [listener.upstream_tls]: TLS to the upstreams of a listener that picks its upstream per
+// session (mail: the route of each login), with the keys of [upstream.tls].
+inline constexpr std::string_view kUpstreamTlsTable = "upstream_tls";
 
 struct TlsGlobalConfig : ConfigExtension {
   TlsGlobalSettings settings;

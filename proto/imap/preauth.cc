@@ -29,7 +29,7 @@ class Dialogue {
         credentials_(credentials),
         parser_(settings->limits) {}
 
-  Task<PreauthEnd> Run();
+  Task<PreauthEnd> Run(bool greet);
 
  private:
   // Replies collect in out_ and go out in one write per command (or before a wait for
@@ -136,8 +136,8 @@ std::optional<PreauthEnd> Dialogue::Bad(std::string_view tag, std::string_view t
   return std::nullopt;
 }
 
-Task<PreauthEnd> Dialogue::Run() {
-  Reply("* OK " + settings_.greeting + "\r\n");
+Task<PreauthEnd> Dialogue::Run(bool greet) {
+  if (greet) Reply("* OK " + settings_.greeting + "\r\n");
   for (;;) {
     const bool flushed = co_await FlushOut();
     if (!flushed) co_return end_;
@@ -407,9 +407,9 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
 }  // namespace
 
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
-                            TlsUpgrader* upgrader, Credentials* credentials) {
+                            TlsUpgrader* upgrader, Credentials* credentials, bool greet) {
   Dialogue d(stream, settings, tls, upgrader, credentials);
-  PreauthEnd end = co_await d.Run();
+  PreauthEnd end = co_await d.Run(greet);
   co_return end;
 }
 

@@ -59,10 +59,11 @@ using mail::TlsUpgrader;
 
 using mail::PreauthEnd;
 
-// Runs the dialogue on *stream (replaced by the TLS stream after STARTTLS). `tls` says
-// whether the stream is already TLS (an IMAPS listener); `upgrader` may be null when
-// STARTTLS cannot be offered.
+// Runs the dialogue on *stream (without the greeting when `greet` is false: another
+// login on a connection whose first one failed) (replaced by the TLS stream after STARTTLS). `tls`
+// says whether the stream is already TLS (an IMAPS listener); `upgrader` may be null when STARTTLS
+// cannot be offered.
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
-                            TlsUpgrader* upgrader, Credentials* credentials);
+                            TlsUpgrader* upgrader, Credentials* credentials, bool greet = true);
 
 }  // namespace ringproxy::imap

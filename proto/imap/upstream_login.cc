@@ -189,6 +189,8 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
   outcome_.status = StartsWithIgnoreCase(std::string_view(line).substr(c.tag.size() + 1), "OK")
                         ? Status::kOk
                         : Status::kRefused;
+  // Anything the server sent behind its reply follows it to the client, in order.
+  outcome_.reply_line += reader_.Release();
   co_return outcome_;
 }
 

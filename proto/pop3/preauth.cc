@@ -26,7 +26,7 @@ class Dialogue {
         credentials_(credentials),
         reader_(*stream, settings->line_bytes_max, LineEnding::kLf) {}
 
-  Task<PreauthEnd> Run();
+  Task<PreauthEnd> Run(bool greet);
 
  private:
   // Replies collect in out_ and go out in one write per command (core/task.h rules:
@@ -134,8 +134,8 @@ std::string Dialogue::Capabilities() const {
   return out + ".\r\n";
 }
 
-Task<PreauthEnd> Dialogue::Run() {
-  Reply("+OK " + settings_.greeting + "\r\n");
+Task<PreauthEnd> Dialogue::Run(bool greet) {
+  if (greet) Reply("+OK " + settings_.greeting + "\r\n");
   for (;;) {
     const bool flushed = co_await FlushOut();
     if (!flushed) co_return end_;
@@ -156,6 +156,8 @@ Task<PreauthEnd> Dialogue::Run() {
       done = r;
     }
     if (done.has_value()) {
+      // What the client pipelined behind its login is for the mailbox server.
+      if (*done == PreauthEnd::kCredentials) credentials_->pipelined = reader_.Release();
       const bool sent = co_await FlushOut();
       if (!sent && *done != PreauthEnd::kCredentials) co_return end_;
       co_return *done;
@@ -319,9 +321,9 @@ Task<std::optional<PreauthEnd>> Dialogue::Auth(std::string mechanism, std::strin
 }  // namespace
 
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
-                            mail::TlsUpgrader* upgrader, Credentials* credentials) {
+                            mail::TlsUpgrader* upgrader, Credentials* credentials, bool greet) {
   Dialogue d(stream, settings, tls, upgrader, credentials);
-  PreauthEnd end = co_await d.Run();
+  PreauthEnd end = co_await d.Run(greet);
   co_return end;
 }
 

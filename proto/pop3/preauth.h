@@ -37,6 +37,7 @@ struct PreauthSettings {
 };
 
 Task<mail::PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
-                                  mail::TlsUpgrader* upgrader, mail::Credentials* credentials);
+                                  mail::TlsUpgrader* upgrader, mail::Credentials* credentials,
+                                  bool greet = true);
 
 }  // namespace ringproxy::pop3

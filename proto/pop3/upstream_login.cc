@@ -99,6 +99,8 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
   }
   if (last == Answer::kEnded) co_return outcome_;
   outcome_.status = last == Answer::kOk ? Status::kOk : Status::kRefused;
+  // Anything the server sent behind its reply follows it to the client, in order.
+  outcome_.reply_line += reader_.Release();
   co_return outcome_;
 }
 

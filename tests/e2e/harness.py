@@ -19,6 +19,7 @@ import traceback
 BIN = os.environ.get("RINGPROXY_BIN", "build/release/tools/ringproxy")
 _TESTS = []
 _LAST_PROXY = [None]  # for the log tail of a failed test
+PROXY_DIRS = []  # every proxy's directory (config and log), for tests that read all logs
 
 
 def test(fn):
@@ -96,6 +97,17 @@ def port_closed(port):
         return True
 
 
+def stop_process(proc, timeout=15):
+    """SIGTERM by PID, then SIGKILL after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Proxy:
     """The ringproxy daemon under test, started with a config text."""
 
@@ -104,6 +116,7 @@ class Proxy:
         self.dir = tempfile.mkdtemp(prefix="ringproxy-e2e-")
         self.config_path = os.path.join(self.dir, "ringproxy.toml")
         self.log_path = os.path.join(self.dir, "ringproxy.log")
+        PROXY_DIRS.append(self.dir)
         self.write_config(config_text)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([BIN, "--config", self.config_path, *extra_args],
@@ -158,13 +171,7 @@ class Proxy:
         return (int(fields[11]) + int(fields[12])) / ticks
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
         return self.proc.returncode
 

@@ -1,0 +1,192 @@
+#include "proto/mail_config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <span>
+
+#include "core/ops.h"
+#include "fmt/format.h"
+#include "route/config.h"
+
+namespace ringproxy {
+namespace {
+
+bool IsMailProtocol(std::string_view p) {
+  return p == "imap" || p == "imaps" || p == "pop3" || p == "pop3s";
+}
+
+// "off" | "on" | "only" into 0 / 1 / 2; false (with the error) otherwise.
+bool ReadStartTls(ConfigTable& t, int* mode) {
+  std::string text;
+  if (!t.String("starttls", &text)) return false;
+  if (text == "off") {
+    *mode = 0;
+  } else if (text == "on") {
+    *mode = 1;
+  } else if (text == "only") {
+    *mode = 2;
+  } else {
+    t.Error("starttls", "expected \"off\", \"on\" or \"only\"");
+    return false;
+  }
+  return true;
+}
+
+ExtensionPtr ReadMail(ConfigTable& t, MailProtocol protocol, bool implicit_tls) {
+  auto s = std::make_shared<MailListenerSettings>();
+  s->protocol = protocol;
+  s->implicit_tls = implicit_tls;
+  const bool imap = protocol == MailProtocol::kImap;
+  const bool has_tls = t.Has("tls");
+  if (t.Has("upstream")) {
+    t.Error("upstream", "mail listeners route each login through [lookup]; no upstream group");
+  }
+  if (implicit_tls && !has_tls) {
+    t.Fail("an implicit-TLS mail listener needs a [listener.tls] table (its certificates)");
+  }
+  // STARTTLS / STLS: Zimbra's default is "only", which needs certificates.
+  int mode = has_tls && !implicit_tls ? 2 : 0;
+  if (t.Has("starttls")) {
+    if (implicit_tls) {
+      t.Error("starttls", "an implicit-TLS listener has no STARTTLS");
+    } else if (ReadStartTls(t, &mode) && mode != 0 && !has_tls) {
+      t.Error("starttls", "STARTTLS needs a [listener.tls] table (its certificates)");
+    }
+  }
+  s->imap.starttls = static_cast<imap::StartTlsMode>(mode);
+  s->pop3.stls = static_cast<pop3::StlsMode>(mode);
+
+  std::string greeting;
+  if (t.Has("greeting") && t.String("greeting", &greeting)) {
+    if (greeting.find_first_of("\r\n") != std::string::npos) {
+      t.Error("greeting", "must be one line");
+    } else {
+      s->imap.greeting = greeting;
+      s->pop3.greeting = greeting;
+    }
+  }
+  std::vector<std::string> caps;
+  if (t.Has("capabilities") && t.StringList("capabilities", &caps)) {
+    s->imap.capabilities = caps;
+    s->pop3.capabilities = caps;
+  }
+  bool b = true;
+  b = s->imap.auth_plain;
+  t.Bool("auth_plain", &b);
+  s->imap.auth_plain = s->pop3.auth_plain = b;
+  b = s->imap.auth_login;
+  t.Bool("auth_login", &b);
+  s->imap.auth_login = s->pop3.auth_login = b;
+  b = false;
+  t.Bool("allow_impersonation", &b);
+  s->imap.allow_impersonation = s->pop3.allow_impersonation = b;
+
+  int64_t v = s->imap.idle_timeout_ms;
+  t.Int("preauth_timeout_ms", &v, 1, 86'400'000);
+  s->imap.idle_timeout_ms = s->pop3.idle_timeout_ms = v;
+  v = s->imap.send_timeout_ms;
+  t.Int("send_timeout_ms", &v, 1, 3'600'000);
+  s->imap.send_timeout_ms = s->pop3.send_timeout_ms = v;
+  s->relay_idle_timeout_ms = imap ? 2'100'000 : 600'000;
+  t.Int("idle_timeout_ms", &s->relay_idle_timeout_ms, 1, 7 * 86'400'000LL);
+  t.Int("connect_timeout_ms", &s->connect_timeout_ms, 1, 3'600'000);
+  v = s->imap_login.timeout_ms;
+  t.Int("upstream_timeout_ms", &v, 1, 3'600'000);
+  s->imap_login.timeout_ms = s->pop3_login.timeout_ms = v;
+  t.Int("auth_wait_ms", &s->auth_wait_ms, 0, 3'600'000);
+  t.Bool("pass_errors", &s->pass_errors);
+  t.Bool("login_retry", &s->login_retry);
+
+  int64_t n = static_cast<int64_t>(s->imap.login_bytes_max);
+  t.Int("login_max_bytes", &n, 1, 65536);
+  s->imap.login_bytes_max = s->pop3.login_bytes_max = static_cast<size_t>(n);
+  n = static_cast<int64_t>(s->imap.password_bytes_max);
+  t.Int("password_max_bytes", &n, 1, 65536);
+  s->imap.password_bytes_max = s->pop3.password_bytes_max = static_cast<size_t>(n);
+  n = static_cast<int64_t>(s->imap.bad_commands_max);
+  t.Int("bad_commands_max", &n, 1, 1000);
+  s->imap.bad_commands_max = s->pop3.bad_commands_max = static_cast<size_t>(n);
+  n = static_cast<int64_t>(s->pop3.line_bytes_max);
+  t.Int("line_max_bytes", &n, 64, 1 << 20);
+  s->pop3.line_bytes_max = static_cast<size_t>(n);
+  s->imap.limits.line_bytes_max = static_cast<size_t>(n);
+
+  std::string flavour = "zimbra";
+  if (t.Has("flavour") && t.String("flavour", &flavour)) {
+    if (flavour == "zimbra") {
+      s->imap_login.flavour = imap::Flavour::kZimbra;
+      s->pop3_login.send_xoip = true;
+    } else if (flavour == "dovecot") {
+      s->imap_login.flavour = imap::Flavour::kDovecot;
+      s->pop3_login.send_xoip = false;
+    } else if (flavour == "plain") {
+      s->imap_login.flavour = imap::Flavour::kPlain;
+      s->pop3_login.send_xoip = false;
+    } else {
+      t.Error("flavour", "expected \"zimbra\", \"dovecot\" or \"plain\"");
+    }
+  }
+  t.Bool("literal_login", &s->imap_login.literal_login);
+  return s;
+}
+
+ExtensionPtr ReadAudit(ConfigTable& t, const Config& /*so_far*/) {
+  std::string path;
+  if (!t.String("path", &path, /*required=*/true)) return nullptr;
+  if (path == "-") return std::make_shared<AuditSink>(STDOUT_FILENO, false);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    t.Error("path", fmt::format("cannot open '{}': {}", path, strerror(errno)));
+    return nullptr;
+  }
+  return std::make_shared<AuditSink>(fd, true);
+}
+
+void CheckMailListeners(const Config& config, ConfigErrors& errors) {
+  if (config.sections.Find(kLookupTable) != nullptr) return;
+  for (const ListenerConfig& l : config.listeners) {
+    if (IsMailProtocol(l.protocol)) {
+      errors.Add(fmt::format("listener {}", l.name),
+                 "a mail listener needs a [lookup] section (where users' mailboxes are)");
+    }
+  }
+}
+
+}  // namespace
+
+AuditSink::~AuditSink() {
+  if (owned_) close(fd_);
+}
+
+Task<void> AuditSink::Write(std::string line) const {
+  std::span<const std::byte> data = AsBytes(line);
+  while (!data.empty()) {
+    // Offset -1: the file's position, which O_APPEND keeps at its end.
+    IoResult r = co_await WriteAt(fd_, data, static_cast<uint64_t>(-1), Deadline::AfterMs(10'000));
+    if (!r.ok() || r.res == 0) co_return;
+    data = data.subspan(r.value());
+  }
+}
+
+ExtensionPtr ReadImapListener(ConfigTable& t, const Config& /*so_far*/) {
+  return ReadMail(t, MailProtocol::kImap, false);
+}
+ExtensionPtr ReadImapsListener(ConfigTable& t, const Config& /*so_far*/) {
+  return ReadMail(t, MailProtocol::kImap, true);
+}
+ExtensionPtr ReadPop3Listener(ConfigTable& t, const Config& /*so_far*/) {
+  return ReadMail(t, MailProtocol::kPop3, false);
+}
+ExtensionPtr ReadPop3sListener(ConfigTable& t, const Config& /*so_far*/) {
+  return ReadMail(t, MailProtocol::kPop3, true);
+}
+
+void RegisterMailConfig(ConfigSchema* schema) {
+  schema->AddSection(std::string(kAuditTable), &ReadAudit);
+  schema->AddCheck(&CheckMailListeners);
+}
+
+}  // namespace ringproxy

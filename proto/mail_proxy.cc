@@ -1,0 +1,541 @@
+#include "proto/mail_proxy.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/json.h"
+#include "core/log.h"
+#include "core/ops.h"
+#include "core/plain_stream.h"
+#include "core/pump.h"
+#include "core/reactor.h"
+#include "proto/mail_config.h"
+#include "proto/session_tls.h"
+#include "route/upstream_connect.h"
+#include "tls/config.h"
+#include "tls/tls_stream.h"
+
+namespace ringproxy {
+namespace {
+
+using mail::Credentials;
+using mail::Mechanism;
+using mail::PreauthEnd;
+using mail::UpstreamLoginOutcome;
+using mail::UpstreamLoginStatus;
+
+// Zimbra's login suffixes (spec §4.1): stripped for the lookup and the caches, given
+// back to the IMAP upstream.
+constexpr std::string_view kLoginSuffixes[] = {"/tb", "/wm", "/ni"};
+
+std::string StripSuffix(std::string* login) {
+  for (std::string_view s : kLoginSuffixes) {
+    if (login->size() > s.size() && login->ends_with(s)) {
+      login->resize(login->size() - s.size());
+      return std::string(s);
+    }
+  }
+  return "";
+}
+
+std::string_view MechanismName(Mechanism m) {
+  switch (m) {
+    case Mechanism::kLogin:
+      return "login";
+    case Mechanism::kAuthenticatePlain:
+      return "plain";
+    case Mechanism::kAuthenticateLogin:
+      return "sasl-login";
+  }
+  return "?";
+}
+
+std::string UtcNow() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  tm t;
+  gmtime_r(&ts.tv_sec, &t);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.tm_year + 1900, t.tm_mon + 1,
+                     t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1'000'000);
+}
+
+// One login attempt as the audit log records it. Never a password.
+struct AuditRecord {
+  std::string user;
+  std::string account;
+  std::string result;
+  std::string upstream;
+  std::string route_source;
+  std::string mechanism;
+};
+
+// How a login attempt ended for the session.
+enum class AttemptEnd : uint8_t { kDone, kRetry };
+
+class StartTlsUpgrader;
+
+class MailSession final : public SessionBase {
+ public:
+  MailSession(ShardServices* services, SnapshotRef snapshot, const ListenerConfig* listener, int fd,
+              SocketAddress peer)
+      : services_(services),
+        snapshot_(std::move(snapshot)),
+        listener_(listener),
+        settings_(static_cast<const MailListenerSettings*>(listener->protocol_settings.get())),
+        peer_(peer),
+        client_(UniqueFd(fd), services->buffers) {}
+
+  void Stop() override {
+    if (stopped_) return;
+    stopped_ = true;
+    connect_.stop = true;
+    if (pump_ != nullptr) pump_->Stop();
+    if (connect_.current_fd >= 0) Reactor::Current()->CancelFd(connect_.current_fd);
+    if (holding_) Reactor::Current()->CancelFd(client_.fd());
+    if (upstream_ != nullptr) upstream_->Abort();
+    client_.Abort();
+  }
+
+  Task<void> Run();
+
+ private:
+  friend class StartTlsUpgrader;
+
+  bool imap() const { return settings_->protocol == MailProtocol::kImap; }
+  bool client_tls_on() const { return down_ != &client_; }
+  Task<PreauthEnd> Preauth(Credentials* credentials, bool greet);
+  Task<AttemptEnd> Login(Credentials* credentials, int attempt);
+  // Logs in on the connected upstream and relays; `route` names it for the logs.
+  Task<AttemptEnd> LoginUpstream(Credentials* credentials, const ResolveResult* route,
+                                 std::string login, std::string authzid_login, AuditRecord* audit,
+                                 int64_t start_ns);
+  Task<bool> Reply(std::string text);
+  // Holds the client for `ms` (Auth-Wait): ends early when the client leaves or the
+  // session is stopped.
+  Task<void> Hold(int64_t ms);
+  std::string RefusedText(const Credentials& c) const;
+  std::string InternalErrorText() const;
+  std::string_view LookupProtocol() const;
+  Task<void> Audit(AuditRecord* record, int64_t start_ns);
+
+  ShardServices* services_;
+  SnapshotRef snapshot_;
+  const ListenerConfig* listener_;
+  const MailListenerSettings* settings_;
+  SocketAddress peer_;
+  std::string client_ip_;
+  std::string local_ip_;
+  PlainStream client_;
+  ByteStream* down_ = &client_;
+  std::unique_ptr<TlsStream> client_tls_;
+  ByteStream* upstream_ = nullptr;
+  Pump* pump_ = nullptr;
+  ConnectControl connect_;
+  bool stopped_ = false;
+  bool holding_ = false;
+  bool relayed_ = false;
+};
+
+// STARTTLS / STLS: the listener's certificates on the client's plain stream.
+class StartTlsUpgrader final : public mail::TlsUpgrader {
+ public:
+  explicit StartTlsUpgrader(MailSession* session) : s_(session) {}
+  Task<ByteStream*> Upgrade(ByteStream* plain) override {
+    const bool done = co_await AcceptTls(s_->services_, s_->snapshot_.get(), s_->listener_, plain,
+                                         s_->peer_, &s_->stopped_, &s_->client_tls_);
+    if (!done) co_return nullptr;
+    ByteStream* secured = s_->client_tls_.get();
+    co_return secured;
+  }
+
+ private:
+  MailSession* s_;
+};
+
+std::string MailSession::RefusedText(const Credentials& c) const {
+  if (imap()) {
+    const std::string_view tag = c.tag.empty() ? std::string_view("*") : c.tag;
+    return fmt::format("{} NO {} failed\r\n", tag,
+                       c.mechanism == Mechanism::kLogin ? "LOGIN" : "AUTHENTICATE");
+  }
+  return c.mechanism == Mechanism::kLogin ? "-ERR LOGIN failed\r\n"
+                                          : "-ERR authentication failed: LOGIN failed\r\n";
+}
+
+std::string MailSession::InternalErrorText() const {
+  return imap() ? "* BAD internal server error\r\n" : "-ERR internal server error\r\n";
+}
+
+std::string_view MailSession::LookupProtocol() const {
+  const bool ssl = listener_->extensions.Get<TlsUpstreamConfig>(kUpstreamTlsTable) != nullptr;
+  if (imap()) return ssl ? "imapssl" : "imap";
+  return ssl ? "pop3ssl" : "pop3";
+}
+
+Task<bool> MailSession::Reply(std::string text) {
+  IoResult w = co_await down_->Write(AsBytes(text), Deadline::AfterMs(listener_->send_timeout_ms));
+  co_return w.ok();
+}
+
+Task<void> MailSession::Hold(int64_t ms) {
+  if (ms <= 0 || stopped_) co_return;
+  holding_ = true;
+  IoResult r = co_await Poll(client_.fd(), POLLRDHUP, Deadline::AfterMs(ms));
+  (void)r;
+  holding_ = false;
+}
+
+Task<void> MailSession::Audit(AuditRecord* r, int64_t start_ns) {
+  const auto* sink = snapshot_->config->sections.Get<AuditSink>(kAuditTable);
+  if (sink == nullptr) co_return;
+  std::string line = "{\"time\":";
+  AppendJsonString(&line, UtcNow());
+  line += ",\"listener\":";
+  AppendJsonString(&line, listener_->name);
+  line += ",\"protocol\":";
+  AppendJsonString(&line, settings_->name());
+  line += client_tls_on() ? ",\"tls\":true" : ",\"tls\":false";
+  line += ",\"client\":";
+  AppendJsonString(&line, peer_.ToString());
+  line += ",\"mechanism\":";
+  AppendJsonString(&line, r->mechanism);
+  line += ",\"user\":";
+  AppendJsonString(&line, r->user);
+  line += ",\"account\":";
+  AppendJsonString(&line, r->account);
+  line += ",\"result\":";
+  AppendJsonString(&line, r->result);
+  line += ",\"upstream\":";
+  AppendJsonString(&line, r->upstream);
+  line += ",\"route\":";
+  AppendJsonString(&line, r->route_source);
+  line += fmt::format(",\"latency_ms\":{:.3f}}}\n", (MonotonicNowNs() - start_ns) / 1e6);
+  co_await sink->Write(std::move(line));
+}
+
+Task<PreauthEnd> MailSession::Preauth(Credentials* credentials, bool greet) {
+  StartTlsUpgrader upgrader(this);
+  mail::TlsUpgrader* up = client_tls_on() ? nullptr : &upgrader;
+  PreauthEnd end;
+  if (imap()) {
+    end = co_await imap::RunPreauth(&down_, &settings_->imap, client_tls_on(), up, credentials,
+                                    greet);
+  } else {
+    end = co_await pop3::RunPreauth(&down_, &settings_->pop3, client_tls_on(), up, credentials,
+                                    greet);
+  }
+  co_return end;
+}
+
+Task<void> MailSession::Run() {
+  ShardMetrics& metrics = *services_->metrics;
+  metrics.connections_active.Add();
+  const int64_t start_ns = MonotonicNowNs();
+  client_ip_ = peer_.HostString();
+  SocketAddress local;
+  *local.mutable_size() = SocketAddress::capacity();
+  if (getsockname(client_.fd(), local.mutable_get(), local.mutable_size()) == 0) {
+    local_ip_ = local.HostString();
+  }
+  bool ok = true;
+  if (settings_->implicit_tls) {
+    ok = co_await AcceptTls(services_, snapshot_.get(), listener_, &client_, peer_, &stopped_,
+                            &client_tls_);
+    if (ok) down_ = client_tls_.get();
+  }
+  RouteStack* routes = snapshot_->routes.get();
+  if (ok && routes == nullptr) {
+    // The config check requires [lookup]; a shard that could not build it says so.
+    RP_LOG(kError, "{}: client {}: no route stack on this shard; closing", listener_->name,
+           peer_.ToString());
+    co_await Reply(InternalErrorText());
+    ok = false;
+  }
+  if (ok && !stopped_ && routes->throttle() != nullptr) {
+    ThrottleDecision d =
+        co_await routes->throttle()->CheckIp(std::string(settings_->name()), client_ip_);
+    if (!d.allowed() && !stopped_) {
+      metrics.mail_throttled.Add();
+      RP_LOG(kInfo, "{}: client {}: IP throttled ({} logins in the window)", listener_->name,
+             peer_.ToString(), d.count);
+      co_await Reply(fmt::format("{} {}\r\n", imap() ? "* BYE" : "-ERR", d.message));
+      ok = false;
+    }
+  }
+  std::string end_text = "closed";
+  if (ok && !stopped_) {
+    bool greet = true;
+    for (int attempt = 1;; ++attempt) {
+      Credentials credentials;
+      PreauthEnd end = co_await Preauth(&credentials, greet);
+      if (end != PreauthEnd::kCredentials) {
+        end_text = PreauthEndName(end);
+        break;
+      }
+      greet = false;
+      AttemptEnd a = co_await Login(&credentials, attempt);
+      if (a != AttemptEnd::kRetry || stopped_) break;
+    }
+  }
+  if (stopped_ && !relayed_) metrics.sessions_stopped.Add();  // a relay counts itself
+  // FIN first: a client that sent bytes we never read would otherwise see only the
+  // RST that close() sends for unread data.
+  shutdown(client_.fd(), SHUT_WR);
+  co_await down_->Quiesce();
+  if (down_ != &client_) co_await client_.Quiesce();
+  metrics.connections_active.Sub();
+  RP_LOG(kDebug, "{}: client {}: session ended ({}) after {} ms", listener_->name, peer_.ToString(),
+         end_text, (MonotonicNowNs() - start_ns) / 1'000'000);
+}
+
+Task<AttemptEnd> MailSession::Login(Credentials* credentials, int attempt) {
+  ShardMetrics& metrics = *services_->metrics;
+  const int64_t start_ns = MonotonicNowNs();
+  RouteStack* routes = snapshot_->routes.get();
+  AuditRecord audit;
+  audit.user = credentials->user;
+  audit.mechanism = MechanismName(credentials->mechanism);
+  std::string user = credentials->user;
+  std::string suffix = StripSuffix(&user);
+  std::string authzid = credentials->authzid;
+  if (!authzid.empty()) suffix = StripSuffix(&authzid);
+
+  ResolveRequest request;
+  request.login = authzid.empty() ? user : authzid;
+  request.protocol = std::string(LookupProtocol());
+  request.client_ip = client_ip_;
+  request.local_ip = local_ip_;
+  request.login_attempt = attempt;
+  ResolveResult route = co_await routes->router().Resolve(std::move(request));
+  if (stopped_) co_return AttemptEnd::kDone;
+  audit.route_source = RouteSourceName(route.source);
+  audit.account = route.account;
+  if (route.status == ResolveStatus::kLoginFailed) {
+    metrics.mail_login_failures.Add();
+    RP_LOG(kInfo, "{}: client {}: login of '{}' refused by the lookup service: {}", listener_->name,
+           peer_.ToString(), credentials->user, route.reason);
+    const int64_t wait_ms = route.wait_s >= 0 ? route.wait_s * 1000LL : settings_->auth_wait_ms;
+    co_await Hold(wait_ms);
+    audit.result = "login_failed";
+    co_await Audit(&audit, start_ns);
+    if (stopped_) co_return AttemptEnd::kDone;
+    const bool sent = co_await Reply(RefusedText(*credentials));
+    co_return sent && settings_->login_retry ? AttemptEnd::kRetry : AttemptEnd::kDone;
+  }
+  if (route.status != ResolveStatus::kOk) {
+    metrics.mail_internal_errors.Add();
+    RP_LOG(kWarn, "{}: client {}: no route for '{}': {}", listener_->name, peer_.ToString(),
+           credentials->user, route.reason.empty() ? "lookup service unavailable" : route.reason);
+    audit.result =
+        route.status == ResolveStatus::kInvalidRequest ? "invalid_login" : "lookup_unavailable";
+    co_await Audit(&audit, start_ns);
+    co_await Reply(InternalErrorText());
+    co_return AttemptEnd::kDone;
+  }
+  if (routes->throttle() != nullptr) {
+    ThrottleDecision d = co_await routes->throttle()->CheckUser(route.account);
+    if (stopped_) co_return AttemptEnd::kDone;
+    if (!d.allowed()) {
+      metrics.mail_throttled.Add();
+      RP_LOG(kInfo, "{}: client {}: user '{}' throttled", listener_->name, peer_.ToString(),
+             route.account);
+      audit.result = "user_throttled";
+      co_await Audit(&audit, start_ns);
+      std::string text = imap()
+                             ? fmt::format("* BYE {}\r\n{}", d.message, RefusedText(*credentials))
+                             : fmt::format("-ERR {}\r\n", d.message);
+      co_await Reply(std::move(text));
+      co_return AttemptEnd::kDone;
+    }
+  }
+  std::string login = (authzid.empty() ? route.account : credentials->user);
+  std::string authzid_login = authzid.empty() ? "" : route.account;
+  if (imap()) {
+    if (authzid.empty()) login += suffix;
+    if (!authzid_login.empty()) authzid_login += suffix;
+  }
+  AttemptEnd end = co_await LoginUpstream(credentials, &route, std::move(login),
+                                          std::move(authzid_login), &audit, start_ns);
+  co_return end;
+}
+
+Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const ResolveResult* route,
+                                            std::string login, std::string authzid_login,
+                                            AuditRecord* audit, int64_t start_ns) {
+  ShardMetrics& metrics = *services_->metrics;
+  RouteStack* routes = snapshot_->routes.get();
+  std::vector<SocketAddress> addresses;
+  audit->upstream = fmt::format("{}:{}", route->server, route->port);
+  if (std::optional<SocketAddress> a = SocketAddress::FromNumeric(route->server, route->port)) {
+    addresses.push_back(*a);
+  } else {
+    HostAnswer answer =
+        co_await services_->resolver->Resolve(route->server, route->port, &connect_);
+    if (stopped_) co_return AttemptEnd::kDone;
+    if (answer.addresses.empty()) {
+      metrics.mail_internal_errors.Add();
+      RP_LOG(kWarn, "{}: client {}: route host '{}' of '{}' does not resolve: {}", listener_->name,
+             peer_.ToString(), route->server, route->account, answer.error);
+      audit->result = "upstream_unresolved";
+      co_await Audit(audit, start_ns);
+      co_await Reply(InternalErrorText());
+      co_return AttemptEnd::kDone;
+    }
+    addresses = std::move(answer.addresses);
+  }
+  Result<UpstreamConnection> connected = co_await ConnectAddresses(
+      std::move(addresses), settings_->connect_timeout_ms, listener_->name, peer_, &connect_);
+  metrics.upstream_connect_failures.Add(connect_.failures);
+  connect_.failures = 0;
+  if (stopped_) co_return AttemptEnd::kDone;
+  if (!connected.ok()) {
+    metrics.sessions_no_upstream.Add();
+    metrics.mail_internal_errors.Add();
+    RP_LOG(kWarn, "{}: client {}: mailbox server {} of '{}' unreachable: {}", listener_->name,
+           peer_.ToString(), audit->upstream, route->account, strerror(connected.error().code));
+    audit->result = "upstream_unreachable";
+    co_await Audit(audit, start_ns);
+    co_await Reply(InternalErrorText());
+    co_return AttemptEnd::kDone;
+  }
+  metrics.upstream_connects.Add();
+  PlainStream up(std::move(connected->fd), services_->buffers);
+  upstream_ = &up;
+  if (stopped_) up.Abort();
+  ByteStream* upward = &up;
+  std::unique_ptr<TlsStream> up_tls;
+  bool ready = true;
+  if (const auto* tls = listener_->extensions.Get<TlsUpstreamConfig>(kUpstreamTlsTable)) {
+    TlsClientShardContext* ctx =
+        snapshot_->listener_upstream_tls[static_cast<size_t>(listener_->index)].get();
+    ready = co_await ConnectTls(services_, ctx, tls->handshake_timeout_ms, &up, listener_, peer_,
+                                audit->upstream, &stopped_, &up_tls);
+    if (ready) upward = up_tls.get();
+  }
+  UpstreamLoginOutcome outcome;
+  outcome.status = UpstreamLoginStatus::kStreamError;
+  if (ready && !stopped_) {
+    if (imap()) {
+      imap::UpstreamLoginRequest request;
+      request.credentials = credentials;
+      request.login = std::move(login);
+      request.authzid_login = std::move(authzid_login);
+      request.client_ip = client_ip_;
+      request.local_ip = local_ip_;
+      outcome = co_await imap::LoginUpstream(upward, &settings_->imap_login, &request);
+    } else {
+      pop3::UpstreamLoginRequest request;
+      request.credentials = credentials;
+      request.login = std::move(login);
+      request.authzid_login = std::move(authzid_login);
+      request.client_ip = client_ip_;
+      outcome = co_await pop3::LoginUpstream(upward, &settings_->pop3_login, &request);
+    }
+  }
+  AttemptEnd end = AttemptEnd::kDone;
+  if (stopped_) {
+    // Nothing more to say to the client.
+  } else if (outcome.status == UpstreamLoginStatus::kOk) {
+    bool allowed = true;
+    if (routes->throttle() != nullptr) {
+      ThrottleDecision d = co_await routes->throttle()->CountUserLogin(route->account);
+      if (!d.allowed() && !stopped_) {
+        allowed = false;
+        metrics.mail_throttled.Add();
+        RP_LOG(kInfo, "{}: client {}: user '{}' throttled after login ({} in the window)",
+               listener_->name, peer_.ToString(), route->account, d.count);
+        audit->result = "user_throttled";
+        co_await Audit(audit, start_ns);
+        std::string text = imap()
+                               ? fmt::format("* BYE {}\r\n{}", d.message, RefusedText(*credentials))
+                               : fmt::format("-ERR {}\r\n", d.message);
+        co_await Reply(std::move(text));
+      }
+    }
+    if (allowed && !stopped_) {
+      metrics.mail_logins.Add();
+      audit->result = "ok";
+      co_await Audit(audit, start_ns);
+      bool sent = co_await Reply(outcome.alerts + outcome.reply_line);
+      if (sent && !credentials->pipelined.empty()) {
+        IoResult w = co_await upward->Write(AsBytes(credentials->pipelined),
+                                            Deadline::AfterMs(listener_->send_timeout_ms));
+        sent = w.ok();
+      }
+      if (sent && !stopped_) {
+        relayed_ = true;
+        PumpOptions options;
+        options.idle_timeout_ms = settings_->relay_idle_timeout_ms;
+        options.send_timeout_ms = listener_->send_timeout_ms;
+        options.mode = listener_->relay;
+        Pump pump(down_, upward,
+                  PumpResources{services_->pipes, services_->buffers, services_->sweeper}, options);
+        pump_ = &pump;
+        if (stopped_) pump.Stop();
+        PumpResult result = co_await pump.Run();
+        pump_ = nullptr;
+        CountPumpEnd(metrics, result);
+        if (snapshot_->config->log.access) {
+          RP_LOG(kInfo,
+                 "access {} listener={} client={} user={} account={} upstream={} to_upstream={} "
+                 "to_client={} end={}{}",
+                 settings_->name(), listener_->name, peer_.ToString(), credentials->user,
+                 route->account, audit->upstream, result.bytes_to_upstream,
+                 result.bytes_to_downstream, PumpEndName(result.end),
+                 TlsSummary(client_tls_.get()));
+        }
+      }
+    }
+  } else if (outcome.status == UpstreamLoginStatus::kRefused) {
+    metrics.mail_login_failures.Add();
+    RP_LOG(kInfo, "{}: client {}: mailbox server {} refused the login of '{}'", listener_->name,
+           peer_.ToString(), audit->upstream, route->account);
+    // The upstream connection is not kept for another attempt.
+    shutdown(up.fd(), SHUT_RDWR);
+    co_await Hold(settings_->auth_wait_ms);
+    co_await routes->router().Forget(*route);
+    audit->result = "login_failed";
+    co_await Audit(audit, start_ns);
+    if (!stopped_) {
+      std::string text =
+          settings_->pass_errors ? outcome.alerts + outcome.reply_line : RefusedText(*credentials);
+      const bool sent = co_await Reply(std::move(text));
+      if (sent && settings_->login_retry) end = AttemptEnd::kRetry;
+    }
+  } else {
+    metrics.mail_internal_errors.Add();
+    RP_LOG(kWarn, "{}: client {}: login of '{}' on mailbox server {} failed: {}", listener_->name,
+           peer_.ToString(), route->account, audit->upstream,
+           ready ? UpstreamLoginStatusName(outcome.status) : std::string_view("TLS failed"));
+    audit->result = "upstream_error";
+    co_await Audit(audit, start_ns);
+    co_await Reply(InternalErrorText());
+  }
+  upstream_ = nullptr;
+  co_await upward->Quiesce();
+  if (upward != &up) co_await up.Quiesce();
+  co_return end;
+}
+
+Task<void> MailSessionEntry(ShardServices* services, SnapshotRef snapshot,
+                            const ListenerConfig* listener, int client_fd, SocketAddress peer,
+                            Gate::Holder /*holder*/) {
+  MailSession session(services, std::move(snapshot), listener, client_fd, peer);
+  SessionRegistration registration(services->sessions, &session);
+  co_await session.Run();
+}
+
+}  // namespace
+
+const ProtocolSpec kImapProtocol = {"imap", &ReadImapListener, &MailSessionEntry};
+const ProtocolSpec kImapsProtocol = {"imaps", &ReadImapsListener, &MailSessionEntry};
+const ProtocolSpec kPop3Protocol = {"pop3", &ReadPop3Listener, &MailSessionEntry};
+const ProtocolSpec kPop3sProtocol = {"pop3s", &ReadPop3sListener, &MailSessionEntry};
+
+}  // namespace ringproxy

@@ -1,0 +1,680 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the IMAP and POP3 listeners: real Dovecot behind, real memcached
+and tools/lookupd for routes, real clients in front (Python imaplib/poplib/ssl, curl,
+openssl s_client) and raw sockets where exact bytes matter."""
+import base64
+import imaplib
+import json
+import os
+import poplib
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import mail_env  # noqa: E402
+import tls_env  # noqa: E402
+from harness import check, free_port, test  # noqa: E402
+
+ENV = None
+JOHN = "john@example.com"
+JOHN_PW = mail_env.USERS[JOHN]
+
+
+def env():
+    global ENV
+    if ENV is None:
+        ENV = mail_env.Env()
+    return ENV
+
+
+class Mail:
+    """A proxy with one listener of each kind (plain IMAP with STARTTLS on, IMAPS, POP3
+    with STLS on, POP3S), an audit log, and `extra` keys on every listener."""
+
+    def __init__(self, extra="", starttls="on", throttle="", memcache=True, level="info",
+                 lookup_extra="", upstream_tls=False, shards=1):
+        e = env()
+        self.imap = free_port()
+        self.imaps = free_port()
+        self.pop3 = free_port()
+        self.pop3s = free_port()
+        self.audit = os.path.join(e.dir, f"audit-{self.imap}.jsonl")
+        st = f'starttls = "{starttls}"\n{extra}'
+        listeners = (
+            mail_env.listener("imap", "imap", self.imap, tls=True, extra=st,
+                              upstream_tls=upstream_tls) +
+            mail_env.listener("imaps", "imaps", self.imaps, tls=True, extra=extra,
+                              upstream_tls=upstream_tls) +
+            mail_env.listener("pop3", "pop3", self.pop3, tls=True, extra=st,
+                              upstream_tls=upstream_tls) +
+            mail_env.listener("pop3s", "pop3s", self.pop3s, tls=True, extra=extra,
+                              upstream_tls=upstream_tls))
+        self.config = mail_env.proxy_config(e, listeners, memcache=memcache, throttle=throttle,
+                                            audit=self.audit, level=level,
+                                            lookup_extra=lookup_extra, shards=shards)
+        self.proxy = harness.Proxy(self.config)
+
+    def audit_lines(self):
+        try:
+            with open(self.audit) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proxy.__exit__(*exc)
+
+
+def imap_client(port, tls=False):
+    if tls:
+        return imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx(), timeout=20)
+    return imaplib.IMAP4("127.0.0.1", port, timeout=20)
+
+
+def ctx():
+    c = tls_env.client_context(check_hostname=False)
+    return c
+
+
+def raw(port, timeout=20):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return s
+
+
+def read_until(sock, pattern, timeout=20):
+    """Bytes from sock until `pattern` (bytes regex) matches, or EOF."""
+    rx = re.compile(pattern)
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not rx.search(data):
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            raise AssertionError(f"no {pattern!r} in {timeout}s; got {data!r}")
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def read_to_eof(sock, timeout=20):
+    data = b""
+    sock.settimeout(timeout)
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def fetch_all(client):
+    typ, data = client.select("INBOX")
+    check(typ == "OK", f"SELECT: {typ} {data}")
+    n = int(data[0])
+    out = []
+    for i in range(1, n + 1):
+        typ, data = client.fetch(str(i), "(BODY.PEEK[])")
+        check(typ == "OK", f"FETCH {i}: {typ}")
+        out.append(data[0][1])
+    return out
+
+
+def check_seeded(messages):
+    check(len(messages) >= mail_env.SEEDED, f"{len(messages)} messages")
+    for i in range(1, mail_env.SEEDED + 1):
+        check(messages[i - 1] == mail_env.message(i),
+              f"message {i} differs: {messages[i - 1][:80]!r}")
+
+
+# --- IMAP ------------------------------------------------------------------------------
+
+@test
+def imap_login_select_fetch_byte_exact_logout():
+    with Mail() as m:
+        c = imap_client(m.imap)
+        typ, data = c.login(JOHN, JOHN_PW)
+        check(typ == "OK", f"LOGIN: {typ} {data}")
+        check_seeded(fetch_all(c))
+        typ, data = c.logout()
+        check(typ == "BYE", f"LOGOUT: {typ} {data}")
+        lines = m.audit_lines()
+        check(len(lines) == 1 and lines[0]["result"] == "ok", f"audit: {lines}")
+        a = lines[0]
+        check(a["user"] == JOHN and a["account"] == JOHN and a["protocol"] == "imap" and
+              a["tls"] is False and a["route"] == "lookup" and
+              a["upstream"] == f"127.0.0.1:{env().imap_port}", f"audit fields: {a}")
+
+
+@test
+def imap_alias_logs_in_as_the_canonical_account_with_the_clients_tag():
+    with Mail() as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b"t1 LOGIN jd@example.com \"" + JOHN_PW.encode() + b"\"\r\n")
+        got = read_until(s, rb"t1 (OK|NO|BAD).*\r\n")
+        check(re.search(rb"^t1 OK .*\r\n", got, re.M), f"reply: {got!r}")
+        s.sendall(b"t2 SELECT INBOX\r\n")
+        got = read_until(s, rb"t2 (OK|NO|BAD).*\r\n")
+        check(b"t2 OK" in got and b"EXISTS" in got, f"SELECT: {got!r}")
+        s.close()
+        a = m.audit_lines()[0]
+        check(a["user"] == "jd@example.com" and a["account"] == JOHN, f"audit: {a}")
+
+
+@test
+def imap_literal_login_synchronising_and_literal_plus():
+    with Mail() as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        user, pw = JOHN.encode(), JOHN_PW.encode()
+        s.sendall(b"a1 LOGIN {%d}\r\n" % len(user))
+        read_until(s, rb"\+ .*\r\n")
+        s.sendall(user + b" {%d}\r\n" % len(pw))
+        read_until(s, rb"\+ .*\r\n")
+        s.sendall(pw + b"\r\n")
+        got = read_until(s, rb"a1 (OK|NO|BAD).*\r\n")
+        check(re.search(rb"a1 OK", got), f"literal login: {got!r}")
+        s.close()
+        # LITERAL+ : no continuation, everything in one write.
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b"a2 LOGIN {%d+}\r\n%s {%d+}\r\n%s\r\n" % (len(user), user, len(pw), pw))
+        got = read_until(s, rb"a2 (OK|NO|BAD).*\r\n")
+        check(re.search(rb"a2 OK", got) and not got.startswith(b"+"), f"literal+ login: {got!r}")
+        s.close()
+
+
+@test
+def imap_password_with_quotes_and_spaces():
+    with Mail() as m:
+        c = imap_client(m.imap)
+        pw = mail_env.USERS["alice@example.com"]
+        typ, _ = c.login("alice@example.com", pw)
+        check(typ == "OK", "alice's quoted password was refused")
+        c.logout()
+
+
+@test
+def imap_authenticate_plain_without_and_with_sasl_ir():
+    with Mail() as m:
+        c = imap_client(m.imap)
+        typ, data = c.authenticate("PLAIN", lambda _: f"\0{JOHN}\0{JOHN_PW}".encode())
+        check(typ == "OK", f"AUTHENTICATE PLAIN: {typ} {data}")
+        check_seeded(fetch_all(c))
+        c.logout()
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        ir = base64.b64encode(f"\0{JOHN}\0{JOHN_PW}".encode())
+        s.sendall(b"p1 AUTHENTICATE PLAIN " + ir + b"\r\n")
+        got = read_until(s, rb"p1 (OK|NO|BAD).*\r\n")
+        check(b"p1 OK" in got and not got.startswith(b"+"), f"SASL-IR: {got!r}")
+        s.close()
+        check([a["mechanism"] for a in m.audit_lines()] == ["plain", "plain"], "mechanisms")
+
+
+@test
+def imap_curl_sasl_ir_and_login_options():
+    with Mail() as m:
+        url = f"imap://127.0.0.1:{m.imap}/INBOX;UID=1"
+        for opts in (["--sasl-ir", "--login-options", "AUTH=PLAIN"], ["--login-options", "AUTH=LOGIN"],
+                     []):
+            r = subprocess.run(["curl", "-sS", "--max-time", "20", *opts, "-u",
+                                f"{JOHN}:{JOHN_PW}", url], capture_output=True, timeout=30)
+            check(r.returncode == 0, f"curl {opts}: {r.returncode} {r.stderr!r}")
+            check(r.stdout.replace(b"\r\n", b"\n") == mail_env.message(1).replace(b"\r\n", b"\n"),
+                  f"curl {opts} fetched {r.stdout[:100]!r}")
+        mechs = [a["mechanism"] for a in m.audit_lines()]
+        check(mechs == ["plain", "sasl-login", "plain"], f"mechanisms: {mechs}")
+
+
+@test
+def imap_starttls_then_login_and_implicit_tls():
+    with Mail(starttls="only") as m:
+        c = imap_client(m.imap)
+        typ, caps = c.capability()
+        check(b"STARTTLS" in caps[0] and b"LOGINDISABLED" in caps[0], f"caps: {caps}")
+        c.starttls(ssl_context=ctx())
+        typ, caps = c.capability()
+        check(b"STARTTLS" not in caps[0] and b"AUTH=PLAIN" in caps[0], f"caps after: {caps}")
+        typ, _ = c.login(JOHN, JOHN_PW)
+        check(typ == "OK", "login after STARTTLS")
+        check_seeded(fetch_all(c))
+        c.logout()
+        c = imap_client(m.imaps, tls=True)
+        typ, _ = c.login(JOHN, JOHN_PW)
+        check(typ == "OK", "login over IMAPS")
+        check_seeded(fetch_all(c))
+        c.logout()
+        tls_flags = [a["tls"] for a in m.audit_lines()]
+        check(tls_flags == [True, True], f"audit tls: {tls_flags}")
+
+
+@test
+def imap_openssl_s_client_starttls():
+    with Mail(starttls="only") as m:
+        rc, out = tls_env.s_client(
+            m.imap, "-starttls", "imap", "-quiet", "-verify_return_error", "-CAfile",
+            os.path.join(tls_env.pki(), "ca.pem"), "-verify_hostname", "localhost",
+            data=f'a LOGIN "{JOHN}" "{JOHN_PW}"\r\nb SELECT INBOX\r\nc LOGOUT\r\n'.encode())
+        check("a OK" in out and "b OK" in out and "c OK" in out, f"s_client: {out[-1500:]}")
+
+
+@test
+def imap_starttls_only_refuses_plaintext_login():
+    with Mail(starttls="only") as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(f'a LOGIN "{JOHN}" "{JOHN_PW}"\r\n'.encode())
+        got = read_until(s, rb"a (OK|NO|BAD).*\r\n")
+        check(re.search(rb"^a (NO|BAD) ", got, re.M), f"plaintext login: {got!r}")
+        s.sendall(b"b AUTHENTICATE PLAIN\r\n")
+        got = read_until(s, rb"b (OK|NO|BAD).*\r\n")
+        check(re.search(rb"^b (NO|BAD) ", got, re.M), f"plaintext AUTHENTICATE: {got!r}")
+        s.close()
+        check(m.audit_lines() == [] and env().lookups() >= 0, "no login attempt was made")
+
+
+@test
+def imap_starttls_injection_is_discarded():
+    with Mail(starttls="only") as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        # A man in the middle appends a command to the STARTTLS line: it must never be
+        # answered, neither in clear nor inside TLS.
+        s.sendall(b"a STARTTLS\r\nb CAPABILITY\r\n")
+        got = read_until(s, rb"a OK.*\r\n")
+        check(b"b " not in got, f"injected command answered in clear: {got!r}")
+        t = ctx().wrap_socket(s, server_hostname="localhost")
+        t.sendall(b"c NOOP\r\n")
+        got = read_until(t, rb"c (OK|NO|BAD).*\r\n")
+        check(b"b " not in got and b"* CAPABILITY" not in got, f"injected answered: {got!r}")
+        t.close()
+
+
+@test
+def imap_wrong_password_is_delayed_then_closed():
+    with Mail() as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        start = time.monotonic()
+        s.sendall(f'w1 LOGIN "{JOHN}" "Wr0ng-Pw-1"\r\n'.encode())
+        got = read_to_eof(s)
+        took = time.monotonic() - start
+        check(re.search(rb"w1 NO .*\r\n", got), f"reply: {got!r}")
+        check(took >= 0.3, f"answered after {took:.3f}s, before the auth wait")
+        check(m.audit_lines()[-1]["result"] == "login_failed", "audit result")
+
+
+@test
+def imap_login_retry_allows_another_attempt():
+    with Mail(extra="login_retry = true") as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(f'r1 LOGIN "{JOHN}" "Wr0ng-Pw-1"\r\n'.encode())
+        got = read_until(s, rb"r1 (OK|NO|BAD).*\r\n")
+        check(b"r1 NO" in got, f"first: {got!r}")
+        s.sendall(f'r2 LOGIN "{JOHN}" "{JOHN_PW}"\r\n'.encode())
+        got = read_until(s, rb"r2 (OK|NO|BAD).*\r\n")
+        check(b"r2 OK" in got and b"* OK" not in got, f"second: {got!r}")
+        s.close()
+        check([a["result"] for a in m.audit_lines()] == ["login_failed", "ok"], "audit")
+
+
+@test
+def imap_unknown_user_gets_no_after_the_lookups_wait():
+    with Mail() as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        start = time.monotonic()
+        s.sendall(b'u1 LOGIN "nobody@example.com" "x"\r\n')
+        got = read_to_eof(s)
+        check(got == b"u1 NO LOGIN failed\r\n", f"reply: {got!r}")
+        check(time.monotonic() - start >= 0.9, "lookupd's Auth-Wait (1 s) was not kept")
+        check(b"user not found" not in got, "the lookup's reason reached the client")
+
+
+@test
+def imap_lookup_down_is_an_internal_error():
+    e = env()
+    e.flush_memcached()  # no route of an earlier test may answer
+    e.stop_lookupd()
+    try:
+        with Mail() as m:
+            s = raw(m.imap)
+            read_until(s, rb"\* OK .*\r\n")
+            s.sendall(f'd1 LOGIN "{JOHN}" "{JOHN_PW}"\r\n'.encode())
+            got = read_to_eof(s, timeout=30)
+            check(got == b"* BAD internal server error\r\n", f"reply: {got!r}")
+            check(m.audit_lines()[-1]["result"] == "lookup_unavailable", "audit")
+    finally:
+        e.start_lookupd()
+
+
+@test
+def imap_memcached_down_routes_still_resolve():
+    e = env()
+    e.stop_memcached()
+    try:
+        with Mail() as m:
+            for _ in range(2):
+                c = imap_client(m.imap)
+                check(c.login(JOHN, JOHN_PW)[0] == "OK", "login without memcached")
+                c.logout()
+    finally:
+        e.start_memcached()
+
+
+@test
+def imap_unreachable_mailbox_server_is_an_internal_error():
+    with Mail() as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b'x1 LOGIN "lost@example.com" "x"\r\n')
+        got = read_to_eof(s)
+        check(got == b"* BAD internal server error\r\n", f"reply: {got!r}")
+        check(m.audit_lines()[-1]["result"] == "upstream_unreachable", "audit")
+
+
+@test
+def imap_commands_pipelined_before_login():
+    with Mail() as m:
+        s = raw(m.imap)
+        s.sendall(f'p1 CAPABILITY\r\np2 NOOP\r\np3 LOGIN "{JOHN}" "{JOHN_PW}"\r\n'
+                  f'p4 SELECT INBOX\r\np5 FETCH 1 (BODY.PEEK[])\r\np6 LOGOUT\r\n'.encode())
+        got = read_to_eof(s)
+        for tag in (b"p1", b"p2", b"p3", b"p4", b"p5", b"p6"):
+            check(re.search(tag + rb" OK", got), f"{tag} not answered OK: {got[-400:]!r}")
+        check(mail_env.message(1) in got, "pipelined FETCH did not return message 1")
+
+
+@test
+def imap_over_long_line_is_bad_and_closed():
+    with Mail() as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b"a NOOP " + b"x" * 20000 + b"\r\n")
+        got = read_to_eof(s)
+        check(re.search(rb"BAD", got) and got.endswith(b"\r\n"), f"reply: {got[:200]!r}")
+
+
+@test
+def imap_append_10mb_literal_and_fetch_it_back():
+    with Mail() as m:
+        c = imap_client(m.imap)
+        c.login("bob@example.com", mail_env.USERS["bob@example.com"])
+        body = b"".join(b"%08d append line xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n" % i
+                        for i in range(10 * 1024 * 1024 // 52))
+        msg = b"From: a@example.org\r\nSubject: big\r\n\r\n" + body
+        typ, data = c.append("INBOX", None, None, msg)
+        check(typ == "OK", f"APPEND: {typ} {data}")
+        c.select("INBOX")
+        typ, data = c.search(None, "SUBJECT", "big")
+        last = data[0].split()[-1]
+        typ, data = c.fetch(last, "(BODY.PEEK[])")
+        check(data[0][1] == msg, "the 10 MB message came back different")
+        c.logout()
+
+
+@test
+def imap_idle_survives_a_quiet_minute():
+    with Mail() as m:
+        c = imap_client(m.imap)
+        c.login(JOHN, JOHN_PW)
+        c.select("INBOX")
+        tag = c._new_tag()
+        c.send(tag + b" IDLE\r\n")
+        line = c.readline()
+        check(line.startswith(b"+"), f"IDLE: {line!r}")
+        time.sleep(65)
+        c.send(b"DONE\r\n")
+        line = c.readline()
+        while not line.startswith(tag):
+            line = c.readline()
+        check(b"OK" in line, f"IDLE end: {line!r}")
+        check(c.noop()[0] == "OK", "NOOP after IDLE")
+        c.logout()
+
+
+@test
+def imap_500_concurrent_sessions_fetch_byte_exact():
+    with Mail() as m:
+        errors = []
+        ready = threading.Barrier(50)
+
+        def worker(k):
+            try:
+                for _ in range(10):
+                    c = imap_client(m.imap)
+                    c.login(JOHN, JOHN_PW)
+                    c.select("INBOX", readonly=True)
+                    i = 1 + k % mail_env.SEEDED
+                    typ, data = c.fetch(str(i), "(BODY.PEEK[])")
+                    if data[0][1] != mail_env.message(i):
+                        errors.append(f"worker {k}: message {i} differs")
+                    c.logout()
+                    if k == 0:
+                        pass
+            except Exception as ex:  # noqa: BLE001
+                errors.append(f"worker {k}: {ex!r}")
+
+        ts = [threading.Thread(target=worker, args=(k,)) for k in range(50)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        del ready
+        check(not errors, f"{len(errors)} errors: {errors[:5]}")
+        oks = sum(a["result"] == "ok" for a in m.audit_lines())
+        check(oks == 500, f"{oks} successful logins audited, expected 500")
+
+
+# --- POP3 ------------------------------------------------------------------------------
+
+@test
+def pop3_user_pass_retr_byte_exact_quit():
+    with Mail() as m:
+        c = poplib.POP3("127.0.0.1", m.pop3, timeout=20)
+        c.user(JOHN)
+        c.pass_(JOHN_PW)
+        count, _ = c.stat()
+        check(count >= mail_env.SEEDED, f"STAT: {count}")
+        for i in range(1, mail_env.SEEDED + 1):
+            _, lines, _ = c.retr(i)
+            check(b"\r\n".join(lines) + b"\r\n" == mail_env.message(i), f"RETR {i} differs")
+        c.quit()
+        a = m.audit_lines()[-1]
+        check(a["protocol"] == "pop3" and a["result"] == "ok", f"audit: {a}")
+
+
+@test
+def pop3_auth_plain_login_stls_and_pop3s():
+    with Mail() as m:
+        s = raw(m.pop3)
+        read_until(s, rb"\+OK.*\r\n")
+        s.sendall(b"AUTH PLAIN " + base64.b64encode(f"\0{JOHN}\0{JOHN_PW}".encode()) + b"\r\n")
+        got = read_until(s, rb"(\+OK|-ERR).*\r\n")
+        check(got.startswith(b"+OK"), f"AUTH PLAIN: {got!r}")
+        s.sendall(b"STAT\r\nQUIT\r\n")
+        got = read_to_eof(s)
+        check(got.startswith(b"+OK"), f"STAT: {got!r}")
+        s = raw(m.pop3)
+        read_until(s, rb"\+OK.*\r\n")
+        s.sendall(b"AUTH LOGIN\r\n")
+        read_until(s, rb"\+ .*\r\n")
+        s.sendall(base64.b64encode(JOHN.encode()) + b"\r\n")
+        read_until(s, rb"\+ .*\r\n")
+        s.sendall(base64.b64encode(JOHN_PW.encode()) + b"\r\n")
+        got = read_until(s, rb"(\+OK|-ERR).*\r\n")
+        check(got.startswith(b"+OK"), f"AUTH LOGIN: {got!r}")
+        s.close()
+        c = poplib.POP3("127.0.0.1", m.pop3, timeout=20)
+        c.stls(context=ctx())
+        c.user(JOHN)
+        c.pass_(JOHN_PW)
+        _, lines, _ = c.retr(2)
+        check(b"\r\n".join(lines) + b"\r\n" == mail_env.message(2), "RETR over STLS")
+        c.quit()
+        c = poplib.POP3_SSL("127.0.0.1", m.pop3s, context=ctx(), timeout=20)
+        c.user(JOHN)
+        c.pass_(JOHN_PW)
+        _, lines, _ = c.retr(3)
+        check(b"\r\n".join(lines) + b"\r\n" == mail_env.message(3), "RETR over POP3S")
+        c.quit()
+        rc, out = tls_env.s_client(m.pop3, "-starttls", "pop3", "-quiet",
+                                   data=f"USER {JOHN}\r\nPASS {JOHN_PW}\r\nSTAT\r\nQUIT\r\n".encode())
+        check(out.count("+OK") >= 4, f"s_client -starttls pop3: {out[-800:]}")
+
+
+@test
+def pop3_wrong_password_and_unknown_user():
+    with Mail() as m:
+        s = raw(m.pop3)
+        read_until(s, rb"\+OK.*\r\n")
+        s.sendall(f"USER {JOHN}\r\nPASS N0pe-Pw-2\r\n".encode())
+        got = read_to_eof(s)
+        check(re.search(rb"^-ERR ", got.split(b"\r\n")[-2], re.M), f"wrong password: {got!r}")
+        s = raw(m.pop3)
+        read_until(s, rb"\+OK.*\r\n")
+        s.sendall(b"USER nobody@example.com\r\nPASS x\r\n")
+        got = read_to_eof(s)
+        check(got.endswith(b"-ERR LOGIN failed\r\n"), f"unknown user: {got!r}")
+
+
+# --- Throttles ---------------------------------------------------------------------------
+
+def throttle(**kw):
+    lines = "\n".join(f"{k} = {v}" for k, v in kw.items())
+    return f"\n[throttle]\n{lines}\n"
+
+
+@test
+def ip_throttle_exactly_at_its_limit_shared_by_two_proxies():
+    key_ttl = 30
+    # Each run uses its own protocol window key: flush memcached first.
+    e = env()
+    e.flush_memcached()
+    t = throttle(imap_max=4, imap_ttl_s=key_ttl, ip_reject_message='"Go away"')
+    with Mail(throttle=t) as a, Mail(throttle=t) as b:
+        got = []
+        for port in (a.imap, b.imap, a.imap, b.imap, a.imap, b.imap):
+            s = raw(port)
+            got.append(read_until(s, rb"\r\n"))
+            s.close()
+        check(all(g.startswith(b"* OK") for g in got[:4]), f"first four: {got[:4]}")
+        check(got[4] == b"* BYE Go away\r\n" and got[5] == b"* BYE Go away\r\n",
+              f"fifth and sixth: {got[4:]}")
+
+
+@test
+def user_throttle_exactly_at_its_limit():
+    e = env()
+    e.flush_memcached()
+    with Mail(throttle=throttle(user_max=2, user_ttl_s=30)) as m:
+        for i in range(2):
+            c = imap_client(m.imap)
+            check(c.login(JOHN, JOHN_PW)[0] == "OK", f"login {i + 1}")
+            c.logout()
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(f'z LOGIN "{JOHN}" "{JOHN_PW}"\r\n'.encode())
+        got = read_to_eof(s)
+        check(got == b"* BYE Login rejected for this user\r\nz NO LOGIN failed\r\n",
+              f"third login: {got!r}")
+        check(m.audit_lines()[-1]["result"] == "user_throttled", "audit")
+
+
+# --- Robustness ------------------------------------------------------------------------
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@test
+def no_fd_leak_over_1000_failed_logins():
+    with Mail(extra="auth_wait_ms = 0") as m:
+        c = imap_client(m.imap)
+        c.login(JOHN, JOHN_PW)
+        c.logout()
+        time.sleep(0.3)
+        before = open_fds(m.proxy.pid)
+        errors = []
+
+        def worker(n):
+            for _ in range(n):
+                try:
+                    s = raw(m.imap)
+                    read_until(s, rb"\* OK .*\r\n")
+                    s.sendall(f'f LOGIN "{JOHN}" "B4d-Pw-3"\r\n'.encode())
+                    got = read_to_eof(s)
+                    if b"f NO" not in got:
+                        errors.append(got)
+                    s.close()
+                except Exception as ex:  # noqa: BLE001
+                    errors.append(repr(ex))
+
+        ts = [threading.Thread(target=worker, args=(50,)) for _ in range(20)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        check(not errors, f"{len(errors)} errors: {errors[:3]}")
+        harness.wait_until(lambda: open_fds(m.proxy.pid) <= before + 2, timeout=10,
+                           what=f"fds back to {before} (now {open_fds(m.proxy.pid)})")
+
+
+@test
+def sigterm_stops_idle_and_relayed_mail_sessions():
+    with Mail() as m:
+        idle = raw(m.imap)
+        read_until(idle, rb"\* OK .*\r\n")
+        c = imap_client(m.imap)
+        c.login(JOHN, JOHN_PW)
+        c.select("INBOX")
+        m.proxy.signal(15)
+        rc = m.proxy.wait_exit(timeout=10)
+        check(rc == 0, f"exit code {rc}")
+        check(read_to_eof(idle, timeout=5) is not None, "idle session closed")
+
+
+@test
+def no_password_in_any_log():
+    # Runs last: every password the tests used must be absent from every log.
+    e = env()
+    texts = [e.dovecot_log()]
+    for name in os.listdir(e.dir):
+        p = os.path.join(e.dir, name)
+        if os.path.isfile(p) and (name.endswith(".jsonl") or name.endswith(".out") or
+                                  name.endswith(".requests")):
+            with open(p, errors="replace") as f:
+                texts.append(f.read())
+    for d in harness.PROXY_DIRS:
+        p = os.path.join(d, "ringproxy.log")
+        if os.path.exists(p):
+            with open(p, errors="replace") as f:
+                texts.append(f.read())
+    check(len(texts) > 10, f"only {len(texts)} logs found")
+    for pw in list(mail_env.USERS.values()) + ["Wr0ng-Pw-1", "nope"]:
+        for t in texts[1:]:
+            check(pw not in t, f"password {pw!r} found in a log")
+    for t in texts[1:]:
+        check(base64.b64encode(f"\0{JOHN}\0{JOHN_PW}".encode()).decode() not in t,
+              "a PLAIN response found in a log")
+
+
+if __name__ == "__main__":
+    try:
+        code = harness.run_all(sys.argv)
+    finally:
+        if ENV is not None:
+            ENV.close()
+    sys.exit(code)
