@@ -55,7 +55,6 @@ int StartDetached(const std::shared_ptr<Job>& job) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
   auto* arg = new std::shared_ptr<Job>(job);
   pthread_t thread;
   int rc = pthread_create(&thread, &attr, &ThreadMain, arg);

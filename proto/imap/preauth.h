@@ -3,9 +3,6 @@
 // the client has given credentials (or left). It talks to a ByteStream only; the
 // STARTTLS handshake is the caller's (an upgrader turns the plain stream into a TLS one)
 // and so are the route lookup and the upstream login that follow.
-//
-// Not wired yet: no listener runs it (the IMAP listener that resolves the route and
-// logs in upstream is the next step of the mail proxy).
 #pragma once
 
 #include <cstddef>

@@ -3,9 +3,6 @@
 // synchronising literals, or quoted) or AUTHENTICATE PLAIN as the canonical account,
 // under the client's own tag, so the upstream's tagged reply can go to the client as it
 // is. Untagged [ALERT] lines are collected for the client; nothing else is parsed.
-//
-// Not wired yet: the IMAP listener that resolves the route and calls this is the next
-// step of the mail proxy.
 #pragma once
 
 #include <cstddef>

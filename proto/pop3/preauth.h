@@ -2,9 +2,6 @@
 // AUTH, RFC 2595 STLS; spec §4.3): greeting, CAPA, USER/PASS, AUTH PLAIN and LOGIN,
 // NOOP, QUIT and STLS, until the client has given credentials (or left). Lines are cut
 // by a BoundedReader; the STLS handshake is the caller's, through the upgrader.
-//
-// Not wired yet: no listener runs it (the POP3 listener is the next step of the mail
-// proxy).
 #pragma once
 
 #include <cstddef>

@@ -2,8 +2,6 @@
 // greeting, send XOIP with the client's address when the upstream is Zimbra, then
 // USER/PASS or AUTH PLAIN as the canonical account. The final "+OK" line is for the
 // client; nothing else is parsed.
-//
-// Not wired yet: the POP3 listener that calls this is the next step of the mail proxy.
 #pragma once
 
 #include <cstddef>

@@ -19,6 +19,7 @@ USERS = {
     "john@example.com": "John-Pa55word!",
     "alice@example.com": "alice secret \"quoted\"",
     "bob@example.com": "b0b-pass",
+    "host@example.com": "h0st-pass",
 }
 SEEDED = 5  # messages in john's INBOX
 
@@ -197,7 +198,7 @@ protocol pop3 {{
     def stop_memcached(self):
         self.procs.pop("memcached").stop()
 
-    def routes(self, server_address="127.0.0.1"):
+    def routes(self, server_address):
         return f"""
 default_domain = "example.com"
 auth_wait_s = 1
@@ -213,6 +214,12 @@ imap = {self.imap_port}
 imapssl = {self.imaps_port}
 pop3 = {self.pop3_port}
 pop3ssl = {self.pop3s_port}
+
+[[server]]
+name = "by-name"
+address = "localhost"
+imap = {self.imap_port}
+pop3 = {self.pop3_port}
 
 [[server]]
 name = "nowhere"
@@ -239,7 +246,7 @@ server = "nowhere"
 
 [[account]]
 name = "host@example.com"
-server = "mbox1"
+server = "by-name"
 """
 
     def start_lookupd(self, server_address="127.0.0.1", extra=()):
