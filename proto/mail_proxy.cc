@@ -15,6 +15,7 @@
 #include "core/plain_stream.h"
 #include "core/pump.h"
 #include "core/reactor.h"
+#include "core/sync.h"
 #include "proto/mail_config.h"
 #include "proto/session_tls.h"
 #include "route/upstream_connect.h"
@@ -75,6 +76,19 @@ struct AuditRecord {
   std::string mechanism;
 };
 
+// A route resolution shared by the session that asked and the task that resolves.
+struct PendingRoute {
+  ResolveResult result;
+  Event done;  // set by the task, or by Stop() to wake the session
+};
+
+Task<void> ResolveDetached(SnapshotRef snapshot, ResolveRequest request,
+                           std::shared_ptr<PendingRoute> pending, Gate::Holder /*holder*/) {
+  ResolveResult r = co_await snapshot->routes->router().Resolve(std::move(request));
+  pending->result = std::move(r);
+  pending->done.Set();
+}
+
 // How a login attempt ended for the session.
 enum class AttemptEnd : uint8_t { kDone, kRetry };
 
@@ -98,6 +112,7 @@ class MailSession final : public SessionBase {
     if (pump_ != nullptr) pump_->Stop();
     if (connect_.current_fd >= 0) Reactor::Current()->CancelFd(connect_.current_fd);
     if (holding_) Reactor::Current()->CancelFd(client_.fd());
+    if (pending_route_ != nullptr) pending_route_->done.Set();
     if (upstream_ != nullptr) upstream_->Abort();
     client_.Abort();
   }
@@ -138,6 +153,7 @@ class MailSession final : public SessionBase {
   Pump* pump_ = nullptr;
   ConnectControl connect_;
   bool stopped_ = false;
+  PendingRoute* pending_route_ = nullptr;
   bool holding_ = false;
   bool relayed_ = false;
 };
@@ -312,8 +328,16 @@ Task<AttemptEnd> MailSession::Login(Credentials* credentials, int attempt) {
   request.client_ip = client_ip_;
   request.local_ip = local_ip_;
   request.login_attempt = attempt;
-  ResolveResult route = co_await routes->router().Resolve(std::move(request));
+  // The resolution runs as its own task so that Stop() need not wait for the lookup's
+  // deadline: a stopped session leaves, the task finishes alone (holding the snapshot,
+  // so the route stack stays open until then).
+  auto pending = std::make_shared<PendingRoute>();
+  pending_route_ = pending.get();
+  Spawn(ResolveDetached(snapshot_, std::move(request), pending, snapshot_->retire_gate->Enter()));
+  if (!stopped_) co_await pending->done.Wait();
+  pending_route_ = nullptr;
   if (stopped_) co_return AttemptEnd::kDone;
+  ResolveResult route = std::move(pending->result);
   audit.route_source = RouteSourceName(route.source);
   audit.account = route.account;
   if (route.status == ResolveStatus::kLoginFailed) {

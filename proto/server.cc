@@ -76,6 +76,7 @@ Task<void> CloseRoutes(std::unique_ptr<RouteStack> routes, Gate::Holder /*holder
 }  // namespace
 
 ShardSnapshot::~ShardSnapshot() {
+  if (live != nullptr) std::erase(*live, this);
   if (routes != nullptr) {
     RP_CHECK(retire_gate != nullptr);
     Spawn(CloseRoutes(std::move(routes), retire_gate->Enter()));
@@ -138,7 +139,11 @@ class ShardServer {
     co_await finished_.Wait();
     sweeper_.Stop();
     co_await task_gate_.Wait();
-    // The last generation's route stack closes once nothing holds it.
+    // The last generation's route stack closes once nothing holds it; resolutions that
+    // stopped sessions left behind end now rather than at the lookup's deadline.
+    for (ShardSnapshot* s : live_snapshots_) {
+      if (s->routes != nullptr) s->routes->Abort();
+    }
     current_ = SnapshotRef();
     co_await retire_gate_.Wait();
   }
@@ -150,6 +155,8 @@ class ShardServer {
     }
     auto* made = new ShardSnapshot(update.config, services_.shard_id);
     made->retire_gate = &retire_gate_;
+    made->live = &live_snapshots_;
+    live_snapshots_.push_back(made);
     SnapshotRef snapshot(made);
     current_ = snapshot;
     absl::flat_hash_map<std::string, const ListenerConfig*> wanted;
@@ -312,6 +319,7 @@ class ShardServer {
   IdleSweeper sweeper_;
   HostResolver resolver_;
   Gate retire_gate_;  // route stacks of retired generations, closing
+  std::vector<ShardSnapshot*> live_snapshots_;
   ShardServices services_;
   SnapshotRef current_;
   std::vector<std::unique_ptr<ActiveListener>> listeners_;

@@ -93,6 +93,8 @@ struct ShardSnapshot {
   // the background under `retire_gate`, when the last session of the generation ends.
   std::unique_ptr<RouteStack> routes;
   Gate* retire_gate = nullptr;
+  // The shard's set of live generations (so that shutdown can abort their lookups).
+  std::vector<ShardSnapshot*>* live = nullptr;
   uint64_t refs = 0;
 };
 

@@ -2,9 +2,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "core/log.h"
 #include "core/ops.h"
+#include "core/reactor.h"
 #include "fmt/format.h"
 
 namespace ringproxy {
@@ -45,6 +47,28 @@ bool LookupClient::HandlerSkipped(size_t index) const {
          MonotonicNowNs() - h.failed_at_ns < options_.retry_interval_ms * 1'000'000;
 }
 
+namespace {
+
+// Lists a connection as in flight for as long as an attempt uses it.
+class ActiveFd {
+ public:
+  ActiveFd(std::vector<int>* list, int fd) : list_(list), fd_(fd) { list_->push_back(fd); }
+  ~ActiveFd() { std::erase(*list_, fd_); }
+  ActiveFd(const ActiveFd&) = delete;
+  ActiveFd& operator=(const ActiveFd&) = delete;
+
+ private:
+  std::vector<int>* list_;
+  int fd_;
+};
+
+}  // namespace
+
+void LookupClient::Abort() {
+  aborted_ = true;
+  for (int fd : active_fds_) Reactor::Current()->CancelFd(fd);
+}
+
 Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::string* request,
                                               bool reused_ok, LookupResult* out) {
   UniqueFd fd;
@@ -54,6 +78,10 @@ Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::
     h->idle.pop_back();
     reused = true;
     ++stats_.reused;
+  }
+  std::optional<ActiveFd> active;
+  if (reused) {
+    active.emplace(&active_fds_, fd.get());
   } else {
     IoResult s = OpenTcpSocket(h->config.address.family());
     if (!s.ok()) {
@@ -61,6 +89,7 @@ Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::
       co_return Attempt::kDone;
     }
     fd.Reset(s.res);
+    active.emplace(&active_fds_, fd.get());
     ++stats_.connects;
     IoResult c = co_await Connect(fd.get(), h->config.address.get(), h->config.address.size(),
                                   Deadline::AfterMs(options_.connect_timeout_ms));
@@ -168,6 +197,7 @@ Task<LookupResult> LookupClient::Lookup(LookupQuery q) {
   req.admin_pass = q.admin_pass;
   bool tried_any = false;
   for (size_t i = 0; i < n; ++i) {
+    if (aborted_) break;
     const size_t index = (start + i) % n;
     Handler* h = handlers_[index].get();
     if (HandlerSkipped(index)) continue;
@@ -190,16 +220,17 @@ Task<LookupResult> LookupClient::Lookup(LookupQuery q) {
       co_return result;
     }
     Attempt a = co_await Try(h, static_cast<int>(index), &request, true, &result);
-    if (a == Attempt::kRetryFresh) {
+    if (a == Attempt::kRetryFresh && !aborted_) {
       a = co_await Try(h, static_cast<int>(index), &request, false, &result);
     }
+    if (aborted_) break;
     if (a == Attempt::kDone) {
       if (result.status == LookupStatus::kUnavailable) ++stats_.unavailable;
       co_return result;
     }
   }
   result.status = LookupStatus::kUnavailable;
-  result.reason = "no valid lookup handlers";
+  result.reason = aborted_ ? "shutting down" : "no valid lookup handlers";
   ++stats_.unavailable;
   co_return result;
 }

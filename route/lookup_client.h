@@ -99,6 +99,9 @@ class LookupClient {
   Task<LookupResult> Lookup(LookupQuery query);
   // Closes idle connections; call when no lookup is in flight.
   void Close();
+  // Shutdown: ends the lookups in flight now (their connections are cancelled; they
+  // answer kUnavailable) and every later one at once.
+  void Abort();
 
   const LookupStats& stats() const { return stats_; }
   bool HandlerSkipped(size_t index) const;
@@ -118,6 +121,8 @@ class LookupClient {
   std::vector<std::unique_ptr<Handler>> handlers_;
   size_t next_ = 0;
   LookupStats stats_;
+  std::vector<int> active_fds_;  // connections of the lookups in flight, for Abort()
+  bool aborted_ = false;
 };
 
 }  // namespace ringproxy

@@ -287,7 +287,7 @@ server = "by-name"
 
 
 def proxy_config(env, listeners, *, memcache=True, throttle="", audit=None, level="info",
-                 lookup_extra="", shards=1):
+                 lookup_extra="", shards=1, lookup_timeout_ms=3000):
     """A ringproxy config with the route stack on `env` and the given listener tables."""
     mc = f"""
 [memcache]
@@ -305,7 +305,7 @@ level = "{level}"
 
 [lookup]
 servers = ["127.0.0.1:{env.lookupd_port}"]
-timeout_ms = 3000
+timeout_ms = {lookup_timeout_ms}
 connect_timeout_ms = 1000
 retry_interval_ms = 0
 {lookup_extra}

@@ -38,7 +38,7 @@ class Mail:
     with STLS on, POP3S), an audit log, and `extra` keys on every listener."""
 
     def __init__(self, extra="", starttls="on", throttle="", memcache=True, level="info",
-                 lookup_extra="", upstream_tls=False, shards=1):
+                 lookup_extra="", upstream_tls=False, shards=1, lookup_timeout_ms=3000):
         e = env()
         self.imap = free_port()
         self.imaps = free_port()
@@ -57,7 +57,8 @@ class Mail:
                               upstream_tls=upstream_tls))
         self.config = mail_env.proxy_config(e, listeners, memcache=memcache, throttle=throttle,
                                             audit=self.audit, level=level,
-                                            lookup_extra=lookup_extra, shards=shards)
+                                            lookup_extra=lookup_extra, shards=shards,
+                                            lookup_timeout_ms=lookup_timeout_ms)
         self.proxy = harness.Proxy(self.config)
 
     def audit_lines(self):
@@ -677,6 +678,31 @@ def sigterm_stops_idle_and_relayed_mail_sessions():
         rc = m.proxy.wait_exit(timeout=10)
         check(rc == 0, f"exit code {rc}")
         check(read_to_eof(idle, timeout=5) is not None, "idle session closed")
+
+
+@test
+def sigterm_stops_a_session_waiting_for_a_slow_lookup():
+    e = env()
+    e.flush_memcached()
+    e.stop_lookupd()
+    e.start_lookupd(extra=("--latency-ms", "8000"))
+    try:
+        with Mail(lookup_timeout_ms=20000) as m:
+            s = raw(m.imap)
+            read_until(s, rb"\* OK .*\r\n")
+            s.sendall(f'l LOGIN "{JOHN}" "{JOHN_PW}"\r\n'.encode())
+            time.sleep(0.5)
+            start = time.monotonic()
+            m.proxy.signal(15)
+            rc = m.proxy.wait_exit(timeout=15)
+            took = time.monotonic() - start
+            check(rc == 0, f"exit code {rc}")
+            # The drain is 2 s; the lookup would answer after 8 s.
+            check(took < 6, f"the proxy took {took:.1f}s to stop")
+            check(read_to_eof(s, timeout=5) == b"", "the stopped session got an answer")
+    finally:
+        e.stop_lookupd()
+        e.start_lookupd()
 
 
 @test
