@@ -142,6 +142,8 @@ service pop3-login {{
 }}
 service imap {{
   process_limit = 2000
+  client_limit = 50
+  service_count = 0
 }}
 service pop3 {{
   process_limit = 2000
