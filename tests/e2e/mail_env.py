@@ -3,6 +3,7 @@ passwd-file users, maildir with seeded messages, plain and TLS ports), a real me
 and tools/lookupd, each started by PID and stopped by PID, and the proxy config."""
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -57,6 +58,12 @@ class Env:
         self.imaps_port = harness.free_port()
         self.pop3s_port = harness.free_port()
         self.procs = {}
+        # A mailbox server that accepts connections (the kernel's backlog) and never
+        # says a word: for the upstream deadlines.
+        self.silent = socket.socket()
+        self.silent.bind(("127.0.0.1", 0))
+        self.silent.listen(64)
+        self.silent_port = self.silent.getsockname()[1]
         self._start_dovecot()
         self.memcached_port = None
         self.start_memcached()
@@ -224,6 +231,12 @@ imap = {self.imap_port}
 pop3 = {self.pop3_port}
 
 [[server]]
+name = "silent"
+address = "127.0.0.1"
+imap = {self.silent_port}
+pop3 = {self.silent_port}
+
+[[server]]
 name = "nowhere"
 address = "127.0.0.1"
 imap = {harness.refused_port()}
@@ -241,6 +254,10 @@ server = "mbox1"
 [[account]]
 name = "bob@example.com"
 server = "mbox1"
+
+[[account]]
+name = "silent@example.com"
+server = "silent"
 
 [[account]]
 name = "lost@example.com"
@@ -284,6 +301,7 @@ server = "by-name"
         return text
 
     def close(self):
+        self.silent.close()
         for name in list(self.procs):
             self.procs.pop(name).stop()
 

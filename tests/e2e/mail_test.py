@@ -642,6 +642,38 @@ def no_fd_leak_over_1000_failed_logins():
 
 
 @test
+def deadlines_before_during_and_after_login():
+    extra = "preauth_timeout_ms = 600\nupstream_timeout_ms = 700\nidle_timeout_ms = 800"
+    with Mail(extra=extra) as m:
+        # Before login: a silent client gets BYE and the connection closes.
+        s = raw(m.imap)
+        start = time.monotonic()
+        got = read_to_eof(s, timeout=10)
+        check(got.startswith(b"* OK") and got.endswith(b"* BYE Zimbra IMAP server terminating "
+                                                       b"connection\r\n"), f"pre-auth: {got!r}")
+        check(time.monotonic() - start < 5, "pre-auth deadline not kept")
+        s = raw(m.pop3)
+        got = read_to_eof(s, timeout=10)
+        check(got.startswith(b"+OK") and b"-ERR" in got, f"POP3 pre-auth: {got!r}")
+        # During: a mailbox server that never greets.
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        start = time.monotonic()
+        s.sendall(b'q LOGIN "silent@example.com" "x"\r\n')
+        got = read_to_eof(s, timeout=10)
+        check(got == b"* BAD internal server error\r\n", f"silent upstream: {got!r}")
+        check(time.monotonic() - start < 5, "upstream deadline not kept")
+        check(m.audit_lines()[-1]["result"] == "upstream_error", "audit")
+        # After: an idle relayed session is closed.
+        c = imap_client(m.imap)
+        c.login(JOHN, JOHN_PW)
+        start = time.monotonic()
+        c.sock.settimeout(10)
+        check(c.sock.recv(100) == b"", "the idle relayed session was not closed")
+        check(time.monotonic() - start < 5, "post-login idle deadline not kept")
+
+
+@test
 def sigterm_stops_idle_and_relayed_mail_sessions():
     with Mail() as m:
         idle = raw(m.imap)
