@@ -357,6 +357,15 @@ def imap_lookup_down_is_an_internal_error():
             got = read_to_eof(s, timeout=30)
             check(got == b"* BAD internal server error\r\n", f"reply: {got!r}")
             check(m.audit_lines()[-1]["result"] == "lookup_unavailable", "audit")
+        # A lookup service that answers, but not with a route (HTTP 500): the same.
+        e.start_lookupd(extra=("--error-rate", "1"))
+        with Mail() as m:
+            s = raw(m.pop3)
+            read_until(s, rb"\+OK.*\r\n")
+            s.sendall(f"USER {JOHN}\r\nPASS {JOHN_PW}\r\n".encode())
+            got = read_to_eof(s, timeout=30)
+            check(got.endswith(b"-ERR internal server error\r\n"), f"reply: {got!r}")
+        e.stop_lookupd()
     finally:
         e.start_lookupd()
 
