@@ -683,6 +683,30 @@ def deadlines_before_during_and_after_login():
 
 
 @test
+def reload_keeps_a_sessions_generation_and_its_route_stack():
+    with Mail(extra='greeting = "first generation"') as m:
+        old = raw(m.imap)
+        check(read_until(old, rb"\r\n") == b"* OK first generation\r\n", "first greeting")
+        m.proxy.write_config(m.config.replace("first generation", "second generation"))
+        m.proxy.signal(1)
+        m.proxy.wait_log(r"reload", timeout=10)
+
+        def greeting():
+            s = raw(m.imap)
+            g = read_until(s, rb"\r\n")
+            s.close()
+            return g
+
+        harness.wait_until(lambda: greeting() == b"* OK second generation\r\n", timeout=10,
+                           what="the new greeting")
+        # The session of the old generation logs in through that generation's stack.
+        old.sendall(f'o LOGIN "{JOHN}" "{JOHN_PW}"\r\no2 SELECT INBOX\r\n'.encode())
+        got = read_until(old, rb"o2 (OK|NO|BAD).*\r\n")
+        check(b"o OK" in got and b"o2 OK" in got, f"old session: {got[-300:]!r}")
+        old.close()
+
+
+@test
 def sigterm_stops_idle_and_relayed_mail_sessions():
     with Mail() as m:
         idle = raw(m.imap)
