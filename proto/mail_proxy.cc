@@ -301,8 +301,8 @@ Task<void> MailSession::Run() {
   }
   if (stopped_ && !relayed_) metrics.sessions_stopped.Add();  // a relay counts itself
   // FIN first: a client that sent bytes we never read would otherwise see only the
-  // RST that close() sends for unread data.
-  shutdown(client_.fd(), SHUT_WR);
+  // RST that close() sends for unread data. A relay has already passed the end on.
+  if (!relayed_) shutdown(client_.fd(), SHUT_WR);
   co_await down_->Quiesce();
   if (down_ != &client_) co_await client_.Quiesce();
   metrics.connections_active.Sub();
