@@ -171,7 +171,12 @@ Decision Decide(const Directory& dir, const lookup::ParsedRequest& req) {
   if (method == "zimbraId") {
     auto it = dir.by_id.find(user);
     if (it != dir.by_id.end()) account = it->second;
-  } else if (method == "username" || method == "gssapi" || method == "certauth") {
+  } else if (method == "username" || method == "plain" || method == "login" || method == "gssapi" ||
+             method == "certauth") {
+    // "plain" and "login" are what stock nginx's auth_http sends (the client's SASL
+    // mechanism, or login for IMAP LOGIN / POP3 USER): a name to route like "username"
+    // (the mailbox server checks the password), so lookupd can stand in for nginx's
+    // auth_http endpoint too.
     if ((method == "gssapi" || method == "certauth") &&
         (req.Find("Auth-Admin-User").empty() || req.Find("Auth-Admin-Pass").empty())) {
       return fail("missing header field Auth-Admin-User");

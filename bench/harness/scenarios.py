@@ -1,10 +1,15 @@
 """The scenario matrix: what load each scenario offers, through which kind of
 upstream, and which numbers matter. Sweeps vary one parameter of a scenario.
 
-Optional keys: "cert" (kind tls: the pair the target serves, ecdsa or rsa), "goals"
-(metric, "<=" or ">=", ratio of ringproxy to nginx that an issue asks for: the
-report's goal table), "idle"/"fresh"/"exclude" (see bench/run)."""
-from harness.targets import CERT_NAME
+Optional keys: "cert" (kind tls: the pair the target serves, ecdsa or rsa; kinds imap
+and pop3: implicit TLS, IMAPS / POP3S, with that pair), "mail" (kinds imap and pop3:
+the upstream, fast or dovecot; the route, cached in the proxy's core or uncached, asked
+of lookupd on every login; ringproxy's upstream login flavour), "warmup" (run the load
+once, unmeasured, on each newly started target: every account's route cached, every
+Dovecot mailbox created), "goals" (metric, "<=" or ">=", ratio of ringproxy to nginx
+that an issue asks for: the report's goal table), "idle"/"fresh"/"exclude" (see
+bench/run)."""
+from harness.targets import CERT_NAME, MAIL_USERS
 
 # Every TLS scenario: SNI as browsers send it; no certificate check on the client, so
 # that the load generator's CPU goes to the handshake the proxy has to do as well.
@@ -22,6 +27,25 @@ def handshakes(cert, *extra, about, goal=None):
         # The rate, and the rate one busy proxy core would reach (the load generator
         # shares the other CPUs with the upstream and may be the limit of the first).
         "goals": [("ops_per_s", ">=", goal), ("ops_per_core_s", ">=", goal)] if goal else [],
+        "about": about,
+    }
+
+
+def logins(protocol, upstream, route, *, about, cert=None, flavour="dovecot", goal=None):
+    """A mail login storm (kind imap or pop3) through a mail proxy: 32 connections at a
+    time, each operation a new connection that logs in as the next of the MAIL_USERS
+    accounts and out again. The goal, when given, is on proxy CPU per login."""
+    return {
+        "kind": protocol,
+        "cert": cert,
+        "mail": {"upstream": upstream, "route": route, "flavour": flavour},
+        "args": [f"{protocol}-login", "--connections", "32", "--users-count", str(MAIL_USERS),
+                 *(["--tls", *TLS_ARGS] if cert else [])],
+        "warmup": True,
+        "exclude": ["direct"] if cert else [],  # the upstreams speak plaintext only
+        "metrics": ["ops_per_s", "ops_per_core_s", "target_cpu_us_per_op", "latency_us.p50",
+                    "latency_us.p99"],
+        "goals": [("target_cpu_us_per_op", "<=", goal)] if goal else [],
         "about": about,
     }
 
@@ -68,17 +92,47 @@ SCENARIOS = {
         "metrics": ["mb_per_s", "target_cpu_s_per_gib"],
         "about": "keep-alive GET of a 1 MiB body, 8 connections",
     },
-    "imap-login": {
+    "imap-login": logins(
+        "imap", "fast", "cached", goal=0.33,
+        about="connect, greeting, LOGIN, LOGOUT, 32 at a time, against the scripted upstream; "
+              "ringproxy's route from its per-core cache (nginx asks lookupd every time)"),
+    "imap-login-uncached": logins(
+        "imap", "fast", "uncached", goal=0.7,
+        about="as imap-login, ringproxy asking lookupd on every login (no route cache)"),
+    "imap-login-plain": logins(
+        "imap", "fast", "cached", flavour="plain",
+        about="as imap-login, ringproxy's upstream login without the ID command "
+              "(flavour plain: no client address passed on, as nginx passes none)"),
+    "imap-login-dovecot": logins(
+        "imap", "dovecot", "cached", goal=0.33,
+        about="as imap-login against Dovecot"),
+    "imap-login-dovecot-uncached": logins(
+        "imap", "dovecot", "uncached", goal=0.7,
+        about="as imap-login-uncached against Dovecot"),
+    "imaps-login": logins(
+        "imap", "fast", "cached", cert="ecdsa",
+        about="as imap-login over implicit TLS (IMAPS, ECDSA P-256 certificate, a full "
+              "TLS 1.3 handshake per login; TLS to the proxy only)"),
+    "pop3-login": logins(
+        "pop3", "fast", "cached",
+        about="connect, greeting, USER, PASS, QUIT, 32 at a time, against the scripted "
+              "upstream; ringproxy's route from its per-core cache"),
+    "pop3-login-uncached": logins(
+        "pop3", "fast", "uncached",
+        about="as pop3-login, ringproxy asking lookupd on every login"),
+    "pop3-login-dovecot": logins(
+        "pop3", "dovecot", "cached", about="as pop3-login against Dovecot"),
+    "mail-idle": {
         "kind": "imap",
-        "args": ["imap-login", "--connections", "32"],
-        "metrics": ["ops_per_s", "target_cpu_us_per_op", "latency_us.p50", "latency_us.p99"],
-        "about": "connect, greeting, LOGIN, LOGOUT against Dovecot, 32 at a time",
-    },
-    "pop3-login": {
-        "kind": "pop3",
-        "args": ["pop3-login", "--connections", "32"],
-        "metrics": ["ops_per_s", "target_cpu_us_per_op", "latency_us.p50", "latency_us.p99"],
-        "about": "connect, greeting, USER, PASS, QUIT against Dovecot, 32 at a time",
+        "mail": {"upstream": "fast", "route": "cached", "flavour": "dovecot"},
+        "args": ["idle", "--greeting", "--hold", "2", "--batch", "500"],
+        "idle": True,
+        "fresh": True,
+        "exclude": ["direct"],
+        "metrics": ["rss_per_conn", "opened"],
+        "goals": [("rss_per_conn", "<=", 0.5)],
+        "about": "N IMAP connections held idle before login, each after reading the "
+                 "proxy's greeting (no upstream connection yet)",
     },
     "tls-handshake-ecdsa": handshakes(
         "ecdsa", goal=1.0,

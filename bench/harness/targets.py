@@ -1,10 +1,13 @@
 """Upstreams (what every target proxies to) and targets (what is measured).
 
 Kinds of traffic: tcp (echo upstream), tls (echo upstream, TLS terminated by the
-proxy with a certificate chosen per scenario), http (origin nginx), imap and pop3
-(Dovecot). Every target of one kind gets the same upstream, the same CPUs and, for tls,
-the same certificate files. ringproxy serves HTTP and mail as a TCP (layer 4) relay
-until its HTTP and mail proxies exist; the report says so next to its numbers.
+proxy with a certificate chosen per scenario), http (origin nginx), imap and pop3 (a
+mail upstream, Dovecot or the scripted `loadgen imap-serve` / `pop3-serve`, whose
+routes come from tools/lookupd). Every target of one kind gets the same upstream, the
+same CPUs and, with TLS, the same certificate files. ringproxy serves HTTP as a TCP
+(layer 4) relay until its HTTP proxy exists; the report says so next to its numbers.
+Mail targets are both real mail proxies: ringproxy's IMAP/POP3 listeners and nginx's
+mail module, both routing each login through the same lookupd.
 """
 import os
 import shutil
@@ -34,6 +37,14 @@ def certificate_pair(run_dir, cert):
     return crt, key
 
 
+# The mail benchmarks' accounts: user1..user<MAIL_USERS>@MAIL_DOMAIN in lookupd's
+# routes; the load generator logs in as user<n> (unqualified: lookupd qualifies it with
+# its default domain, for ringproxy and nginx alike) with password "secret", which
+# Dovecot's static passdb and the scripted upstream accept.
+MAIL_DOMAIN = "bench.test"
+MAIL_USERS = 1000
+
+
 class Upstreams:
     """Starts the upstreams a run needs, once, on the load generator's CPUs."""
 
@@ -41,19 +52,33 @@ class Upstreams:
         self.env = env
         self.procs = {}
         base = env.args.base_port
-        self.ports = {"echo": base, "origin": base + 1, "imap": base + 2, "pop3": base + 3}
+        self.ports = {"echo": base, "origin": base + 1, "imap": base + 2, "pop3": base + 3,
+                      "fast-imap": base + 4, "fast-pop3": base + 5,
+                      "lookupd-dovecot": base + 6, "lookupd-fast": base + 7}
 
-    def port_for(self, kind):
+    def port_for(self, kind, upstream="dovecot"):
+        if kind in ("imap", "pop3"):
+            return self.mail_port(kind, upstream)
         return {"tcp": self.ports["echo"], "tls": self.ports["echo"],
-                "http": self.ports["origin"],
-                "imap": self.ports["imap"], "pop3": self.ports["pop3"]}[kind]
+                "http": self.ports["origin"]}[kind]
 
-    def ensure(self, kind):
-        need = {"tcp": ["echo"], "tls": ["echo"], "http": ["origin"], "imap": ["origin", "mail"],
-                "pop3": ["origin", "mail"]}[kind]
+    def mail_port(self, protocol, upstream):
+        """The plaintext port of `upstream` (fast | dovecot) for protocol imap | pop3."""
+        return self.ports[protocol if upstream == "dovecot" else f"fast-{protocol}"]
+
+    def lookup_port(self, upstream):
+        """The lookupd whose routes send every account to `upstream`."""
+        return self.ports[f"lookupd-{upstream}"]
+
+    def ensure(self, kind, upstream=None):
+        need = {"tcp": ["echo"], "tls": ["echo"], "http": ["origin"]}.get(kind)
+        if need is None:  # imap, pop3: both protocols of the upstream, and its lookupd
+            need = (["mail"] if upstream == "dovecot" else ["fast-imap", "fast-pop3"]) + \
+                [f"lookupd-{upstream}"]
         for name in need:
             if name not in self.procs:
-                getattr(self, f"_start_{name}")()
+                start, _, arg = name.partition("-")
+                getattr(self, f"_start_{start}")(*([arg] if arg else []))
 
     def _start_echo(self):
         e = self.env
@@ -71,8 +96,7 @@ class Upstreams:
                 f.write((b"ringproxy-" * (size // 10 + 1))[:size])
         conf = os.path.join(e.run_dir, "origin.conf")
         render(os.path.join(TARGETS_DIR, "origin-nginx.conf.in"), conf, {
-            "RUN": e.run_dir, "ORIGIN_PORT": self.ports["origin"],
-            "IMAP_BACKEND_PORT": self.ports["imap"], "POP3_BACKEND_PORT": self.ports["pop3"]})
+            "RUN": e.run_dir, "ORIGIN_PORT": self.ports["origin"]})
         p = Proc("origin", [e.args.nginx, "-p", e.run_dir + "/", "-e",
                             os.path.join(e.run_dir, "origin.error.log"), "-c", conf],
                  e.load_cpus, e.run_dir)
@@ -94,6 +118,34 @@ class Upstreams:
         wait_listening(self.ports["pop3"], p)
         self.procs["mail"] = p
 
+    def _start_fast(self, protocol):
+        """The scripted IMAP or POP3 server (any login accepted), one thread."""
+        e = self.env
+        port = self.ports[f"fast-{protocol}"]
+        p = Proc(f"fast-{protocol}", [e.args.loadgen, f"{protocol}-serve", "--listen",
+                                      f"127.0.0.1:{port}", "--threads", "1"],
+                 e.load_cpus, e.run_dir)
+        wait_listening(port, p)
+        self.procs[f"fast-{protocol}"] = p
+
+    def _start_lookupd(self, upstream):
+        """tools/lookupd with every account on `upstream` (what both proxies ask)."""
+        e = self.env
+        routes = os.path.join(e.run_dir, f"routes-{upstream}.toml")
+        with open(routes, "w") as f:
+            f.write(f'default_domain = "{MAIL_DOMAIN}"\nauth_wait_s = 0\n\n'
+                    f'[[server]]\nname = "{upstream}"\naddress = "127.0.0.1"\n'
+                    f'imap = {self.mail_port("imap", upstream)}\n'
+                    f'pop3 = {self.mail_port("pop3", upstream)}\n\n'
+                    f'[[account_range]]\nprefix = "user"\ndomain = "{MAIL_DOMAIN}"\n'
+                    f'count = {MAIL_USERS}\nserver = "{upstream}"\n')
+        port = self.lookup_port(upstream)
+        p = Proc(f"lookupd-{upstream}", [e.args.lookupd, "--routes", routes, "--listen",
+                                         f"127.0.0.1:{port}", "--threads", "1"],
+                 e.load_cpus, e.run_dir)
+        wait_listening(port, p)
+        self.procs[f"lookupd-{upstream}"] = p
+
     def stop(self):
         for p in self.procs.values():
             p.stop()
@@ -105,15 +157,26 @@ class Target:
     kinds = ()
     layer4 = False  # a TCP relay standing in for a protocol-aware proxy
 
-    def __init__(self, env, kind, cert=None):
+    def __init__(self, env, kind, cert=None, mail=None):
         self.env = env
         self.kind = kind
-        self.cert = cert  # tls: which pair it serves (ecdsa | rsa)
-        # Names its ports, files and logs: one target per kind and certificate.
-        self.variant = kind if cert is None else f"{kind}-{cert}"
+        self.cert = cert  # tls, imap, pop3: which pair it serves (ecdsa | rsa); None: no TLS
+        # imap, pop3: {"upstream": fast | dovecot, "route": cached | uncached,
+        # "flavour": ringproxy's upstream login (dovecot | plain)}
+        self.mail = mail
+        # Names its ports, files and logs: one target per kind, certificate and mail setup.
+        self.variant = "-".join([kind] + ([cert] if cert else []) +
+                                ([mail["upstream"], mail["route"]] if mail else []) +
+                                ([mail["flavour"]] if mail and mail["flavour"] != "dovecot"
+                                 else []))
         self.pid = None
         self.proc = None
         self.port = env.port_of(self.name, self.variant)
+
+    @property
+    def mail_protocol(self):
+        """imap | imaps | pop3 | pop3s."""
+        return self.kind + ("s" if self.cert else "")
 
     def start(self):
         pass
@@ -132,9 +195,9 @@ class Direct(Target):
     name = "direct"
     kinds = ("tcp", "http", "imap", "pop3")
 
-    def __init__(self, env, kind, cert=None):
-        super().__init__(env, kind, cert)
-        self.port = env.upstreams.port_for(kind)
+    def __init__(self, env, kind, cert=None, mail=None):
+        super().__init__(env, kind, cert, mail)
+        self.port = env.upstreams.port_for(kind, mail["upstream"] if mail else None)
 
 
 class Ringproxy(Target):
@@ -144,11 +207,11 @@ class Ringproxy(Target):
 
     @property
     def layer4(self):
-        return self.kind not in ("tcp", "tls")
+        return self.kind == "http"
 
     def tls_tables(self):
-        """The TOML that makes the listener terminate TLS (kind tls), else ''."""
-        if self.kind != "tls":
+        """The TOML that makes the listener terminate TLS (a certificate given), else ''."""
+        if self.cert is None:
             return ""
         crt, key = certificate_pair(self.env.run_dir, self.cert)
         # Tickets on (the default, said anyway); no ALPN, as nginx's stream server has
@@ -161,10 +224,23 @@ class Ringproxy(Target):
         e = self.env
         conf = os.path.join(e.run_dir, f"{self.name}-{self.variant}.toml")
         cpus = self.cpus()
-        render(os.path.join(TARGETS_DIR, "ringproxy-tcp.toml.in"), conf, {
-            "SHARDS": len(cpus), "CPUS": ", ".join(map(str, cpus)), "PORT": self.port,
-            "UPSTREAM_PORT": e.upstreams.port_for(self.kind), "RUN": e.run_dir,
-            "RELAY": self.relay, "TLS": self.tls_tables()})
+        values = {"SHARDS": len(cpus), "CPUS": ", ".join(map(str, cpus)), "PORT": self.port,
+                  "RUN": e.run_dir, "RELAY": self.relay, "TLS": self.tls_tables()}
+        if self.mail:
+            upstream = self.mail["upstream"]
+            values.update({
+                "PROTOCOL": self.mail_protocol, "FLAVOUR": self.mail["flavour"],
+                "LOOKUP_PORT": e.upstreams.lookup_port(upstream),
+                # No per-core route cache: every login asks lookupd (as nginx does).
+                "LOOKUP_EXTRA": "local_cache_size = 0" if self.mail["route"] == "uncached"
+                else "",
+                # Plaintext listeners: no STARTTLS (nginx's default; no certificate here).
+                "STARTTLS": "" if self.cert else 'starttls = "off"'})
+            template = "ringproxy-mail.toml.in"
+        else:
+            values["UPSTREAM_PORT"] = e.upstreams.port_for(self.kind)
+            template = "ringproxy-tcp.toml.in"
+        render(os.path.join(TARGETS_DIR, template), conf, values)
         self.proc = Proc(f"{self.name}-{self.variant}", [e.args.ringproxy, "--config", conf],
                          e.proxy_cpus, e.run_dir)
         self.pid = self.proc.pid
@@ -198,12 +274,13 @@ class Nginx(Target):
         conf = os.path.join(e.run_dir, f"nginx-{v}.conf")
         values = {"WORKERS": len(cpus), "AFFINITY": affinity, "PORT": self.port, "KIND": v,
                   "RUN": e.run_dir, "UPSTREAM_PORT": e.upstreams.port_for("tcp"),
-                  "ORIGIN_PORT": e.upstreams.ports["origin"],
-                  "IMAP_PORT": self.port, "POP3_PORT": self.port + 1}
-        if self.kind == "pop3":
-            values["IMAP_PORT"], values["POP3_PORT"] = self.port + 1, self.port
+                  "ORIGIN_PORT": e.upstreams.ports["origin"]}
         if self.kind == "tls":
             values["CERTIFICATE"], values["KEY"] = certificate_pair(e.run_dir, self.cert)
+        if self.mail:
+            values.update({"PROTOCOL": self.kind,
+                           "LOOKUP_PORT": e.upstreams.lookup_port(self.mail["upstream"]),
+                           "SSL": self.mail_ssl(), "LISTEN_SSL": "ssl" if self.cert else ""})
         render(os.path.join(TARGETS_DIR, template), conf, values)
         # Each kind (and certificate) gets its own pid file inside the template's @RUN@ dir.
         self.proc = Proc(f"nginx-{v}", [e.args.nginx, "-p", e.run_dir + "/", "-e",
@@ -212,6 +289,23 @@ class Nginx(Target):
         self.pid = self.proc.pid
         wait_listening(self.port, self.proc)
         time.sleep(0.2)  # workers up
+
+    def mail_ssl(self):
+        """imaps / pop3s: the certificate and nginx-stream-tls.conf.in's TLS settings
+        (ringproxy's versions, suites and order, tickets only), else ''."""
+        if self.cert is None:
+            return ""
+        crt, key = certificate_pair(self.env.run_dir, self.cert)
+        return "\n".join(f"    {line}" for line in (
+            f"ssl_certificate {crt};", f"ssl_certificate_key {key};",
+            "ssl_protocols TLSv1.2 TLSv1.3;",
+            "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+            "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+            "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
+            "ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+            "TLS_CHACHA20_POLY1305_SHA256;",
+            "ssl_prefer_server_ciphers on;", "ssl_ecdh_curve prime256v1:X25519:secp384r1;",
+            "ssl_session_cache off;", "ssl_session_tickets on;"))
 
 
 class Haproxy(Target):

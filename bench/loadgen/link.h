@@ -116,6 +116,28 @@ Task<bool> RecvExpected(ThreadContext* ctx, Link* link, uint64_t offset, size_t 
   co_return true;
 }
 
+// Reads the server's first line (a mail greeting) and drops it: what a mail client has
+// done before it sits in the pre-auth state. False (counted) on failure.
+template <typename Link>
+Task<bool> ReadGreeting(ThreadContext* ctx, Link* link) {
+  for (;;) {
+    IoResult r = co_await link->Receive(512, IoDeadline(ctx));
+    if (r.res == 0) {
+      ctx->stats.Error("target closed the connection before its greeting", 0);
+      co_return false;
+    }
+    if (!r.ok()) {
+      ctx->stats.Error("greeting", r.error());
+      co_return false;
+    }
+    std::span<const std::byte> got = link->Received(r.value());
+    const bool end = std::find(got.begin(), got.end(), std::byte{'\n'}) != got.end();
+    link->Consume(r.value());
+    ctx->stats.bytes_received += r.value();
+    if (end) co_return true;
+  }
+}
+
 // Sends `len` bytes of the pattern at `offset` and checks that the same come back.
 template <typename Link>
 Task<bool> Exchange(ThreadContext* ctx, Link* link, uint64_t offset, size_t len) {

@@ -27,7 +27,8 @@ namespace ringproxy::loadgen {
 class TlsClient;
 
 struct Options {
-  // bulk | idle | tcp-echo | tls-handshake | http | imap-login | pop3-login | serve
+  // bulk | idle | tcp-echo | tls-handshake | http | imap-login | pop3-login | serve |
+  // imap-serve | pop3-serve
   std::string scenario;
   SocketAddress target;
   std::string target_text;
@@ -40,8 +41,10 @@ struct Options {
   double hold_s = 5;      // idle: how long to hold the connections
   int batch = 500;        // idle: connects in flight at once
   size_t send_first = 0;  // idle: bytes sent and echoed before holding (makes a relay connect)
+  bool greeting = false;  // idle: read the server's greeting line before holding (mail)
   double rate = 0;        // open loop: operations per second in total (0: closed loop)
-  // TLS over each connection (bulk, tcp-echo, idle, tls-handshake; docs/loadgen.md)
+  // TLS over each connection (bulk, tcp-echo, idle, tls-handshake, imap-login, pop3-login;
+  // docs/loadgen.md)
   bool tls = false;
   int tls_version = 0;  // 12 or 13: only that version; 0: both
   std::string sni;      // server name sent, and checked when ca_file is set
@@ -127,6 +130,12 @@ Task<void> RunServe(ThreadContext* ctx);
 Task<void> RunHttp(ThreadContext* ctx);
 Task<void> RunImapLogin(ThreadContext* ctx);
 Task<void> RunPop3Login(ThreadContext* ctx);
+Task<void> RunImapServe(ThreadContext* ctx);
+Task<void> RunPop3Serve(ThreadContext* ctx);
+
+// The scenarios that serve (--listen) rather than load a target: serve, imap-serve,
+// pop3-serve.
+bool IsServer(std::string_view scenario);
 
 // Every scenario by name: ParseOptions checks names against it, the runner dispatches
 // on it. nullptr when there is no such scenario.

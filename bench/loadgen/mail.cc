@@ -1,8 +1,12 @@
 // imap-login and pop3-login: the login storm of a mail edge. Each operation is a
 // fresh connection: greeting, login, logout, close; latency runs from the connect (or
-// from the scheduled start, in open loop) to the server accepting the login.
+// from the scheduled start, in open loop) to the server accepting the login. With
+// --tls (IMAPS, POP3S) each connection starts with a TLS handshake, inside the latency.
+#include <memory>
+
 #include "bench/loadgen/conn.h"
 #include "bench/loadgen/loadgen.h"
+#include "bench/loadgen/tls_client.h"
 #include "core/ops.h"
 #include "core/sync.h"
 #include "fmt/format.h"
@@ -35,9 +39,46 @@ std::string Excerpt(std::string_view line) {
   return s;
 }
 
+// BufferedConn's line interface over a TLS connection (--tls): lines are copied out of
+// the stream's plaintext (a line may span records).
+class TlsLineConn {
+ public:
+  explicit TlsLineConn(ByteStream* stream) : stream_(stream) {}
+
+  Task<IoResult> ReadLine(std::string* line, size_t max, Deadline deadline) {
+    line->clear();
+    for (;;) {
+      std::span<const std::byte> p = stream_->Peek();
+      const std::string_view v(reinterpret_cast<const char*>(p.data()), p.size());
+      const size_t nl = v.find('\n');
+      const size_t take = nl == std::string_view::npos ? v.size() : nl + 1;
+      line->append(v.substr(0, take));
+      stream_->Consume(take);
+      if (nl != std::string_view::npos) {
+        line->pop_back();
+        if (!line->empty() && line->back() == '\r') line->pop_back();
+        co_return IoResult{static_cast<int32_t>(line->size())};
+      }
+      if (line->size() > max) co_return IoResult{-EPROTO};
+      IoResult r = co_await stream_->Fill(deadline);
+      if (r.res == 0) eof_ = true;
+      if (r.res <= 0) co_return r;
+    }
+  }
+  Task<IoResult> Write(std::string_view data, Deadline deadline) {
+    return WriteAll(stream_, AsBytes(data), deadline);
+  }
+  bool eof() const { return eof_; }
+
+ private:
+  ByteStream* stream_;
+  bool eof_ = false;
+};
+
 // Reads lines until the one tagged `tag`; returns it (or an error text).
-Task<bool> ReadTagged(ThreadContext* ctx, BufferedConn* conn, std::string_view tag,
-                      std::string_view what, std::string* line) {
+template <typename Conn>
+Task<bool> ReadTagged(ThreadContext* ctx, Conn* conn, std::string_view tag, std::string_view what,
+                      std::string* line) {
   for (;;) {
     IoResult r = co_await conn->ReadLine(line, kLineMax, IoDeadline(ctx));
     if (conn->eof()) {
@@ -56,7 +97,8 @@ Task<bool> ReadTagged(ThreadContext* ctx, BufferedConn* conn, std::string_view t
 }
 
 // One IMAP session on a fresh connection; false when it failed (counted already).
-Task<bool> ImapSession(ThreadContext* ctx, BufferedConn* conn, std::string user, std::string pass,
+template <typename Conn>
+Task<bool> ImapSession(ThreadContext* ctx, Conn* conn, std::string user, std::string pass,
                        int64_t intended, std::string* line) {
   IoResult r = co_await conn->ReadLine(line, kLineMax, IoDeadline(ctx));
   if (!r.ok() || conn->eof() || line->rfind("* OK", 0) != 0) {
@@ -66,7 +108,8 @@ Task<bool> ImapSession(ThreadContext* ctx, BufferedConn* conn, std::string user,
     co_return false;
   }
   std::string login = fmt::format("a LOGIN {} {}\r\n", Quoted(user), Quoted(pass));
-  if (!(co_await conn->Write(login, IoDeadline(ctx))).ok()) {
+  const IoResult sent = co_await conn->Write(login, IoDeadline(ctx));
+  if (!sent.ok()) {
     ctx->stats.Error("imap login: send failed", 0);
     co_return false;
   }
@@ -78,7 +121,8 @@ Task<bool> ImapSession(ThreadContext* ctx, BufferedConn* conn, std::string user,
   }
   ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
   static constexpr std::string_view kLogout = "b LOGOUT\r\n";
-  if (!(co_await conn->Write(kLogout, IoDeadline(ctx))).ok()) {
+  const IoResult logout = co_await conn->Write(kLogout, IoDeadline(ctx));
+  if (!logout.ok()) {
     ctx->stats.Error("imap logout: send failed", 0);
     co_return false;
   }
@@ -91,10 +135,12 @@ Task<bool> ImapSession(ThreadContext* ctx, BufferedConn* conn, std::string user,
 }
 
 // One POP3 exchange: send `command`, expect a +OK line.
-Task<bool> Pop3Step(ThreadContext* ctx, BufferedConn* conn, std::string_view command,
-                    std::string_view what, std::string* line) {
+template <typename Conn>
+Task<bool> Pop3Step(ThreadContext* ctx, Conn* conn, std::string_view command, std::string_view what,
+                    std::string* line) {
   if (!command.empty()) {
-    if (!(co_await conn->Write(command, IoDeadline(ctx))).ok()) {
+    const IoResult sent = co_await conn->Write(command, IoDeadline(ctx));
+    if (!sent.ok()) {
       ctx->stats.Error(fmt::format("pop3 {}: send failed", what), 0);
       co_return false;
     }
@@ -116,7 +162,8 @@ Task<bool> Pop3Step(ThreadContext* ctx, BufferedConn* conn, std::string_view com
   co_return true;
 }
 
-Task<bool> Pop3Session(ThreadContext* ctx, BufferedConn* conn, std::string user, std::string pass,
+template <typename Conn>
+Task<bool> Pop3Session(ThreadContext* ctx, Conn* conn, std::string user, std::string pass,
                        int64_t intended, std::string* line) {
   if (!co_await Pop3Step(ctx, conn, "", "greeting", line)) co_return false;
   if (!co_await Pop3Step(ctx, conn, fmt::format("USER {}\r\n", user), "user", line)) {
@@ -131,6 +178,32 @@ Task<bool> Pop3Session(ThreadContext* ctx, BufferedConn* conn, std::string user,
   co_return quit;
 }
 
+// One login over `conn` (IMAP or POP3); false when it failed (counted already).
+template <typename Conn>
+Task<bool> Session(ThreadContext* ctx, Conn* conn, bool imap, std::string user, std::string pass,
+                   int64_t intended, std::string* line) {
+  bool ok;  // not ?: with co_await in the arms (core/task.h)
+  if (imap) {
+    ok = co_await ImapSession(ctx, conn, std::move(user), std::move(pass), intended, line);
+  } else {
+    ok = co_await Pop3Session(ctx, conn, std::move(user), std::move(pass), intended, line);
+  }
+  co_return ok;
+}
+
+// --tls: the handshake (offering the slot's session with --resume), the login, close.
+Task<bool> TlsSession(ThreadContext* ctx, UniqueFd fd, int slot, bool imap, std::string user,
+                      std::string pass, int64_t intended, std::string* line) {
+  std::unique_ptr<TlsConnection> tls = co_await ctx->tls->Handshake(ctx, std::move(fd), slot);
+  if (tls == nullptr) co_return false;  // counted by Handshake
+  TlsLineConn conn(&tls->stream());
+  const bool ok =
+      co_await Session(ctx, &conn, imap, std::move(user), std::move(pass), intended, line);
+  if (ok && ctx->options->resume) ctx->tls->KeepSession(tls.get(), slot);
+  co_await tls->Close();
+  co_return ok;
+}
+
 Task<void> Logins(ThreadContext* ctx, int index, uint64_t* remaining, bool imap, Gate::Holder) {
   Pacer pacer(ctx, index);
   uint64_t n = static_cast<uint64_t>(ctx->index) * 1000003u + static_cast<uint64_t>(index) * 7919u;
@@ -143,15 +216,16 @@ Task<void> Logins(ThreadContext* ctx, int index, uint64_t* remaining, bool imap,
       co_await Sleep(Deadline::AfterMs(10));
       continue;
     }
-    conn.Reset(std::move(fd));
     auto [user, pass] = UserFor(*ctx->options, n++);
-    bool ok;  // not ?: with co_await in the arms (core/task.h)
-    if (imap) {
-      ok = co_await ImapSession(ctx, &conn, std::move(user), std::move(pass), intended, &line);
+    bool ok;
+    if (ctx->tls != nullptr) {
+      ok = co_await TlsSession(ctx, std::move(fd), index, imap, std::move(user), std::move(pass),
+                               intended, &line);
     } else {
-      ok = co_await Pop3Session(ctx, &conn, std::move(user), std::move(pass), intended, &line);
+      conn.Reset(std::move(fd));
+      ok = co_await Session(ctx, &conn, imap, std::move(user), std::move(pass), intended, &line);
+      conn.Reset(UniqueFd{});  // closed now, as the session ends
     }
-    conn.Reset(UniqueFd{});  // closed now, as the session ends
     if (ok) ++ctx->stats.ops;
   }
 }

@@ -23,6 +23,8 @@ std::string Usage() {
          "  tls-handshake  connect, TLS handshake, echo one --size message (default 16),\n"
          "            close; one operation per handshake (implies --tls)\n"
          "  serve     run an echo server (splice) on --listen, for benchmarks and tests\n"
+         "  imap-serve, pop3-serve  a scripted mail server on --listen that accepts every\n"
+         "            login (the fast upstream of the mail benchmarks)\n"
          "options:\n"
          "  --target HOST:PORT      where to connect (all scenarios but serve)\n"
          "  --listen HOST:PORT      where to listen (serve)\n"
@@ -35,10 +37,11 @@ std::string Usage() {
          "  --hold S                idle: seconds to hold (default 5)\n"
          "  --batch N               idle: connects in flight at once (default 500)\n"
          "  --send-first BYTES      idle: bytes to exchange before holding (default 0)\n"
+         "  --greeting              idle: read the server's greeting line before holding\n"
          "  --rate R                open loop: R operations/s in total; latency is measured\n"
          "                          from each operation's scheduled start (default: closed loop)\n"
          "  --connect-timeout S     (default 5)   --io-timeout S (default 10)\n"
-         "TLS (bulk, tcp-echo, idle, tls-handshake):\n"
+         "TLS (bulk, tcp-echo, idle, tls-handshake, imap-login, pop3-login):\n"
          "  --tls                 TLS over each connection (no verification without --ca)\n"
          "  --tls-version V       1.2 or 1.3 only (default: both allowed)\n"
          "  --sni NAME            server name to send (and to verify with --ca)\n"
@@ -82,9 +85,10 @@ absl::Status CheckTlsOptions(const Options& o) {
     return absl::OkStatus();
   }
   if (o.scenario != "bulk" && o.scenario != "tcp-echo" && o.scenario != "idle" &&
-      o.scenario != "tls-handshake") {
-    return absl::InvalidArgumentError(
-        fmt::format("--tls is for bulk, tcp-echo, idle and tls-handshake, not {}", o.scenario));
+      o.scenario != "tls-handshake" && o.scenario != "imap-login" && o.scenario != "pop3-login") {
+    return absl::InvalidArgumentError(fmt::format(
+        "--tls is for bulk, tcp-echo, idle, tls-handshake, imap-login and pop3-login, not {}",
+        o.scenario));
   }
   if (!o.ca_file.empty() && o.sni.empty()) {
     return absl::InvalidArgumentError("--ca needs --sni: the name the certificate must carry");
@@ -105,9 +109,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   }
   for (int i = 2; i < argc; ++i) {
     std::string_view flag = argv[i];
-    // The two options without a value.
-    if (flag == "--tls" || flag == "--resume") {
-      (flag == "--tls" ? o.tls : o.resume) = true;
+    // The options without a value.
+    if (flag == "--tls" || flag == "--resume" || flag == "--greeting") {
+      (flag == "--tls" ? o.tls : flag == "--resume" ? o.resume : o.greeting) = true;
       continue;
     }
     if (i + 1 >= argc) return absl::InvalidArgumentError(fmt::format("{} needs a value", flag));
@@ -202,17 +206,22 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
     }
     if (!ok) return absl::InvalidArgumentError(fmt::format("bad value for {}: '{}'", flag, value));
   }
-  if (o.scenario == "serve") {
+  if (IsServer(o.scenario)) {
     if (!duration_given) o.duration_s = 0;  // serve until a signal
-    if (o.listen.size() == 0) return absl::InvalidArgumentError("serve needs --listen HOST:PORT");
+    if (o.listen.size() == 0) {
+      return absl::InvalidArgumentError(fmt::format("{} needs --listen HOST:PORT", o.scenario));
+    }
   } else if (o.target.size() == 0) {
     return absl::InvalidArgumentError(fmt::format("{} needs --target HOST:PORT", o.scenario));
   }
-  if (o.duration_s <= 0 && o.count == 0 && o.scenario != "idle" && o.scenario != "serve") {
+  if (o.duration_s <= 0 && o.count == 0 && o.scenario != "idle" && !IsServer(o.scenario)) {
     return absl::InvalidArgumentError("give --duration > 0 or --count > 0");
   }
   if (o.rate > 0 && o.pipeline > 1) {
     return absl::InvalidArgumentError("--rate (open loop) and --pipeline > 1 do not mix");
+  }
+  if (o.greeting && o.scenario != "idle") {
+    return absl::InvalidArgumentError("--greeting is for idle");
   }
   if (o.host.empty()) o.host = o.target_text;
   if (o.scenario == "tls-handshake") {

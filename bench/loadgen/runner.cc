@@ -195,9 +195,16 @@ Task<void> RunThread(ThreadContext* ctx, ScenarioFn scenario) {
 
 ScenarioFn FindScenario(std::string_view name) {
   static constexpr std::pair<std::string_view, ScenarioFn> kScenarios[] = {
-      {"bulk", RunBulk},   {"tcp-echo", RunTcpEcho},           {"idle", RunIdle},
-      {"http", RunHttp},   {"imap-login", RunImapLogin},       {"pop3-login", RunPop3Login},
-      {"serve", RunServe}, {"tls-handshake", RunTlsHandshake},
+      {"bulk", RunBulk},
+      {"tcp-echo", RunTcpEcho},
+      {"idle", RunIdle},
+      {"http", RunHttp},
+      {"imap-login", RunImapLogin},
+      {"pop3-login", RunPop3Login},
+      {"serve", RunServe},
+      {"imap-serve", RunImapServe},
+      {"pop3-serve", RunPop3Serve},
+      {"tls-handshake", RunTlsHandshake},
   };
   for (const auto& [n, fn] : kScenarios) {
     if (n == name) return fn;
@@ -219,7 +226,7 @@ int RunLoadgen(const Options& o) {
                      : o.count / o.threads + (i < static_cast<int>(o.count % o.threads) ? 1 : 0);
     contexts.push_back(std::move(ctx));
   }
-  const bool serve = o.scenario == "serve";
+  const bool serve = IsServer(o.scenario);
   absl::StatusOr<SignalFd> signals = SignalFd::Create({SIGINT, SIGTERM});
   Measured m;
   control.start_ns = MonotonicNowNs() + 50'000'000;
@@ -259,7 +266,8 @@ int RunLoadgen(const Options& o) {
   }
   if (serve) {
     while (control.threads_ready.load() < o.threads) usleep(1000);
-    fprintf(stderr, "loadgen: echo server on %s with %d threads\n", o.listen_text.c_str(),
+    fprintf(stderr, "loadgen: %s on %s with %d threads\n",
+            o.scenario == "serve" ? "echo server" : o.scenario.c_str(), o.listen_text.c_str(),
             o.threads);
     // Until SIGINT/SIGTERM, or for --duration seconds when one was given.
     const int64_t stop_at = o.duration_s > 0
@@ -296,7 +304,8 @@ int RunLoadgen(const Options& o) {
   Stats total;
   for (auto& ctx : contexts) total.Merge(ctx->stats);
   if (serve) {
-    fprintf(stderr, "loadgen: echo server served %lu connections\n",
+    fprintf(stderr, "loadgen: %s served %lu connections\n",
+            o.scenario == "serve" ? "echo server" : o.scenario.c_str(),
             static_cast<unsigned long>(total.connects));
     return total.errors_total() == 0 ? 0 : 3;
   }

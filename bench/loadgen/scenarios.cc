@@ -3,6 +3,7 @@
 // (bench/loadgen/link.h: one body for both); every failure is counted by kind in Stats.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -139,15 +140,18 @@ struct IdleState {
   std::vector<std::unique_ptr<TlsConnection>> tls_conns;  // --tls
 };
 
-// One idle connection: opened (TLS: handshake done), the first bytes exchanged, kept.
+// One idle connection: opened (TLS: handshake done), the greeting read (--greeting),
+// the first bytes exchanged, kept.
 Task<void> OpenIdle(ThreadContext* ctx, IdleState* state, int slot) {
   UniqueFd fd = co_await ConnectTarget(ctx);
   if (!fd.valid()) co_return;
   const size_t n = ctx->options->send_first;
+  const bool greeting = ctx->options->greeting;
   if (ctx->tls == nullptr) {
-    if (n > 0) {
-      SocketLink link(fd.get(), n);
-      if (!co_await Exchange(ctx, &link, 0, n)) co_return;
+    if (greeting || n > 0) {
+      SocketLink link(fd.get(), std::max<size_t>(n, 512));
+      if (greeting && !co_await ReadGreeting(ctx, &link)) co_return;
+      if (n > 0 && !co_await Exchange(ctx, &link, 0, n)) co_return;
     }
     ++ctx->stats.opened;
     state->fds.push_back(std::move(fd));
@@ -156,10 +160,9 @@ Task<void> OpenIdle(ThreadContext* ctx, IdleState* state, int slot) {
   std::unique_ptr<TlsConnection> conn = co_await ctx->tls->Handshake(ctx, std::move(fd), slot);
   if (conn == nullptr) co_return;
   bool ok = true;
-  if (n > 0) {
-    StreamLink link(&conn->stream(), ctx);
-    ok = co_await Exchange(ctx, &link, 0, n);
-  }
+  StreamLink link(&conn->stream(), ctx);
+  if (greeting) ok = co_await ReadGreeting(ctx, &link);
+  if (ok && n > 0) ok = co_await Exchange(ctx, &link, 0, n);
   if (!ok) {
     co_await conn->Close();
     co_return;

@@ -1,6 +1,10 @@
-// `loadgen serve`: an echo server for benchmarks and tests. Bytes come back through a
-// pipe by splice, so the upstream side of a benchmark costs little CPU and never
-// touches the data. One SO_REUSEPORT listener per thread.
+// The load generator's servers, upstreams for benchmarks and tests; one SO_REUSEPORT
+// listener per thread:
+//  * `loadgen serve`: an echo server. Bytes come back through a pipe by splice, so the
+//    upstream side of a benchmark costs little CPU and never touches the data.
+//  * `loadgen imap-serve` / `pop3-serve`: a scripted mail server that accepts every
+//    login (bench/loadgen/mail_script.h), so that a mail benchmark measures the proxy
+//    and not the mail server's login.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -9,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "bench/loadgen/loadgen.h"
+#include "bench/loadgen/mail_script.h"
 #include "core/accept_stream.h"
 #include "core/log.h"
 #include "core/ops.h"
@@ -59,15 +64,41 @@ Task<void> EchoConnection(int raw_fd, PipePool* pipes, std::set<int>* live,
   live->erase(raw_fd);
 }
 
+// One mail session: the greeting, then each chunk received fed to the script and its
+// replies sent, until the script closes (LOGOUT / QUIT) or the peer does.
+Task<void> MailConnection(int raw_fd, ScriptedMailServer::Protocol protocol, std::set<int>* live,
+                          Gate::Holder /*holder*/) {
+  UniqueFd fd(raw_fd);
+  live->insert(raw_fd);
+  ScriptedMailServer script(protocol);
+  std::string out(script.Greeting());
+  std::string in;  // received and not consumed yet (a partial line)
+  std::byte chunk[2048];
+  for (;;) {
+    if (!out.empty()) {
+      IoResult w = co_await SendAll(fd.get(), AsBytes(out), Deadline::AfterMs(10'000));
+      if (!w.ok()) break;
+      out.clear();
+    }
+    if (script.closing()) break;
+    IoResult r = co_await Recv(fd.get(), chunk, Deadline::Never());
+    if (r.res <= 0) break;
+    in.append(reinterpret_cast<const char*>(chunk), r.value());
+    in.erase(0, script.Feed(in, &out));
+  }
+  live->erase(raw_fd);
+}
+
 Task<void> StopWatcher(RunControl* control, AcceptStream* stream, std::set<int>* live) {
   while (!control->stop.load()) co_await Sleep(Deadline::AfterMs(50));
   stream->RequestStop();
   for (int fd : *live) Reactor::Current()->CancelFd(fd);
 }
 
-}  // namespace
-
-Task<void> RunServe(ThreadContext* ctx) {
+// Accepts on --listen until the run stops; `serve(fd, live, holder)` makes each
+// connection's task, which keeps its descriptor in `live` while it runs.
+template <typename Serve>
+Task<void> AcceptLoop(ThreadContext* ctx, Serve serve) {
   absl::StatusOr<UniqueFd> listener = ListenTcp(ctx->options->listen, ListenOptions{4096, true});
   if (!listener.ok()) {
     ctx->stats.Error(std::string(MessageOf(listener.status())), 0);
@@ -76,7 +107,6 @@ Task<void> RunServe(ThreadContext* ctx) {
   }
   ctx->control->threads_ready.fetch_add(1);
   std::set<int> live;
-  PipePool pipes(kPipeSize, 256);
   Gate gate;
   AcceptStream stream(listener->get());
   Spawn(StopWatcher(ctx->control, &stream, &live));
@@ -89,12 +119,41 @@ Task<void> RunServe(ThreadContext* ctx) {
       continue;
     }
     ++ctx->stats.connects;
-    Spawn(EchoConnection(r.res, &pipes, &live, gate.Enter()));
+    Spawn(serve(r.res, &live, gate.Enter()));
   }
   co_await stream.Stop();
   for (int fd = stream.TryTake(); fd >= 0; fd = stream.TryTake()) close(fd);
   for (int fd : live) Reactor::Current()->CancelFd(fd);
   co_await gate.Wait();
+}
+
+Task<void> RunMailServe(ThreadContext* ctx, ScriptedMailServer::Protocol protocol) {
+  auto serve = [protocol](int fd, std::set<int>* live, Gate::Holder holder) {
+    return MailConnection(fd, protocol, live, std::move(holder));
+  };
+  co_await AcceptLoop(ctx, serve);
+}
+
+}  // namespace
+
+bool IsServer(std::string_view scenario) {
+  return scenario == "serve" || scenario == "imap-serve" || scenario == "pop3-serve";
+}
+
+Task<void> RunServe(ThreadContext* ctx) {
+  PipePool pipes(kPipeSize, 256);
+  auto serve = [&pipes](int fd, std::set<int>* live, Gate::Holder holder) {
+    return EchoConnection(fd, &pipes, live, std::move(holder));
+  };
+  co_await AcceptLoop(ctx, serve);
+}
+
+Task<void> RunImapServe(ThreadContext* ctx) {
+  co_await RunMailServe(ctx, ScriptedMailServer::Protocol::kImap);
+}
+
+Task<void> RunPop3Serve(ThreadContext* ctx) {
+  co_await RunMailServe(ctx, ScriptedMailServer::Protocol::kPop3);
 }
 
 }  // namespace ringproxy::loadgen

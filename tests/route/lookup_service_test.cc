@@ -69,6 +69,37 @@ TEST(LookupServiceTest, WebByVirtualHostAndById) {
   EXPECT_EQ(i.port, 8443);
 }
 
+// Stock nginx's auth_http request (ngx_mail_auth_http_module): the client's mechanism
+// as Auth-Method, no X-Proxy-IP; routed like "username", the answer in the fields nginx
+// reads (Auth-Server, Auth-Port, Auth-User as the login it sends upstream).
+TEST(LookupServiceTest, StockNginxMethodsRouteLikeUsername) {
+  auto dir = Dir();
+  for (const char* method : {"plain", "login"}) {
+    Decision d = Ask(*dir, std::string("Auth-Method: ") + method +
+                               "\r\nAuth-User: jd\r\nAuth-Pass: secret\r\n"
+                               "Auth-Protocol: imap\r\nAuth-Login-Attempt: 1\r\n"
+                               "Client-IP: 127.0.0.1\r\nClient-Host: [UNAVAILABLE]\r\n");
+    ASSERT_TRUE(d.ok) << method << ": " << d.status;
+    EXPECT_EQ(d.user, "john@example.com") << method;
+    EXPECT_EQ(d.server, "127.0.0.1") << method;
+    EXPECT_EQ(d.port, 7143) << method;
+    EXPECT_TRUE(d.auth_pass.empty()) << method;  // no token: nginx keeps the client's
+  }
+  Decision pop = Ask(*dir,
+                     "Auth-Method: plain\r\nAuth-User: user7\r\nAuth-Pass: x\r\n"
+                     "Auth-Protocol: pop3\r\nClient-IP: 127.0.0.1\r\n");
+  ASSERT_TRUE(pop.ok) << pop.status;
+  EXPECT_EQ(pop.user, "user7@example.com");
+  EXPECT_EQ(pop.port, 7110);
+  // Mechanisms whose Auth-Pass is a digest to check (apop, cram-md5) stay refused:
+  // lookupd checks no passwords.
+  Decision apop = Ask(*dir,
+                      "Auth-Method: apop\r\nAuth-User: jd\r\nAuth-Pass: d41d8cd9\r\n"
+                      "Auth-Salt: <1.2@x>\r\nAuth-Protocol: pop3\r\n");
+  EXPECT_FALSE(apop.ok);
+  EXPECT_EQ(apop.status, "unsupported Auth-Method apop");
+}
+
 TEST(LookupServiceTest, Refusals) {
   auto dir = Dir();
   Decision nf =
