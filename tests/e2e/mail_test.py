@@ -491,6 +491,39 @@ def imap_500_concurrent_sessions_fetch_byte_exact():
         check(oks == threads * per_thread, f"{oks} successful logins audited")
 
 
+@test
+def imap_route_naming_a_host_is_resolved():
+    with Mail() as m:
+        for _ in range(2):  # the second login finds the name in the shard's cache
+            c = imap_client(m.imap)
+            typ, _ = c.login("host@example.com", mail_env.USERS["host@example.com"])
+            check(typ == "OK", "login routed to 'localhost'")
+            c.select("INBOX")
+            c.logout()
+        a = m.audit_lines()[-1]
+        check(a["upstream"] == f"localhost:{env().imap_port}" and a["result"] == "ok",
+              f"audit: {a}")
+        check(a["route"] == "local", f"the second login's route came from {a['route']}")
+
+
+@test
+def imap_and_pop3_with_tls_to_the_mailbox_server():
+    with Mail(upstream_tls=True) as m:
+        c = imap_client(m.imap)
+        check(c.login(JOHN, JOHN_PW)[0] == "OK", "login over TLS to Dovecot's IMAPS port")
+        check_seeded(fetch_all(c))
+        c.logout()
+        c = poplib.POP3("127.0.0.1", m.pop3, timeout=20)
+        c.user(JOHN)
+        c.pass_(JOHN_PW)
+        _, lines, _ = c.retr(1)
+        check(b"\r\n".join(lines) + b"\r\n" == mail_env.message(1), "RETR over upstream TLS")
+        c.quit()
+        ups = [a["upstream"] for a in m.audit_lines()]
+        check(ups == [f"127.0.0.1:{env().imaps_port}", f"127.0.0.1:{env().pop3s_port}"],
+              f"routes asked for imapssl/pop3ssl: {ups}")
+
+
 # --- POP3 ------------------------------------------------------------------------------
 
 @test
