@@ -46,23 +46,11 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
   if (host.empty()) {
     return absl::InvalidArgumentError(fmt::format("bad address '{}': empty host", text));
   }
+  if (std::optional<SocketAddress> literal = FromNumeric(host, static_cast<uint16_t>(port))) {
+    return *literal;
+  }
   SocketAddress out;
   std::string host_str(host);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage_);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage_);
-  if (inet_pton(AF_INET, host_str.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    out.size_ = sizeof(sockaddr_in);
-    return out;
-  }
-  memset(&out.storage_, 0, sizeof(out.storage_));
-  if (inet_pton(AF_INET6, host_str.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    out.size_ = sizeof(sockaddr_in6);
-    return out;
-  }
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_family = AF_UNSPEC;
@@ -75,11 +63,7 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
   memcpy(&out.storage_, res->ai_addr, res->ai_addrlen);
   out.size_ = res->ai_addrlen;
   freeaddrinfo(res);
-  if (out.family() == AF_INET) {
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-  } else {
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-  }
+  out.set_port(static_cast<uint16_t>(port));
   return out;
 }
 
@@ -109,6 +93,14 @@ std::span<const uint8_t> SocketAddress::host_bytes() const {
     return {reinterpret_cast<const uint8_t*>(&a->sin6_addr), 16};
   }
   return {};
+}
+
+void SocketAddress::set_port(uint16_t port) {
+  if (family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&storage_)->sin_port = htons(port);
+  } else if (family() == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&storage_)->sin6_port = htons(port);
+  }
 }
 
 std::string SocketAddress::HostString() const {

@@ -62,6 +62,7 @@ class SocketAddress {
   static constexpr socklen_t capacity() { return sizeof(sockaddr_storage); }
   int family() const { return storage_.ss_family; }
   uint16_t port() const;
+  void set_port(uint16_t port);
   // The address bytes without the port (4 or 16 bytes); for hashing.
   std::span<const uint8_t> host_bytes() const;
   std::string ToString() const;    // "1.2.3.4:80" / "[::1]:80"

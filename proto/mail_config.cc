@@ -73,8 +73,7 @@ ExtensionPtr ReadMail(ConfigTable& t, MailProtocol protocol, bool implicit_tls) 
     s->imap.capabilities = caps;
     s->pop3.capabilities = caps;
   }
-  bool b = true;
-  b = s->imap.auth_plain;
+  bool b = s->imap.auth_plain;
   t.Bool("auth_plain", &b);
   s->imap.auth_plain = s->pop3.auth_plain = b;
   b = s->imap.auth_login;

@@ -135,6 +135,8 @@ class MailSession final : public SessionBase {
   // session is stopped.
   Task<void> Hold(int64_t ms);
   std::string RefusedText(const Credentials& c) const;
+  // The user throttle refused: IMAP "* BYE <msg>" and the tagged NO, POP3 "-ERR <msg>".
+  std::string UserThrottledText(std::string_view message, const Credentials& c) const;
   std::string InternalErrorText() const;
   std::string_view LookupProtocol() const;
   Task<void> Audit(AuditRecord* record, int64_t start_ns);
@@ -182,6 +184,11 @@ std::string MailSession::RefusedText(const Credentials& c) const {
   }
   return c.mechanism == Mechanism::kLogin ? "-ERR LOGIN failed\r\n"
                                           : "-ERR authentication failed: LOGIN failed\r\n";
+}
+
+std::string MailSession::UserThrottledText(std::string_view message, const Credentials& c) const {
+  if (imap()) return fmt::format("* BYE {}\r\n{}", message, RefusedText(c));
+  return fmt::format("-ERR {}\r\n", message);
 }
 
 std::string MailSession::InternalErrorText() const {
@@ -371,10 +378,7 @@ Task<AttemptEnd> MailSession::Login(Credentials* credentials, int attempt) {
              route.account);
       audit.result = "user_throttled";
       co_await Audit(&audit, start_ns);
-      std::string text = imap()
-                             ? fmt::format("* BYE {}\r\n{}", d.message, RefusedText(*credentials))
-                             : fmt::format("-ERR {}\r\n", d.message);
-      co_await Reply(std::move(text));
+      co_await Reply(UserThrottledText(d.message, *credentials));
       co_return AttemptEnd::kDone;
     }
   }
@@ -476,10 +480,7 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
                listener_->name, peer_.ToString(), route->account, d.count);
         audit->result = "user_throttled";
         co_await Audit(audit, start_ns);
-        std::string text = imap()
-                               ? fmt::format("* BYE {}\r\n{}", d.message, RefusedText(*credentials))
-                               : fmt::format("-ERR {}\r\n", d.message);
-        co_await Reply(std::move(text));
+        co_await Reply(UserThrottledText(d.message, *credentials));
       }
     }
     if (allowed && !stopped_) {

@@ -63,18 +63,14 @@ int StartDetached(const std::shared_ptr<Job>& job) {
   return rc;
 }
 
-SocketAddress WithPort(SocketAddress a, uint16_t port) {
-  std::optional<SocketAddress> out = SocketAddress::FromNumeric(a.HostString(), port);
-  return out ? *out : a;
-}
-
 }  // namespace
 
 HostAnswer HostResolver::Answer(const Entry& e, uint16_t port, bool cached) {
   HostAnswer a;
   a.cached = cached;
   a.error = e.error;
-  for (const SocketAddress& s : e.addresses) a.addresses.push_back(WithPort(s, port));
+  a.addresses = e.addresses;
+  for (SocketAddress& s : a.addresses) s.set_port(port);
   return a;
 }
 
