@@ -60,6 +60,11 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
     return absl::InvalidArgumentError(
         fmt::format("bad address '{}': cannot resolve '{}': {}", text, host, gai_strerror(rc)));
   }
+  if (res->ai_addrlen > sizeof(out.storage_)) {
+    freeaddrinfo(res);
+    return absl::InvalidArgumentError(
+        fmt::format("bad address '{}': '{}' is not an IPv4 or IPv6 address", text, host));
+  }
   memcpy(&out.storage_, res->ai_addr, res->ai_addrlen);
   out.size_ = res->ai_addrlen;
   freeaddrinfo(res);

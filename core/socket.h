@@ -59,8 +59,8 @@ class SocketAddress {
   sockaddr* mutable_get() { return reinterpret_cast<sockaddr*>(&storage_); }
   socklen_t size() const { return size_; }
   socklen_t* mutable_size() { return &size_; }
-  static constexpr socklen_t capacity() { return sizeof(sockaddr_storage); }
-  int family() const { return storage_.ss_family; }
+  static constexpr socklen_t capacity() { return sizeof(Storage); }
+  int family() const { return storage_.sa.sa_family; }
   uint16_t port() const;
   void set_port(uint16_t port);
   // The address bytes without the port (4 or 16 bytes); for hashing.
@@ -72,7 +72,14 @@ class SocketAddress {
   bool operator==(const SocketAddress& o) const;
 
  private:
-  sockaddr_storage storage_{};
+  // IPv4 and IPv6 only: 28 bytes, not sockaddr_storage's 128. Every session frame,
+  // parked connections included, holds its peer's.
+  union Storage {
+    sockaddr sa;
+    sockaddr_in in4;
+    sockaddr_in6 in6;
+  };
+  Storage storage_{};
   socklen_t size_ = 0;
 };
 

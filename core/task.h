@@ -24,13 +24,19 @@ namespace ringproxy {
 namespace internal {
 
 struct PromiseBase {
+  // Who resumes when this task ends; null for a spawned task, which frees itself.
   std::coroutine_handle<> continuation = std::noop_coroutine();
 
   struct FinalAwaiter {
     bool await_ready() noexcept { return false; }
     template <typename Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
-      return h.promise().continuation;
+      std::coroutine_handle<> next = h.promise().continuation;
+      if (!next) {
+        h.destroy();
+        return std::noop_coroutine();
+      }
+      return next;
     }
     void await_resume() noexcept {}
   };
@@ -99,6 +105,7 @@ class [[nodiscard]] Task {
   }
 
  private:
+  friend void Spawn(Task<void> task);
   explicit Task(Handle h) : handle_(h) {}
   void Destroy() {
     if (handle_) handle_.destroy();
@@ -107,26 +114,16 @@ class [[nodiscard]] Task {
   Handle handle_;
 };
 
-namespace internal {
-
-// A coroutine that owns itself: it runs eagerly and its frame is freed at the end.
-struct DetachedTask {
-  struct promise_type {
-    DetachedTask get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
-
-inline DetachedTask RunDetached(Task<void> task) { co_await std::move(task); }
-
-}  // namespace internal
-
 // Starts `task` now, on the calling thread; it runs until its first suspension and
 // then continues from the reactor. The caller must keep whatever it references alive
 // (use a Gate to know when it has finished).
-inline void Spawn(Task<void> task) { internal::RunDetached(std::move(task)); }
+// The task's own frame is all it costs: no wrapper coroutine (one allocation per
+// session, not two).
+inline void Spawn(Task<void> task) {
+  RP_CHECK(task.handle_);
+  Task<void>::Handle h = std::exchange(task.handle_, {});
+  h.promise().continuation = nullptr;
+  h.resume();
+}
 
 }  // namespace ringproxy

@@ -32,6 +32,7 @@ struct MailListenerSettings : ConfigExtension {
   int64_t auth_wait_ms = 10'000;         // zimbraReverseProxyAuthWaitInterval
   bool pass_errors = true;               // zimbraReverseProxyPassErrors
   bool login_retry = false;              // another LOGIN on the same connection
+  std::string greeting_line;             // "* OK ...\r\n" / "+OK ...\r\n"
   // "imap" / "pop3", what the throttle counts and the lookup is asked for ("imapssl"
   // / "pop3ssl" with TLS to the upstream).
   std::string_view name() const { return protocol == MailProtocol::kImap ? "imap" : "pop3"; }

@@ -89,6 +89,39 @@ Task<void> ResolveDetached(SnapshotRef snapshot, ResolveRequest request,
   pending->done.Set();
 }
 
+bool IsImap(const ListenerConfig* listener) {
+  return static_cast<const MailListenerSettings*>(listener->protocol_settings.get())->protocol ==
+         MailProtocol::kImap;
+}
+
+std::string InternalErrorLine(bool imap) {
+  return imap ? "* BAD internal server error\r\n" : "-ERR internal server error\r\n";
+}
+
+// Admission before the greeting: the route stack must exist and the IP throttle must
+// allow the client. Returns the line that refuses it, or "" to greet it.
+Task<std::string> Refusal(ShardServices* services, ShardSnapshot* snapshot,
+                          const ListenerConfig* listener, const SocketAddress* peer) {
+  const bool imap = IsImap(listener);
+  RouteStack* routes = snapshot->routes.get();
+  if (routes == nullptr) {
+    // The config check requires [lookup]; a shard that could not build it says so.
+    RP_LOG(kError, "{}: client {}: no route stack on this shard; closing", listener->name,
+           peer->ToString());
+    co_return InternalErrorLine(imap);
+  }
+  if (routes->throttle() == nullptr) co_return "";
+  const auto* settings =
+      static_cast<const MailListenerSettings*>(listener->protocol_settings.get());
+  ThrottleDecision d =
+      co_await routes->throttle()->CheckIp(std::string(settings->name()), peer->HostString());
+  if (d.allowed()) co_return "";
+  services->metrics->mail_throttled.Add();
+  RP_LOG(kInfo, "{}: client {}: IP throttled ({} logins in the window)", listener->name,
+         peer->ToString(), d.count);
+  co_return fmt::format("{} {}\r\n", imap ? "* BYE" : "-ERR", d.message);
+}
+
 // How a login attempt ended for the session.
 enum class AttemptEnd : uint8_t { kDone, kRetry };
 
@@ -96,14 +129,17 @@ class StartTlsUpgrader;
 
 class MailSession final : public SessionBase {
  public:
+  // `greeted`: the connection was parked (admitted, greeted, then idle until its first
+  // byte); the session starts at the dialogue.
   MailSession(ShardServices* services, SnapshotRef snapshot, const ListenerConfig* listener, int fd,
-              SocketAddress peer)
+              SocketAddress peer, bool greeted)
       : services_(services),
         snapshot_(std::move(snapshot)),
         listener_(listener),
         settings_(static_cast<const MailListenerSettings*>(listener->protocol_settings.get())),
         peer_(peer),
-        client_(UniqueFd(fd), services->buffers) {}
+        client_(UniqueFd(fd), services->buffers),
+        greeted_(greeted) {}
 
   void Stop() override {
     if (stopped_) return;
@@ -158,6 +194,7 @@ class MailSession final : public SessionBase {
   PendingRoute* pending_route_ = nullptr;
   bool holding_ = false;
   bool relayed_ = false;
+  bool greeted_;
 };
 
 // STARTTLS / STLS: the listener's certificates on the client's plain stream.
@@ -191,9 +228,7 @@ std::string MailSession::UserThrottledText(std::string_view message, const Crede
   return fmt::format("-ERR {}\r\n", message);
 }
 
-std::string MailSession::InternalErrorText() const {
-  return imap() ? "* BAD internal server error\r\n" : "-ERR internal server error\r\n";
-}
+std::string MailSession::InternalErrorText() const { return InternalErrorLine(imap()); }
 
 std::string_view MailSession::LookupProtocol() const {
   const bool ssl = listener_->extensions.Get<TlsUpstreamConfig>(kUpstreamTlsTable) != nullptr;
@@ -258,7 +293,6 @@ Task<PreauthEnd> MailSession::Preauth(Credentials* credentials, bool greet) {
 
 Task<void> MailSession::Run() {
   ShardMetrics& metrics = *services_->metrics;
-  metrics.connections_active.Add();
   const int64_t start_ns = MonotonicNowNs();
   client_ip_ = peer_.HostString();
   SocketAddress local;
@@ -267,33 +301,22 @@ Task<void> MailSession::Run() {
     local_ip_ = local.HostString();
   }
   bool ok = true;
-  if (settings_->implicit_tls) {
-    ok = co_await AcceptTls(services_, snapshot_.get(), listener_, &client_, peer_, &stopped_,
-                            &client_tls_);
-    if (ok) down_ = client_tls_.get();
-  }
-  RouteStack* routes = snapshot_->routes.get();
-  if (ok && routes == nullptr) {
-    // The config check requires [lookup]; a shard that could not build it says so.
-    RP_LOG(kError, "{}: client {}: no route stack on this shard; closing", listener_->name,
-           peer_.ToString());
-    co_await Reply(InternalErrorText());
-    ok = false;
-  }
-  if (ok && !stopped_ && routes->throttle() != nullptr) {
-    ThrottleDecision d =
-        co_await routes->throttle()->CheckIp(std::string(settings_->name()), client_ip_);
-    if (!d.allowed() && !stopped_) {
-      metrics.mail_throttled.Add();
-      RP_LOG(kInfo, "{}: client {}: IP throttled ({} logins in the window)", listener_->name,
-             peer_.ToString(), d.count);
-      co_await Reply(fmt::format("{} {}\r\n", imap() ? "* BYE" : "-ERR", d.message));
-      ok = false;
+  if (!greeted_) {
+    // Implicit TLS: admission is said inside TLS, so after the handshake.
+    if (settings_->implicit_tls) {
+      ok = co_await AcceptTls(services_, snapshot_.get(), listener_, &client_, peer_, &stopped_,
+                              &client_tls_);
+      if (ok) down_ = client_tls_.get();
+    }
+    if (ok && !stopped_) {
+      std::string refusal = co_await Refusal(services_, snapshot_.get(), listener_, &peer_);
+      if (!refusal.empty() && !stopped_) co_await Reply(std::move(refusal));
+      ok = refusal.empty();
     }
   }
   std::string end_text = "closed";
   if (ok && !stopped_) {
-    bool greet = true;
+    bool greet = !greeted_;
     for (int attempt = 1;; ++attempt) {
       Credentials credentials;
       PreauthEnd end = co_await Preauth(&credentials, greet);
@@ -312,7 +335,6 @@ Task<void> MailSession::Run() {
   if (!relayed_) shutdown(client_.fd(), SHUT_WR);
   co_await down_->Quiesce();
   if (down_ != &client_) co_await client_.Quiesce();
-  metrics.connections_active.Sub();
   RP_LOG(kDebug, "{}: client {}: session ended ({}) after {} ms", listener_->name, peer_.ToString(),
          end_text, (MonotonicNowNs() - start_ns) / 1'000'000);
 }
@@ -548,12 +570,110 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
   co_return end;
 }
 
+// A mail connection as the shard's session list sees it. Between the greeting and the
+// first byte of a plain listener's client it is all there is ("parked"): no session
+// object, no dialogue, no buffer, one poll. An edge holds many such idle connections.
+class MailConnection final : public SessionBase {
+ public:
+  explicit MailConnection(int fd) : fd_(fd) {}
+  void Stop() override {
+    if (stopped_) return;
+    stopped_ = true;
+    if (session_ != nullptr) {
+      session_->Stop();
+    } else {
+      Reactor::Current()->CancelFd(fd_);
+    }
+  }
+
+  int fd_;
+  bool stopped_ = false;
+  MailSession* session_ = nullptr;
+};
+
+// A plain listener's admission and greeting (the slow path: a throttle to ask, or a
+// greeting the socket did not take at once). Its own frame, gone before the
+// connection parks. False: the connection has ended.
+Task<bool> Greet(ShardServices* services, ShardSnapshot* snapshot, const ListenerConfig* listener,
+                 int fd, const SocketAddress* peer, const bool* stopped, size_t sent) {
+  const auto* settings =
+      static_cast<const MailListenerSettings*>(listener->protocol_settings.get());
+  std::string refusal;
+  if (sent == 0) refusal = co_await Refusal(services, snapshot, listener, peer);
+  if (*stopped) co_return false;
+  std::string_view text = refusal.empty() ? settings->greeting_line : refusal;
+  IoResult w = co_await SendAll(fd, AsBytes(text.substr(refusal.empty() ? sent : 0)),
+                                Deadline::AfterMs(listener->send_timeout_ms));
+  co_return w.ok() && refusal.empty() && !*stopped;
+}
+
+// Sends the greeting now when nothing needs asking first (no IP throttle): a new
+// socket's send buffer takes it whole, so the common case allocates nothing that
+// would outlive the accept and fragment the heap between parked connections.
+// Returns the bytes sent; 0 when the slow path must run from the start.
+size_t GreetNow(ShardSnapshot* snapshot, const MailListenerSettings* settings, int fd) {
+  if (snapshot->routes == nullptr || snapshot->routes->throttle() != nullptr) return 0;
+  const std::string& line = settings->greeting_line;
+  ssize_t n = send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+// The pre-auth timeout of a parked connection: the dialogue's autologout line.
+Task<void> Autologout(const ListenerConfig* listener, int fd) {
+  std::string_view text = IsImap(listener) ? imap::AutologoutLine() : pop3::AutologoutLine();
+  IoResult w = co_await SendAll(fd, AsBytes(text), Deadline::AfterMs(listener->send_timeout_ms));
+  (void)w;
+}
+
 Task<void> MailSessionEntry(ShardServices* services, SnapshotRef snapshot,
                             const ListenerConfig* listener, int client_fd, SocketAddress peer,
                             Gate::Holder /*holder*/) {
-  MailSession session(services, std::move(snapshot), listener, client_fd, peer);
-  SessionRegistration registration(services->sessions, &session);
-  co_await session.Run();
+  ShardMetrics& metrics = *services->metrics;
+  metrics.connections_active.Add();
+  MailConnection connection(client_fd);
+  SessionRegistration registration(services->sessions, &connection);
+  const auto* settings =
+      static_cast<const MailListenerSettings*>(listener->protocol_settings.get());
+  bool parked = false;
+  if (!settings->implicit_tls) {
+    // Everything that lives across this wait is in this frame; keep it small.
+    const int64_t start_ns = MonotonicNowNs();
+    const size_t sent = GreetNow(snapshot.get(), settings, client_fd);
+    bool greeted = sent == settings->greeting_line.size();
+    if (!greeted) {
+      greeted = co_await Greet(services, snapshot.get(), listener, client_fd, &peer,
+                               &connection.stopped_, sent);
+    }
+    IoResult r{-ECANCELED};
+    if (greeted) {
+      const int64_t idle_ms =
+          IsImap(listener) ? settings->imap.idle_timeout_ms : settings->pop3.idle_timeout_ms;
+      r = co_await Poll(client_fd, POLLIN | POLLRDHUP, Deadline::AfterMs(idle_ms));
+    }
+    parked = greeted && r.ok() && (r.res & POLLIN) != 0;
+    if (!parked) {
+      if (greeted && r.timed_out()) co_await Autologout(listener, client_fd);
+      if (connection.stopped_) metrics.sessions_stopped.Add();
+      shutdown(client_fd, SHUT_WR);
+      close(client_fd);
+      metrics.connections_active.Sub();
+      RP_LOG(kDebug, "{}: client {}: session ended ({}) after {} ms", listener->name,
+             peer.ToString(),
+             !greeted        ? "not greeted"
+             : r.timed_out() ? "timeout"
+             : r.cancelled() ? "stopped"
+                             : "closed",
+             (MonotonicNowNs() - start_ns) / 1'000'000);
+      co_return;
+    }
+  }
+  auto session = std::make_unique<MailSession>(services, std::move(snapshot), listener, client_fd,
+                                               peer, parked);
+  connection.session_ = session.get();
+  if (connection.stopped_) session->Stop();
+  co_await session->Run();
+  connection.session_ = nullptr;
+  metrics.connections_active.Sub();
 }
 
 }  // namespace

@@ -137,7 +137,7 @@ std::optional<PreauthEnd> Dialogue::Bad(std::string_view tag, std::string_view t
 }
 
 Task<PreauthEnd> Dialogue::Run(bool greet) {
-  if (greet) Reply("* OK " + settings_.greeting + "\r\n");
+  if (greet) Reply(GreetingLine(settings_));
   for (;;) {
     const bool flushed = co_await FlushOut();
     if (!flushed) co_return end_;
@@ -405,6 +405,12 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
 }
 
 }  // namespace
+
+std::string GreetingLine(const PreauthSettings& settings) {
+  return "* OK " + settings.greeting + "\r\n";
+}
+
+std::string_view AutologoutLine() { return kBye; }
 
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
                             TlsUpgrader* upgrader, Credentials* credentials, bool greet) {

@@ -56,10 +56,16 @@ using mail::TlsUpgrader;
 
 using mail::PreauthEnd;
 
-// Runs the dialogue on *stream (without the greeting when `greet` is false: another
-// login on a connection whose first one failed) (replaced by the TLS stream after STARTTLS). `tls`
-// says whether the stream is already TLS (an IMAPS listener); `upgrader` may be null when STARTTLS
-// cannot be offered.
+// The greeting line, and the line that ends a session idle past the pre-auth timeout:
+// a parked connection (greeted, waiting for its first command) says them without a
+// dialogue.
+std::string GreetingLine(const PreauthSettings& settings);
+std::string_view AutologoutLine();
+
+// Runs the dialogue on *stream (without the greeting when `greet` is false: the
+// connection was greeted while parked, or its first login failed) (replaced by the TLS stream after
+// STARTTLS). `tls` says whether the stream is already TLS (an IMAPS listener); `upgrader` may be
+// null when STARTTLS cannot be offered.
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
                             TlsUpgrader* upgrader, Credentials* credentials, bool greet = true);
 

@@ -93,7 +93,7 @@ Task<bool> Dialogue::NextLine(std::string* line, PreauthEnd* end) {
       *end = PreauthEnd::kClientClosed;
       break;
     case ReadStatus::kTimeout:
-      Reply("-ERR autologout; idle for too long\r\n");
+      Reply(AutologoutLine());
       *end = PreauthEnd::kTimeout;
       break;
     case ReadStatus::kStopped:
@@ -135,7 +135,7 @@ std::string Dialogue::Capabilities() const {
 }
 
 Task<PreauthEnd> Dialogue::Run(bool greet) {
-  if (greet) Reply("+OK " + settings_.greeting + "\r\n");
+  if (greet) Reply(GreetingLine(settings_));
   for (;;) {
     const bool flushed = co_await FlushOut();
     if (!flushed) co_return end_;
@@ -319,6 +319,12 @@ Task<std::optional<PreauthEnd>> Dialogue::Auth(std::string mechanism, std::strin
 }
 
 }  // namespace
+
+std::string GreetingLine(const PreauthSettings& settings) {
+  return "+OK " + settings.greeting + "\r\n";
+}
+
+std::string_view AutologoutLine() { return "-ERR autologout; idle for too long\r\n"; }
 
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
                             mail::TlsUpgrader* upgrader, Credentials* credentials, bool greet) {

@@ -33,6 +33,11 @@ struct PreauthSettings {
   int64_t send_timeout_ms = 60'000;
 };
 
+// The greeting line, and the line that ends a session idle past the pre-auth timeout
+// (see imap::GreetingLine).
+std::string GreetingLine(const PreauthSettings& settings);
+std::string_view AutologoutLine();
+
 Task<mail::PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
                                   mail::TlsUpgrader* upgrader, mail::Credentials* credentials,
                                   bool greet = true);

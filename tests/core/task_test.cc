@@ -110,5 +110,34 @@ TEST(TaskTest, EventWakesItsWaiter) {
   EXPECT_EQ(RunUntilComplete(*reactor, WaitEvent()), 7);
 }
 
+// Counts live instances: a spawned task's frame holds one until the frame is freed.
+struct Alive {
+  explicit Alive(int* n) : n_(n) { ++*n_; }
+  ~Alive() { --*n_; }
+  int* n_;
+};
+
+Task<void> Holds(int* alive, bool suspend) {
+  Alive a(alive);
+  if (suspend) co_await Nop();
+}
+
+Task<int> SpawnBoth(int* alive) {
+  Spawn(Holds(alive, false));
+  EXPECT_EQ(*alive, 0) << "a task that finished at once was not freed";
+  Spawn(Holds(alive, true));
+  EXPECT_EQ(*alive, 1);
+  co_await Nop();
+  co_await Nop();
+  co_return *alive;
+}
+
+TEST(TaskTest, SpawnedTasksFreeTheirFrames) {
+  auto reactor = testing::MakeReactor();
+  int alive = 0;
+  EXPECT_EQ(RunUntilComplete(*reactor, SpawnBoth(&alive)), 0)
+      << "a task that suspended was not freed when it ended";
+}
+
 }  // namespace
 }  // namespace ringproxy

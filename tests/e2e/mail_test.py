@@ -9,6 +9,7 @@ import os
 import poplib
 import re
 import socket
+import struct
 import ssl
 import subprocess
 import sys
@@ -681,6 +682,37 @@ def no_fd_leak_over_1000_failed_logins():
         check(not errors, f"{len(errors)} errors: {errors[:3]}")
         harness.wait_until(lambda: open_fds(m.proxy.pid) <= before + 2, timeout=10,
                            what=f"fds back to {before} (now {open_fds(m.proxy.pid)})")
+
+
+@test
+def parked_connections_that_leave_are_closed():
+    # Greeted and silent connections are parked (no session yet); each way of leaving
+    # (FIN, RST, FIN with a command already sent) must free them, and a parked one
+    # that speaks must still get a full session.
+    with Mail() as m:
+        before = open_fds(m.proxy.pid)
+        socks = []
+        for port in (m.imap, m.pop3):
+            for _ in range(100):
+                s = raw(port)
+                read_until(s, rb"(\* OK|\+OK) .*\r\n")
+                socks.append(s)
+        check(open_fds(m.proxy.pid) >= before + 200, "the parked connections are not held")
+        for i, s in enumerate(socks):
+            if i % 3 == 0:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif i % 3 == 1:
+                s.sendall(b"a NOOP\r\n" if i < 100 else b"NOOP\r\n")
+            s.close()
+        harness.wait_until(lambda: open_fds(m.proxy.pid) <= before + 2, timeout=10,
+                           what=f"fds back to {before} (now {open_fds(m.proxy.pid)})")
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        time.sleep(0.3)
+        s.sendall(f'l LOGIN "{JOHN}" "{JOHN_PW}"\r\nc CAPABILITY\r\n'.encode())
+        got = read_until(s, rb"c OK.*\r\n")
+        check(b"l OK" in got, f"a parked connection that spoke: {got!r}")
+        s.close()
 
 
 @test
