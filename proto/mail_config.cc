@@ -129,6 +129,7 @@ ExtensionPtr ReadMail(ConfigTable& t, MailProtocol protocol, bool implicit_tls) 
     }
   }
   t.Bool("literal_login", &s->imap_login.literal_login);
+  t.Bool("pipeline_login", &s->imap_login.pipeline);
   s->greeting_line = imap ? imap::GreetingLine(s->imap) : pop3::GreetingLine(s->pop3);
   return s;
 }

@@ -1,5 +1,7 @@
 #include "proto/imap/upstream_login.h"
 
+#include <algorithm>
+
 #include "core/ascii.h"
 #include "core/bounded_reader.h"
 #include "proto/imap/string_writer.h"
@@ -29,7 +31,12 @@ class Exchange {
   Task<bool> Tagged(std::string* line);
   // Waits for "+" (a continuation); false, with the tagged refusal or a stream end.
   Task<bool> Continuation();
-  std::string IdCommand() const;
+  // Reads to both tagged replies of a pipelined ID and login, in either order.
+  Task<bool> BothTagged(std::string* id_line, std::string* login_line);
+  std::string IdCommand(std::string_view tag) const;
+  // The whole login command when the mechanism and the server's capabilities let it
+  // go in one write; "" when it takes continuations.
+  std::string OneWriteLogin(std::string_view capabilities) const;
 
   ByteStream* upstream_;
   const UpstreamLoginSettings& settings_;
@@ -86,9 +93,77 @@ Task<bool> Exchange::Continuation() {
   }
 }
 
-std::string Exchange::IdCommand() const {
+Task<bool> Exchange::BothTagged(std::string* id_line, std::string* login_line) {
+  const std::string id_prefix = request_.credentials->tag + ".ID ";
+  const std::string prefix = request_.credentials->tag + " ";
+  id_line->clear();
+  login_line->clear();
+  while (id_line->empty() || login_line->empty()) {
+    std::string line;
+    const bool got = co_await Line(&line);
+    if (!got) co_return false;
+    if (line.starts_with(id_prefix)) {
+      *id_line = std::move(line);
+    } else if (line.starts_with(prefix)) {
+      *login_line = std::move(line);
+    } else if (StartsWithIgnoreCase(line, "* OK [ALERT]")) {
+      outcome_.alerts += line + "\r\n";
+    }
+  }
+  co_return true;
+}
+
+// The capability list of a greeting's response code ("* OK [CAPABILITY a b] text").
+std::string_view GreetingCapabilities(std::string_view greeting) {
+  constexpr std::string_view kCode = "[CAPABILITY ";
+  std::string_view rest = greeting.substr(std::min<size_t>(greeting.size(), 5));  // "* OK "
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  if (!StartsWithIgnoreCase(rest, kCode)) return {};
+  rest.remove_prefix(kCode.size());
+  const size_t end = rest.find(']');
+  return end == std::string_view::npos ? std::string_view() : rest.substr(0, end);
+}
+
+bool HasCapability(std::string_view list, std::string_view name) {
+  while (!list.empty()) {
+    const size_t space = list.find(' ');
+    if (EqualsIgnoreCase(list.substr(0, space), name)) return true;
+    if (space == std::string_view::npos) break;
+    list.remove_prefix(space + 1);
+  }
+  return false;
+}
+
+std::string Exchange::OneWriteLogin(std::string_view capabilities) const {
   const mail::Credentials& c = *request_.credentials;
-  std::string out = c.tag + " ID (";
+  if (c.mechanism == mail::Mechanism::kAuthenticatePlain) {
+    if (!HasCapability(capabilities, "SASL-IR")) return "";
+    return c.tag + " AUTHENTICATE PLAIN " +
+           mail::UpstreamPlainResponse(c, request_.login, request_.authzid_login) + "\r\n";
+  }
+  if (!settings_.literal_login) {
+    std::string command = c.tag + " LOGIN ";
+    AppendQuoted(request_.login, &command);
+    command += " ";
+    AppendQuoted(c.password, &command);
+    return command + "\r\n";
+  }
+  constexpr size_t kLiteralMinusMax = 4096;  // RFC 7888
+  const bool plus =
+      HasCapability(capabilities, "LITERAL+") ||
+      (HasCapability(capabilities, "LITERAL-") && request_.login.size() <= kLiteralMinusMax &&
+       c.password.size() <= kLiteralMinusMax);
+  if (!plus) return "";
+  std::string command = c.tag + " LOGIN ";
+  AppendLiteralHeader(request_.login.size(), true, &command);
+  command += request_.login + " ";
+  AppendLiteralHeader(c.password.size(), true, &command);
+  return command + c.password + "\r\n";
+}
+
+std::string Exchange::IdCommand(std::string_view tag) const {
+  const mail::Credentials& c = *request_.credentials;
+  std::string out = std::string(tag) + " ID (";
   if (settings_.flavour == Flavour::kDovecot) {
     AppendQuoted("x-originating-ip", &out);
     out += " ";
@@ -136,55 +211,69 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
     outcome_.status = Status::kBadGreeting;
     co_return outcome_;
   }
+  if (c.mechanism != mail::Mechanism::kAuthenticatePlain && !settings_.literal_login &&
+      (!CanQuote(request_.login) || !CanQuote(c.password))) {
+    outcome_.status = Status::kProtocolError;  // only literals can carry these
+    co_return outcome_;
+  }
+  const std::string one_write = OneWriteLogin(GreetingCapabilities(greeting));
+  const bool with_id = settings_.flavour != Flavour::kPlain;
+  const bool pipelined = with_id && settings_.pipeline && !one_write.empty();
   std::string line;
-  if (settings_.flavour != Flavour::kPlain) {
-    const bool sent = co_await Send(IdCommand());
+  if (pipelined) {
+    const bool sent = co_await Send(IdCommand(c.tag + ".ID") + one_write);
     if (!sent) co_return outcome_;
+    std::string id_line;
+    const bool both = co_await BothTagged(&id_line, &line);
+    if (!both) co_return outcome_;
+    if (!StartsWithIgnoreCase(std::string_view(id_line).substr(c.tag.size() + 4), "OK")) {
+      outcome_.status = Status::kIdFailed;
+      outcome_.reply_line = id_line + "\r\n";
+      co_return outcome_;
+    }
+  } else {
+    if (with_id) {
+      const bool sent = co_await Send(IdCommand(c.tag));
+      if (!sent) co_return outcome_;
+      const bool tagged = co_await Tagged(&line);
+      if (!tagged) co_return outcome_;
+      if (!StartsWithIgnoreCase(std::string_view(line).substr(c.tag.size() + 1), "OK")) {
+        outcome_.status = Status::kIdFailed;
+        outcome_.reply_line = line + "\r\n";
+        co_return outcome_;
+      }
+    }
+    if (!one_write.empty()) {
+      const bool sent = co_await Send(one_write);
+      if (!sent) co_return outcome_;
+    } else if (c.mechanism == mail::Mechanism::kAuthenticatePlain) {
+      const bool sent = co_await Send(c.tag + " AUTHENTICATE PLAIN\r\n");
+      if (!sent) co_return outcome_;
+      const bool go_on = co_await Continuation();
+      if (!go_on) co_return outcome_;
+      std::string response = mail::UpstreamPlainResponse(c, request_.login, request_.authzid_login);
+      const bool sent_response = co_await Send(response + "\r\n");
+      if (!sent_response) co_return outcome_;
+    } else {
+      // Synchronising literals: the server has not said it takes LITERAL+.
+      std::string first = c.tag + " LOGIN ";
+      AppendLiteralHeader(request_.login.size(), false, &first);
+      const bool sent = co_await Send(first);
+      if (!sent) co_return outcome_;
+      const bool go_on = co_await Continuation();
+      if (!go_on) co_return outcome_;
+      std::string second = request_.login + " ";
+      AppendLiteralHeader(c.password.size(), false, &second);
+      const bool sent_login = co_await Send(second);
+      if (!sent_login) co_return outcome_;
+      const bool go_on_again = co_await Continuation();
+      if (!go_on_again) co_return outcome_;
+      const bool sent_password = co_await Send(c.password + "\r\n");
+      if (!sent_password) co_return outcome_;
+    }
     const bool tagged = co_await Tagged(&line);
     if (!tagged) co_return outcome_;
-    if (!StartsWithIgnoreCase(std::string_view(line).substr(c.tag.size() + 1), "OK")) {
-      outcome_.status = Status::kIdFailed;
-      outcome_.reply_line = line + "\r\n";
-      co_return outcome_;
-    }
   }
-  if (c.mechanism == mail::Mechanism::kAuthenticatePlain) {
-    const bool sent = co_await Send(c.tag + " AUTHENTICATE PLAIN\r\n");
-    if (!sent) co_return outcome_;
-    const bool go_on = co_await Continuation();
-    if (!go_on) co_return outcome_;
-    std::string response = mail::UpstreamPlainResponse(c, request_.login, request_.authzid_login);
-    const bool sent_response = co_await Send(response + "\r\n");
-    if (!sent_response) co_return outcome_;
-  } else if (settings_.literal_login) {
-    std::string first = c.tag + " LOGIN ";
-    AppendLiteralHeader(request_.login.size(), false, &first);
-    const bool sent = co_await Send(first);
-    if (!sent) co_return outcome_;
-    const bool go_on = co_await Continuation();
-    if (!go_on) co_return outcome_;
-    std::string second = request_.login + " ";
-    AppendLiteralHeader(c.password.size(), false, &second);
-    const bool sent_login = co_await Send(second);
-    if (!sent_login) co_return outcome_;
-    const bool go_on_again = co_await Continuation();
-    if (!go_on_again) co_return outcome_;
-    const bool sent_password = co_await Send(c.password + "\r\n");
-    if (!sent_password) co_return outcome_;
-  } else {
-    if (!CanQuote(request_.login) || !CanQuote(c.password)) {
-      outcome_.status = Status::kProtocolError;  // only literals can carry these
-      co_return outcome_;
-    }
-    std::string command = c.tag + " LOGIN ";
-    AppendQuoted(request_.login, &command);
-    command += " ";
-    AppendQuoted(c.password, &command);
-    const bool sent = co_await Send(command + "\r\n");
-    if (!sent) co_return outcome_;
-  }
-  const bool tagged = co_await Tagged(&line);
-  if (!tagged) co_return outcome_;
   outcome_.reply_line = line + "\r\n";
   outcome_.status = StartsWithIgnoreCase(std::string_view(line).substr(c.tag.size() + 1), "OK")
                         ? Status::kOk

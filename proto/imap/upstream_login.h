@@ -1,8 +1,14 @@
 // Logging the client in on its mailbox server (spec §4.2, "upstream login sequence"):
 // check the greeting, send ID as the upstream's flavour wants it, then LOGIN (with
-// synchronising literals, or quoted) or AUTHENTICATE PLAIN as the canonical account,
-// under the client's own tag, so the upstream's tagged reply can go to the client as it
-// is. Untagged [ALERT] lines are collected for the client; nothing else is parsed.
+// literals, or quoted) or AUTHENTICATE PLAIN as the canonical account, under the
+// client's own tag, so the upstream's tagged reply can go to the client as it is.
+// Untagged [ALERT] lines are collected for the client; nothing else is parsed.
+//
+// Round trips are what a login costs on both ends, so where the greeting's
+// [CAPABILITY] allows, fewer than Zimbra's nginx makes: literals are non-synchronising
+// (LITERAL+, or LITERAL- up to 4,096 bytes), AUTHENTICATE PLAIN carries its response
+// (SASL-IR), and a login that is then one write goes out with the ID (`pipeline`): ID
+// under the tag "<tag>.ID", so that each reply is known by its tag whatever the order.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +33,9 @@ struct UpstreamLoginSettings {
   int64_t timeout_ms = 30'000;  // each read and write
   size_t line_bytes_max = 8192;
   std::string via_name = "ringproxy";  // X-VIA: "...,<local ip>(<via_name>)"
+  // When the login fits one write (quoted, LITERAL+/LITERAL- literals, SASL-IR), send
+  // ID and the login together, ID under its own tag, instead of waiting for ID's reply.
+  bool pipeline = true;
 };
 
 struct UpstreamLoginRequest {

@@ -69,6 +69,7 @@ class ScriptedStream final : public ByteStream {
   Task<IoResult> Write(std::span<const std::byte> data, Deadline /*deadline*/) override {
     if (aborted_) co_return IoResult{-ECANCELED};
     written_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    ++writes_;
     co_return IoResult{static_cast<int32_t>(data.size())};
   }
   IoResult WriteNow(std::span<const std::byte> /*data*/) override { return {-EAGAIN}; }
@@ -87,6 +88,7 @@ class ScriptedStream final : public ByteStream {
   const std::string& written() const { return written_; }
   bool write_shut() const { return write_shut_; }
   int fills() const { return fills_; }
+  int writes() const { return writes_; }
   // The memory Peek() points into, to tell a zero-copy view from a copy.
   const std::string& current() const { return current_; }
 
@@ -98,6 +100,7 @@ class ScriptedStream final : public ByteStream {
   bool aborted_ = false;
   bool write_shut_ = false;
   int fills_ = 0;
+  int writes_ = 0;
 };
 
 }  // namespace ringproxy::testing

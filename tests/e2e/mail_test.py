@@ -449,9 +449,9 @@ def imap_idle_survives_a_quiet_minute():
         time.sleep(65)
         c.send(b"DONE\r\n")
         line = c.readline()
-        while not line.startswith(tag):
+        while line and not line.startswith(tag):
             line = c.readline()
-        check(b"OK" in line, f"IDLE end: {line!r}")
+        check(b"OK" in line, f"IDLE end: {line!r} (empty: the connection closed)")
         check(c.noop()[0] == "OK", "NOOP after IDLE")
         c.logout()
 

@@ -57,12 +57,69 @@ TEST_F(UpstreamLoginTest, ZimbraIdWithoutAClientId) {
   credentials_.client_name.clear();
   credentials_.client_version.clear();
   settings_.literal_login = false;
+  settings_.pipeline = false;  // Zimbra's order: ID's reply before the login is sent
   ScriptedStream up({"* OK ready\r\n", "a1 OK ID done\r\n", "a1 OK Logged in\r\n"});
   EXPECT_EQ(Run(&up).status, UpstreamLoginStatus::kOk);
   EXPECT_EQ(up.written(),
             "a1 ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" \"ZCS\" \"version\" "
             "\"Unknown Version\" \"X-VIA\" \"192.0.2.10(ringproxy)\")\r\n"
             "a1 LOGIN \"john@example.com\" \"secret\"\r\n");
+}
+
+TEST_F(UpstreamLoginTest, LiteralPlusLoginGoesWithTheIdInOneWrite) {
+  // Replies in the other order, an alert between them: each is known by its tag.
+  ScriptedStream up({"* OK [CAPABILITY IMAP4rev1 ID literal+ SASL-IR] ready\r\n",
+                     "a1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n",
+                     "* OK [ALERT] quota nearly full\r\n* ID NIL\r\na1.ID OK ID done\r\n"});
+  UpstreamLoginOutcome o = Run(&up);
+  EXPECT_EQ(o.status, UpstreamLoginStatus::kOk);
+  EXPECT_EQ(up.writes(), 1);
+  EXPECT_EQ(up.written(),
+            "a1.ID ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" \"Thunderbird\" "
+            "\"version\" \"115\" \"X-VIA\" \"Thunderbird/115,192.0.2.10(ringproxy)\")\r\n"
+            "a1 LOGIN {16+}\r\njohn@example.com {6+}\r\nsecret\r\n");
+  EXPECT_EQ(o.reply_line, "a1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n");
+  EXPECT_EQ(o.alerts, "* OK [ALERT] quota nearly full\r\n");
+}
+
+TEST_F(UpstreamLoginTest, WithoutPipeliningLiteralPlusStillSavesTheContinuations) {
+  settings_.pipeline = false;
+  settings_.flavour = Flavour::kDovecot;
+  ScriptedStream up({"* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n", "a1 OK ID done\r\n",
+                     "a1 OK Logged in\r\n"});
+  EXPECT_EQ(Run(&up).status, UpstreamLoginStatus::kOk);
+  EXPECT_EQ(up.writes(), 2);
+  EXPECT_EQ(up.written(),
+            "a1 ID (\"x-originating-ip\" \"198.51.100.7\")\r\n"
+            "a1 LOGIN {16+}\r\njohn@example.com {6+}\r\nsecret\r\n");
+}
+
+TEST_F(UpstreamLoginTest, LiteralMinusOnlyUpTo4096Bytes) {
+  settings_.flavour = Flavour::kPlain;
+  ScriptedStream small({"* OK [CAPABILITY IMAP4rev1 LITERAL-] ready\r\n", "a1 OK in\r\n"});
+  EXPECT_EQ(Run(&small).status, UpstreamLoginStatus::kOk);
+  EXPECT_EQ(small.written(), "a1 LOGIN {16+}\r\njohn@example.com {6+}\r\nsecret\r\n");
+  credentials_.password = std::string(4097, 'p');
+  ScriptedStream big(
+      {"* OK [CAPABILITY IMAP4rev1 LITERAL-] ready\r\n", "+ go\r\n", "+ go\r\n", "a1 OK in\r\n"});
+  EXPECT_EQ(Run(&big).status, UpstreamLoginStatus::kOk);
+  EXPECT_EQ(big.written(),
+            "a1 LOGIN {16}\r\njohn@example.com {4097}\r\n" + credentials_.password + "\r\n");
+}
+
+TEST_F(UpstreamLoginTest, SaslIrPlainGoesWithTheIdAndARefusedIdFailsTheLogin) {
+  settings_.flavour = Flavour::kDovecot;
+  credentials_.mechanism = mail::Mechanism::kAuthenticatePlain;
+  ScriptedStream up({"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] Dovecot ready.\r\n",
+                     "a1.ID BAD no\r\na1 OK Logged in\r\n"});
+  UpstreamLoginOutcome o = Run(&up);
+  EXPECT_EQ(o.status, UpstreamLoginStatus::kIdFailed);
+  EXPECT_EQ(o.reply_line, "a1.ID BAD no\r\n");
+  EXPECT_EQ(up.writes(), 1);
+  EXPECT_EQ(up.written(),
+            "a1.ID ID (\"x-originating-ip\" \"198.51.100.7\")\r\n"
+            "a1 AUTHENTICATE PLAIN " +
+                B64(std::string("\0john@example.com\0secret", 24)) + "\r\n");
 }
 
 TEST_F(UpstreamLoginTest, DovecotIdAndAuthenticatePlainRefused) {
