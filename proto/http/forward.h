@@ -1,0 +1,53 @@
+// The heads a proxy sends on (RFC 9110 §7.6, RFC 9112 §6): written from the parsed
+// heads of head.h, never copied from the wire, so what one hop accepted is what the
+// next hop reads. Hop-by-hop fields are dropped (Connection and every field it names,
+// Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Trailer, and Upgrade unless the
+// connection becomes a tunnel); the framing is written from what the proxy will send;
+// requests carry the client's identity (X-Forwarded-For, X-Real-IP, Forwarded,
+// X-Forwarded-Proto, X-Request-ID), whose incoming values are kept only from a trusted
+// peer. Pure; not wired: no session calls it yet (issue 10's HTTP proxy will).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "proto/http/head.h"
+
+namespace ringproxy::http {
+
+struct ForwardRequest {
+  std::string_view target;          // origin-form, after any rewrite
+  std::string_view host;            // the Host to send
+  BodyKind body = BodyKind::kNone;  // kNone, kLength or kChunked, as the proxy sends it
+  uint64_t content_length = 0;
+  bool upgrade = false;              // asks for a tunnel: Upgrade kept, "Connection: upgrade"
+  std::string_view client_ip;        // the TCP peer
+  bool trusted_peer = false;         // a configured trusted proxy: its forwarding fields are kept
+  std::string_view scheme = "http";  // the client's: "http" or "https"
+  std::string_view request_id;       // "" for none
+};
+
+// The request head for the upstream: "<method> <target> HTTP/1.1", Host, the end-to-end
+// fields in their order, the framing and the identity fields.
+//  - X-Forwarded-For: the trusted peer's list with the peer appended; else the peer.
+//  - X-Real-IP: from a trusted peer with a list, the last address in it (the client as
+//    that proxy saw it); else the peer.
+//  - Forwarded: `for=<peer>;proto=<scheme>` appended to a trusted peer's, else alone.
+//  - X-Forwarded-Proto and X-Request-ID: ours, replacing any incoming.
+void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::string* out);
+
+struct ForwardResponse {
+  BodyKind body = BodyKind::kNone;  // as the proxy sends it to the client
+  uint64_t content_length = 0;
+  int client_version_minor = 1;  // an HTTP/1.0 client needs "Connection: keep-alive"
+  bool keep_alive = true;        // the client connection stays open after this response
+  bool upgrade = false;          // a 101 that makes the connection a tunnel
+};
+
+// The response head for the client: "HTTP/1.1 <status> <reason>", the end-to-end
+// fields in their order, the framing (a kNone response keeps the upstream's
+// Content-Length: a HEAD's or 304's describes the representation), Connection.
+void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::string* out);
+
+}  // namespace ringproxy::http

@@ -1,0 +1,168 @@
+// The heads a proxy sends on (proto/http/forward.h): hop-by-hop fields dropped, the
+// framing written from what is sent, the identity fields for trusted and untrusted
+// peers, tunnels, and what the next hop parses back.
+#include "proto/http/forward.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace ringproxy::http {
+namespace {
+
+RequestHead ParseRequest(std::string_view text) {  // views into `text`
+  RequestParser p;
+  RequestHead h;
+  EXPECT_EQ(p.Parse(text, &h), ParseStatus::kDone) << p.error() << "\n" << text;
+  return h;
+}
+
+TEST(ForwardTest, RequestDropsHopByHopAndWritesItsOwnFramingAndIdentity) {
+  const std::string text =
+      "POST /a?b HTTP/1.1\r\nHost: mail.example.com\r\nConnection: close, X-Secret\r\n"
+      "X-Secret: 1\r\nKeep-Alive: 300\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n"
+      "Trailer: X-T\r\nUpgrade: h2c\r\nAccept: */*\r\nX-Forwarded-For: 6.6.6.6\r\n"
+      "X-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
+      "X-Request-ID: spoofed\r\nTransfer-Encoding: chunked\r\nCookie: a=b\r\n\r\n";
+  const RequestHead in = ParseRequest(text);
+  ForwardRequest f;
+  f.target = "/rewritten?b";
+  f.host = "mbox1.internal:8080";
+  f.body = BodyKind::kLength;
+  f.content_length = 42;
+  f.client_ip = "198.51.100.7";
+  f.scheme = "https";
+  f.request_id = "r-1";
+  std::string out;
+  WriteRequestHead(in, f, &out);
+  EXPECT_EQ(out,
+            "POST /rewritten?b HTTP/1.1\r\nHost: mbox1.internal:8080\r\nAccept: */*\r\n"
+            "Cookie: a=b\r\nContent-Length: 42\r\nX-Forwarded-For: 198.51.100.7\r\n"
+            "X-Real-IP: 198.51.100.7\r\nForwarded: for=198.51.100.7;proto=https\r\n"
+            "X-Forwarded-Proto: https\r\nX-Request-ID: r-1\r\n\r\n");
+}
+
+TEST(ForwardTest, TrustedPeerListsAreKeptAndExtended) {
+  const RequestHead in = ParseRequest(
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"
+      "Forwarded: for=203.0.113.9\r\nX-Forwarded-For: 192.0.2.44\r\n\r\n");
+  ForwardRequest f;
+  f.target = "/";
+  f.host = "a";
+  f.client_ip = "2001:db8::1";
+  f.trusted_peer = true;
+  std::string out;
+  WriteRequestHead(in, f, &out);
+  EXPECT_NE(out.find("\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1, 192.0.2.44, 2001:db8::1\r\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("\r\nX-Real-IP: 192.0.2.44\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nForwarded: for=203.0.113.9, for=\"[2001:db8::1]\";proto=http\r\n"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("X-Request-ID"), std::string::npos);
+  // The same request from an untrusted peer: replaced, not extended.
+  f.trusted_peer = false;
+  out.clear();
+  WriteRequestHead(in, f, &out);
+  EXPECT_NE(out.find("\r\nX-Forwarded-For: 2001:db8::1\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("203.0.113.9"), std::string::npos) << out;
+}
+
+TEST(ForwardTest, ATunnelKeepsUpgrade) {
+  const RequestHead in = ParseRequest(
+      "GET /zx/ws-1 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+      "Sec-WebSocket-Key: k\r\n\r\n");
+  ForwardRequest f;
+  f.target = in.target;
+  f.host = in.host;
+  f.upgrade = true;
+  f.client_ip = "127.0.0.1";
+  std::string out;
+  WriteRequestHead(in, f, &out);
+  EXPECT_NE(out.find("\r\nUpgrade: websocket\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nConnection: upgrade\r\n"), std::string::npos) << out;
+  f.upgrade = false;
+  out.clear();
+  WriteRequestHead(in, f, &out);
+  EXPECT_EQ(out.find("Upgrade"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Connection"), std::string::npos) << out;
+}
+
+TEST(ForwardTest, TheNextHopReadsOneFraming) {
+  // Whatever framing arrived, the next hop sees exactly the one the proxy sends.
+  const RequestHead chunked =
+      ParseRequest("PUT /f HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n");
+  const RequestHead length =
+      ParseRequest("PUT /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n");
+  for (const RequestHead* in : {&chunked, &length}) {
+    for (BodyKind body : {BodyKind::kNone, BodyKind::kLength, BodyKind::kChunked}) {
+      ForwardRequest f;
+      f.target = in->target;
+      f.host = in->host;
+      f.body = body;
+      f.content_length = 9;
+      f.client_ip = "192.0.2.1";
+      std::string out;
+      WriteRequestHead(*in, f, &out);
+      const RequestHead again = ParseRequest(out);
+      EXPECT_EQ(again.method, "PUT");
+      EXPECT_EQ(again.target, "/f");
+      EXPECT_EQ(again.semantics.body, body);
+      if (body == BodyKind::kLength) {
+        EXPECT_EQ(again.semantics.content_length, 9u);
+      }
+    }
+  }
+}
+
+ResponseHead ParseResponse(std::string_view text, bool head_request = false) {
+  ResponseParser p;
+  ResponseHead h;
+  EXPECT_EQ(p.Parse(text, head_request, &h), ParseStatus::kDone) << p.error();
+  return h;
+}
+
+TEST(ForwardTest, ResponsesForEachClient) {
+  const ResponseHead in = ParseResponse(
+      "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n"
+      "Transfer-Encoding: chunked\r\nContent-Type: text/plain\r\nSet-Cookie: a=b\r\n\r\n");
+  ForwardResponse f;
+  f.body = BodyKind::kChunked;
+  std::string out;
+  WriteResponseHead(in, f, &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: a=b\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n");
+  f.body = BodyKind::kLength;
+  f.content_length = 7;
+  f.client_version_minor = 0;
+  out.clear();
+  WriteResponseHead(in, f, &out);
+  EXPECT_NE(out.find("\r\nContent-Length: 7\r\nConnection: keep-alive\r\n\r\n"), std::string::npos)
+      << out;
+  f.keep_alive = false;
+  out.clear();
+  WriteResponseHead(in, f, &out);
+  EXPECT_NE(out.find("\r\nConnection: close\r\n\r\n"), std::string::npos) << out;
+  // A HEAD's answer keeps the representation's length.
+  const ResponseHead head = ParseResponse("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", true);
+  ForwardResponse none;
+  out.clear();
+  WriteResponseHead(head, none, &out);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
+  // A 101 becomes a tunnel.
+  const ResponseHead switching = ParseResponse(
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+      "Sec-WebSocket-Accept: x\r\n\r\n");
+  ForwardResponse tunnel;
+  tunnel.upgrade = true;
+  out.clear();
+  WriteResponseHead(switching, tunnel, &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\n"
+            "Connection: upgrade\r\n\r\n");
+}
+
+}  // namespace
+}  // namespace ringproxy::http
