@@ -52,13 +52,6 @@ std::array<CheckedValue, 11> CheckedValues(const Request& r, std::string_view ho
            {RequestError::kBadAdminPass, r.admin_pass}}};
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Splits the head into its start line and headers; fills `h`. Returns the start line.
 std::string_view ParseHeadLines(std::string_view data, ParsedHead* h) {
   size_t end = data.find("\r\n\r\n");
@@ -190,7 +183,7 @@ bool UnescapeMailAuth(std::string_view s, std::string* out) {
       continue;
     }
     if (i + 2 >= s.size()) return false;
-    int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+    int hi = HexDigitValue(s[i + 1]), lo = HexDigitValue(s[i + 2]);
     if (hi < 0 || lo < 0) return false;
     *out += static_cast<char>(hi << 4 | lo);
     i += 2;

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/ascii.h"
 
 namespace ringproxy {
 
@@ -52,13 +53,6 @@ bool Hkdf(const uint8_t* master, const uint8_t* info, size_t info_bytes, uint8_t
                  static_cast<word32>(info_bytes), out, static_cast<word32>(out_bytes)) == 0;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 absl::Status ReadKeyFile(const std::string& path, uint8_t* master) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -81,14 +75,15 @@ absl::Status ReadKeyFile(const std::string& path, uint8_t* master) {
   }
   while (size > 0 && (buf[size - 1] == '\n' || buf[size - 1] == '\r')) --size;
   bool hex = size == 2 * TicketKeys::kMasterSecretBytes;
-  for (size_t i = 0; hex && i < size; ++i) hex = HexValue(buf[i]) >= 0;
+  for (size_t i = 0; hex && i < size; ++i) hex = HexDigitValue(buf[i]) >= 0;
   if (!hex) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ticket_key_file '", path, "': expected exactly 48 raw bytes or 96 hex digits, found ", n,
         " bytes (make one with: head -c 48 /dev/urandom > FILE)"));
   }
   for (size_t i = 0; i < TicketKeys::kMasterSecretBytes; ++i) {
-    master[i] = static_cast<uint8_t>(HexValue(buf[2 * i]) << 4 | HexValue(buf[2 * i + 1]));
+    master[i] =
+        static_cast<uint8_t>(HexDigitValue(buf[2 * i]) << 4 | HexDigitValue(buf[2 * i + 1]));
   }
   memset(buf, 0, sizeof(buf));
   return absl::OkStatus();

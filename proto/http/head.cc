@@ -46,13 +46,6 @@ constexpr bool IsToken(std::string_view s) {
 // control, so no NUL, bare CR or LF.
 constexpr bool IsFieldValueChar(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
-constexpr int HexValue(unsigned char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // 1*DIGIT without overflow; false for anything else.
 bool ParseDecimal(std::string_view s, uint64_t* out) {
   if (s.empty() || s.size() > 19) return false;  // 19 digits always fit in 63 bits
@@ -91,7 +84,7 @@ bool IsValidHost(std::string_view host) {
     const size_t close = host.find(']');
     if (close == std::string_view::npos || close == 1) return false;
     for (char c : host.substr(1, close - 1)) {
-      if (HexValue(static_cast<unsigned char>(c)) < 0 && c != ':' && c != '.') return false;
+      if (HexDigitValue(c) < 0 && c != ':' && c != '.') return false;
     }
     std::string_view rest = host.substr(close + 1);
     if (!rest.empty()) {
@@ -476,7 +469,7 @@ ChunkedDecoder::Step ChunkedDecoder::Next(std::string_view in) {
     const auto c = static_cast<unsigned char>(in[i]);
     switch (state_) {
       case State::kSize: {
-        const int h = HexValue(c);
+        const int h = HexDigitValue(static_cast<char>(c));
         if (h >= 0) {
           // 15 hex digits: 2^60 bytes, far past any body, never an overflow.
           if (++digits_ > 15) return Fail("a chunk size too large", i);

@@ -1,8 +1,8 @@
-// Properties of the HTTP/1.x head parsers and the chunked decoder (proto/http/head.h)
-// on arbitrary bytes: the outcome does not depend on how the bytes are split; a parsed
-// head's views lie inside the input; what is accepted is unambiguous (one framing, a
-// token method, a target without spaces or controls, a Host on HTTP/1.1); an error
-// always has a status and a reason.
+// Properties of the HTTP/1.x head parsers, the chunked decoder (proto/http/head.h)
+// and the user-route readers (proto/http/user_route.h) on arbitrary bytes: the outcome does not
+// depend on how the bytes are split; a parsed head's views lie inside the input; what is accepted
+// is unambiguous (one framing, a token method, a target without spaces or controls, a Host on
+// HTTP/1.1); an error always has a status and a reason.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -10,6 +10,7 @@
 
 #include "core/ascii.h"
 #include "proto/http/head.h"
+#include "proto/http/user_route.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/proto/http/chunked_util.h"
 
@@ -68,7 +69,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(te && !length && head.version_minor == 1);
     }
     if (head.semantics.body == BodyKind::kLength) FUZZ_CHECK(head.semantics.content_length > 0);
+    for (bool admin : {false, true}) {
+      const UserRoute r = FindUserRoute(head, admin);
+      FUZZ_CHECK((r.by == RouteBy::kNone) == r.user.empty());
+      for (char c : r.user) FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
+    }
   }
+  // Tokens straight from the bytes: never longer than their input, never a control.
+  FUZZ_CHECK(AuthTokenId(text).size() <= size / 2);
+  for (char c : JwtSubject(text)) FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
+  (void)HasEncodedCrLf(text);
   ResponseParser response(limits);
   ResponseHead rh;
   if (response.Parse(text, false, &rh) == ParseStatus::kDone) {
