@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -25,6 +26,8 @@ std::string_view BalanceName(Balance b) {
   switch (b) {
     case Balance::kRoundRobin:
       return "round_robin";
+    case Balance::kLeastConn:
+      return "least_conn";
     case Balance::kIpHash:
       return "ip_hash";
   }
@@ -346,22 +349,45 @@ void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
   if (r.String("balance", &balance) && !balance.empty()) {
     if (balance == "round_robin") {
       u->balance = Balance::kRoundRobin;
+    } else if (balance == "least_conn") {
+      u->balance = Balance::kLeastConn;
     } else if (balance == "ip_hash") {
       u->balance = Balance::kIpHash;
     } else {
-      r.Error("balance", fmt::format("expected round_robin or ip_hash, got '{}'", balance));
+      r.Error("balance",
+              fmt::format("expected round_robin, least_conn or ip_hash, got '{}'", balance));
     }
   }
   std::vector<std::string> servers;
   if (r.StringList("servers", &servers, true) && r.Has("servers")) {
     if (servers.empty()) r.Error("servers", "expected at least one server");
     for (const std::string& text : servers) {
-      absl::StatusOr<SocketAddress> a = SocketAddress::Parse(text);
+      // "host:port" or "host:port weight=N".
+      std::string_view address = text;
+      int weight = 1;
+      const size_t space = address.find(' ');
+      if (space != std::string_view::npos) {
+        std::string_view option = address.substr(space + 1);
+        address = address.substr(0, space);
+        while (option.starts_with(' ')) option.remove_prefix(1);
+        int w = 0;
+        const std::string_view digits = option.substr(std::min(option.size(), size_t{7}));
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), w);
+        if (!option.starts_with("weight=") || ec != std::errc() ||
+            end != digits.data() + digits.size() || w < 1 || w > 1000) {
+          r.Error("servers", fmt::format("'{}': expected \"host:port\" or \"host:port "
+                                         "weight=N\" with N in 1..1000",
+                                         text));
+          continue;
+        }
+        weight = w;
+      }
+      absl::StatusOr<SocketAddress> a = SocketAddress::Parse(address);
       if (!a.ok()) {
         r.Error("servers", MessageOf(a.status()));
         continue;
       }
-      u->servers.push_back({text, *a});
+      u->servers.push_back({text, *a, weight});
     }
   }
   r.Int("connect_timeout_ms", &u->connect_timeout_ms, 1, 3'600'000);

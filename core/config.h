@@ -26,7 +26,7 @@
 
 namespace ringproxy {
 
-enum class Balance { kRoundRobin, kIpHash };
+enum class Balance { kRoundRobin, kLeastConn, kIpHash };
 // How a listener's pump moves bytes between plain sockets (core/pump.h): splice,
 // ring copy, or by size.
 enum class RelayMode : uint8_t { kAuto, kCopy, kSplice };
@@ -79,6 +79,7 @@ struct LogConfig {
 struct UpstreamServerConfig {
   std::string text;  // as written, for logs
   SocketAddress address;
+  int weight = 1;  // "host:port weight=N": its share of round_robin and least_conn picks
 };
 
 struct UpstreamGroupConfig {

@@ -1,6 +1,11 @@
-// Upstream selection for one shard: round-robin or client-IP hash over a group's
-// servers, with passive health (a server that fails `max_fails` connects in a row is
-// skipped for `fail_timeout_ms`). State is per shard; shards do not share it.
+// Upstream selection for one shard over a group's servers: smooth weighted round-robin
+// (nginx's: a server of weight 3 gets 3 of every 4 picks against one of weight 1, and
+// never three in a row), least connections (fewest live connections per unit of weight,
+// ties in round-robin order), or client-IP hash (Zimbra's: seed 89, then for each
+// address byte hash = (hash * 113 + byte) % 6271, server = hash % n; a server that is
+// down is skipped by hashing the address again, and after 20 tries least connections
+// decides). Passive health: a server that fails `max_fails` connects in a row is
+// skipped for `fail_timeout_ms`. State is per shard; shards do not share it.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +30,10 @@ class UpstreamBalancer {
   void ReportFailure(uint32_t index, int64_t now_ns);
   void ReportSuccess(uint32_t index);
   bool IsDown(uint32_t index, int64_t now_ns) const;
+  // A connection to the server begins / ends (least_conn counts them).
+  void Acquire(uint32_t index) { ++state_[index].active; }
+  void Release(uint32_t index) { --state_[index].active; }
+  uint32_t active(uint32_t index) const { return state_[index].active; }
 
   const UpstreamGroupConfig& config() const { return *config_; }
   size_t size() const { return state_.size(); }
@@ -33,14 +42,46 @@ class UpstreamBalancer {
   struct ServerState {
     int consecutive_failures = 0;
     int64_t down_until_ns = 0;
+    int64_t current_weight = 0;  // smooth weighted round-robin
+    uint32_t active = 0;         // live connections from this shard
   };
+  // Each picks a live server (or -1 when all are down).
+  int PickRoundRobin(int64_t now_ns);
+  int PickLeastConn(int64_t now_ns);
+  int PickIpHash(const SocketAddress& client, int64_t now_ns);
   const UpstreamGroupConfig* config_;
   std::vector<ServerState> state_;
   uint64_t next_ = 0;
 };
 
-// FNV-1a over the client's address bytes (not the port): stable across shards,
-// restarts and machines, so a client keeps its server wherever it lands.
-uint64_t ClientAddressHash(const SocketAddress& client);
+// One connection's hold on its server, for least_conn: released when it ends.
+class ServerLease {
+ public:
+  ServerLease() = default;
+  ServerLease(UpstreamBalancer* balancer, uint32_t index) : balancer_(balancer), index_(index) {
+    balancer_->Acquire(index_);
+  }
+  ServerLease(ServerLease&& o) noexcept : balancer_(o.balancer_), index_(o.index_) {
+    o.balancer_ = nullptr;
+  }
+  ServerLease& operator=(ServerLease&& o) noexcept {
+    if (this != &o) {
+      if (balancer_ != nullptr) balancer_->Release(index_);
+      balancer_ = o.balancer_;
+      index_ = o.index_;
+      o.balancer_ = nullptr;
+    }
+    return *this;
+  }
+  ServerLease(const ServerLease&) = delete;
+  ServerLease& operator=(const ServerLease&) = delete;
+  ~ServerLease() {
+    if (balancer_ != nullptr) balancer_->Release(index_);
+  }
+
+ private:
+  UpstreamBalancer* balancer_ = nullptr;
+  uint32_t index_ = 0;
+};
 
 }  // namespace ringproxy

@@ -37,6 +37,8 @@ Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, Soc
   for (size_t i = 0; i < n; ++i) {
     if (control->stop) co_return Error::Upstream(ECANCELED, false);
     const UpstreamServerConfig& server = group.servers[plan[i]];
+    // Counted from the attempt on, so that concurrent picks see it (least_conn).
+    ServerLease lease(balancer, plan[i]);
     UniqueFd fd;
     bool no_socket = false;
     IoResult c =
@@ -48,7 +50,7 @@ Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, Soc
     }
     if (c.ok()) {
       balancer->ReportSuccess(plan[i]);
-      co_return UpstreamConnection{std::move(fd), plan[i]};
+      co_return UpstreamConnection{std::move(fd), plan[i], std::move(lease)};
     }
     if (control->stop) co_return Error::Upstream(ECANCELED, false);
     last_error = c.error();
@@ -75,7 +77,7 @@ Task<Result<UpstreamConnection>> ConnectAddresses(std::vector<SocketAddress> add
              strerror(c.error()));
       co_return Error::Internal(c.error());
     }
-    if (c.ok()) co_return UpstreamConnection{std::move(fd), static_cast<uint32_t>(i)};
+    if (c.ok()) co_return UpstreamConnection{std::move(fd), static_cast<uint32_t>(i), {}};
     if (control->stop) co_return Error::Upstream(ECANCELED, false);
     last_error = c.error();
     ++control->failures;

@@ -24,6 +24,7 @@ struct ConnectControl {
 struct UpstreamConnection {
   UniqueFd fd;
   uint32_t server_index = 0;
+  ServerLease lease;  // held for as long as the connection is used (least_conn)
 };
 
 // `who` prefixes log lines (listener name). Fails with an upstream error when no

@@ -18,7 +18,9 @@ from harness import (BIN, Proxy, Result, ThreadedServer, check, echo_handler,  #
 
 def config(listen_port, servers, *, shards=2, idle_ms=600000, connect_ms=1000, drain_ms=30000,
            balance="round_robin", extra_listeners=""):
-    server_list = ", ".join(f'"127.0.0.1:{p}"' for p in servers)
+    # A server is a port, or (port, weight).
+    server_list = ", ".join(f'"127.0.0.1:{p[0]} weight={p[1]}"' if isinstance(p, tuple)
+                            else f'"127.0.0.1:{p}"' for p in servers)
     return f"""
 [runtime]
 shards = {shards}
@@ -139,6 +141,33 @@ def refused_upstream_fails_over_to_the_next():
             proxy.wait_log(rf"upstream 127.0.0.1:{dead} \(backend\) connect failed: "
                            r"Connection refused; trying the next server")
             check(up.connections == 6, f"live upstream saw {up.connections} connections")
+
+
+@test
+def weighted_round_robin_and_least_conn_spread_connections():
+    with ThreadedServer(echo_handler) as a, ThreadedServer(echo_handler) as b:
+        port = free_port()
+        with Proxy(config(port, [(a.port, 3), b.port], shards=1)):
+            for i in range(8):
+                c = connect(port)
+                c.sendall(b"w%d" % i)
+                check(c.recv(100) == b"w%d" % i, "echo")
+                c.close()
+            check((a.connections, b.connections) == (6, 2),
+                  f"weights 3:1 gave {a.connections}:{b.connections}")
+    with ThreadedServer(echo_handler) as a, ThreadedServer(echo_handler) as b:
+        port = free_port()
+        with Proxy(config(port, [a.port, (b.port, 2)], shards=1, balance="least_conn")):
+            held = []
+            for i in range(3):  # held open: the load per unit of weight decides
+                c = connect(port)
+                c.sendall(b"l%d" % i)
+                check(c.recv(100) == b"l%d" % i, "echo")
+                held.append(c)
+            check((a.connections, b.connections) == (1, 2),
+                  f"least_conn with weights 1:2 gave {a.connections}:{b.connections}")
+            for c in held:
+                c.close()
 
 
 @test

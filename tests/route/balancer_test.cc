@@ -59,6 +59,57 @@ TEST(BalancerTest, IpHashIsStableAndIgnoresThePort) {
   for (auto& [server, count] : hits) EXPECT_GT(count, 50) << server;
 }
 
+TEST(BalancerTest, IpHashIsZimbras) {
+  // Zimbra's zmauth hash (seed 89, hash = (hash * 113 + byte) % 6271, server = hash % n),
+  // so a client keeps the server Zimbra's own proxy sent it to.
+  auto g5 = Group(Balance::kIpHash, 5);
+  UpstreamBalancer b5(g5, 0);
+  EXPECT_EQ(PlanOf(b5, "10.0.0.1:1", 0)[0], 0u);
+  auto g7 = Group(Balance::kIpHash, 7);
+  UpstreamBalancer b7(g7, 0);
+  EXPECT_EQ(PlanOf(b7, "192.168.1.77:1", 0)[0], 2u);
+  auto g4 = Group(Balance::kIpHash, 4);
+  UpstreamBalancer b4(g4, 0);
+  EXPECT_EQ(PlanOf(b4, "[2001:db8::1]:1", 0)[0], 0u);
+  // A server that is down: the address is hashed again.
+  b5.ReportFailure(0, 0);
+  EXPECT_EQ(PlanOf(b5, "10.0.0.1:1", 0)[0], 1u);
+}
+
+TEST(BalancerTest, WeightedRoundRobinIsSmooth) {
+  auto g = Group(Balance::kRoundRobin, 2);
+  g.servers[0].weight = 3;
+  UpstreamBalancer b(g, 0);
+  std::vector<uint32_t> picks;
+  for (int i = 0; i < 8; ++i) picks.push_back(PlanOf(b, "10.0.0.1:5", 0)[0]);
+  EXPECT_EQ(picks, (std::vector<uint32_t>{0, 0, 1, 0, 0, 0, 1, 0}));
+  // A server that is down takes no turns; its weight goes to the others.
+  b.ReportFailure(0, 0);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0), (std::vector<uint32_t>{1}));
+}
+
+TEST(BalancerTest, LeastConnCountsLeasesPerWeight) {
+  auto g = Group(Balance::kLeastConn, 3);
+  g.servers[2].weight = 2;
+  UpstreamBalancer b(g, 0);
+  // Each new connection goes where the load per unit of weight is least.
+  std::map<uint32_t, std::vector<ServerLease>> leases;
+  for (int i = 0; i < 8; ++i) {
+    const uint32_t pick = PlanOf(b, "10.0.0.1:5", 0)[0];
+    leases[pick].emplace_back(&b, pick);
+  }
+  EXPECT_EQ(leases[0].size(), 2u);
+  EXPECT_EQ(leases[1].size(), 2u);
+  EXPECT_EQ(leases[2].size(), 4u);
+  EXPECT_EQ(b.active(2), 4u);
+  // Server 1's connections end: it has the least load and is picked next.
+  leases[1].clear();
+  EXPECT_EQ(b.active(1), 0u);
+  EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0)[0], 1u);
+  leases.clear();
+  EXPECT_EQ(b.active(0) + b.active(1) + b.active(2), 0u);
+}
+
 TEST(BalancerTest, FailedServerIsSkippedForFailTimeout) {
   auto g = Group(Balance::kRoundRobin, 3);
   UpstreamBalancer b(g, 0);
