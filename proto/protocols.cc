@@ -1,6 +1,7 @@
 #include "proto/protocols.h"
 
 #include "core/check.h"
+#include "proto/http_proxy.h"
 #include "proto/mail_config.h"
 #include "proto/mail_proxy.h"
 #include "proto/tcp_proxy.h"
@@ -11,7 +12,8 @@ namespace ringproxy {
 namespace {
 
 const ProtocolSpec* const kProtocols[] = {
-    &kTcpProtocol, &kImapProtocol, &kImapsProtocol, &kPop3Protocol, &kPop3sProtocol,
+    &kTcpProtocol,   &kImapProtocol, &kImapsProtocol, &kPop3Protocol,
+    &kPop3sProtocol, &kHttpProtocol, &kHttpsProtocol,
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "core/sync.h"
 #include "fmt/format.h"
 #include "fmt/ranges.h"
+#include "proto/http_pool.h"
 #include "proto/protocols.h"
 #include "tls/config.h"
 #include "tls/library.h"
@@ -130,6 +131,8 @@ class ShardServer {
     services_.metrics = metrics_;
     services_.sessions = &sessions_;
     services_.resolver = &resolver_;
+    http_pool_ = std::make_unique<UpstreamPool>(&sweeper_);
+    services_.http_pool = http_pool_.get();
     return absl::OkStatus();
   }
 
@@ -137,6 +140,7 @@ class ShardServer {
     Spawn(RunSweeper(task_gate_.Enter()));
     Apply(std::move(initial));
     co_await finished_.Wait();
+    co_await http_pool_->Close();
     sweeper_.Stop();
     co_await task_gate_.Wait();
     // The last generation's route stack closes once nothing holds it; resolutions that
@@ -195,6 +199,7 @@ class ShardServer {
     if (draining_) return;
     draining_ = true;
     for (auto& l : listeners_) StopListener(l.get());
+    sessions_.ForEach([](SessionBase* s) { s->Drain(); });
     Spawn(DrainTask(timeout_ms, task_gate_.Enter()));
   }
 
@@ -318,6 +323,7 @@ class ShardServer {
   std::unique_ptr<BufferRing> buffers_;
   IdleSweeper sweeper_;
   HostResolver resolver_;
+  std::unique_ptr<UpstreamPool> http_pool_;
   Gate retire_gate_;  // route stacks of retired generations, closing
   std::vector<ShardSnapshot*> live_snapshots_;
   ShardServices services_;

@@ -26,25 +26,30 @@
 namespace ringproxy {
 
 // Counters of one shard; summed across shards when reported.
-#define RINGPROXY_SHARD_COUNTERS(X)                                               \
-  X(connections_accepted, "client connections accepted")                          \
-  X(accept_errors, "accept failures (descriptor or memory limits)")               \
-  X(upstream_connects, "upstream connections established")                        \
-  X(upstream_connect_failures, "upstream connect attempts that failed")           \
-  X(sessions_no_upstream, "sessions closed because no upstream could be reached") \
-  X(bytes_to_upstream, "bytes relayed client -> upstream")                        \
-  X(bytes_to_downstream, "bytes relayed upstream -> client")                      \
-  X(relay_idle_timeouts, "relays closed by the idle timeout")                     \
-  X(relay_errors, "relays ended by a socket error on either side")                \
-  X(sessions_stopped, "sessions closed by the drain deadline or shutdown")        \
-  X(tls_handshakes, "client TLS handshakes completed")                            \
-  X(tls_resumed, "client TLS handshakes that resumed a session (ticket)")         \
-  X(tls_handshake_failures, "client TLS handshakes that failed or timed out")     \
-  X(upstream_tls_failures, "upstream TLS handshakes that failed or timed out")    \
-  X(mail_logins, "mail logins the upstream accepted")                             \
-  X(mail_login_failures, "mail logins refused (lookup or upstream)")              \
-  X(mail_throttled, "mail sessions refused by the IP or user throttle")           \
-  X(mail_internal_errors, "mail logins ended by a lookup, connect or upstream error")
+#define RINGPROXY_SHARD_COUNTERS(X)                                                           \
+  X(connections_accepted, "client connections accepted")                                      \
+  X(accept_errors, "accept failures (descriptor or memory limits)")                           \
+  X(upstream_connects, "upstream connections established")                                    \
+  X(upstream_connect_failures, "upstream connect attempts that failed")                       \
+  X(sessions_no_upstream, "sessions closed because no upstream could be reached")             \
+  X(bytes_to_upstream, "bytes relayed client -> upstream")                                    \
+  X(bytes_to_downstream, "bytes relayed upstream -> client")                                  \
+  X(relay_idle_timeouts, "relays closed by the idle timeout")                                 \
+  X(relay_errors, "relays ended by a socket error on either side")                            \
+  X(sessions_stopped, "sessions closed by the drain deadline or shutdown")                    \
+  X(tls_handshakes, "client TLS handshakes completed")                                        \
+  X(tls_resumed, "client TLS handshakes that resumed a session (ticket)")                     \
+  X(tls_handshake_failures, "client TLS handshakes that failed or timed out")                 \
+  X(upstream_tls_failures, "upstream TLS handshakes that failed or timed out")                \
+  X(mail_logins, "mail logins the upstream accepted")                                         \
+  X(mail_login_failures, "mail logins refused (lookup or upstream)")                          \
+  X(mail_throttled, "mail sessions refused by the IP or user throttle")                       \
+  X(mail_internal_errors, "mail logins ended by a lookup, connect or upstream error")         \
+  X(http_requests, "HTTP requests read from clients")                                         \
+  X(http_bad_requests, "HTTP requests refused as malformed (400, 408, 414, 431, 501, 505)")   \
+  X(http_refused, "HTTP requests refused by a check (403, 405, 413, 417)")                    \
+  X(http_upstream_errors, "HTTP requests answered 502/503/504 or cut by an upstream failure") \
+  X(http_upstream_reused, "HTTP requests sent on a pooled upstream connection")
 
 struct ShardMetrics {
 #define RINGPROXY_DECLARE_COUNTER(name, help) Counter name;
@@ -124,10 +129,14 @@ class SessionBase : public IntrusiveNode<SessionBase> {
  public:
   // Ends the session soon (drain deadline, shutdown): cancel its waits.
   virtual void Stop() = 0;
+  // The shard begins to drain: a session that is between requests may end now.
+  virtual void Drain() {}
 
  protected:
   ~SessionBase() = default;
 };
+
+class UpstreamPool;  // proto/http_pool.h
 
 struct ShardServices {
   uint32_t shard_id = 0;
@@ -136,7 +145,8 @@ struct ShardServices {
   IdleSweeper* sweeper = nullptr;
   ShardMetrics* metrics = nullptr;
   IntrusiveList<SessionBase>* sessions = nullptr;
-  HostResolver* resolver = nullptr;  // host names in routes
+  HostResolver* resolver = nullptr;   // host names in routes
+  UpstreamPool* http_pool = nullptr;  // idle HTTP upstream connections
 };
 
 // Links a session into its shard's list for as long as it lives.

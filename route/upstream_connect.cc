@@ -8,7 +8,6 @@
 namespace ringproxy {
 
 namespace {
-constexpr size_t kMaxPlan = 64;
 
 // One attempt; *fd holds the connected socket on success. *no_socket: the socket
 // could not even be made (descriptors or memory): the proxy's fault, not the server's.
@@ -28,13 +27,23 @@ Task<IoResult> ConnectOne(const SocketAddress* address, int64_t timeout_ms, Conn
 
 }  // namespace
 
+void MakePlan(UpstreamBalancer* balancer, const SocketAddress& client, UpstreamPlan* plan) {
+  plan->size = balancer->Plan(client, MonotonicNowNs(), plan->servers);
+}
+
 Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, SocketAddress client,
-                                                 std::string_view who, ConnectControl* control) {
-  uint32_t plan[kMaxPlan];
-  const size_t n = balancer->Plan(client, MonotonicNowNs(), plan);
+                                                 std::string_view who, ConnectControl* control,
+                                                 const UpstreamPlan* given, size_t skip) {
+  UpstreamPlan own;
+  if (given == nullptr) {
+    MakePlan(balancer, client, &own);
+    given = &own;
+  }
+  const uint32_t* plan = given->servers;
+  const size_t n = given->size;
   const UpstreamGroupConfig& group = balancer->config();
   int last_error = EHOSTUNREACH;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = skip; i < n; ++i) {
     if (control->stop) co_return Error::Upstream(ECANCELED, false);
     const UpstreamServerConfig& server = group.servers[plan[i]];
     // Counted from the attempt on, so that concurrent picks see it (least_conn).

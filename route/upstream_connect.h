@@ -27,11 +27,21 @@ struct UpstreamConnection {
   ServerLease lease;  // held for as long as the connection is used (least_conn)
 };
 
+// The servers to try for one connection, the balancer's pick first.
+struct UpstreamPlan {
+  uint32_t servers[64];
+  size_t size = 0;
+};
+void MakePlan(UpstreamBalancer* balancer, const SocketAddress& client, UpstreamPlan* plan);
+
 // `who` prefixes log lines (listener name). Fails with an upstream error when no
 // server could be reached (ECONNREFUSED/ETIMEDOUT of the last attempt), or
-// ECANCELED when stopped.
+// ECANCELED when stopped. `plan` (null: a new one) is the order to try servers in,
+// from `skip` on (a caller that took a pooled connection to the pick made the plan).
 Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, SocketAddress client,
-                                                 std::string_view who, ConnectControl* control);
+                                                 std::string_view who, ConnectControl* control,
+                                                 const UpstreamPlan* plan = nullptr,
+                                                 size_t skip = 0);
 
 // Connects to the first of `addresses` that answers (a route's host name may have
 // several), each attempt with `timeout_ms`; server_index is the address's index.

@@ -85,7 +85,7 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
     }
     if (Dropped(in.fields, field.name, f.upgrade,
                 {"host", "x-forwarded-for", "x-real-ip", "forwarded", "x-forwarded-proto",
-                 "x-request-id"})) {
+                 "x-request-id", "expect"})) {
       continue;
     }
     AppendField(field.name, field.value, out);
@@ -93,7 +93,8 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
   if (f.upgrade) AppendField("Connection", "upgrade", out);
   AppendFraming(f.body, f.content_length, out);
   // The client as the trusted peer saw it: the last address of its list.
-  std::string_view real_ip = f.client_ip;
+  // A copy: the list grows below.
+  std::string real_ip(f.client_ip);
   if (!forwarded_for.empty()) {
     std::string_view list = forwarded_for;
     const size_t comma = list.rfind(',');

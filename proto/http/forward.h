@@ -5,7 +5,7 @@
 // connection becomes a tunnel); the framing is written from what the proxy will send;
 // requests carry the client's identity (X-Forwarded-For, X-Real-IP, Forwarded,
 // X-Forwarded-Proto, X-Request-ID), whose incoming values are kept only from a trusted
-// peer. Pure; not wired: no session calls it yet (issue 10's HTTP proxy will).
+// peer. Expect is not sent on: the proxy answers it (100 Continue, 417). Pure.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +29,7 @@ struct ForwardRequest {
 };
 
 // The request head for the upstream: "<method> <target> HTTP/1.1", Host, the end-to-end
-// fields in their order, the framing and the identity fields.
+// fields in their order (not Expect), the framing and the identity fields.
 //  - X-Forwarded-For: the trusted peer's list with the peer appended; else the peer.
 //  - X-Real-IP: from a trusted peer with a list, the last address in it (the client as
 //    that proxy saw it); else the peer.

@@ -12,7 +12,7 @@
 // bytes arrive (it looks only at the new ones until the head is complete). On kDone the
 // head's views point into that buffer, and head_bytes() says where the body begins.
 //
-// Not wired: no session parses HTTP yet (issue 10 adds the HTTP proxy).
+// The HTTP proxy session (proto/http_proxy.cc) reads every request and response with it.
 #pragma once
 
 #include <cstddef>

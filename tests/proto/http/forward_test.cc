@@ -23,7 +23,8 @@ TEST(ForwardTest, RequestDropsHopByHopAndWritesItsOwnFramingAndIdentity) {
       "X-Secret: 1\r\nKeep-Alive: 300\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n"
       "Trailer: X-T\r\nUpgrade: h2c\r\nAccept: */*\r\nX-Forwarded-For: 6.6.6.6\r\n"
       "X-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
-      "X-Request-ID: spoofed\r\nTransfer-Encoding: chunked\r\nCookie: a=b\r\n\r\n";
+      "X-Request-ID: spoofed\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n"
+      "Cookie: a=b\r\n\r\n";
   const RequestHead in = ParseRequest(text);
   ForwardRequest f;
   f.target = "/rewritten?b";
@@ -67,6 +68,25 @@ TEST(ForwardTest, TrustedPeerListsAreKeptAndExtended) {
   WriteRequestHead(in, f, &out);
   EXPECT_NE(out.find("\r\nX-Forwarded-For: 2001:db8::1\r\n"), std::string::npos) << out;
   EXPECT_EQ(out.find("203.0.113.9"), std::string::npos) << out;
+}
+
+// X-Real-IP is the list's last address whatever the list's length (it once pointed into
+// the list as it grew).
+TEST(ForwardTest, RealIpIsTheLastListedAddressForEveryListLength) {
+  std::string list = "192.0.2.1";
+  for (int i = 0; i < 40; ++i) {
+    const std::string text = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: " + list + "\r\n\r\n";
+    const RequestHead in = ParseRequest(text);
+    ForwardRequest f;
+    f.target = "/";
+    f.host = "a";
+    f.client_ip = "10.0.0.1";
+    f.trusted_peer = true;
+    std::string out;
+    WriteRequestHead(in, f, &out);
+    list = "10.9.0." + std::to_string(i) + ", " + list;
+    EXPECT_NE(out.find("\r\nX-Real-IP: 192.0.2.1\r\n"), std::string::npos) << out;
+  }
 }
 
 TEST(ForwardTest, ATunnelKeepsUpgrade) {

@@ -1,0 +1,33 @@
+// The HTTP listeners' settings: `protocol = "http"` (plain) and `"https"` (TLS from
+// the first byte, with [listener.tls]), read by proto/http_config.cc into
+// HttpListenerSettings. docs/configuration.md lists every key.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/config.h"
+#include "proto/http/head.h"
+#include "route/throttle.h"
+
+namespace ringproxy {
+
+struct HttpListenerSettings : ConfigExtension {
+  bool https = false;
+  http::Limits limits;                        // request heads: 414 / 431 beyond
+  int64_t header_timeout_ms = 60'000;         // a request head, from its first byte (408)
+  int64_t keepalive_timeout_ms = 75'000;      // an idle client connection between requests
+  int64_t body_timeout_ms = 60'000;           // between two reads of a request body (408)
+  int64_t upstream_timeout_ms = 60'000;       // the response head, and between body reads (504)
+  int max_requests = 1000;                    // per client connection, then Connection: close
+  uint64_t max_body_bytes = 0;                // a request body beyond: 413 (0: no limit)
+  int upstream_keepalive = 32;                // idle connections kept per upstream server and shard
+  int64_t upstream_idle_timeout_ms = 60'000;  // an idle pooled upstream connection is closed
+  std::vector<Cidr> trusted_proxies;          // peers whose X-Forwarded-For / Forwarded are kept
+  bool request_id = true;                     // X-Request-ID sent upstream and logged
+};
+
+// protocol = "http" and "https": require `upstream`.
+ExtensionPtr ReadHttpListener(ConfigTable& t, bool https);
+
+}  // namespace ringproxy

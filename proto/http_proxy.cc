@@ -1,0 +1,913 @@
+#include "proto/http_proxy.h"
+
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/log.h"
+#include "core/plain_stream.h"
+#include "core/pump.h"
+#include "core/reactor.h"
+#include "fmt/format.h"
+#include "proto/http/forward.h"
+#include "proto/http/head.h"
+#include "proto/http/user_route.h"
+#include "proto/http_config.h"
+#include "proto/http_pool.h"
+#include "proto/session_tls.h"
+#include "route/upstream_connect.h"
+#include "tls/config.h"
+#include "tls/tls_stream.h"
+
+namespace ringproxy {
+namespace {
+
+using http::BodyKind;
+using http::ParseStatus;
+
+// Output waiting in a stream's own buffer beyond this makes the sender wait
+// (back-pressure): a slow reader pins at most this much per direction.
+constexpr size_t kFlushAbove = 64 * 1024;
+// How long a closing connection reads what its client still sends (nginx's
+// lingering_timeout), so that the client reads our answer before any reset.
+constexpr int64_t kLingerMs = 2000;
+// Request bodies up to this size are read whole before an upstream is chosen.
+constexpr size_t kBufferBody = 64 * 1024;
+
+std::string_view AsView(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+std::string_view ReasonOf(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 417:
+      return "Expectation Failed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
+  }
+}
+
+// The proxy's own answer: a small text body, and the connection closes after it.
+std::string ErrorResponse(int status, std::string_view request_id) {
+  const std::string_view reason = ReasonOf(status);
+  std::string body = fmt::format("{} {}\n", status, reason);
+  std::string out = fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n",
+      status, reason, body.size());
+  if (!request_id.empty()) out += fmt::format("X-Request-ID: {}\r\n", request_id);
+  out += "\r\n";
+  out += body;
+  return out;
+}
+
+bool Idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
+
+// The origin-form the upstream gets: an absolute-form target's path and query.
+std::string_view OriginForm(std::string_view target) {
+  if (target.empty() || target[0] == '/' || target == "*") return target;
+  const size_t scheme = target.find("://");
+  if (scheme == std::string_view::npos) return target;
+  const size_t path = target.find_first_of("/?", scheme + 3);
+  if (path == std::string_view::npos) return "/";
+  if (target[path] == '?') return target.substr(path);  // "http://a?q": "/?q" is not a view
+  return target.substr(path);
+}
+
+// A per-shard request id: random per shard start, then counted.
+std::string NextRequestId() {
+  thread_local uint64_t prefix = [] {
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, 0) != sizeof v) v = static_cast<uint64_t>(MonotonicNowNs());
+    return v;
+  }();
+  thread_local uint64_t counter = 0;
+  return fmt::format("{:016x}{:08x}", prefix, static_cast<uint32_t>(++counter));
+}
+
+// Bytes from a stream, with what a head parse read past the head's end kept in front
+// of the stream's own.
+class Inbound {
+ public:
+  explicit Inbound(ByteStream* s) : s_(s) {}
+  void set_stream(ByteStream* s) { s_ = s; }
+  // What is there now, without waiting (may be empty).
+  std::string_view Peek() const {
+    if (pos_ < carry_.size()) return std::string_view(carry_).substr(pos_);
+    return AsView(s_->Peek());
+  }
+  void Consume(size_t n) {
+    if (pos_ < carry_.size()) {
+      pos_ += n;
+      if (pos_ == carry_.size()) {
+        carry_.clear();
+        carry_.shrink_to_fit();
+        pos_ = 0;
+      }
+      return;
+    }
+    s_->Consume(n);
+  }
+  // Waits for bytes: > 0 available, 0 at EOF, -errno.
+  Task<IoResult> Fill(Deadline deadline) {
+    if (pos_ < carry_.size()) co_return IoResult{static_cast<int>(carry_.size() - pos_)};
+    IoResult r = co_await s_->Fill(deadline);
+    co_return r;
+  }
+  // Bytes read past a head: they come first. Nothing may be kept already.
+  void Keep(std::string_view surplus) {
+    RP_CHECK(pos_ == carry_.size());
+    carry_.assign(surplus);
+    pos_ = 0;
+  }
+  size_t kept() const { return carry_.size() - pos_; }
+  size_t buffered() const { return kept() + s_->buffered(); }
+
+ private:
+  ByteStream* s_;
+  std::string carry_;
+  size_t pos_ = 0;
+};
+
+// How moving a body ended.
+enum class Flow : uint8_t {
+  kOk,
+  kEof,         // the source ended early
+  kTimeout,     // the source sent nothing for its timeout
+  kError,       // the source failed
+  kSinkError,   // the destination failed or did not take bytes in time
+  kStopped,     // Stop()
+  kBadFraming,  // a chunked body broke its grammar
+  kTooLarge,    // over max_body_bytes
+};
+
+std::string_view FlowName(Flow f) {
+  switch (f) {
+    case Flow::kOk:
+      return "ok";
+    case Flow::kEof:
+      return "eof";
+    case Flow::kTimeout:
+      return "timeout";
+    case Flow::kError:
+      return "error";
+    case Flow::kSinkError:
+      return "send-failed";
+    case Flow::kStopped:
+      return "stopped";
+    case Flow::kBadFraming:
+      return "bad-chunked-framing";
+    case Flow::kTooLarge:
+      return "too-large";
+  }
+  return "?";
+}
+
+Flow FlowOfRead(IoResult r) {
+  if (r.res == 0) return Flow::kEof;
+  if (r.timed_out()) return Flow::kTimeout;
+  if (r.cancelled()) return Flow::kStopped;
+  return Flow::kError;
+}
+
+void AppendChunk(std::string_view data, std::string* out) {
+  fmt::format_to(std::back_inserter(*out), "{:x}\r\n", data.size());
+  out->append(data);
+  out->append("\r\n");
+}
+
+class HttpSession final : public SessionBase {
+ public:
+  HttpSession(ShardServices* services, SnapshotRef snapshot, const ListenerConfig* listener, int fd,
+              SocketAddress peer)
+      : services_(services),
+        snapshot_(std::move(snapshot)),
+        listener_(listener),
+        settings_(static_cast<const HttpListenerSettings*>(listener->protocol_settings.get())),
+        peer_(peer),
+        client_(UniqueFd(fd), services->buffers),
+        down_(&client_),
+        in_(&client_),
+        parser_(settings_->limits) {}
+
+  void Stop() override {
+    if (stopped_) return;
+    stopped_ = true;
+    connect_.stop = true;
+    if (pump_ != nullptr) pump_->Stop();
+    if (connect_.current_fd >= 0) Reactor::Current()->CancelFd(connect_.current_fd);
+    if (up_ != nullptr) up_->stream()->Abort();
+    if (client_tls_ != nullptr) client_tls_->Abort();
+    client_.Abort();
+  }
+
+  void Drain() override {
+    draining_ = true;
+    // Between requests nothing is lost by closing now.
+    if (idle_) down_->Abort();
+  }
+
+  Task<void> Run();
+  // The end of the connection: the upstream closed, the client's side closed after a
+  // short linger (so that an answer is not lost to a reset), both streams quiesced.
+  Task<void> Close();
+
+ private:
+  // Reads the next request head into req_; 0 when there is one, -1 to close quietly
+  // (EOF, idle timeout, drain), else the status to answer before closing.
+  Task<int> ReadRequestHead();
+  // One exchange; false when the client connection must close.
+  Task<bool> Exchange();
+  // An upstream connection for the request: pooled (to the balancer's pick) or new.
+  // 0, or the status to answer (502, 503).
+  Task<int> Acquire(bool allow_pooled);
+  // Sends the request head and body; Flow of the client side or kSinkError.
+  Task<Flow> SendRequest();
+  // Moves a body of `kind` from `in` to `out`, re-framed as `out_kind`.
+  // A chunked source is decoded by `chunked` (it may have begun already).
+  Task<Flow> MoveBody(Inbound* in, ByteStream* out, BodyKind kind, uint64_t length,
+                      BodyKind out_kind, int64_t read_timeout_ms, uint64_t max_bytes,
+                      uint64_t* moved, http::ChunkedDecoder* chunked);
+  // Reads the request body into body_, whole when it is at most kBufferBody bytes, else
+  // its first part (the rest streams): a small body reaches no upstream unless it is
+  // whole and well-framed, and a request with it may be sent again.
+  Task<Flow> ReadBodyStart();
+  Task<Flow> Deliver(ByteStream* out, std::string_view data);
+  // Answers with the proxy's own response; the connection closes after it.
+  Task<void> Answer(int status);
+  // After a 101: both directions are a pump until either side ends.
+  Task<void> Tunnel();
+  // The upstream connection ends: pooled when `reusable`, else closed.
+  void Release(bool reusable);
+  void LogAccess();
+  Deadline SendDeadline() const { return Deadline::AfterMs(listener_->send_timeout_ms); }
+  UpstreamBalancer* balancer() const {
+    return &snapshot_->balancers[static_cast<size_t>(listener_->upstream_index)];
+  }
+
+  ShardServices* services_;
+  SnapshotRef snapshot_;
+  const ListenerConfig* listener_;
+  const HttpListenerSettings* settings_;
+  SocketAddress peer_;
+  PlainStream client_;
+  std::unique_ptr<TlsStream> client_tls_;
+  ByteStream* down_;
+  Inbound in_;
+  std::string head_buf_;  // the request head being read
+  http::RequestParser parser_;
+  http::RequestHead req_;
+  std::string body_;  // the request body read before the upstream is chosen
+  bool body_complete_ = false;
+  http::ChunkedDecoder req_chunks_;
+  http::ChunkedDecoder resp_chunks_;
+  std::string out_;  // a head being written
+  std::unique_ptr<UpstreamLink> up_;
+  std::string resp_buf_;  // the response head being read
+  http::ResponseHead resp_;
+  ConnectControl connect_;
+  Pump* pump_ = nullptr;
+  std::string client_ip_;
+  std::string request_id_;
+  uint64_t requests_ = 0;
+  bool stopped_ = false;
+  bool draining_ = false;
+  bool idle_ = false;  // waiting for the next request, nothing of it received
+  bool reused_ = false;
+  bool client_keep_alive_ = false;
+  bool linger_ = false;  // the client may still be sending: read a while before closing
+  // This exchange, for the access log.
+  int status_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  int64_t start_ns_ = 0;
+  int64_t connected_ns_ = 0;
+  int64_t header_ns_ = 0;
+  std::string upstream_text_;
+  std::string_view end_ = "ok";
+};
+
+Task<int> HttpSession::ReadRequestHead() {
+  head_buf_.clear();
+  parser_.Reset();
+  const bool first = requests_ == 0;
+  const Deadline wait =
+      Deadline::AfterMs(first ? settings_->header_timeout_ms : settings_->keepalive_timeout_ms);
+  Deadline head_deadline = wait;
+  for (;;) {
+    std::string_view avail = in_.Peek();
+    if (!avail.empty()) {
+      if (head_buf_.empty()) {
+        if (!first) head_deadline = Deadline::AfterMs(settings_->header_timeout_ms);
+        start_ns_ = MonotonicNowNs();
+      }
+      head_buf_.append(avail);
+      in_.Consume(avail.size());
+      const ParseStatus st = parser_.Parse(head_buf_, &req_);
+      if (st == ParseStatus::kDone) {
+        in_.Keep(std::string_view(head_buf_).substr(parser_.head_bytes()));
+        co_return 0;
+      }
+      if (st == ParseStatus::kError) co_return parser_.error_status();
+      continue;
+    }
+    idle_ = head_buf_.empty();
+    if (idle_ && (draining_ || stopped_)) co_return -1;
+    IoResult r = co_await in_.Fill(head_buf_.empty() ? wait : head_deadline);
+    idle_ = false;
+    if (r.res > 0) continue;
+    if (head_buf_.empty()) co_return -1;
+    if (r.timed_out()) co_return 408;
+    if (r.res == 0) co_return 400;  // the head was cut short
+    co_return -1;
+  }
+}
+
+Task<Flow> HttpSession::Deliver(ByteStream* out, std::string_view data) {
+  IoResult w = co_await out->Write(AsBytes(data), SendDeadline());
+  if (!w.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
+  if (out->pending_output() > kFlushAbove) {
+    IoResult f = co_await out->Flush(SendDeadline());
+    if (!f.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
+  }
+  co_return Flow::kOk;
+}
+
+Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, uint64_t length,
+                                 BodyKind out_kind, int64_t read_timeout_ms, uint64_t max_bytes,
+                                 uint64_t* moved, http::ChunkedDecoder* chunked) {
+  if (kind != BodyKind::kChunked) chunked = nullptr;
+  std::string stage;
+  uint64_t left = length;
+  for (;;) {
+    if (kind == BodyKind::kLength && left == 0) break;
+    if (chunked && chunked->done()) break;
+    std::string_view avail = in->Peek();
+    if (avail.empty()) {
+      IoResult r = co_await in->Fill(Deadline::AfterMs(read_timeout_ms));
+      if (r.res > 0) continue;
+      if (r.res == 0 && kind == BodyKind::kUntilClose) break;
+      co_return stopped_ ? Flow::kStopped : FlowOfRead(r);
+    }
+    stage.clear();
+    size_t used = 0;
+    std::string_view direct;  // passed on without a copy (the same framing)
+    if (chunked) {
+      while (used < avail.size() && !chunked->done()) {
+        const http::ChunkedDecoder::Step s = chunked->Next(avail.substr(used));
+        if (chunked->failed()) co_return Flow::kBadFraming;
+        if (s.consumed == 0) break;
+        used += s.consumed;
+        if (s.data.empty()) continue;
+        *moved += s.data.size();
+        if (out_kind == BodyKind::kChunked) {
+          AppendChunk(s.data, &stage);
+        } else {
+          stage.append(s.data);
+        }
+      }
+    } else {
+      used = kind == BodyKind::kLength ? static_cast<size_t>(std::min<uint64_t>(avail.size(), left))
+                                       : avail.size();
+      left -= kind == BodyKind::kLength ? used : 0;
+      *moved += used;
+      if (out_kind == BodyKind::kChunked) {
+        AppendChunk(avail.substr(0, used), &stage);
+      } else {
+        direct = avail.substr(0, used);
+      }
+    }
+    if (max_bytes != 0 && *moved > max_bytes) co_return Flow::kTooLarge;
+    if (out_kind == BodyKind::kChunked && chunked && chunked->done()) stage.append("0\r\n\r\n");
+    // The source's bytes stay where they are until written: the view is valid until the
+    // next call on the source, and the write does not touch it.
+    const std::string_view data = stage.empty() ? direct : std::string_view(stage);
+    Flow f = Flow::kOk;
+    if (!data.empty()) f = co_await Deliver(out, data);
+    in->Consume(used);
+    if (f != Flow::kOk) co_return f;
+  }
+  if (out_kind == BodyKind::kChunked && !chunked) {
+    Flow f = co_await Deliver(out, "0\r\n\r\n");
+    if (f != Flow::kOk) co_return f;
+  }
+  IoResult flushed = co_await out->Flush(SendDeadline());
+  if (!flushed.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
+  co_return Flow::kOk;
+}
+
+Task<void> HttpSession::Answer(int status) {
+  status_ = status;
+  client_keep_alive_ = false;
+  linger_ = true;
+  const std::string text = ErrorResponse(status, request_id_);
+  bytes_out_ += text.size();
+  co_await WriteAll(down_, AsBytes(text), SendDeadline());
+}
+
+Task<int> HttpSession::Acquire(bool allow_pooled) {
+  UpstreamBalancer* b = balancer();
+  const UpstreamGroupConfig& group = b->config();
+  UpstreamPlan plan;
+  MakePlan(b, peer_, &plan);
+  reused_ = false;
+  if (allow_pooled && plan.size > 0 && settings_->upstream_keepalive > 0) {
+    std::unique_ptr<UpstreamLink> pooled = services_->http_pool->Take(
+        snapshot_.get(), static_cast<uint32_t>(group.index), plan.servers[0]);
+    if (pooled != nullptr) {
+      pooled->lease = ServerLease(b, pooled->server);
+      up_ = std::move(pooled);
+      reused_ = true;
+      upstream_text_ = group.servers[up_->server].text;
+      connected_ns_ = MonotonicNowNs();
+      co_return 0;
+    }
+  }
+  Result<UpstreamConnection> connected =
+      co_await ConnectUpstream(b, peer_, listener_->name, &connect_, &plan);
+  services_->metrics->upstream_connect_failures.Add(connect_.failures);
+  connect_.failures = 0;
+  if (!connected.ok()) {
+    if (stopped_) co_return -1;
+    services_->metrics->sessions_no_upstream.Add();
+    RP_LOG(kWarn, "{}: client {}: no upstream of '{}' reachable: {}", listener_->name,
+           peer_.ToString(), group.name, strerror(connected.error().code));
+    co_return connected.error().side == Side::kInternal ? 503 : 502;
+  }
+  services_->metrics->upstream_connects.Add();
+  auto link = std::make_unique<UpstreamLink>();
+  link->generation = snapshot_;
+  link->group = static_cast<uint32_t>(group.index);
+  link->server = connected->server_index;
+  link->lease = std::move(connected->lease);
+  link->plain = std::make_unique<PlainStream>(std::move(connected->fd), services_->buffers);
+  up_ = std::move(link);
+  upstream_text_ = group.servers[up_->server].text;
+  if (const auto* tls = group.extensions.Get<TlsUpstreamConfig>(kTlsTable)) {
+    TlsClientShardContext* ctx = snapshot_->tls_clients[static_cast<size_t>(group.index)].get();
+    const bool secured = co_await ConnectTls(
+        services_, ctx, tls->handshake_timeout_ms, up_->plain.get(), listener_, peer_,
+        fmt::format("{} ({})", upstream_text_, group.name), &stopped_, &up_->tls);
+    if (!secured) {
+      Release(false);
+      co_return stopped_ ? -1 : 502;
+    }
+  }
+  connected_ns_ = MonotonicNowNs();
+  co_return 0;
+}
+
+void HttpSession::Release(bool reusable) {
+  if (up_ == nullptr) return;
+  ++up_->requests;
+  if (reusable && !stopped_) {
+    services_->http_pool->Put(std::move(up_), settings_->upstream_keepalive,
+                              settings_->upstream_idle_timeout_ms);
+  } else {
+    services_->http_pool->Retire(std::move(up_));
+  }
+}
+
+Task<Flow> HttpSession::ReadBodyStart() {
+  const http::Semantics& sem = req_.semantics;
+  body_.clear();
+  body_complete_ = sem.body == BodyKind::kNone;
+  req_chunks_.Reset();
+  if (body_complete_) co_return Flow::kOk;
+  if (req_.expect_continue && in_.buffered() == 0) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    IoResult c = co_await WriteAll(down_, AsBytes(kContinue), SendDeadline());
+    if (!c.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
+  }
+  const uint64_t want = sem.body == BodyKind::kLength
+                            ? std::min<uint64_t>(sem.content_length, kBufferBody)
+                            : kBufferBody;
+  while (body_.size() < want && !req_chunks_.done()) {
+    std::string_view avail = in_.Peek();
+    if (avail.empty()) {
+      IoResult r = co_await in_.Fill(Deadline::AfterMs(settings_->body_timeout_ms));
+      if (r.res > 0) continue;
+      co_return stopped_ ? Flow::kStopped : FlowOfRead(r);
+    }
+    size_t used = 0;
+    if (sem.body == BodyKind::kLength) {
+      used = std::min<size_t>(avail.size(), static_cast<size_t>(want - body_.size()));
+      body_.append(avail.substr(0, used));
+    } else {
+      while (used < avail.size() && !req_chunks_.done()) {
+        const http::ChunkedDecoder::Step step = req_chunks_.Next(avail.substr(used));
+        if (req_chunks_.failed()) co_return Flow::kBadFraming;
+        if (step.consumed == 0) break;
+        used += step.consumed;
+        body_.append(step.data);
+      }
+    }
+    in_.Consume(used);
+    if (settings_->max_body_bytes != 0 && body_.size() > settings_->max_body_bytes) {
+      co_return Flow::kTooLarge;
+    }
+  }
+  body_complete_ =
+      sem.body == BodyKind::kLength ? body_.size() == sem.content_length : req_chunks_.done();
+  bytes_in_ += body_.size();
+  co_return Flow::kOk;
+}
+
+Task<Flow> HttpSession::SendRequest() {
+  const http::Semantics& sem = req_.semantics;
+  http::ForwardRequest f;
+  f.target = OriginForm(req_.target);
+  f.host = req_.host;
+  // A body read whole goes with its length (a chunked one too); a longer one keeps
+  // its framing and streams.
+  f.body = sem.body == BodyKind::kNone ? BodyKind::kNone
+                                       : (body_complete_ ? BodyKind::kLength : sem.body);
+  f.content_length = body_complete_ ? body_.size() : sem.content_length;
+  f.upgrade = sem.connection_upgrade && !sem.upgrade.empty();
+  f.client_ip = client_ip_;
+  f.trusted_peer = std::any_of(settings_->trusted_proxies.begin(), settings_->trusted_proxies.end(),
+                               [&](const Cidr& c) { return c.Contains(client_ip_); });
+  f.scheme = settings_->https ? "https" : "http";
+  f.request_id = request_id_;
+  out_.clear();
+  http::WriteRequestHead(req_, f, &out_);
+  if (f.body == BodyKind::kChunked) {
+    if (!body_.empty()) AppendChunk(body_, &out_);
+  } else {
+    out_.append(body_);
+  }
+  Flow w = co_await Deliver(up_->stream(), out_);
+  if (w != Flow::kOk) co_return w;
+  if (!body_complete_) {
+    // Only the body's first part is sent: the rest streams, re-framed as it came.
+    uint64_t moved = 0;
+    Flow body = co_await MoveBody(
+        &in_, up_->stream(), sem.body, sem.content_length - body_.size(), sem.body,
+        settings_->body_timeout_ms,
+        settings_->max_body_bytes == 0 ? 0 : settings_->max_body_bytes - body_.size(), &moved,
+        &req_chunks_);
+    bytes_in_ += moved;
+    // The upstream must not take a cut body for a whole one: it saw no last chunk
+    // or too few bytes, and its connection is closed.
+    co_return body;
+  }
+  IoResult flushed = co_await up_->stream()->Flush(SendDeadline());
+  co_return flushed.ok() ? Flow::kOk : (stopped_ ? Flow::kStopped : Flow::kSinkError);
+}
+
+Task<void> HttpSession::Tunnel() {
+  PumpOptions options;
+  options.idle_timeout_ms = listener_->idle_timeout_ms;
+  options.send_timeout_ms = listener_->send_timeout_ms;
+  options.mode = listener_->relay;
+  Pump pump(down_, up_->stream(),
+            PumpResources{services_->pipes, services_->buffers, services_->sweeper}, options);
+  pump_ = &pump;
+  if (stopped_) pump.Stop();
+  PumpResult result = co_await pump.Run();
+  pump_ = nullptr;
+  CountPumpEnd(*services_->metrics, result);
+  bytes_in_ += result.bytes_to_upstream;
+  bytes_out_ += result.bytes_to_downstream;
+  end_ = PumpEndName(result.end);
+}
+
+Task<bool> HttpSession::Exchange() {
+  ShardMetrics& metrics = *services_->metrics;
+  metrics.http_requests.Add();
+  ++requests_;
+  status_ = 0;
+  bytes_in_ = bytes_out_ = 0;
+  connected_ns_ = header_ns_ = 0;
+  upstream_text_.clear();
+  end_ = "ok";
+  request_id_ = settings_->request_id ? NextRequestId() : std::string();
+  const http::Semantics& sem = req_.semantics;
+  client_keep_alive_ =
+      sem.keep_alive && !draining_ && requests_ < static_cast<uint64_t>(settings_->max_requests);
+
+  int refuse = 0;
+  if (req_.expect_other) {
+    refuse = 417;
+  } else if (http::HasEncodedCrLf(req_.target)) {
+    refuse = 403;
+  } else if (req_.method == "CONNECT") {
+    refuse = 405;
+  } else if (settings_->max_body_bytes != 0 && sem.body == BodyKind::kLength &&
+             sem.content_length > settings_->max_body_bytes) {
+    refuse = 413;
+  }
+  if (refuse != 0) {
+    metrics.http_refused.Add();
+    RP_LOG(kInfo, "{}: client {}: {} {} refused with {}", listener_->name, peer_.ToString(),
+           req_.method, req_.target, refuse);
+    co_await Answer(refuse);
+    co_return false;
+  }
+
+  const Flow pre = co_await ReadBodyStart();
+  if (pre != Flow::kOk) {
+    end_ = FlowName(pre);
+    const int status = pre == Flow::kTimeout      ? 408
+                       : pre == Flow::kBadFraming ? 400
+                       : pre == Flow::kTooLarge   ? 413
+                                                  : 0;
+    if (status != 0) {
+      metrics.http_bad_requests.Add();
+      RP_LOG(kInfo, "{}: client {}: {} {}: request body {}: {}", listener_->name, peer_.ToString(),
+             req_.method, req_.target, FlowName(pre), status);
+      co_await Answer(status);
+    }
+    co_return false;
+  }
+  const bool replayable = body_complete_ && Idempotent(req_.method);
+  const bool head_request = req_.method == "HEAD";
+  const bool upgrade = sem.connection_upgrade && !sem.upgrade.empty();
+  Inbound up_in(nullptr);
+  http::ResponseParser rparser;  // the upstream's limits are the defaults
+  for (int attempt = 0;; ++attempt) {
+    const int acquired = co_await Acquire(attempt == 0);
+    if (acquired != 0) {
+      if (acquired > 0) {
+        metrics.http_upstream_errors.Add();
+        co_await Answer(acquired);
+      }
+      co_return false;
+    }
+    if (reused_) metrics.http_upstream_reused.Add();
+    Flow sent = co_await SendRequest();
+    if (sent == Flow::kSinkError && reused_ && replayable) {
+      Release(false);
+      continue;
+    }
+    if (sent != Flow::kOk) {
+      // A streamed body that broke off: the upstream saw it cut, and its connection goes.
+      end_ = FlowName(sent);
+      Release(false);
+      const bool body_started = !body_complete_ && sent != Flow::kSinkError;
+      const int status = sent == Flow::kSinkError    ? 502
+                         : sent == Flow::kTimeout    ? 408
+                         : sent == Flow::kBadFraming ? 400
+                         : sent == Flow::kTooLarge   ? 413
+                                                     : 0;
+      if (status == 502) metrics.http_upstream_errors.Add();
+      if (body_started) metrics.http_bad_requests.Add();
+      if (status != 0) co_await Answer(status);
+      co_return false;
+    }
+    // The response head, past any 100 the upstream sends.
+    up_in = Inbound(up_->stream());
+    resp_buf_.clear();
+    rparser.Reset();
+    ParseStatus st = ParseStatus::kIncomplete;
+    bool got_any = false;
+    Flow failed = Flow::kOk;
+    while (st != ParseStatus::kDone) {
+      std::string_view avail = up_in.Peek();
+      if (avail.empty()) {
+        IoResult r = co_await up_in.Fill(Deadline::AfterMs(settings_->upstream_timeout_ms));
+        if (r.res > 0) continue;
+        failed = stopped_ ? Flow::kStopped : FlowOfRead(r);
+        break;
+      }
+      got_any = true;
+      resp_buf_.append(avail);
+      up_in.Consume(avail.size());
+      st = rparser.Parse(resp_buf_, head_request, &resp_);
+      if (st == ParseStatus::kError) break;
+      if (st == ParseStatus::kDone && resp_.status == 100) {
+        const std::string rest = resp_buf_.substr(rparser.head_bytes());
+        resp_buf_ = rest;
+        rparser.Reset();
+        st = resp_buf_.empty() ? ParseStatus::kIncomplete
+                               : rparser.Parse(resp_buf_, head_request, &resp_);
+        if (st == ParseStatus::kError) break;
+      }
+    }
+    if (failed != Flow::kOk && !got_any && reused_ && replayable &&
+        (failed == Flow::kEof || failed == Flow::kError)) {
+      // The server closed the pooled connection as the request went out.
+      Release(false);
+      continue;
+    }
+    if (failed != Flow::kOk || st == ParseStatus::kError) {
+      Release(false);
+      if (failed == Flow::kStopped) co_return false;
+      metrics.http_upstream_errors.Add();
+      const int status = failed == Flow::kTimeout ? 504 : 502;
+      RP_LOG(kWarn, "{}: client {}: upstream {} {}: {} {}", listener_->name, peer_.ToString(),
+             upstream_text_,
+             st == ParseStatus::kError ? "sent a bad response head" : "gave no response head",
+             st == ParseStatus::kError ? rparser.error() : FlowName(failed), status);
+      end_ = st == ParseStatus::kError ? "bad-upstream-response" : FlowName(failed);
+      co_await Answer(status);
+      co_return false;
+    }
+    break;
+  }
+  header_ns_ = MonotonicNowNs();
+  up_in.Keep(std::string_view(resp_buf_).substr(rparser.head_bytes()));
+  status_ = resp_.status;
+
+  if (resp_.status == 101) {
+    if (!upgrade) {
+      Release(false);
+      metrics.http_upstream_errors.Add();
+      end_ = "unasked-101";
+      co_await Answer(502);
+      co_return false;
+    }
+    http::ForwardResponse fr;
+    fr.upgrade = true;
+    fr.client_version_minor = req_.version_minor;
+    out_.clear();
+    http::WriteResponseHead(resp_, fr, &out_);
+    bytes_out_ += out_.size();
+    // Bytes either side sent behind its head go before the pump takes over.
+    out_.append(up_in.Peek());
+    up_in.Consume(up_in.kept());
+    IoResult w = co_await WriteAll(down_, AsBytes(out_), SendDeadline());
+    std::string early(in_.Peek().substr(0, in_.kept()));
+    in_.Consume(early.size());
+    if (w.ok() && !early.empty())
+      w = co_await WriteAll(up_->stream(), AsBytes(early), SendDeadline());
+    if (w.ok()) co_await Tunnel();
+    Release(false);
+    co_return false;
+  }
+
+  // The body as the client gets it: chunked or a length as the upstream framed it, an
+  // unframed body chunked for an HTTP/1.1 client, else delimited by the close.
+  const BodyKind up_body = resp_.semantics.body;
+  BodyKind client_body = up_body;
+  if ((up_body == BodyKind::kChunked || up_body == BodyKind::kUntilClose) &&
+      req_.version_minor == 0) {
+    client_body = BodyKind::kUntilClose;
+    client_keep_alive_ = false;
+  } else if (up_body == BodyKind::kUntilClose) {
+    client_body = BodyKind::kChunked;
+  }
+  client_keep_alive_ = client_keep_alive_ && !draining_;  // a drain may have begun meanwhile
+  http::ForwardResponse fr;
+  fr.body = client_body;
+  fr.content_length = resp_.semantics.content_length;
+  fr.client_version_minor = req_.version_minor;
+  fr.keep_alive = client_keep_alive_;
+  out_.clear();
+  http::WriteResponseHead(resp_, fr, &out_);
+  bytes_out_ += out_.size();
+  Flow moved_ok = Flow::kOk;
+  if (up_body == BodyKind::kNone) {
+    IoResult w = co_await WriteAll(down_, AsBytes(out_), SendDeadline());
+    if (!w.ok()) moved_ok = stopped_ ? Flow::kStopped : Flow::kSinkError;
+  } else {
+    moved_ok = co_await Deliver(down_, out_);
+    if (moved_ok == Flow::kOk) {
+      uint64_t moved = 0;
+      resp_chunks_.Reset();
+      moved_ok =
+          co_await MoveBody(&up_in, down_, up_body, resp_.semantics.content_length, client_body,
+                            settings_->upstream_timeout_ms, 0, &moved, &resp_chunks_);
+      bytes_out_ += moved;
+    }
+  }
+  const bool upstream_reusable = moved_ok == Flow::kOk && resp_.semantics.keep_alive &&
+                                 up_body != BodyKind::kUntilClose && up_in.kept() == 0;
+  Release(upstream_reusable);
+  if (moved_ok != Flow::kOk) {
+    end_ = FlowName(moved_ok);
+    if (moved_ok != Flow::kSinkError && moved_ok != Flow::kStopped) {
+      metrics.http_upstream_errors.Add();
+      RP_LOG(kWarn, "{}: client {}: upstream {} response body ended: {}; closing the client",
+             listener_->name, peer_.ToString(), upstream_text_, FlowName(moved_ok));
+    }
+    co_return false;
+  }
+  co_return client_keep_alive_;
+}
+
+void HttpSession::LogAccess() {
+  if (!snapshot_->config->log.access) return;
+  const int64_t now = MonotonicNowNs();
+  auto ms = [&](int64_t at) -> double {
+    return at == 0 ? -1.0 : static_cast<double>(at - start_ns_) / 1e6;
+  };
+  RP_LOG(kInfo,
+         "access http listener={} client={} host={} method={} target={} status={} in={} out={} "
+         "upstream={} reused={} connect_ms={:.3f} header_ms={:.3f} total_ms={:.3f} request_id={} "
+         "end={}{}",
+         listener_->name, peer_.ToString(), req_.host, req_.method, req_.target, status_, bytes_in_,
+         bytes_out_, upstream_text_.empty() ? "-" : upstream_text_, reused_ ? 1 : 0,
+         ms(connected_ns_), ms(header_ns_), ms(now), request_id_.empty() ? "-" : request_id_, end_,
+         TlsSummary(client_tls_.get()));
+}
+
+Task<void> HttpSession::Close() {
+  Release(false);
+  if (!stopped_ && !down_->aborted()) {
+    IoResult shut = co_await down_->ShutdownWrite(SendDeadline());
+    if (shut.ok() && (linger_ || in_.buffered() > 0)) {
+      // Lingering close: what the client still sends is read and dropped for a while.
+      const Deadline linger = Deadline::AfterMs(kLingerMs);
+      for (;;) {
+        in_.Consume(in_.Peek().size());
+        IoResult r = co_await in_.Fill(linger);
+        if (r.res <= 0) break;
+      }
+    }
+  }
+  if (client_tls_ != nullptr) co_await client_tls_->Quiesce();
+  co_await client_.Quiesce();
+}
+
+Task<void> HttpSession::Run() {
+  client_ip_ = peer_.HostString();
+  if (settings_->https) {
+    const bool ok = co_await AcceptTls(services_, snapshot_.get(), listener_, &client_, peer_,
+                                       &stopped_, &client_tls_);
+    if (!ok) co_return;
+    down_ = client_tls_.get();
+    in_.set_stream(down_);
+  }
+  for (;;) {
+    const int read = co_await ReadRequestHead();
+    if (read < 0) break;
+    if (read > 0) {
+      start_ns_ = start_ns_ == 0 ? MonotonicNowNs() : start_ns_;
+      services_->metrics->http_bad_requests.Add();
+      RP_LOG(kInfo, "{}: client {}: bad request: {} ({})", listener_->name, peer_.ToString(), read,
+             read == 408 ? std::string_view("request head timed out") : parser_.error());
+      request_id_.clear();
+      req_ = http::RequestHead();
+      co_await Answer(read);
+      end_ = "bad-request";
+      LogAccess();
+      break;
+    }
+    const bool again = co_await Exchange();
+    LogAccess();
+    start_ns_ = 0;
+    if (!again || stopped_) break;
+  }
+}
+
+Task<void> HttpProxySession(ShardServices* services, SnapshotRef snapshot,
+                            const ListenerConfig* listener, int client_fd, SocketAddress peer,
+                            Gate::Holder /*holder*/) {
+  ShardMetrics& metrics = *services->metrics;
+  metrics.connections_active.Add();
+  // On the heap: the session's buffers and parsers outlive many suspensions.
+  auto session =
+      std::make_unique<HttpSession>(services, std::move(snapshot), listener, client_fd, peer);
+  {
+    SessionRegistration registration(services->sessions, session.get());
+    co_await session->Run();
+    co_await session->Close();
+  }
+  metrics.connections_active.Sub();
+}
+
+ExtensionPtr ReadHttp(ConfigTable& t, const Config& /*so_far*/) {
+  return ReadHttpListener(t, false);
+}
+ExtensionPtr ReadHttps(ConfigTable& t, const Config& /*so_far*/) {
+  return ReadHttpListener(t, true);
+}
+
+}  // namespace
+
+const ProtocolSpec kHttpProtocol = {"http", &ReadHttp, &HttpProxySession};
+const ProtocolSpec kHttpsProtocol = {"https", &ReadHttps, &HttpProxySession};
+
+}  // namespace ringproxy

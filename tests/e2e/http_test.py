@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the HTTP reverse proxy: the real daemon between real clients
+(raw sockets, Python's http.client, curl) and a recording origin (http_env.Origin).
+Run: RINGPROXY_BIN=build/release/tools/ringproxy tests/e2e/http_test.py [test ...]"""
+import hashlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Proxy, check, free_port, refused_port, run_all, test, wait_until  # noqa: E402
+from http_env import RAW, ClientReader, Origin, config, connect, pattern  # noqa: E402
+
+
+def get(port, path, host="www.example.com", extra=b""):
+    return (b"GET %s HTTP/1.1\r\nHost: %s\r\n" % (path.encode(), host.encode()) + extra +
+            b"\r\n")
+
+
+# Malformed or ambiguous requests: (name, bytes, status). None of them may reach the
+# origin, and each connection must be closed after the answer.
+BAD_REQUESTS = [
+    ("HTTP/0.9", b"GET /\r\n\r\n", 400),
+    ("no target", b"GET\r\n\r\n", 400),
+    ("two spaces", b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("space in target", b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("tab in target", b"GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("non-ASCII target", b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("trailing space", b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400),
+    ("lower-case version", b"GET / http/1.1\r\nHost: a\r\n\r\n", 400),
+    ("version 2.0", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+    ("version 0.9", b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
+    ("version 1.10", b"GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400),
+    ("bad method", b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("relative target", b"GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("asterisk on GET", b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("ftp target", b"GET ftp://a/b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("userinfo in target", b"GET http://u@a/b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("no Host on 1.1", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("two Hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("empty Host", b"GET / HTTP/1.1\r\nHost: \r\n\r\n", 400),
+    ("Host with space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    ("Host with slash", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    ("Host with userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400),
+    ("Host bad port", b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
+    ("bare LF after request line", b"GET / HTTP/1.1\nHost: a\r\n\r\n", 400),
+    ("bare LF after field", b"GET / HTTP/1.1\r\nHost: a\n\r\n", 400),
+    ("bare LF as the end", b"GET / HTTP/1.1\r\nHost: a\r\n\n", 400),
+    ("bare CR in field", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400),
+    ("NUL in value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400),
+    ("DEL in value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n", 400),
+    ("control in value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\r\n\r\n", 400),
+    ("space before colon", b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+    ("obs-fold", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400),
+    ("no colon", b"GET / HTTP/1.1\r\nHost: a\r\nX\r\n\r\n", 400),
+    ("empty name", b"GET / HTTP/1.1\r\nHost: a\r\n: v\r\n\r\n", 400),
+    ("CL and TE", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("differing CLs", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+     b"Content-Length: 4\r\n\r\nabcd", 400),
+    ("CL list", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\nabcd", 400),
+    ("negative CL", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
+    ("hex CL", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", 400),
+    ("overflowing CL", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+     b"Content-Length: 99999999999999999999999\r\n\r\n", 400),
+    ("TE not chunked last", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+     b"Transfer-Encoding: chunked, gzip\r\n\r\n", 400),
+    ("TE identity", b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+     400),
+    ("TE chunked twice", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+     b"Transfer-Encoding: chunked, chunked\r\n\r\n", 400),
+    ("TE on HTTP/1.0", b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     400),
+    ("too many empty lines", b"\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("bad chunk size", b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"zz\r\nabc\r\n0\r\n\r\n", 400),
+    ("overflowing chunk size", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n", 400),
+    ("chunk data too long", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n", 400),
+    ("chunk without CRLF", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc0\r\n\r\n", 400),
+    ("bad chunk extension", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n3;=x\r\nabc\r\n0\r\n\r\n", 400),
+    ("bare LF in chunk line", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", 400),
+    ("bad trailer", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\nX : y\r\n\r\n", 400),
+    ("encoded CRLF in target", b"GET /a%0d%0aSet-Cookie:x HTTP/1.1\r\nHost: a\r\n\r\n", 403),
+    ("unknown expectation", b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: x-magic\r\n"
+     b"Content-Length: 1\r\n\r\nx", 417),
+    ("CONNECT", b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405),
+    ("long request line", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+    ("long field", b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"b" * 9000 + b"\r\n\r\n", 431),
+    ("too many fields", b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X: y\r\n" * 101 + b"\r\n", 431),
+    ("head too large", b"GET / HTTP/1.1\r\nHost: a\r\n" + (b"X: " + b"y" * 4000 + b"\r\n") * 5 +
+     b"\r\n", 431),
+    ("body over max_body_bytes", b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n"
+     b"\r\n", 413),
+    ("chunked body over max_body_bytes", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n" + b"ffff\r\n" + b"z" * 0xffff + b"\r\n" +
+     b"ffff\r\n" + b"z" * 0xffff + b"\r\n", 413),
+]
+
+MAX_BODY = 50000  # under the 64 KiB read before an upstream is chosen
+
+
+@test
+def malformed_requests_get_their_status_and_reach_no_upstream():
+    check(len(BAD_REQUESTS) >= 50, f"only {len(BAD_REQUESTS)} cases")
+    with Origin() as origin, Proxy(config(free_port(), [origin.port],
+                                          listener_extra=f"max_body_bytes = {MAX_BODY}")) as p:
+        port = _listen_port(p)
+        failures = []
+        for name, data, status in BAD_REQUESTS:
+            s = connect(port)
+            try:
+                s.sendall(data)
+                reader = ClientReader(s)
+                r = reader.response()
+                if r is None or r.status != status:
+                    failures.append(f"{name}: got {r and r.status}, want {status}")
+                    continue
+                if r.field("connection") != "close":
+                    failures.append(f"{name}: no Connection: close")
+                if not reader.eof():
+                    failures.append(f"{name}: connection left open")
+            finally:
+                s.close()
+        check(not failures, "\n".join(failures))
+        check(origin.heads() == [], f"the origin received {origin.heads()[:3]}")
+        check(origin.connections == 0, f"{origin.connections} origin connections")
+        log = p.log_text()
+        check(log.count("bad request") + log.count("refused with") +
+              log.count("request body") >= len(BAD_REQUESTS), "a refusal without a log line")
+
+
+def _listen_port(p):
+    for line in open(p.config_path):
+        if line.startswith("listen ="):
+            return int(line.split(":")[-1].strip().strip('"'))
+    raise AssertionError("no listen line")
+
+
+@test
+def keep_alive_reuses_one_upstream_connection_for_many_clients():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        # One client connection, 20 requests; then 20 clients one after another.
+        s = connect(port)
+        reader = ClientReader(s)
+        for i in range(20):
+            s.sendall(get(port, f"/size/{i * 100}"))
+            r = reader.response()
+            check(r.status == 200 and r.body == pattern(i * 100), f"request {i}")
+        s.close()
+        for i in range(20):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/size/10")
+            r = c.getresponse()
+            check(r.status == 200 and r.read() == pattern(10), "fresh client")
+            c.close()
+        check(origin.connections == 1, f"{origin.connections} upstream connections for 40 "
+              "requests (want 1: pooled)")
+
+
+@test
+def pipelined_requests_are_answered_in_order():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        s = connect(port)
+        paths = ["/size/5000", "/chunked/3000", "/echo", "/status/204", "/size/1"]
+        data = b"".join(get(port, p) for p in paths)
+        data += b"HEAD /size/77 HTTP/1.1\r\nHost: a\r\n\r\n"
+        s.sendall(data)
+        reader = ClientReader(s)
+        got = [reader.response() for _ in paths]
+        head = reader.response(head_request=True)
+        check([r.status for r in got] == [200, 200, 200, 204, 200], [r.status for r in got])
+        check(got[0].body == pattern(5000) and got[1].body == pattern(3000), "bodies")
+        check(head.status == 200 and head.field("content-length") == "77", head.head)
+        s.close()
+
+
+@test
+def request_bodies_arrive_byte_exact_and_reframed():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        for size in (0, 1, 65536, 65537, 3 << 20):
+            body = os.urandom(size)
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("POST", "/echo", body=body)
+            r = c.getresponse()
+            check(r.status == 200 and r.read() == body, f"CL body of {size}")
+            c.close()
+        # Chunked uploads: small ones reach the origin with a length, large ones chunked.
+        for size in (10, 200000):
+            body = os.urandom(size)
+            origin.clear()
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("PUT", "/echo", body=iter([body[:7], body[7:]]),
+                      encode_chunked=True, headers={"Transfer-Encoding": "chunked"})
+            r = c.getresponse()
+            check(r.status == 200 and r.read() == body, f"chunked body of {size}")
+            head = origin.heads()[0].lower()
+            if size < 65536:
+                check(b"content-length: %d\r\n" % size in head and b"transfer-encoding" not in
+                      head, head)
+            else:
+                check(b"transfer-encoding: chunked\r\n" in head and b"content-length" not in
+                      head, head)
+            c.close()
+
+
+@test
+def response_framings_reach_the_client_intact():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        for path, size in (("/chunked/100000", 100000), ("/close/70000", 70000),
+                           ("/size/0", 0)):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("GET", path)
+            r = c.getresponse()
+            check(r.status == 200 and r.read() == pattern(size), path)
+            c.close()
+        # An HTTP/1.0 client gets an unframed body delimited by the close.
+        s = connect(port)
+        s.sendall(b"GET /chunked/5000 HTTP/1.0\r\n\r\n")
+        r = ClientReader(s).response()
+        check(r.status == 200 and r.body == pattern(5000) and r.field("transfer-encoding") is None,
+              r.head)
+        s.close()
+        # 304 keeps the origin's Content-Length and has no body; the connection goes on.
+        s = connect(port)
+        reader = ClientReader(s)
+        s.sendall(get(port, "/status/304") + get(port, "/size/3"))
+        r = reader.response()
+        check(r.status == 304 and r.field("content-length") == "7", r.head)
+        check(reader.response().body == pattern(3), "after 304")
+        s.close()
+
+
+@test
+def bad_upstream_responses_are_502_and_never_reused():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        failures = []
+        for name in RAW:
+            s = connect(port)
+            s.sendall(get(port, f"/raw/{name}"))
+            r = ClientReader(s).response()
+            if r is None or r.status != 502:
+                failures.append(f"{name}: {r and r.status}")
+            s.close()
+        check(not failures, failures)
+        # Each bad response closed its connection: the next request opens a new one.
+        before = origin.connections
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/size/4")
+        check(c.getresponse().read() == pattern(4), "a good request after them")
+        check(origin.connections == before + 1, "a bad connection was pooled")
+
+
+@test
+def expect_100_continue_is_answered_before_the_body():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        s = connect(port)
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 5\r\n\r\n")
+        reader = ClientReader(s)
+        r = reader.response()
+        check(r.status == 100, r.head)
+        s.sendall(b"hello")
+        r = reader.response()
+        check(r.status == 200 and r.body == b"hello", r.head)
+        check(b"expect" not in origin.heads()[0].lower(), "Expect was sent on")
+        s.close()
+
+
+@test
+def client_identity_headers_trust_only_configured_proxies():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
+            'trusted_proxies = ["10.0.0.0/8"]'))):
+        s = connect(port)
+        s.sendall(get(port, "/echo", extra=b"X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n"
+                      b"Forwarded: for=6.6.6.6\r\nX-Request-ID: spoof\r\n"))
+        r = ClientReader(s).response()
+        check(r.status == 200, r.head)
+        head = origin.heads()[0].decode()
+        check("X-Forwarded-For: 127.0.0.1\r\n" in head and "6.6.6.6" not in head, head)
+        check("X-Real-IP: 127.0.0.1\r\n" in head and "spoof" not in head, head)
+        check("X-Forwarded-Proto: http\r\n" in head, head)
+        s.close()
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
+            'trusted_proxies = ["127.0.0.0/8"]'))):
+        s = connect(port)
+        s.sendall(get(port, "/echo", extra=b"X-Forwarded-For: 203.0.113.5\r\n"))
+        ClientReader(s).response()
+        head = origin.heads()[0].decode()
+        check("X-Forwarded-For: 203.0.113.5, 127.0.0.1\r\n" in head, head)
+        check("X-Real-IP: 203.0.113.5\r\n" in head, head)
+        s.close()
+
+
+@test
+def upgrade_becomes_a_tunnel_and_a_refused_one_stays_http():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        s = connect(port)
+        s.sendall(get(port, "/upgrade", extra=b"Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        reader = ClientReader(s)
+        r = reader.response()
+        check(r.status == 101 and r.field("upgrade") == "websocket", r.head)
+        for n in (1, 1000, 200000):
+            data = os.urandom(n)
+            s.sendall(data)
+            got = b""
+            s.settimeout(10)
+            while len(got) < n:
+                got += reader.r.buf or s.recv(1 << 20)
+                reader.r.buf = b""
+            check(got == data, f"tunnel echo of {n}")
+        s.close()
+        # The origin answers an Upgrade request with a plain 200: it stays HTTP.
+        s = connect(port)
+        reader = ClientReader(s)
+        s.sendall(get(port, "/size/9", extra=b"Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        r = reader.response()
+        check(r.status == 200 and r.body == pattern(9), r.head)
+        s.sendall(get(port, "/size/2"))
+        check(reader.response().body == pattern(2), "HTTP after a refused upgrade")
+        s.close()
+
+
+@test
+def upstream_failures_are_502_503_504():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [refused_port()])):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/size/1")
+        check(c.getresponse().status == 502, "connect refused")
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
+            "upstream_timeout_ms = 300"))) as p:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/slow/2000")
+        r = c.getresponse()
+        check(r.status == 504, f"slow upstream: {r.status}")
+        p.wait_log(r"gave no response head: timeout 504")
+
+
+@test
+def a_pooled_connection_the_origin_closed_is_retried_for_idempotent_requests():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        # Each /once leaves its pooled connection alive-looking; the origin closes it
+        # unanswered as the next request arrives, which must still succeed.
+        for i in range(5):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/once")
+            r = c.getresponse()
+            check(r.status == 200 and r.read() == b"once", f"request {i}: {r.status}")
+            c.close()
+        check(origin.connections == 5, f"{origin.connections} connections")
+        check(len(origin.heads()) == 9, f"{len(origin.heads())} requests reached the origin")
+        # A POST is not sent twice: the client gets 502.
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("POST", "/echo", body=b"once only")
+        check(c.getresponse().status == 502, "a POST was retried")
+        check(sum(1 for h in origin.heads() if h.startswith(b"POST")) == 1, "POSTs sent")
+
+
+@test
+def timeouts_close_slow_clients_without_slowing_others():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
+            "header_timeout_ms = 500\nbody_timeout_ms = 500\nkeepalive_timeout_ms = 700"))):
+        slow_head = connect(port)
+        slow_head.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")
+        slow_body = connect(port)
+        slow_body.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        idle = connect(port)
+        start = time.monotonic()
+        # Others are served meanwhile.
+        for _ in range(20):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/size/100")
+            check(c.getresponse().read() == pattern(100), "served while others stall")
+            c.close()
+        check(time.monotonic() - start < 0.5, "fast clients were held up")
+        r = ClientReader(slow_head).response()
+        check(r.status == 408, f"header timeout: {r.status}")
+        r = ClientReader(slow_body).response()
+        check(r.status == 408, f"body timeout: {r.status}")
+        check(ClientReader(idle).eof(timeout=5), "idle keep-alive connection kept open")
+        check(time.monotonic() - start < 3, "timeouts were late")
+        check(origin.heads() == [b"GET /size/100 HTTP/1.1\r\n" + h for h in []] or
+              all(h.startswith(b"GET /size/100 ") for h in origin.heads()),
+              "a cut request reached the origin")
+
+
+@test
+def drain_closes_idle_keep_alive_connections_and_finishes_busy_ones():
+    port = free_port()
+    with Origin() as origin:
+        p = Proxy(config(port, [origin.port], drain_ms=10000))
+        idle = connect(port)
+        idle.sendall(get(port, "/size/1"))
+        ClientReader(idle).response()
+        busy = connect(port)
+        busy.sendall(get(port, "/slow/500"))
+        time.sleep(0.1)
+        start = time.monotonic()
+        p.signal(signal.SIGTERM)
+        reader = ClientReader(busy)
+        r = reader.response()
+        check(r.status == 200 and r.body == b"slow" and r.field("connection") == "close",
+              r.head)
+        check(ClientReader(idle).eof(timeout=5), "idle connection not closed at drain")
+        check(p.wait_exit(timeout=10) == 0, "exit code")
+        check(time.monotonic() - start < 5, "drain waited for idle connections")
+        p.stop()
+
+
+@test
+def curl_and_https_listener():
+    from tls_env import name, pki
+    d = pki()
+    port = free_port()
+    tls = f"""
+[listener.tls]
+certificate = "{d}/default.crt"
+key = "{d}/default.key"
+certificate_dir = "{d}/certs"
+"""
+    with Origin() as origin, Proxy(config(port, [origin.port], protocol="https", tls=tls)):
+        host = name(7)
+        out = subprocess.run(["curl", "-sS", "--cacert", f"{d}/ca.pem", "--resolve",
+                              f"{host}:{port}:127.0.0.1", f"https://{host}:{port}/size/100000",
+                              f"https://{host}:{port}/chunked/5000"],
+                             capture_output=True, timeout=30)
+        check(out.returncode == 0, out.stderr)
+        check(out.stdout == pattern(100000) + pattern(5000), "curl body over TLS")
+        check(origin.connections == 1, "curl's two requests used one upstream connection")
+        head = origin.heads()[0].decode()
+        check("X-Forwarded-Proto: https\r\n" in head, head)
+
+
+if __name__ == "__main__":
+    sys.exit(run_all(sys.argv))
