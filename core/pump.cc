@@ -3,6 +3,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "core/ops.h"
 #include "core/plain_stream.h"
 #include "core/reactor.h"
@@ -254,6 +256,81 @@ Task<PumpResult> Pump::Run() {
   result.bytes_to_downstream = dirs_[1].bytes;
   result.mode_switches = mode_switches_;
   co_return result;
+}
+
+Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, PipePool* pipes,
+                              int64_t read_timeout_ms, int64_t send_timeout_ms, uint64_t* moved) {
+  co_await from->PauseReceive();
+  // What was received before goes out first, in order.
+  while (*moved < n) {
+    if (from->Peek().empty()) {
+      IoResult r = from->FillNow();
+      if (r.res == -EAGAIN) break;
+      if (r.res == 0) co_return SpliceEnd::kSourceEof;
+      if (!r.ok()) co_return SpliceEnd::kSourceError;
+    }
+    const std::span<const std::byte> data = from->Peek();
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(data.size(), n - *moved));
+    IoResult w = co_await to->Write(data.first(take), Deadline::AfterMs(send_timeout_ms));
+    if (!w.ok()) co_return SpliceEnd::kSinkError;
+    from->Consume(take);
+    *moved += take;
+  }
+  if (to->pending_output() > 0) {
+    IoResult f = co_await to->Flush(Deadline::AfterMs(send_timeout_ms));
+    if (!f.ok()) co_return SpliceEnd::kSinkError;
+  }
+  Pipe pipe;
+  size_t in_pipe = 0;
+  SpliceEnd end = SpliceEnd::kDone;
+  while (*moved < n) {
+    if (in_pipe == 0) {
+      if (from->aborted()) {
+        end = SpliceEnd::kSourceError;
+        break;
+      }
+      if (!pipe.valid() && !pipes->Acquire(&pipe).ok()) {
+        end = SpliceEnd::kInternalError;
+        break;
+      }
+      IoResult r = SpliceNow(from->fd(), pipe.write_fd,
+                             static_cast<size_t>(std::min<uint64_t>(kSpliceChunk, n - *moved)));
+      if (r.res == -EAGAIN) {
+        IoResult ready =
+            co_await Poll(from->fd(), POLLIN | POLLRDHUP, Deadline::AfterMs(read_timeout_ms));
+        if (ready.timed_out()) {
+          end = SpliceEnd::kSourceTimeout;
+          break;
+        }
+        if (!ready.ok() && !ready.cancelled()) {
+          end = SpliceEnd::kSourceError;
+          break;
+        }
+        continue;
+      }
+      if (r.res == 0 || !r.ok()) {
+        end = r.res == 0 ? SpliceEnd::kSourceEof : SpliceEnd::kSourceError;
+        break;
+      }
+      in_pipe = r.value();
+    }
+    IoResult w = co_await Splice(pipe.read_fd, to->fd(), in_pipe, to->fd(), POLLOUT,
+                                 Deadline::AfterMs(send_timeout_ms));
+    if (!w.ok() || to->aborted()) {
+      end = SpliceEnd::kSinkError;
+      break;
+    }
+    in_pipe -= w.value();
+    *moved += w.value();
+  }
+  if (pipe.valid()) {
+    if (in_pipe == 0) {
+      pipes->Release(pipe);
+    } else {
+      pipes->Discard(pipe);
+    }
+  }
+  co_return end;
 }
 
 }  // namespace ringproxy

@@ -69,6 +69,23 @@ struct PumpResources {
   IdleSweeper* sweeper = nullptr;
 };
 
+// How SpliceExactly ended.
+enum class SpliceEnd : uint8_t {
+  kDone,
+  kSourceEof,      // the source ended before n bytes
+  kSourceTimeout,  // no byte from the source for read_timeout_ms
+  kSourceError,    // the source failed (or was aborted)
+  kSinkError,      // the destination failed or took nothing for send_timeout_ms
+  kInternalError,  // no pipe could be had
+};
+
+// Moves exactly `n` bytes from `from` to `to`, both plain sockets: what `from` has
+// received already goes first by copy, the rest through a pipe with splice(2), never
+// entering user space (an HTTP body of known length). Bytes after the n-th stay in the
+// source. *moved counts what reached `to`.
+Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, PipePool* pipes,
+                              int64_t read_timeout_ms, int64_t send_timeout_ms, uint64_t* moved);
+
 class Pump {
  public:
   // The streams stay the caller's; quiesce them after Run() returns.

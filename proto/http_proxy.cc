@@ -38,6 +38,13 @@ constexpr size_t kFlushAbove = 64 * 1024;
 constexpr int64_t kLingerMs = 2000;
 // Request bodies up to this size are read whole before an upstream is chosen.
 constexpr size_t kBufferBody = 64 * 1024;
+// A body of known length with at least this much still to come goes through a pipe
+// (splice) when both sockets are plain.
+constexpr uint64_t kSpliceAbove = 256 * 1024;
+// An upstream's receive may hold more ring buffers before it pauses, and copies none
+// out: a response body runs ahead of the client in buffers it is then sent from,
+// rather than in copies (the multishot receive posts many buffers per loop turn).
+constexpr RecvLimits kUpstreamRecv{64, 0};
 
 std::string_view AsView(std::span<const std::byte> b) {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
@@ -152,6 +159,7 @@ class Inbound {
     pos_ = 0;
   }
   size_t kept() const { return carry_.size() - pos_; }
+  ByteStream* stream() const { return s_; }
   size_t buffered() const { return kept() + s_->buffered(); }
 
  private:
@@ -255,10 +263,11 @@ class HttpSession final : public SessionBase {
   // Sends the request head and body; Flow of the client side or kSinkError.
   Task<Flow> SendRequest();
   // Moves a body of `kind` from `in` to `out`, re-framed as `out_kind`.
-  // A chunked source is decoded by `chunked` (it may have begun already).
+  // A chunked source is decoded by `chunked` (it may have begun already). `prefix` (a
+  // head) goes out with the body's first bytes, in one write.
   Task<Flow> MoveBody(Inbound* in, ByteStream* out, BodyKind kind, uint64_t length,
                       BodyKind out_kind, int64_t read_timeout_ms, uint64_t max_bytes,
-                      uint64_t* moved, http::ChunkedDecoder* chunked);
+                      uint64_t* moved, http::ChunkedDecoder* chunked, std::string_view prefix);
   // Reads the request body into body_, whole when it is at most kBufferBody bytes, else
   // its first part (the rest streams): a small body reaches no upstream unless it is
   // whole and well-framed, and a request with it may be sent again.
@@ -366,13 +375,38 @@ Task<Flow> HttpSession::Deliver(ByteStream* out, std::string_view data) {
 
 Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, uint64_t length,
                                  BodyKind out_kind, int64_t read_timeout_ms, uint64_t max_bytes,
-                                 uint64_t* moved, http::ChunkedDecoder* chunked) {
+                                 uint64_t* moved, http::ChunkedDecoder* chunked,
+                                 std::string_view prefix) {
   if (kind != BodyKind::kChunked) chunked = nullptr;
-  std::string stage;
+  std::string stage(prefix);
   uint64_t left = length;
   for (;;) {
     if (kind == BodyKind::kLength && left == 0) break;
     if (chunked && chunked->done()) break;
+    PlainStream* splice_from = in->stream()->plain();
+    PlainStream* splice_to = out->plain();
+    if (kind == BodyKind::kLength && out_kind == BodyKind::kLength && prefix.empty() &&
+        left >= kSpliceAbove && in->kept() == 0 && splice_from != nullptr && splice_to != nullptr &&
+        listener_->relay != RelayMode::kCopy) {
+      uint64_t spliced = 0;
+      const SpliceEnd e =
+          co_await SpliceExactly(splice_from, splice_to, left, services_->pipes, read_timeout_ms,
+                                 listener_->send_timeout_ms, &spliced);
+      *moved += spliced;
+      left -= spliced;
+      if (e == SpliceEnd::kDone) break;
+      if (stopped_) co_return Flow::kStopped;
+      switch (e) {
+        case SpliceEnd::kSourceEof:
+          co_return Flow::kEof;
+        case SpliceEnd::kSourceTimeout:
+          co_return Flow::kTimeout;
+        case SpliceEnd::kSinkError:
+          co_return Flow::kSinkError;
+        default:
+          co_return Flow::kError;
+      }
+    }
     std::string_view avail = in->Peek();
     if (avail.empty()) {
       IoResult r = co_await in->Fill(Deadline::AfterMs(read_timeout_ms));
@@ -380,7 +414,11 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
       if (r.res == 0 && kind == BodyKind::kUntilClose) break;
       co_return stopped_ ? Flow::kStopped : FlowOfRead(r);
     }
-    stage.clear();
+    if (!prefix.empty()) {
+      prefix = {};
+    } else {
+      stage.clear();
+    }
     size_t used = 0;
     std::string_view direct;  // passed on without a copy (the same framing)
     if (chunked) {
@@ -404,6 +442,8 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
       *moved += used;
       if (out_kind == BodyKind::kChunked) {
         AppendChunk(avail.substr(0, used), &stage);
+      } else if (!stage.empty()) {
+        stage.append(avail.substr(0, used));
       } else {
         direct = avail.substr(0, used);
       }
@@ -418,12 +458,16 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
     in->Consume(used);
     if (f != Flow::kOk) co_return f;
   }
-  if (out_kind == BodyKind::kChunked && !chunked) {
-    Flow f = co_await Deliver(out, "0\r\n\r\n");
+  stage.assign(prefix);  // not sent yet when the body had no bytes
+  if (out_kind == BodyKind::kChunked && !chunked) stage.append("0\r\n\r\n");
+  if (!stage.empty()) {
+    Flow f = co_await Deliver(out, stage);
     if (f != Flow::kOk) co_return f;
   }
-  IoResult flushed = co_await out->Flush(SendDeadline());
-  if (!flushed.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
+  if (out->pending_output() > 0) {
+    IoResult flushed = co_await out->Flush(SendDeadline());
+    if (!flushed.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
+  }
   co_return Flow::kOk;
 }
 
@@ -471,7 +515,8 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
   link->group = static_cast<uint32_t>(group.index);
   link->server = connected->server_index;
   link->lease = std::move(connected->lease);
-  link->plain = std::make_unique<PlainStream>(std::move(connected->fd), services_->buffers);
+  link->plain =
+      std::make_unique<PlainStream>(std::move(connected->fd), services_->buffers, kUpstreamRecv);
   up_ = std::move(link);
   upstream_text_ = group.servers[up_->server].text;
   if (const auto* tls = group.extensions.Get<TlsUpstreamConfig>(kTlsTable)) {
@@ -576,7 +621,7 @@ Task<Flow> HttpSession::SendRequest() {
         &in_, up_->stream(), sem.body, sem.content_length - body_.size(), sem.body,
         settings_->body_timeout_ms,
         settings_->max_body_bytes == 0 ? 0 : settings_->max_body_bytes - body_.size(), &moved,
-        &req_chunks_);
+        &req_chunks_, {});
     bytes_in_ += moved;
     // The upstream must not take a cut body for a whole one: it saw no last chunk
     // or too few bytes, and its connection is closed.
@@ -792,15 +837,12 @@ Task<bool> HttpSession::Exchange() {
     IoResult w = co_await WriteAll(down_, AsBytes(out_), SendDeadline());
     if (!w.ok()) moved_ok = stopped_ ? Flow::kStopped : Flow::kSinkError;
   } else {
-    moved_ok = co_await Deliver(down_, out_);
-    if (moved_ok == Flow::kOk) {
-      uint64_t moved = 0;
-      resp_chunks_.Reset();
-      moved_ok =
-          co_await MoveBody(&up_in, down_, up_body, resp_.semantics.content_length, client_body,
-                            settings_->upstream_timeout_ms, 0, &moved, &resp_chunks_);
-      bytes_out_ += moved;
-    }
+    uint64_t moved = 0;
+    resp_chunks_.Reset();
+    moved_ok =
+        co_await MoveBody(&up_in, down_, up_body, resp_.semantics.content_length, client_body,
+                          settings_->upstream_timeout_ms, 0, &moved, &resp_chunks_, out_);
+    bytes_out_ += moved;
   }
   const bool upstream_reusable = moved_ok == Flow::kOk && resp_.semantics.keep_alive &&
                                  up_body != BodyKind::kUntilClose && up_in.kept() == 0;

@@ -205,10 +205,6 @@ class Ringproxy(Target):
     kinds = ("tcp", "tls", "http", "imap", "pop3")
     relay = "auto"
 
-    @property
-    def layer4(self):
-        return self.kind == "http"
-
     def tls_tables(self):
         """The TOML that makes the listener terminate TLS (a certificate given), else ''."""
         if self.cert is None:
@@ -239,7 +235,7 @@ class Ringproxy(Target):
             template = "ringproxy-mail.toml.in"
         else:
             values["UPSTREAM_PORT"] = e.upstreams.port_for(self.kind)
-            template = "ringproxy-tcp.toml.in"
+            template = "ringproxy-http.toml.in" if self.kind == "http" else "ringproxy-tcp.toml.in"
         render(os.path.join(TARGETS_DIR, template), conf, values)
         self.proc = Proc(f"{self.name}-{self.variant}", [e.args.ringproxy, "--config", conf],
                          e.proxy_cpus, e.run_dir)
@@ -249,13 +245,13 @@ class Ringproxy(Target):
 
 class RingproxyCopy(Ringproxy):
     name = "ringproxy-copy"
-    kinds = ("tcp", "http", "imap", "pop3")  # relay modes of plaintext only
+    kinds = ("tcp", "imap", "pop3")  # relay modes of plaintext streams only
     relay = "copy"
 
 
 class RingproxySplice(Ringproxy):
     name = "ringproxy-splice"
-    kinds = ("tcp", "http", "imap", "pop3")
+    kinds = ("tcp", "imap", "pop3")
     relay = "splice"
 
 

@@ -6,6 +6,8 @@ proxy sends, and anything else is recorded as an error for the test to see.
 Paths:
   /echo...          200, the request body back (Content-Length), X-Conn: connection no.
   /size/N           200, N bytes of a fixed pattern (Content-Length)
+  /stream/N         the same, written in pieces (for N of a GiB)
+  /sink             reads a Content-Length body without keeping it; 200, its sha256 in hex
   /chunked/N        200, N pattern bytes, chunked in pieces of at most 1000
   /close/N          200, N pattern bytes delimited by the close (no framing)
   /status/N         status N without a body (204, 304) or with "x" (others)
@@ -16,6 +18,7 @@ Paths:
                     when the next request arrives on it (a keep-alive race)
 Every response but /close, /raw and /upgrade keeps the connection open.
 """
+import hashlib
 import os
 import socket
 import sys
@@ -109,6 +112,18 @@ class Origin:
                 name, _, value = line.partition(":")
                 fields.setdefault(name.strip().lower(), []).append(value.strip())
             body = b""
+            if target == "/sink":
+                digest = hashlib.sha256()
+                left = int(fields["content-length"][0])
+                while left > 0:
+                    piece = reader.some(min(left, 1 << 20))
+                    digest.update(piece)
+                    left -= len(piece)
+                with self.lock:
+                    self.requests.append((number, head, b""))
+                conn.sendall(b"HTTP/1.1 200 X\r\nContent-Length: 64\r\n\r\n" +
+                             digest.hexdigest().encode())
+                continue
             if "transfer-encoding" in fields:
                 body = reader.chunked()
             elif "content-length" in fields:
@@ -135,6 +150,13 @@ class Origin:
             send(200, body)
         elif kind == "size":
             send(200, pattern(int(arg)))
+        elif kind == "stream":
+            n = int(arg)
+            conn.sendall(b"HTTP/1.1 200 X\r\nContent-Length: %d\r\n\r\n" % n)
+            piece = PATTERN[:1 << 20]
+            while n > 0:
+                conn.sendall(piece[:n])
+                n -= min(n, len(piece))
         elif kind == "chunked":
             data = pattern(int(arg))
             out = bytearray(b"HTTP/1.1 200 X\r\nX-Conn: %d\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -195,6 +217,12 @@ class _Reader:
                 return None
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
         return head + b"\r\n\r\n"
+
+    def some(self, most):
+        if not self.buf and not self._more():
+            raise EOFError("body cut short")
+        out, self.buf = self.buf[:most], self.buf[most:]
+        return out
 
     def exactly(self, n):
         while len(self.buf) < n:

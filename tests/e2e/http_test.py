@@ -430,6 +430,66 @@ def drain_closes_idle_keep_alive_connections_and_finishes_busy_ones():
         p.stop()
 
 
+def _gib_both_ways(make_socket, port, host):
+    """1 GiB up (hashed by the origin) and 1 GiB down (hashed here), byte-exact."""
+    total = 1 << 30
+    s = make_socket()
+    s.sendall(b"POST /sink HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n" %
+              (host.encode(), total))
+    digest = hashlib.sha256()
+    block = os.urandom(1 << 20)
+    for _ in range(total >> 20):
+        digest.update(block)
+        s.sendall(block)
+    reader = ClientReader(s)
+    r = reader.response()
+    check(r.status == 200 and r.body.decode() == digest.hexdigest(), f"upload: {r.head}")
+    s.sendall(b"GET /stream/%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (total, host.encode()))
+    head = reader.r.head()
+    check(b" 200 " in head and b"Content-Length: %d" % total in head, head)
+    got = hashlib.sha256()
+    want = hashlib.sha256()
+    piece = pattern(1 << 20)
+    for _ in range(total >> 20):
+        want.update(piece)
+    left = total
+    while left > 0:
+        chunk = reader.r.some(min(left, 1 << 20))
+        got.update(chunk)
+        left -= len(chunk)
+    check(got.hexdigest() == want.hexdigest(), "download differs")
+    s.close()
+
+
+@test
+def one_gib_up_and_down_byte_exact_over_http():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        _gib_both_ways(lambda: connect(port, timeout=120), port, "a")
+
+
+@test
+def one_gib_up_and_down_byte_exact_over_https():
+    import ssl
+    from tls_env import name, pki
+    d = pki()
+    port = free_port()
+    tls = f"""
+[listener.tls]
+certificate = "{d}/default.crt"
+key = "{d}/default.key"
+certificate_dir = "{d}/certs"
+"""
+    host = name(3)
+    ctx = ssl.create_default_context(cafile=f"{d}/ca.pem")
+
+    def make():
+        raw = connect(port, timeout=120)
+        return ctx.wrap_socket(raw, server_hostname=host)
+    with Origin() as origin, Proxy(config(port, [origin.port], protocol="https", tls=tls)):
+        _gib_both_ways(make, port, host)
+
+
 @test
 def curl_and_https_listener():
     from tls_env import name, pki
