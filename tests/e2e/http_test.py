@@ -430,6 +430,16 @@ def drain_closes_idle_keep_alive_connections_and_finishes_busy_ones():
         p.stop()
 
 
+def https_tables(d):
+    """[listener.tls] with the test PKI in `d`."""
+    return f"""
+[listener.tls]
+certificate = "{d}/default.crt"
+key = "{d}/default.key"
+certificate_dir = "{d}/certs"
+"""
+
+
 def _gib_both_ways(make_socket, port, host):
     """1 GiB up (hashed by the origin) and 1 GiB down (hashed here), byte-exact."""
     total = 1 << 30
@@ -474,12 +484,7 @@ def one_gib_up_and_down_byte_exact_over_https():
     from tls_env import name, pki
     d = pki()
     port = free_port()
-    tls = f"""
-[listener.tls]
-certificate = "{d}/default.crt"
-key = "{d}/default.key"
-certificate_dir = "{d}/certs"
-"""
+    tls = https_tables(d)
     host = name(3)
     ctx = ssl.create_default_context(cafile=f"{d}/ca.pem")
 
@@ -495,12 +500,7 @@ def curl_and_https_listener():
     from tls_env import name, pki
     d = pki()
     port = free_port()
-    tls = f"""
-[listener.tls]
-certificate = "{d}/default.crt"
-key = "{d}/default.key"
-certificate_dir = "{d}/certs"
-"""
+    tls = https_tables(d)
     with Origin() as origin, Proxy(config(port, [origin.port], protocol="https", tls=tls)):
         host = name(7)
         out = subprocess.run(["curl", "-sS", "--cacert", f"{d}/ca.pem", "--resolve",
