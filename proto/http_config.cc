@@ -4,11 +4,12 @@
 #include <string>
 
 #include "core/status_util.h"
+#include "route/config.h"
 #include "tls/config.h"
 
 namespace ringproxy {
 
-ExtensionPtr ReadHttpListener(ConfigTable& t, bool https) {
+ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) {
   auto s = std::make_shared<HttpListenerSettings>();
   s->https = https;
   if (!t.Has("upstream")) t.Error("upstream", "required key is missing");
@@ -41,6 +42,14 @@ ExtensionPtr ReadHttpListener(ConfigTable& t, bool https) {
   t.Int("upstream_keepalive", &s->upstream_keepalive, 0, 100'000);
   t.Int("upstream_idle_timeout_ms", &s->upstream_idle_timeout_ms, 1, 3'600'000);
   t.Bool("request_id", &s->request_id);
+  t.Bool("route_by_user", &s->route_by_user);
+  t.Bool("admin_console", &s->admin_console);
+  if (s->admin_console && !s->route_by_user) {
+    t.Error("admin_console", "routes by the admin token: needs route_by_user = true");
+  }
+  if (s->route_by_user && so_far.sections.Find(kLookupTable) == nullptr) {
+    t.Error("route_by_user", "needs a [lookup] section (the route lookup service)");
+  }
   std::vector<std::string> trusted;
   t.StringList("trusted_proxies", &trusted);
   for (const std::string& text : trusted) {

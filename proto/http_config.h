@@ -25,9 +25,13 @@ struct HttpListenerSettings : ConfigExtension {
   int64_t upstream_idle_timeout_ms = 60'000;  // an idle pooled upstream connection is closed
   std::vector<Cidr> trusted_proxies;          // peers whose X-Forwarded-For / Forwarded are kept
   bool request_id = true;                     // X-Request-ID sent upstream and logged
+  // Per-user routing through [lookup] (spec §5.1): the user's mailbox server when it is
+  // a member of the group, else the balancer. `admin_console`: by the admin token only.
+  bool route_by_user = false;
+  bool admin_console = false;
 };
 
 // protocol = "http" and "https": require `upstream`.
-ExtensionPtr ReadHttpListener(ConfigTable& t, bool https);
+ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https);
 
 }  // namespace ringproxy

@@ -20,6 +20,7 @@
 #include "proto/http_config.h"
 #include "proto/http_pool.h"
 #include "proto/session_tls.h"
+#include "route/router.h"
 #include "route/upstream_connect.h"
 #include "tls/config.h"
 #include "tls/tls_stream.h"
@@ -257,9 +258,11 @@ class HttpSession final : public SessionBase {
   Task<int> ReadRequestHead();
   // One exchange; false when the client connection must close.
   Task<bool> Exchange();
-  // An upstream connection for the request: pooled (to the balancer's pick) or new.
-  // 0, or the status to answer (502, 503).
+  // An upstream connection for the request: pooled (to the balancer's pick, or the
+  // user's server) or new. 0, or the status to answer (502, 503).
   Task<int> Acquire(bool allow_pooled);
+  // Per-user routing: sets pinned_ to the user's server when the group has it.
+  Task<void> RouteByUser();
   // Sends the request head and body; Flow of the client side or kSinkError.
   Task<Flow> SendRequest();
   // Moves a body of `kind` from `in` to `out`, re-framed as `out_kind`.
@@ -308,7 +311,11 @@ class HttpSession final : public SessionBase {
   ConnectControl connect_;
   Pump* pump_ = nullptr;
   std::string client_ip_;
+  std::string local_ip_;
   std::string request_id_;
+  std::string user_;              // routed by this user (or account id)
+  std::string_view route_ = "-";  // where the user's route came from
+  int pinned_ = -1;               // the user's server in the group
   uint64_t requests_ = 0;
   bool stopped_ = false;
   bool draining_ = false;
@@ -485,6 +492,15 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
   const UpstreamGroupConfig& group = b->config();
   UpstreamPlan plan;
   MakePlan(b, peer_, &plan);
+  if (pinned_ >= 0) {
+    // The user's server first; the balancer's order after it, should it fail.
+    const auto pin = static_cast<uint32_t>(pinned_);
+    auto* end = std::remove(plan.servers, plan.servers + plan.size, pin);
+    plan.size = static_cast<size_t>(end - plan.servers);
+    std::copy_backward(plan.servers, plan.servers + plan.size, plan.servers + plan.size + 1);
+    plan.servers[0] = pin;
+    plan.size = std::min(plan.size + 1, std::size(plan.servers));
+  }
   reused_ = false;
   if (allow_pooled && plan.size > 0 && settings_->upstream_keepalive > 0) {
     std::unique_ptr<UpstreamLink> pooled = services_->http_pool->Take(
@@ -542,6 +558,45 @@ void HttpSession::Release(bool reusable) {
   } else {
     services_->http_pool->Retire(std::move(up_));
   }
+}
+
+Task<void> HttpSession::RouteByUser() {
+  const http::UserRoute found = http::FindUserRoute(req_, settings_->admin_console);
+  if (found.by == http::RouteBy::kNone) co_return;
+  user_ = found.user;
+  const UpstreamGroupConfig& group = balancer()->config();
+  ResolveRequest request;
+  request.method =
+      found.by == http::RouteBy::kUsername ? AuthMethod::kUsername : AuthMethod::kZimbraId;
+  request.login = found.user;
+  request.protocol =
+      group.extensions.Get<TlsUpstreamConfig>(kTlsTable) != nullptr ? "httpssl" : "http";
+  request.client_ip = client_ip_;
+  request.local_ip = local_ip_;
+  request.web = true;
+  request.vhost = std::string(req_.host);
+  request.admin = settings_->admin_console;
+  request.login_attempt = 0;
+  ResolveResult result = co_await snapshot_->routes->router().Resolve(std::move(request));
+  if (result.status != ResolveStatus::kOk) {
+    route_ = result.status == ResolveStatus::kLoginFailed ? "unknown" : "unavailable";
+    co_return;
+  }
+  route_ = RouteSourceName(result.source);
+  // Honoured only when the route names a member of the group (Zimbra's zmauth rule):
+  // by address, or by the name and port as the group's server was written.
+  const std::optional<SocketAddress> numeric =
+      SocketAddress::FromNumeric(result.server, result.port);
+  const std::string written = fmt::format("{}:{}", result.server, result.port);
+  for (size_t i = 0; i < group.servers.size(); ++i) {
+    const UpstreamServerConfig& server = group.servers[i];
+    if ((numeric && *numeric == server.address) || server.text == written ||
+        server.text.starts_with(written + " ")) {
+      pinned_ = static_cast<int>(i);
+      co_return;
+    }
+  }
+  route_ = "not-in-group";
 }
 
 Task<Flow> HttpSession::ReadBodyStart() {
@@ -657,6 +712,9 @@ Task<bool> HttpSession::Exchange() {
   connected_ns_ = header_ns_ = 0;
   upstream_text_.clear();
   end_ = "ok";
+  user_.clear();
+  route_ = "-";
+  pinned_ = -1;
   request_id_ = settings_->request_id ? NextRequestId() : std::string();
   const http::Semantics& sem = req_.semantics;
   client_keep_alive_ =
@@ -697,6 +755,7 @@ Task<bool> HttpSession::Exchange() {
     co_return false;
   }
   const bool replayable = body_complete_ && Idempotent(req_.method);
+  if (settings_->route_by_user && snapshot_->routes != nullptr) co_await RouteByUser();
   const bool head_request = req_.method == "HEAD";
   const bool upgrade = sem.connection_upgrade && !sem.upgrade.empty();
   Inbound up_in(nullptr);
@@ -868,11 +927,11 @@ void HttpSession::LogAccess() {
   RP_LOG(kInfo,
          "access http listener={} client={} host={} method={} target={} status={} in={} out={} "
          "upstream={} reused={} connect_ms={:.3f} header_ms={:.3f} total_ms={:.3f} request_id={} "
-         "end={}{}",
+         "user={} route={} end={}{}",
          listener_->name, peer_.ToString(), req_.host, req_.method, req_.target, status_, bytes_in_,
          bytes_out_, upstream_text_.empty() ? "-" : upstream_text_, reused_ ? 1 : 0,
-         ms(connected_ns_), ms(header_ns_), ms(now), request_id_.empty() ? "-" : request_id_, end_,
-         TlsSummary(client_tls_.get()));
+         ms(connected_ns_), ms(header_ns_), ms(now), request_id_.empty() ? "-" : request_id_,
+         user_.empty() ? "-" : user_, route_, end_, TlsSummary(client_tls_.get()));
 }
 
 Task<void> HttpSession::Close() {
@@ -895,6 +954,13 @@ Task<void> HttpSession::Close() {
 
 Task<void> HttpSession::Run() {
   client_ip_ = peer_.HostString();
+  if (settings_->route_by_user) {
+    SocketAddress local;
+    *local.mutable_size() = SocketAddress::capacity();
+    if (getsockname(client_.fd(), local.mutable_get(), local.mutable_size()) == 0) {
+      local_ip_ = local.HostString();
+    }
+  }
   if (settings_->https) {
     const bool ok = co_await AcceptTls(services_, snapshot_.get(), listener_, &client_, peer_,
                                        &stopped_, &client_tls_);
@@ -940,11 +1006,11 @@ Task<void> HttpProxySession(ShardServices* services, SnapshotRef snapshot,
   metrics.connections_active.Sub();
 }
 
-ExtensionPtr ReadHttp(ConfigTable& t, const Config& /*so_far*/) {
-  return ReadHttpListener(t, false);
+ExtensionPtr ReadHttp(ConfigTable& t, const Config& so_far) {
+  return ReadHttpListener(t, so_far, false);
 }
-ExtensionPtr ReadHttps(ConfigTable& t, const Config& /*so_far*/) {
-  return ReadHttpListener(t, true);
+ExtensionPtr ReadHttps(ConfigTable& t, const Config& so_far) {
+  return ReadHttpListener(t, so_far, true);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 // the ZM_AUTH_TOKEN cookie or the zauthtoken= argument (the token's id), a JWT's sub
 // (Bearer, or zjwt=). The admin console routes only by ZM_ADMIN_AUTH_TOKEN. Nothing
 // here is verified: the mailbox server checks credentials and tokens; the proxy only
-// picks where to send the request. Pure; not wired: no session calls it yet.
+// picks where to send the request. Pure; the HTTP session calls it (route_by_user).
 #pragma once
 
 #include <cstdint>

@@ -21,6 +21,7 @@ Every response but /close, /raw and /upgrade keeps the connection open.
 import hashlib
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -28,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ThreadedServer  # noqa: E402
 
+LOOKUPD = os.environ.get("LOOKUPD_BIN", "build/release/tools/lookupd")
 PATTERN = bytes(range(256)) * 4096
 
 
@@ -249,6 +251,44 @@ class _Reader:
             out += self.exactly(size)
             if self.exactly(2) != b"\r\n":
                 raise ValueError("chunk without CRLF")
+
+
+class Lookupd:
+    """tools/lookupd on a routes text, started and stopped by PID."""
+
+    def __init__(self, routes_text):
+        import tempfile
+        from harness import free_port, wait_port
+        self.dir = tempfile.mkdtemp(prefix="ringproxy-http-lookupd-")
+        path = os.path.join(self.dir, "routes.toml")
+        with open(path, "w") as f:
+            f.write(routes_text)
+        self.port = free_port()
+        self.requests = os.path.join(self.dir, "requests.log")
+        self._log = open(os.path.join(self.dir, "out.log"), "wb")
+        self.proc = subprocess.Popen(
+            [LOOKUPD, "--routes", path, "--listen", f"127.0.0.1:{self.port}",
+             "--request-log", self.requests], stdout=self._log, stderr=subprocess.STDOUT)
+        wait_port(self.port)
+
+    def section(self):
+        return f"""
+[lookup]
+servers = ["127.0.0.1:{self.port}"]
+timeout_ms = 5000
+connect_timeout_ms = 1000
+"""
+
+    def close(self):
+        from harness import stop_process
+        stop_process(self.proc)
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def config(port, origin_ports, *, shards=1, extra="", listener_extra="", protocol="http",

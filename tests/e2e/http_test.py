@@ -13,8 +13,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Proxy, check, free_port, refused_port, run_all, test, wait_until  # noqa: E402
-from http_env import RAW, ClientReader, Origin, config, connect, pattern  # noqa: E402
+from harness import (Proxy, check, free_port, refused_port, run_all, run_check, test,  # noqa: E402
+                     wait_until)
+from http_env import RAW, ClientReader, Lookupd, Origin, config, connect, pattern  # noqa: E402
 
 
 def get(port, path, host="www.example.com", extra=b""):
@@ -428,6 +429,129 @@ def drain_closes_idle_keep_alive_connections_and_finishes_busy_ones():
         check(p.wait_exit(timeout=10) == 0, "exit code")
         check(time.monotonic() - start < 5, "drain waited for idle connections")
         p.stop()
+
+
+def _token(account_id):
+    """A ZM_AUTH_TOKEN with the account id (the proxy reads, never verifies, it)."""
+    fields = f"id={len(account_id)}:{account_id};exp=13:1700000000000;type=6:zimbra;"
+    return "0_8a9b0c1d2e3f_" + fields.encode().hex()
+
+
+def _jwt(sub):
+    import base64
+    import json
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    return (b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps({"sub": sub}).encode()) +
+            ".c2ln")
+
+
+@test
+def requests_go_to_the_users_mailbox_server_from_each_source():
+    import base64
+    with Origin() as a, Origin() as b, Origin() as c:
+        routes = f"""
+default_domain = "example.com"
+auth_wait_s = 0
+
+[[domain]]
+name = "example.com"
+virtual_ips = ["127.0.0.1"]
+virtual_hosts = ["mail.example.com"]
+
+[[server]]
+name = "a"
+address = "127.0.0.1"
+http = {a.port}
+
+[[server]]
+name = "b"
+address = "127.0.0.1"
+http = {b.port}
+
+[[server]]
+name = "outside"
+address = "127.0.0.1"
+http = {c.port}
+
+[[account]]
+name = "alice@example.com"
+id = "aaaaaaaa-0000-4000-8000-00000000000a"
+server = "a"
+
+[[account]]
+name = "bob@example.com"
+id = "bbbbbbbb-0000-4000-8000-00000000000b"
+server = "b"
+aliases = ["robert@example.com"]
+
+[[account]]
+name = "carol@example.com"
+server = "outside"
+"""
+        with Lookupd(routes) as lookupd:
+            port = free_port()
+            with Proxy(config(port, [a.port, b.port], extra=lookupd.section(),
+                              listener_extra="route_by_user = true")) as p:
+                basic = base64.b64encode(b"bob@example.com:secret").decode()
+                cases = [
+                    ("/home/alice/inbox.rss", {}, a),
+                    ("/service/home/~bob/calendar", {}, b),
+                    ("/home/robert@example.com/", {}, b),
+                    ("/dav/alice@example.com/Calendar/", {}, a),
+                    ("/principals/users/bob/", {}, b),
+                    ("/Microsoft-Server-ActiveSync?Cmd=Sync", {"Authorization": f"Basic {basic}"},
+                     b),
+                    ("/EWS/Exchange.asmx?User=alice", {}, a),
+                    ("/service/soap", {"Cookie": "ZM_AUTH_TOKEN=" +
+                                       _token("bbbbbbbb-0000-4000-8000-00000000000b")}, b),
+                    ("/service/soap?zauthtoken=" + _token("aaaaaaaa-0000-4000-8000-00000000000a"),
+                     {}, a),
+                    ("/service/soap", {"Authorization": "Bearer " +
+                                       _jwt("bbbbbbbb-0000-4000-8000-00000000000b")}, b),
+                ]
+                for path, headers, want in cases:
+                    for origin in (a, b):
+                        origin.clear()
+                    for _ in range(3):  # the same on every try (cached routes too)
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                        conn.request("GET", path, headers={"Host": "mail.example.com", **headers})
+                        r = conn.getresponse()
+                        check(r.status == 404, f"{path}: {r.status}")  # the origin's answer
+                        r.read()
+                        conn.close()
+                    check(len(want.heads()) == 3 and not (b if want is a else a).heads(),
+                          f"{path}: went to the wrong server")
+                # No user, a user the service does not know, a route outside the group: the
+                # balancer decides, and nothing reaches the server outside it.
+                for path in ("/", "/home/nobody/", "/home/carol/"):
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    conn.request("GET", path, headers={"Host": "mail.example.com"})
+                    check(conn.getresponse().status == 404, path)
+                    conn.close()
+                check(c.connections == 0, "a route outside the group was followed")
+                log = p.log_text()
+                check("user=bob@example.com route=" in log, "no user in the access line")
+                check("route=not-in-group" in log and "route=unknown" in log, log[-2000:])
+
+
+@test
+def config_errors_name_the_key():
+    cases = [
+        ('protocol="https"', "", "an https listener needs a [listener.tls] table"),
+        ("", 'trusted_proxies = ["10.0.0.0/33"]', "trusted_proxies"),
+        ("", "route_by_user = true", "route_by_user: needs a [lookup] section"),
+        ("", "admin_console = true", "admin_console: routes by the admin token"),
+        ("", "header_max_bytes = 10", "header_max_bytes"),
+        ("", "upstream_timeout_ms = 0", "upstream_timeout_ms"),
+    ]
+    for proto, extra, want in cases:
+        text = config(free_port(), [free_port()], listener_extra=extra)
+        if proto:
+            text = text.replace('protocol = "http"', proto.replace("=", " = "))
+        rc, out, _ = run_check(text)
+        check(rc != 0 and want in out, f"{proto} {extra}: rc={rc} {out}")
 
 
 def https_tables(d):
