@@ -237,6 +237,24 @@ ConfigTable* ConfigTable::Table(std::string_view key) {
   return children_.back().get();
 }
 
+std::vector<ConfigTable*> ConfigTable::Tables(std::string_view key) {
+  std::vector<ConfigTable*> out;
+  const toml::node* n = Read(table_, &known_, key);
+  if (n == nullptr) return out;
+  const toml::array* arr = n->as_array();
+  if (arr == nullptr || !arr->is_array_of_tables()) {
+    Error(key, fmt::format("expected an array of tables [[{}]]", Key(key)));
+    return out;
+  }
+  size_t i = 0;
+  for (const toml::node& e : *arr) {
+    children_.push_back(std::unique_ptr<ConfigTable>(
+        new ConfigTable(e.as_table(), fmt::format("{}[{}]", Key(key), i++), errors_)));
+    out.push_back(children_.back().get());
+  }
+  return out;
+}
+
 void ConfigTable::Finish() {
   for (auto& child : children_) child->Finish();
   for (auto&& [k, v] : TomlOf(table_)) {

@@ -147,6 +147,9 @@ class ConfigTable {
   bool Has(std::string_view key) const;
   // A sub-table, or nullptr when absent (an error too when it is not a table).
   ConfigTable* Table(std::string_view key);
+  // An array of tables ([[listener.location]]), in file order; empty when absent (an
+  // error too when it is not an array of tables).
+  std::vector<ConfigTable*> Tables(std::string_view key);
   // An error at the key's line (or the table's when the key is absent).
   void Error(std::string_view key, std::string_view message);
   // An error about the table as a whole, at its line.

@@ -4,10 +4,69 @@
 #include <string>
 
 #include "core/status_util.h"
+#include "fmt/format.h"
 #include "route/config.h"
 #include "tls/config.h"
 
 namespace ringproxy {
+namespace {
+
+// An upstream group by name, from the groups read before the listeners; -1 (with the
+// error) when there is none.
+int GroupIndex(ConfigTable& t, std::string_view key, const Config& so_far) {
+  std::string name;
+  if (!t.String(key, &name)) return -1;
+  for (const UpstreamGroupConfig& u : so_far.upstreams) {
+    if (u.name == name) return u.index;
+  }
+  t.Error(key, fmt::format("no [[upstream]] named \"{}\"", name));
+  return -1;
+}
+
+// One location table into `server`; errors go to the table.
+void ReadLocation(ConfigTable& t, const Config& so_far, HttpVirtualServer* server) {
+  static constexpr std::pair<std::string_view, http::LocationKind> kKinds[] = {
+      {"exact", http::LocationKind::kExact},
+      {"prefix", http::LocationKind::kPrefix},
+      {"regex", http::LocationKind::kRegex},
+      {"regex_nocase", http::LocationKind::kRegexIgnoreCase}};
+  HttpLocation loc;
+  int kinds = 0;
+  const int index = static_cast<int>(server->locations.size());
+  for (const auto& [key, kind] : kKinds) {
+    if (!t.Has(key)) continue;
+    ++kinds;
+    std::string pattern;
+    std::string error;
+    if (!t.String(key, &pattern)) continue;
+    if (!server->matcher.Add(kind, pattern, index, &error)) t.Error(key, error);
+    loc.name = fmt::format("{} {}", key, pattern);
+  }
+  if (kinds != 1) t.Fail("a location needs exactly one of exact, prefix, regex, regex_nocase");
+  if (t.Has("upstream")) loc.upstream_index = GroupIndex(t, "upstream", so_far);
+  t.Int("upstream_timeout_ms", &loc.upstream_timeout_ms, 1, 86'400'000);
+  if (t.Has("route_by_user")) {
+    bool b = false;
+    t.Bool("route_by_user", &b);
+    loc.route_by_user = b ? 1 : 0;
+  }
+  if (t.Has("redirect") && t.String("redirect", &loc.redirect_to)) {
+    loc.redirect_status = 302;
+    t.Int("redirect_status", &loc.redirect_status, 301, 308);
+    if (loc.redirect_status != 301 && loc.redirect_status != 302 && loc.redirect_status != 307 &&
+        loc.redirect_status != 308) {
+      t.Error("redirect_status", "expected 301, 302, 307 or 308");
+    }
+    if (loc.redirect_to.empty() || loc.redirect_to.find_first_of("\r\n") != std::string::npos) {
+      t.Error("redirect", "expected a URL on one line");
+    }
+  } else if (t.Has("redirect_status")) {
+    t.Error("redirect_status", "only with redirect");
+  }
+  server->locations.push_back(std::move(loc));
+}
+
+}  // namespace
 
 ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) {
   auto s = std::make_shared<HttpListenerSettings>();
@@ -47,7 +106,53 @@ ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) 
   if (s->admin_console && !s->route_by_user) {
     t.Error("admin_console", "routes by the admin token: needs route_by_user = true");
   }
-  if (s->route_by_user && so_far.sections.Find(kLookupTable) == nullptr) {
+  t.Bool("strict_hosts", &s->strict_hosts);
+  bool any_user_routing = s->route_by_user;
+  std::vector<ConfigTable*> servers = t.Tables("server");
+  std::vector<ConfigTable*> locations = t.Tables("location");
+  if (!servers.empty() && !locations.empty()) {
+    t.Error("location", "with [[listener.server]] tables, locations go in each server");
+  }
+  if (servers.empty()) {
+    if (s->strict_hosts) t.Error("strict_hosts", "needs [[listener.server]] tables");
+    // The listener itself is the one server: its locations.
+    if (!locations.empty()) {
+      s->servers.emplace_back();
+      s->hosts.SetDefault(0);
+    }
+  }
+  int defaults = 0;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    ConfigTable& st = *servers[i];
+    HttpVirtualServer vs;
+    st.StringList("names", &vs.names);
+    bool is_default = false;
+    st.Bool("default", &is_default);
+    if (vs.names.empty() && !is_default) st.Fail("a server needs names, or default = true");
+    for (const std::string& name : vs.names) {
+      std::string error;
+      if (!s->hosts.Add(name, static_cast<int>(i), &error)) st.Error("names", error);
+    }
+    if (is_default) {
+      ++defaults;
+      s->hosts.SetDefault(static_cast<int>(i));
+    }
+    if (st.Has("upstream")) vs.upstream_index = GroupIndex(st, "upstream", so_far);
+    for (ConfigTable* lt : st.Tables("location")) ReadLocation(*lt, so_far, &vs);
+    s->servers.push_back(std::move(vs));
+  }
+  if (defaults > 1) t.Error("server", "more than one server has default = true");
+  if (!servers.empty() && defaults == 0 && !s->strict_hosts) {
+    t.Error("server", "one server needs default = true (or strict_hosts = true)");
+  }
+  s->hosts.Finish();
+  if (servers.empty() && !locations.empty()) {
+    for (ConfigTable* lt : locations) ReadLocation(*lt, so_far, &s->servers[0]);
+  }
+  for (const HttpVirtualServer& vs : s->servers) {
+    for (const HttpLocation& loc : vs.locations) any_user_routing |= loc.route_by_user == 1;
+  }
+  if (any_user_routing && so_far.sections.Find(kLookupTable) == nullptr) {
     t.Error("route_by_user", "needs a [lookup] section (the route lookup service)");
   }
   std::vector<std::string> trusted;

@@ -8,9 +8,30 @@
 
 #include "core/config.h"
 #include "proto/http/head.h"
+#include "proto/http/location.h"
+#include "proto/http/virtual_host.h"
 #include "route/throttle.h"
 
 namespace ringproxy {
+
+// [[listener.server.location]] (or [[listener.location]]): what differs for requests
+// whose path it matches. -1: as the server / listener says.
+struct HttpLocation {
+  std::string name;  // "prefix /service/", for logs
+  int upstream_index = -1;
+  int64_t upstream_timeout_ms = -1;
+  int route_by_user = -1;
+  int redirect_status = 0;  // 301, 302, 307, 308: answered by the proxy
+  std::string redirect_to;  // with $scheme, $host and $request_uri expanded
+};
+
+// [[listener.server]]: a virtual server, chosen by Host.
+struct HttpVirtualServer {
+  std::vector<std::string> names;
+  int upstream_index = -1;  // -1: the listener's group
+  std::vector<HttpLocation> locations;
+  http::LocationMatcher matcher;
+};
 
 struct HttpListenerSettings : ConfigExtension {
   bool https = false;
@@ -29,6 +50,11 @@ struct HttpListenerSettings : ConfigExtension {
   // a member of the group, else the balancer. `admin_console`: by the admin token only.
   bool route_by_user = false;
   bool admin_console = false;
+  // Virtual servers (none: every request is the listener's); with servers, a Host no
+  // server names goes to the default one, or gets 400 with strict_hosts.
+  std::vector<HttpVirtualServer> servers;
+  http::VirtualHostIndex hosts;
+  bool strict_hosts = false;
 };
 
 // protocol = "http" and "https": require `upstream`.

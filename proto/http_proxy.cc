@@ -285,8 +285,13 @@ class HttpSession final : public SessionBase {
   void LogAccess();
   Deadline SendDeadline() const { return Deadline::AfterMs(listener_->send_timeout_ms); }
   UpstreamBalancer* balancer() const {
-    return &snapshot_->balancers[static_cast<size_t>(listener_->upstream_index)];
+    return &snapshot_->balancers[static_cast<size_t>(group_index_)];
   }
+  // The virtual server and location of req_: group_index_, upstream_timeout_ms_,
+  // route_by_user_, location_. 0, or the status to answer (400: no server for Host).
+  int ChooseRoute();
+  // A location's redirect: the answer with Location, expanded.
+  Task<void> Redirect(const HttpLocation& loc);
 
   ShardServices* services_;
   SnapshotRef snapshot_;
@@ -316,6 +321,10 @@ class HttpSession final : public SessionBase {
   std::string user_;              // routed by this user (or account id)
   std::string_view route_ = "-";  // where the user's route came from
   int pinned_ = -1;               // the user's server in the group
+  int group_index_ = 0;           // this request's upstream group
+  int64_t upstream_timeout_ms_ = 0;
+  bool route_by_user_ = false;
+  const HttpLocation* location_ = nullptr;
   uint64_t requests_ = 0;
   bool stopped_ = false;
   bool draining_ = false;
@@ -560,6 +569,64 @@ void HttpSession::Release(bool reusable) {
   }
 }
 
+int HttpSession::ChooseRoute() {
+  group_index_ = listener_->upstream_index;
+  upstream_timeout_ms_ = settings_->upstream_timeout_ms;
+  route_by_user_ = settings_->route_by_user;
+  location_ = nullptr;
+  if (settings_->servers.empty()) return 0;
+  const int found = settings_->hosts.Find(req_.host);
+  if (found < 0) return 400;  // strict_hosts: a Host no server names
+  const HttpVirtualServer& vs = settings_->servers[static_cast<size_t>(found)];
+  if (vs.upstream_index >= 0) group_index_ = vs.upstream_index;
+  const int at = vs.matcher.Match(http::TargetPath(req_.target));
+  if (at < 0) return 0;
+  location_ = &vs.locations[static_cast<size_t>(at)];
+  if (location_->upstream_index >= 0) group_index_ = location_->upstream_index;
+  if (location_->upstream_timeout_ms > 0) upstream_timeout_ms_ = location_->upstream_timeout_ms;
+  if (location_->route_by_user >= 0) route_by_user_ = location_->route_by_user == 1;
+  return 0;
+}
+
+Task<void> HttpSession::Redirect(const HttpLocation& loc) {
+  std::string to;
+  std::string_view rest = loc.redirect_to;
+  while (!rest.empty()) {
+    const size_t dollar = rest.find('$');
+    to.append(rest.substr(0, dollar));
+    if (dollar == std::string_view::npos) break;
+    rest.remove_prefix(dollar);
+    if (rest.starts_with("$scheme")) {
+      to.append(settings_->https ? "https" : "http");
+      rest.remove_prefix(7);
+    } else if (rest.starts_with("$host")) {
+      to.append(req_.host);
+      rest.remove_prefix(5);
+    } else if (rest.starts_with("$request_uri")) {
+      to.append(req_.target);
+      rest.remove_prefix(12);
+    } else {
+      to.push_back('$');
+      rest.remove_prefix(1);
+    }
+  }
+  status_ = loc.redirect_status;
+  // A body the client may still send is not read: the connection closes after this.
+  if (req_.semantics.body != BodyKind::kNone) client_keep_alive_ = false;
+  const std::string_view reason = loc.redirect_status == 301   ? "Moved Permanently"
+                                  : loc.redirect_status == 302 ? "Found"
+                                  : loc.redirect_status == 307 ? "Temporary Redirect"
+                                                               : "Permanent Redirect";
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\nLocation: {}\r\nContent-Length: 0\r\n",
+                                loc.redirect_status, reason, to);
+  if (!client_keep_alive_) out += "Connection: close\r\n";
+  if (!request_id_.empty()) out += fmt::format("X-Request-ID: {}\r\n", request_id_);
+  out += "\r\n";
+  bytes_out_ += out.size();
+  IoResult w = co_await WriteAll(down_, AsBytes(out), SendDeadline());
+  if (!w.ok()) client_keep_alive_ = false;
+}
+
 Task<void> HttpSession::RouteByUser() {
   const http::UserRoute found = http::FindUserRoute(req_, settings_->admin_console);
   if (found.by == http::RouteBy::kNone) co_return;
@@ -731,6 +798,7 @@ Task<bool> HttpSession::Exchange() {
              sem.content_length > settings_->max_body_bytes) {
     refuse = 413;
   }
+  if (refuse == 0) refuse = ChooseRoute();
   if (refuse != 0) {
     metrics.http_refused.Add();
     RP_LOG(kInfo, "{}: client {}: {} {} refused with {}", listener_->name, peer_.ToString(),
@@ -739,6 +807,10 @@ Task<bool> HttpSession::Exchange() {
     co_return false;
   }
 
+  if (location_ != nullptr && location_->redirect_status != 0) {
+    co_await Redirect(*location_);
+    co_return client_keep_alive_;
+  }
   const Flow pre = co_await ReadBodyStart();
   if (pre != Flow::kOk) {
     end_ = FlowName(pre);
@@ -755,7 +827,7 @@ Task<bool> HttpSession::Exchange() {
     co_return false;
   }
   const bool replayable = body_complete_ && Idempotent(req_.method);
-  if (settings_->route_by_user && snapshot_->routes != nullptr) co_await RouteByUser();
+  if (route_by_user_ && snapshot_->routes != nullptr) co_await RouteByUser();
   const bool head_request = req_.method == "HEAD";
   const bool upgrade = sem.connection_upgrade && !sem.upgrade.empty();
   Inbound up_in(nullptr);
@@ -800,7 +872,7 @@ Task<bool> HttpSession::Exchange() {
     while (st != ParseStatus::kDone) {
       std::string_view avail = up_in.Peek();
       if (avail.empty()) {
-        IoResult r = co_await up_in.Fill(Deadline::AfterMs(settings_->upstream_timeout_ms));
+        IoResult r = co_await up_in.Fill(Deadline::AfterMs(upstream_timeout_ms_));
         if (r.res > 0) continue;
         failed = stopped_ ? Flow::kStopped : FlowOfRead(r);
         break;
@@ -898,9 +970,8 @@ Task<bool> HttpSession::Exchange() {
   } else {
     uint64_t moved = 0;
     resp_chunks_.Reset();
-    moved_ok =
-        co_await MoveBody(&up_in, down_, up_body, resp_.semantics.content_length, client_body,
-                          settings_->upstream_timeout_ms, 0, &moved, &resp_chunks_, out_);
+    moved_ok = co_await MoveBody(&up_in, down_, up_body, resp_.semantics.content_length,
+                                 client_body, upstream_timeout_ms_, 0, &moved, &resp_chunks_, out_);
     bytes_out_ += moved;
   }
   const bool upstream_reusable = moved_ok == Flow::kOk && resp_.semantics.keep_alive &&

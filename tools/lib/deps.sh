@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   g++ meson ninja-build pkg-config clang-format
-  liburing-dev libabsl-dev libfmt-dev libtomlplusplus-dev libssl-dev
+  liburing-dev libabsl-dev libfmt-dev libtomlplusplus-dev libssl-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # wolfSSL from Debian's source package (tools/lib/wolfssl.sh)
   dpkg-dev autoconf automake libtool make ca-certificates
