@@ -129,6 +129,16 @@ std::string ConfigTable::Key(std::string_view key) const {
 
 bool ConfigTable::Has(std::string_view key) const { return TomlOf(table_).contains(key); }
 
+void ConfigTable::ChoiceError(std::string_view key, const std::vector<std::string_view>& names,
+                              std::string_view got) {
+  std::string list;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) list += i + 1 == names.size() ? " or " : ", ";
+    list += names[i];
+  }
+  Error(key, fmt::format("expected {}, got '{}'", list, got));
+}
+
 void ConfigTable::Error(std::string_view key, std::string_view message) {
   const toml::node* n = TomlOf(table_).get(key);
   errors_->Add(n != nullptr ? LineOf(*n) : static_cast<int>(TomlOf(table_).source().begin.line),
@@ -359,23 +369,21 @@ void ConfigParser::ReadLog(ConfigTable& r, LogConfig* lc) {
     r.Error("level", fmt::format("expected one of debug, info, warn, error, off; got '{}'", level));
   }
   r.Bool("access", &lc->access);
+  r.String("access_file", &lc->access_file);
+  r.Choice<AccessFormat>("access_format",
+                         {{"kv", AccessFormat::kKv},
+                          {"json", AccessFormat::kJson},
+                          {"combined", AccessFormat::kCombined}},
+                         &lc->access_format);
 }
 
 void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
   r.String("name", &u->name, true);
-  std::string balance;
-  if (r.String("balance", &balance) && !balance.empty()) {
-    if (balance == "round_robin") {
-      u->balance = Balance::kRoundRobin;
-    } else if (balance == "least_conn") {
-      u->balance = Balance::kLeastConn;
-    } else if (balance == "ip_hash") {
-      u->balance = Balance::kIpHash;
-    } else {
-      r.Error("balance",
-              fmt::format("expected round_robin, least_conn or ip_hash, got '{}'", balance));
-    }
-  }
+  r.Choice<Balance>("balance",
+                    {{"round_robin", Balance::kRoundRobin},
+                     {"least_conn", Balance::kLeastConn},
+                     {"ip_hash", Balance::kIpHash}},
+                    &u->balance);
   std::vector<std::string> servers;
   if (r.StringList("servers", &servers, true) && r.Has("servers")) {
     if (servers.empty()) r.Error("servers", "expected at least one server");

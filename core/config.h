@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -70,10 +71,15 @@ struct RuntimeConfig {
   bool operator==(const RuntimeConfig&) const = default;
 };
 
+// How HTTP requests are written to the access log (sessions of other protocols: kKv).
+enum class AccessFormat { kKv, kJson, kCombined };
+
 struct LogConfig {
   std::string file;  // empty: standard error
   log::Level level = log::Level::kInfo;
   bool access = true;
+  std::string access_file;  // empty: access lines go to the log
+  AccessFormat access_format = AccessFormat::kKv;
 };
 
 struct UpstreamServerConfig {
@@ -145,6 +151,22 @@ class ConfigTable {
   bool String(std::string_view key, std::string* out, bool required = false);
   bool StringList(std::string_view key, std::vector<std::string>* out, bool required = false);
   bool Has(std::string_view key) const;
+  // One of a fixed set of names ("expected a, b or c, got 'd'" otherwise).
+  template <typename E>
+  void Choice(std::string_view key, std::initializer_list<std::pair<std::string_view, E>> names,
+              E* out) {
+    std::string text;
+    if (!String(key, &text) || text.empty()) return;
+    for (const auto& [name, value] : names) {
+      if (name == text) {
+        *out = value;
+        return;
+      }
+    }
+    std::vector<std::string_view> all;
+    for (const auto& n : names) all.push_back(n.first);
+    ChoiceError(key, all, text);
+  }
   // A sub-table, or nullptr when absent (an error too when it is not a table).
   ConfigTable* Table(std::string_view key);
   // An array of tables ([[listener.location]]), in file order; empty when absent (an
@@ -161,6 +183,8 @@ class ConfigTable {
   friend class ConfigParser;
   ConfigTable(const void* table, std::string prefix, ConfigErrors* errors);
   void Finish();
+  void ChoiceError(std::string_view key, const std::vector<std::string_view>& names,
+                   std::string_view got);
   const void* table_;  // a toml::table (toml++ stays inside core/config.cc)
   std::string prefix_;
   ConfigErrors* errors_;

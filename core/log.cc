@@ -21,9 +21,11 @@ namespace {
 
 constexpr size_t kThreadBufferMax = 4 << 20;
 
+constexpr int kStreams = 2;  // 0: the log, 1: the access log
+
 struct ThreadBuffer {
   std::mutex mu;
-  std::string data;
+  std::string data[kStreams];
   uint64_t dropped = 0;
 };
 
@@ -31,8 +33,10 @@ struct Sink {
   std::mutex mu;  // guards buffers, fd, running
   std::condition_variable cv;
   std::vector<std::shared_ptr<ThreadBuffer>> buffers;
-  int fd = STDERR_FILENO;  // owned by the writer thread while it runs
-  int next_fd = -1;        // a reopened file for the writer to switch to
+  // Owned by the writer thread while it runs; the access stream's -1: the log's.
+  int fd[kStreams] = {STDERR_FILENO, -1};
+  int next_fd[kStreams] = {-1, -1};  // reopened files for the writer to switch to
+  bool switch_fds = false;
   std::atomic<bool> running{false};
   bool stop = false;
   bool pending = false;
@@ -73,48 +77,58 @@ void WriteFully(int fd, std::string_view data) {
   }
 }
 
-// Swaps every thread's buffer out and writes it. Called with sink.mu not held.
-void Drain(Sink& sink, int fd) {
+void CloseOwned(int fd) {
+  if (fd > STDERR_FILENO) ::close(fd);
+}
+
+// Swaps every thread's buffers out and writes them. Called with sink.mu not held.
+void Drain(Sink& sink, const int (&fd)[kStreams]) {
   std::vector<std::shared_ptr<ThreadBuffer>> buffers;
   {
     std::lock_guard<std::mutex> lock(sink.mu);
     buffers = sink.buffers;
   }
-  std::string out;
+  std::string out[kStreams];
   for (auto& b : buffers) {
-    std::string taken;
+    std::string taken[kStreams];
     uint64_t dropped = 0;
     {
       std::lock_guard<std::mutex> lock(b->mu);
-      taken.swap(b->data);
+      for (int i = 0; i < kStreams; ++i) taken[i].swap(b->data[i]);
       dropped = std::exchange(b->dropped, 0);
     }
-    out += taken;
+    for (int i = 0; i < kStreams; ++i) out[fd[i] >= 0 ? i : 0] += taken[i];
     if (dropped != 0) {
-      out += fmt::format("log: dropped {} lines (log output too slow)\n", dropped);
+      out[0] += fmt::format("log: dropped {} lines (log output too slow)\n", dropped);
     }
   }
-  WriteFully(fd, out);
+  for (int i = 0; i < kStreams; ++i) {
+    if (fd[i] >= 0) WriteFully(fd[i], out[i]);
+  }
 }
 
 void WriterLoop() {
   Sink& sink = GetSink();
   for (;;) {
-    int fd;
-    int old_fd = -1;
+    int fd[kStreams] = {-1, -1};
+    int old_fd[kStreams] = {-1, -1};
     bool stop;
     {
       std::unique_lock<std::mutex> lock(sink.mu);
       sink.cv.wait(lock, [&] { return sink.pending || sink.stop; });
       sink.pending = false;
-      if (sink.next_fd >= 0) {
-        old_fd = sink.fd;
-        sink.fd = std::exchange(sink.next_fd, -1);
+      if (std::exchange(sink.switch_fds, false)) {
+        for (int i = 0; i < kStreams; ++i) {
+          old_fd[i] = sink.fd[i];
+          sink.fd[i] = std::exchange(sink.next_fd[i], -1);
+        }
       }
-      fd = sink.fd;
+      for (int i = 0; i < kStreams; ++i) fd[i] = sink.fd[i];
       stop = sink.stop;
     }
-    if (old_fd >= 0 && old_fd != STDERR_FILENO && old_fd != fd) ::close(old_fd);
+    for (int i = 0; i < kStreams; ++i) {
+      if (old_fd[i] != fd[0] && old_fd[i] != fd[1]) CloseOwned(old_fd[i]);
+    }
     Drain(sink, fd);
     if (stop) return;
   }
@@ -134,8 +148,9 @@ const char* Stamp() {
   return full;
 }
 
-absl::StatusOr<int> OpenLogFile(const std::string& path) {
-  if (path.empty()) return STDERR_FILENO;
+absl::StatusOr<int> OpenLogFile(const std::string& path, int if_empty) {
+  if (path.empty()) return if_empty;
+  if (path == "-") return STDOUT_FILENO;
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0)
     return absl::UnavailableError(
@@ -159,6 +174,17 @@ bool ParseLevel(std::string_view text, Level* out) {
   else
     return false;
   return true;
+}
+
+std::string UtcStamp() { return Stamp(); }
+
+std::string CommonLogStamp() {
+  const time_t now = time(nullptr);
+  tm parts;
+  gmtime_r(&now, &parts);
+  char text[40];
+  strftime(text, sizeof(text), "%d/%b/%Y:%H:%M:%S +0000", &parts);
+  return text;
 }
 
 std::string_view LevelName(Level level) {
@@ -200,7 +226,7 @@ void internal::AppendPrefix(Level level, fmt::memory_buffer* line) {
   fmt::format_to(std::back_inserter(*line), "{} {} [{}] ", Stamp(), LevelName(level), t_name);
 }
 
-void internal::Emit(std::string_view line) {
+void internal::Emit(std::string_view line, int stream) {
   Sink& sink = GetSink();
   if (!sink.running.load(std::memory_order_acquire)) {
     WriteFully(STDERR_FILENO, std::string_view(line.data(), line.size()));
@@ -210,13 +236,14 @@ void internal::Emit(std::string_view line) {
   bool was_empty;
   {
     std::lock_guard<std::mutex> lock(b.mu);
-    if (b.data.size() + line.size() > kThreadBufferMax) {
+    std::string& data = b.data[stream];
+    if (data.size() + line.size() > kThreadBufferMax) {
       ++b.dropped;
       sink.dropped_total.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    was_empty = b.data.empty();
-    b.data.append(line.data(), line.size());
+    was_empty = b.data[0].empty() && b.data[1].empty();
+    data.append(line.data(), line.size());
   }
   if (was_empty) {
     {
@@ -227,14 +254,35 @@ void internal::Emit(std::string_view line) {
   }
 }
 
+namespace {
+
+// Both files, or neither (closing what was opened).
+absl::Status OpenBoth(const Options& options, int (&fd)[kStreams]) {
+  absl::StatusOr<int> main = OpenLogFile(options.path, STDERR_FILENO);
+  if (!main.ok()) return main.status();
+  absl::StatusOr<int> access = OpenLogFile(options.access_path, -1);
+  if (!access.ok()) {
+    CloseOwned(*main);
+    return access.status();
+  }
+  fd[0] = *main;
+  fd[1] = *access;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Start(const Options& options) {
-  absl::StatusOr<int> fd = OpenLogFile(options.path);
-  if (!fd.ok()) return fd.status();
+  int fd[kStreams] = {-1, -1};
+  if (absl::Status opened = OpenBoth(options, fd); !opened.ok()) return opened;
   SetLevel(options.level);
   Sink& sink = GetSink();
   std::lock_guard<std::mutex> lock(sink.mu);
-  if (sink.running.load()) return absl::FailedPreconditionError("log writer already running");
-  sink.fd = *fd;
+  if (sink.running.load()) {
+    for (int f : fd) CloseOwned(f);
+    return absl::FailedPreconditionError("log writer already running");
+  }
+  for (int i = 0; i < kStreams; ++i) sink.fd[i] = fd[i];
   sink.stop = false;
   sink.writer = std::thread(WriterLoop);
   sink.running.store(true, std::memory_order_release);
@@ -242,19 +290,22 @@ absl::Status Start(const Options& options) {
 }
 
 absl::Status Reconfigure(const Options& options) {
-  absl::StatusOr<int> fd = OpenLogFile(options.path);
-  if (!fd.ok()) return fd.status();
+  int fd[kStreams] = {-1, -1};
+  if (absl::Status opened = OpenBoth(options, fd); !opened.ok()) return opened;
   SetLevel(options.level);
   Sink& sink = GetSink();
   {
     std::lock_guard<std::mutex> lock(sink.mu);
     if (!sink.running.load()) {
-      if (*fd != STDERR_FILENO) ::close(*fd);
+      for (int f : fd) CloseOwned(f);
       return absl::OkStatus();
     }
     // The writer switches descriptors itself, so it never writes to a closed one.
-    if (sink.next_fd >= 0 && sink.next_fd != STDERR_FILENO) ::close(sink.next_fd);
-    sink.next_fd = *fd;
+    for (int i = 0; i < kStreams; ++i) {
+      if (sink.switch_fds) CloseOwned(sink.next_fd[i]);
+      sink.next_fd[i] = fd[i];
+    }
+    sink.switch_fds = true;
     sink.pending = true;
   }
   sink.cv.notify_one();
@@ -275,13 +326,19 @@ void Shutdown() {
   // Lines written between the last drain and now are still in thread buffers.
   for (auto& b : sink.buffers) {
     std::lock_guard<std::mutex> block(b->mu);
-    WriteFully(sink.fd, b->data);
-    b->data.clear();
+    for (int i = 0; i < kStreams; ++i) {
+      WriteFully(sink.fd[i] >= 0 ? sink.fd[i] : sink.fd[0], b->data[i]);
+      b->data[i].clear();
+    }
   }
-  if (sink.fd != STDERR_FILENO) ::close(sink.fd);
-  if (sink.next_fd >= 0 && sink.next_fd != STDERR_FILENO) ::close(sink.next_fd);
-  sink.fd = STDERR_FILENO;
-  sink.next_fd = -1;
+  for (int i = 0; i < kStreams; ++i) {
+    CloseOwned(sink.fd[i]);
+    if (sink.switch_fds) CloseOwned(sink.next_fd[i]);
+    sink.next_fd[i] = -1;
+  }
+  sink.switch_fds = false;
+  sink.fd[0] = STDERR_FILENO;
+  sink.fd[1] = -1;
 }
 
 }  // namespace ringproxy::log

@@ -20,6 +20,7 @@ enum class Level : int { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kOff = 4 
 struct Options {
   std::string path;  // empty: standard error
   Level level = Level::kInfo;
+  std::string access_path;  // the access log's own file; empty: access lines go to the log
 };
 
 // Starts the writer thread. Until then (and after Shutdown) lines are written
@@ -31,6 +32,10 @@ absl::Status Reconfigure(const Options& options);
 void Shutdown();
 
 bool ParseLevel(std::string_view text, Level* out);
+// Now as "2026-12-02T23:40:00.123Z" (UTC, milliseconds), as log lines start.
+std::string UtcStamp();
+// Now as nginx's $time_local in UTC: "02/Dec/2026:23:40:00 +0000".
+std::string CommonLogStamp();
 std::string_view LevelName(Level level);
 void SetLevel(Level level);
 Level GetLevel();
@@ -45,8 +50,8 @@ uint64_t DroppedLines();
 namespace internal {
 // "<stamp> <level> [<thread>] ": what every line starts with.
 void AppendPrefix(Level level, fmt::memory_buffer* line);
-// Queues one whole line (ending in '\n') for the writer thread.
-void Emit(std::string_view line);
+// Queues one whole line (ending in '\n') for the writer thread; stream 1: the access log.
+void Emit(std::string_view line, int stream = 0);
 }  // namespace internal
 
 // Formats prefix and message into one buffer (no second copy of the message).
@@ -57,6 +62,19 @@ void Write(Level level, fmt::format_string<Args...> format, Args&&... args) {
   fmt::format_to(std::back_inserter(line), format, std::forward<Args>(args)...);
   line.push_back('\n');
   internal::Emit(std::string_view(line.data(), line.size()));
+}
+
+// One access line (ending in '\n', written as is) to the access log.
+inline void Access(std::string_view line) { internal::Emit(line, 1); }
+
+// An access line with the log's prefix (time, level info, thread) to the access log.
+template <typename... Args>
+void AccessLine(fmt::format_string<Args...> format, Args&&... args) {
+  fmt::memory_buffer line;
+  internal::AppendPrefix(Level::kInfo, &line);
+  fmt::format_to(std::back_inserter(line), format, std::forward<Args>(args)...);
+  line.push_back('\n');
+  Access(std::string_view(line.data(), line.size()));
 }
 
 }  // namespace ringproxy::log

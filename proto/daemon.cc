@@ -30,7 +30,9 @@ std::string ProbeIoUring() {
                      (flags & IORING_SETUP_DEFER_TASKRUN) ? "yes" : "no");
 }
 
-log::Options LogOptionsOf(const Config& c) { return log::Options{c.log.file, c.log.level}; }
+log::Options LogOptionsOf(const Config& c) {
+  return log::Options{c.log.file, c.log.level, c.log.access_file};
+}
 
 }  // namespace
 

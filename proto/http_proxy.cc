@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include "core/ascii.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/plain_stream.h"
 #include "core/pump.h"
@@ -990,19 +992,87 @@ Task<bool> HttpSession::Exchange() {
 }
 
 void HttpSession::LogAccess() {
-  if (!snapshot_->config->log.access) return;
+  const LogConfig& lc = snapshot_->config->log;
+  if (!lc.access) return;
   const int64_t now = MonotonicNowNs();
   auto ms = [&](int64_t at) -> double {
     return at == 0 ? -1.0 : static_cast<double>(at - start_ns_) / 1e6;
   };
-  RP_LOG(kInfo,
-         "access http listener={} client={} host={} method={} target={} status={} in={} out={} "
-         "upstream={} reused={} connect_ms={:.3f} header_ms={:.3f} total_ms={:.3f} request_id={} "
-         "user={} route={} end={}{}",
-         listener_->name, peer_.ToString(), req_.host, req_.method, req_.target, status_, bytes_in_,
-         bytes_out_, upstream_text_.empty() ? "-" : upstream_text_, reused_ ? 1 : 0,
-         ms(connected_ns_), ms(header_ns_), ms(now), request_id_.empty() ? "-" : request_id_,
-         user_.empty() ? "-" : user_, route_, end_, TlsSummary(client_tls_.get()));
+  const std::string_view upstream =
+      upstream_text_.empty() ? std::string_view("-") : std::string_view(upstream_text_);
+  if (lc.access_format == AccessFormat::kKv) {
+    log::AccessLine(
+        "access http listener={} client={} host={} method={} target={} status={} in={} out={} "
+        "upstream={} reused={} connect_ms={:.3f} header_ms={:.3f} total_ms={:.3f} request_id={} "
+        "user={} route={} end={}{}",
+        listener_->name, peer_.ToString(), req_.host, req_.method, req_.target, status_, bytes_in_,
+        bytes_out_, upstream, reused_ ? 1 : 0, ms(connected_ns_), ms(header_ns_), ms(now),
+        request_id_.empty() ? "-" : request_id_, user_.empty() ? "-" : user_, route_, end_,
+        TlsSummary(client_tls_.get()));
+    return;
+  }
+  auto field = [&](std::string_view name) -> std::string_view {
+    for (const http::Field& f : req_.fields) {
+      if (EqualsIgnoreCase(f.name, name)) return f.value;
+    }
+    return {};
+  };
+  std::string line;
+  line.reserve(512);
+  if (lc.access_format == AccessFormat::kJson) {
+    auto str = [&](std::string_view key, std::string_view value) {
+      line += fmt::format(",\"{}\":", key);
+      AppendJsonString(&line, value);
+    };
+    line += "{\"time\":";
+    AppendJsonString(&line, log::UtcStamp());
+    str("listener", listener_->name);
+    str("client", peer_.ToString());
+    line += fmt::format(",\"tls\":{}", client_tls_ != nullptr ? "true" : "false");
+    str("host", req_.host);
+    str("method", req_.method);
+    str("target", req_.target);
+    line += fmt::format(",\"status\":{},\"bytes_in\":{},\"bytes_out\":{}", status_, bytes_in_,
+                        bytes_out_);
+    str("upstream", upstream);
+    line += fmt::format(",\"reused\":{}", reused_ ? "true" : "false");
+    line += fmt::format(",\"connect_ms\":{:.3f},\"header_ms\":{:.3f},\"total_ms\":{:.3f}",
+                        ms(connected_ns_), ms(header_ns_), ms(now));
+    str("request_id", request_id_);
+    str("user", user_);
+    str("route", route_);
+    str("end", end_);
+    str("referer", field("referer"));
+    str("user_agent", field("user-agent"));
+    line += "}\n";
+  } else {
+    // nginx's combined format, then upstream, its times and the request id.
+    auto quoted = [&](std::string_view v) {
+      line.push_back('"');
+      if (v.empty()) line.push_back('-');
+      for (char ch : v) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+          line += fmt::format("\\x{:02X}", c);
+        } else {
+          line.push_back(ch);
+        }
+      }
+      line.push_back('"');
+    };
+    line += fmt::format("{} - {} [{}] ", peer_.ToString(), user_.empty() ? "-" : user_,
+                        log::CommonLogStamp());
+    quoted(fmt::format("{} {} HTTP/1.{}", req_.method, req_.target, req_.version_minor));
+    line += fmt::format(" {} {} ", status_, bytes_out_);
+    quoted(field("referer"));
+    line.push_back(' ');
+    quoted(field("user-agent"));
+    line += fmt::format(" \"{}\" {:.3f} {:.3f} {:.3f} ", upstream, ms(now) / 1e3,
+                        ms(connected_ns_) / 1e3, ms(header_ns_) / 1e3);
+    quoted(req_.host);
+    line += fmt::format(" {}\n", request_id_.empty() ? "-" : request_id_);
+  }
+  log::Access(line);
 }
 
 Task<void> HttpSession::Close() {

@@ -57,15 +57,6 @@ std::string_view MechanismName(Mechanism m) {
   return "?";
 }
 
-std::string UtcNow() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  tm t;
-  gmtime_r(&ts.tv_sec, &t);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.tm_year + 1900, t.tm_mon + 1,
-                     t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1'000'000);
-}
-
 // One login attempt as the audit log records it. Never a password.
 struct AuditRecord {
   std::string user;
@@ -253,7 +244,7 @@ Task<void> MailSession::Audit(AuditRecord* r, int64_t start_ns) {
   const auto* sink = snapshot_->config->sections.Get<AuditSink>(kAuditTable);
   if (sink == nullptr) co_return;
   std::string line = "{\"time\":";
-  AppendJsonString(&line, UtcNow());
+  AppendJsonString(&line, log::UtcStamp());
   line += ",\"listener\":";
   AppendJsonString(&line, listener_->name);
   line += ",\"protocol\":";
@@ -529,13 +520,12 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
         pump_ = nullptr;
         CountPumpEnd(metrics, result);
         if (snapshot_->config->log.access) {
-          RP_LOG(kInfo,
-                 "access {} listener={} client={} user={} account={} upstream={} to_upstream={} "
-                 "to_client={} end={}{}",
-                 settings_->name(), listener_->name, peer_.ToString(), credentials->user,
-                 route->account, audit->upstream, result.bytes_to_upstream,
-                 result.bytes_to_downstream, PumpEndName(result.end),
-                 TlsSummary(client_tls_.get()));
+          log::AccessLine(
+              "access {} listener={} client={} user={} account={} upstream={} to_upstream={} "
+              "to_client={} end={}{}",
+              settings_->name(), listener_->name, peer_.ToString(), credentials->user,
+              route->account, audit->upstream, result.bytes_to_upstream, result.bytes_to_downstream,
+              PumpEndName(result.end), TlsSummary(client_tls_.get()));
         }
       }
     }

@@ -150,13 +150,13 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   CountPumpEnd(metrics, result);
   metrics.connections_active.Sub();
   if (config.log.access) {
-    RP_LOG(kInfo,
-           "access tcp listener={} client={} upstream={} to_upstream={} to_client={} "
-           "duration_ms={} end={}{}{}{}",
-           listener->name, peer.ToString(), server.text, result.bytes_to_upstream,
-           result.bytes_to_downstream, (MonotonicNowNs() - start_ns) / 1'000'000,
-           PumpEndName(result.end), result.error != 0 ? " error=" : "",
-           result.error != 0 ? strerror(result.error) : "", TlsSummary(client_tls.get()));
+    log::AccessLine(
+        "access tcp listener={} client={} upstream={} to_upstream={} to_client={} "
+        "duration_ms={} end={}{}{}{}",
+        listener->name, peer.ToString(), server.text, result.bytes_to_upstream,
+        result.bytes_to_downstream, (MonotonicNowNs() - start_ns) / 1'000'000,
+        PumpEndName(result.end), result.error != 0 ? " error=" : "",
+        result.error != 0 ? strerror(result.error) : "", TlsSummary(client_tls.get()));
   }
 }
 

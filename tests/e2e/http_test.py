@@ -4,11 +4,14 @@
 Run: RINGPROXY_BIN=build/release/tools/ringproxy tests/e2e/http_test.py [test ...]"""
 import hashlib
 import http.client
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -626,6 +629,54 @@ names = ["mail.example.com"]
             check(ClientReader(s).response().status == 400, "strict_hosts")
             s.close()
             check(a.heads() == [], "an unknown host reached the origin")
+
+
+@test
+def access_log_in_json_and_combined_formats_to_its_own_file():
+    with Origin() as a, tempfile.TemporaryDirectory() as d:
+        port = free_port()
+        path = os.path.join(d, "access.log")
+        def text(fmt):
+            return config(port, [a.port], extra=f'access_file = "{path}"\naccess_format = "{fmt}"')
+        def lines():
+            with open(path, encoding="utf-8") as f:
+                return f.read().splitlines()
+        with Proxy(text("json")) as p:
+            s = connect(port)
+            s.sendall(b"POST /x?q=%22 HTTP/1.1\r\nHost: mail.example.com\r\n"
+                      b"User-Agent: ua \"quoted\"\r\nReferer: http://r.test/\r\n"
+                      b"Content-Length: 5\r\n\r\nhello")
+            check(ClientReader(s).response().status == 404, "proxied")
+            s.close()
+            wait_until(lambda: os.path.exists(path) and len(lines()) == 1, what="a JSON line")
+            rec = json.loads(lines()[0])
+            want = {"listener": "web", "host": "mail.example.com", "method": "POST",
+                    "target": "/x?q=%22", "status": 404, "bytes_in": 5, "tls": False,
+                    "upstream": f"127.0.0.1:{a.port}", "user_agent": 'ua "quoted"',
+                    "referer": "http://r.test/", "user": "", "end": "ok"}
+            for k, v in want.items():
+                check(rec.get(k) == v, f"{k}: {rec.get(k)!r} != {v!r}")
+            check(rec["client"].startswith("127.0.0.1:") and rec["total_ms"] >= 0 and
+                  rec["header_ms"] >= 0 and rec["bytes_out"] > 0 and
+                  len(rec["request_id"]) == 24 and rec["time"].endswith("Z"), str(rec))
+            check(a.heads()[-1].lower().count(b"x-request-id: " + rec["request_id"].encode()) == 1,
+                  "the logged request id is not the one sent upstream")
+            check("access http" not in p.log_text(), "the access line also went to the log")
+            # A reload switches the format and reopens the file (rotation).
+            os.rename(path, path + ".1")
+            p.write_config(text("combined"))
+            p.signal(signal.SIGHUP)
+            p.wait_log("reload done")
+            s = connect(port)
+            s.sendall(b"GET /y HTTP/1.0\r\nHost: mail.example.com\r\nUser-Agent: a\xe9b\r\n\r\n")
+            ClientReader(s).response()
+            s.close()
+            wait_until(lambda: os.path.exists(path) and len(lines()) == 1, what="a combined line")
+            line = lines()[0]
+            rx = (r'^127\.0\.0\.1:\d+ - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
+                  r'"GET /y HTTP/1\.0" 404 \d+ "-" "a\\xE9b" "127\.0\.0\.1:%d" '
+                  r'[\d.]+ [\d.]+ [\d.]+ "mail\.example\.com" [0-9a-f]{24}$' % a.port)
+            check(re.match(rx, line), line)
 
 
 @test
