@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "core/ascii.h"
 #include "core/status_util.h"
 #include "fmt/format.h"
 #include "route/config.h"
@@ -66,6 +67,73 @@ void ReadLocation(ConfigTable& t, const Config& so_far, HttpVirtualServer* serve
   server->locations.push_back(std::move(loc));
 }
 
+// [[…rewrite]] tables, in order.
+void ReadRewrites(ConfigTable& t, HttpVirtualServer* server) {
+  for (ConfigTable* rt : t.Tables("rewrite")) {
+    std::string pattern;
+    std::string replacement;
+    int status = 0;
+    bool last = false;
+    rt->String("regex", &pattern, true);
+    rt->String("replace", &replacement, true);
+    rt->Int("redirect_status", &status, 301, 308);
+    rt->Bool("last", &last);
+    std::string error;
+    if (rt->Has("regex") && rt->Has("replace") &&
+        !server->rewrites.Add(pattern, replacement, status, last, &error)) {
+      rt->Fail(error);
+    }
+  }
+}
+
+// `<prefix>_remove = ["Name", …]` and `<prefix>_set = ["Name: value", …]`.
+void ReadHeaderRules(ConfigTable& t, std::string_view prefix, bool request,
+                     http::HeaderRules* rules) {
+  const std::string remove_key = fmt::format("{}_remove", prefix);
+  const std::string set_key = fmt::format("{}_set", prefix);
+  auto check_name = [&](std::string_view key, std::string_view name) {
+    if (!http::IsFieldName(name)) {
+      t.Error(key, fmt::format("'{}' is not a field name", name));
+    } else if (http::ProxyOwnsField(name, request)) {
+      t.Error(key, fmt::format("{} is written by the proxy itself", name));
+    }
+  };
+  t.StringList(remove_key, &rules->remove);
+  for (const std::string& name : rules->remove) check_name(remove_key, name);
+  std::vector<std::string> set;
+  t.StringList(set_key, &set);
+  for (const std::string& line : set) {
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) {
+      t.Error(set_key, fmt::format("expected \"Name: value\", got '{}'", line));
+      continue;
+    }
+    std::string name = line.substr(0, colon);
+    std::string value(TrimOws(std::string_view(line).substr(colon + 1)));
+    check_name(set_key, name);
+    if (!http::IsCleanFieldValue(value)) {
+      t.Error(set_key, fmt::format("the value of {} has a control character", name));
+    }
+    rules->set.emplace_back(std::move(name), std::move(value));
+  }
+}
+
+// What a server (or a listener without servers) holds besides its names and locations.
+void ReadServerRules(ConfigTable& t, HttpVirtualServer* server) {
+  ReadRewrites(t, server);
+  ReadHeaderRules(t, "request_headers", true, &server->request_headers);
+  ReadHeaderRules(t, "response_headers", false, &server->response_headers);
+}
+
+// A listener's own server rules (with no [[listener.server]]).
+bool HasServerRules(const ConfigTable& t) {
+  for (std::string_view key : {"rewrite", "request_headers_remove", "request_headers_set",
+                               "response_headers_remove", "response_headers_set"}) {
+    if (t.Has(key)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) {
@@ -113,10 +181,13 @@ ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) 
   if (!servers.empty() && !locations.empty()) {
     t.Error("location", "with [[listener.server]] tables, locations go in each server");
   }
+  if (!servers.empty() && HasServerRules(t)) {
+    t.Fail("with [[listener.server]] tables, rewrites and header rules go in each server");
+  }
   if (servers.empty()) {
     if (s->strict_hosts) t.Error("strict_hosts", "needs [[listener.server]] tables");
-    // The listener itself is the one server: its locations.
-    if (!locations.empty()) {
+    // The listener itself is the one server: its locations and rules.
+    if (!locations.empty() || HasServerRules(t)) {
       s->servers.emplace_back();
       s->hosts.SetDefault(0);
     }
@@ -138,6 +209,7 @@ ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) 
       s->hosts.SetDefault(static_cast<int>(i));
     }
     if (st.Has("upstream")) vs.upstream_index = GroupIndex(st, "upstream", so_far);
+    ReadServerRules(st, &vs);
     for (ConfigTable* lt : st.Tables("location")) ReadLocation(*lt, so_far, &vs);
     s->servers.push_back(std::move(vs));
   }
@@ -146,7 +218,8 @@ ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) 
     t.Error("server", "one server needs default = true (or strict_hosts = true)");
   }
   s->hosts.Finish();
-  if (servers.empty() && !locations.empty()) {
+  if (servers.empty() && !s->servers.empty()) {
+    ReadServerRules(t, &s->servers[0]);
     for (ConfigTable* lt : locations) ReadLocation(*lt, so_far, &s->servers[0]);
   }
   for (const HttpVirtualServer& vs : s->servers) {

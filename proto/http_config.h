@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "core/config.h"
+#include "proto/http/forward.h"
 #include "proto/http/head.h"
 #include "proto/http/location.h"
+#include "proto/http/rewrite.h"
 #include "proto/http/virtual_host.h"
 #include "route/throttle.h"
 
@@ -25,10 +27,15 @@ struct HttpLocation {
   std::string redirect_to;  // with $scheme, $host and $request_uri expanded
 };
 
-// [[listener.server]]: a virtual server, chosen by Host.
+// [[listener.server]]: a virtual server, chosen by Host. Its rewrites run before the
+// location is chosen; its header rules apply to what is proxied (not to the proxy's
+// own answers).
 struct HttpVirtualServer {
   std::vector<std::string> names;
   int upstream_index = -1;  // -1: the listener's group
+  http::RewriteRules rewrites;
+  http::HeaderRules request_headers;
+  http::HeaderRules response_headers;
   std::vector<HttpLocation> locations;
   http::LocationMatcher matcher;
 };

@@ -111,7 +111,7 @@ std::string_view OriginForm(std::string_view target) {
   if (scheme == std::string_view::npos) return target;
   const size_t path = target.find_first_of("/?", scheme + 3);
   if (path == std::string_view::npos) return "/";
-  if (target[path] == '?') return target.substr(path);  // "http://a?q": "/?q" is not a view
+  if (target[path] == '?') return target.substr(path);  // "http://a?q": the caller makes it "/?q"
   return target.substr(path);
 }
 
@@ -289,11 +289,14 @@ class HttpSession final : public SessionBase {
   UpstreamBalancer* balancer() const {
     return &snapshot_->balancers[static_cast<size_t>(group_index_)];
   }
-  // The virtual server and location of req_: group_index_, upstream_timeout_ms_,
-  // route_by_user_, location_. 0, or the status to answer (400: no server for Host).
+  // The virtual server of req_, its rewrites and the location: target_, server_,
+  // group_index_, upstream_timeout_ms_, route_by_user_, location_, redirect_status_ and
+  // redirect_to_. 0, or the status to answer (400: no server for Host).
   int ChooseRoute();
-  // A location's redirect: the answer with Location, expanded.
-  Task<void> Redirect(const HttpLocation& loc);
+  // A location's redirect target with $scheme, $host and $request_uri expanded.
+  std::string ExpandRedirect(std::string_view pattern) const;
+  // Answers redirect_status_ with Location: redirect_to_.
+  Task<void> Redirect();
 
   ShardServices* services_;
   SnapshotRef snapshot_;
@@ -326,7 +329,12 @@ class HttpSession final : public SessionBase {
   int group_index_ = 0;           // this request's upstream group
   int64_t upstream_timeout_ms_ = 0;
   bool route_by_user_ = false;
+  const HttpVirtualServer* server_ = nullptr;
   const HttpLocation* location_ = nullptr;
+  std::string_view target_;  // origin-form, rewritten: what the upstream is asked for
+  std::string target_buf_;
+  int redirect_status_ = 0;
+  std::string redirect_to_;
   uint64_t requests_ = 0;
   bool stopped_ = false;
   bool draining_ = false;
@@ -575,24 +583,50 @@ int HttpSession::ChooseRoute() {
   group_index_ = listener_->upstream_index;
   upstream_timeout_ms_ = settings_->upstream_timeout_ms;
   route_by_user_ = settings_->route_by_user;
+  server_ = nullptr;
   location_ = nullptr;
+  redirect_status_ = 0;
+  target_ = OriginForm(req_.target);
+  if (target_.starts_with('?')) {  // "http://host?q"
+    target_buf_ = fmt::format("/{}", target_);
+    target_ = target_buf_;
+  }
   if (settings_->servers.empty()) return 0;
   const int found = settings_->hosts.Find(req_.host);
   if (found < 0) return 400;  // strict_hosts: a Host no server names
-  const HttpVirtualServer& vs = settings_->servers[static_cast<size_t>(found)];
+  server_ = &settings_->servers[static_cast<size_t>(found)];
+  const HttpVirtualServer& vs = *server_;
   if (vs.upstream_index >= 0) group_index_ = vs.upstream_index;
-  const int at = vs.matcher.Match(http::TargetPath(req_.target));
+  if (!vs.rewrites.empty()) {
+    std::string rewritten;
+    const http::RewriteResult r =
+        vs.rewrites.Apply(target_, {settings_->https ? "https" : "http", req_.host}, &rewritten);
+    if (r.redirect_status != 0) {
+      redirect_status_ = r.redirect_status;
+      redirect_to_ = std::move(rewritten);
+      return 0;
+    }
+    if (r.changed) {
+      target_buf_ = std::move(rewritten);
+      target_ = target_buf_;
+    }
+  }
+  const int at = vs.matcher.Match(http::TargetPath(target_));
   if (at < 0) return 0;
   location_ = &vs.locations[static_cast<size_t>(at)];
   if (location_->upstream_index >= 0) group_index_ = location_->upstream_index;
   if (location_->upstream_timeout_ms > 0) upstream_timeout_ms_ = location_->upstream_timeout_ms;
   if (location_->route_by_user >= 0) route_by_user_ = location_->route_by_user == 1;
+  if (location_->redirect_status != 0) {
+    redirect_status_ = location_->redirect_status;
+    redirect_to_ = ExpandRedirect(location_->redirect_to);
+  }
   return 0;
 }
 
-Task<void> HttpSession::Redirect(const HttpLocation& loc) {
+std::string HttpSession::ExpandRedirect(std::string_view pattern) const {
   std::string to;
-  std::string_view rest = loc.redirect_to;
+  std::string_view rest = pattern;
   while (!rest.empty()) {
     const size_t dollar = rest.find('$');
     to.append(rest.substr(0, dollar));
@@ -605,22 +639,26 @@ Task<void> HttpSession::Redirect(const HttpLocation& loc) {
       to.append(req_.host);
       rest.remove_prefix(5);
     } else if (rest.starts_with("$request_uri")) {
-      to.append(req_.target);
+      to.append(target_);
       rest.remove_prefix(12);
     } else {
       to.push_back('$');
       rest.remove_prefix(1);
     }
   }
-  status_ = loc.redirect_status;
+  return to;
+}
+
+Task<void> HttpSession::Redirect() {
+  status_ = redirect_status_;
   // A body the client may still send is not read: the connection closes after this.
   if (req_.semantics.body != BodyKind::kNone) client_keep_alive_ = false;
-  const std::string_view reason = loc.redirect_status == 301   ? "Moved Permanently"
-                                  : loc.redirect_status == 302 ? "Found"
-                                  : loc.redirect_status == 307 ? "Temporary Redirect"
-                                                               : "Permanent Redirect";
-  std::string out = fmt::format("HTTP/1.1 {} {}\r\nLocation: {}\r\nContent-Length: 0\r\n",
-                                loc.redirect_status, reason, to);
+  const std::string_view reason = status_ == 301   ? "Moved Permanently"
+                                  : status_ == 302 ? "Found"
+                                  : status_ == 307 ? "Temporary Redirect"
+                                                   : "Permanent Redirect";
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\nLocation: {}\r\nContent-Length: 0\r\n", status_,
+                                reason, redirect_to_);
   if (!client_keep_alive_) out += "Connection: close\r\n";
   if (!request_id_.empty()) out += fmt::format("X-Request-ID: {}\r\n", request_id_);
   out += "\r\n";
@@ -630,7 +668,7 @@ Task<void> HttpSession::Redirect(const HttpLocation& loc) {
 }
 
 Task<void> HttpSession::RouteByUser() {
-  const http::UserRoute found = http::FindUserRoute(req_, settings_->admin_console);
+  const http::UserRoute found = http::FindUserRoute(req_, target_, settings_->admin_console);
   if (found.by == http::RouteBy::kNone) co_return;
   user_ = found.user;
   const UpstreamGroupConfig& group = balancer()->config();
@@ -716,7 +754,7 @@ Task<Flow> HttpSession::ReadBodyStart() {
 Task<Flow> HttpSession::SendRequest() {
   const http::Semantics& sem = req_.semantics;
   http::ForwardRequest f;
-  f.target = OriginForm(req_.target);
+  f.target = target_;
   f.host = req_.host;
   // A body read whole goes with its length (a chunked one too); a longer one keeps
   // its framing and streams.
@@ -729,6 +767,7 @@ Task<Flow> HttpSession::SendRequest() {
                                [&](const Cidr& c) { return c.Contains(client_ip_); });
   f.scheme = settings_->https ? "https" : "http";
   f.request_id = request_id_;
+  f.rules = server_ == nullptr ? nullptr : &server_->request_headers;
   out_.clear();
   http::WriteRequestHead(req_, f, &out_);
   if (f.body == BodyKind::kChunked) {
@@ -809,8 +848,8 @@ Task<bool> HttpSession::Exchange() {
     co_return false;
   }
 
-  if (location_ != nullptr && location_->redirect_status != 0) {
-    co_await Redirect(*location_);
+  if (redirect_status_ != 0) {
+    co_await Redirect();
     co_return client_keep_alive_;
   }
   const Flow pre = co_await ReadBodyStart();
@@ -929,6 +968,7 @@ Task<bool> HttpSession::Exchange() {
     http::ForwardResponse fr;
     fr.upgrade = true;
     fr.client_version_minor = req_.version_minor;
+    fr.rules = server_ == nullptr ? nullptr : &server_->response_headers;
     out_.clear();
     http::WriteResponseHead(resp_, fr, &out_);
     bytes_out_ += out_.size();
@@ -962,6 +1002,7 @@ Task<bool> HttpSession::Exchange() {
   fr.content_length = resp_.semantics.content_length;
   fr.client_version_minor = req_.version_minor;
   fr.keep_alive = client_keep_alive_;
+  fr.rules = server_ == nullptr ? nullptr : &server_->response_headers;
   out_.clear();
   http::WriteResponseHead(resp_, fr, &out_);
   bytes_out_ += out_.size();

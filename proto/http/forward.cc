@@ -1,6 +1,6 @@
 #include "proto/http/forward.h"
 
-#include <initializer_list>
+#include <span>
 #include <string>
 
 #include "core/ascii.h"
@@ -8,6 +8,16 @@
 namespace ringproxy::http {
 
 namespace {
+
+// Fields that end at this hop, and the framing (written from what the proxy sends).
+constexpr std::string_view kHopByHop[] = {
+    "connection",        "keep-alive", "proxy-connection", "te",
+    "transfer-encoding", "trailer",    "content-length"};
+
+// Request fields the proxy writes itself (or answers: Expect).
+constexpr std::string_view kRequestOwn[] = {"host",      "x-forwarded-for",   "x-real-ip",
+                                            "forwarded", "x-forwarded-proto", "x-request-id",
+                                            "expect"};
 
 // Names a field "Connection" lists (RFC 9110 §7.6.1): those fields end at this hop.
 bool NamedByConnection(const std::vector<Field>& fields, std::string_view name) {
@@ -23,10 +33,7 @@ bool NamedByConnection(const std::vector<Field>& fields, std::string_view name) 
 // Fields that never cross the proxy as received: hop-by-hop ones, the framing (written
 // from what the proxy sends), and those the proxy writes itself.
 bool Dropped(const std::vector<Field>& fields, std::string_view name, bool keep_upgrade,
-             std::initializer_list<std::string_view> own) {
-  static constexpr std::string_view kHopByHop[] = {
-      "connection",        "keep-alive", "proxy-connection", "te",
-      "transfer-encoding", "trailer",    "content-length"};
+             std::span<const std::string_view> own) {
   for (std::string_view h : kHopByHop) {
     if (EqualsIgnoreCase(name, h)) return true;
   }
@@ -35,6 +42,18 @@ bool Dropped(const std::vector<Field>& fields, std::string_view name, bool keep_
     if (EqualsIgnoreCase(name, o)) return true;
   }
   return NamedByConnection(fields, name);
+}
+
+// A field the rules remove or replace.
+bool RuledOut(const HeaderRules* rules, std::string_view name) {
+  if (rules == nullptr) return false;
+  for (const std::string& r : rules->remove) {
+    if (EqualsIgnoreCase(r, name)) return true;
+  }
+  for (const auto& [n, v] : rules->set) {
+    if (EqualsIgnoreCase(n, name)) return true;
+  }
+  return false;
 }
 
 void AppendField(std::string_view name, std::string_view value, std::string* out) {
@@ -64,7 +83,25 @@ void AppendForwardedFor(std::string_view ip, std::string* out) {
   }
 }
 
+void AppendRuleFields(const HeaderRules* rules, std::string* out) {
+  if (rules == nullptr) return;
+  for (const auto& [name, value] : rules->set) AppendField(name, value, out);
+}
+
 }  // namespace
+
+bool ProxyOwnsField(std::string_view name, bool request) {
+  if (EqualsIgnoreCase(name, "upgrade")) return true;
+  for (std::string_view h : kHopByHop) {
+    if (EqualsIgnoreCase(name, h)) return true;
+  }
+  if (request) {
+    for (std::string_view o : kRequestOwn) {
+      if (EqualsIgnoreCase(name, o)) return true;
+    }
+  }
+  return false;
+}
 
 void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::string* out) {
   out->append(in.method);
@@ -83,13 +120,12 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
       if (!forwarded.empty()) forwarded += ", ";
       forwarded.append(field.value);
     }
-    if (Dropped(in.fields, field.name, f.upgrade,
-                {"host", "x-forwarded-for", "x-real-ip", "forwarded", "x-forwarded-proto",
-                 "x-request-id", "expect"})) {
+    if (Dropped(in.fields, field.name, f.upgrade, kRequestOwn) || RuledOut(f.rules, field.name)) {
       continue;
     }
     AppendField(field.name, field.value, out);
   }
+  AppendRuleFields(f.rules, out);
   if (f.upgrade) AppendField("Connection", "upgrade", out);
   AppendFraming(f.body, f.content_length, out);
   // The client as the trusted peer saw it: the last address of its list.
@@ -127,9 +163,10 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
       AppendField(field.name, field.value, out);
       continue;
     }
-    if (Dropped(in.fields, field.name, f.upgrade, {})) continue;
+    if (Dropped(in.fields, field.name, f.upgrade, {}) || RuledOut(f.rules, field.name)) continue;
     AppendField(field.name, field.value, out);
   }
+  AppendRuleFields(f.rules, out);
   AppendFraming(f.body, f.content_length, out);
   if (f.upgrade) {
     AppendField("Connection", "upgrade", out);

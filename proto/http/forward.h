@@ -11,10 +11,25 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "proto/http/head.h"
 
 namespace ringproxy::http {
+
+// A virtual server's header rules for one direction: fields removed by name (any
+// case), and fields set (any received field of that name removed, then this one
+// written after the end-to-end fields).
+struct HeaderRules {
+  std::vector<std::string> remove;
+  std::vector<std::pair<std::string, std::string>> set;
+  bool empty() const { return remove.empty() && set.empty(); }
+};
+
+// Fields a header rule may not name: the framing, the hop-by-hop fields and, on
+// requests, Host and the identity fields the proxy writes itself.
+bool ProxyOwnsField(std::string_view name, bool request);
 
 struct ForwardRequest {
   std::string_view target;          // origin-form, after any rewrite
@@ -26,10 +41,12 @@ struct ForwardRequest {
   bool trusted_peer = false;         // a configured trusted proxy: its forwarding fields are kept
   std::string_view scheme = "http";  // the client's: "http" or "https"
   std::string_view request_id;       // "" for none
+  const HeaderRules* rules = nullptr;
 };
 
 // The request head for the upstream: "<method> <target> HTTP/1.1", Host, the end-to-end
-// fields in their order (not Expect), the framing and the identity fields.
+// fields in their order (not Expect), the rules' fields, the framing and the identity
+// fields.
 //  - X-Forwarded-For: the trusted peer's list with the peer appended; else the peer.
 //  - X-Real-IP: from a trusted peer with a list, the last address in it (the client as
 //    that proxy saw it); else the peer.
@@ -43,6 +60,7 @@ struct ForwardResponse {
   int client_version_minor = 1;  // an HTTP/1.0 client needs "Connection: keep-alive"
   bool keep_alive = true;        // the client connection stays open after this response
   bool upgrade = false;          // a 101 that makes the connection a tunnel
+  const HeaderRules* rules = nullptr;
 };
 
 // The response head for the client: "HTTP/1.1 <status> <reason>", the end-to-end

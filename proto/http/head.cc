@@ -227,6 +227,17 @@ std::string_view ReadSemantics(const std::vector<Field>& fields, int version_min
 
 }  // namespace
 
+bool IsFieldName(std::string_view name) { return IsToken(name); }
+
+bool IsCleanFieldValue(std::string_view value) {
+  if (!value.empty() && (value.front() == ' ' || value.front() == '\t' || value.back() == ' ' ||
+                         value.back() == '\t')) {
+    return false;
+  }
+  return std::all_of(value.begin(), value.end(),
+                     [](char c) { return IsFieldValueChar(static_cast<unsigned char>(c)); });
+}
+
 void HeadScanner::Reset() {
   scanned_ = 0;
   line_start_ = 0;

@@ -200,6 +200,11 @@ class ChunkedDecoder {
   std::string_view error_;
 };
 
+// A field name (RFC 9110 token), and a field value as the proxy writes it (no control
+// but HTAB, no whitespace at either end): for fields the configuration adds.
+bool IsFieldName(std::string_view name);
+bool IsCleanFieldValue(std::string_view value);
+
 // Calls fn(option) for each comma-separated, whitespace-trimmed, non-empty element of
 // a field value ("close, Upgrade" -> "close", "Upgrade").
 template <typename Fn>

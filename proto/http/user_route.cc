@@ -95,7 +95,7 @@ bool PathUser(std::string_view path, std::string_view prefix, bool tilde_allowed
 }
 
 // ActiveSync and EWS: the Basic user (DOMAIN\user -> user@DOMAIN), else User=.
-bool BasicUser(const RequestHead& head, std::string* user) {
+bool BasicUser(const RequestHead& head, std::string_view target, std::string* user) {
   std::string_view credentials;
   if (Authorization(head, "Basic", &credentials)) {
     std::string decoded;
@@ -114,7 +114,7 @@ bool BasicUser(const RequestHead& head, std::string* user) {
     }
   }
   std::string_view arg;
-  return QueryArgument(head.target, "User", &arg) && PercentDecode(arg, user) && !user->empty();
+  return QueryArgument(target, "User", &arg) && PercentDecode(arg, user) && !user->empty();
 }
 
 bool Base64UrlDecode(std::string_view in, std::string* out) {
@@ -335,7 +335,7 @@ bool HasEncodedCrLf(std::string_view target) {
   return false;
 }
 
-UserRoute FindUserRoute(const RequestHead& head, bool admin) {
+UserRoute FindUserRoute(const RequestHead& head, std::string_view target, bool admin) {
   UserRoute r;
   std::string_view value;
   if (admin) {
@@ -348,7 +348,7 @@ UserRoute FindUserRoute(const RequestHead& head, bool admin) {
     }
     return r;
   }
-  const std::string_view path = PathOf(head.target);
+  const std::string_view path = PathOf(target);
   auto found = [&r](RouteBy by, UserSource source) {
     r.by = by;
     r.source = source;
@@ -358,9 +358,9 @@ UserRoute FindUserRoute(const RequestHead& head, bool admin) {
     return found(RouteBy::kUsername, UserSource::kRestPath);
   }
   if (StartsWithIgnoreCase(path, "/Microsoft-Server-ActiveSync")) {
-    if (BasicUser(head, &r.user)) return found(RouteBy::kUsername, UserSource::kActiveSync);
+    if (BasicUser(head, target, &r.user)) return found(RouteBy::kUsername, UserSource::kActiveSync);
   } else if (EqualsIgnoreCase(path, "/ews/Exchange.asmx")) {
-    if (BasicUser(head, &r.user)) return found(RouteBy::kUsername, UserSource::kEws);
+    if (BasicUser(head, target, &r.user)) return found(RouteBy::kUsername, UserSource::kEws);
   }
   if (PathUser(path, "/dav/", false, &r.user) ||
       PathUser(path, "/principals/users/", false, &r.user)) {
@@ -370,11 +370,11 @@ UserRoute FindUserRoute(const RequestHead& head, bool admin) {
     r.user = AuthTokenId(value);
     if (!r.user.empty()) return found(RouteBy::kZimbraId, UserSource::kAuthTokenCookie);
   }
-  if (QueryArgument(head.target, "zauthtoken", &value)) {
+  if (QueryArgument(target, "zauthtoken", &value)) {
     r.user = AuthTokenId(value);
     if (!r.user.empty()) return found(RouteBy::kZimbraId, UserSource::kAuthTokenArgument);
   }
-  if (Authorization(head, "Bearer", &value) || QueryArgument(head.target, "zjwt", &value)) {
+  if (Authorization(head, "Bearer", &value) || QueryArgument(target, "zjwt", &value)) {
     r.user = JwtSubject(value);
     if (!r.user.empty()) return found(RouteBy::kZimbraId, UserSource::kJwt);
   }

@@ -42,8 +42,9 @@ struct UserRoute {
   std::string user;  // percent-decoded login, or the account id
 };
 
-// The user of a request on a web listener (`admin`: the admin console's).
-UserRoute FindUserRoute(const RequestHead& head, bool admin);
+// The user of a request on a web listener (`admin`: the admin console's); `target` is
+// the origin-form target after rewrites (the head's target may be absolute-form).
+UserRoute FindUserRoute(const RequestHead& head, std::string_view target, bool admin);
 
 // A Zimbra auth token ("<key version>_<hmac>_<hex of key=len:value;...>"): its `id`
 // field, or "" when the token does not have that form.

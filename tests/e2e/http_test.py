@@ -632,6 +632,113 @@ names = ["mail.example.com"]
 
 
 @test
+def rewrite_rules_and_header_rules_shape_what_each_side_sees():
+    with Origin() as a, Origin() as b:
+        port = free_port()
+        groups = f"""
+[[upstream]]
+name = "b"
+servers = ["127.0.0.1:{b.port}"]
+"""
+        servers = r"""
+[[listener.server]]
+names = ["mail.example.com"]
+default = true
+request_headers_set = ["X-Edge: ringproxy", "Via: 1.1 edge"]
+request_headers_remove = ["X-Debug"]
+response_headers_set = ["Strict-Transport-Security: max-age=63072000"]
+response_headers_remove = ["X-Conn"]
+
+[[listener.server.rewrite]]
+regex = '^/files/(\d+)$'
+replace = "/size/$1"
+last = true
+
+[[listener.server.rewrite]]
+regex = "^/a/(.*)"
+replace = "/b/$1"
+
+[[listener.server.rewrite]]
+regex = "^/b/(.*)"
+replace = "/size/$1?via=b"
+last = true
+
+[[listener.server.rewrite]]
+regex = "^/size/"
+replace = "/never"
+
+[[listener.server.rewrite]]
+regex = "^/svc/(.*)"
+replace = "/service/$1"
+
+[[listener.server.rewrite]]
+regex = "^/webmail(/.*)?$"
+replace = "https://$host/?"
+
+[[listener.server.rewrite]]
+regex = "^/perm/(.*)"
+replace = "/moved/$1"
+redirect_status = 308
+
+[[listener.server.location]]
+prefix = "/service/"
+upstream = "b"
+"""
+        with Proxy(config(port, [a.port], upstream_extra=groups, tls=servers)):
+            def ask(path, extra=b""):
+                s = connect(port)
+                s.sendall(b"GET %s HTTP/1.1\r\nHost: mail.example.com\r\n%s\r\n"
+                          % (path.encode(), extra))
+                r = ClientReader(s).response()
+                s.close()
+                return r
+
+            def request_line(origin):
+                heads = origin.heads()
+                check(len(heads) == 1, f"{len(heads)} requests reached the origin")
+                return heads[0].split(b"\r\n")[0].decode()
+
+            cases = [("/files/10?x=1", a, "GET /size/10?x=1 HTTP/1.1", 10),
+                     ("/a/7?q=1", a, "GET /size/7?via=b&q=1 HTTP/1.1", 7),  # `last` stops
+                     ("/size/3", a, "GET /never HTTP/1.1", None),
+                     ("/svc/soap/x", b, "GET /service/soap/x HTTP/1.1", None),  # then location
+                     ("/files/x", a, "GET /files/x HTTP/1.1", None)]
+            for path, origin, want, size in cases:
+                a.clear()
+                b.clear()
+                r = ask(path)
+                check(request_line(origin) == want, f"{path}: {request_line(origin)}")
+                if size is not None:
+                    check(r.status == 200 and r.body == pattern(size), f"{path}: {r.status}")
+            r = ask("/webmail/x?y=1")
+            check(r.status == 302 and r.field("location") == "https://mail.example.com/",
+                  r.head)
+            r = ask("/perm/x?y=1")
+            check(r.status == 308 and r.field("location") == "/moved/x?y=1", r.head)
+            a.clear()
+            r = ask("/size/1", b"X-Debug: 1\r\nVia: 1.0 spoofed\r\nAccept: */*\r\n")
+            head = a.heads()[0].decode("latin-1").lower()
+            check("x-debug" not in head and "spoofed" not in head, head)
+            check("\r\nx-edge: ringproxy\r\n" in head and "\r\nvia: 1.1 edge\r\n" in head, head)
+            check("\r\naccept: */*\r\n" in head, head)
+            check(r.field("x-conn") is None and
+                  r.field("strict-transport-security") == "max-age=63072000", r.head)
+    # Without servers, the listener's own rules.
+    with Origin() as a:
+        port = free_port()
+        rules = 'response_headers_set = ["X-Served-By: edge"]\n' \
+                '[[listener.rewrite]]\nregex = "^/old(/.*)"\nreplace = "$1"'
+        with Proxy(config(port, [a.port], listener_extra=rules)):
+            s = connect(port)
+            s.sendall(get(port, "/old/size/4"))
+            r = ClientReader(s).response()
+            s.close()
+            check(r.status == 200 and r.body == pattern(4) and
+                  r.field("x-served-by") == "edge", r.head)
+            check(a.heads()[0].startswith(b"GET /size/4 HTTP/1.1\r\n"), a.heads()[0])
+
+
+@test
 def access_log_in_json_and_combined_formats_to_its_own_file():
     with Origin() as a, tempfile.TemporaryDirectory() as d:
         port = free_port()
@@ -695,6 +802,16 @@ def config_errors_name_the_key():
         ("", '[[listener.location]]\nprefix = "/a"\nredirect = "/b"\nredirect_status = 303',
          "expected 301, 302, 307 or 308"),
         ("", '[[listener.server]]\nnames = ["a.test"]', "one server needs default = true"),
+        ("", '[[listener.rewrite]]\nregex = "^/(a)"\nreplace = "/$2"', "names a capture"),
+        ("", '[[listener.rewrite]]\nregex = "^/a"\nreplace = "b"', "a path, from '/'"),
+        ("", '[[listener.rewrite]]\nreplace = "/b"', "regex: required"),
+        ("", 'request_headers_set = ["Host: evil"]', "Host is written by the proxy"),
+        ("", 'response_headers_remove = ["Content-Length"]', "written by the proxy"),
+        ("", 'request_headers_set = ["X-A"]', 'expected "Name: value"'),
+        ("", 'request_headers_set = ["X A: b"]', "is not a field name"),
+        ("", 'request_headers_set = ["X-A: b\\u0001"]', "control character"),
+        ("", 'request_headers_set = ["X-A: b"]\n[[listener.server]]\ndefault = true',
+         "rewrites and header rules go in each server"),
     ]
     for proto, extra, want in cases:
         text = config(free_port(), [free_port()], listener_extra=extra)

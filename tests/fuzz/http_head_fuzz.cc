@@ -70,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (head.semantics.body == BodyKind::kLength) FUZZ_CHECK(head.semantics.content_length > 0);
     for (bool admin : {false, true}) {
-      const UserRoute r = FindUserRoute(head, admin);
+      const UserRoute r = FindUserRoute(head, head.target, admin);
       FUZZ_CHECK((r.by == RouteBy::kNone) == r.user.empty());
       for (char c : r.user) FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
     }

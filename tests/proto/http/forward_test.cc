@@ -184,5 +184,60 @@ TEST(ForwardTest, ResponsesForEachClient) {
             "Connection: upgrade\r\n\r\n");
 }
 
+TEST(ForwardTest, HeaderRulesRemoveAndSetFieldsEachWay) {
+  HeaderRules rules;
+  rules.remove = {"x-debug"};
+  rules.set = {{"X-Frame-Options", "DENY"}, {"Via", "1.1 ringproxy"}};
+  const std::string text =
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Debug: 1\r\nVIA: 1.0 spoofed\r\nAccept: */*\r\n"
+      "x-DEBUG: 2\r\n\r\n";
+  const RequestHead in = ParseRequest(text);
+  ForwardRequest f;
+  f.target = "/";
+  f.host = "a";
+  f.client_ip = "192.0.2.1";
+  f.rules = &rules;
+  std::string out;
+  WriteRequestHead(in, f, &out);
+  EXPECT_EQ(out,
+            "GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nX-Frame-Options: DENY\r\n"
+            "Via: 1.1 ringproxy\r\nX-Forwarded-For: 192.0.2.1\r\nX-Real-IP: 192.0.2.1\r\n"
+            "Forwarded: for=192.0.2.1;proto=http\r\nX-Forwarded-Proto: http\r\n\r\n");
+
+  const ResponseHead resp = ParseResponse(
+      "HTTP/1.1 200 OK\r\nServer: origin\r\nX-Frame-Options: SAMEORIGIN\r\n"
+      "Content-Length: 3\r\nX-Debug: on\r\n\r\n");
+  ForwardResponse fr;
+  fr.body = BodyKind::kLength;
+  fr.content_length = 3;
+  fr.rules = &rules;
+  out.clear();
+  WriteResponseHead(resp, fr, &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nServer: origin\r\nX-Frame-Options: DENY\r\n"
+            "Via: 1.1 ringproxy\r\nContent-Length: 3\r\n\r\n");
+}
+
+TEST(ForwardTest, TheProxyOwnsFramingHopByHopAndIdentityFields) {
+  for (std::string_view name : {"Content-Length", "transfer-encoding", "Connection", "Upgrade",
+                                "TE", "Keep-Alive", "Trailer", "Proxy-Connection"}) {
+    EXPECT_TRUE(ProxyOwnsField(name, true)) << name;
+    EXPECT_TRUE(ProxyOwnsField(name, false)) << name;
+  }
+  for (std::string_view name :
+       {"Host", "X-Forwarded-For", "X-Real-IP", "Forwarded", "X-Request-ID", "Expect"}) {
+    EXPECT_TRUE(ProxyOwnsField(name, true)) << name;
+    EXPECT_FALSE(ProxyOwnsField(name, false)) << name;
+  }
+  EXPECT_FALSE(ProxyOwnsField("X-Frame-Options", true));
+  EXPECT_TRUE(IsFieldName("X-Frame-Options"));
+  EXPECT_FALSE(IsFieldName("X Frame"));
+  EXPECT_FALSE(IsFieldName(""));
+  EXPECT_TRUE(IsCleanFieldValue("max-age=63072000; includeSubDomains"));
+  EXPECT_TRUE(IsCleanFieldValue(""));
+  EXPECT_FALSE(IsCleanFieldValue(" lead"));
+  EXPECT_FALSE(IsCleanFieldValue("a\r\nX-Injected: 1"));
+}
+
 }  // namespace
 }  // namespace ringproxy::http

@@ -57,7 +57,7 @@ void Parse(Parsed* p, std::string_view target, std::string_view fields = "") {
 UserRoute Route(std::string_view target, std::string_view fields = "", bool admin = false) {
   Parsed p;
   Parse(&p, target, fields);
-  return FindUserRoute(p.head, admin);
+  return FindUserRoute(p.head, p.head.target, admin);
 }
 
 TEST(UserRouteTest, RestPaths) {
