@@ -175,6 +175,13 @@ ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) 
     t.Error("admin_console", "routes by the admin token: needs route_by_user = true");
   }
   t.Bool("strict_hosts", &s->strict_hosts);
+  t.Choice<http::MailMode>("mail_mode",
+                           {{"both", http::MailMode::kBoth},
+                            {"redirect", http::MailMode::kRedirect},
+                            {"mixed", http::MailMode::kMixed}},
+                           &s->mail_mode);
+  s->mail_mode_port = https ? 80 : 443;
+  t.Int("mail_mode_port", &s->mail_mode_port, 1, 65535);
   bool any_user_routing = s->route_by_user;
   std::vector<ConfigTable*> servers = t.Tables("server");
   std::vector<ConfigTable*> locations = t.Tables("location");

@@ -10,6 +10,7 @@
 #include "proto/http/forward.h"
 #include "proto/http/head.h"
 #include "proto/http/location.h"
+#include "proto/http/mail_mode.h"
 #include "proto/http/rewrite.h"
 #include "proto/http/virtual_host.h"
 #include "route/throttle.h"
@@ -62,6 +63,9 @@ struct HttpListenerSettings : ConfigExtension {
   std::vector<HttpVirtualServer> servers;
   http::VirtualHostIndex hosts;
   bool strict_hosts = false;
+  // Zimbra's web mail mode: requests sent to the other scheme's listener, at this port.
+  http::MailMode mail_mode = http::MailMode::kBoth;
+  int mail_mode_port = 0;  // 0: 443 from http, 80 from https
 };
 
 // protocol = "http" and "https": require `upstream`.

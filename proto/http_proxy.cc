@@ -289,9 +289,9 @@ class HttpSession final : public SessionBase {
   UpstreamBalancer* balancer() const {
     return &snapshot_->balancers[static_cast<size_t>(group_index_)];
   }
-  // The virtual server of req_, its rewrites and the location: target_, server_,
-  // group_index_, upstream_timeout_ms_, route_by_user_, location_, redirect_status_ and
-  // redirect_to_. 0, or the status to answer (400: no server for Host).
+  // The mail mode's redirect, else the virtual server of req_, its rewrites and the location:
+  // target_, server_, group_index_, upstream_timeout_ms_, route_by_user_, location_,
+  // redirect_status_ and redirect_to_. 0, or the status to answer (400: no server for Host).
   int ChooseRoute();
   // A location's redirect target with $scheme, $host and $request_uri expanded.
   std::string ExpandRedirect(std::string_view pattern) const;
@@ -590,6 +590,15 @@ int HttpSession::ChooseRoute() {
   if (target_.starts_with('?')) {  // "http://host?q"
     target_buf_ = fmt::format("/{}", target_);
     target_ = target_buf_;
+  }
+  if (settings_->mail_mode != http::MailMode::kBoth) {
+    http::ModeRedirect m = http::MailModeRedirect(settings_->mail_mode, settings_->https, req_,
+                                                  target_, req_.host, settings_->mail_mode_port);
+    if (m.status != 0) {
+      redirect_status_ = m.status;
+      redirect_to_ = std::move(m.location);
+      return 0;
+    }
   }
   if (settings_->servers.empty()) return 0;
   const int found = settings_->hosts.Find(req_.host);

@@ -29,46 +29,6 @@ bool PercentDecode(std::string_view in, std::string* out) {
 
 std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
-// The raw value of the first query argument `name` (ASCII case-insensitive), if any.
-bool QueryArgument(std::string_view target, std::string_view name, std::string_view* value) {
-  const size_t q = target.find('?');
-  if (q == std::string_view::npos) return false;
-  std::string_view query = target.substr(q + 1);
-  query = query.substr(0, query.find('#'));
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    const size_t eq = pair.find('=');
-    if (eq != std::string_view::npos && EqualsIgnoreCase(pair.substr(0, eq), name)) {
-      *value = pair.substr(eq + 1);
-      return true;
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return false;
-}
-
-// The cookie `name` (exact) from any Cookie field.
-bool CookieValue(const RequestHead& head, std::string_view name, std::string_view* value) {
-  for (const Field& f : head.fields) {
-    if (!EqualsIgnoreCase(f.name, "cookie")) continue;
-    std::string_view rest = f.value;
-    while (!rest.empty()) {
-      const size_t semi = rest.find(';');
-      std::string_view pair = TrimOws(rest.substr(0, semi));
-      const size_t eq = pair.find('=');
-      if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
-        *value = pair.substr(eq + 1);
-        return true;
-      }
-      if (semi == std::string_view::npos) break;
-      rest.remove_prefix(semi + 1);
-    }
-  }
-  return false;
-}
-
 bool Authorization(const RequestHead& head, std::string_view scheme,
                    std::string_view* credentials) {
   for (const Field& f : head.fields) {
@@ -244,6 +204,44 @@ bool JsonMember(std::string_view json, std::string_view key, std::string* value)
 }
 
 }  // namespace
+
+bool QueryArgument(std::string_view target, std::string_view name, std::string_view* value) {
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return false;
+  std::string_view query = target.substr(q + 1);
+  query = query.substr(0, query.find('#'));
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const size_t eq = pair.find('=');
+    if (eq != std::string_view::npos && EqualsIgnoreCase(pair.substr(0, eq), name)) {
+      *value = pair.substr(eq + 1);
+      return true;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+bool CookieValue(const RequestHead& head, std::string_view name, std::string_view* value) {
+  for (const Field& f : head.fields) {
+    if (!EqualsIgnoreCase(f.name, "cookie")) continue;
+    std::string_view rest = f.value;
+    while (!rest.empty()) {
+      const size_t semi = rest.find(';');
+      std::string_view pair = TrimOws(rest.substr(0, semi));
+      const size_t eq = pair.find('=');
+      if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
+        *value = pair.substr(eq + 1);
+        return true;
+      }
+      if (semi == std::string_view::npos) break;
+      rest.remove_prefix(semi + 1);
+    }
+  }
+  return false;
+}
 
 std::string_view UserSourceName(UserSource s) {
   switch (s) {

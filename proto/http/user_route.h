@@ -53,6 +53,12 @@ std::string AuthTokenId(std::string_view token);
 // A JWT's `sub` claim (the payload is base64url JSON; no signature is checked), or "".
 std::string JwtSubject(std::string_view jwt);
 
+// The raw value of the first query argument `name` of an origin-form target (ASCII
+// case-insensitive), if any.
+bool QueryArgument(std::string_view target, std::string_view name, std::string_view* value);
+// The cookie `name` (exact) from any Cookie field.
+bool CookieValue(const RequestHead& head, std::string_view name, std::string_view* value);
+
 // An encoded CR or LF (%0D, %0A, any case) in the target: Zimbra answers 403.
 bool HasEncodedCrLf(std::string_view target);
 

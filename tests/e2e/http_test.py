@@ -808,6 +808,7 @@ def config_errors_name_the_key():
         ("", 'request_headers_set = ["Host: evil"]', "Host is written by the proxy"),
         ("", 'response_headers_remove = ["Content-Length"]', "written by the proxy"),
         ("", 'request_headers_set = ["X-A"]', 'expected "Name: value"'),
+        ("", 'mail_mode = "sometimes"', "expected both, redirect or mixed, got 'sometimes'"),
         ("", 'request_headers_set = ["X A: b"]', "is not a field name"),
         ("", 'request_headers_set = ["X-A: b\\u0001"]', "control character"),
         ("", 'request_headers_set = ["X-A: b"]\n[[listener.server]]\ndefault = true',
@@ -903,6 +904,75 @@ def curl_and_https_listener():
         check(origin.connections == 1, "curl's two requests used one upstream connection")
         head = origin.heads()[0].decode()
         check("X-Forwarded-Proto: https\r\n" in head, head)
+
+
+@test
+def web_mail_modes_redirect_between_the_http_and_https_listeners():
+    import ssl
+    from tls_env import name, pki
+    d = pki()
+    host = name(7)
+    port, sport = free_port(), free_port()
+    https_listener = f"""
+[[listener]]
+name = "web-tls"
+protocol = "https"
+listen = "127.0.0.1:{sport}"
+upstream = "web"
+mail_mode = "mixed"
+mail_mode_port = {port}
+{https_tables(d)}"""
+    modes = f'mail_mode = "mixed"\nmail_mode_port = {sport}'
+    ctx = ssl.create_default_context(cafile=f"{d}/ca.pem")
+    with Origin() as a, Proxy(config(port, [a.port], listener_extra=modes, tls=https_listener)):
+        def ask(tls, target, cookie=""):
+            s = connect(sport if tls else port)
+            if tls:
+                s = ctx.wrap_socket(s, server_hostname=host)
+            extra = f"Cookie: {cookie}\r\n" if cookie else ""
+            s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
+            r = ClientReader(s).response()
+            s.close()
+            return r
+        token = "ZM_AUTH_TOKEN=0_abc_69643d333a313233"
+        r = ask(False, "/h/search?q=1")
+        check(r.status == 302 and
+              r.field("location") == f"https://{host}:{sport}/h/search?q=1&zminitmode=http", r.head)
+        r = ask(False, "/?loginOp=logout", token)
+        check(r.status == 302 and r.field("location") ==
+              f"https://{host}:{sport}/?loginOp=logout&zminitmode=http", r.head)
+        r = ask(False, "/h/changepass", token)
+        check(r.status == 302, r.head)
+        check(a.heads() == [], "a redirected request reached the origin")
+        r = ask(False, "/size/5", token)
+        check(r.status == 200 and r.body == pattern(5), "an authenticated HTTP request is proxied")
+        r = ask(True, "/h/search?q=1&zminitmode=http", token)
+        check(r.status == 302 and r.field("location") == f"http://{host}:{port}/h/search?q=1",
+              r.head)
+        a.clear()
+        r = ask(True, "/size/3?zminitmode=http")  # the login page, over HTTPS
+        check(r.status == 200 and r.body == pattern(3), r.head)
+        check(a.heads()[0].startswith(b"GET /size/3?zminitmode=http HTTP/1.1"), a.heads()[0])
+        # curl follows the logout from HTTP to HTTPS and stays there.
+        out = subprocess.run(
+            ["curl", "-sS", "-L", "--cacert", f"{d}/ca.pem", "-b", token, "-o", "/dev/null",
+             "-w", "%{http_code} %{num_redirects} %{url_effective}",
+             "--resolve", f"{host}:{port}:127.0.0.1", "--resolve", f"{host}:{sport}:127.0.0.1",
+             f"http://{host}:{port}/size/1?loginOp=logout"],
+            capture_output=True, timeout=30, text=True)
+        check(out.returncode == 0 and out.stdout ==
+              f"200 1 https://{host}:{sport}/size/1?loginOp=logout&zminitmode=http",
+              f"{out.stdout} {out.stderr}")
+    with Origin() as a:
+        port = free_port()
+        with Proxy(config(port, [a.port], listener_extra='mail_mode = "redirect"')):
+            s = connect(port)
+            s.sendall(get(port, "/x/y?z=1", host="mail.example.com:8080"))
+            r = ClientReader(s).response()
+            s.close()
+            check(r.status == 301 and r.field("location") == "https://mail.example.com/x/y?z=1",
+                  r.head)
+            check(a.heads() == [], "redirect mode proxied a request")
 
 
 if __name__ == "__main__":
