@@ -129,6 +129,24 @@ std::string ConfigTable::Key(std::string_view key) const {
 
 bool ConfigTable::Has(std::string_view key) const { return TomlOf(table_).contains(key); }
 
+bool ConfigTable::FileContents(std::string_view key, std::string* path, std::string* contents,
+                               size_t max_bytes) {
+  if (!String(key, path) || path->empty()) return false;
+  std::ifstream in(*path, std::ios::binary);
+  if (!in) {
+    Error(key, fmt::format("cannot open {}: {}", *path, strerror(errno)));
+    return false;
+  }
+  contents->assign(max_bytes + 1, '\0');
+  in.read(contents->data(), static_cast<std::streamsize>(contents->size()));
+  contents->resize(static_cast<size_t>(in.gcount()));
+  if (contents->size() > max_bytes) {
+    Error(key, fmt::format("{} is larger than {} bytes", *path, max_bytes));
+    return false;
+  }
+  return true;
+}
+
 void ConfigTable::ChoiceError(std::string_view key, const std::vector<std::string_view>& names,
                               std::string_view got) {
   std::string list;

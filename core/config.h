@@ -151,6 +151,9 @@ class ConfigTable {
   bool String(std::string_view key, std::string* out, bool required = false);
   bool StringList(std::string_view key, std::vector<std::string>* out, bool required = false);
   bool Has(std::string_view key) const;
+  // A string naming a file, and the file's contents, read now (at most `max_bytes`).
+  bool FileContents(std::string_view key, std::string* path, std::string* contents,
+                    size_t max_bytes);
   // One of a fixed set of names ("expected a, b or c, got 'd'" otherwise).
   template <typename E>
   void Choice(std::string_view key, std::initializer_list<std::pair<std::string_view, E>> names,

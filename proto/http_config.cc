@@ -182,6 +182,22 @@ ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) 
                            &s->mail_mode);
   s->mail_mode_port = https ? 80 : 443;
   t.Int("mail_mode_port", &s->mail_mode_port, 1, 65535);
+  for (int status = 502; status <= 504; ++status) {
+    std::string path;
+    std::string& page = s->error_pages[status - 502];
+    const std::string key = fmt::format("error_page_{}", status);
+    if (t.FileContents(key, &path, &page, 64 << 10) && page.empty()) {
+      t.Error(key, fmt::format("{} is empty", path));
+    }
+  }
+  if (t.String("error_handler_url", &s->error_handler_url) && !s->error_handler_url.empty() &&
+      !(s->error_handler_url.starts_with("http://") ||
+        s->error_handler_url.starts_with("https://") || s->error_handler_url.starts_with('/'))) {
+    t.Error("error_handler_url", "expected an http(s) URL or a path");
+  }
+  if (s->error_handler_url.find_first_of(" \r\n") != std::string::npos) {
+    t.Error("error_handler_url", "expected a URL on one line, without spaces");
+  }
   bool any_user_routing = s->route_by_user;
   std::vector<ConfigTable*> servers = t.Tables("server");
   std::vector<ConfigTable*> locations = t.Tables("location");

@@ -66,6 +66,16 @@ struct HttpListenerSettings : ConfigExtension {
   // Zimbra's web mail mode: requests sent to the other scheme's listener, at this port.
   http::MailMode mail_mode = http::MailMode::kBoth;
   int mail_mode_port = 0;  // 0: 443 from http, 80 from https
+  // The proxy's own 502, 503 and 504: a configured page (HTML) instead of the short
+  // text, or a redirect to error_handler_url?err=<status>&up=<upstream> (Zimbra's).
+  std::string error_pages[3];
+  std::string error_handler_url;
+  // The configured page for `status`, or nullptr.
+  const std::string* ErrorPage(int status) const {
+    return status >= 502 && status <= 504 && !error_pages[status - 502].empty()
+               ? &error_pages[status - 502]
+               : nullptr;
+  }
 };
 
 // protocol = "http" and "https": require `upstream`.

@@ -86,13 +86,31 @@ std::string_view ReasonOf(int status) {
   }
 }
 
-// The proxy's own answer: a small text body, and the connection closes after it.
-std::string ErrorResponse(int status, std::string_view request_id) {
-  const std::string_view reason = ReasonOf(status);
-  std::string body = fmt::format("{} {}\n", status, reason);
+// The proxy's own answer: a small text body (or the configured page, or a redirect to
+// the error handler), and the connection closes after it.
+std::string ErrorResponse(int status, std::string_view request_id,
+                          const HttpListenerSettings& settings, std::string_view upstream) {
+  std::string_view reason = ReasonOf(status);
+  std::string_view type = "text/plain";
+  std::string body;
+  std::string location;
+  const bool upstream_error = status >= 502 && status <= 504;
+  if (upstream_error && !settings.error_handler_url.empty()) {
+    location = fmt::format("{}{}err={}&up={}", settings.error_handler_url,
+                           settings.error_handler_url.find('?') == std::string::npos ? '?' : '&',
+                           status, upstream);
+    status = 302;
+    reason = "Found";
+  } else if (const std::string* page = settings.ErrorPage(status)) {
+    body = *page;
+    type = "text/html";
+  } else {
+    body = fmt::format("{} {}\n", status, reason);
+  }
   std::string out = fmt::format(
-      "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n",
-      status, reason, body.size());
+      "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n", status,
+      reason, type, body.size());
+  if (!location.empty()) out += fmt::format("Location: {}\r\n", location);
   if (!request_id.empty()) out += fmt::format("X-Request-ID: {}\r\n", request_id);
   out += "\r\n";
   out += body;
@@ -501,7 +519,8 @@ Task<void> HttpSession::Answer(int status) {
   status_ = status;
   client_keep_alive_ = false;
   linger_ = true;
-  const std::string text = ErrorResponse(status, request_id_);
+  const std::string text = ErrorResponse(status, request_id_, *settings_, upstream_text_);
+  if (status >= 502 && status <= 504 && !settings_->error_handler_url.empty()) status_ = 302;
   bytes_out_ += text.size();
   co_await WriteAll(down_, AsBytes(text), SendDeadline());
 }
@@ -533,12 +552,16 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
       co_return 0;
     }
   }
+  connect_.last_server = -1;
   Result<UpstreamConnection> connected =
       co_await ConnectUpstream(b, peer_, listener_->name, &connect_, &plan);
   services_->metrics->upstream_connect_failures.Add(connect_.failures);
   connect_.failures = 0;
   if (!connected.ok()) {
     if (stopped_) co_return -1;
+    if (connect_.last_server >= 0) {
+      upstream_text_ = group.servers[static_cast<size_t>(connect_.last_server)].text;
+    }
     services_->metrics->sessions_no_upstream.Add();
     RP_LOG(kWarn, "{}: client {}: no upstream of '{}' reachable: {}", listener_->name,
            peer_.ToString(), group.name, strerror(connected.error().code));

@@ -48,6 +48,7 @@ Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, Soc
     const UpstreamServerConfig& server = group.servers[plan[i]];
     // Counted from the attempt on, so that concurrent picks see it (least_conn).
     ServerLease lease(balancer, plan[i]);
+    control->last_server = plan[i];
     UniqueFd fd;
     bool no_socket = false;
     IoResult c =

@@ -16,9 +16,10 @@ namespace ringproxy {
 
 // Shared between a connect in progress and whoever may stop it.
 struct ConnectControl {
-  int current_fd = -1;    // the socket being connected, for CancelFd
-  bool stop = false;      // set by the stopper before cancelling
-  uint32_t failures = 0;  // attempts that failed
+  int current_fd = -1;       // the socket being connected, for CancelFd
+  bool stop = false;         // set by the stopper before cancelling
+  uint32_t failures = 0;     // attempts that failed
+  int64_t last_server = -1;  // the group's index of the server tried last
 };
 
 struct UpstreamConnection {

@@ -359,6 +359,27 @@ def upstream_failures_are_502_503_504():
         r = c.getresponse()
         check(r.status == 504, f"slow upstream: {r.status}")
         p.wait_log(r"gave no response head: timeout 504")
+    # Configured pages, and Zimbra's error handler redirect.
+    with tempfile.TemporaryDirectory() as d:
+        page = os.path.join(d, "502.html")
+        with open(page, "w") as f:
+            f.write("<html>mailbox unreachable</html>\n")
+        port = free_port()
+        with Proxy(config(port, [refused_port()], listener_extra=f'error_page_502 = "{page}"')):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/size/1")
+            r = c.getresponse()
+            check(r.status == 502 and r.read() == b"<html>mailbox unreachable</html>\n" and
+                  r.getheader("content-type") == "text/html", "the configured 502 page")
+        dead = refused_port()
+        handler = 'error_handler_url = "https://www.example.com/zmerror?lang=en"'
+        with Proxy(config(port, [dead], listener_extra=handler)):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/size/1")
+            r = c.getresponse()
+            check(r.status == 302 and r.getheader("location") ==
+                  f"https://www.example.com/zmerror?lang=en&err=502&up=127.0.0.1:{dead}",
+                  f"{r.status} {r.getheader('location')}")
 
 
 @test
@@ -739,6 +760,61 @@ upstream = "b"
 
 
 @test
+def balancing_spreads_requests_by_weight_ip_and_load_and_skips_dead_servers():
+    def spread(origins, n, close=True):
+        for o in origins:
+            o.clear()
+        for _ in range(n):
+            s = connect(port)
+            s.sendall(get(port, "/size/1", extra=b"Connection: close\r\n" if close else b""))
+            r = ClientReader(s).response()
+            s.close()
+            check(r.status == 200, f"status {r.status}")
+        return [len(o.heads()) for o in origins]
+
+    with Origin() as a, Origin() as b, Origin() as c:
+        port = free_port()
+        weighted = f'"127.0.0.1:{a.port} weight=3", "127.0.0.1:{b.port}", "127.0.0.1:{c.port}"'
+        text = config(port, [a.port, b.port, c.port]).replace(
+            f'"127.0.0.1:{a.port}", "127.0.0.1:{b.port}", "127.0.0.1:{c.port}"', weighted)
+        with Proxy(text):
+            got = spread([a, b, c], 50)
+            check(got == [30, 10, 10], f"weighted round-robin 3:1:1 over 50: {got}")
+        with Proxy(config(port, [a.port, b.port, c.port], upstream_extra='balance = "ip_hash"')):
+            got = spread([a, b, c], 12)
+            check(sorted(got) == [0, 0, 12], f"one client address, one server: {got}")
+        with Proxy(config(port, [a.port, b.port, c.port], upstream_extra='balance = "least_conn"')):
+            for o in (a, b, c):
+                o.clear()
+            # Three slow requests at once: each server has one when the next is placed.
+            socks = []
+            for _ in range(3):
+                s = connect(port)
+                s.sendall(get(port, "/slow/1500"))
+                socks.append(s)
+                wait_until(lambda: sum(len(o.heads()) for o in (a, b, c)) == len(socks), 5,
+                           "the slow request reached an origin")
+            check([len(o.heads()) for o in (a, b, c)] == [1, 1, 1],
+                  f"least_conn: {[len(o.heads()) for o in (a, b, c)]}")
+            for s in socks:
+                check(ClientReader(s).response().status == 200, "slow request")
+                s.close()
+    with Origin() as a, Origin() as b:
+        port = free_port()
+        dead = refused_port()
+        health = "max_fails = 1\nfail_timeout_ms = 60000"
+        with Proxy(config(port, [dead, a.port, b.port], upstream_extra=health)) as p:
+            got = spread([a, b], 12)
+            check(sum(got) == 12 and min(got) >= 5, f"the live servers share the load: {got}")
+            tried = rf"upstream 127\.0\.0\.1:{dead} \(web\) connect failed"
+            check(len(re.findall(tried, p.log_text())) == 1, "the dead server was tried once")
+            got = spread([a, b], 12)
+            check(sum(got) == 12, f"{got}")
+            check(len(re.findall(tried, p.log_text())) == 1,
+                  "a server down for fail_timeout_ms was tried again")
+
+
+@test
 def access_log_in_json_and_combined_formats_to_its_own_file():
     with Origin() as a, tempfile.TemporaryDirectory() as d:
         port = free_port()
@@ -808,6 +884,8 @@ def config_errors_name_the_key():
         ("", 'request_headers_set = ["Host: evil"]', "Host is written by the proxy"),
         ("", 'response_headers_remove = ["Content-Length"]', "written by the proxy"),
         ("", 'request_headers_set = ["X-A"]', 'expected "Name: value"'),
+        ("", 'error_page_504 = "/nonexistent/504.html"', "error_page_504: cannot open"),
+        ("", 'error_handler_url = "ftp://x"', "error_handler_url: expected an http(s) URL"),
         ("", 'mail_mode = "sometimes"', "expected both, redirect or mixed, got 'sometimes'"),
         ("", 'request_headers_set = ["X A: b"]', "is not a field name"),
         ("", 'request_headers_set = ["X-A: b\\u0001"]', "control character"),
