@@ -406,32 +406,47 @@ void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
   if (r.StringList("servers", &servers, true) && r.Has("servers")) {
     if (servers.empty()) r.Error("servers", "expected at least one server");
     for (const std::string& text : servers) {
-      // "host:port" or "host:port weight=N".
+      // "host:port" then options: "weight=N", "id=NAME".
       std::string_view address = text;
-      int weight = 1;
+      std::string_view options;
       const size_t space = address.find(' ');
       if (space != std::string_view::npos) {
-        std::string_view option = address.substr(space + 1);
+        options = address.substr(space + 1);
         address = address.substr(0, space);
-        while (option.starts_with(' ')) option.remove_prefix(1);
-        int w = 0;
-        const std::string_view digits = option.substr(std::min(option.size(), size_t{7}));
-        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), w);
-        if (!option.starts_with("weight=") || ec != std::errc() ||
-            end != digits.data() + digits.size() || w < 1 || w > 1000) {
-          r.Error("servers", fmt::format("'{}': expected \"host:port\" or \"host:port "
-                                         "weight=N\" with N in 1..1000",
-                                         text));
-          continue;
+      }
+      int weight = 1;
+      std::string id;
+      bool bad = false;
+      while (!options.empty() && !bad) {
+        const size_t end = options.find(' ');
+        const std::string_view option = options.substr(0, end);
+        options = end == std::string_view::npos ? std::string_view() : options.substr(end + 1);
+        if (option.empty()) continue;
+        if (option.starts_with("weight=")) {
+          const std::string_view digits = option.substr(7);
+          const auto [last, ec] =
+              std::from_chars(digits.data(), digits.data() + digits.size(), weight);
+          bad = ec != std::errc() || last != digits.data() + digits.size() || weight < 1 ||
+                weight > 1000;
+        } else if (option.starts_with("id=") && option.size() > 3 &&
+                   option.find('/') == std::string_view::npos) {
+          id = option.substr(3);
+        } else {
+          bad = true;
         }
-        weight = w;
+      }
+      if (bad) {
+        r.Error("servers", fmt::format("'{}': expected \"host:port\" and the options "
+                                       "\"weight=N\" (N in 1..1000) and \"id=NAME\"",
+                                       text));
+        continue;
       }
       absl::StatusOr<SocketAddress> a = SocketAddress::Parse(address);
       if (!a.ok()) {
         r.Error("servers", MessageOf(a.status()));
         continue;
       }
-      u->servers.push_back({text, *a, weight});
+      u->servers.push_back({text, *a, weight, std::move(id)});
     }
   }
   r.Int("connect_timeout_ms", &u->connect_timeout_ms, 1, 3'600'000);

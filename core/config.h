@@ -86,6 +86,7 @@ struct UpstreamServerConfig {
   std::string text;  // as written, for logs
   SocketAddress address;
   int weight = 1;  // "host:port weight=N": its share of round_robin and least_conn picks
+  std::string id;  // "host:port id=NAME": the node a request path may name
 };
 
 struct UpstreamGroupConfig {

@@ -42,10 +42,15 @@ void ReadLocation(ConfigTable& t, const Config& so_far, HttpVirtualServer* serve
     if (!t.String(key, &pattern)) continue;
     if (!server->matcher.Add(kind, pattern, index, &error)) t.Error(key, error);
     loc.name = fmt::format("{} {}", key, pattern);
+    if (kind == http::LocationKind::kPrefix) loc.prefix = pattern;
   }
   if (kinds != 1) t.Fail("a location needs exactly one of exact, prefix, regex, regex_nocase");
   if (t.Has("upstream")) loc.upstream_index = GroupIndex(t, "upstream", so_far);
   t.Int("upstream_timeout_ms", &loc.upstream_timeout_ms, 1, 86'400'000);
+  t.Bool("node_from_path", &loc.node_from_path);
+  if (loc.node_from_path && loc.prefix.empty()) {
+    t.Error("node_from_path", "needs a prefix location (the node is the segment after it)");
+  }
   if (t.Has("route_by_user")) {
     bool b = false;
     t.Bool("route_by_user", &b);

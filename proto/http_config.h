@@ -26,6 +26,10 @@ struct HttpLocation {
   int route_by_user = -1;
   int redirect_status = 0;  // 301, 302, 307, 308: answered by the proxy
   std::string redirect_to;  // with $scheme, $host and $request_uri expanded
+  // "prefix /docs/" with node_from_path: the path segment after the prefix names the
+  // group's server (its id=) that must take the request.
+  std::string prefix;
+  bool node_from_path = false;
 };
 
 // [[listener.server]]: a virtual server, chosen by Host. Its rewrites run before the

@@ -59,6 +59,8 @@ std::string_view ReasonOf(int status) {
       return "Bad Request";
     case 403:
       return "Forbidden";
+    case 404:
+      return "Not Found";
     case 405:
       return "Method Not Allowed";
     case 408:
@@ -311,6 +313,8 @@ class HttpSession final : public SessionBase {
   // target_, server_, group_index_, upstream_timeout_ms_, route_by_user_, location_,
   // redirect_status_ and redirect_to_. 0, or the status to answer (400: no server for Host).
   int ChooseRoute();
+  // The location's node_from_path: pins the server the path names; 404 for none.
+  int PinNode();
   // A location's redirect target with $scheme, $host and $request_uri expanded.
   std::string ExpandRedirect(std::string_view pattern) const;
   // Answers redirect_status_ with Location: redirect_to_.
@@ -344,6 +348,7 @@ class HttpSession final : public SessionBase {
   std::string user_;              // routed by this user (or account id)
   std::string_view route_ = "-";  // where the user's route came from
   int pinned_ = -1;               // the user's server in the group
+  bool pin_only_ = false;         // pinned_ by the path's node: no other server will do
   int group_index_ = 0;           // this request's upstream group
   int64_t upstream_timeout_ms_ = 0;
   bool route_by_user_ = false;
@@ -530,7 +535,10 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
   const UpstreamGroupConfig& group = b->config();
   UpstreamPlan plan;
   MakePlan(b, peer_, &plan);
-  if (pinned_ >= 0) {
+  if (pin_only_) {
+    plan.servers[0] = static_cast<uint32_t>(pinned_);
+    plan.size = 1;
+  } else if (pinned_ >= 0) {
     // The user's server first; the balancer's order after it, should it fail.
     const auto pin = static_cast<uint32_t>(pinned_);
     auto* end = std::remove(plan.servers, plan.servers + plan.size, pin);
@@ -649,11 +657,29 @@ int HttpSession::ChooseRoute() {
   if (location_->upstream_index >= 0) group_index_ = location_->upstream_index;
   if (location_->upstream_timeout_ms > 0) upstream_timeout_ms_ = location_->upstream_timeout_ms;
   if (location_->route_by_user >= 0) route_by_user_ = location_->route_by_user == 1;
+  if (location_->node_from_path) return PinNode();
   if (location_->redirect_status != 0) {
     redirect_status_ = location_->redirect_status;
     redirect_to_ = ExpandRedirect(location_->redirect_to);
   }
   return 0;
+}
+
+int HttpSession::PinNode() {
+  std::string_view node = http::TargetPath(target_).substr(location_->prefix.size());
+  node = node.substr(0, node.find('/'));
+  const std::vector<UpstreamServerConfig>& servers = balancer()->config().servers;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    if (!node.empty() && servers[i].id == node) {
+      pinned_ = static_cast<int>(i);
+      pin_only_ = true;
+      route_ = "node";
+      return 0;
+    }
+  }
+  RP_LOG(kInfo, "{}: client {}: {} {}: no server of '{}' has id '{}'", listener_->name,
+         peer_.ToString(), req_.method, req_.target, balancer()->config().name, node);
+  return 404;
 }
 
 std::string HttpSession::ExpandRedirect(std::string_view pattern) const {
@@ -855,6 +881,7 @@ Task<bool> HttpSession::Exchange() {
   user_.clear();
   route_ = "-";
   pinned_ = -1;
+  pin_only_ = false;
   request_id_ = settings_->request_id ? NextRequestId() : std::string();
   const http::Semantics& sem = req_.semantics;
   client_keep_alive_ =
@@ -900,7 +927,7 @@ Task<bool> HttpSession::Exchange() {
     co_return false;
   }
   const bool replayable = body_complete_ && Idempotent(req_.method);
-  if (route_by_user_ && snapshot_->routes != nullptr) co_await RouteByUser();
+  if (route_by_user_ && !pin_only_ && snapshot_->routes != nullptr) co_await RouteByUser();
   const bool head_request = req_.method == "HEAD";
   const bool upgrade = sem.connection_upgrade && !sem.upgrade.empty();
   Inbound up_in(nullptr);

@@ -10,7 +10,7 @@ UpstreamGroupConfig Group(Balance balance, int n) {
   g.balance = balance;
   for (int i = 0; i < n; ++i) {
     std::string text = "10.0.0." + std::to_string(i + 1) + ":143";
-    g.servers.push_back({text, *SocketAddress::Parse(text)});
+    g.servers.push_back({text, *SocketAddress::Parse(text), 1, ""});
   }
   return g;
 }

@@ -39,7 +39,7 @@ access = false
 [[upstream]]
 name = "mail"
 balance = "ip_hash"
-servers = ["127.0.0.1:143", "[::1]:143 weight=5"]
+servers = ["127.0.0.1:143", "[::1]:143 weight=5 id=mbox2"]
 connect_timeout_ms = 250
 
 [[listener]]
@@ -65,6 +65,8 @@ TEST(ConfigTest, ParsesAValidFile) {
   EXPECT_EQ(config.upstreams[0].servers[1].address.ToString(), "[::1]:143");
   EXPECT_EQ(config.upstreams[0].servers[0].weight, 1);
   EXPECT_EQ(config.upstreams[0].servers[1].weight, 5);
+  EXPECT_EQ(config.upstreams[0].servers[0].id, "");
+  EXPECT_EQ(config.upstreams[0].servers[1].id, "mbox2");
   EXPECT_EQ(config.upstreams[0].connect_timeout_ms, 250);
   ASSERT_EQ(config.listeners.size(), 1u);
   EXPECT_EQ(config.listeners[0].upstream_index, 0);
@@ -132,7 +134,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad_weight", "[[upstream]]\nname = \"u\"\nservers = [\"1.2.3.4:9 weight=0\"]\n",
                 "bad.toml:3: upstream[0].servers: '1.2.3.4:9 weight=0': expected"},
         BadCase{"bad_option", "[[upstream]]\nname = \"u\"\nservers = [\"1.2.3.4:9 backup\"]\n",
-                "'1.2.3.4:9 backup': expected \"host:port\" or \"host:port weight=N\""},
+                "'1.2.3.4:9 backup': expected \"host:port\" and the options \"weight=N\""},
+        BadCase{"empty_id", "[[upstream]]\nname = \"u\"\nservers = [\"1.2.3.4:9 id=\"]\n",
+                "'1.2.3.4:9 id=': expected"},
         BadCase{"bad_balance",
                 "[[upstream]]\nname = \"u\"\nbalance = \"random\"\nservers = [\"1.2.3.4:9\"]\n",
                 "expected round_robin, least_conn or ip_hash, got 'random'"},

@@ -638,6 +638,53 @@ upstream = "c"
             check(r.status == 504, f"per-location timeout: {r.status}")
             r = ask("mail.example.com", "/slow/50")
             check(r.status == 200, f"within the timeout: {r.status}")
+    # /docs/<node>/: the server whose id the path names, and no other.
+    with Origin() as a, Origin() as b:
+        port = free_port()
+        docs = f"""
+[[upstream]]
+name = "docs"
+servers = ["127.0.0.1:{a.port} id=doc1", "127.0.0.1:{b.port} id=doc2"]
+"""
+        node = """
+[[listener.location]]
+prefix = "/docs/"
+upstream = "docs"
+node_from_path = true
+"""
+        with Proxy(config(port, [a.port], upstream_extra=docs, tls=node)):
+            for path, want in [("/docs/doc2/x", b), ("/docs/doc1/y?z", a), ("/docs/doc2/", b),
+                               ("/docs/doc2", b)]:
+                a.clear()
+                b.clear()
+                s = connect(port)
+                s.sendall(get(port, path))
+                r = ClientReader(s).response()
+                s.close()
+                check(r.status == 404 and r.body == b"no such path", f"{path}: {r.status}")
+                check([o for o in (a, b) if o.heads()] == [want], f"{path}: wrong node")
+            a.clear()
+            b.clear()
+            for path in ("/docs/doc3/x", "/docs//x"):
+                s = connect(port)
+                s.sendall(get(port, path))
+                r = ClientReader(s).response()
+                s.close()
+                check(r.status == 404 and b"Not Found" in r.body, f"{path}: {r.status} {r.body}")
+            check(a.heads() == [] and b.heads() == [], "an unknown node reached a server")
+    # A named node that is down is not replaced by another server.
+    with Origin() as a:
+        port = free_port()
+        dead = refused_port()
+        text = config(port, [a.port, dead], tls=node.replace('upstream = "docs"\n', "")).replace(
+            f'"127.0.0.1:{a.port}", "127.0.0.1:{dead}"',
+            f'"127.0.0.1:{a.port} id=live", "127.0.0.1:{dead} id=dead"')
+        with Proxy(text):
+            s = connect(port)
+            s.sendall(get(port, "/docs/dead/x"))
+            check(ClientReader(s).response().status == 502, "a dead node")
+            s.close()
+            check(a.heads() == [], "another server took the dead node's request")
     with Origin() as a:
         port = free_port()
         strict = """
@@ -886,6 +933,7 @@ def config_errors_name_the_key():
         ("", 'request_headers_set = ["X-A"]', 'expected "Name: value"'),
         ("", 'error_page_504 = "/nonexistent/504.html"', "error_page_504: cannot open"),
         ("", 'error_handler_url = "ftp://x"', "error_handler_url: expected an http(s) URL"),
+        ("", '[[listener.location]]\nregex = "^/d/"\nnode_from_path = true', "needs a prefix"),
         ("", 'mail_mode = "sometimes"', "expected both, redirect or mixed, got 'sometimes'"),
         ("", 'request_headers_set = ["X A: b"]', "is not a field name"),
         ("", 'request_headers_set = ["X-A: b\\u0001"]', "control character"),

@@ -16,7 +16,7 @@ UpstreamGroupConfig Group(Balance balance, int n) {
   g.fail_timeout_ms = 1000;
   for (int i = 0; i < n; ++i) {
     std::string text = "127.0.0.1:" + std::to_string(1000 + i);
-    g.servers.push_back({text, *SocketAddress::Parse(text)});
+    g.servers.push_back({text, *SocketAddress::Parse(text), 1, ""});
   }
   return g;
 }
