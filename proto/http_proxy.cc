@@ -263,6 +263,9 @@ class HttpSession final : public SessionBase {
     client_.Abort();
   }
 
+  // Stopped, and not yet counted by a tunnel's pump.
+  bool StoppedUncounted() const { return stopped_ && !tunnel_stopped_; }
+
   void Drain() override {
     draining_ = true;
     // Between requests nothing is lost by closing now.
@@ -360,6 +363,7 @@ class HttpSession final : public SessionBase {
   std::string redirect_to_;
   uint64_t requests_ = 0;
   bool stopped_ = false;
+  bool tunnel_stopped_ = false;
   bool draining_ = false;
   bool idle_ = false;  // waiting for the next request, nothing of it received
   bool reused_ = false;
@@ -867,6 +871,7 @@ Task<void> HttpSession::Tunnel() {
   bytes_in_ += result.bytes_to_upstream;
   bytes_out_ += result.bytes_to_downstream;
   end_ = PumpEndName(result.end);
+  tunnel_stopped_ = result.end == PumpEnd::kStopped;
 }
 
 Task<bool> HttpSession::Exchange() {
@@ -1225,6 +1230,7 @@ Task<void> HttpSession::Run() {
       break;
     }
     const bool again = co_await Exchange();
+    if (stopped_ && end_ == "ok") end_ = "stopped";
     LogAccess();
     start_ns_ = 0;
     if (!again || stopped_) break;
@@ -1244,6 +1250,7 @@ Task<void> HttpProxySession(ShardServices* services, SnapshotRef snapshot,
     co_await session->Run();
     co_await session->Close();
   }
+  if (session->StoppedUncounted()) metrics.sessions_stopped.Add();
   metrics.connections_active.Sub();
 }
 

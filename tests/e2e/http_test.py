@@ -455,6 +455,80 @@ def drain_closes_idle_keep_alive_connections_and_finishes_busy_ones():
         p.stop()
 
 
+@test
+def stop_ends_sessions_blocked_at_every_wait():
+    """After the drain deadline every session is stopped wherever it waits: a request
+    head or body, an upstream connect, a response head, a client that does not read, a
+    tunnel. Each one's client sees the connection end, and the daemon exits."""
+    # An upstream whose accept queue is full: connects to it wait (SYNs are dropped).
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(0)
+    fillers = []
+    for _ in range(3):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(stuck.getsockname())
+        fillers.append(f)
+    groups = f"""
+[[upstream]]
+name = "stuck"
+servers = ["127.0.0.1:{stuck.getsockname()[1]}"]
+connect_timeout_ms = 60000
+"""
+    location = """
+[[listener.location]]
+prefix = "/stuck/"
+upstream = "stuck"
+"""
+    port = free_port()
+    with Origin() as origin:
+        p = Proxy(config(port, [origin.port], drain_ms=300, upstream_extra=groups,
+                         tls=location, listener_extra=(
+                             "header_timeout_ms = 60000\nbody_timeout_ms = 60000\n"
+                             "upstream_timeout_ms = 60000")))
+        try:
+            waits = {}
+            waits["head"] = connect(port)
+            waits["head"].sendall(b"GET / HTTP/1.1\r\nHo")
+            waits["body"] = connect(port)
+            waits["body"].sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n"
+                                  b"\r\n0123456789")
+            waits["connect"] = connect(port)
+            waits["connect"].sendall(get(port, "/stuck/x"))
+            waits["response"] = connect(port)
+            waits["response"].sendall(get(port, "/slow/4000"))
+            waits["send"] = connect(port)
+            waits["send"].sendall(get(port, "/stream/200000000"))
+            waits["tunnel"] = connect(port)
+            waits["tunnel"].sendall(get(port, "/upgrade", extra=b"Connection: upgrade\r\n"
+                                        b"Upgrade: websocket\r\n"))
+            check(ClientReader(waits["tunnel"]).response().status == 101, "tunnel")
+            wait_until(lambda: len(origin.heads()) == 3, 5, "the origin saw three requests")
+            time.sleep(0.3)  # the stream fills the client's window: the proxy waits to send
+            start = time.monotonic()
+            p.signal(signal.SIGTERM)
+            check(p.wait_exit(timeout=10) == 0, "exit code")
+            check(time.monotonic() - start < 3, "the drain deadline did not stop every wait")
+            for name, s in waits.items():
+                s.settimeout(5)
+                try:
+                    while s.recv(1 << 20):
+                        pass
+                except ConnectionResetError:
+                    pass
+                except socket.timeout:
+                    check(False, f"the {name} wait's client was not closed")
+            stopped = re.search(r"sessions_stopped=(\d+)", p.log_text())
+            check(stopped is not None and int(stopped.group(1)) == 6,
+                  f"sessions stopped: {stopped and stopped.group(1)}")
+        finally:
+            p.stop()
+            stuck.close()
+            for f in fillers:
+                f.close()
+
+
 def _token(account_id):
     """A ZM_AUTH_TOKEN with the account id (the proxy reads, never verifies, it)."""
     fields = f"id={len(account_id)}:{account_id};exp=13:1700000000000;type=6:zimbra;"
