@@ -235,6 +235,7 @@ class Ringproxy(Target):
             template = "ringproxy-mail.toml.in"
         else:
             values["UPSTREAM_PORT"] = e.upstreams.port_for(self.kind)
+            values["HTTP_PROTOCOL"] = "https" if self.cert else "http"
             template = "ringproxy-http.toml.in" if self.kind == "http" else "ringproxy-tcp.toml.in"
         render(os.path.join(TARGETS_DIR, template), conf, values)
         self.proc = Proc(f"{self.name}-{self.variant}", [e.args.ringproxy, "--config", conf],
@@ -273,6 +274,8 @@ class Nginx(Target):
                   "ORIGIN_PORT": e.upstreams.ports["origin"]}
         if self.kind == "tls":
             values["CERTIFICATE"], values["KEY"] = certificate_pair(e.run_dir, self.cert)
+        if self.kind == "http":
+            values.update({"SSL": self.mail_ssl(), "LISTEN_SSL": "ssl" if self.cert else ""})
         if self.mail:
             values.update({"PROTOCOL": self.kind,
                            "LOOKUP_PORT": e.upstreams.lookup_port(self.mail["upstream"]),
@@ -287,7 +290,7 @@ class Nginx(Target):
         time.sleep(0.2)  # workers up
 
     def mail_ssl(self):
-        """imaps / pop3s: the certificate and nginx-stream-tls.conf.in's TLS settings
+        """imaps / pop3s / https: the certificate and nginx-stream-tls.conf.in's TLS settings
         (ringproxy's versions, suites and order, tickets only), else ''."""
         if self.cert is None:
             return ""
@@ -311,10 +314,20 @@ class Haproxy(Target):
     def start(self):
         e = self.env
         cpus = self.cpus()
-        conf = os.path.join(e.run_dir, "haproxy.cfg")
+        conf = os.path.join(e.run_dir, f"haproxy-{self.variant}.cfg")
+        bind_ssl = ""
+        if self.cert:
+            # HAProxy takes the certificate and its key in one file.
+            crt, key = certificate_pair(e.run_dir, self.cert)
+            pem = os.path.join(e.run_dir, f"haproxy-{self.cert}.pem")
+            with open(pem, "w") as out:
+                for part in (crt, key):
+                    with open(part) as f:
+                        out.write(f.read())
+            bind_ssl = f"ssl crt {pem} ssl-min-ver TLSv1.2"
         render(os.path.join(TARGETS_DIR, "haproxy-http.cfg.in"), conf, {
             "THREADS": len(cpus), "CPUS": " ".join(map(str, cpus)), "PORT": self.port,
-            "ORIGIN_PORT": e.upstreams.ports["origin"]})
+            "ORIGIN_PORT": e.upstreams.ports["origin"], "BIND_SSL": bind_ssl})
         self.proc = Proc("haproxy", [e.args.haproxy, "-db", "-f", conf], e.proxy_cpus, e.run_dir)
         self.pid = self.proc.pid
         wait_listening(self.port, self.proc)

@@ -1,13 +1,16 @@
 // The http scenario: HTTP/1.1 requests over keep-alive (or one per connection),
 // pipelined or not, closed loop or paced (open loop). Each response is framed and
 // checked (status, body size); anything else is a counted error and the connection
-// is replaced.
+// is replaced. With --tls every connection starts with a handshake (HTTPS); the
+// handshake is inside the first request's latency.
+#include <memory>
 #include <string>
 
 #include "bench/loadgen/conn.h"
 #include "bench/loadgen/http_response.h"
 #include "bench/loadgen/loadgen.h"
 #include "bench/loadgen/pattern.h"
+#include "bench/loadgen/tls_client.h"
 #include "core/ops.h"
 #include "core/sync.h"
 #include "fmt/format.h"
@@ -34,8 +37,27 @@ std::string BuildRequest(const Options& o) {
   return r;
 }
 
+// BufferedConn's interface over a TLS connection's plaintext.
+class TlsHttpConn {
+ public:
+  explicit TlsHttpConn(ByteStream* stream) : stream_(stream) {}
+  std::string_view pending() const {
+    std::span<const std::byte> p = stream_->Peek();
+    return {reinterpret_cast<const char*>(p.data()), p.size()};
+  }
+  void Consume(size_t n) { stream_->Consume(n); }
+  Task<IoResult> Fill(Deadline deadline) { return stream_->Fill(deadline); }
+  Task<IoResult> Write(std::string_view data, Deadline deadline) {
+    return WriteAll(stream_, AsBytes(data), deadline);
+  }
+
+ private:
+  ByteStream* stream_;
+};
+
 // Reads one response; false (with the error counted) when the connection is unusable.
-Task<bool> ReadResponse(ThreadContext* ctx, BufferedConn* conn, HttpResponseReader* reader) {
+template <typename Conn>
+Task<bool> ReadResponse(ThreadContext* ctx, Conn* conn, HttpResponseReader* reader) {
   reader->Reset();
   for (;;) {
     std::string_view p = conn->pending();
@@ -73,6 +95,26 @@ Task<bool> ReadResponse(ThreadContext* ctx, BufferedConn* conn, HttpResponseRead
   co_return true;
 }
 
+// Sends `batch` (n requests) and reads the n responses; false when the connection
+// cannot be used again.
+template <typename Conn>
+Task<bool> Exchange(ThreadContext* ctx, Conn* conn, std::string_view batch, int n, int64_t intended,
+                    HttpResponseReader* reader) {
+  IoResult w = co_await conn->Write(batch, IoDeadline(ctx));
+  if (!w.ok()) {
+    ctx->stats.Error("http send", w.error());
+    co_return false;
+  }
+  ctx->stats.bytes_sent += batch.size();
+  for (int i = 0; i < n; ++i) {
+    if (!co_await ReadResponse(ctx, conn, reader)) co_return false;
+    ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
+    ++ctx->stats.ops;
+    if (!reader->keep_alive()) co_return false;
+  }
+  co_return true;
+}
+
 // `request` is one request; `full_batch` that request `pipeline` times (shared by all
 // connections of the thread).
 Task<void> HttpConnection(ThreadContext* ctx, int index, uint64_t* remaining,
@@ -81,6 +123,7 @@ Task<void> HttpConnection(ThreadContext* ctx, int index, uint64_t* remaining,
   const Options& o = *ctx->options;
   Pacer pacer(ctx, index);
   BufferedConn conn(UniqueFd{});
+  std::unique_ptr<TlsConnection> tls;
   HttpResponseReader reader;
   int failures_in_a_row = 0;
   for (;;) {
@@ -88,33 +131,39 @@ Task<void> HttpConnection(ThreadContext* ctx, int index, uint64_t* remaining,
     if (n == 0) break;
     std::string_view batch(full_batch->data(), request->size() * static_cast<size_t>(n));
     const int64_t intended = co_await pacer.Next();
-    if (!conn.connected()) {
+    if (!conn.connected() && tls == nullptr) {
       UniqueFd fd = co_await ConnectTarget(ctx);
-      if (!fd.valid()) {
+      if (fd.valid() && ctx->tls != nullptr) {
+        tls = co_await ctx->tls->Handshake(ctx, std::move(fd), index);  // counts failures
+      } else if (fd.valid()) {
+        conn.Reset(std::move(fd));
+      }
+      if (!conn.connected() && tls == nullptr) {
         // Do not spin against a target that refuses: a short pause per failure.
         if (++failures_in_a_row > 2) co_await Sleep(Deadline::AfterMs(10));
         continue;
       }
-      conn.Reset(std::move(fd));
     }
-    IoResult w = co_await conn.Write(batch, IoDeadline(ctx));
-    if (!w.ok()) {
-      ctx->stats.Error("http send", w.error());
-      conn.Reset(UniqueFd{});
-      continue;
-    }
-    ctx->stats.bytes_sent += batch.size();
-    bool usable = true;
-    for (int i = 0; i < n && usable; ++i) {
-      usable = co_await ReadResponse(ctx, &conn, &reader);
-      if (!usable) break;
-      ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
-      ++ctx->stats.ops;
-      if (!reader.keep_alive()) usable = false;
+    bool usable;
+    const uint64_t ops_before = ctx->stats.ops;
+    if (tls != nullptr) {
+      TlsHttpConn view(&tls->stream());
+      usable = co_await Exchange(ctx, &view, batch, n, intended, &reader);
+    } else {
+      usable = co_await Exchange(ctx, &conn, batch, n, intended, &reader);
     }
     failures_in_a_row = usable ? 0 : failures_in_a_row + 1;
-    if (!usable || !o.keepalive) conn.Reset(UniqueFd{});
+    if (!usable || !o.keepalive) {
+      conn.Reset(UniqueFd{});
+      if (tls != nullptr) {
+        // Its tickets came with the responses: resumable even when the server closed.
+        if (ctx->stats.ops > ops_before && o.resume) ctx->tls->KeepSession(tls.get(), index);
+        co_await tls->Close();
+        tls.reset();
+      }
+    }
   }
+  if (tls != nullptr) co_await tls->Close();
 }
 
 }  // namespace

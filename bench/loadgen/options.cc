@@ -85,9 +85,11 @@ absl::Status CheckTlsOptions(const Options& o) {
     return absl::OkStatus();
   }
   if (o.scenario != "bulk" && o.scenario != "tcp-echo" && o.scenario != "idle" &&
-      o.scenario != "tls-handshake" && o.scenario != "imap-login" && o.scenario != "pop3-login") {
+      o.scenario != "tls-handshake" && o.scenario != "imap-login" && o.scenario != "pop3-login" &&
+      o.scenario != "http") {
     return absl::InvalidArgumentError(fmt::format(
-        "--tls is for bulk, tcp-echo, idle, tls-handshake, imap-login and pop3-login, not {}",
+        "--tls is for bulk, tcp-echo, idle, tls-handshake, imap-login, pop3-login and http, "
+        "not {}",
         o.scenario));
   }
   if (!o.ca_file.empty() && o.sni.empty()) {

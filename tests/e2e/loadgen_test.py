@@ -341,9 +341,9 @@ def cert_pair(kind):
 class TlsRelay:
     """ringproxy terminating TLS with one pair, relaying to an in-test echo server."""
 
-    def __init__(self, kind="ecdsa"):
+    def __init__(self, kind="ecdsa", handler=echo_handler):
         crt, key = cert_pair(kind)
-        self.upstream = ThreadedServer(echo_handler)
+        self.upstream = ThreadedServer(handler)
         self.port = free_port()
         self.proxy = Proxy(f"""
 [runtime]
@@ -430,6 +430,22 @@ def tls_echo_bulk_and_idle_over_the_proxy():
 
 
 @test
+def http_over_tls_keep_alive_and_one_request_per_connection():
+    handler, state = http_server()
+    with TlsRelay(handler=handler) as relay:
+        rc, r, err = loadgen("http", "--tls", "--target", relay.target, "--connections", 4,
+                             "--count", 200, "--duration", 60, "--expect-size", 300)
+        check(rc == 0, err)
+        check(r["ops"] == 200 and state["requests"] == 200 and r["errors_total"] == 0, r)
+        check(r["tls"]["handshakes"] == 4 and r["connects"] == 4, r)
+        check(r["bytes_received"] == state["resp_bytes"], (r["bytes_received"], state))
+        rc, r, err = loadgen("http", "--tls", "--target", relay.target, "--connections", 3,
+                             "--keepalive", 0, "--count", 30, "--duration", 60, "--resume")
+        check(rc == 0, err)
+        check(r["ops"] == 30 and r["tls"]["handshakes"] == 30 and r["tls"]["resumed"] >= 20, r)
+
+
+@test
 def tls_failures_are_counted():
     with TlsRelay() as relay:
         crt, _ = cert_pair("ecdsa")
@@ -450,7 +466,7 @@ def tls_failures_are_counted():
 @test
 def tls_usage_is_checked():
     for args, text in ((["tcp-echo", "--sni", "a"], "need --tls"),
-                       (["http", "--tls"], "--tls is for"),
+                       (["serve", "--tls", "--listen", "127.0.0.1:0"], "--tls is for"),
                        (["bulk", "--tls", "--ca", "x.pem"], "--ca needs --sni"),
                        (["bulk", "--tls", "--tls-version", "1.1"], "bad value")):
         r = subprocess.run([LOADGEN, *args, "--target", "127.0.0.1:1"], capture_output=True,
