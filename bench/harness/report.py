@@ -293,8 +293,10 @@ class Report:
                f"{m.get('load_cpus')}. {m.get('repeats')} runs per point, median (min–max). "
                f"Proxy CPU = user + system time of the proxy's process tree (/proc). "
                f"Anchors: {m.get('nginx')}; {m.get('haproxy')}.", "",
-               "\"L4 relay\": ringproxy's TCP relay standing in until its HTTP proxy "
-               "exists: it forwards bytes, it does not parse HTTP. Mail scenarios: both are "
+               "HTTP scenarios: ringproxy, nginx and HAProxy are all HTTP reverse proxies "
+               "(each request parsed, upstream connections pooled to the same origin nginx; "
+               "\"L4 relay\" marks results of runs from before ringproxy's HTTP proxy, when "
+               "its TCP relay stood in). Mail scenarios: both are "
                "mail proxies (ringproxy's IMAP/POP3 listeners, nginx's mail module) routing "
                "each login through the same tools/lookupd; \"fast\" is the scripted "
                f"upstream (loadgen imap-serve / pop3-serve), else Dovecot {m.get('dovecot')}.", ""]
