@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -527,6 +528,124 @@ upstream = "stuck"
             stuck.close()
             for f in fillers:
                 f.close()
+
+
+class NginxOrigin:
+    """Debian's nginx as a real origin: static files (ETags, ranges, HEAD), a chunked
+    answer (gzip of a large file), a POST that echoes its length; its access log records
+    each request's connection serial number."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="nginx-origin-")
+        os.chmod(self.dir, 0o755)  # nginx's worker drops privileges: it must read in here
+        self.port = free_port()
+        www = os.path.join(self.dir, "www")
+        os.makedirs(www)
+        self.file = pattern(300000)
+        with open(os.path.join(www, "file.bin"), "wb") as f:
+            f.write(self.file)
+        with open(os.path.join(www, "page.html"), "w") as f:
+            f.write("<html>" + "ringproxy " * 5000 + "</html>\n")
+        conf = os.path.join(self.dir, "nginx.conf")
+        d = self.dir
+        with open(conf, "w") as f:
+            f.write(f"""
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+daemon off;
+events {{ worker_connections 256; }}
+http {{
+    log_format conn '$connection $request';
+    access_log {d}/access.log conn;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    keepalive_requests 10000;
+    gzip on;
+    gzip_types text/html;
+    gzip_min_length 100;
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {www};
+        location = /post {{ client_max_body_size 8m; return 200 "got $content_length\n"; }}
+    }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-p", d + "/", "-c", conf, "-e",
+                                      os.path.join(d, "error.log")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(lambda: _listening(self.port), 10, "nginx origin listening")
+
+    def access_lines(self):
+        with open(os.path.join(self.dir, "access.log")) as f:
+            return f.read().splitlines()
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@test
+def debian_nginx_as_origin_through_keep_alive_pooled_connections():
+    if not shutil.which("nginx"):
+        check(False, "nginx is not installed (tools/lib/deps.sh installs it)")
+    origin = NginxOrigin()
+    try:
+        port = free_port()
+        with Proxy(config(port, [origin.port])):
+            before = len(origin.access_lines())
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/file.bin")
+            r = c.getresponse()
+            body = r.read()
+            check(r.status == 200 and body == origin.file, "static file byte-exact")
+            etag = r.getheader("etag")
+            c.request("GET", "/file.bin", headers={"If-None-Match": etag})
+            r = c.getresponse()
+            check(r.status == 304 and r.read() == b"", f"conditional GET: {r.status}")
+            c.request("GET", "/file.bin", headers={"Range": "bytes=1000-1999"})
+            r = c.getresponse()
+            check(r.status == 206 and r.read() == origin.file[1000:2000], f"range: {r.status}")
+            c.request("HEAD", "/file.bin")
+            r = c.getresponse()
+            check(r.status == 200 and r.getheader("content-length") == str(len(origin.file)) and
+                  r.read() == b"", "HEAD keeps the representation's length")
+            c.request("GET", "/page.html", headers={"Accept-Encoding": "gzip"})
+            r = c.getresponse()
+            import gzip
+            page = gzip.decompress(r.read())
+            check(r.getheader("content-encoding") == "gzip" and page.startswith(b"<html>ringproxy")
+                  and r.getheader("transfer-encoding") == "chunked", "nginx's chunked gzip")
+            c.request("POST", "/post", body=b"z" * 100000)
+            r = c.getresponse()
+            check(r.status == 200 and r.read() == b"got 100000\n", "POST body reached nginx")
+            c.request("GET", "/missing")
+            r = c.getresponse()
+            check(r.status == 404 and b"nginx" in r.read(), "nginx's own 404 passes through")
+            c.close()
+            out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-o", "/dev/null",
+                                  "-w", "%{http_code}",
+                                  f"http://127.0.0.1:{port}/file.bin",
+                                  f"http://127.0.0.1:{port}/file.bin"],
+                                 capture_output=True, text=True, timeout=30)
+            check(out.stdout == "200200", out.stdout + out.stderr)
+            wait_until(lambda: len(origin.access_lines()) >= before + 9, 5, "nginx logged all")
+            conns = {line.split()[0] for line in origin.access_lines()[before:]}
+            check(len(conns) == 1, f"9 requests from 2 clients used {len(conns)} upstream "
+                                   "connections, not one pooled connection")
+    finally:
+        origin.close()
 
 
 def _token(account_id):
