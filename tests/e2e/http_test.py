@@ -727,6 +727,9 @@ server = "outside"
                      {}, a),
                     ("/service/soap", {"Authorization": "Bearer " +
                                        _jwt("bbbbbbbb-0000-4000-8000-00000000000b")}, b),
+                    # Absolute-form targets: the path and query after the authority.
+                    ("http://mail.example.com/home/bob/x", {}, b),
+                    ("http://mail.example.com/EWS/Exchange.asmx?User=alice", {}, a),
                 ]
                 for path, headers, want in cases:
                     for origin in (a, b):
@@ -997,6 +1000,13 @@ upstream = "b"
             check(r.status == 200 and r.body == pattern(4) and
                   r.field("x-served-by") == "edge", r.head)
             check(a.heads()[0].startswith(b"GET /size/4 HTTP/1.1\r\n"), a.heads()[0])
+            # An absolute-form target with a query and no path goes on as "/?query".
+            a.clear()
+            s = connect(port)
+            s.sendall(b"GET http://a.test?x=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            check(ClientReader(s).response().status == 404, "absolute-form target")
+            s.close()
+            check(a.heads()[0].startswith(b"GET /?x=1 HTTP/1.1\r\n"), a.heads()[0])
 
 
 @test
