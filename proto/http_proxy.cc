@@ -55,6 +55,14 @@ std::string_view AsView(std::span<const std::byte> b) {
 
 std::string_view ReasonOf(int status) {
   switch (status) {
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
     case 400:
       return "Bad Request";
     case 403:
@@ -88,10 +96,11 @@ std::string_view ReasonOf(int status) {
   }
 }
 
-// The proxy's own answer: a small text body (or the configured page, or a redirect to
-// the error handler), and the connection closes after it.
-std::string ErrorResponse(int status, std::string_view request_id,
+// The proxy's own answer to *status: a small text body (or the configured page, or a
+// redirect to the error handler: *status becomes 302), and the connection closes after it.
+std::string ErrorResponse(int* status_inout, std::string_view request_id,
                           const HttpListenerSettings& settings, std::string_view upstream) {
+  int status = *status_inout;
   std::string_view reason = ReasonOf(status);
   std::string_view type = "text/plain";
   std::string body;
@@ -102,7 +111,7 @@ std::string ErrorResponse(int status, std::string_view request_id,
                            settings.error_handler_url.find('?') == std::string::npos ? '?' : '&',
                            status, upstream);
     status = 302;
-    reason = "Found";
+    reason = ReasonOf(status);
   } else if (const std::string* page = settings.ErrorPage(status)) {
     body = *page;
     type = "text/html";
@@ -116,6 +125,7 @@ std::string ErrorResponse(int status, std::string_view request_id,
   if (!request_id.empty()) out += fmt::format("X-Request-ID: {}\r\n", request_id);
   out += "\r\n";
   out += body;
+  *status_inout = status;
   return out;
 }
 
@@ -318,8 +328,6 @@ class HttpSession final : public SessionBase {
   int ChooseRoute();
   // The location's node_from_path: pins the server the path names; 404 for none.
   int PinNode();
-  // A location's redirect target with $scheme, $host and $request_uri expanded.
-  std::string ExpandRedirect(std::string_view pattern) const;
   // Answers redirect_status_ with Location: redirect_to_.
   Task<void> Redirect();
 
@@ -528,8 +536,7 @@ Task<void> HttpSession::Answer(int status) {
   status_ = status;
   client_keep_alive_ = false;
   linger_ = true;
-  const std::string text = ErrorResponse(status, request_id_, *settings_, upstream_text_);
-  if (status >= 502 && status <= 504 && !settings_->error_handler_url.empty()) status_ = 302;
+  const std::string text = ErrorResponse(&status_, request_id_, *settings_, upstream_text_);
   bytes_out_ += text.size();
   co_await WriteAll(down_, AsBytes(text), SendDeadline());
 }
@@ -641,10 +648,11 @@ int HttpSession::ChooseRoute() {
   server_ = &settings_->servers[static_cast<size_t>(found)];
   const HttpVirtualServer& vs = *server_;
   if (vs.upstream_index >= 0) group_index_ = vs.upstream_index;
+  const std::string_view scheme = settings_->https ? "https" : "http";
   if (!vs.rewrites.empty()) {
     std::string rewritten;
     const http::RewriteResult r =
-        vs.rewrites.Apply(target_, {settings_->https ? "https" : "http", req_.host}, &rewritten);
+        vs.rewrites.Apply(target_, {scheme, req_.host, target_}, &rewritten);
     if (r.redirect_status != 0) {
       redirect_status_ = r.redirect_status;
       redirect_to_ = std::move(rewritten);
@@ -664,7 +672,7 @@ int HttpSession::ChooseRoute() {
   if (location_->node_from_path) return PinNode();
   if (location_->redirect_status != 0) {
     redirect_status_ = location_->redirect_status;
-    redirect_to_ = ExpandRedirect(location_->redirect_to);
+    redirect_to_ = http::ExpandVariables(location_->redirect_to, {scheme, req_.host, target_});
   }
   return 0;
 }
@@ -686,41 +694,12 @@ int HttpSession::PinNode() {
   return 404;
 }
 
-std::string HttpSession::ExpandRedirect(std::string_view pattern) const {
-  std::string to;
-  std::string_view rest = pattern;
-  while (!rest.empty()) {
-    const size_t dollar = rest.find('$');
-    to.append(rest.substr(0, dollar));
-    if (dollar == std::string_view::npos) break;
-    rest.remove_prefix(dollar);
-    if (rest.starts_with("$scheme")) {
-      to.append(settings_->https ? "https" : "http");
-      rest.remove_prefix(7);
-    } else if (rest.starts_with("$host")) {
-      to.append(req_.host);
-      rest.remove_prefix(5);
-    } else if (rest.starts_with("$request_uri")) {
-      to.append(target_);
-      rest.remove_prefix(12);
-    } else {
-      to.push_back('$');
-      rest.remove_prefix(1);
-    }
-  }
-  return to;
-}
-
 Task<void> HttpSession::Redirect() {
   status_ = redirect_status_;
   // A body the client may still send is not read: the connection closes after this.
   if (req_.semantics.body != BodyKind::kNone) client_keep_alive_ = false;
-  const std::string_view reason = status_ == 301   ? "Moved Permanently"
-                                  : status_ == 302 ? "Found"
-                                  : status_ == 307 ? "Temporary Redirect"
-                                                   : "Permanent Redirect";
   std::string out = fmt::format("HTTP/1.1 {} {}\r\nLocation: {}\r\nContent-Length: 0\r\n", status_,
-                                reason, redirect_to_);
+                                ReasonOf(status_), redirect_to_);
   if (!client_keep_alive_) out += "Connection: close\r\n";
   if (!request_id_.empty()) out += fmt::format("X-Request-ID: {}\r\n", request_id_);
   out += "\r\n";

@@ -12,7 +12,7 @@ constexpr int kMaxCaptures = 10;  // $0..$9
 bool Absolute(std::string_view s) { return s.starts_with("http://") || s.starts_with("https://"); }
 
 // The replacement with its variables expanded (a capture that took no part in the
-// match is empty).
+// match is empty; without groups, $N is left as written).
 void Expand(std::string_view replacement, const re2::StringPiece* groups, int ngroups,
             const RewriteContext& context, std::string* out) {
   out->clear();
@@ -21,18 +21,27 @@ void Expand(std::string_view replacement, const re2::StringPiece* groups, int ng
     out->append(replacement.substr(0, dollar));
     if (dollar == std::string_view::npos) break;
     replacement.remove_prefix(dollar);
-    if (replacement.size() >= 2 && replacement[1] >= '0' && replacement[1] <= '9') {
+    if (groups != nullptr && replacement.size() >= 2 && replacement[1] >= '0' &&
+        replacement[1] <= '9') {
       const int n = replacement[1] - '0';
       if (n < ngroups && groups[n].data() != nullptr)
         out->append(groups[n].data(), groups[n].size());
       replacement.remove_prefix(2);
-    } else if (replacement.starts_with("$scheme")) {
-      out->append(context.scheme);
-      replacement.remove_prefix(7);
-    } else if (replacement.starts_with("$host")) {
-      out->append(context.host);
-      replacement.remove_prefix(5);
-    } else {
+      continue;
+    }
+    bool named = false;
+    for (const auto& [name, value] :
+         {std::pair{std::string_view("$scheme"), context.scheme},
+          std::pair{std::string_view("$host"), context.host},
+          std::pair{std::string_view("$request_uri"), context.request_uri}}) {
+      if (replacement.starts_with(name)) {
+        out->append(value);
+        replacement.remove_prefix(name.size());
+        named = true;
+        break;
+      }
+    }
+    if (!named) {
       out->push_back('$');
       replacement.remove_prefix(1);
     }
@@ -51,6 +60,12 @@ int HighestCapture(std::string_view replacement) {
 }
 
 }  // namespace
+
+std::string ExpandVariables(std::string_view text, const RewriteContext& context) {
+  std::string out;
+  Expand(text, nullptr, 0, context, &out);
+  return out;
+}
 
 RewriteRules::RewriteRules() = default;
 RewriteRules::~RewriteRules() = default;
@@ -99,19 +114,20 @@ bool RewriteRules::Add(std::string_view pattern, std::string_view replacement, i
 RewriteResult RewriteRules::Apply(std::string_view target, const RewriteContext& context,
                                   std::string* out) const {
   RewriteResult result;
-  std::string current(target);
+  std::string current;  // the target once a rule has rewritten it
   std::string next;
   re2::StringPiece groups[kMaxCaptures];
   for (const Rule& rule : rules_) {
-    const size_t q = current.find('?');
-    const std::string_view path = std::string_view(current).substr(0, q);
+    const std::string_view now = result.changed ? std::string_view(current) : target;
+    const size_t q = now.find('?');
+    const std::string_view path = now.substr(0, q);
     const int ngroups = std::min(kMaxCaptures, rule.re->NumberOfCapturingGroups() + 1);
     if (!rule.re->Match(path, 0, path.size(), RE2::UNANCHORED, groups, ngroups)) continue;
     Expand(rule.replacement, groups, ngroups, context, &next);
     // An internal rewrite stays origin-form whatever a leading capture held.
     if (rule.redirect_status == 0 && !next.starts_with('/')) next.insert(next.begin(), '/');
     const std::string_view query =
-        q == std::string::npos ? std::string_view() : std::string_view(current).substr(q + 1);
+        q == std::string_view::npos ? std::string_view() : now.substr(q + 1);
     if (next.ends_with('?') && rule.replacement.ends_with('?')) {
       next.pop_back();  // "…?": the client's query is dropped
     } else if (!query.empty()) {

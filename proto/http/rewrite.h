@@ -1,12 +1,12 @@
 // Rewrite rules of a virtual server, applied in order to a request's origin-form
 // target before its location is chosen (as nginx's server-level `rewrite`). A rule's
 // RE2 pattern is searched in the path (unanchored; the query is not part of it); on a
-// match the path becomes the replacement with $0..$9 (the captures), $scheme and $host
-// expanded, and the query is carried over: appended after a '?' (or an '&' when the
-// replacement has its own query), dropped when the replacement ends with '?'. A rule
-// may stop the rules after it, or make the answer a redirect (a replacement that starts
-// with http:// or https:// always does, 302 unless the rule names another status).
-// Pure; RE2 runs in time linear in the path.
+// match the path becomes the replacement with $0..$9 (the captures), $scheme, $host and
+// $request_uri (the context's, not the rewritten target) expanded, and the query is carried over:
+// appended after a '?' (or an '&' when the replacement has its own query), dropped when the
+// replacement ends with '?'. A rule may stop the rules after it, or make the answer a redirect (a
+// replacement that starts with http:// or https:// always does, 302 unless the rule names another
+// status). Pure; RE2 runs in time linear in the path.
 #pragma once
 
 #include <memory>
@@ -23,7 +23,11 @@ namespace ringproxy::http {
 struct RewriteContext {
   std::string_view scheme;  // "http" or "https"
   std::string_view host;
+  std::string_view request_uri;  // the origin-form target
 };
+
+// `text` with $scheme, $host and $request_uri replaced (a location's redirect).
+std::string ExpandVariables(std::string_view text, const RewriteContext& context);
 
 struct RewriteResult {
   bool changed = false;     // *out holds the new target

@@ -9,7 +9,7 @@
 namespace ringproxy::http {
 namespace {
 
-const RewriteContext kContext{"https", "mail.example.com"};
+const RewriteContext kContext{"https", "mail.example.com", "/client/target?x=1"};
 
 std::string Rewrite(const RewriteRules& rules, std::string_view target, int* status = nullptr) {
   std::string out = "unchanged";
@@ -85,6 +85,20 @@ TEST(RewriteTest, AnInternalRewriteStaysAPath) {
   ASSERT_TRUE(rules.Add("^/old(/.*)?$", "$1", 0, false, &error)) << error;
   EXPECT_EQ(Rewrite(rules, "/old/a?b"), "/a?b");
   EXPECT_EQ(Rewrite(rules, "/old"), "/");
+}
+
+TEST(RewriteTest, VariablesExpandTheSameInRulesAndRedirects) {
+  RewriteRules rules;
+  std::string error;
+  ASSERT_TRUE(
+      rules.Add("^/from/(.*)", "$scheme://$host/to/$1?was=$request_uri?", 301, false, &error))
+      << error;
+  int status = 0;
+  EXPECT_EQ(Rewrite(rules, "/from/a?q", &status),
+            "https://mail.example.com/to/a?was=/client/target?x=1");
+  EXPECT_EQ(status, 301);
+  EXPECT_EQ(ExpandVariables("$scheme://$host/new$request_uri $1 $$x", kContext),
+            "https://mail.example.com/new/client/target?x=1 $1 $$x");
 }
 
 TEST(RewriteTest, AddRefusesWhatCannotWork) {
