@@ -378,6 +378,7 @@ void ConfigParser::ReadRuntime(ConfigTable& r, RuntimeConfig* rt) {
   r.Int("pipe_pool_max", &rt->pipe_pool_max, 0, 1 << 20);
   r.Int("max_connections_per_shard", &rt->max_connections_per_shard, 1, 10'000'000);
   r.Int("drain_timeout_ms", &rt->drain_timeout_ms, 0, 86'400'000);
+  r.Int("coalesce_us", &rt->coalesce_us, 0, 10'000);
 }
 
 void ConfigParser::ReadLog(ConfigTable& r, LogConfig* lc) {

@@ -67,6 +67,7 @@ struct RuntimeConfig {
   int pipe_pool_max = 64;
   int max_connections_per_shard = 50000;
   int64_t drain_timeout_ms = 30000;
+  int coalesce_us = 0;  // 0: wake at every completion
 
   bool operator==(const RuntimeConfig&) const = default;
 };

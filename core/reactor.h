@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/coalesce.h"
+#include "core/counters.h"
 #include "core/deadline.h"
 #include "core/task.h"
 
@@ -34,6 +36,9 @@ struct ReactorOptions {
   unsigned cq_entries = 0;  // 0 = 4 x sq_entries
   bool single_issuer = true;
   bool defer_taskrun = true;
+  // Under load, sleep for a batch of completions for at most this long (0: off);
+  // needs Linux 6.12 (IORING_FEAT_MIN_TIMEOUT). See core/coalesce.h.
+  unsigned coalesce_us = 0;
 };
 
 // An absolute CLOCK_MONOTONIC deadline as io_uring's timeouts take it.
@@ -46,6 +51,7 @@ struct ReactorStats {
   uint64_t enters = 0;
   uint64_t completions = 0;
   uint64_t sq_full_flushes = 0;
+  uint64_t coalesced_waits = 0;  // sleeps that asked for more than one completion
 };
 
 class Reactor {
@@ -82,16 +88,29 @@ class Reactor {
   unsigned setup_flags() const { return setup_flags_; }
   bool defer_taskrun() const { return (setup_flags_ & IORING_SETUP_DEFER_TASKRUN) != 0; }
   const ReactorStats& stats() const { return stats_; }
+  // Also counts enters and batched sleeps into these (readable from any thread);
+  // nullptr stops it. They must outlive the loop or be reset before they go.
+  void MirrorStats(Counter* enters, Counter* coalesced_waits) {
+    mirror_enters_ = enters;
+    mirror_coalesced_ = coalesced_waits;
+  }
 
  private:
   Reactor() = default;
   absl::Status Init(const ReactorOptions& options);
   void RunReady();
   void Reap();
+  // Submits what is queued and sleeps until `nr` completions, or until the window
+  // has passed and at least one has arrived.
+  int SubmitAndWaitBatch(unsigned nr, unsigned window_us);
 
   io_uring ring_{};
   bool ring_initialized_ = false;
   unsigned setup_flags_ = 0;
+  bool ring_fd_registered_ = false;
+  CoalescePolicy coalesce_;
+  Counter* mirror_enters_ = nullptr;
+  Counter* mirror_coalesced_ = nullptr;
   std::vector<std::coroutine_handle<>> ready_;
   std::vector<std::coroutine_handle<>> running_;
   ReactorStats stats_;

@@ -137,6 +137,7 @@ class ShardServer {
   }
 
   Task<void> Run(ShardUpdate initial) {
+    shard_.reactor().MirrorStats(&metrics_->reactor_enters, &metrics_->reactor_coalesced_waits);
     Spawn(RunSweeper(task_gate_.Enter()));
     Apply(std::move(initial));
     co_await finished_.Wait();
@@ -427,6 +428,7 @@ absl::Status Server::StartShards(const std::vector<int>& cpus) {
   listener_keys_ = ListenerKeys(*config_);
   ReactorOptions options;
   options.sq_entries = static_cast<unsigned>(config_->runtime.ring_entries);
+  options.coalesce_us = static_cast<unsigned>(config_->runtime.coalesce_us);
   for (size_t i = 0; i < cpus.size(); ++i) {
     ShardSlot* slot = slots_[i].get();
     ShardUpdate initial{config_, (*binds)[i]};

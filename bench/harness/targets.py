@@ -204,6 +204,7 @@ class Ringproxy(Target):
     name = "ringproxy"
     kinds = ("tcp", "tls", "http", "imap", "pop3")
     relay = "auto"
+    coalesce_us = 0
 
     def tls_tables(self):
         """The TOML that makes the listener terminate TLS (a certificate given), else ''."""
@@ -221,7 +222,8 @@ class Ringproxy(Target):
         conf = os.path.join(e.run_dir, f"{self.name}-{self.variant}.toml")
         cpus = self.cpus()
         values = {"SHARDS": len(cpus), "CPUS": ", ".join(map(str, cpus)), "PORT": self.port,
-                  "RUN": e.run_dir, "RELAY": self.relay, "TLS": self.tls_tables()}
+                  "RUN": e.run_dir, "RELAY": self.relay, "TLS": self.tls_tables(),
+                  "COALESCE_US": self.coalesce_us}
         if self.mail:
             upstream = self.mail["upstream"]
             values.update({
@@ -254,6 +256,12 @@ class RingproxySplice(Ringproxy):
     name = "ringproxy-splice"
     kinds = ("tcp", "imap", "pop3")
     relay = "splice"
+
+
+class RingproxyCoalesce(Ringproxy):
+    """runtime.coalesce_us on: under load a shard sleeps for a batch of completions."""
+    name = "ringproxy-coalesce"
+    coalesce_us = 200
 
 
 class Nginx(Target):
@@ -333,4 +341,5 @@ class Haproxy(Target):
         wait_listening(self.port, self.proc)
 
 
-TARGETS = {t.name: t for t in (Direct, Ringproxy, RingproxyCopy, RingproxySplice, Nginx, Haproxy)}
+TARGETS = {t.name: t for t in (Direct, Ringproxy, RingproxyCopy, RingproxySplice,
+                                RingproxyCoalesce, Nginx, Haproxy)}

@@ -292,13 +292,13 @@ connect_timeout_ms = 1000
 
 
 def config(port, origin_ports, *, shards=1, extra="", listener_extra="", protocol="http",
-           tls="", upstream_extra="", drain_ms=30000):
+           tls="", upstream_extra="", drain_ms=30000, runtime_extra=""):
     servers = ", ".join(f'"127.0.0.1:{p}"' for p in origin_ports)
     return f"""
 [runtime]
 shards = {shards}
 drain_timeout_ms = {drain_ms}
-
+{runtime_extra}
 [log]
 level = "info"
 {extra}

@@ -544,6 +544,9 @@ class NginxOrigin:
         self.file = pattern(300000)
         with open(os.path.join(www, "file.bin"), "wb") as f:
             f.write(self.file)
+        self.small = pattern(1024)
+        with open(os.path.join(www, "small.bin"), "wb") as f:
+            f.write(self.small)
         with open(os.path.join(www, "page.html"), "w") as f:
             f.write("<html>" + "ringproxy " * 5000 + "</html>\n")
         conf = os.path.join(self.dir, "nginx.conf")
@@ -644,6 +647,71 @@ def debian_nginx_as_origin_through_keep_alive_pooled_connections():
             conns = {line.split()[0] for line in origin.access_lines()[before:]}
             check(len(conns) == 1, f"9 requests from 2 clients used {len(conns)} upstream "
                                    "connections, not one pooled connection")
+    finally:
+        origin.close()
+
+
+LOADGEN = os.environ.get("LOADGEN_BIN", "build/release/tools/loadgen")
+
+
+def _stats(p, name):
+    m = re.search(rf"stopped; stats .*\b{name}=(\d+)", p.log_text())
+    check(m is not None, f"no {name} in the exit stats")
+    return int(m.group(1))
+
+
+@test
+def coalescing_batches_wake_ups_under_load_and_every_response_stays_intact():
+    """runtime.coalesce_us: under 64 keep-alive connections of load the shard sleeps for
+    batches of completions (counted at exit) while every response is whole, a client
+    fetching alongside gets byte-exact bodies, and a stop still ends the daemon. With
+    the option off it never waits for a batch."""
+    if not shutil.which("nginx"):
+        check(False, "nginx is not installed (tools/lib/deps.sh installs it)")
+    origin = NginxOrigin()
+    try:
+        for coalesce_us in (200, 0):
+            port = free_port()
+            p = Proxy(config(port, [origin.port], drain_ms=2000,
+                             runtime_extra=f"coalesce_us = {coalesce_us}\n",
+                             listener_extra="upstream_keepalive = 64\n"))
+            fetched = []
+
+            def fetch_alongside():
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                for i in range(100):
+                    path = "/file.bin" if i % 10 == 0 else "/small.bin"
+                    c.request("GET", path)
+                    r = c.getresponse()
+                    fetched.append((path, r.status, r.read()))
+                c.close()
+
+            t = threading.Thread(target=fetch_alongside)
+            t.start()
+            out = os.path.join(origin.dir, f"load-{coalesce_us}.json")
+            load = subprocess.run(
+                [LOADGEN, "http", "--target", f"127.0.0.1:{port}", "--connections", "64",
+                 "--duration", "2", "--path", "/small.bin", "--expect-size", "1024",
+                 "--json", out], capture_output=True, text=True, timeout=60)
+            t.join(timeout=30)
+            check(load.returncode == 0, load.stdout + load.stderr)
+            with open(out) as f:
+                result = json.loads(f.read().strip().splitlines()[-1])
+            check(result["errors_total"] == 0 and result["ops"] > 1000,
+                  f"loadgen: {result['ops']} requests, {result['errors_total']} errors")
+            check(len(fetched) == 100, f"{len(fetched)} of 100 fetched alongside")
+            for path, status, body in fetched:
+                want = origin.file if path == "/file.bin" else origin.small
+                check(status == 200 and body == want, f"{path}: {status}, {len(body)} bytes")
+            p.signal(signal.SIGTERM)
+            check(p.wait_exit(timeout=10) == 0, "exit code")
+            waits = _stats(p, "reactor_coalesced_waits")
+            check(_stats(p, "reactor_enters") > 0, "reactor_enters not counted")
+            if coalesce_us:
+                check(waits > 0, "no batched sleep under load with coalesce_us on")
+            else:
+                check(waits == 0, f"{waits} batched sleeps with coalesce_us = 0")
+            p.stop()
     finally:
         origin.close()
 
