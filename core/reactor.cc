@@ -98,11 +98,9 @@ absl::Status Reactor::Init(const ReactorOptions& options) {
   }
   ring_initialized_ = true;
   if (options.coalesce_us > 0) {
-    if ((params.features & IORING_FEAT_MIN_TIMEOUT) == 0) {
-      return absl::FailedPreconditionError(
-          "runtime.coalesce_us needs Linux 6.12 or later (io_uring min_wait); set it to 0");
-    }
-    coalesce_ = CoalescePolicy(options.coalesce_us);
+    // Without min_wait a batched sleep could not be bounded: run without batching.
+    coalesce_unsupported_ = (params.features & IORING_FEAT_MIN_TIMEOUT) == 0;
+    if (!coalesce_unsupported_) coalesce_ = CoalescePolicy(options.coalesce_us);
   }
   // A registered ring fd saves an fget/fput on every io_uring_enter.
   ring_fd_registered_ = io_uring_register_ring_fd(&ring_) == 1;

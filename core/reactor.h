@@ -37,7 +37,7 @@ struct ReactorOptions {
   bool single_issuer = true;
   bool defer_taskrun = true;
   // Under load, sleep for a batch of completions for at most this long (0: off);
-  // needs Linux 6.12 (IORING_FEAT_MIN_TIMEOUT). See core/coalesce.h.
+  // needs Linux 6.12 (IORING_FEAT_MIN_TIMEOUT), else ignored. See core/coalesce.h.
   unsigned coalesce_us = 0;
 };
 
@@ -88,6 +88,8 @@ class Reactor {
   unsigned setup_flags() const { return setup_flags_; }
   bool defer_taskrun() const { return (setup_flags_ & IORING_SETUP_DEFER_TASKRUN) != 0; }
   const ReactorStats& stats() const { return stats_; }
+  // coalesce_us was asked for but the kernel has no min_wait: batching is off.
+  bool coalesce_unsupported() const { return coalesce_unsupported_; }
   // Also counts enters and batched sleeps into these (readable from any thread);
   // nullptr stops it. They must outlive the loop or be reset before they go.
   void MirrorStats(Counter* enters, Counter* coalesced_waits) {
@@ -108,6 +110,7 @@ class Reactor {
   bool ring_initialized_ = false;
   unsigned setup_flags_ = 0;
   bool ring_fd_registered_ = false;
+  bool coalesce_unsupported_ = false;
   CoalescePolicy coalesce_;
   Counter* mirror_enters_ = nullptr;
   Counter* mirror_coalesced_ = nullptr;

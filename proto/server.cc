@@ -138,6 +138,11 @@ class ShardServer {
 
   Task<void> Run(ShardUpdate initial) {
     shard_.reactor().MirrorStats(&metrics_->reactor_enters, &metrics_->reactor_coalesced_waits);
+    if (shard_.id() == 0 && shard_.reactor().coalesce_unsupported()) {
+      RP_LOG(kWarn,
+             "runtime.coalesce_us: this kernel's io_uring has no min_wait (Linux 6.12); "
+             "shards wake at every completion");
+    }
     Spawn(RunSweeper(task_gate_.Enter()));
     Apply(std::move(initial));
     co_await finished_.Wait();

@@ -11,53 +11,112 @@ namespace ringproxy {
 namespace {
 
 constexpr int64_t kMs = 1'000'000;
+using Phase = CoalescePolicy::Phase;
 
+// Feeds a policy windows of a given completion rate.
+class Feed {
+ public:
+  explicit Feed(CoalescePolicy* p) : p_(p) { p_->Observe(0, now_); }
+  // One rate window of `per_ms` completions per millisecond, observed every 0.5 ms.
+  void Window(double per_ms) {
+    const int64_t step = kMs / 2;
+    for (int64_t t = step; t <= CoalescePolicy::kRateWindowNs; t += step) {
+      count_ += static_cast<uint64_t>(per_ms / 2);
+      now_ += step;
+      p_->Observe(count_, now_);
+    }
+  }
+  void Windows(int n, double per_ms) {
+    for (int i = 0; i < n; ++i) Window(per_ms);
+  }
+  void Quiet(int64_t ns) {
+    now_ += ns;
+    p_->Observe(count_, now_);
+  }
+
+ private:
+  CoalescePolicy* p_;
+  int64_t now_ = 100 * kMs;
+  uint64_t count_ = 0;
+};
+
+// 200 us windows: 100 completions per ms fill a batch of 20, 50 per ms only 10.
 TEST(CoalescePolicy, OffNeverBatches) {
   CoalescePolicy p(0);
-  p.Observe(0, kMs);
-  p.Observe(1'000'000, 2 * kMs);
+  Feed f(&p);
+  f.Windows(20, 1000);
   EXPECT_EQ(p.target(), 1u);
 }
 
-TEST(CoalescePolicy, BatchIsWhatTheRateDeliversWithinTheWindow) {
+TEST(CoalescePolicy, LightLoadNeverBatches) {
   CoalescePolicy p(200);
-  p.Observe(0, 10 * kMs);
-  p.Observe(100, 11 * kMs);  // 100 per ms: 20 in 200 us
-  EXPECT_EQ(p.target(), 20u);
-  p.Observe(300, 12 * kMs);  // 200 per ms: 40
-  EXPECT_EQ(p.target(), 40u);
+  Feed f(&p);
+  f.Windows(100, 50);
+  EXPECT_EQ(p.target(), 1u);
+  EXPECT_EQ(p.phase(), Phase::kReference);
 }
 
-TEST(CoalescePolicy, LightLoadWakesAtTheFirstCompletion) {
+TEST(CoalescePolicy, LoadStartsATrialThatKeepsBatchingWhileTheRateHolds) {
   CoalescePolicy p(200);
-  p.Observe(0, 10 * kMs);
-  p.Observe(39, 11 * kMs);  // 7.8 expected: below the minimum batch
-  EXPECT_EQ(p.target(), 1u);
+  Feed f(&p);
+  f.Windows(CoalescePolicy::kReferenceWindows, 100);
+  EXPECT_EQ(p.phase(), Phase::kTrial);
+  EXPECT_EQ(p.target(), 20u);  // what the rate fills in the window
+  f.Windows(CoalescePolicy::kTrialWindows, 120);
+  EXPECT_EQ(p.phase(), Phase::kBatching);
+  EXPECT_EQ(p.target(), 24u);
 }
 
 TEST(CoalescePolicy, BatchIsCapped) {
   CoalescePolicy p(1000);
-  p.Observe(0, 10 * kMs);
-  p.Observe(1'000'000, 11 * kMs);
+  Feed f(&p);
+  f.Windows(CoalescePolicy::kReferenceWindows, 10000);
   EXPECT_EQ(p.target(), CoalescePolicy::kMaxBatch);
 }
 
-TEST(CoalescePolicy, RateIsMeasuredOverAtLeastTheRateWindow) {
+TEST(CoalescePolicy, ATrialThatSlowsTheTrafficStopsBatchingAndBacksOff) {
   CoalescePolicy p(200);
-  p.Observe(0, 10 * kMs);
-  p.Observe(1000, 10 * kMs + kMs / 2);  // too soon to count: no change yet
+  Feed f(&p);
+  f.Windows(CoalescePolicy::kReferenceWindows, 100);
+  f.Windows(CoalescePolicy::kTrialWindows, 80);  // below 90 % of the reference
+  EXPECT_EQ(p.phase(), Phase::kReference);
   EXPECT_EQ(p.target(), 1u);
-  p.Observe(1000, 11 * kMs);  // 1000 over 1 ms
-  EXPECT_EQ(p.target(), CoalescePolicy::kMaxBatch);
+  // Held off for the back-off (50 ms = 12 windows), however loaded.
+  f.Windows(12, 100);
+  EXPECT_EQ(p.target(), 1u);
+  // Then a new trial; it fails again, and the back-off doubles.
+  f.Windows(CoalescePolicy::kReferenceWindows + 1, 100);
+  EXPECT_EQ(p.phase(), Phase::kTrial);
+  f.Windows(CoalescePolicy::kTrialWindows, 80);
+  EXPECT_EQ(p.phase(), Phase::kReference);
+  f.Windows(20, 100);  // 80 ms: still inside the 100 ms back-off
+  EXPECT_EQ(p.target(), 1u);
+  f.Windows(10, 100);
+  EXPECT_NE(p.target(), 1u);
 }
 
-TEST(CoalescePolicy, QuietPeriodEndsBatching) {
+TEST(CoalescePolicy, BatchingPausesToMeasureTheRateAfresh) {
   CoalescePolicy p(200);
-  p.Observe(0, 10 * kMs);
-  p.Observe(500, 11 * kMs);
-  EXPECT_GT(p.target(), 1u);
-  p.Observe(501, 61 * kMs);  // one completion in 50 ms
+  Feed f(&p);
+  f.Windows(CoalescePolicy::kReferenceWindows + CoalescePolicy::kTrialWindows, 100);
+  EXPECT_EQ(p.phase(), Phase::kBatching);
+  f.Windows(CoalescePolicy::kBatchingWindows - 1, 100);
+  EXPECT_EQ(p.phase(), Phase::kBatching);
+  f.Window(100);
+  EXPECT_EQ(p.phase(), Phase::kReference);
   EXPECT_EQ(p.target(), 1u);
+  f.Windows(CoalescePolicy::kReferenceWindows, 100);
+  EXPECT_EQ(p.phase(), Phase::kTrial);
+}
+
+TEST(CoalescePolicy, LoadGoingAwayEndsBatching) {
+  CoalescePolicy p(200);
+  Feed f(&p);
+  f.Windows(CoalescePolicy::kReferenceWindows + CoalescePolicy::kTrialWindows, 100);
+  EXPECT_EQ(p.phase(), Phase::kBatching);
+  f.Quiet(50 * kMs);
+  EXPECT_EQ(p.target(), 1u);
+  EXPECT_EQ(p.phase(), Phase::kReference);
 }
 
 Task<void> Sleeper(int rounds, int64_t ns, int* done, Gate::Holder) {
