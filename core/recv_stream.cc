@@ -73,6 +73,27 @@ void RecvStream::ArmTimer(Deadline d) {
   io_uring_prep_timeout(sqe, &timer_ts_, 0, IORING_TIMEOUT_ABS);
   io_uring_sqe_set_data(sqe, static_cast<Completion*>(&timer_));
   timer_armed_ = true;
+  timer_deadline_ = d;
+}
+
+void RecvStream::CoverDeadline(Deadline d) {
+  if (!d.finite() || timer_removing_) return;
+  if (!timer_armed_) {
+    ArmTimer(d);
+    return;
+  }
+  // A timer left from an earlier wait that fires first is fine: OnTimer re-arms for
+  // the waiter's deadline. One that fires later is moved forward (rare: deadlines
+  // are mostly "now + a fixed timeout", so they only grow).
+  if (d < timer_deadline_) {
+    timer_ts_ = ToKernelTimespec(d);
+    io_uring_sqe* sqe = Reactor::Current()->GetSqe();
+    io_uring_prep_timeout_update(sqe, &timer_ts_,
+                                 reinterpret_cast<uint64_t>(static_cast<Completion*>(&timer_)),
+                                 IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, kIgnoredUserData);
+    timer_deadline_ = d;
+  }
 }
 
 void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
@@ -120,6 +141,7 @@ void RecvStream::RearmForWaiter() {
 void RecvStream::OnTimer(Completion* c, int32_t /*res*/, uint32_t /*flags*/) {
   auto* self = static_cast<TimerCompletion*>(c)->stream;
   self->timer_armed_ = false;
+  self->timer_removing_ = false;
   // The timer may belong to an earlier Next(): judge by the current waiter's deadline.
   if (self->waiter_ && !self->aborted_) {
     if (self->waiter_deadline_.Passed()) {
@@ -129,13 +151,15 @@ void RecvStream::OnTimer(Completion* c, int32_t /*res*/, uint32_t /*flags*/) {
       h.resume();
       return;
     }
-    if (self->waiter_deadline_.finite()) self->ArmTimer(self->waiter_deadline_);
+    self->CoverDeadline(self->waiter_deadline_);
     return;
   }
   self->MaybeFinishWait();
 }
 
 void RecvStream::RemoveTimer() {
+  if (!timer_armed_ || timer_removing_) return;
+  timer_removing_ = true;
   io_uring_sqe* sqe = Reactor::Current()->GetSqe();
   io_uring_prep_timeout_remove(sqe, reinterpret_cast<uint64_t>(static_cast<Completion*>(&timer_)),
                                0);
@@ -145,7 +169,9 @@ void RecvStream::RemoveTimer() {
 void RecvStream::Wake() {
   if (!waiter_) return;
   if (!HasData() && terminal_ == kNoTerminal && !cancelled_externally_) return;
-  if (timer_armed_) RemoveTimer();
+  // The timer stays armed for the next wait (see CoverDeadline): removing and
+  // re-arming it for every message costs two SQEs, two CQEs and a scan of the ring's
+  // timeout list. Stop() removes it.
   ring_.CancelWait(this);
   std::coroutine_handle<> h = std::exchange(waiter_, {});
   h.resume();
@@ -177,7 +203,7 @@ void RecvStream::NextAwaiter::await_suspend(std::coroutine_handle<> h) {
       s->ring_.WaitForBuffers(s);
     }
   }
-  if (deadline_.finite() && !s->timer_armed_) s->ArmTimer(deadline_);
+  s->CoverDeadline(deadline_);
 }
 
 Received RecvStream::NextAwaiter::await_resume() {
@@ -264,15 +290,12 @@ void RecvStream::Abort() {
   aborted_ = true;
   ring_.CancelWait(this);
   RequestCancel();
-  if (waiter_) {
-    if (timer_armed_) RemoveTimer();
-    Reactor::Current()->Post(std::exchange(waiter_, {}));
-  }
+  RemoveTimer();
+  if (waiter_) Reactor::Current()->Post(std::exchange(waiter_, {}));
 }
 
 Task<void> RecvStream::Stop() {
   Abort();
-  if (timer_armed_) RemoveTimer();
   if (armed_ || timer_armed_) {
     struct StopAwaiter {
       RecvStream* s;

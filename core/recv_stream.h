@@ -108,6 +108,8 @@ class RecvStream final : private Completion, private BufferWaiter {
   void RearmForWaiter();
   void RequestCancel();
   void ArmTimer(Deadline d);
+  // Makes sure a kernel timer fires no later than `d`.
+  void CoverDeadline(Deadline d);
   void Wake();
   void RemoveTimer();
   void MaybeFinishWait();
@@ -127,6 +129,8 @@ class RecvStream final : private Completion, private BufferWaiter {
   bool timed_out_ = false;
   bool cancelled_externally_ = false;  // someone else's cancel (CancelFd) ended the multishot
   bool timer_armed_ = false;
+  bool timer_removing_ = false;                  // a remove for the timer is in flight
+  Deadline timer_deadline_ = Deadline::Never();  // when the armed timer fires
   std::coroutine_handle<> waiter_;
   Deadline waiter_deadline_ = Deadline::Never();
   std::coroutine_handle<> quiet_waiter_;  // Pause()/Stop(): waits for the kernel to let go

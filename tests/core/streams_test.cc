@@ -228,6 +228,67 @@ TEST_P(StreamsTest, DeadlineLeavesTheStreamUsable) {
   EXPECT_LT((MonotonicNowNs() - start) / 1'000'000, 1500);
 }
 
+// `rounds` one-byte messages, each awaited with a finite deadline.
+Task<int> RoundTrips(BufferRing* ring, int fd, int peer, int rounds) {
+  RecvStream stream(*ring, fd);
+  int got = 0;
+  for (int i = 0; i < rounds; ++i) {
+    EXPECT_EQ(send(peer, "m", 1, 0), 1);
+    Received r = co_await stream.Next(Deadline::AfterMs(5000));
+    if (r.status.res != 1) break;
+    ++got;
+  }
+  co_await stream.Stop();
+  co_return got;
+}
+
+TEST_P(StreamsTest, OneKernelTimerServesManyWaits) {
+  auto ring = Ring(8, 1024);
+  auto [client, server] = testing::TcpPair();
+  constexpr int kRounds = 200;
+  const uint64_t before = reactor_->stats().completions;
+  EXPECT_EQ(
+      RunUntilComplete(*reactor_, RoundTrips(ring.get(), server.get(), client.get(), kRounds)),
+      kRounds);
+  // One receive completion per message; a timer armed and removed per wait would add
+  // two more (the removed timer's and the remove's).
+  EXPECT_LT(reactor_->stats().completions - before, uint64_t{kRounds} * 3 / 2);
+}
+
+// A wait with a long deadline (its timer stays armed), then one with a short deadline.
+Task<std::vector<int64_t>> LongThenShort(BufferRing* ring, int fd, int peer, int64_t first_ms,
+                                         int64_t second_ms) {
+  RecvStream stream(*ring, fd);
+  EXPECT_EQ(send(peer, "a", 1, 0), 1);
+  Received first = co_await stream.Next(Deadline::AfterMs(first_ms));
+  const int64_t start = MonotonicNowNs();
+  Received second = co_await stream.Next(Deadline::AfterMs(second_ms));
+  const int64_t waited_ms = (MonotonicNowNs() - start) / 1'000'000;
+  co_await stream.Stop();
+  co_return std::vector<int64_t>{first.status.res, second.status.res, waited_ms};
+}
+
+TEST_P(StreamsTest, AnEarlierDeadlineIsKeptThoughALaterTimerIsArmed) {
+  auto ring = Ring(8, 1024);
+  auto [client, server] = testing::TcpPair();
+  std::vector<int64_t> r = RunUntilComplete(
+      *reactor_, LongThenShort(ring.get(), server.get(), client.get(), 20'000, 50));
+  EXPECT_EQ(r[0], 1);
+  EXPECT_EQ(r[1], -ETIMEDOUT);
+  EXPECT_GE(r[2], 50);
+  EXPECT_LT(r[2], 5000);  // not the first wait's 20 s
+}
+
+TEST_P(StreamsTest, ALaterDeadlineOutlivesAnEarlierTimer) {
+  auto ring = Ring(8, 1024);
+  auto [client, server] = testing::TcpPair();
+  std::vector<int64_t> r =
+      RunUntilComplete(*reactor_, LongThenShort(ring.get(), server.get(), client.get(), 20, 300));
+  EXPECT_EQ(r[0], 1);
+  EXPECT_EQ(r[1], -ETIMEDOUT);
+  EXPECT_GE(r[2], 300);  // the first wait's timer fired at 20 ms and was re-armed
+}
+
 Task<void> StopAfter(RecvStream* s, bool* stopped) {
   co_await Sleep(Deadline::AfterMs(20));
   co_await s->Stop();
