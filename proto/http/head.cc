@@ -1,6 +1,8 @@
 #include "proto/http/head.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <limits>
 
 #include "core/ascii.h"
@@ -34,10 +36,16 @@ constexpr bool IsTchar(unsigned char c) {
   }
 }
 
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<size_t>(c)] = IsTchar(static_cast<unsigned char>(c));
+  return t;
+}();
+
 constexpr bool IsToken(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
-    if (!IsTchar(static_cast<unsigned char>(c))) return false;
+    if (!kTchar[static_cast<unsigned char>(c)]) return false;
   }
   return true;
 }
@@ -45,6 +53,31 @@ constexpr bool IsToken(std::string_view s) {
 // A field value's octets (RFC 9110 §5.5): VCHAR, obs-text, SP and HTAB; no other
 // control, so no NUL, bare CR or LF.
 constexpr bool IsFieldValueChar(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+// Every octet of `v` may be in a field value. Eight at a time: a word with no octet
+// below 0x20 and no DEL is clean (the usual case); one that has one (perhaps a tab)
+// is judged an octet at a time.
+bool IsFieldValue(std::string_view v) {
+  constexpr uint64_t kOnes = 0x0101010101010101;
+  constexpr uint64_t kHigh = 0x8080808080808080;
+  const char* p = v.data();
+  size_t n = v.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    const uint64_t below_space = (x - kOnes * 0x20) & ~x & kHigh;
+    const uint64_t d = x ^ (kOnes * 0x7f);
+    const uint64_t del = (d - kOnes) & ~d & kHigh;
+    if ((below_space | del) == 0) continue;
+    for (int k = 0; k < 8; ++k) {
+      if (!IsFieldValueChar(static_cast<unsigned char>(p[k]))) return false;
+    }
+  }
+  for (; n > 0; ++p, --n) {
+    if (!IsFieldValueChar(static_cast<unsigned char>(*p))) return false;
+  }
+  return true;
+}
 
 // 1*DIGIT without overflow; false for anything else.
 bool ParseDecimal(std::string_view s, uint64_t* out) {
@@ -134,9 +167,7 @@ std::string_view ParseFields(std::string_view lines, const Limits& limits,
     }
     if (!IsToken(name)) return "a bad field name";
     std::string_view value = line.substr(colon + 1);
-    for (char c : value) {
-      if (!IsFieldValueChar(static_cast<unsigned char>(c))) return "a control character in a field";
-    }
+    if (!IsFieldValue(value)) return "a control character in a field";
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
       value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
@@ -258,23 +289,40 @@ ParseStatus HeadScanner::Scan(std::string_view buffer, bool request) {
   if (error_status_ != 0) return ParseStatus::kError;
   if (end_ != 0) return ParseStatus::kDone;
   constexpr size_t kLeadingLinesMax = 4;
-  // Each byte is judged once, in order, so the first fault decides the status however
-  // the bytes were split; an endless line or head fails at its limit, not at the
-  // connection's deadline.
-  for (size_t i = scanned_; i < buffer.size(); ++i) {
-    if (i + 1 - leading_ * 2 > limits_.head_bytes_max) return Fail(431, "a head over the limit");
-    const char c = buffer[i];
-    if (c != '\n') {
-      // A CR must be the line's end: CR LF. Checked when the next byte arrives.
-      if (i > line_start_ && buffer[i - 1] == '\r') return Fail(400, "a bare CR");
-      if (i - line_start_ > limits_.line_bytes_max) {  // past the limit and its CR
-        return Fail(lines_ == 0 && request ? 414 : 431, "a line over the limit");
-      }
-      continue;
+  // Each byte is judged as if one at a time, in order, so the first fault decides the
+  // status however the bytes were split; an endless line or head fails at its limit,
+  // not at the connection's deadline. memchr finds the next LF and any CR before it,
+  // and the limits give the first byte each would fail at: no loop per byte.
+  const char* const data = buffer.data();
+  const size_t n = buffer.size();
+  size_t i = scanned_;
+  while (i < n) {
+    const auto* lf = static_cast<const char*>(std::memchr(data + i, '\n', n - i));
+    const size_t seg_end = lf != nullptr ? static_cast<size_t>(lf - data) : n;
+    // The first byte past the head limit (leading empty lines do not count).
+    const size_t head_at = limits_.head_bytes_max + leading_ * 2;
+    // Bytes [i, seg_end) are not LF. The first over the line limit (past it and its CR),
+    const size_t line_at = line_start_ + limits_.line_bytes_max + 1;
+    // and the first that follows a CR in its line (a CR must be the line's end: CR LF).
+    size_t cr_at = std::numeric_limits<size_t>::max();
+    const size_t cr_from = std::max(i, line_start_ + 1) - 1;
+    if (seg_end > cr_from + 1) {
+      const auto* cr =
+          static_cast<const char*>(std::memchr(data + cr_from, '\r', seg_end - 1 - cr_from));
+      if (cr != nullptr) cr_at = static_cast<size_t>(cr - data) + 1;
     }
-    if (i == line_start_ || buffer[i - 1] != '\r') return Fail(400, "a bare LF");
+    const size_t fault = std::min({head_at, line_at, cr_at});
+    if (fault < seg_end) {
+      if (fault == head_at) return Fail(431, "a head over the limit");
+      if (fault == cr_at) return Fail(400, "a bare CR");
+      return Fail(lines_ == 0 && request ? 414 : 431, "a line over the limit");
+    }
+    if (lf == nullptr) break;
+    i = seg_end;  // the LF
+    if (i >= head_at) return Fail(431, "a head over the limit");
+    if (i == line_start_ || data[i - 1] != '\r') return Fail(400, "a bare LF");
     const size_t line_bytes = i - 1 - line_start_;
-    line_start_ = i + 1;
+    line_start_ = ++i;
     if (line_bytes == 0) {
       if (lines_ == 0) {
         // Empty lines before a request line are skipped (RFC 9112 §2.2), a few.
@@ -283,14 +331,14 @@ ParseStatus HeadScanner::Scan(std::string_view buffer, bool request) {
         }
         continue;
       }
-      end_ = i + 1;
+      end_ = i;
       scanned_ = end_;
       return ParseStatus::kDone;
     }
     ++lines_;
     if (lines_ > limits_.fields_max + 1) return Fail(431, "too many fields");
   }
-  scanned_ = buffer.size();
+  scanned_ = n;
   return ParseStatus::kIncomplete;
 }
 

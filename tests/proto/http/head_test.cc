@@ -24,6 +24,105 @@ ParseStatus FeedRequest(std::string_view text, size_t step, RequestParser* parse
   }
 }
 
+// The scanner's rules a byte at a time, as first written: the reference that the
+// memchr-based HeadScanner must agree with.
+struct BytewiseScan {
+  int status = 0;  // 0: incomplete, -1: done, else the error status
+  size_t end = 0;
+  size_t leading = 0;
+};
+BytewiseScan ScanBytewise(std::string_view b, const Limits& limits, bool request) {
+  size_t line_start = 0;
+  size_t leading = 0;
+  size_t lines = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (i + 1 - leading * 2 > limits.head_bytes_max) return {431};
+    if (b[i] != '\n') {
+      if (i > line_start && b[i - 1] == '\r') return {400};
+      if (i - line_start > limits.line_bytes_max) return {lines == 0 && request ? 414 : 431};
+      continue;
+    }
+    if (i == line_start || b[i - 1] != '\r') return {400};
+    const size_t line_bytes = i - 1 - line_start;
+    line_start = i + 1;
+    if (line_bytes == 0) {
+      if (lines == 0) {
+        if (!request || ++leading > 4) return {400};
+        continue;
+      }
+      return {-1, i + 1, leading};
+    }
+    if (++lines > limits.fields_max + 1) return {431};
+  }
+  return {0};
+}
+
+TEST(HeadScannerTest, AgreesWithTheBytewiseRulesInEverySplit) {
+  // Short random heads over the bytes that matter, with small limits, so that every
+  // fault and every limit is met at every position; each fed in random splits.
+  const Limits limits{.head_bytes_max = 40, .line_bytes_max = 9, .fields_max = 3};
+  const char kAlphabet[] = {'a', 'a', 'a', ' ', ':', '\r', '\n', '\r', '\n'};
+  uint32_t seed = 12345;
+  auto next = [&seed] {
+    seed = seed * 1664525u + 1013904223u;
+    return seed >> 8;
+  };
+  int done = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string text;
+    const size_t len = next() % 48;
+    for (size_t k = 0; k < len; ++k) {
+      // Mostly well-formed line ends, so that heads also complete.
+      if (next() % 5 == 0) {
+        text += "\r\n";
+      } else {
+        text += kAlphabet[next() % sizeof(kAlphabet)];
+      }
+    }
+    const bool request = next() % 2 == 0;
+    const BytewiseScan want = ScanBytewise(text, limits, request);
+    HeadScanner scanner(limits);
+    ParseStatus got = ParseStatus::kIncomplete;
+    for (size_t n = 0; got == ParseStatus::kIncomplete && n < text.size();) {
+      n = std::min(text.size(), n + 1 + next() % 8);
+      got = scanner.Scan(std::string_view(text).substr(0, n), request);
+    }
+    SCOPED_TRACE(::testing::PrintToString(text));
+    if (want.status == 0) {
+      EXPECT_EQ(got, ParseStatus::kIncomplete);
+    } else if (want.status == -1) {
+      ++done;
+      ASSERT_EQ(got, ParseStatus::kDone);
+      EXPECT_EQ(scanner.head_bytes(), want.end);
+      EXPECT_EQ(scanner.leading_bytes(), want.leading);
+    } else {
+      ASSERT_EQ(got, ParseStatus::kError);
+      EXPECT_EQ(scanner.error_status(), want.status);
+    }
+  }
+  EXPECT_GT(done, 100);  // the heads that complete are covered too
+}
+
+TEST(RequestParserTest, EveryControlOctetInAFieldValueIsRefusedAtEveryPosition) {
+  // Values are checked eight octets at a time: each octet at each position of a word
+  // and of the tail.
+  for (int octet = 0; octet < 256; ++octet) {
+    for (size_t at = 0; at < 21; ++at) {
+      std::string value(21, 'v');
+      value[at] = static_cast<char>(octet);
+      const std::string text = "GET / HTTP/1.1\r\nHost: h\r\nX-V: " + value + "\r\n\r\n";
+      RequestParser p;
+      RequestHead h;
+      const bool allowed = octet == '\t' || (octet >= 0x20 && octet != 0x7f);
+      EXPECT_EQ(p.Parse(text, &h), allowed ? ParseStatus::kDone : ParseStatus::kError)
+          << "octet " << octet << " at " << at;
+      if (!allowed) {
+        EXPECT_EQ(p.error_status(), 400);
+      }
+    }
+  }
+}
+
 TEST(RequestParserTest, ParsesAHeadInEverySplit) {
   const std::string text =
       "\r\nPOST /service/soap?x=1 HTTP/1.1\r\nHost: mail.example.com:8443\r\n"
