@@ -145,15 +145,21 @@ std::string_view OriginForm(std::string_view target) {
   return target.substr(path);
 }
 
-// A per-shard request id: random per shard start, then counted.
-std::string NextRequestId() {
+// A per-shard request id: random per shard start, then counted; 24 hex digits,
+// written into `out` (which keeps its capacity from the connection's last request).
+void NextRequestId(std::string* out) {
   thread_local uint64_t prefix = [] {
     uint64_t v = 0;
     if (getrandom(&v, sizeof v, 0) != sizeof v) v = static_cast<uint64_t>(MonotonicNowNs());
     return v;
   }();
-  thread_local uint64_t counter = 0;
-  return fmt::format("{:016x}{:08x}", prefix, static_cast<uint32_t>(++counter));
+  thread_local uint32_t counter = 0;
+  constexpr char kHex[] = "0123456789abcdef";
+  char id[24];
+  for (int i = 0; i < 16; ++i) id[i] = kHex[(prefix >> (60 - 4 * i)) & 0xf];
+  const uint32_t n = ++counter;
+  for (int i = 0; i < 8; ++i) id[16 + i] = kHex[(n >> (28 - 4 * i)) & 0xf];
+  out->assign(id, sizeof id);
 }
 
 // Bytes from a stream, with what a head parse read past the head's end kept in front
@@ -866,7 +872,11 @@ Task<bool> HttpSession::Exchange() {
   route_ = "-";
   pinned_ = -1;
   pin_only_ = false;
-  request_id_ = settings_->request_id ? NextRequestId() : std::string();
+  if (settings_->request_id) {
+    NextRequestId(&request_id_);
+  } else {
+    request_id_.clear();
+  }
   const http::Semantics& sem = req_.semantics;
   client_keep_alive_ =
       sem.keep_alive && !draining_ && requests_ < static_cast<uint64_t>(settings_->max_requests);

@@ -1,6 +1,7 @@
 #include "proto/http/forward.h"
 
-#include <span>
+#include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "core/ascii.h"
@@ -9,39 +10,104 @@ namespace ringproxy::http {
 
 namespace {
 
-// Fields that end at this hop, and the framing (written from what the proxy sends).
-constexpr std::string_view kHopByHop[] = {
-    "connection",        "keep-alive", "proxy-connection", "te",
-    "transfer-encoding", "trailer",    "content-length"};
+// What a field name is to the proxy. Decided by its length first, so that a field
+// costs one comparison or none (this runs for every field of every message).
+enum class Role : uint8_t {
+  kPass,
+  kHop,      // ends at this hop, or is framing (written from what the proxy sends)
+  kUpgrade,  // hop-by-hop unless tunnelling
+  kOwn,      // a request field the proxy writes itself (or answers: Expect)
+};
 
-// Request fields the proxy writes itself (or answers: Expect).
-constexpr std::string_view kRequestOwn[] = {"host",      "x-forwarded-for",   "x-real-ip",
-                                            "forwarded", "x-forwarded-proto", "x-request-id",
-                                            "expect"};
-
-// Names a field "Connection" lists (RFC 9110 §7.6.1): those fields end at this hop.
-bool NamedByConnection(const std::vector<Field>& fields, std::string_view name) {
-  bool named = false;
-  for (const Field& f : fields) {
-    if (!EqualsIgnoreCase(f.name, "connection")) continue;
-    ForEachListElement(
-        f.value, [&](std::string_view option) { named = named || EqualsIgnoreCase(option, name); });
+Role RoleOf(std::string_view name) {
+  switch (name.size()) {
+    case 2:
+      return EqualsIgnoreCase(name, "te") ? Role::kHop : Role::kPass;
+    case 4:
+      return EqualsIgnoreCase(name, "host") ? Role::kOwn : Role::kPass;
+    case 6:
+      return EqualsIgnoreCase(name, "expect") ? Role::kOwn : Role::kPass;
+    case 7:
+      if (EqualsIgnoreCase(name, "trailer")) return Role::kHop;
+      return EqualsIgnoreCase(name, "upgrade") ? Role::kUpgrade : Role::kPass;
+    case 9:
+      if (EqualsIgnoreCase(name, "x-real-ip")) return Role::kOwn;
+      return EqualsIgnoreCase(name, "forwarded") ? Role::kOwn : Role::kPass;
+    case 10:
+      if (EqualsIgnoreCase(name, "connection")) return Role::kHop;
+      return EqualsIgnoreCase(name, "keep-alive") ? Role::kHop : Role::kPass;
+    case 12:
+      return EqualsIgnoreCase(name, "x-request-id") ? Role::kOwn : Role::kPass;
+    case 14:
+      return EqualsIgnoreCase(name, "content-length") ? Role::kHop : Role::kPass;
+    case 15:
+      return EqualsIgnoreCase(name, "x-forwarded-for") ? Role::kOwn : Role::kPass;
+    case 16:
+      return EqualsIgnoreCase(name, "proxy-connection") ? Role::kHop : Role::kPass;
+    case 17:
+      if (EqualsIgnoreCase(name, "transfer-encoding")) return Role::kHop;
+      return EqualsIgnoreCase(name, "x-forwarded-proto") ? Role::kOwn : Role::kPass;
+    default:
+      return Role::kPass;
   }
-  return named;
 }
 
-// Fields that never cross the proxy as received: hop-by-hop ones, the framing (written
-// from what the proxy sends), and those the proxy writes itself.
-bool Dropped(const std::vector<Field>& fields, std::string_view name, bool keep_upgrade,
-             std::span<const std::string_view> own) {
-  for (std::string_view h : kHopByHop) {
-    if (EqualsIgnoreCase(name, h)) return true;
+// The field names a message's Connection fields list (RFC 9110 §7.6.1): those fields
+// end at this hop. Gathered once per message, not once per field.
+class ConnectionOptions {
+ public:
+  explicit ConnectionOptions(const std::vector<Field>& fields) {
+    for (const Field& f : fields) {
+      if (f.name.size() != 10 || !EqualsIgnoreCase(f.name, "connection")) continue;
+      ForEachListElement(f.value, [&](std::string_view option) {
+        if (count_ < kMax) {
+          options_[count_++] = option;
+        } else {
+          overflow_ = &fields;
+        }
+      });
+    }
   }
-  if (EqualsIgnoreCase(name, "upgrade")) return !keep_upgrade;
-  for (std::string_view o : own) {
-    if (EqualsIgnoreCase(name, o)) return true;
+  bool Names(std::string_view name) const {
+    for (size_t i = 0; i < count_; ++i) {
+      if (EqualsIgnoreCase(options_[i], name)) return true;
+    }
+    return overflow_ != nullptr && NamedInAny(*overflow_, name);
   }
-  return NamedByConnection(fields, name);
+
+ private:
+  static constexpr size_t kMax = 8;
+  static bool NamedInAny(const std::vector<Field>& fields, std::string_view name) {
+    bool named = false;
+    for (const Field& f : fields) {
+      if (!EqualsIgnoreCase(f.name, "connection")) continue;
+      ForEachListElement(f.value, [&](std::string_view option) {
+        named = named || EqualsIgnoreCase(option, name);
+      });
+    }
+    return named;
+  }
+  std::string_view options_[kMax];
+  size_t count_ = 0;
+  const std::vector<Field>* overflow_ = nullptr;  // more options than kMax: scan them all
+};
+
+// Fields that never cross the proxy as received: hop-by-hop ones, the framing, those
+// the proxy writes itself (requests), and those the Connection fields name.
+bool Dropped(const ConnectionOptions& connection, std::string_view name, bool keep_upgrade,
+             bool request) {
+  switch (RoleOf(name)) {
+    case Role::kHop:
+      return true;
+    case Role::kUpgrade:
+      return !keep_upgrade;
+    case Role::kOwn:
+      if (request) return true;
+      break;
+    case Role::kPass:
+      break;
+  }
+  return connection.Names(name);
 }
 
 // A field the rules remove or replace.
@@ -57,10 +123,18 @@ bool RuledOut(const HeaderRules* rules, std::string_view name) {
 }
 
 void AppendField(std::string_view name, std::string_view value, std::string* out) {
-  out->append(name);
-  out->append(": ");
-  out->append(value);
-  out->append("\r\n");
+  // One resize and two copies: four appends cost twice as much, for every field.
+  const size_t at = out->size();
+  out->resize(at + name.size() + value.size() + 4);
+  char* p = out->data() + at;
+  std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  *p++ = ':';
+  *p++ = ' ';
+  std::memcpy(p, value.data(), value.size());
+  p += value.size();
+  *p++ = '\r';
+  *p = '\n';
 }
 
 void AppendFraming(BodyKind body, uint64_t length, std::string* out) {
@@ -91,16 +165,8 @@ void AppendRuleFields(const HeaderRules* rules, std::string* out) {
 }  // namespace
 
 bool ProxyOwnsField(std::string_view name, bool request) {
-  if (EqualsIgnoreCase(name, "upgrade")) return true;
-  for (std::string_view h : kHopByHop) {
-    if (EqualsIgnoreCase(name, h)) return true;
-  }
-  if (request) {
-    for (std::string_view o : kRequestOwn) {
-      if (EqualsIgnoreCase(name, o)) return true;
-    }
-  }
-  return false;
+  const Role role = RoleOf(name);
+  return role == Role::kHop || role == Role::kUpgrade || (role == Role::kOwn && request);
 }
 
 void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::string* out) {
@@ -111,6 +177,7 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
   AppendField("Host", f.host, out);
   std::string forwarded_for;  // the trusted peer's X-Forwarded-For list
   std::string forwarded;      // and its Forwarded list
+  const ConnectionOptions connection(in.fields);
   for (const Field& field : in.fields) {
     if (f.trusted_peer && EqualsIgnoreCase(field.name, "x-forwarded-for") && !field.value.empty()) {
       if (!forwarded_for.empty()) forwarded_for += ", ";
@@ -120,7 +187,8 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
       if (!forwarded.empty()) forwarded += ", ";
       forwarded.append(field.value);
     }
-    if (Dropped(in.fields, field.name, f.upgrade, kRequestOwn) || RuledOut(f.rules, field.name)) {
+    if (Dropped(connection, field.name, f.upgrade, /*request=*/true) ||
+        RuledOut(f.rules, field.name)) {
       continue;
     }
     AppendField(field.name, field.value, out);
@@ -140,11 +208,16 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
   forwarded_for.append(f.client_ip);
   AppendField("X-Forwarded-For", forwarded_for, out);
   AppendField("X-Real-IP", real_ip, out);
-  if (!forwarded.empty()) forwarded += ", ";
-  AppendForwardedFor(f.client_ip, &forwarded);
-  forwarded += ";proto=";
-  forwarded.append(f.scheme);
-  AppendField("Forwarded", forwarded, out);
+  // Written in place: the usual value is too long for the short-string buffer.
+  out->append("Forwarded: ");
+  if (!forwarded.empty()) {
+    out->append(forwarded);
+    out->append(", ");
+  }
+  AppendForwardedFor(f.client_ip, out);
+  out->append(";proto=");
+  out->append(f.scheme);
+  out->append("\r\n");
   AppendField("X-Forwarded-Proto", f.scheme, out);
   if (!f.request_id.empty()) AppendField("X-Request-ID", f.request_id, out);
   out->append("\r\n");
@@ -156,6 +229,7 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
   out->append(" ");
   out->append(in.reason);
   out->append("\r\n");
+  const ConnectionOptions connection(in.fields);
   for (const Field& field : in.fields) {
     // A response without a body keeps what its Content-Length says of the
     // representation (HEAD, 304); every other framing is the proxy's.
@@ -163,7 +237,10 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
       AppendField(field.name, field.value, out);
       continue;
     }
-    if (Dropped(in.fields, field.name, f.upgrade, {}) || RuledOut(f.rules, field.name)) continue;
+    if (Dropped(connection, field.name, f.upgrade, /*request=*/false) ||
+        RuledOut(f.rules, field.name)) {
+      continue;
+    }
     AppendField(field.name, field.value, out);
   }
   AppendRuleFields(f.rules, out);
