@@ -18,12 +18,16 @@
 #include <utility>
 
 #include "core/check.h"
+#include "core/frame_pool.h"
 
 namespace ringproxy {
 
 namespace internal {
 
 struct PromiseBase {
+  static void* operator new(size_t size) { return AllocateFrame(size); }
+  static void operator delete(void* frame, size_t size) noexcept { FreeFrame(frame, size); }
+
   // Who resumes when this task ends; null for a spawned task, which frees itself.
   std::coroutine_handle<> continuation = std::noop_coroutine();
 

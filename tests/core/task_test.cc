@@ -1,8 +1,10 @@
 #include "core/task.h"
 
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "build_info.h"
 #include "core/ops.h"
 #include "core/reactor.h"
 #include "core/sync.h"
@@ -137,6 +139,41 @@ TEST(TaskTest, SpawnedTasksFreeTheirFrames) {
   int alive = 0;
   EXPECT_EQ(RunUntilComplete(*reactor, SpawnBoth(&alive)), 0)
       << "a task that suspended was not freed when it ended";
+}
+
+TEST(FramePoolTest, AFreedFrameIsReusedForAFrameOfItsSize) {
+#if !RINGPROXY_POOLS || defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "built without pools: frames go to new and delete";
+#else
+  void* a = internal::AllocateFrame(200);
+  internal::FreeFrame(a, 200);
+  void* b = internal::AllocateFrame(199);  // the same 16-byte class
+  EXPECT_EQ(a, b);
+  void* c = internal::AllocateFrame(300);  // another class: not that frame
+  EXPECT_NE(c, b);
+  internal::FreeFrame(b, 199);
+  internal::FreeFrame(c, 300);
+  // Over the pooled sizes: plain new and delete.
+  void* big = internal::AllocateFrame(64 * 1024);
+  internal::FreeFrame(big, 64 * 1024);
+#endif
+}
+
+TEST(FramePoolTest, TasksRunOnPooledFramesOnManyThreads) {
+  // Frames allocated, freed and reused by tasks of every depth, on threads that end
+  // (their pools are freed then; LSan in the ASan build would see a leak).
+  std::vector<std::thread> threads;
+  std::vector<int64_t> sums(4);
+  for (size_t t = 0; t < sums.size(); ++t) {
+    threads.emplace_back([&sums, t] {
+      auto reactor = testing::MakeReactor(true);
+      for (int i = 0; i < 200; ++i) sums[t] += RunUntilComplete(*reactor, Sum(i % 40));
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  int64_t want = 0;
+  for (int i = 0; i < 200; ++i) want += (i % 40) * (i % 40 + 1) / 2;
+  for (int64_t s : sums) EXPECT_EQ(s, want);
 }
 
 }  // namespace
