@@ -206,6 +206,9 @@ class Ringproxy(Target):
     relay = "auto"
     coalesce_us = 0
 
+    def binary(self):
+        return self.env.args.ringproxy
+
     def tls_tables(self):
         """The TOML that makes the listener terminate TLS (a certificate given), else ''."""
         if self.cert is None:
@@ -240,7 +243,7 @@ class Ringproxy(Target):
             values["HTTP_PROTOCOL"] = "https" if self.cert else "http"
             template = "ringproxy-http.toml.in" if self.kind == "http" else "ringproxy-tcp.toml.in"
         render(os.path.join(TARGETS_DIR, template), conf, values)
-        self.proc = Proc(f"{self.name}-{self.variant}", [e.args.ringproxy, "--config", conf],
+        self.proc = Proc(f"{self.name}-{self.variant}", [self.binary(), "--config", conf],
                          e.proxy_cpus, e.run_dir)
         self.pid = self.proc.pid
         wait_listening(self.port, self.proc)
@@ -261,6 +264,19 @@ class RingproxySplice(Ringproxy):
 class RingproxyCoalesce(Ringproxy):
     """runtime.coalesce_us on: under load a shard sleeps for a batch of completions."""
     name = "ringproxy-coalesce"
+    coalesce_us = 200
+
+
+class Baseline(Ringproxy):
+    """Another build of ringproxy (--baseline), to measure a change in the same run."""
+    name = "baseline"
+
+    def binary(self):
+        return self.env.args.baseline
+
+
+class BaselineCoalesce(Baseline):
+    name = "baseline-coalesce"
     coalesce_us = 200
 
 
@@ -342,4 +358,5 @@ class Haproxy(Target):
 
 
 TARGETS = {t.name: t for t in (Direct, Ringproxy, RingproxyCopy, RingproxySplice,
-                                RingproxyCoalesce, Nginx, Haproxy)}
+                                RingproxyCoalesce, Baseline, BaselineCoalesce, Nginx,
+                                Haproxy)}
