@@ -1,7 +1,7 @@
 #include "proto/http/forward.h"
 
+#include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <string>
 
 #include "core/ascii.h"
@@ -127,12 +127,11 @@ void AppendField(std::string_view name, std::string_view value, std::string* out
   const size_t at = out->size();
   out->resize(at + name.size() + value.size() + 4);
   char* p = out->data() + at;
-  std::memcpy(p, name.data(), name.size());
-  p += name.size();
+  // std::copy, not memcpy: an empty value may have a null data() (UBSan's complaint).
+  p = std::copy(name.begin(), name.end(), p);
   *p++ = ':';
   *p++ = ' ';
-  std::memcpy(p, value.data(), value.size());
-  p += value.size();
+  p = std::copy(value.begin(), value.end(), p);
   *p++ = '\r';
   *p = '\n';
 }
