@@ -12,6 +12,7 @@ namespace ringproxy::internal {
 
 void* AllocateFrame(size_t size) { return ::operator new(size); }
 void FreeFrame(void* frame, size_t /*size*/) noexcept { ::operator delete(frame); }
+size_t PooledFrames(size_t /*size*/) { return 0; }
 
 #else
 
@@ -59,7 +60,8 @@ void* AllocateFrame(size_t size) {
 void FreeFrame(void* frame, size_t size) noexcept {
   const size_t c = ClassOf(size);
   FramePool& p = pool;
-  if (c >= kClasses || p.gone || p.count[c] >= kKeepBytes / ((c + 1) * kGrain)) {
+  // Kept while the class stays within kKeepBytes; multiplied, not divided, on every free.
+  if (c >= kClasses || p.gone || (p.count[c] + 1) * ((c + 1) * kGrain) > kKeepBytes) {
     ::operator delete(frame);
     return;
   }
@@ -67,6 +69,11 @@ void FreeFrame(void* frame, size_t size) noexcept {
   f->next = p.free[c];
   p.free[c] = f;
   ++p.count[c];
+}
+
+size_t PooledFrames(size_t size) {
+  const size_t c = ClassOf(size);
+  return c < kClasses ? pool.count[c] : 0;
 }
 
 #endif

@@ -15,5 +15,7 @@ namespace ringproxy::internal {
 
 void* AllocateFrame(size_t size);
 void FreeFrame(void* frame, size_t size) noexcept;
+// Freed frames this thread keeps for `size`'s class (0 without pools); for tests.
+size_t PooledFrames(size_t size);
 
 }  // namespace ringproxy::internal

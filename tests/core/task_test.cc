@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "build_info.h"
+#include "core/frame_pool.h"
 #include "core/ops.h"
 #include "core/reactor.h"
 #include "core/sync.h"
@@ -156,6 +157,28 @@ TEST(FramePoolTest, AFreedFrameIsReusedForAFrameOfItsSize) {
   // Over the pooled sizes: plain new and delete.
   void* big = internal::AllocateFrame(64 * 1024);
   internal::FreeFrame(big, 64 * 1024);
+#endif
+}
+
+TEST(FramePoolTest, AClassKeepsAtMost64KiB) {
+#if !RINGPROXY_POOLS || defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "built without pools: frames go to new and delete";
+#else
+  // On a fresh thread, so other tests' frames are not counted.
+  std::thread([] {
+    for (size_t size : {size_t{1000}, size_t{1024}, size_t{4096}, size_t{8192}}) {
+      const size_t rounded = (size + 15) / 16 * 16;
+      const size_t keep = 64 * 1024 / rounded;
+      std::vector<void*> frames(keep + 3);
+      for (void*& f : frames) f = internal::AllocateFrame(size);
+      for (void* f : frames) internal::FreeFrame(f, size);
+      EXPECT_EQ(internal::PooledFrames(size), keep) << size;
+      // All of them come back from the pool; the next is new.
+      for (size_t i = 0; i < keep; ++i) frames[i] = internal::AllocateFrame(size);
+      EXPECT_EQ(internal::PooledFrames(size), 0U) << size;
+      for (size_t i = 0; i < keep; ++i) internal::FreeFrame(frames[i], size);
+    }
+  }).join();
 #endif
 }
 
