@@ -57,16 +57,13 @@ Role RoleOf(std::string_view name) {
 class ConnectionOptions {
  public:
   explicit ConnectionOptions(const std::vector<Field>& fields) {
-    for (const Field& f : fields) {
-      if (f.name.size() != 10 || !EqualsIgnoreCase(f.name, "connection")) continue;
-      ForEachListElement(f.value, [&](std::string_view option) {
-        if (count_ < kMax) {
-          options_[count_++] = option;
-        } else {
-          overflow_ = &fields;
-        }
-      });
-    }
+    ForEachOption(fields, [&](std::string_view option) {
+      if (count_ < kMax) {
+        options_[count_++] = option;
+      } else {
+        overflow_ = &fields;
+      }
+    });
   }
   bool Names(std::string_view name) const {
     for (size_t i = 0; i < count_; ++i) {
@@ -77,14 +74,18 @@ class ConnectionOptions {
 
  private:
   static constexpr size_t kMax = 8;
+  template <typename Fn>
+  static void ForEachOption(const std::vector<Field>& fields, const Fn& fn) {
+    for (const Field& f : fields) {
+      if (f.name.size() == 10 && EqualsIgnoreCase(f.name, "connection")) {
+        ForEachListElement(f.value, fn);
+      }
+    }
+  }
   static bool NamedInAny(const std::vector<Field>& fields, std::string_view name) {
     bool named = false;
-    for (const Field& f : fields) {
-      if (!EqualsIgnoreCase(f.name, "connection")) continue;
-      ForEachListElement(f.value, [&](std::string_view option) {
-        named = named || EqualsIgnoreCase(option, name);
-      });
-    }
+    ForEachOption(
+        fields, [&](std::string_view option) { named = named || EqualsIgnoreCase(option, name); });
     return named;
   }
   std::string_view options_[kMax];
