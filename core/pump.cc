@@ -243,7 +243,7 @@ Task<void> Pump::Flow(int which, Gate::Holder /*holder*/) {
 }
 
 Task<PumpResult> Pump::Run() {
-  resources_.sweeper->Add(&watch_, options_.idle_timeout_ms, MonotonicNowNs());
+  resources_.sweeper->Add(&watch_, options_.idle_timeout_ms, TurnNowNs());
   Gate gate;
   Spawn(Flow(0, gate.Enter()));
   Spawn(Flow(1, gate.Enter()));

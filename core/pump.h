@@ -114,7 +114,7 @@ class Pump {
   Task<StepEnd> DrainBeforeSplice(Direction& d);
   Task<bool> Deliver(Direction& d, std::span<const std::byte> data);
   bool CanSplice(const Direction& d);
-  void Touch() { watch_.Touch(MonotonicNowNs()); }
+  void Touch() { watch_.Touch(TurnNowNs()); }
   Deadline SendDeadline() const { return Deadline::AfterMs(options_.send_timeout_ms); }
   static void OnIdle(IdleWatch* watch, void* self);
   void Fail(const Direction& d, int error, bool on_source);

@@ -206,6 +206,8 @@ int Reactor::SubmitAndWaitBatch(unsigned nr, unsigned window_us) {
 void Reactor::Run(Task<void> main) {
   Reactor* previous = t_current;
   t_current = this;
+  const int64_t previous_turn_ns = internal::t_turn_ns;
+  internal::t_turn_ns = 0;
   bool done = false;
   Spawn(RunMain(std::move(main), &done));
   while (!done) {
@@ -227,12 +229,15 @@ void Reactor::Run(Task<void> main) {
     if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME) {
       RP_CHECK(false && "io_uring_enter failed");
     }
+    // A new turn: what runs next reads the clock afresh (the enter may have slept).
+    internal::t_turn_ns = 0;
     Reap();
-    if (coalesce_.window_us() != 0) coalesce_.Observe(stats_.completions, MonotonicNowNs());
+    if (coalesce_.window_us() != 0) coalesce_.Observe(stats_.completions, TurnNowNs());
   }
   // Whatever the last step queued (cancels, closes) still goes to the kernel.
   io_uring_submit(&ring_);
   t_current = previous;
+  internal::t_turn_ns = previous_turn_ns;
 }
 
 }  // namespace ringproxy

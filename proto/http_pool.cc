@@ -64,7 +64,7 @@ void UpstreamPool::Put(std::unique_ptr<UpstreamLink> link, int max_idle, int64_t
   std::vector<std::unique_ptr<Entry>>& again = idle_by_key_[key];  // Drop may erase the key
   auto e = std::make_unique<Entry>(this, key);
   e->link = std::move(link);
-  sweeper_->Add(&e->watch, idle_timeout_ms, MonotonicNowNs());
+  sweeper_->Add(&e->watch, idle_timeout_ms, TurnNowNs());
   again.push_back(std::move(e));
   ++idle_;
 }

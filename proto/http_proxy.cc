@@ -406,7 +406,7 @@ Task<int> HttpSession::ReadRequestHead() {
     if (!avail.empty()) {
       if (head_buf_.empty()) {
         if (!first) head_deadline = Deadline::AfterMs(settings_->header_timeout_ms);
-        start_ns_ = MonotonicNowNs();
+        start_ns_ = TurnNowNs();
       }
       head_buf_.append(avail);
       in_.Consume(avail.size());
@@ -573,7 +573,7 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
       up_ = std::move(pooled);
       reused_ = true;
       upstream_text_ = group.servers[up_->server].text;
-      connected_ns_ = MonotonicNowNs();
+      connected_ns_ = TurnNowNs();
       co_return 0;
     }
   }
@@ -612,7 +612,7 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
       co_return stopped_ ? -1 : 502;
     }
   }
-  connected_ns_ = MonotonicNowNs();
+  connected_ns_ = TurnNowNs();
   co_return 0;
 }
 
@@ -1006,7 +1006,7 @@ Task<bool> HttpSession::Exchange() {
     }
     break;
   }
-  header_ns_ = MonotonicNowNs();
+  header_ns_ = TurnNowNs();
   up_in.Keep(std::string_view(resp_buf_).substr(rparser.head_bytes()));
   status_ = resp_.status;
 
@@ -1088,7 +1088,7 @@ Task<bool> HttpSession::Exchange() {
 void HttpSession::LogAccess() {
   const LogConfig& lc = snapshot_->config->log;
   if (!lc.access) return;
-  const int64_t now = MonotonicNowNs();
+  const int64_t now = TurnNowNs();
   auto ms = [&](int64_t at) -> double {
     return at == 0 ? -1.0 : static_cast<double>(at - start_ns_) / 1e6;
   };
@@ -1207,7 +1207,7 @@ Task<void> HttpSession::Run() {
     const int read = co_await ReadRequestHead();
     if (read < 0) break;
     if (read > 0) {
-      start_ns_ = start_ns_ == 0 ? MonotonicNowNs() : start_ns_;
+      start_ns_ = start_ns_ == 0 ? TurnNowNs() : start_ns_;
       services_->metrics->http_bad_requests.Add();
       RP_LOG(kInfo, "{}: client {}: bad request: {} ({})", listener_->name, peer_.ToString(), read,
              read == 408 ? std::string_view("request head timed out") : parser_.error());

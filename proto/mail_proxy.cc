@@ -264,7 +264,7 @@ Task<void> MailSession::Audit(AuditRecord* r, int64_t start_ns) {
   AppendJsonString(&line, r->upstream);
   line += ",\"route\":";
   AppendJsonString(&line, r->route_source);
-  line += fmt::format(",\"latency_ms\":{:.3f}}}\n", (MonotonicNowNs() - start_ns) / 1e6);
+  line += fmt::format(",\"latency_ms\":{:.3f}}}\n", (TurnNowNs() - start_ns) / 1e6);
   co_await sink->Write(std::move(line));
 }
 
@@ -284,7 +284,7 @@ Task<PreauthEnd> MailSession::Preauth(Credentials* credentials, bool greet) {
 
 Task<void> MailSession::Run() {
   ShardMetrics& metrics = *services_->metrics;
-  const int64_t start_ns = MonotonicNowNs();
+  const int64_t start_ns = TurnNowNs();
   client_ip_ = peer_.HostString();
   SocketAddress local;
   *local.mutable_size() = SocketAddress::capacity();
@@ -327,12 +327,12 @@ Task<void> MailSession::Run() {
   co_await down_->Quiesce();
   if (down_ != &client_) co_await client_.Quiesce();
   RP_LOG(kDebug, "{}: client {}: session ended ({}) after {} ms", listener_->name, peer_.ToString(),
-         end_text, (MonotonicNowNs() - start_ns) / 1'000'000);
+         end_text, (TurnNowNs() - start_ns) / 1'000'000);
 }
 
 Task<AttemptEnd> MailSession::Login(Credentials* credentials, int attempt) {
   ShardMetrics& metrics = *services_->metrics;
-  const int64_t start_ns = MonotonicNowNs();
+  const int64_t start_ns = TurnNowNs();
   RouteStack* routes = snapshot_->routes.get();
   AuditRecord audit;
   audit.user = credentials->user;
@@ -627,7 +627,7 @@ Task<void> MailSessionEntry(ShardServices* services, SnapshotRef snapshot,
   bool parked = false;
   if (!settings->implicit_tls) {
     // Everything that lives across this wait is in this frame; keep it small.
-    const int64_t start_ns = MonotonicNowNs();
+    const int64_t start_ns = TurnNowNs();
     const size_t sent = GreetNow(snapshot.get(), settings, client_fd);
     bool greeted = sent == settings->greeting_line.size();
     if (!greeted) {
@@ -653,7 +653,7 @@ Task<void> MailSessionEntry(ShardServices* services, SnapshotRef snapshot,
              : r.timed_out() ? "timeout"
              : r.cancelled() ? "stopped"
                              : "closed",
-             (MonotonicNowNs() - start_ns) / 1'000'000);
+             (TurnNowNs() - start_ns) / 1'000'000);
       co_return;
     }
   }

@@ -68,7 +68,7 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   PlainStream client(UniqueFd(client_fd), services->buffers);
   TcpSession session(&client);
   SessionRegistration registration(services->sessions, &session);
-  const int64_t start_ns = MonotonicNowNs();
+  const int64_t start_ns = TurnNowNs();
   const Config& config = *snapshot->config;
   ByteStream* down = &client;
   // On the heap, and only with TLS: an idle plain session's frame stays small.
@@ -154,9 +154,9 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
         "access tcp listener={} client={} upstream={} to_upstream={} to_client={} "
         "duration_ms={} end={}{}{}{}",
         listener->name, peer.ToString(), server.text, result.bytes_to_upstream,
-        result.bytes_to_downstream, (MonotonicNowNs() - start_ns) / 1'000'000,
-        PumpEndName(result.end), result.error != 0 ? " error=" : "",
-        result.error != 0 ? strerror(result.error) : "", TlsSummary(client_tls.get()));
+        result.bytes_to_downstream, (TurnNowNs() - start_ns) / 1'000'000, PumpEndName(result.end),
+        result.error != 0 ? " error=" : "", result.error != 0 ? strerror(result.error) : "",
+        TlsSummary(client_tls.get()));
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/socket.h"
@@ -49,6 +50,30 @@ Task<int64_t> SleepFor(int ms) {
 
 TEST_P(OpsTest, SleepWaitsUntilTheDeadline) {
   EXPECT_GE(RunUntilComplete(*reactor_, SleepFor(30)), 29);
+}
+
+void SpinNs(int64_t ns) {
+  const int64_t until = MonotonicNowNs() + ns;
+  while (MonotonicNowNs() < until) {
+  }
+}
+
+Task<std::pair<int64_t, int64_t>> TurnClockAroundASleep() {
+  const int64_t before = TurnNowNs();
+  SpinNs(2'000'000);  // busy within the turn: its clock stays where it was read
+  const int64_t within = TurnNowNs() - before;
+  co_await Sleep(Deadline::AfterMs(20));
+  co_return std::pair(within, TurnNowNs() - before);
+}
+
+TEST_P(OpsTest, TheTurnClockIsReadOncePerTurnAndAfreshAfterASleep) {
+  const auto [within, across] = RunUntilComplete(*reactor_, TurnClockAroundASleep());
+  EXPECT_EQ(within, 0);
+  EXPECT_GE(across, 20'000'000);
+  // Outside a turn (Run has returned) it is the clock.
+  const int64_t a = TurnNowNs();
+  SpinNs(1'000'000);
+  EXPECT_GE(TurnNowNs() - a, 1'000'000);
 }
 
 Task<std::string> SendThenRecv(int a, int b, std::string msg) {
