@@ -262,9 +262,13 @@ class RingproxySplice(Ringproxy):
 
 
 class RingproxyCoalesce(Ringproxy):
-    """runtime.coalesce_us on: under load a shard sleeps for a batch of completions."""
+    """runtime.coalesce_us on (--coalesce-us, default 200 as deploy/ringproxy.toml ships):
+    under load a shard sleeps for a batch of completions."""
     name = "ringproxy-coalesce"
-    coalesce_us = 200
+
+    @property
+    def coalesce_us(self):
+        return self.env.args.coalesce_us
 
 
 class Baseline(Ringproxy):
@@ -277,7 +281,10 @@ class Baseline(Ringproxy):
 
 class BaselineCoalesce(Baseline):
     name = "baseline-coalesce"
-    coalesce_us = 200
+
+    @property
+    def coalesce_us(self):
+        return self.env.args.coalesce_us
 
 
 class Nginx(Target):
