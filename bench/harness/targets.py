@@ -279,12 +279,9 @@ class Baseline(Ringproxy):
         return self.env.args.baseline
 
 
-class BaselineCoalesce(Baseline):
+class BaselineCoalesce(Baseline, RingproxyCoalesce):
+    """The baseline build with ringproxy-coalesce's window."""
     name = "baseline-coalesce"
-
-    @property
-    def coalesce_us(self):
-        return self.env.args.coalesce_us
 
 
 class Nginx(Target):
