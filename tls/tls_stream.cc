@@ -61,36 +61,43 @@ int TlsStream::IoSend(WOLFSSL* /*ssl*/, char* buf, int size, void* ctx) {
   return size;
 }
 
-Task<IoResult> TlsStream::SendQueued(Deadline deadline) {
-  // A read (a TLS 1.3 KeyUpdate answer) may queue records while a write is on its way
-  // to the transport: one sender at a time, and it takes whatever was queued meanwhile.
-  if (sending_) co_return IoResult{0};
-  sending_ = true;
-  IoResult w{0};
-  while (!ciphertext_.empty() && w.ok()) {
-    std::string batch;
-    batch.swap(ciphertext_);
-    w = co_await transport_->Write(AsBytes(batch), deadline);
-  }
-  sending_ = false;
-  if (idle_waiter_) Reactor::Current()->Post(std::exchange(idle_waiter_, {}));
-  co_return w;
-}
-
-Task<IoResult> TlsStream::SendAllQueued(Deadline deadline) {
-  // Another coroutine's batch must reach the transport first (Flush and close_notify
-  // promise everything before them).
+Task<IoResult> TlsStream::Send(Deadline deadline, SendUntil until) {
+  // The stream may be read and written by two coroutines at once (the pump's two
+  // directions), and a read can queue records too (a TLS 1.3 KeyUpdate answer). The
+  // transport keeps one queue of unsent bytes that one sender drains: every call on its
+  // sending side happens here, under sending_.
+  if (sending_ && until == SendUntil::kIfIdle) co_return IoResult{0};  // the sender takes it
   while (sending_) {
     struct IdleAwaiter {
       TlsStream* s;
       bool await_ready() const { return !s->sending_; }
-      void await_suspend(std::coroutine_handle<> h) { s->idle_waiter_ = h; }
+      void await_suspend(std::coroutine_handle<> h) {
+        RP_DCHECK(!s->idle_waiter_);
+        s->idle_waiter_ = h;
+      }
       void await_resume() const {}
     };
     co_await IdleAwaiter{this};
   }
-  IoResult w = co_await SendQueued(deadline);
-  co_return w;
+  sending_ = true;
+  IoResult w{0};
+  for (;;) {
+    while (!ciphertext_.empty() && w.ok()) {
+      std::string batch;
+      batch.swap(ciphertext_);
+      w = co_await transport_->Write(AsBytes(batch), deadline);
+    }
+    if (!w.ok() || until == SendUntil::kIfIdle) break;
+    if (transport_->pending_output() > 0) {
+      w = co_await transport_->Flush(deadline);
+      continue;  // records queued meanwhile go too
+    }
+    if (until == SendUntil::kShutdown) w = co_await transport_->ShutdownWrite(deadline);
+    break;
+  }
+  sending_ = false;
+  if (idle_waiter_) Reactor::Current()->Post(std::exchange(idle_waiter_, {}));
+  co_return w.ok() ? IoResult{0} : w;
 }
 
 IoResult TlsStream::Failed(int ret) {
@@ -118,15 +125,15 @@ Task<IoResult> TlsStream::Handshake(Deadline deadline) {
       if (name != nullptr && len > 0) server_name_.assign(static_cast<const char*>(name), len);
     }
     // Our flight (or the alert that ends a failed handshake) goes out either way.
-    IoResult sent = co_await SendQueued(deadline);
+    IoResult sent = co_await Send(deadline, SendUntil::kIfIdle);
     if (ret == WOLFSSL_SUCCESS) {
       if (!sent.ok()) co_return sent;
-      IoResult f = co_await transport_->Flush(deadline);
+      IoResult f = co_await Send(deadline, SendUntil::kFlushed);
       co_return f.ok() ? IoResult{0} : f;
     }
     if (err != WOLFSSL_ERROR_WANT_READ) {
       IoResult failure = Failed(ret);
-      if (sent.ok()) (void)co_await transport_->Flush(deadline);
+      if (sent.ok()) (void)co_await Send(deadline, SendUntil::kFlushed);
       co_return failure;
     }
     if (!sent.ok()) co_return sent;
@@ -163,7 +170,7 @@ Task<IoResult> TlsStream::Fill(Deadline deadline) {
     // About to wait for the transport: hold no buffer across the wait.
     if (transport_->buffered() == 0) ReleasePlaintext();
     // A read may have produced records to send (a TLS 1.3 KeyUpdate answer).
-    IoResult sent = co_await SendQueued(deadline);
+    IoResult sent = co_await Send(deadline, SendUntil::kIfIdle);
     if (!sent.ok()) co_return sent;
     if (err == WOLFSSL_ERROR_ZERO_RETURN) co_return IoResult{0};  // close_notify
     if (err == WOLFSSL_ERROR_WANT_READ) {
@@ -225,20 +232,18 @@ Task<IoResult> TlsStream::Write(std::span<const std::byte> data, Deadline deadli
     const int w = wolfSSL_write(ssl_, data.data() + done, static_cast<int>(n));
     if (w <= 0) {
       IoResult failure = Failed(w);
-      (void)co_await SendQueued(deadline);
+      (void)co_await Send(deadline, SendUntil::kIfIdle);
       co_return failure;
     }
     done += static_cast<size_t>(w);
   }
-  IoResult sent = co_await SendQueued(deadline);
+  IoResult sent = co_await Send(deadline, SendUntil::kIfIdle);
   if (!sent.ok()) co_return sent;
   co_return IoResult{static_cast<int32_t>(data.size())};
 }
 
 Task<IoResult> TlsStream::Flush(Deadline deadline) {
-  IoResult sent = co_await SendAllQueued(deadline);
-  if (!sent.ok()) co_return sent;
-  IoResult f = co_await transport_->Flush(deadline);
+  IoResult f = co_await Send(deadline, SendUntil::kFlushed);
   co_return f;
 }
 
@@ -253,9 +258,7 @@ Task<IoResult> TlsStream::ShutdownWrite(Deadline deadline) {
     // Queues close_notify through the send callback; reading goes on afterwards.
     (void)wolfSSL_shutdown(ssl_);
   }
-  IoResult sent = co_await SendAllQueued(deadline);
-  if (!sent.ok()) co_return sent;
-  IoResult s = co_await transport_->ShutdownWrite(deadline);
+  IoResult s = co_await Send(deadline, SendUntil::kShutdown);
   co_return s;
 }
 

@@ -74,12 +74,14 @@ class TlsStream final : public ByteStream {
  private:
   static int IoRecv(WOLFSSL* ssl, char* buf, int size, void* ctx);
   static int IoSend(WOLFSSL* ssl, char* buf, int size, void* ctx);
-  // Hands what the callbacks queued to the transport (its Write: no waiting for the
-  // kernel). The stream may be read and written by two coroutines at once (the pump's
-  // two directions), so this is the only place ciphertext leaves.
-  Task<IoResult> SendQueued(Deadline deadline);
-  // SendQueued after any batch another coroutine is sending has gone.
-  Task<IoResult> SendAllQueued(Deadline deadline);
+  enum class SendUntil {
+    kIfIdle,    // queued records handed on, unless another coroutine sends (it takes them)
+    kFlushed,   // after any other sender: everything queued, and the transport sent it all
+    kShutdown,  // the same, and then the transport's write side is shut
+  };
+  // The only place ciphertext leaves and the transport's sending side is called: one
+  // coroutine at a time (its Write never waits for the kernel, its Flush does).
+  Task<IoResult> Send(Deadline deadline, SendUntil until);
   IoResult Failed(int ret);
   void ReleasePlaintext();
 
@@ -92,7 +94,7 @@ class TlsStream final : public ByteStream {
   size_t plaintext_len_ = 0;
   size_t plaintext_off_ = 0;
   std::string ciphertext_;               // produced by wolfSSL, not handed to the transport yet
-  bool sending_ = false;                 // SendQueued is handing a batch to the transport
+  bool sending_ = false;                 // a Send is calling the transport
   std::coroutine_handle<> idle_waiter_;  // waits for sending_ to clear
   bool transport_eof_ = false;
   bool close_notify_sent_ = false;

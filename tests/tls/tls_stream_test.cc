@@ -247,6 +247,71 @@ TEST_F(TlsStreamTest, AbortEndsAWaitingRead) {
   EXPECT_LT(RunUntilComplete(*reactor_, FillThenAbort(&e)).res, 0);
 }
 
+// The server's writer waits in Flush for a client that does not read; meanwhile its
+// reader answers the client's KeyUpdate, which queues a record too. One coroutine at a
+// time may drive the transport's send queue: two flushing the same bytes sent them
+// twice (and read freed memory), and the client's decryption failed.
+Task<void> FlushServer(TlsStream* s, IoResult* out, Gate::Holder) {
+  *out = co_await s->Flush(Deadline::AfterMs(10000));
+}
+
+Task<void> ReadServer(TlsStream* s, std::string* out, Gate::Holder) {
+  IoResult r = co_await s->Fill(Deadline::AfterMs(10000));
+  EXPECT_EQ(r.res, 5) << s->error_text();
+  if (r.res > 0) {
+    out->assign(reinterpret_cast<const char*>(s->Peek().data()), s->Peek().size());
+    s->Consume(s->Peek().size());
+  }
+}
+
+Task<std::string> KeyUpdateWhileFlushing(Ends* e, WOLFSSL* client_ssl, const std::string* big,
+                                         IoResult* flushed, std::string* read) {
+  if (!co_await HandshakeBoth(e)) co_return "";
+  IoResult w = co_await e->server.Write(AsBytes(*big), Deadline::AfterMs(10000));
+  EXPECT_TRUE(w.ok());
+  EXPECT_GT(e->server.pending_output(), 0u) << "the client's socket took it all";
+  Gate gate;
+  Spawn(FlushServer(&e->server, flushed, gate.Enter()));
+  Spawn(ReadServer(&e->server, read, gate.Enter()));
+  EXPECT_EQ(wolfSSL_update_keys(client_ssl), WOLFSSL_SUCCESS);
+  IoResult sent = co_await e->client.Flush(Deadline::AfterMs(2000));
+  EXPECT_TRUE(sent.ok());
+  co_await Sleep(Deadline::AfterMs(100));  // the server's reader answers it now
+  std::string got;
+  while (got.size() < big->size()) {
+    IoResult r = co_await e->client.Fill(Deadline::AfterMs(10000));
+    if (r.res <= 0) {
+      ADD_FAILURE() << "client read " << r.res << " after " << got.size() << ": "
+                    << e->client.error_text();
+      break;
+    }
+    std::span<const std::byte> d = e->client.Peek();
+    got.append(reinterpret_cast<const char*>(d.data()), d.size());
+    e->client.Consume(d.size());
+  }
+  // The server's reader goes on under its new keys: one more message reaches it.
+  IoResult more = co_await WriteAll(&e->client, AsBytes("after"), Deadline::AfterMs(2000));
+  EXPECT_TRUE(more.ok());
+  co_await gate.Wait();
+  co_await e->client.Quiesce();
+  co_await e->server.Quiesce();
+  co_return got;
+}
+
+TEST_F(TlsStreamTest, AKeyUpdateAnsweredDuringAFlushLeavesTheStreamIntact) {
+  auto [c, s] = testing::TcpPair();
+  WOLFSSL* client_ssl = client_ctx_->NewSession();
+  Ends e(std::move(c), std::move(s), ring_.get(), client_ssl, server_ctx_->NewSession());
+  const std::string big = Pattern(32 << 20, 4);
+  IoResult flushed{-1};
+  std::string read;
+  const std::string got =
+      RunUntilComplete(*reactor_, KeyUpdateWhileFlushing(&e, client_ssl, &big, &flushed, &read));
+  EXPECT_TRUE(got == big) << got.size();
+  EXPECT_EQ(flushed.res, 0);
+  EXPECT_EQ(read, "after");
+}
+
 // client --TLS--> [server TLS stream | pump | plain] --> echo thread
 Task<void> PumpTlsToPlain(Ends* e, PlainStream* up, PumpResources res, PumpResult* out,
                           Gate::Holder) {
