@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -217,9 +218,32 @@ uint64_t DroppedLines() { return GetSink().dropped_total.load(std::memory_order_
 void WriteLine(Level level, std::string_view message) {
   fmt::memory_buffer line;
   internal::AppendPrefix(level, &line);
+  const size_t from = line.size();
   line.append(message);
-  line.push_back('\n');
+  internal::EndLine(&line, from);
   internal::Emit(std::string_view(line.data(), line.size()));
+}
+
+void internal::EndLine(fmt::memory_buffer* line, size_t from) {
+  auto control = [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c < 0x20 || c == 0x7f;
+  };
+  const char* begin = line->data();
+  const char* first = std::find_if(begin + from, begin + line->size(), control);
+  if (first != begin + line->size()) {
+    const size_t at = static_cast<size_t>(first - begin);
+    const std::string rest(first, line->size() - at);
+    line->resize(at);
+    for (char ch : rest) {
+      if (control(ch)) {
+        fmt::format_to(std::back_inserter(*line), "\\x{:02X}", static_cast<unsigned char>(ch));
+      } else {
+        line->push_back(ch);
+      }
+    }
+  }
+  line->push_back('\n');
 }
 
 void internal::AppendPrefix(Level level, fmt::memory_buffer* line) {

@@ -47,9 +47,18 @@ void SetThreadName(std::string_view name);
 void WriteLine(Level level, std::string_view message);
 uint64_t DroppedLines();
 
+// A value from outside in a key=value line: spaces, '"', '=' and '\' are written as
+// \xHH too, so that it cannot pass for more fields.
+struct Word {
+  std::string_view text;
+};
+
 namespace internal {
 // "<stamp> <level> [<thread>] ": what every line starts with.
 void AppendPrefix(Level level, fmt::memory_buffer* line);
+// Ends a formatted line: control bytes from `from` on are written as \xHH (a value
+// from a client cannot start a line of its own), then the newline.
+void EndLine(fmt::memory_buffer* line, size_t from);
 // Queues one whole line (ending in '\n') for the writer thread; stream 1: the access log.
 void Emit(std::string_view line, int stream = 0);
 }  // namespace internal
@@ -59,8 +68,9 @@ template <typename... Args>
 void Write(Level level, fmt::format_string<Args...> format, Args&&... args) {
   fmt::memory_buffer line;
   internal::AppendPrefix(level, &line);
+  const size_t from = line.size();
   fmt::format_to(std::back_inserter(line), format, std::forward<Args>(args)...);
-  line.push_back('\n');
+  internal::EndLine(&line, from);
   internal::Emit(std::string_view(line.data(), line.size()));
 }
 
@@ -72,12 +82,30 @@ template <typename... Args>
 void AccessLine(fmt::format_string<Args...> format, Args&&... args) {
   fmt::memory_buffer line;
   internal::AppendPrefix(Level::kInfo, &line);
+  const size_t from = line.size();
   fmt::format_to(std::back_inserter(line), format, std::forward<Args>(args)...);
-  line.push_back('\n');
+  internal::EndLine(&line, from);
   Access(std::string_view(line.data(), line.size()));
 }
 
 }  // namespace ringproxy::log
+
+template <>
+struct fmt::formatter<ringproxy::log::Word> : fmt::formatter<std::string_view> {
+  template <typename Context>
+  auto format(ringproxy::log::Word w, Context& ctx) const {
+    auto out = ctx.out();
+    for (char ch : w.text) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c <= 0x20 || c >= 0x7f || c == '"' || c == '=' || c == '\\') {
+        out = fmt::format_to(out, "\\x{:02X}", c);
+      } else {
+        *out++ = ch;
+      }
+    }
+    return out;
+  }
+};
 
 #define RP_LOG(level, ...)                                                  \
   do {                                                                      \

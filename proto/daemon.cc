@@ -5,7 +5,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <string_view>
 
 #include "build_info.h"
 #include "core/config.h"
@@ -138,8 +140,14 @@ int RunDaemon(const std::string& config_path) {
         RP_LOG(kInfo, "SIGHUP: reloading {}", config_path);
         absl::StatusOr<ConfigPtr> next = LoadConfig(config_path, ProductSchema());
         if (!next.ok()) {
-          RP_LOG(kError, "reload failed, keeping the running configuration:\n{}",
-                 MessageOf(next.status()));
+          // One log line per error: a line break inside a line is escaped.
+          RP_LOG(kError, "reload failed, keeping the running configuration:");
+          std::string_view errors = MessageOf(next.status());
+          while (!errors.empty()) {
+            const size_t end = std::min(errors.find('\n'), errors.size());
+            RP_LOG(kError, "  {}", errors.substr(0, end));
+            errors.remove_prefix(std::min(end + 1, errors.size()));
+          }
           break;
         }
         absl::Status applied = (*server)->Reload(*next);

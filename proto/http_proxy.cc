@@ -1101,7 +1101,7 @@ void HttpSession::LogAccess() {
         "user={} route={} end={}{}",
         listener_->name, peer_.ToString(), req_.host, req_.method, req_.target, status_, bytes_in_,
         bytes_out_, upstream, reused_ ? 1 : 0, ms(connected_ns_), ms(header_ns_), ms(now),
-        request_id_.empty() ? "-" : request_id_, user_.empty() ? "-" : user_, route_, end_,
+        request_id_.empty() ? "-" : request_id_, log::Word{user_.empty() ? "-" : user_}, route_, end_,
         TlsSummary(client_tls_.get()));
     return;
   }
@@ -1154,7 +1154,7 @@ void HttpSession::LogAccess() {
       }
       line.push_back('"');
     };
-    line += fmt::format("{} - {} [{}] ", peer_.ToString(), user_.empty() ? "-" : user_,
+    line += fmt::format("{} - {} [{}] ", peer_.ToString(), log::Word{user_.empty() ? "-" : user_},
                         log::CommonLogStamp());
     quoted(fmt::format("{} {} HTTP/1.{}", req_.method, req_.target, req_.version_minor));
     line += fmt::format(" {} {} ", status_, bytes_out_);

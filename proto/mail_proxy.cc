@@ -523,8 +523,8 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
           log::AccessLine(
               "access {} listener={} client={} user={} account={} upstream={} to_upstream={} "
               "to_client={} end={}{}",
-              settings_->name(), listener_->name, peer_.ToString(), credentials->user,
-              route->account, audit->upstream, result.bytes_to_upstream, result.bytes_to_downstream,
+              settings_->name(), listener_->name, peer_.ToString(), log::Word{credentials->user},
+              log::Word{route->account}, audit->upstream, result.bytes_to_upstream, result.bytes_to_downstream,
               PumpEndName(result.end), TlsSummary(client_tls_.get()));
         }
       }

@@ -66,9 +66,9 @@ Task<bool> ConnectTls(ShardServices* services, TlsClientShardContext* context, u
 
 std::string TlsSummary(const TlsStream* tls) {
   if (tls == nullptr) return "";
-  return fmt::format(" tls={} cipher={} resumed={} sni={}", tls->version(), tls->cipher(),
-                     tls->resumed() ? 1 : 0,
-                     tls->server_name().empty() ? std::string_view("-") : tls->server_name());
+  return fmt::format(
+      " tls={} cipher={} resumed={} sni={}", tls->version(), tls->cipher(), tls->resumed() ? 1 : 0,
+      log::Word{tls->server_name().empty() ? std::string_view("-") : tls->server_name()});
 }
 
 }  // namespace ringproxy
