@@ -21,6 +21,7 @@
 #include "proto/http/user_route.h"
 #include "proto/http_config.h"
 #include "proto/http_pool.h"
+#include "proto/session_route.h"
 #include "proto/session_tls.h"
 #include "route/router.h"
 #include "route/upstream_connect.h"
@@ -44,6 +45,7 @@ constexpr size_t kBufferBody = 64 * 1024;
 // A body of known length with at least this much still to come goes through a pipe
 // (splice) when both sockets are plain.
 constexpr uint64_t kSpliceAbove = 256 * 1024;
+constexpr uint64_t kNoLimit = UINT64_MAX;  // MoveBody's max_bytes when nothing caps a body
 // An upstream's receive may hold more ring buffers before it pauses, and copies none
 // out: a response body runs ahead of the client in buffers it is then sent from,
 // rather than in copies (the multishot receive posts many buffers per loop turn).
@@ -273,6 +275,7 @@ class HttpSession final : public SessionBase {
     stopped_ = true;
     connect_.stop = true;
     if (pump_ != nullptr) pump_->Stop();
+    if (pending_route_ != nullptr) pending_route_->done.Set();
     if (connect_.current_fd >= 0) Reactor::Current()->CancelFd(connect_.current_fd);
     if (up_ != nullptr) up_->stream()->Abort();
     if (client_tls_ != nullptr) client_tls_->Abort();
@@ -308,7 +311,8 @@ class HttpSession final : public SessionBase {
   Task<Flow> SendRequest();
   // Moves a body of `kind` from `in` to `out`, re-framed as `out_kind`.
   // A chunked source is decoded by `chunked` (it may have begun already). `prefix` (a
-  // head) goes out with the body's first bytes, in one write.
+  // head) goes out with the body's first bytes in one write when they are at hand, and
+  // alone before a wait for them. max_bytes: kNoLimit, or the most it may move.
   Task<Flow> MoveBody(Inbound* in, ByteStream* out, BodyKind kind, uint64_t length,
                       BodyKind out_kind, int64_t read_timeout_ms, uint64_t max_bytes,
                       uint64_t* moved, http::ChunkedDecoder* chunked, std::string_view prefix);
@@ -359,6 +363,7 @@ class HttpSession final : public SessionBase {
   http::ResponseHead resp_;
   ConnectControl connect_;
   Pump* pump_ = nullptr;
+  PendingRoute* pending_route_ = nullptr;  // while RouteByUser waits for the lookup
   std::string client_ip_;
   std::string local_ip_;
   std::string request_id_;
@@ -476,6 +481,18 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
     }
     std::string_view avail = in->Peek();
     if (avail.empty()) {
+      // What is ready goes out before a wait that may last a long poll: the head, and
+      // what the client's socket had no room for.
+      if (!prefix.empty()) {
+        Flow f = co_await Deliver(out, prefix);
+        if (f != Flow::kOk) co_return f;
+        prefix = {};
+        stage.clear();
+      }
+      if (out->pending_output() > 0) {
+        IoResult flushed = co_await out->Flush(SendDeadline());
+        if (!flushed.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
+      }
       IoResult r = co_await in->Fill(Deadline::AfterMs(read_timeout_ms));
       if (r.res > 0) continue;
       if (r.res == 0 && kind == BodyKind::kUntilClose) break;
@@ -515,7 +532,7 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
         direct = avail.substr(0, used);
       }
     }
-    if (max_bytes != 0 && *moved > max_bytes) co_return Flow::kTooLarge;
+    if (*moved > max_bytes) co_return Flow::kTooLarge;
     if (out_kind == BodyKind::kChunked && chunked && chunked->done()) stage.append("0\r\n\r\n");
     // The source's bytes stay where they are until written: the view is valid until the
     // next call on the source, and the write does not touch it.
@@ -557,12 +574,7 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
     plan.size = 1;
   } else if (pinned_ >= 0) {
     // The user's server first; the balancer's order after it, should it fail.
-    const auto pin = static_cast<uint32_t>(pinned_);
-    auto* end = std::remove(plan.servers, plan.servers + plan.size, pin);
-    plan.size = static_cast<size_t>(end - plan.servers);
-    std::copy_backward(plan.servers, plan.servers + plan.size, plan.servers + plan.size + 1);
-    plan.servers[0] = pin;
-    plan.size = std::min(plan.size + 1, std::size(plan.servers));
+    PinFirst(&plan, static_cast<uint32_t>(pinned_));
   }
   reused_ = false;
   if (allow_pooled && plan.size > 0 && settings_->upstream_keepalive > 0) {
@@ -731,7 +743,14 @@ Task<void> HttpSession::RouteByUser() {
   request.vhost = std::string(req_.host);
   request.admin = settings_->admin_console;
   request.login_attempt = 0;
-  ResolveResult result = co_await snapshot_->routes->router().Resolve(std::move(request));
+  // The lookup runs as its own task, so that Stop() ends this wait at once.
+  auto pending = std::make_shared<PendingRoute>();
+  pending_route_ = pending.get();
+  Spawn(ResolveDetached(snapshot_, std::move(request), pending, snapshot_->retire_gate->Enter()));
+  if (!stopped_) co_await pending->done.Wait();
+  pending_route_ = nullptr;
+  if (stopped_) co_return;
+  const ResolveResult& result = pending->result;
   if (result.status != ResolveStatus::kOk) {
     route_ = result.status == ResolveStatus::kLoginFailed ? "unknown" : "unavailable";
     co_return;
@@ -830,8 +849,8 @@ Task<Flow> HttpSession::SendRequest() {
     Flow body = co_await MoveBody(
         &in_, up_->stream(), sem.body, sem.content_length - body_.size(), sem.body,
         settings_->body_timeout_ms,
-        settings_->max_body_bytes == 0 ? 0 : settings_->max_body_bytes - body_.size(), &moved,
-        &req_chunks_, {});
+        settings_->max_body_bytes == 0 ? kNoLimit : settings_->max_body_bytes - body_.size(),
+        &moved, &req_chunks_, {});
     bytes_in_ += moved;
     // The upstream must not take a cut body for a whole one: it saw no last chunk
     // or too few bytes, and its connection is closed.
@@ -921,7 +940,13 @@ Task<bool> HttpSession::Exchange() {
     co_return false;
   }
   const bool replayable = body_complete_ && Idempotent(req_.method);
-  if (route_by_user_ && !pin_only_ && snapshot_->routes != nullptr) co_await RouteByUser();
+  if (route_by_user_ && !pin_only_ && snapshot_->routes != nullptr) {
+    co_await RouteByUser();
+    if (stopped_) {
+      end_ = FlowName(Flow::kStopped);
+      co_return false;
+    }
+  }
   const bool head_request = req_.method == "HEAD";
   const bool upgrade = sem.connection_upgrade && !sem.upgrade.empty();
   Inbound up_in(nullptr);
@@ -975,15 +1000,29 @@ Task<bool> HttpSession::Exchange() {
       resp_buf_.append(avail);
       up_in.Consume(avail.size());
       st = rparser.Parse(resp_buf_, head_request, &resp_);
-      if (st == ParseStatus::kError) break;
-      if (st == ParseStatus::kDone && resp_.status == 100) {
-        const std::string rest = resp_buf_.substr(rparser.head_bytes());
-        resp_buf_ = rest;
+      // Interim responses, however many came in one read: a 100 is the proxy's to give
+      // (it answered the client's expectation itself); a 102 or 103 goes on to an
+      // HTTP/1.1 client (RFC 9110 §15.2). The final response follows on this connection.
+      while (st == ParseStatus::kDone && resp_.status < 200 && resp_.status != 101) {
+        if (resp_.status != 100 && req_.version_minor >= 1) {
+          http::ForwardResponse interim;
+          interim.interim = true;
+          interim.rules = server_ == nullptr ? nullptr : &server_->response_headers;
+          out_.clear();
+          http::WriteResponseHead(resp_, interim, &out_);
+          IoResult w = co_await WriteAll(down_, AsBytes(out_), SendDeadline());
+          if (!w.ok()) {
+            failed = stopped_ ? Flow::kStopped : Flow::kSinkError;
+            break;
+          }
+          bytes_out_ += out_.size();
+        }
+        resp_buf_.erase(0, rparser.head_bytes());
         rparser.Reset();
         st = resp_buf_.empty() ? ParseStatus::kIncomplete
                                : rparser.Parse(resp_buf_, head_request, &resp_);
-        if (st == ParseStatus::kError) break;
       }
+      if (st == ParseStatus::kError || failed != Flow::kOk) break;
     }
     if (failed != Flow::kOk && !got_any && reused_ && replayable &&
         (failed == Flow::kEof || failed == Flow::kError)) {
@@ -994,6 +1033,10 @@ Task<bool> HttpSession::Exchange() {
     if (failed != Flow::kOk || st == ParseStatus::kError) {
       Release(false);
       if (failed == Flow::kStopped) co_return false;
+      if (failed == Flow::kSinkError) {  // the client left while an interim went out
+        end_ = FlowName(failed);
+        co_return false;
+      }
       metrics.http_upstream_errors.Add();
       const int status = failed == Flow::kTimeout ? 504 : 502;
       RP_LOG(kWarn, "{}: client {}: upstream {} {}: {} {}", listener_->name, peer_.ToString(),
@@ -1066,8 +1109,9 @@ Task<bool> HttpSession::Exchange() {
   } else {
     uint64_t moved = 0;
     resp_chunks_.Reset();
-    moved_ok = co_await MoveBody(&up_in, down_, up_body, resp_.semantics.content_length,
-                                 client_body, upstream_timeout_ms_, 0, &moved, &resp_chunks_, out_);
+    moved_ok =
+        co_await MoveBody(&up_in, down_, up_body, resp_.semantics.content_length, client_body,
+                          upstream_timeout_ms_, kNoLimit, &moved, &resp_chunks_, out_);
     bytes_out_ += moved;
   }
   const bool upstream_reusable = moved_ok == Flow::kOk && resp_.semantics.keep_alive &&
@@ -1101,8 +1145,8 @@ void HttpSession::LogAccess() {
         "user={} route={} end={}{}",
         listener_->name, peer_.ToString(), req_.host, req_.method, req_.target, status_, bytes_in_,
         bytes_out_, upstream, reused_ ? 1 : 0, ms(connected_ns_), ms(header_ns_), ms(now),
-        request_id_.empty() ? "-" : request_id_, log::Word{user_.empty() ? "-" : user_}, route_, end_,
-        TlsSummary(client_tls_.get()));
+        request_id_.empty() ? "-" : request_id_, log::Word{user_.empty() ? "-" : user_}, route_,
+        end_, TlsSummary(client_tls_.get()));
     return;
   }
   auto field = [&](std::string_view name) -> std::string_view {

@@ -17,6 +17,7 @@
 #include "core/reactor.h"
 #include "core/sync.h"
 #include "proto/mail_config.h"
+#include "proto/session_route.h"
 #include "proto/session_tls.h"
 #include "route/upstream_connect.h"
 #include "tls/config.h"
@@ -66,19 +67,6 @@ struct AuditRecord {
   std::string route_source;
   std::string mechanism;
 };
-
-// A route resolution shared by the session that asked and the task that resolves.
-struct PendingRoute {
-  ResolveResult result;
-  Event done;  // set by the task, or by Stop() to wake the session
-};
-
-Task<void> ResolveDetached(SnapshotRef snapshot, ResolveRequest request,
-                           std::shared_ptr<PendingRoute> pending, Gate::Holder /*holder*/) {
-  ResolveResult r = co_await snapshot->routes->router().Resolve(std::move(request));
-  pending->result = std::move(r);
-  pending->done.Set();
-}
 
 bool IsImap(const ListenerConfig* listener) {
   return static_cast<const MailListenerSettings*>(listener->protocol_settings.get())->protocol ==

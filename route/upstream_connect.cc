@@ -1,6 +1,8 @@
 #include "route/upstream_connect.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 
 #include "core/log.h"
 #include "core/ops.h"
@@ -29,6 +31,15 @@ Task<IoResult> ConnectOne(const SocketAddress* address, int64_t timeout_ms, Conn
 
 void MakePlan(UpstreamBalancer* balancer, const SocketAddress& client, UpstreamPlan* plan) {
   plan->size = balancer->Plan(client, MonotonicNowNs(), plan->servers);
+}
+
+void PinFirst(UpstreamPlan* plan, uint32_t server) {
+  uint32_t* end = std::remove(plan->servers, plan->servers + plan->size, server);
+  const size_t rest =
+      std::min(static_cast<size_t>(end - plan->servers), std::size(plan->servers) - 1);
+  std::copy_backward(plan->servers, plan->servers + rest, plan->servers + rest + 1);
+  plan->servers[0] = server;
+  plan->size = rest + 1;
 }
 
 Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, SocketAddress client,

@@ -34,6 +34,9 @@ struct UpstreamPlan {
   size_t size = 0;
 };
 void MakePlan(UpstreamBalancer* balancer, const SocketAddress& client, UpstreamPlan* plan);
+// Puts `server` first and keeps the rest in order after it; a full plan without it
+// loses its last entry.
+void PinFirst(UpstreamPlan* plan, uint32_t server);
 
 // `who` prefixes log lines (listener name). Fails with an upstream error when no
 // server could be reached (ECONNREFUSED/ETIMEDOUT of the last attempt), or

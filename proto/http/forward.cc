@@ -233,7 +233,7 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
   for (const Field& field : in.fields) {
     // A response without a body keeps what its Content-Length says of the
     // representation (HEAD, 304); every other framing is the proxy's.
-    if (f.body == BodyKind::kNone && EqualsIgnoreCase(field.name, "content-length")) {
+    if (f.body == BodyKind::kNone && !f.interim && EqualsIgnoreCase(field.name, "content-length")) {
       AppendField(field.name, field.value, out);
       continue;
     }
@@ -242,6 +242,10 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
       continue;
     }
     AppendField(field.name, field.value, out);
+  }
+  if (f.interim) {
+    out->append("\r\n");
+    return;
   }
   AppendRuleFields(f.rules, out);
   AppendFraming(f.body, f.content_length, out);

@@ -60,6 +60,9 @@ struct ForwardResponse {
   int client_version_minor = 1;  // an HTTP/1.0 client needs "Connection: keep-alive"
   bool keep_alive = true;        // the client connection stays open after this response
   bool upgrade = false;          // a 101 that makes the connection a tunnel
+  // A 1xx before the final response: its fields minus hop-by-hop and removed ones; no
+  // framing, no Connection, no added fields (they belong to the final response).
+  bool interim = false;
   const HeaderRules* rules = nullptr;
 };
 

@@ -429,7 +429,8 @@ ParseStatus RequestParser::Parse(std::string_view buffer, RequestHead* out) {
       out->host = f.value;
     } else if (EqualsIgnoreCase(f.name, "expect")) {
       if (EqualsIgnoreCase(f.value, "100-continue")) {
-        out->expect_continue = true;
+        // Ignored from an HTTP/1.0 client, which cannot take a 1xx (RFC 9110 §10.1.1).
+        out->expect_continue = minor >= 1;
       } else {
         out->expect_other = true;
       }

@@ -14,6 +14,9 @@ Paths:
   /slow/MS          waits MS milliseconds, then 200 "slow"
   /raw/NAME         the bytes RAW[NAME], then the connection closes
   /upgrade          101 Switching Protocols, then echoes bytes until EOF
+  /hints/MS         103 Early Hints; MS milliseconds later a 100, a 102 and the final
+                    200 "done" in one write (interim responses, several in one read)
+  /late/MS          200's head (chunked) alone; MS milliseconds later its body "late"
   /once             200 on a connection kept open, which the origin closes, unanswered,
                     when the next request arrives on it (a keep-alive race)
 Every response but /close, /raw and /upgrade keeps the connection open.
@@ -193,6 +196,17 @@ class Origin:
                 if not data:
                     return False
                 conn.sendall(data)
+        elif kind == "hints":
+            conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+            time.sleep(int(arg) / 1000)
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+                         b"HTTP/1.1 200 X\r\nX-Conn: %d\r\nContent-Length: 4\r\n\r\ndone"
+                         % number)
+        elif kind == "late":
+            conn.sendall(b"HTTP/1.1 200 X\r\nX-Conn: %d\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         % number)
+            time.sleep(int(arg) / 1000)
+            conn.sendall(b"4\r\nlate\r\n0\r\n\r\n")
         elif kind == "once":
             send(200, b"once")
         else:
@@ -256,7 +270,7 @@ class _Reader:
 class Lookupd:
     """tools/lookupd on a routes text, started and stopped by PID."""
 
-    def __init__(self, routes_text):
+    def __init__(self, routes_text, extra=(), timeout_ms=5000):
         import tempfile
         from harness import free_port, wait_port
         self.dir = tempfile.mkdtemp(prefix="ringproxy-http-lookupd-")
@@ -268,14 +282,16 @@ class Lookupd:
         self._log = open(os.path.join(self.dir, "out.log"), "wb")
         self.proc = subprocess.Popen(
             [LOOKUPD, "--routes", path, "--listen", f"127.0.0.1:{self.port}",
-             "--request-log", self.requests], stdout=self._log, stderr=subprocess.STDOUT)
+             "--request-log", self.requests, *extra], stdout=self._log,
+            stderr=subprocess.STDOUT)
+        self.timeout_ms = timeout_ms
         wait_port(self.port)
 
     def section(self):
         return f"""
 [lookup]
 servers = ["127.0.0.1:{self.port}"]
-timeout_ms = 5000
+timeout_ms = {self.timeout_ms}
 connect_timeout_ms = 1000
 """
 
@@ -349,7 +365,7 @@ class ClientReader:
             return None
         status = int(head.split(b" ", 2)[1])
         lower = head.lower()
-        if head_request or status in (100, 101, 204, 304):
+        if head_request or status < 200 or status in (204, 304):
             return Response(status, head, b"")
         if b"\r\ntransfer-encoding: chunked" in lower:
             return Response(status, head, self.r.chunked())

@@ -289,6 +289,90 @@ def expect_100_continue_is_answered_before_the_body():
 
 
 @test
+def interim_responses_reach_http11_clients_and_the_final_one_follows():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        s = connect(port)
+        reader = ClientReader(s)
+        s.sendall(get(port, "/hints/200"))
+        r = reader.response()
+        check(r.status == 103 and r.field("link") == "</a.css>; rel=preload", r.head)
+        check(r.field("content-length") is None, r.head)
+        r = reader.response()
+        check(r.status == 102, r.head)  # the 100 is the proxy's own to give, not passed on
+        r = reader.response()
+        check(r.status == 200 and r.body == b"done", r.head)
+        # The connection goes on, and so does the upstream one (the final answer came).
+        s.sendall(get(port, "/size/3"))
+        r = reader.response()
+        check(r.status == 200 and r.body == pattern(3), r.head)
+        check(origin.connections == 1, f"{origin.connections} upstream connections")
+        s.close()
+        # An HTTP/1.0 client gets no 1xx (RFC 9110 §15.2).
+        s = connect(port)
+        s.sendall(b"GET /hints/0 HTTP/1.0\r\n\r\n")
+        r = ClientReader(s).response()
+        check(r.status == 200 and r.body == b"done", r.head)
+        s.close()
+
+
+@test
+def a_response_head_goes_out_before_a_wait_for_its_body():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        s = connect(port)
+        s.sendall(get(port, "/late/3000"))
+        s.settimeout(2)
+        head = s.recv(4096)  # the head, while the origin still holds the body back
+        check(head.startswith(b"HTTP/1.1 200 X\r\n"), head)
+        s.settimeout(10)
+        r = ClientReader(s)
+        r.r.buf = head[head.index(b"\r\n\r\n") + 4:]
+        check(r.r.chunked() == b"late", "the body")
+        s.close()
+
+
+@test
+def an_http10_continue_expectation_gets_no_100():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        s = connect(port)
+        s.sendall(b"POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        s.settimeout(1)
+        try:
+            early = s.recv(100)
+        except socket.timeout:
+            early = b""
+        check(early == b"", f"answered before the body: {early!r}")
+        s.settimeout(10)
+        s.sendall(b"hello")
+        r = ClientReader(s).response()
+        check(r.status == 200 and r.body == b"hello", r.head)
+        s.close()
+
+
+@test
+def max_body_bytes_holds_when_the_buffered_start_is_exactly_the_limit():
+    port = free_port()
+    limit = 65536  # the size of the body start read before an upstream is chosen
+    with Origin() as origin, Proxy(config(port, [origin.port],
+                                          listener_extra=f"max_body_bytes = {limit}")):
+        s = connect(port)
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"%x\r\n" % limit + b"a" * limit + b"\r\n")
+        time.sleep(0.5)  # the proxy has read exactly the limit and sent it on
+        try:
+            s.sendall(b"2710\r\n" + b"b" * 10000 + b"\r\n0\r\n\r\n")
+        except OSError:
+            pass  # refused already
+        r = ClientReader(s).response()
+        check(r is not None and r.status == 413, r and r.head)
+        s.close()
+        bodies = [b for _, _, b in origin.requests]
+        check(all(len(b) <= limit for b in bodies), f"the origin took {[len(b) for b in bodies]}")
+
+
+@test
 def client_identity_headers_trust_only_configured_proxies():
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
@@ -826,6 +910,40 @@ server = "outside"
                 log = p.log_text()
                 check("user=bob@example.com route=" in log, "no user in the access line")
                 check("user=nobody route=unknown" in log, log[-2000:])
+
+
+@test
+def a_stop_ends_a_request_waiting_for_its_user_lookup():
+    with Origin() as a:
+        routes = f"""
+default_domain = "example.com"
+
+[[server]]
+name = "a"
+address = "127.0.0.1"
+http = {a.port}
+
+[[account]]
+name = "alice@example.com"
+server = "a"
+"""
+        with Lookupd(routes, extra=("--latency-ms", "8000"), timeout_ms=20000) as lookupd:
+            port = free_port()
+            with Proxy(config(port, [a.port], extra=lookupd.section(), drain_ms=1000,
+                              listener_extra="route_by_user = true")) as p:
+                s = connect(port, timeout=15)
+                s.sendall(get(port, "/home/alice/inbox.rss"))
+                time.sleep(0.5)  # the lookup is under way, and answers after 8 s
+                start = time.monotonic()
+                p.signal(signal.SIGTERM)
+                rc = p.wait_exit(timeout=15)
+                took = time.monotonic() - start
+                check(rc == 0, f"exit code {rc}")
+                # The drain is 1 s.
+                check(took < 5, f"the proxy took {took:.1f}s to stop")
+                check(s.recv(100) == b"", "the stopped request got an answer")
+                check(a.heads() == [], "the origin got the request")
+                s.close()
 
 
 @test

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "route/upstream_connect.h"
 
 namespace ringproxy {
 namespace {
@@ -152,6 +153,26 @@ TEST(BalancerTest, MaxFailsZeroNeverMarksDown) {
   UpstreamBalancer b(g, 0);
   for (int i = 0; i < 10; ++i) b.ReportFailure(0, 0);
   EXPECT_FALSE(b.IsDown(0, 0));
+}
+
+TEST(UpstreamPlanTest, PinFirstMovesTheServerUpOrMakesRoomInAFullPlan) {
+  UpstreamPlan plan;
+  plan.size = 4;
+  for (uint32_t i = 0; i < 4; ++i) plan.servers[i] = 10 + i;
+  PinFirst(&plan, 12);
+  EXPECT_EQ(std::vector<uint32_t>(plan.servers, plan.servers + plan.size),
+            (std::vector<uint32_t>{12, 10, 11, 13}));
+  PinFirst(&plan, 99);
+  EXPECT_EQ(std::vector<uint32_t>(plan.servers, plan.servers + plan.size),
+            (std::vector<uint32_t>{99, 12, 10, 11, 13}));
+  // Full, without the pin: the last entry goes, nothing is written past the array.
+  plan.size = std::size(plan.servers);
+  for (uint32_t i = 0; i < plan.size; ++i) plan.servers[i] = i;
+  PinFirst(&plan, 1000);
+  ASSERT_EQ(plan.size, std::size(plan.servers));
+  EXPECT_EQ(plan.servers[0], 1000u);
+  EXPECT_EQ(plan.servers[1], 0u);
+  EXPECT_EQ(plan.servers[plan.size - 1], plan.size - 2);
 }
 
 }  // namespace

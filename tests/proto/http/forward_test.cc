@@ -236,6 +236,23 @@ TEST(ForwardTest, ResponsesForEachClient) {
             "Connection: upgrade\r\n\r\n");
 }
 
+TEST(ForwardTest, AnInterimResponseKeepsItsFieldsAndGetsNoFramingOrRules) {
+  HeaderRules rules;
+  rules.remove = {"x-debug"};
+  rules.set = {{"X-Frame-Options", "DENY"}};
+  const ResponseHead hints = ParseResponse(
+      "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nConnection: X-Hop\r\n"
+      "X-Hop: 1\r\nX-Debug: 1\r\nContent-Length: 0\r\n\r\n");
+  ForwardResponse f;
+  f.interim = true;
+  f.client_version_minor = 0;
+  f.keep_alive = false;
+  f.rules = &rules;
+  std::string out;
+  WriteResponseHead(hints, f, &out);
+  EXPECT_EQ(out, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
+}
+
 TEST(ForwardTest, HeaderRulesRemoveAndSetFieldsEachWay) {
   HeaderRules rules;
   rules.remove = {"x-debug"};

@@ -150,6 +150,19 @@ TEST(RequestParserTest, ParsesAHeadInEverySplit) {
   }
 }
 
+TEST(RequestParserTest, AnHttp10ContinueExpectationIsIgnoredAndOthersAreNot) {
+  RequestParser p;
+  RequestHead h;
+  ASSERT_EQ(p.Parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", &h),
+            ParseStatus::kDone);
+  EXPECT_FALSE(h.expect_continue);  // RFC 9110 §10.1.1: no 1xx goes to a 1.0 client
+  EXPECT_FALSE(h.expect_other);
+  p.Reset();
+  ASSERT_EQ(p.Parse("POST / HTTP/1.0\r\nExpect: x-magic\r\nContent-Length: 1\r\n\r\n", &h),
+            ParseStatus::kDone);
+  EXPECT_TRUE(h.expect_other);
+}
+
 TEST(RequestParserTest, VersionsKeepAliveAndTargetForms) {
   RequestParser p;
   RequestHead h;
