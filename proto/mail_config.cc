@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <span>
@@ -112,6 +113,7 @@ ExtensionPtr ReadMail(ConfigTable& t, MailProtocol protocol, bool implicit_tls) 
   t.Int("line_max_bytes", &n, 64, 1 << 20);
   s->pop3.line_bytes_max = static_cast<size_t>(n);
   s->imap.limits.line_bytes_max = static_cast<size_t>(n);
+  s->imap.limits.command_bytes_max = std::max<size_t>(32768, static_cast<size_t>(n));
 
   std::string flavour = "zimbra";
   if (t.Has("flavour") && t.String("flavour", &flavour)) {

@@ -146,9 +146,10 @@ class MailSession final : public SessionBase {
                                  std::string login, std::string authzid_login, AuditRecord* audit,
                                  int64_t start_ns);
   Task<bool> Reply(std::string text);
-  // Holds the client for `ms` (Auth-Wait): ends early when the client leaves or the
-  // session is stopped.
-  Task<void> Hold(int64_t ms);
+  // Holds the client for `ms` (Auth-Wait): ends early when the client leaves (or only
+  // half-closes) or the session is stopped. True when the whole wait passed: only then
+  // may the client see the refusal, so that no client gets it sooner.
+  Task<bool> Hold(int64_t ms);
   std::string RefusedText(const Credentials& c) const;
   // The user throttle refused: IMAP "* BYE <msg>" and the tagged NO, POP3 "-ERR <msg>".
   std::string UserThrottledText(std::string_view message, const Credentials& c) const;
@@ -220,12 +221,13 @@ Task<bool> MailSession::Reply(std::string text) {
   co_return w.ok();
 }
 
-Task<void> MailSession::Hold(int64_t ms) {
-  if (ms <= 0 || stopped_) co_return;
+Task<bool> MailSession::Hold(int64_t ms) {
+  if (stopped_) co_return false;
+  if (ms <= 0) co_return true;
   holding_ = true;
   IoResult r = co_await Poll(client_.fd(), POLLRDHUP, Deadline::AfterMs(ms));
-  (void)r;
   holding_ = false;
+  co_return r.timed_out() && !stopped_;
 }
 
 Task<void> MailSession::Audit(AuditRecord* r, int64_t start_ns) {
@@ -311,7 +313,14 @@ Task<void> MailSession::Run() {
   if (stopped_ && !relayed_) metrics.sessions_stopped.Add();  // a relay counts itself
   // FIN first: a client that sent bytes we never read would otherwise see only the
   // RST that close() sends for unread data. A relay has already passed the end on.
-  if (!relayed_) shutdown(client_.fd(), SHUT_WR);
+  if (!relayed_) {
+    if (client_tls_on() && !stopped_) {
+      // close_notify before the FIN: a TLS client otherwise sees a truncation.
+      (void)co_await down_->ShutdownWrite(Deadline::AfterMs(listener_->send_timeout_ms));
+    } else {
+      shutdown(client_.fd(), SHUT_WR);
+    }
+  }
   co_await down_->Quiesce();
   if (down_ != &client_) co_await client_.Quiesce();
   RP_LOG(kDebug, "{}: client {}: session ended ({}) after {} ms", listener_->name, peer_.ToString(),
@@ -353,10 +362,10 @@ Task<AttemptEnd> MailSession::Login(Credentials* credentials, int attempt) {
     RP_LOG(kInfo, "{}: client {}: login of '{}' refused by the lookup service: {}", listener_->name,
            peer_.ToString(), credentials->user, route.reason);
     const int64_t wait_ms = route.wait_s >= 0 ? route.wait_s * 1000LL : settings_->auth_wait_ms;
-    co_await Hold(wait_ms);
+    const bool held = co_await Hold(wait_ms);
     audit.result = "login_failed";
     co_await Audit(&audit, start_ns);
-    if (stopped_) co_return AttemptEnd::kDone;
+    if (!held) co_return AttemptEnd::kDone;
     const bool sent = co_await Reply(RefusedText(*credentials));
     co_return sent && settings_->login_retry ? AttemptEnd::kRetry : AttemptEnd::kDone;
   }
@@ -512,8 +521,8 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
               "access {} listener={} client={} user={} account={} upstream={} to_upstream={} "
               "to_client={} end={}{}",
               settings_->name(), listener_->name, peer_.ToString(), log::Word{credentials->user},
-              log::Word{route->account}, audit->upstream, result.bytes_to_upstream, result.bytes_to_downstream,
-              PumpEndName(result.end), TlsSummary(client_tls_.get()));
+              log::Word{route->account}, audit->upstream, result.bytes_to_upstream,
+              result.bytes_to_downstream, PumpEndName(result.end), TlsSummary(client_tls_.get()));
         }
       }
     }
@@ -523,11 +532,11 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
            peer_.ToString(), audit->upstream, route->account);
     // The upstream connection is not kept for another attempt.
     shutdown(up.fd(), SHUT_RDWR);
-    co_await Hold(settings_->auth_wait_ms);
+    const bool held = co_await Hold(settings_->auth_wait_ms);
     co_await routes->router().Forget(*route);
     audit->result = "login_failed";
     co_await Audit(audit, start_ns);
-    if (!stopped_) {
+    if (held && !stopped_) {
       std::string text =
           settings_->pass_errors ? outcome.alerts + outcome.reply_line : RefusedText(*credentials);
       const bool sent = co_await Reply(std::move(text));

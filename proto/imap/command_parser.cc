@@ -35,6 +35,8 @@ std::string_view ErrorName(Error e) {
       return "line too long";
     case Error::kLiteralTooLong:
       return "literal too long";
+    case Error::kCommandTooLong:
+      return "command too long";
     case Error::kTooManyArgs:
       return "too many arguments";
     case Error::kListTooDeep:
@@ -82,6 +84,7 @@ void CommandParser::StartCommand() {
   tag_ = Span{};
   name_ = Span{};
   line_bytes_ = 0;
+  command_bytes_ = 0;
   depth_ = 0;
   literal_bytes_ = 0;
 }
@@ -121,6 +124,10 @@ ParseResult CommandParser::EndLiteralHeader(size_t consumed) {
     skip_bytes_ = skip;
     return Fail(Error::kLiteralTooLong, consumed, false);
   }
+  if (command_bytes_ + line_bytes_ + literal_bytes_ > limits_.command_bytes_max) {
+    skip_bytes_ = skip;
+    return Fail(Error::kCommandTooLong, consumed, false);
+  }
   if (!AddItem(ArgKind::kLiteral)) {
     skip_bytes_ = skip;
     return Fail(Error::kTooManyArgs, consumed, false);
@@ -137,8 +144,11 @@ ParseResult CommandParser::Parse(std::string_view in) {
     const unsigned char c = data[i];
     const bool in_line = state_ != State::kLiteralData && state_ != State::kSkipLine &&
                          state_ != State::kSkipLiteral;
-    if (in_line && state_ != State::kTagStart && line_bytes_ >= limits_.line_bytes_max) {
-      return Fail(Error::kLineTooLong, i, false);
+    if (in_line && state_ != State::kTagStart) {
+      if (line_bytes_ >= limits_.line_bytes_max) return Fail(Error::kLineTooLong, i, false);
+      if (command_bytes_ + line_bytes_ >= limits_.command_bytes_max) {
+        return Fail(Error::kCommandTooLong, i, false);
+      }
     }
     const bool eol = c == '\n';
     switch (state_) {
@@ -291,6 +301,7 @@ ParseResult CommandParser::Parse(std::string_view in) {
       case State::kLiteralLf:
         if (c != '\n') return Fail(Error::kBadLiteral, i + 1, false);
         ++i;
+        command_bytes_ += line_bytes_ + literal_bytes_;
         line_bytes_ = 0;  // the line after the literal is a new line
         literal_left_ = literal_bytes_;
         state_ = State::kLiteralData;
@@ -304,7 +315,8 @@ ParseResult CommandParser::Parse(std::string_view in) {
           const size_t at = static_cast<size_t>(static_cast<const unsigned char*>(nul) - data);
           skip_bytes_ = literal_left_ - (at + 1 - i);
           literal_left_ = 0;
-          return Fail(Error::kBadLiteral, at + 1, true);
+          // The rest of the literal (if any), then the rest of its line.
+          return Fail(Error::kBadLiteral, at + 1, skip_bytes_ > 0);
         }
         text_.append(in.data() + i, n);
         literal_left_ -= n;

@@ -31,8 +31,11 @@ namespace ringproxy::imap {
 struct CommandLimits {
   size_t line_bytes_max = 8192;     // one line of a command (literal data not counted)
   size_t literal_bytes_max = 8192;  // one literal's data
-  size_t args_max = 64;             // arguments, list openings and closings
-  size_t list_depth_max = 8;        // nested parentheses
+  // A whole command: its lines and its literals' data (the most an ID of RFC 2971's
+  // limits needs, quoted, fits).
+  size_t command_bytes_max = 32768;
+  size_t args_max = 64;       // arguments, list openings and closings
+  size_t list_depth_max = 8;  // nested parentheses
 };
 
 enum class ArgKind : uint8_t { kAtom, kQuoted, kLiteral, kListBegin, kListEnd };
@@ -53,6 +56,7 @@ enum class Error : uint8_t {
   kNone,
   kLineTooLong,
   kLiteralTooLong,
+  kCommandTooLong,  // its lines and literals together
   kTooManyArgs,
   kListTooDeep,
   kEmptyLine,       // CRLF alone
@@ -143,6 +147,7 @@ class CommandParser {
   Span tag_;
   Span name_;
   size_t line_bytes_ = 0;
+  size_t command_bytes_ = 0;  // the command's lines before this one, and their literals
   size_t depth_ = 0;
   uint64_t literal_bytes_ = 0;
   uint64_t literal_left_ = 0;

@@ -164,8 +164,9 @@ Task<PreauthEnd> Dialogue::Run(bool greet) {
       Reply("+ OK\r\n");
     } else if (pr.event == Event::kError) {
       const std::string tag = parser_.tag().empty() ? "*" : std::string(parser_.tag());
-      if (pr.error == Error::kLineTooLong) {
-        Reply(tag + " BAD line too long\r\n");
+      if (pr.error == Error::kLineTooLong || pr.error == Error::kCommandTooLong) {
+        // The spec's "client sent too long command": refused, and the session ends.
+        Reply(tag + " BAD " + std::string(ErrorName(pr.error)) + "\r\n");
         end = PreauthEnd::kLineTooLong;
       } else {
         end = Bad(tag, ErrorName(pr.error));

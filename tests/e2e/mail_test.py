@@ -287,6 +287,24 @@ def imap_starttls_only_refuses_plaintext_login():
 
 
 @test
+def a_tls_session_ending_before_login_sends_close_notify():
+    with Mail() as m:
+        for port, greeting, bye in ((m.imaps, rb"\* OK .*\r\n", b"z LOGOUT\r\n"),
+                                    (m.pop3s, rb"\+OK .*\r\n", b"QUIT\r\n")):
+            s = raw(port)
+            # A FIN without close_notify raises SSLEOFError here instead of ending cleanly.
+            t = ctx().wrap_socket(s, server_hostname="localhost", suppress_ragged_eofs=False)
+            read_until(t, greeting)
+            t.sendall(bye)
+            try:
+                got = read_to_eof(t, timeout=10)
+            except ssl.SSLEOFError as e:
+                check(False, f"port {port}: closed without close_notify: {e}")
+            check(got.startswith(b"* BYE") or got.startswith(b"+OK"), f"{got!r}")
+            t.close()
+
+
+@test
 def imap_starttls_injection_is_discarded():
     with Mail(starttls="only") as m:
         s = raw(m.imap)
@@ -314,6 +332,20 @@ def imap_wrong_password_is_delayed_then_closed():
         took = time.monotonic() - start
         check(re.search(rb"w1 NO .*\r\n", got), f"reply: {got!r}")
         check(took >= 0.3, f"answered after {took:.3f}s, before the auth wait")
+        check(m.audit_lines()[-1]["result"] == "login_failed", "audit result")
+
+
+@test
+def a_half_closed_client_gets_no_refusal_before_the_auth_wait():
+    with Mail(extra="auth_wait_ms = 3000") as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        start = time.monotonic()
+        s.sendall(f'w1 LOGIN "{JOHN}" "Wr0ng-Pw-1"\r\n'.encode())
+        s.shutdown(socket.SHUT_WR)  # still reading: the hold must not end in an answer
+        got = read_to_eof(s)
+        took = time.monotonic() - start
+        check(b"w1 NO" not in got or took >= 3, f"refused after {took:.3f}s: {got!r}")
         check(m.audit_lines()[-1]["result"] == "login_failed", "audit result")
 
 

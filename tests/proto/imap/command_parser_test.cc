@@ -151,6 +151,43 @@ TEST(ImapCommandParserTest, MalformedLiterals) {
   // NUL is not a CHAR8: the rest of the literal is skipped, then the rest of its line.
   static constexpr char kNul[] = "a1 LOGIN {4+}\r\nj\0hn more\r\na2 NOOP\r\n";
   Expect(std::string(kNul, sizeof(kNul) - 1), {"ERR bad literal tag=a1", "CMD a2 NOOP"});
+  // A NUL as the literal's last byte: the rest of the line is still skipped, not read
+  // as a command of its own.
+  static constexpr char kLastNul[] = "a1 LOGIN {4+}\r\njoh\0b2 NOOP\r\na2 NOOP\r\n";
+  Expect(std::string(kLastNul, sizeof(kLastNul) - 1), {"ERR bad literal tag=a1", "CMD a2 NOOP"});
+}
+
+TEST(ImapCommandParserTest, CommandLimitCountsEveryLineAndLiteral) {
+  CommandLimits limits{.line_bytes_max = 100, .literal_bytes_max = 100, .command_bytes_max = 64};
+  // "a1 X {20+}" (10) + 20 + " {20+}" (6) + 20 + CRLF: 58 bytes, under 64.
+  const std::string twenty(20, 'x');
+  Expect("a1 X {20+}\r\n" + twenty + " {20+}\r\n" + twenty + "\r\n",
+         {"CMD a1 X L:" + twenty + " L:" + twenty}, limits);
+  // A third literal would pass 64: refused at its header, its data skipped.
+  Expect(
+      "a1 X {20+}\r\n" + twenty + " {20+}\r\n" + twenty + " {20+}\r\n" + twenty + "\r\na2 NOOP\r\n",
+      {"ERR command too long tag=a1", "CMD a2 NOOP"}, limits);
+  // Lines between literals count as well.
+  Expect("a1 X {20+}\r\n" + twenty + " " + std::string(40, 'y') + "\r\na2 NOOP\r\n",
+         {"ERR command too long tag=a1", "CMD a2 NOOP"}, limits);
+  // The default holds the largest ID RFC 2971 allows (30 pairs of 30 and 1024 octets).
+  std::string id = "a1 ID (";
+  for (int i = 0; i < 30; ++i) {
+    id += "\"" + std::string(30, 'k') + "\" {1024+}\r\n" + std::string(1024, 'v') + " ";
+  }
+  id.back() = ')';
+  id += "\r\n";
+  CommandParser p(CommandLimits{.line_bytes_max = 8192,
+                                .literal_bytes_max = 8192,
+                                .command_bytes_max = 32768,
+                                .args_max = 64});
+  size_t at = 0;
+  ParseResult r;
+  do {
+    r = p.Parse(std::string_view(id).substr(at));
+    at += r.consumed;
+  } while (r.event == Event::kNeedMore && at < id.size());
+  EXPECT_EQ(r.event, Event::kCommand) << ErrorName(r.error);
 }
 
 TEST(ImapCommandParserTest, LineLimitCrossedByOne) {

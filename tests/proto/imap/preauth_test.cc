@@ -207,6 +207,14 @@ TEST_F(PreauthTest, AnOverlongLineIsRefusedAndEndsTheSession) {
   EXPECT_EQ(s.written(), std::string(kGreeting) + "a BAD line too long\r\n");
 }
 
+TEST_F(PreauthTest, AnOverlongCommandIsRefusedAndEndsTheSession) {
+  settings_.limits.command_bytes_max = 64;
+  const std::string forty(40, 'x');
+  ScriptedStream s({"a ID ({40+}\r\n" + forty + " {40+}\r\n" + forty + ")\r\n"});
+  EXPECT_EQ(Run(&s), PreauthEnd::kLineTooLong);
+  EXPECT_EQ(s.written(), std::string(kGreeting) + "a BAD command too long\r\n");
+}
+
 TEST_F(PreauthTest, EveryEnd) {
   ScriptedStream idle({ScriptedStream::kTimeout});
   EXPECT_EQ(Run(&idle), PreauthEnd::kTimeout);
