@@ -1,6 +1,9 @@
 #include "proto/http_pool.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 
 namespace ringproxy {
@@ -24,6 +27,12 @@ bool LooksAlive(UpstreamLink* link) {
   if (link->plain->aborted()) return false;
   if (link->tls != nullptr && link->tls->buffered() > 0) return false;
   if (link->plain->buffered() > 0) return false;
+  if (!link->plain->receiver().armed()) {
+    // Nothing is receiving (a spliced body paused it), so nothing saw a FIN: ask.
+    char byte;
+    const ssize_t n = recv(link->plain->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
   return link->plain->FillNow().res == -EAGAIN;
 }
 

@@ -424,7 +424,9 @@ Task<int> HttpSession::ReadRequestHead() {
       continue;
     }
     idle_ = head_buf_.empty();
-    if (idle_ && (draining_ || stopped_)) co_return -1;
+    // A drain ends a connection between requests; its first request is still awaited
+    // (a connection served from the backlog during a drain has it on the way).
+    if (idle_ && (stopped_ || (draining_ && requests_ > 0))) co_return -1;
     IoResult r = co_await in_.Fill(head_buf_.empty() ? wait : head_deadline);
     idle_ = false;
     if (r.res > 0) continue;
@@ -1279,7 +1281,7 @@ Task<void> HttpProxySession(ShardServices* services, SnapshotRef snapshot,
   auto session =
       std::make_unique<HttpSession>(services, std::move(snapshot), listener, client_fd, peer);
   {
-    SessionRegistration registration(services->sessions, session.get());
+    SessionRegistration registration(services, listener, session.get());
     co_await session->Run();
     co_await session->Close();
   }

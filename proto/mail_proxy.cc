@@ -618,7 +618,7 @@ Task<void> MailSessionEntry(ShardServices* services, SnapshotRef snapshot,
   ShardMetrics& metrics = *services->metrics;
   metrics.connections_active.Add();
   MailConnection connection(client_fd);
-  SessionRegistration registration(services->sessions, &connection);
+  SessionRegistration registration(services, listener, &connection);
   const auto* settings =
       static_cast<const MailListenerSettings*>(listener->protocol_settings.get());
   bool parked = false;

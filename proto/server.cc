@@ -177,6 +177,7 @@ class ShardServer {
       if (it == wanted.end()) {
         RP_LOG(kInfo, "listener {} ({}) removed", active->config->name, active->key);
         StopListener(active.get());
+        DrainListenerSessions(active->key);
         continue;
       }
       active->config = it->second;
@@ -204,6 +205,7 @@ class ShardServer {
   void BeginDrain(int64_t timeout_ms) {
     if (draining_) return;
     draining_ = true;
+    services_.draining = true;
     for (auto& l : listeners_) StopListener(l.get());
     sessions_.ForEach([](SessionBase* s) { s->Drain(); });
     Spawn(DrainTask(timeout_ms, task_gate_.Enter()));
@@ -226,6 +228,13 @@ class ShardServer {
   };
 
   Task<void> RunSweeper(Gate::Holder /*holder*/) { co_await sweeper_.Run(); }
+
+  // Sessions of a listener that a reload removed: they end between requests.
+  void DrainListenerSessions(const std::string& key) {
+    sessions_.ForEach([&key](SessionBase* s) {
+      if (s->listener != nullptr && ListenerKey(*s->listener) == key) s->Drain();
+    });
+  }
 
   void StopListener(ActiveListener* l) {
     l->stopping = true;

@@ -131,8 +131,12 @@ class SessionBase : public IntrusiveNode<SessionBase> {
  public:
   // Ends the session soon (drain deadline, shutdown): cancel its waits.
   virtual void Stop() = 0;
-  // The shard begins to drain: a session that is between requests may end now.
+  // The shard begins to drain, or a reload removed the session's listener: a session
+  // that is between requests may end now.
   virtual void Drain() {}
+
+  // The listener the session came from (SessionRegistration sets it).
+  const ListenerConfig* listener = nullptr;
 
  protected:
   ~SessionBase() = default;
@@ -149,13 +153,18 @@ struct ShardServices {
   IntrusiveList<SessionBase>* sessions = nullptr;
   HostResolver* resolver = nullptr;   // host names in routes
   UpstreamPool* http_pool = nullptr;  // idle HTTP upstream connections
+  bool draining = false;              // sessions that start now are drained at once
 };
 
-// Links a session into its shard's list for as long as it lives.
+// Links a session into its shard's list for as long as it lives; one that starts while
+// the shard drains (served from the backlog) is drained from the start.
 class SessionRegistration {
  public:
-  SessionRegistration(IntrusiveList<SessionBase>* list, SessionBase* s) : list_(list), s_(s) {
+  SessionRegistration(ShardServices* services, const ListenerConfig* listener, SessionBase* s)
+      : list_(services->sessions), s_(s) {
+    s_->listener = listener;
     list_->PushBack(s_);
+    if (services->draining) s_->Drain();
   }
   ~SessionRegistration() { list_->Remove(s_); }
   SessionRegistration(const SessionRegistration&) = delete;

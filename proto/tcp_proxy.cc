@@ -67,7 +67,7 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   metrics.connections_active.Add();
   PlainStream client(UniqueFd(client_fd), services->buffers);
   TcpSession session(&client);
-  SessionRegistration registration(services->sessions, &session);
+  SessionRegistration registration(services, listener, &session);
   const int64_t start_ns = TurnNowNs();
   const Config& config = *snapshot->config;
   ByteStream* down = &client;

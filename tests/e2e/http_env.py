@@ -17,6 +17,7 @@ Paths:
   /hints/MS         103 Early Hints; MS milliseconds later a 100, a 102 and the final
                     200 "done" in one write (interim responses, several in one read)
   /late/MS          200's head (chunked) alone; MS milliseconds later its body "late"
+  /closing/N        as /size/N, then the origin closes the connection
   /once             200 on a connection kept open, which the origin closes, unanswered,
                     when the next request arrives on it (a keep-alive race)
 Every response but /close, /raw and /upgrade keeps the connection open.
@@ -196,6 +197,9 @@ class Origin:
                 if not data:
                     return False
                 conn.sendall(data)
+        elif kind == "closing":
+            send(200, pattern(int(arg)))
+            return False
         elif kind == "hints":
             conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
             time.sleep(int(arg) / 1000)
@@ -378,6 +382,16 @@ class ClientReader:
         return Response(status, head, body)
 
     def eof(self, timeout=10.0):
-        """True when the peer closes (after anything still buffered)."""
+        """True when the peer closes (or resets) with nothing more to read; False when
+        bytes come or `timeout` passes first."""
+        if self.r.buf:
+            return False
         self.r.conn.settimeout(timeout)
-        return self.r.buf == b"" and not self.r._more()
+        try:
+            data = self.r.conn.recv(1 << 20)
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+        self.r.buf += data
+        return data == b""

@@ -489,6 +489,24 @@ def a_pooled_connection_the_origin_closed_is_retried_for_idempotent_requests():
 
 
 @test
+def a_pooled_connection_closed_after_a_spliced_body_is_not_reused():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        s = connect(port)
+        reader = ClientReader(s)
+        s.sendall(get(port, "/closing/1000000"))  # spliced: the upstream receive pauses
+        r = reader.response()
+        check(r.status == 200 and r.body == pattern(1000000), r.head)
+        time.sleep(0.3)  # the origin's FIN has arrived on the pooled connection
+        # Not replayable: a reuse of the dead connection would be a 502.
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+        r = reader.response()
+        check(r.status == 200 and r.body == b"hello", r.head)
+        check(origin.connections == 2, f"{origin.connections} upstream connections")
+        s.close()
+
+
+@test
 def timeouts_close_slow_clients_without_slowing_others():
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
@@ -538,6 +556,51 @@ def drain_closes_idle_keep_alive_connections_and_finishes_busy_ones():
         check(p.wait_exit(timeout=10) == 0, "exit code")
         check(time.monotonic() - start < 5, "drain waited for idle connections")
         p.stop()
+
+
+@test
+def a_connection_served_from_the_backlog_during_a_drain_is_not_kept_alive():
+    port = free_port()
+    with Origin() as origin:
+        p = Proxy(config(port, [origin.port], drain_ms=10000,
+                         runtime_extra="max_connections_per_shard = 1"))
+        busy = connect(port)
+        busy.sendall(get(port, "/slow/1000"))
+        time.sleep(0.2)
+        waiting = connect(port)  # left in the kernel's backlog: the shard is full
+        waiting.sendall(get(port, "/size/3"))
+        time.sleep(0.2)
+        start = time.monotonic()
+        p.signal(signal.SIGTERM)
+        r = ClientReader(busy).response()
+        check(r.status == 200 and r.field("connection") == "close", r.head)
+        r = ClientReader(waiting).response()
+        check(r.status == 200 and r.body == pattern(3) and r.field("connection") == "close",
+              r.head)
+        check(p.wait_exit(timeout=15) == 0, "exit code")
+        took = time.monotonic() - start
+        check(took < 5, f"the drain waited {took:.1f}s for a connection it served last")
+        p.stop()
+
+
+@test
+def a_reload_that_removes_a_listener_drains_its_sessions():
+    port, port2 = free_port(), free_port()
+    second = (f'[[listener]]\nname = "second"\nprotocol = "http"\n'
+              f'listen = "127.0.0.1:{port2}"\nupstream = "web"\n')
+    with Origin() as origin, Proxy(config(port, [origin.port], extra=second)) as p:
+        s = connect(port2)
+        reader = ClientReader(s)
+        s.sendall(get(port2, "/size/1"))
+        check(reader.response().status == 200, "a request on the second listener")
+        p.write_config(config(port, [origin.port]))
+        p.signal(signal.SIGHUP)
+        p.wait_log("reload done")
+        check(reader.eof(timeout=5), "an idle session of the removed listener stayed open")
+        c = connect(port)
+        c.sendall(get(port, "/size/2"))
+        check(ClientReader(c).response().body == pattern(2), "the remaining listener serves")
+        c.close()
 
 
 @test
