@@ -34,6 +34,17 @@ std::string AliasKeyFor(const ResolveRequest& r, std::string_view key_name) {
   return r.web ? keys::WebAlias(key_name, r.vhost) : keys::MailAlias(key_name, r.local_ip);
 }
 
+// A refusal is kept per client address: the lookup service may refuse because of the
+// address (a domain's allowed IPs), and one client's refusal must not lock the account
+// out for the others.
+std::string RefusedKey(const ResolveRequest& r, std::string_view route_key_login) {
+  std::string key = "refused\n";
+  key += r.client_ip;
+  key += '\n';
+  key += route_key_login;
+  return key;
+}
+
 std::string_view LocalPart(std::string_view account) {
   size_t at = account.find('@');
   return at == std::string_view::npos ? account : account.substr(0, at);
@@ -143,10 +154,16 @@ Task<ResolveResult> Router::Resolve(ResolveRequest r) {
         out.account = e->account;
         out.alias_key = alias_key;
         out.route_key = route_key;
+        if (route_key == route_key_login && r.method == AuthMethod::kUsername &&
+            !e->account.empty()) {
+          // Found under the name as typed: the account's own key goes too on Forget.
+          out.route_key = RouteKeyFor(r, e->account);
+        }
+        if (out.route_key != route_key_login) out.login_key = route_key_login;
         co_return out;
       }
     }
-    if (const LocalEntry* e = local_.Get("refused\n" + route_key_login, now)) {
+    if (const LocalEntry* e = local_.Get(RefusedKey(r, route_key_login), now)) {
       ++stats_.local_hits;
       ResolveResult out;
       out.status = ResolveStatus::kLoginFailed;
@@ -157,7 +174,9 @@ Task<ResolveResult> Router::Resolve(ResolveRequest r) {
     }
   }
   // Single flight: one resolution per key per shard; the others wait for its answer.
-  const std::string flight_key = route_key_login + "\n" + alias_key + "\n" + r.auth_id;
+  // The client's address is part of the question: the service may answer by it.
+  const std::string flight_key =
+      route_key_login + "\n" + alias_key + "\n" + r.auth_id + "\n" + r.client_ip;
   Flight flight;
   Flight* const running = flights_.try_emplace(flight_key, &flight).first->second;
   if (running != &flight) {
@@ -260,6 +279,7 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
       const LocalEntry route{LocalEntry::Kind::kRoute, value, -1, out.account};
       local_.Put(out.route_key, route, ttl, now);
       CacheAdd(out.route_key, value);
+      if (route_key_login != out.route_key) out.login_key = route_key_login;
       if (route_key_login != out.route_key && !lr.cache_alias) {
         // An unqualified or aliased name whose alias may not be cached: keep the route
         // under the name as typed, with its account, so the next login here finds both.
@@ -285,7 +305,7 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
       out.reason = lr.reason;
       out.wait_s = lr.wait_s;
       if (cacheable) {
-        local_.Put("refused\n" + route_key_login,
+        local_.Put(RefusedKey(r, route_key_login),
                    LocalEntry{LocalEntry::Kind::kRefused, lr.reason, lr.wait_s, {}},
                    options_.negative_ttl_ms * 1'000'000, now);
       }
@@ -308,6 +328,7 @@ Task<void> Router::Forget(ResolveResult result) {
   if (!result.alias_key.empty()) keys_to_drop.push_back(result.alias_key);
   if (!result.route_key.empty()) keys_to_drop.push_back(result.route_key);
   for (const std::string& k : keys_to_drop) local_.Erase(k);
+  if (!result.login_key.empty()) local_.Erase(result.login_key);  // never in memcached
   if (memcache_ == nullptr) co_return;
   for (std::string& k : keys_to_drop) co_await DeleteDetached(std::move(k));
 }

@@ -77,6 +77,7 @@ struct ResolveResult {
   // The keys behind this route, for Forget().
   std::string alias_key;
   std::string route_key;
+  std::string login_key;  // the route under the name as typed (per-core cache only)
 };
 
 struct RouterStats {

@@ -152,10 +152,18 @@ TEST_F(RouterTest, RefusalIsCachedBrieflyAndNotStoredInMemcached) {
   EXPECT_EQ(r[1].status, ResolveStatus::kLoginFailed);
   EXPECT_EQ(r[1].source, RouteSource::kLocalCache);
   EXPECT_EQ(lookupd_.Requests(), 1);
+  // Another client's attempt is not answered by this client's refusal: the service
+  // may refuse by client address.
+  ResolveRequest other = Mail("ghost");
+  other.client_ip = "203.0.113.9";
+  auto elsewhere = RunUntilComplete(*reactor_, ResolveAll(&a, {other}));
+  EXPECT_EQ(elsewhere[0].status, ResolveStatus::kLoginFailed);
+  EXPECT_EQ(elsewhere[0].source, RouteSource::kLookup);
+  EXPECT_EQ(lookupd_.Requests(), 2);
   usleep(250000);
   auto again = RunUntilComplete(*reactor_, ResolveAll(&a, {Mail("ghost")}));
   EXPECT_EQ(again[0].source, RouteSource::kLookup);
-  EXPECT_EQ(lookupd_.Requests(), 2);
+  EXPECT_EQ(lookupd_.Requests(), 3);
   RunUntilComplete(*reactor_, a.Close());
 }
 
@@ -176,6 +184,30 @@ TEST_F(RouterTest, ForgetDeletesTheAliasAndRouteKeys) {
   EXPECT_FALSE(r[1].hit());
   auto again = RunUntilComplete(*reactor_, ResolveAll(&a, {Mail("jd")}));
   EXPECT_EQ(again[0].source, RouteSource::kLookup);  // not from the local cache either
+  RunUntilComplete(*reactor_, a.Close());
+}
+
+// The mailbox server refused a login by an alias the service may not cache: the route
+// kept under the name as typed goes as well, so the next login asks again.
+TEST_F(RouterTest, ForgetDropsTheRouteKeptUnderTheTypedName) {
+  Stack a({mc_.port()}, lookupd_.port());
+  for (int round = 0; round < 2; ++round) {
+    // Round 0: the route came from the lookup; round 1: from the per-core cache.
+    auto r = RunUntilComplete(*reactor_, ResolveAll(&a, {Mail("m@other.org")}));
+    ASSERT_EQ(r[0].status, ResolveStatus::kOk) << r[0].reason;
+    if (round == 1) {
+      auto cached = RunUntilComplete(*reactor_, ResolveAll(&a, {Mail("m@other.org")}));
+      ASSERT_EQ(cached[0].source, RouteSource::kLocalCache);
+      r = cached;
+    }
+    auto forget = [](Stack* s, ResolveResult r) -> Task<void> {
+      co_await s->router->Forget(std::move(r));
+      co_await s->router->Drain();
+    };
+    RunUntilComplete(*reactor_, forget(&a, r[0]));
+    auto again = RunUntilComplete(*reactor_, ResolveAll(&a, {Mail("m@other.org")}));
+    EXPECT_EQ(again[0].source, RouteSource::kLookup) << "round " << round;
+  }
   RunUntilComplete(*reactor_, a.Close());
 }
 
