@@ -199,7 +199,18 @@ Task<std::optional<PreauthEnd>> Dialogue::Dispatch(const Command& c) {
     co_return Pass(c.rest);
   }
   if (c.KeywordIs("AUTH")) {
-    if (c.arg_count == 0 || c.more_args) co_return Err("AUTH takes a mechanism");
+    if (c.arg_count == 0) {
+      // The pre-RFC 5034 listing (nginx answers it too): the mechanisms CAPA's SASL
+      // line offers, none while cleartext logins are refused.
+      std::string out = "+OK methods supported:\r\n";
+      if (!refuse_cleartext()) {
+        if (settings_.auth_plain) out += "PLAIN\r\n";
+        if (settings_.auth_login) out += "LOGIN\r\n";
+      }
+      Reply(out + ".\r\n");
+      co_return std::nullopt;
+    }
+    if (c.more_args) co_return Err("AUTH takes a mechanism");
     std::string mechanism(c.args[0]);
     std::string initial(c.arg_count == 2 ? c.args[1] : std::string_view());
     std::optional<PreauthEnd> r = co_await Auth(mechanism, initial, c.arg_count == 2);

@@ -56,6 +56,19 @@ TEST_F(Pop3PreauthTest, StlsOnlyHidesCleartextLoginsThenLogsInInsideTls) {
   EXPECT_EQ(credentials_.password, "correct horse");
 }
 
+TEST_F(Pop3PreauthTest, BareAuthListsTheMechanismsCapaOffers) {
+  // In the clear with STLS required: nothing offered, and not an invalid command.
+  settings_.bad_commands_max = 1;
+  ScriptedStream plain({"AUTH\r\n", "STLS\r\n"});
+  ScriptedStream secured({"AUTH\r\n", "USER john\r\n", "PASS pw\r\n"});
+  FakeUpgrader upgrader(&secured);
+  EXPECT_EQ(Run(&plain, false, &upgrader), PreauthEnd::kCredentials);
+  EXPECT_EQ(plain.written(), std::string(kGreeting) +
+                                 "+OK methods supported:\r\n.\r\n"
+                                 "+OK begin TLS negotiation\r\n");
+  EXPECT_EQ(secured.written(), "+OK methods supported:\r\nPLAIN\r\nLOGIN\r\n.\r\n+OK\r\n");
+}
+
 TEST_F(Pop3PreauthTest, PlaintextPipelinedBehindStlsIsNeverAnswered) {
   ScriptedStream plain({"STLS\r\nCAPA\r\n"});
   ScriptedStream secured({"QUIT\r\n"});
