@@ -182,7 +182,11 @@ Task<void> MemcacheClient::Reader(Server* s, Gate::Holder /*holder*/) {
         std::string why = p.error != memcache::ParseError::kNone
                               ? fmt::format("bad response ({})", memcache::ParseErrorName(p.error))
                               : std::string("response does not match the request in flight");
-        if (front != nullptr) front->reply.error = McError::kProtocol;
+        if (front != nullptr) {
+          // Its own failure; the requests behind it fail as unavailable with the server.
+          s->pending.Remove(front);
+          Complete(front, McError::kProtocol);
+        }
         MarkBad(*s, why);
         break;
       }

@@ -1,7 +1,12 @@
 // The memcached client against real memcached servers (Debian's, binary protocol).
 #include "cache/memcache_client.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/ops.h"
@@ -166,6 +171,36 @@ TEST_F(MemcacheClientTest, ASilentServerTimesOut) {
   EXPECT_GE(took, 290);
   EXPECT_LT(took, 2000);
   EXPECT_EQ(c.stats().timeouts, 1u);
+}
+
+TEST_F(MemcacheClientTest, AGarbageAnswerIsAProtocolError) {
+  // A server that answers a request with 24 bytes that are no binary-protocol header.
+  uint16_t port = 0;
+  UniqueFd listener = testing::ListenLoopback(&port);
+  std::thread server([fd = listener.get()] {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) return;
+    const int c = accept4(fd, nullptr, nullptr, 0);  // blocking, unlike the listener
+    if (c < 0) return;
+    char buf[256];
+    if (recv(c, buf, sizeof(buf), 0) > 0) {
+      const std::string garbage(24, 'x');
+      (void)send(c, garbage.data(), garbage.size(), MSG_NOSIGNAL);
+    }
+    recv(c, buf, sizeof(buf), 0);  // until the client lets go
+    close(c);
+  });
+  CacheServer s;
+  s.host = "127.0.0.1";
+  s.port = port;
+  s.text = "127.0.0.1:" + std::to_string(port);
+  s.address = *SocketAddress::Parse(s.text);
+  MemcacheClient c(Options({s}));
+  auto [r, took] = RunUntilComplete(*reactor_, GetFromSilentServer(&c));
+  server.join();
+  EXPECT_EQ(r.error, McError::kProtocol);
+  EXPECT_EQ(c.stats().unavailable, 0u);
+  EXPECT_EQ(c.stats().servers_marked_bad, 1u);
 }
 
 }  // namespace
