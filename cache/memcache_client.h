@@ -1,7 +1,8 @@
 // A per-shard memcached client speaking the binary protocol (cache/memcache_codec.h):
 // one persistent connection per server, requests pipelined and matched in order (with
 // the opaque checked), a fetch timeout, and failure handling: a server that times
-// out, resets or answers garbage is marked bad, its requests fail as "unavailable",
+// out, resets or answers garbage is marked bad, its requests fail as "unavailable"
+// (the one a garbage answer was for as a protocol error),
 // and its keys go to the next live server until `reconnect_ms` has passed.
 // Key placement: ketama (libmemcached-compatible) or zimbra (see cache/placement.h).
 #pragma once
