@@ -160,6 +160,17 @@ std::optional<SocketAddress> SocketAddress::FromNumeric(std::string_view host, u
   return std::nullopt;
 }
 
+void SocketAddress::UnmapV4() {
+  if (family() != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&storage_.in6.sin6_addr)) return;
+  sockaddr_in v4{};
+  v4.sin_family = AF_INET;
+  v4.sin_port = storage_.in6.sin6_port;
+  std::memcpy(&v4.sin_addr, storage_.in6.sin6_addr.s6_addr + 12, 4);
+  storage_ = Storage{};
+  storage_.in4 = v4;
+  size_ = sizeof(sockaddr_in);
+}
+
 bool SocketAddress::operator==(const SocketAddress& o) const {
   return size_ == o.size_ && family() == o.family() && port() == o.port() &&
          std::equal(host_bytes().begin(), host_bytes().end(), o.host_bytes().begin(),

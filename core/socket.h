@@ -69,6 +69,9 @@ class SocketAddress {
   std::string HostString() const;  // "1.2.3.4" / "::1"
   // An IP literal ("1.2.3.4", "::1", "[::1]") with `port`; nullopt for a host name.
   static std::optional<SocketAddress> FromNumeric(std::string_view host, uint16_t port);
+  // An IPv4 client of a dual-stack listener ("::ffff:10.1.2.3") as the IPv4 address it
+  // is, so that IPv4 CIDR lists, hashes and logs see one form. Others stay as they are.
+  void UnmapV4();
   bool operator==(const SocketAddress& o) const;
 
  private:

@@ -1239,6 +1239,7 @@ Task<void> HttpSession::Run() {
     SocketAddress local;
     *local.mutable_size() = SocketAddress::capacity();
     if (getsockname(client_.fd(), local.mutable_get(), local.mutable_size()) == 0) {
+      local.UnmapV4();
       local_ip_ = local.HostString();
     }
   }

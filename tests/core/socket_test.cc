@@ -45,5 +45,21 @@ TEST(SocketAddressTest, Ipv6HostStringIsCanonical) {
   EXPECT_EQ(addr->ToString(), "[2001:db8::1]:993");
 }
 
+TEST(SocketAddressTest, AnIpv4MappedPeerBecomesIpv4AndOthersStay) {
+  auto mapped = SocketAddress::FromNumeric("::ffff:10.1.2.3", 993);
+  ASSERT_TRUE(mapped.has_value());
+  ASSERT_EQ(mapped->family(), AF_INET6);
+  mapped->UnmapV4();
+  EXPECT_EQ(mapped->family(), AF_INET);
+  EXPECT_EQ(mapped->ToString(), "10.1.2.3:993");
+  EXPECT_TRUE(*mapped == *SocketAddress::FromNumeric("10.1.2.3", 993));
+  auto v6 = SocketAddress::FromNumeric("2001:db8::1", 993);
+  v6->UnmapV4();
+  EXPECT_EQ(v6->ToString(), "[2001:db8::1]:993");
+  auto v4 = SocketAddress::FromNumeric("192.0.2.1", 80);
+  v4->UnmapV4();
+  EXPECT_EQ(v4->ToString(), "192.0.2.1:80");
+}
+
 }  // namespace
 }  // namespace ringproxy

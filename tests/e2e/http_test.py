@@ -400,6 +400,32 @@ def client_identity_headers_trust_only_configured_proxies():
 
 
 @test
+def an_ipv4_client_of_a_dual_stack_listener_is_seen_as_ipv4():
+    probe = socket.socket(socket.AF_INET6)
+    try:
+        probe.bind(("::", 0))
+    except OSError as e:
+        print(f"skipped: no IPv6 here ({e})")
+        return
+    finally:
+        probe.close()
+    port = free_port()
+    with Origin() as origin:
+        text = config(port, [origin.port], listener_extra='trusted_proxies = ["127.0.0.0/8"]')
+        text = text.replace(f'listen = "127.0.0.1:{port}"', f'listen = "[::]:{port}"')
+        with Proxy(text):
+            s = connect(port)  # over IPv4: the proxy's socket sees ::ffff:127.0.0.1
+            s.sendall(get(port, "/echo", extra=b"X-Forwarded-For: 203.0.113.5\r\n"))
+            r = ClientReader(s).response()
+            check(r.status == 200, r.head)
+            head = origin.heads()[0].decode()
+            # The IPv4 CIDR matches it, and the address is written as IPv4.
+            check("X-Forwarded-For: 203.0.113.5, 127.0.0.1\r\n" in head, head)
+            check("ffff" not in head, head)
+            s.close()
+
+
+@test
 def upgrade_becomes_a_tunnel_and_a_refused_one_stays_http():
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port])):
