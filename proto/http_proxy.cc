@@ -403,8 +403,11 @@ Task<int> HttpSession::ReadRequestHead() {
   head_buf_.clear();
   parser_.Reset();
   const bool first = requests_ == 0;
-  const Deadline wait =
-      Deadline::AfterMs(first ? settings_->header_timeout_ms : settings_->keepalive_timeout_ms);
+  // Draining: a first request that is not on its way within the linger is not waited for.
+  const int64_t first_wait_ms = draining_
+                                    ? std::min<int64_t>(settings_->header_timeout_ms, kLingerMs)
+                                    : settings_->header_timeout_ms;
+  const Deadline wait = Deadline::AfterMs(first ? first_wait_ms : settings_->keepalive_timeout_ms);
   Deadline head_deadline = wait;
   for (;;) {
     std::string_view avail = in_.Peek();
@@ -483,15 +486,15 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
     }
     std::string_view avail = in->Peek();
     if (avail.empty()) {
-      // What is ready goes out before a wait that may last a long poll: the head, and
-      // what the client's socket had no room for.
-      if (!prefix.empty()) {
+      // Before a real wait (nothing received yet; it may last a long poll) what is
+      // ready goes out: the head, and what the client's socket had no room for.
+      if (in->stream()->buffered() == 0 && !prefix.empty()) {
         Flow f = co_await Deliver(out, prefix);
         if (f != Flow::kOk) co_return f;
         prefix = {};
         stage.clear();
       }
-      if (out->pending_output() > 0) {
+      if (in->stream()->buffered() == 0 && out->pending_output() > 0) {
         IoResult flushed = co_await out->Flush(SendDeadline());
         if (!flushed.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
       }

@@ -315,12 +315,13 @@ Task<void> MailSession::Run() {
   // FIN first: a client that sent bytes we never read would otherwise see only the
   // RST that close() sends for unread data. A relay has already passed the end on.
   if (!relayed_) {
-    if (client_tls_on() && !stopped_) {
-      // close_notify before the FIN: a TLS client otherwise sees a truncation.
-      (void)co_await down_->ShutdownWrite(Deadline::AfterMs(listener_->send_timeout_ms));
-    } else {
-      shutdown(client_.fd(), SHUT_WR);
+    // close_notify before the FIN (a TLS client otherwise sees a truncation), unless the
+    // client stopped reading: then no second send timeout is spent on it.
+    bool shut = false;
+    if (client_tls_on() && !stopped_ && down_->pending_output() == 0) {
+      shut = (co_await down_->ShutdownWrite(Deadline::AfterMs(listener_->send_timeout_ms))).ok();
     }
+    if (!shut) shutdown(client_.fd(), SHUT_WR);
   }
   co_await down_->Quiesce();
   if (down_ != &client_) co_await client_.Quiesce();

@@ -255,7 +255,6 @@ class ShardServer {
       return;
     }
     peer.UnmapV4();  // a dual-stack listener's IPv4 clients as IPv4
-
     SessionEntry session = SessionFor(l->config->protocol);
     Spawn(session(&services_, l->snapshot, l->config, fd, peer, session_gate_.Enter()));
   }

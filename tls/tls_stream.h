@@ -80,7 +80,7 @@ class TlsStream final : public ByteStream {
     kShutdown,  // the same, and then the transport's write side is shut
   };
   // The only place ciphertext leaves and the transport's sending side is called: one
-  // coroutine at a time (its Write never waits for the kernel, its Flush does).
+  // coroutine at a time (its Write waits only while earlier bytes are still queued).
   Task<IoResult> Send(Deadline deadline, SendUntil until);
   IoResult Failed(int ret);
   void ReleasePlaintext();

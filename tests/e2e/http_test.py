@@ -595,6 +595,7 @@ def a_connection_served_from_the_backlog_during_a_drain_is_not_kept_alive():
         time.sleep(0.2)
         waiting = connect(port)  # left in the kernel's backlog: the shard is full
         waiting.sendall(get(port, "/size/3"))
+        silent = connect(port)  # in the backlog too, and never sends a request
         time.sleep(0.2)
         start = time.monotonic()
         p.signal(signal.SIGTERM)
@@ -606,6 +607,7 @@ def a_connection_served_from_the_backlog_during_a_drain_is_not_kept_alive():
         check(p.wait_exit(timeout=15) == 0, "exit code")
         took = time.monotonic() - start
         check(took < 5, f"the drain waited {took:.1f}s for a connection it served last")
+        check(ClientReader(silent).eof(timeout=1), "the silent connection was left open")
         p.stop()
 
 
