@@ -77,6 +77,23 @@ class LruCache {
     return true;
   }
 
+  // Drops every entry whose value satisfies `pred`; a scan of the whole cache, for rare
+  // administrative removals. Returns how many went.
+  template <typename Pred>
+  size_t EraseIf(Pred pred) {
+    size_t n = 0;
+    for (auto it = map_.begin(); it != map_.end();) {
+      if (pred(it->second.value)) {
+        order_.Remove(&it->second);
+        map_.erase(it++);
+        ++n;
+      } else {
+        ++it;
+      }
+    }
+    return n;
+  }
+
   void Clear() {
     while (order_.PopFront() != nullptr) {
     }

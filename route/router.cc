@@ -345,6 +345,12 @@ Task<void> Router::Invalidate(std::string account, std::vector<std::string> loca
     }
   }
   for (const std::string& k : keys_to_drop) local_.Erase(k);
+  // Per-core entries under other names: routes kept under an alias typed by a client
+  // (never in memcached) and aliases of any local IP, found by the account they name.
+  local_.EraseIf([&account](const LocalEntry& e) {
+    return (e.kind == LocalEntry::Kind::kRoute && e.account == account) ||
+           (e.kind == LocalEntry::Kind::kAlias && e.value == account);
+  });
   if (memcache_ == nullptr) co_return;
   for (std::string& k : keys_to_drop) co_await DeleteDetached(std::move(k));
 }

@@ -99,7 +99,8 @@ class Router {
   Task<ResolveResult> Resolve(ResolveRequest request);
   // The upstream refused the login: drop the alias and route keys (here and in memcached).
   Task<void> Forget(ResolveResult result);
-  // Drop every cached route and alias of `account` (admin API), for the given proxy IPs.
+  // Drop every cached route and alias of `account`: its memcached keys for the given proxy
+  // IPs, and every per-core entry that names it. For an admin API; not wired yet.
   Task<void> Invalidate(std::string account, std::vector<std::string> local_ips);
   // Waits for the cache writes still in flight (they never delay a resolution).
   Task<void> Drain();

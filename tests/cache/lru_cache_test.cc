@@ -54,5 +54,22 @@ TEST(LruCacheTest, EraseAndClear) {
   EXPECT_EQ(*c.Get("c", 1), 1);
 }
 
+TEST(LruCacheTest, EraseIfDropsMatchingValuesAndKeepsTheOrderOfTheRest) {
+  LruCache<int> c(3);
+  c.Put("a", 1, 1000, 0);
+  c.Put("b", 2, 1000, 0);
+  c.Put("c", 1, 1000, 0);
+  EXPECT_EQ(c.EraseIf([](int v) { return v == 1; }), 2u);
+  EXPECT_EQ(c.size(), 1u);
+  EXPECT_EQ(c.Get("a", 1), nullptr);
+  EXPECT_EQ(*c.Get("b", 1), 2);
+  // The survivors are still in the LRU list: filling past the capacity evicts "b" first.
+  c.Put("d", 4, 1000, 0);
+  c.Put("e", 5, 1000, 0);
+  c.Put("f", 6, 1000, 0);
+  EXPECT_EQ(c.Get("b", 1), nullptr);
+  EXPECT_EQ(c.size(), 3u);
+}
+
 }  // namespace
 }  // namespace ringproxy

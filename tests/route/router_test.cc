@@ -236,6 +236,29 @@ TEST_F(RouterTest, InvalidateDropsEveryKeyOfTheAccount) {
   RunUntilComplete(*reactor_, a.Close());
 }
 
+Task<ResolveResult> ResolveInvalidateResolve(Stack* s, ResolveRequest typed, std::string account,
+                                             std::vector<std::string> ips) {
+  (void)co_await s->router->Resolve(typed);
+  co_await s->router->Drain();
+  co_await s->router->Invalidate(std::move(account), std::move(ips));
+  co_return co_await s->router->Resolve(typed);
+}
+
+TEST_F(RouterTest, InvalidateDropsTheRouteKeptUnderATypedAlias) {
+  // m@other.org is an alias of mary@other.org that may not be cached: its route lives
+  // only in the per-core cache, under the name as typed.
+  Stack a({mc_.port()}, lookupd_.port());
+  const int before = lookupd_.Requests();
+  ResolveResult r = RunUntilComplete(
+      *reactor_,
+      ResolveInvalidateResolve(&a, Mail("m@other.org"), "mary@other.org", {"127.0.0.1"}));
+  EXPECT_EQ(r.status, ResolveStatus::kOk);
+  EXPECT_EQ(r.account, "mary@other.org");
+  EXPECT_EQ(r.source, RouteSource::kLookup);
+  EXPECT_EQ(lookupd_.Requests() - before, 2);
+  RunUntilComplete(*reactor_, a.Close());
+}
+
 TEST_F(RouterTest, GssapiIsNeverCached) {
   Stack a({mc_.port()}, lookupd_.port());
   ResolveRequest g = Mail("john");
