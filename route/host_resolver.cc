@@ -18,26 +18,34 @@ namespace {
 // the session gave up waiting.
 struct Job {
   std::string host;
+  BlockingLookup lookup = nullptr;
+  std::shared_ptr<std::atomic<size_t>> live;
   UniqueFd event;
   std::atomic<bool> done{false};
   int rc = 0;
   std::vector<SocketAddress> addresses;
 };
 
-void ResolveOnThread(const std::shared_ptr<Job>& job) {
+int GetAddrInfo(const char* host, std::vector<SocketAddress>* out) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_family = AF_UNSPEC;
   addrinfo* res = nullptr;
-  job->rc = getaddrinfo(job->host.c_str(), nullptr, &hints, &res);
+  const int rc = getaddrinfo(host, nullptr, &hints, &res);
   for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
     if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
     SocketAddress addr = SocketAddress::FromSockaddr(a->ai_addr, a->ai_addrlen);
     bool seen = false;
-    for (const SocketAddress& s : job->addresses) seen = seen || s == addr;
-    if (!seen) job->addresses.push_back(addr);
+    for (const SocketAddress& s : *out) seen = seen || s == addr;
+    if (!seen) out->push_back(addr);
   }
   if (res != nullptr) freeaddrinfo(res);
+  return rc;
+}
+
+void ResolveOnThread(const std::shared_ptr<Job>& job) {
+  job->rc =
+      (job->lookup != nullptr ? job->lookup : &GetAddrInfo)(job->host.c_str(), &job->addresses);
   job->done.store(true, std::memory_order_release);
   uint64_t one = 1;
   ssize_t n = write(job->event.get(), &one, sizeof(one));
@@ -47,6 +55,7 @@ void ResolveOnThread(const std::shared_ptr<Job>& job) {
 void* ThreadMain(void* arg) {
   std::unique_ptr<std::shared_ptr<Job>> job(static_cast<std::shared_ptr<Job>*>(arg));
   ResolveOnThread(*job);
+  (*job)->live->fetch_sub(1, std::memory_order_acq_rel);
   return nullptr;
 }
 
@@ -90,23 +99,26 @@ Task<HostAnswer> HostResolver::Resolve(std::string host, uint16_t port, ConnectC
     cache_.erase(it);
   }
   HostAnswer failed;
-  if (in_flight_ >= options_.max_in_flight) {
+  if (live_->load(std::memory_order_acquire) >= options_.max_in_flight) {
     failed.error = "too many name resolutions in flight";
     co_return failed;
   }
   auto job = std::make_shared<Job>();
   job->host = host;
+  job->lookup = options_.lookup;
+  job->live = live_;
   job->event.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!job->event.valid()) {
     failed.error = std::string("eventfd: ") + strerror(errno);
     co_return failed;
   }
+  live_->fetch_add(1, std::memory_order_acq_rel);
   if (int rc = StartDetached(job); rc != 0) {
+    live_->fetch_sub(1, std::memory_order_acq_rel);
     failed.error = std::string("cannot start a resolver thread: ") + strerror(rc);
     co_return failed;
   }
   ++threads_started_;
-  ++in_flight_;
   uint64_t value = 0;
   std::span<std::byte> buf(reinterpret_cast<std::byte*>(&value), sizeof(value));
   control->current_fd = job->event.get();
@@ -115,7 +127,6 @@ Task<HostAnswer> HostResolver::Resolve(std::string host, uint16_t port, ConnectC
     r = co_await Read(job->event.get(), buf, Deadline::AfterMs(options_.timeout_ms));
   }
   control->current_fd = -1;
-  --in_flight_;
   if (!r.ok() || !job->done.load(std::memory_order_acquire)) {
     failed.error = r.timed_out() ? "name resolution timed out" : "name resolution stopped";
     co_return failed;

@@ -2,11 +2,14 @@
 // without blocking the reactor: getaddrinfo runs on a short-lived thread whose answer
 // comes back through an eventfd that the shard reads with a deadline. Answers are kept
 // per shard for a TTL (failures for a shorter one). Each miss has its own thread and
-// eventfd, so a stopped session stops only its own wait; a cap on the threads in flight
-// per shard keeps a burst of misses from starting thousands.
+// eventfd, so a stopped session stops only its own wait; a cap on the threads alive per
+// shard (counted until each thread ends, also after its waiter gave up) keeps a burst of
+// misses, or a resolver that hangs, from starting thousands.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,12 +20,17 @@
 
 namespace ringproxy {
 
+// The blocking lookup a resolver thread runs: 0 and the addresses (any port), or an EAI_
+// code. getaddrinfo unless set; tests set a slow one to hold threads.
+using BlockingLookup = int (*)(const char* host, std::vector<SocketAddress>* out);
+
 struct HostResolverOptions {
   int64_t ttl_ms = 60'000;
   int64_t negative_ttl_ms = 5'000;
   int64_t timeout_ms = 5'000;
   size_t max_entries = 4096;
-  size_t max_in_flight = 64;
+  size_t max_in_flight = 64;  // resolver threads alive at once, per shard
+  BlockingLookup lookup = nullptr;
 };
 
 struct HostAnswer {
@@ -33,7 +41,8 @@ struct HostAnswer {
 
 class HostResolver {
  public:
-  explicit HostResolver(HostResolverOptions options = {}) : options_(options) {}
+  explicit HostResolver(HostResolverOptions options = {})
+      : options_(options), live_(std::make_shared<std::atomic<size_t>>(0)) {}
   HostResolver(const HostResolver&) = delete;
   HostResolver& operator=(const HostResolver&) = delete;
 
@@ -41,6 +50,7 @@ class HostResolver {
   Task<HostAnswer> Resolve(std::string host, uint16_t port, ConnectControl* control);
 
   uint64_t threads_started() const { return threads_started_; }
+  size_t threads_alive() const { return live_->load(std::memory_order_acquire); }
 
  private:
   struct Entry {
@@ -53,7 +63,8 @@ class HostResolver {
 
   HostResolverOptions options_;
   absl::flat_hash_map<std::string, Entry> cache_;
-  size_t in_flight_ = 0;
+  // Shared with the threads, which may outlive the resolver.
+  std::shared_ptr<std::atomic<size_t>> live_;
   uint64_t threads_started_ = 0;
 };
 

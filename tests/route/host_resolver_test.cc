@@ -2,6 +2,9 @@
 // failures kept shorter, and a wait that the session can stop.
 #include "route/host_resolver.h"
 
+#include <time.h>
+
+#include <atomic>
 #include <string>
 
 #include "core/ops.h"
@@ -12,10 +15,26 @@
 namespace ringproxy {
 namespace {
 
+// A lookup that hangs until released, as getaddrinfo does when a DNS server does not
+// answer; then it answers 127.0.0.1.
+std::atomic<bool> g_release{false};
+int HeldLookup(const char*, std::vector<SocketAddress>* out) {
+  const timespec ms{0, 1'000'000};
+  while (!g_release.load()) nanosleep(&ms, nullptr);
+  out->push_back(*SocketAddress::FromNumeric("127.0.0.1", 0));
+  return 0;
+}
+
 class HostResolverTest : public ::testing::Test {
  protected:
+  void SetUp() override { g_release = false; }
+  void TearDown() override { g_release = true; }
   std::unique_ptr<Reactor> reactor_ = testing::MakeReactor();
 };
+
+Task<void> WaitForThreadsToEnd(HostResolver* r) {
+  for (int i = 0; i < 5000 && r->threads_alive() > 0; ++i) co_await Sleep(Deadline::AfterMs(1));
+}
 
 Task<HostAnswer> ResolveOnce(HostResolver* r, std::string host, uint16_t port,
                              ConnectControl* control) {
@@ -73,17 +92,43 @@ Task<HostAnswer> ResolveAndStop(HostResolver* r, ConnectControl* control) {
 }
 
 TEST_F(HostResolverTest, AStoppedWaitEndsWithoutAnAnswerAndCachesNothing) {
-  HostResolver resolver;
+  HostResolverOptions options;
+  options.lookup = &HeldLookup;
+  HostResolver resolver(options);
   ConnectControl control;
   HostAnswer a = RunUntilComplete(*reactor_, ResolveAndStop(&resolver, &control));
-  // The stop may only lose the race to a very fast getaddrinfo.
-  if (a.addresses.empty()) {
-    EXPECT_EQ(a.error, "name resolution stopped");
-    ConnectControl fresh;
-    HostAnswer b = RunUntilComplete(*reactor_, ResolveOnce(&resolver, "localhost", 1, &fresh));
-    EXPECT_FALSE(b.cached);
-    EXPECT_FALSE(b.addresses.empty());
-  }
+  EXPECT_TRUE(a.addresses.empty());
+  EXPECT_EQ(a.error, "name resolution stopped");
+  g_release = true;
+  ConnectControl fresh;
+  HostAnswer b = RunUntilComplete(*reactor_, ResolveOnce(&resolver, "localhost", 1, &fresh));
+  EXPECT_FALSE(b.cached);
+  ASSERT_EQ(b.addresses.size(), 1u);
+  EXPECT_EQ(b.addresses[0].ToString(), "127.0.0.1:1");
+  RunUntilComplete(*reactor_, WaitForThreadsToEnd(&resolver));
+}
+
+TEST_F(HostResolverTest, AHungResolverTimesOutAndItsThreadCountsAgainstTheCapUntilItEnds) {
+  HostResolverOptions options;
+  options.lookup = &HeldLookup;
+  options.timeout_ms = 50;
+  options.max_in_flight = 1;
+  HostResolver resolver(options);
+  ConnectControl control;
+  HostAnswer a = RunUntilComplete(*reactor_, ResolveOnce(&resolver, "mbox1.example", 1, &control));
+  EXPECT_EQ(a.error, "name resolution timed out");
+  EXPECT_EQ(resolver.threads_alive(), 1u);
+  // The thread behind the timeout still runs: no second one while it does.
+  HostAnswer b = RunUntilComplete(*reactor_, ResolveOnce(&resolver, "mbox2.example", 1, &control));
+  EXPECT_EQ(b.error, "too many name resolutions in flight");
+  EXPECT_EQ(resolver.threads_started(), 1u);
+  g_release = true;
+  RunUntilComplete(*reactor_, WaitForThreadsToEnd(&resolver));
+  EXPECT_EQ(resolver.threads_alive(), 0u);
+  HostAnswer c = RunUntilComplete(*reactor_, ResolveOnce(&resolver, "mbox2.example", 7, &control));
+  ASSERT_EQ(c.addresses.size(), 1u) << c.error;
+  EXPECT_EQ(c.addresses[0].ToString(), "127.0.0.1:7");
+  EXPECT_EQ(resolver.threads_started(), 2u);
 }
 
 }  // namespace
