@@ -66,7 +66,8 @@ Task<IoResult> TlsStream::Send(Deadline deadline, SendUntil until) {
   // directions), and a read can queue records too (a TLS 1.3 KeyUpdate answer). The
   // transport keeps one queue of unsent bytes that one sender drains: every call on its
   // sending side happens here, under sending_.
-  if (sending_ && until == SendUntil::kIfIdle) co_return IoResult{0};  // the sender takes it
+  const bool if_idle = until == SendUntil::kIfIdle || until == SendUntil::kNoWait;
+  if (sending_ && if_idle) co_return IoResult{0};  // the sender takes it
   while (sending_) {
     struct IdleAwaiter {
       TlsStream* s;
@@ -83,11 +84,12 @@ Task<IoResult> TlsStream::Send(Deadline deadline, SendUntil until) {
   IoResult w{0};
   for (;;) {
     while (!ciphertext_.empty() && w.ok()) {
+      if (until == SendUntil::kNoWait && transport_->pending_output() > 0) break;
       std::string batch;
       batch.swap(ciphertext_);
       w = co_await transport_->Write(AsBytes(batch), deadline);
     }
-    if (!w.ok() || until == SendUntil::kIfIdle) break;
+    if (!w.ok() || if_idle) break;
     if (transport_->pending_output() > 0) {
       w = co_await transport_->Flush(deadline);
       continue;  // records queued meanwhile go too
@@ -170,7 +172,7 @@ Task<IoResult> TlsStream::Fill(Deadline deadline) {
     // About to wait for the transport: hold no buffer across the wait.
     if (transport_->buffered() == 0) ReleasePlaintext();
     // A read may have produced records to send (a TLS 1.3 KeyUpdate answer).
-    IoResult sent = co_await Send(deadline, SendUntil::kIfIdle);
+    IoResult sent = co_await Send(deadline, SendUntil::kNoWait);
     if (!sent.ok()) co_return sent;
     if (err == WOLFSSL_ERROR_ZERO_RETURN) co_return IoResult{0};  // close_notify
     if (err == WOLFSSL_ERROR_WANT_READ) {

@@ -75,7 +75,11 @@ class TlsStream final : public ByteStream {
   static int IoRecv(WOLFSSL* ssl, char* buf, int size, void* ctx);
   static int IoSend(WOLFSSL* ssl, char* buf, int size, void* ctx);
   enum class SendUntil {
-    kIfIdle,    // queued records handed on, unless another coroutine sends (it takes them)
+    kIfIdle,  // queued records handed on, unless another coroutine sends (it takes them)
+    // As kIfIdle, and never waits on the transport: when earlier bytes are still stuck
+    // there, the records stay queued for the writer that must flush those (a reader's
+    // KeyUpdate answer; flushing them under the read deadline would hold the writer).
+    kNoWait,
     kFlushed,   // after any other sender: everything queued, and the transport sent it all
     kShutdown,  // the same, and then the transport's write side is shut
   };

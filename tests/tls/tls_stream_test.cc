@@ -264,19 +264,23 @@ Task<void> ReadServer(TlsStream* s, std::string* out, Gate::Holder) {
   }
 }
 
+// `answer_first`: the reader answers while nobody sends (the writer's bytes wait in the
+// transport), and the writer's Flush comes after and must carry the answer too.
 Task<std::string> KeyUpdateWhileFlushing(Ends* e, WOLFSSL* client_ssl, const std::string* big,
-                                         IoResult* flushed, std::string* read) {
+                                         IoResult* flushed, std::string* read,
+                                         bool answer_first = false) {
   if (!co_await HandshakeBoth(e)) co_return "";
   IoResult w = co_await e->server.Write(AsBytes(*big), Deadline::AfterMs(10000));
   EXPECT_TRUE(w.ok());
   EXPECT_GT(e->server.pending_output(), 0u) << "the client's socket took it all";
   Gate gate;
-  Spawn(FlushServer(&e->server, flushed, gate.Enter()));
+  if (!answer_first) Spawn(FlushServer(&e->server, flushed, gate.Enter()));
   Spawn(ReadServer(&e->server, read, gate.Enter()));
   EXPECT_EQ(wolfSSL_update_keys(client_ssl), WOLFSSL_SUCCESS);
   IoResult sent = co_await e->client.Flush(Deadline::AfterMs(2000));
   EXPECT_TRUE(sent.ok());
   co_await Sleep(Deadline::AfterMs(100));  // the server's reader answers it now
+  if (answer_first) Spawn(FlushServer(&e->server, flushed, gate.Enter()));
   std::string got;
   while (got.size() < big->size()) {
     IoResult r = co_await e->client.Fill(Deadline::AfterMs(10000));
@@ -310,6 +314,67 @@ TEST_F(TlsStreamTest, AKeyUpdateAnsweredDuringAFlushLeavesTheStreamIntact) {
   EXPECT_TRUE(got == big) << got.size();
   EXPECT_EQ(flushed.res, 0);
   EXPECT_EQ(read, "after");
+}
+
+TEST_F(TlsStreamTest, AKeyUpdateAnsweredWhileNobodySendsGoesOutWithTheWritersFlush) {
+  auto [c, s] = testing::TcpPair();
+  WOLFSSL* client_ssl = client_ctx_->NewSession();
+  Ends e(std::move(c), std::move(s), ring_.get(), client_ssl, server_ctx_->NewSession());
+  const std::string big = Pattern(32 << 20, 5);
+  IoResult flushed{-1};
+  std::string read;
+  const std::string got = RunUntilComplete(
+      *reactor_, KeyUpdateWhileFlushing(&e, client_ssl, &big, &flushed, &read, true));
+  EXPECT_TRUE(got == big) << got.size();
+  EXPECT_EQ(flushed.res, 0);
+  EXPECT_EQ(read, "after");
+}
+
+// The writer's Flush keeps its own deadline when the reader answered a KeyUpdate while
+// the writer's bytes were stuck: the reader's answer must not make the reader flush them
+// under its (long) read deadline while the writer waits for it.
+Task<void> ReadUntilEnd(TlsStream* s, bool* done, Gate::Holder) {
+  for (;;) {
+    IoResult r = co_await s->Fill(Deadline::AfterMs(10000));
+    if (r.res <= 0) break;
+    s->Consume(s->Peek().size());
+  }
+  *done = true;
+}
+
+Task<void> WriterDeadlineDuringKeyUpdate(Ends* e, WOLFSSL* client_ssl, const std::string* big,
+                                         IoResult* flushed, bool* reader_done_at_flush_end) {
+  if (!co_await HandshakeBoth(e)) co_return;
+  IoResult w = co_await e->server.Write(AsBytes(*big), Deadline::AfterMs(10000));
+  EXPECT_TRUE(w.ok());
+  EXPECT_GT(e->server.pending_output(), 0u) << "the client's socket took it all";
+  Gate gate;
+  bool reader_done = false;
+  Spawn(ReadUntilEnd(&e->server, &reader_done, gate.Enter()));
+  EXPECT_EQ(wolfSSL_update_keys(client_ssl), WOLFSSL_SUCCESS);
+  IoResult sent = co_await e->client.Flush(Deadline::AfterMs(2000));
+  EXPECT_TRUE(sent.ok());
+  co_await Sleep(Deadline::AfterMs(100));  // the server's reader answers it now
+  // The client reads nothing: the writer's Flush can only end by its deadline.
+  *flushed = co_await e->server.Flush(Deadline::AfterMs(300));
+  *reader_done_at_flush_end = reader_done;
+  e->server.Abort();
+  co_await gate.Wait();
+  co_await e->client.Quiesce();
+  co_await e->server.Quiesce();
+}
+
+TEST_F(TlsStreamTest, AWriterBehindAKeyUpdateAnswerKeepsItsOwnDeadline) {
+  auto [c, s] = testing::TcpPair();
+  WOLFSSL* client_ssl = client_ctx_->NewSession();
+  Ends e(std::move(c), std::move(s), ring_.get(), client_ssl, server_ctx_->NewSession());
+  const std::string big = Pattern(32 << 20, 6);
+  IoResult flushed{0};
+  bool reader_done = true;
+  RunUntilComplete(*reactor_,
+                   WriterDeadlineDuringKeyUpdate(&e, client_ssl, &big, &flushed, &reader_done));
+  EXPECT_TRUE(flushed.timed_out()) << flushed.res;
+  EXPECT_FALSE(reader_done) << "the writer waited for the reader's read deadline";
 }
 
 // client --TLS--> [server TLS stream | pump | plain] --> echo thread
