@@ -302,32 +302,32 @@ Task<std::string> KeyUpdateWhileFlushing(Ends* e, WOLFSSL* client_ssl, const std
   co_return got;
 }
 
-TEST_F(TlsStreamTest, AKeyUpdateAnsweredDuringAFlushLeavesTheStreamIntact) {
+// Runs KeyUpdateWhileFlushing on a fresh pair: 32 MiB reach the client intact, the
+// writer's flush succeeds, and the reader goes on under the new keys.
+void ExpectKeyUpdateLeavesTheStreamIntact(Reactor* reactor, BufferRing* ring,
+                                          TlsClientShardContext* cc, TlsServerShardContext* sc,
+                                          bool answer_first) {
   auto [c, s] = testing::TcpPair();
-  WOLFSSL* client_ssl = client_ctx_->NewSession();
-  Ends e(std::move(c), std::move(s), ring_.get(), client_ssl, server_ctx_->NewSession());
-  const std::string big = Pattern(32 << 20, 4);
+  WOLFSSL* client_ssl = cc->NewSession();
+  Ends e(std::move(c), std::move(s), ring, client_ssl, sc->NewSession());
+  const std::string big = Pattern(32 << 20, answer_first ? 5 : 4);
   IoResult flushed{-1};
   std::string read;
-  const std::string got =
-      RunUntilComplete(*reactor_, KeyUpdateWhileFlushing(&e, client_ssl, &big, &flushed, &read));
+  const std::string got = RunUntilComplete(
+      *reactor, KeyUpdateWhileFlushing(&e, client_ssl, &big, &flushed, &read, answer_first));
   EXPECT_TRUE(got == big) << got.size();
   EXPECT_EQ(flushed.res, 0);
   EXPECT_EQ(read, "after");
 }
 
+TEST_F(TlsStreamTest, AKeyUpdateAnsweredDuringAFlushLeavesTheStreamIntact) {
+  ExpectKeyUpdateLeavesTheStreamIntact(reactor_.get(), ring_.get(), client_ctx_.get(),
+                                       server_ctx_.get(), false);
+}
+
 TEST_F(TlsStreamTest, AKeyUpdateAnsweredWhileNobodySendsGoesOutWithTheWritersFlush) {
-  auto [c, s] = testing::TcpPair();
-  WOLFSSL* client_ssl = client_ctx_->NewSession();
-  Ends e(std::move(c), std::move(s), ring_.get(), client_ssl, server_ctx_->NewSession());
-  const std::string big = Pattern(32 << 20, 5);
-  IoResult flushed{-1};
-  std::string read;
-  const std::string got = RunUntilComplete(
-      *reactor_, KeyUpdateWhileFlushing(&e, client_ssl, &big, &flushed, &read, true));
-  EXPECT_TRUE(got == big) << got.size();
-  EXPECT_EQ(flushed.res, 0);
-  EXPECT_EQ(read, "after");
+  ExpectKeyUpdateLeavesTheStreamIntact(reactor_.get(), ring_.get(), client_ctx_.get(),
+                                       server_ctx_.get(), true);
 }
 
 // The writer's Flush keeps its own deadline when the reader answered a KeyUpdate while
