@@ -79,8 +79,12 @@ void Shard::Join() {
 void Shard::Post(std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    mailbox_.push_back(std::move(fn));
+    if (!mailbox_closed_) {
+      mailbox_.push_back(std::move(fn));
+      fn = nullptr;
+    }
   }
+  if (fn) return;  // destroyed here, outside the lock: nobody will run it
   uint64_t one = 1;
   // An eventfd write never blocks unless the counter would overflow.
   ssize_t n = write(event_fd_, &one, sizeof(one));
@@ -111,6 +115,13 @@ Task<void> Shard::MailboxLoop() {
     for (auto& fn : batch) fn();
     if (main_done_ || (!r.ok() && r.res != -EINTR && r.res != -EAGAIN)) break;
   }
+  std::vector<std::function<void()>> unrun;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    mailbox_closed_ = true;
+    unrun.swap(mailbox_);
+  }
+  unrun.clear();  // posted too late to run: released now
   mailbox_done_.Set();
 }
 

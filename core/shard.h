@@ -29,7 +29,9 @@ class Shard {
                                                       const ReactorOptions& options, Main main);
   ~Shard();  // joins
 
-  // Runs `fn` on the shard thread, from its loop. Callable from any thread.
+  // Runs `fn` on the shard thread, from its loop. Callable from any thread. Once the
+  // shard's main has finished, `fn` is not run but destroyed at once (on the caller's
+  // thread), so what it holds (a listening socket) is released then, not at ~Shard.
   void Post(std::function<void()> fn);
   void Join();
 
@@ -51,6 +53,7 @@ class Shard {
   std::unique_ptr<Reactor> reactor_;
   std::mutex mu_;
   std::vector<std::function<void()>> mailbox_;
+  bool mailbox_closed_ = false;  // under mu_: the loop has ended
   bool main_done_ = false;
   Event mailbox_done_;
 };
