@@ -8,7 +8,7 @@
 namespace ringproxy {
 
 absl::StatusOr<CacheServer> ParseCacheServer(std::string_view text) {
-  absl::StatusOr<SocketAddress> address = SocketAddress::Parse(text);
+  absl::StatusOr<SocketAddress> address = SocketAddress::Parse(text, 1);
   if (!address.ok()) return address.status();
   CacheServer s;
   s.text = std::string(text);

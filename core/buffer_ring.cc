@@ -38,7 +38,9 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(Reactor& reactor,
   void* base = mmap(nullptr, br->base_bytes_, PROT_READ | PROT_WRITE,
                     MAP_ANONYMOUS | MAP_PRIVATE | (populate ? MAP_POPULATE : MAP_NORESERVE), -1, 0);
   if (base == MAP_FAILED) {
-    return absl::ResourceExhaustedError(fmt::format("mmap buffers: {}", strerror(errno)));
+    return absl::ResourceExhaustedError(
+        fmt::format("mmap of {} MiB of receive buffers (runtime.buffer_count x buffer_size): {}",
+                    br->base_bytes_ >> 20, strerror(errno)));
   }
   br->base_ = static_cast<std::byte*>(base);
   io_uring_buf_ring_init(br->ring_);

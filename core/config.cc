@@ -5,6 +5,7 @@
 #define TOML_ENABLE_FORMATTERS 0
 #include "core/config.h"
 
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -374,6 +375,13 @@ void ConfigParser::ReadRuntime(ConfigTable& r, RuntimeConfig* rt) {
     r.Error("buffer_count", fmt::format("expected a power of two, got {}", rt->buffer_count));
   }
   r.Int("buffer_size", &rt->buffer_size, 1024, 1 << 20);
+  // Faulted in at start, per shard: a product past what any shard needs is a typo.
+  constexpr int64_t kMaxBufferBytes = int64_t{1} << 30;
+  if (int64_t{rt->buffer_count} * rt->buffer_size > kMaxBufferBytes) {
+    r.Error(r.Has("buffer_size") ? "buffer_size" : "buffer_count",
+            fmt::format("buffer_count x buffer_size = {} MiB per shard; at most {} MiB",
+                        int64_t{rt->buffer_count} * rt->buffer_size >> 20, kMaxBufferBytes >> 20));
+  }
   r.Int("pipe_size", &rt->pipe_size, 0, 1 << 26);
   r.Int("pipe_pool_max", &rt->pipe_pool_max, 0, 1 << 20);
   r.Int("max_connections_per_shard", &rt->max_connections_per_shard, 1, 10'000'000);
@@ -384,7 +392,7 @@ void ConfigParser::ReadRuntime(ConfigTable& r, RuntimeConfig* rt) {
 void ConfigParser::ReadLog(ConfigTable& r, LogConfig* lc) {
   r.String("file", &lc->file);
   std::string level;
-  if (r.String("level", &level) && !level.empty() && !log::ParseLevel(level, &lc->level)) {
+  if (r.String("level", &level) && r.Has("level") && !log::ParseLevel(level, &lc->level)) {
     r.Error("level", fmt::format("expected one of debug, info, warn, error, off; got '{}'", level));
   }
   r.Bool("access", &lc->access);
@@ -442,7 +450,7 @@ void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
                                        text));
         continue;
       }
-      absl::StatusOr<SocketAddress> a = SocketAddress::Parse(address);
+      absl::StatusOr<SocketAddress> a = SocketAddress::Parse(address, 1);
       if (!a.ok()) {
         r.Error("servers", MessageOf(a.status()));
         continue;
@@ -459,7 +467,7 @@ void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
 void ConfigParser::ReadListener(ConfigTable& r, ListenerConfig* l) {
   r.String("name", &l->name, true);
   if (r.String("listen", &l->listen_text, true) && !l->listen_text.empty()) {
-    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(l->listen_text);
+    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(l->listen_text, 1);
     if (a.ok()) {
       l->address = *a;
     } else {
@@ -467,7 +475,7 @@ void ConfigParser::ReadListener(ConfigTable& r, ListenerConfig* l) {
     }
   }
   r.String("upstream", &l->upstream);
-  r.Int("idle_timeout_ms", &l->idle_timeout_ms, 1, 86'400'000);
+  r.Int("idle_timeout_ms", &l->idle_timeout_ms, 1, 7 * 86'400'000LL);  // mail: up to 7 days
   r.Int("send_timeout_ms", &l->send_timeout_ms, 1, 86'400'000);
   r.Int("backlog", &l->backlog, 1, 65535);
   r.Int("send_buffer", &l->send_buffer, 0, 64 << 20);
@@ -582,12 +590,19 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view pa
 }
 
 absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path, const ConfigSchema& schema) {
+  // A directory opens as a stream and reads as nothing, which would parse as a config
+  // with nothing in it.
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(fmt::format("{}: not a regular file", path));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return absl::NotFoundError(
         fmt::format("{}: cannot open config file: {}", path, strerror(errno)));
   std::stringstream text;
   text << in.rdbuf();
+  if (in.bad()) return absl::UnavailableError(fmt::format("{}: cannot read config file", path));
   return ParseConfig(text.str(), path, schema);
 }
 

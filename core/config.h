@@ -161,7 +161,7 @@ class ConfigTable {
   void Choice(std::string_view key, std::initializer_list<std::pair<std::string_view, E>> names,
               E* out) {
     std::string text;
-    if (!String(key, &text) || text.empty()) return;
+    if (!String(key, &text) || !Has(key)) return;  // present and empty is an error
     for (const auto& [name, value] : names) {
       if (name == text) {
         *out = value;

@@ -149,13 +149,14 @@ const char* Stamp() {
   return full;
 }
 
-absl::StatusOr<int> OpenLogFile(const std::string& path, int if_empty) {
+// `key`: the config key that named the file, for the error.
+absl::StatusOr<int> OpenLogFile(const std::string& path, int if_empty, std::string_view key) {
   if (path.empty()) return if_empty;
   if (path == "-") return STDOUT_FILENO;
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0)
     return absl::UnavailableError(
-        fmt::format("cannot open log file {}: {}", path, strerror(errno)));
+        fmt::format("{}: cannot open log file {}: {}", key, path, strerror(errno)));
   return fd;
 }
 
@@ -282,9 +283,9 @@ namespace {
 
 // Both files, or neither (closing what was opened).
 absl::Status OpenBoth(const Options& options, int (&fd)[kStreams]) {
-  absl::StatusOr<int> main = OpenLogFile(options.path, STDERR_FILENO);
+  absl::StatusOr<int> main = OpenLogFile(options.path, STDERR_FILENO, "log.file");
   if (!main.ok()) return main.status();
-  absl::StatusOr<int> access = OpenLogFile(options.access_path, -1);
+  absl::StatusOr<int> access = OpenLogFile(options.access_path, -1, "log.access_file");
   if (!access.ok()) {
     CloseOwned(*main);
     return access.status();

@@ -15,7 +15,7 @@
 
 namespace ringproxy {
 
-absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
+absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text, uint16_t min_port) {
   std::string_view host;
   std::string_view port_text;
   if (!text.empty() && text.front() == '[') {
@@ -40,8 +40,10 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
   }
   uint32_t port = 0;
   auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    return absl::InvalidArgumentError(fmt::format("bad address '{}': port must be 0..65535", text));
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535 ||
+      port < min_port) {
+    return absl::InvalidArgumentError(
+        fmt::format("bad address '{}': port must be {}..65535", text, min_port));
   }
   if (host.empty()) {
     return absl::InvalidArgumentError(fmt::format("bad address '{}': empty host", text));

@@ -52,7 +52,8 @@ class SocketAddress {
   SocketAddress() = default;
   // Parses "1.2.3.4:80", "[::1]:80" or "name:80"; names are resolved (blocking: call
   // only from the control plane, e.g. while loading config).
-  static absl::StatusOr<SocketAddress> Parse(std::string_view text);
+  // `min_port` 1 for addresses in a config (port 0 would mean "any free port").
+  static absl::StatusOr<SocketAddress> Parse(std::string_view text, uint16_t min_port = 0);
   static SocketAddress FromSockaddr(const sockaddr* sa, socklen_t len);
 
   const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage_); }

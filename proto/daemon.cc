@@ -36,6 +36,56 @@ log::Options LogOptionsOf(const Config& c) {
   return log::Options{c.log.file, c.log.level, c.log.access_file};
 }
 
+// The product's config, and a check that it serves something: an empty file (one being
+// rewritten at the moment of a SIGHUP) would otherwise be a valid config that stops
+// every listener.
+absl::StatusOr<ConfigPtr> LoadDaemonConfig(const std::string& path) {
+  absl::StatusOr<ConfigPtr> config = LoadConfig(path, ProductSchema());
+  if (config.ok() && (*config)->listeners.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: no [[listener]]: a configuration must define at least one", path));
+  }
+  return config;
+}
+
+void LogErrorLines(std::string_view errors) {
+  // One log line per error: a line break inside a line is escaped.
+  while (!errors.empty()) {
+    const size_t end = std::min(errors.find('\n'), errors.size());
+    RP_LOG(kError, "  {}", errors.substr(0, end));
+    errors.remove_prefix(std::min(end + 1, errors.size()));
+  }
+}
+
+// SIGHUP: the new config, or the running one when anything in it fails. The log files
+// are opened again either way (rotation).
+void Reload(const std::string& path, Server* server, ConfigPtr* running) {
+  RP_LOG(kInfo, "SIGHUP: reloading {}", path);
+  absl::StatusOr<ConfigPtr> next = LoadDaemonConfig(path);
+  absl::Status failed;
+  if (!next.ok()) {
+    failed = next.status();
+  } else if (absl::Status logs = log::Reconfigure(LogOptionsOf(**next)); !logs.ok()) {
+    failed = logs;  // before the server: nothing of the new config is applied yet
+  } else if (absl::Status applied = server->Reload(*next); !applied.ok()) {
+    failed = applied;
+  }
+  if (failed.ok()) {
+    *running = *next;
+    RP_LOG(kInfo, "reload done: {} listeners", (*running)->listeners.size());
+    return;
+  }
+  absl::Status reopened = log::Reconfigure(LogOptionsOf(**running));
+  std::string_view errors = MessageOf(failed);
+  if (errors.find('\n') == std::string_view::npos) {
+    RP_LOG(kError, "reload failed, keeping the running configuration: {}", errors);
+  } else {
+    RP_LOG(kError, "reload failed, keeping the running configuration:");
+    LogErrorLines(errors);
+  }
+  if (!reopened.ok()) RP_LOG(kError, "reload: the running log files: {}", MessageOf(reopened));
+}
+
 }  // namespace
 
 std::string VersionText() {
@@ -69,7 +119,7 @@ int CheckConfigFile(const std::string& path) {
     fprintf(stderr, "%s\n", std::string(MessageOf(tls)).c_str());
     return 1;
   }
-  absl::StatusOr<ConfigPtr> config = LoadConfig(path, ProductSchema());
+  absl::StatusOr<ConfigPtr> config = LoadDaemonConfig(path);
   if (!config.ok()) {
     fprintf(stderr, "%s\n", std::string(MessageOf(config.status())).c_str());
     return 1;
@@ -91,7 +141,7 @@ int RunDaemon(const std::string& config_path) {
     fprintf(stderr, "%s\n", std::string(MessageOf(tls)).c_str());
     return 1;
   }
-  absl::StatusOr<ConfigPtr> config = LoadConfig(config_path, ProductSchema());
+  absl::StatusOr<ConfigPtr> config = LoadDaemonConfig(config_path);
   if (!config.ok()) {
     fprintf(stderr, "%s\n", std::string(MessageOf(config.status())).c_str());
     return 1;
@@ -115,6 +165,7 @@ int RunDaemon(const std::string& config_path) {
     return 1;
   }
   RP_LOG(kInfo, "ready: {} listeners", (*config)->listeners.size());
+  ConfigPtr running = *config;
   bool draining = false;
   for (;;) {
     pollfd fds[2] = {{signals->fd(), POLLIN, 0}, {(*server)->done_fd(), POLLIN, 0}};
@@ -136,31 +187,9 @@ int RunDaemon(const std::string& config_path) {
           (*server)->StopNow();
         }
         break;
-      case SIGHUP: {
-        RP_LOG(kInfo, "SIGHUP: reloading {}", config_path);
-        absl::StatusOr<ConfigPtr> next = LoadConfig(config_path, ProductSchema());
-        if (!next.ok()) {
-          // One log line per error: a line break inside a line is escaped.
-          RP_LOG(kError, "reload failed, keeping the running configuration:");
-          std::string_view errors = MessageOf(next.status());
-          while (!errors.empty()) {
-            const size_t end = std::min(errors.find('\n'), errors.size());
-            RP_LOG(kError, "  {}", errors.substr(0, end));
-            errors.remove_prefix(std::min(end + 1, errors.size()));
-          }
-          break;
-        }
-        absl::Status applied = (*server)->Reload(*next);
-        if (!applied.ok()) {
-          RP_LOG(kError, "reload failed, keeping the running configuration: {}",
-                 MessageOf(applied));
-          break;
-        }
-        absl::Status logs = log::Reconfigure(LogOptionsOf(**next));
-        if (!logs.ok()) RP_LOG(kError, "reload: {}", MessageOf(logs));
-        RP_LOG(kInfo, "reload done: {} listeners", (*next)->listeners.size());
+      case SIGHUP:
+        Reload(config_path, server->get(), &running);
         break;
-      }
       case SIGUSR1:
         RP_LOG(kInfo, "stats {}", (*server)->StatsSummary());
         break;

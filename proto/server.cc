@@ -103,6 +103,24 @@ void CloseAll(const ShardUpdate& u) {
   for (const auto& [key, fd] : u.new_listeners) close(fd);
 }
 
+// A kept listener keeps its socket: what the config sets on it at bind is set again.
+// Accepted sockets inherit SO_SNDBUF from it; listen() again resizes the backlog.
+void ApplyListenerSocketOptions(const ListenerConfig& was, const ListenerConfig& now, int fd,
+                                bool log_once) {
+  if (was.backlog != now.backlog && listen(fd, now.backlog) != 0) {
+    RP_LOG(kWarn, "listener {}: backlog {}: {}", now.name, now.backlog, strerror(errno));
+  }
+  if (was.send_buffer == now.send_buffer) return;
+  if (now.send_buffer > 0) {
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &now.send_buffer, sizeof(now.send_buffer)) != 0) {
+      RP_LOG(kWarn, "listener {}: send_buffer {}: {}", now.name, now.send_buffer, strerror(errno));
+    }
+  } else if (log_once) {
+    RP_LOG(kWarn, "listener {}: send_buffer back to the kernel default applies after a restart",
+           now.name);
+  }
+}
+
 }  // namespace
 
 // Runs on one shard's thread: its listeners, its sessions, its pools.
@@ -180,6 +198,8 @@ class ShardServer {
         DrainListenerSessions(active->key);
         continue;
       }
+      ApplyListenerSocketOptions(*active->config, *it->second, active->fd.get(),
+                                 services_.shard_id == 0);
       active->config = it->second;
       active->snapshot = snapshot;
       wanted.erase(it);

@@ -140,7 +140,7 @@ absl::StatusOr<LookupHandler> ParseLookupHandler(std::string_view text) {
     if (!bracketed && colons > 1) hostport = "[" + hostport + "]";
     hostport += ":" + std::string(kDefaultLookupPort);
   }
-  absl::StatusOr<SocketAddress> address = SocketAddress::Parse(hostport);
+  absl::StatusOr<SocketAddress> address = SocketAddress::Parse(hostport, 1);
   if (!address.ok())
     return absl::InvalidArgumentError(quoted + std::string(MessageOf(address.status())));
   for (char c : h.path) {

@@ -132,7 +132,21 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad_address", "[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1\"]\n",
                 "bad.toml:3: upstream[0].servers: bad address '127.0.0.1': expected host:port"},
         BadCase{"bad_port", "[[upstream]]\nname = \"u\"\nservers = [\"1.2.3.4:99999\"]\n",
-                "port must be 0..65535"},
+                "port must be 1..65535"},
+        BadCase{"port_zero", "[[upstream]]\nname = \"u\"\nservers = [\"1.2.3.4:0\"]\n",
+                "bad.toml:3: upstream[0].servers: bad address '1.2.3.4:0': port must be 1..65535"},
+        BadCase{"listen_port_zero",
+                "[[listener]]\nname = \"a\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\n",
+                "bad.toml:4: listener[0].listen: bad address '127.0.0.1:0': port must be 1..65535"},
+        BadCase{"empty_choice",
+                "[[upstream]]\nname = \"u\"\nservers = [\"1.2.3.4:9\"]\n"
+                "balance = \"\"\n",
+                "bad.toml:4: upstream[0].balance: expected"},
+        BadCase{"empty_level", "[log]\nlevel = \"\"\n",
+                "bad.toml:2: log.level: expected one of debug, info, warn, error, off; got ''"},
+        BadCase{"buffers_too_big", "[runtime]\nbuffer_count = 32768\nbuffer_size = 1048576\n",
+                "bad.toml:3: runtime.buffer_size: buffer_count x buffer_size = 32768 MiB per "
+                "shard; at most 1024 MiB"},
         BadCase{"bad_weight", "[[upstream]]\nname = \"u\"\nservers = [\"1.2.3.4:9 weight=0\"]\n",
                 "bad.toml:3: upstream[0].servers: '1.2.3.4:9 weight=0': expected"},
         BadCase{"bad_option", "[[upstream]]\nname = \"u\"\nservers = [\"1.2.3.4:9 backup\"]\n",
@@ -164,6 +178,23 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"listener_not_array", "listener = 3\n",
                 "listener: expected an array of tables [[listener]]"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ConfigTest, ADirectoryIsNotAConfigFile) {
+  auto c = LoadConfig("/tmp", Schema());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(Message(c.status()).find("/tmp: not a regular file"), std::string::npos)
+      << Message(c.status());
+}
+
+TEST(ConfigTest, AListenerIdleTimeoutMayBeAWeek) {
+  auto c = ParseConfig(
+      "[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1:9\"]\n"
+      "[[listener]]\nname = \"a\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:5\"\n"
+      "upstream = \"u\"\nidle_timeout_ms = 604800000\n",
+      "week.toml");
+  ASSERT_TRUE(c.ok()) << Message(c.status());
+  EXPECT_EQ((*c)->listeners[0].idle_timeout_ms, 604'800'000);
+}
 
 TEST(ConfigTest, MissingFileIsReported) {
   auto c = LoadConfig("/nonexistent/ringproxy.toml", Schema());

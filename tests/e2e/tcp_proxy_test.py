@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -43,6 +44,24 @@ upstream = "backend"
 idle_timeout_ms = {idle_ms}
 {extra_listeners}
 """
+
+
+def tcp_listener(name, port):
+    """One more [[listener]] to the "backend" upstream, for config(extra_listeners=)."""
+    return f"""
+[[listener]]
+name = "{name}"
+protocol = "tcp"
+listen = "127.0.0.1:{port}"
+upstream = "backend"
+"""
+
+
+def check_echo(port, data):
+    c = connect(port)
+    c.sendall(data)
+    check(c.recv(100) == data, f"echo of {data!r} through port {port}")
+    c.close()
 
 
 def connect(port, timeout=10.0):
@@ -355,13 +374,7 @@ def sighup_with_a_broken_file_keeps_serving_and_a_good_one_applies():
             check(c.recv(100) == b"still here", "serving after a bad reload")
             c.close()
             # A valid file that adds a listener.
-            second = f"""
-[[listener]]
-name = "tcp-second"
-protocol = "tcp"
-listen = "127.0.0.1:{port2}"
-upstream = "backend"
-"""
+            second = tcp_listener("tcp-second", port2)
             proxy.write_config(config(port, [up.port], extra_listeners=second))
             proxy.signal(signal.SIGHUP)
             proxy.wait_log(r"reload done: 2 listeners")
@@ -389,22 +402,87 @@ def a_reload_that_cannot_bind_changes_nothing():
         taken.listen(1)
         busy_port = taken.getsockname()[1]
         with Proxy(config(port, [up.port])) as proxy:
-            second = f"""
-[[listener]]
-name = "clash"
-protocol = "tcp"
-listen = "127.0.0.1:{busy_port}"
-upstream = "backend"
-"""
+            second = tcp_listener("clash", busy_port)
             proxy.write_config(config(port, [up.port], extra_listeners=second))
             proxy.signal(signal.SIGHUP)
             proxy.wait_log(r"reload failed, keeping the running configuration: listener clash: "
                            r"cannot bind")
-            c = connect(port)
-            c.sendall(b"ok")
-            check(c.recv(10) == b"ok", "still serving")
-            c.close()
+            check_echo(port, b"ok")
         taken.close()
+
+
+@test
+def an_empty_config_file_on_reload_keeps_the_listeners():
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, [up.port])) as proxy:
+            proxy.write_config("")  # as a tool that truncates before it writes leaves it
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload failed, keeping the running configuration: .*"
+                           r"no \[\[listener\]\]")
+            check_echo(port, b"still")
+    rc, out, _ = run_check("")
+    check(rc == 1 and "no [[listener]]" in out, f"--check on an empty file: {rc} {out}")
+
+
+def listen_backlogs(port):
+    """The backlog of each listening socket on `port` (ss: Send-Q of a LISTEN socket)."""
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True,
+                         timeout=10).stdout
+    return sorted(int(line.split()[2]) for line in out.splitlines() if line.strip())
+
+
+@test
+def a_reload_applies_a_new_backlog_to_a_kept_listener():
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        base = config(port, [up.port])
+        with_backlog = lambda n: base.replace("idle_timeout_ms = 600000\n",
+                                              f"idle_timeout_ms = 600000\nbacklog = {n}\n")
+        with Proxy(with_backlog(100)) as proxy:
+            check(listen_backlogs(port) == [100, 100], f"at start: {listen_backlogs(port)}")
+            proxy.write_config(with_backlog(200))
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done: 1 listeners")
+            wait_until(lambda: listen_backlogs(port) == [200, 200], timeout=5,
+                       what=f"backlog 200 on both shards' sockets, not {listen_backlogs(port)}")
+
+
+@test
+def a_failed_reload_still_reopens_the_log_file():
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        logs = tempfile.mkdtemp(prefix="ringproxy-logs-")
+        log_path = os.path.join(logs, "rp.log")
+        text = config(port, [up.port]).replace('[log]\nlevel = "info"\n',
+                                               f'[log]\nlevel = "info"\nfile = "{log_path}"\n')
+        with Proxy(text, ready=lambda: wait_port(port)) as proxy:
+            wait_until(lambda: os.path.exists(log_path), timeout=5, what="log file")
+            os.rename(log_path, log_path + ".1")  # rotation
+            proxy.write_config("[runtime]\nshardz = 1\n")
+            proxy.signal(signal.SIGHUP)
+
+            def reopened():
+                if not os.path.exists(log_path):
+                    return False
+                with open(log_path) as f:
+                    return "reload failed" in f.read()
+            wait_until(reopened, timeout=5, what="the failure logged in a new rp.log")
+
+
+@test
+def a_reload_whose_log_file_cannot_open_applies_nothing():
+    with ThreadedServer(echo_handler) as up:
+        port, port2 = free_port(), free_port()
+        with Proxy(config(port, [up.port])) as proxy:
+            second = tcp_listener("tcp-second", port2)
+            text = config(port, [up.port], extra_listeners=second).replace(
+                '[log]\nlevel = "info"\n', '[log]\nlevel = "info"\nfile = "/nonexistent/x.log"\n')
+            proxy.write_config(text)
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload failed, keeping the running configuration: log.file: "
+                           r"cannot open log file /nonexistent/x.log")
+            check(port_closed(port2), "the new config's listener was not opened")
 
 
 @test
