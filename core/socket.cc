@@ -179,6 +179,19 @@ bool SocketAddress::operator==(const SocketAddress& o) const {
                     o.host_bytes().end());
 }
 
+absl::Status CheckAddressFree(const SocketAddress& address) {
+  UniqueFd fd(socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return absl::InternalError(fmt::format("socket(): {}", strerror(errno)));
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // TIME_WAIT is no owner
+  if (bind(fd.get(), address.get(), address.size()) != 0) {
+    return absl::UnavailableError(fmt::format("cannot bind {}: {}{}", address.ToString(),
+                                              strerror(errno),
+                                              errno == EADDRINUSE ? " (another process?)" : ""));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<UniqueFd> ListenTcp(const SocketAddress& address, const ListenOptions& options) {
   UniqueFd fd(socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {

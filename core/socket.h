@@ -93,6 +93,11 @@ struct ListenOptions {
   int send_buffer = 0;  // SO_SNDBUF, inherited by accepted sockets (0: kernel default)
 };
 
+// Fails when another socket listens on `address` already: SO_REUSEPORT lets every
+// process of the same user bind it too and share its connections, so a second instance
+// started by mistake would take half of them instead of failing.
+absl::Status CheckAddressFree(const SocketAddress& address);
+
 // socket + SO_REUSEADDR (+ SO_REUSEPORT) + bind + listen; non-blocking, close-on-exec.
 absl::StatusOr<UniqueFd> ListenTcp(const SocketAddress& address, const ListenOptions& options);
 

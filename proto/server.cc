@@ -439,9 +439,17 @@ absl::StatusOr<std::vector<std::vector<std::pair<std::string, int>>>> Server::Bi
       for (auto& [key, fd] : v) close(fd);
     }
   };
+  std::set<std::string> ours;  // addresses this process listens on now
+  for (const std::string& k : listener_keys_) ours.insert(k.substr(k.find('|') + 1));
   for (const ListenerConfig& l : config.listeners) {
     std::string key = ListenerKey(l);
     if (listener_keys_.count(key) != 0) continue;
+    if (ours.count(l.address.ToString()) == 0) {
+      if (absl::Status free = CheckAddressFree(l.address); !free.ok()) {
+        close_made();
+        return absl::Status(free.code(), fmt::format("listener {}: {}", l.name, MessageOf(free)));
+      }
+    }
     for (size_t i = 0; i < n; ++i) {
       absl::StatusOr<UniqueFd> fd =
           ListenTcp(l.address, ListenOptions{l.backlog, true, l.send_buffer});

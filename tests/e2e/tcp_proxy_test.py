@@ -542,6 +542,19 @@ def bad_start_is_a_clear_error():
 
 
 @test
+def a_second_instance_on_the_same_address_fails_to_start():
+    # SO_REUSEPORT would let it bind and take half of the connections.
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        text = config(port, [up.port])
+        with Proxy(text):
+            rc, out, _ = run_config(text)
+            check(rc == 1, f"exit {rc}")
+            check("cannot start: listener tcp-main: cannot bind" in out and "in use" in out, out)
+            check_echo(port, b"first")
+
+
+@test
 def version_reports_libraries_and_assembly():
     r = subprocess.run([BIN, "--version"], capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, r.stderr)
