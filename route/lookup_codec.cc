@@ -23,6 +23,26 @@ bool IsControl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 
 bool NeedsEscape(unsigned char c) { return c == ' ' || c == '%' || IsControl(c); }
 
+void AppendHexEscape(std::string* out, unsigned char c) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  *out += '%';
+  *out += kHex[c >> 4];
+  *out += kHex[c & 15];
+}
+
+// A reply header's value: a control byte (a reason may quote a login, which decodes to
+// anything) would end the line and start a header of the client's choosing.
+void AppendValue(std::string* out, std::string_view v) {
+  for (char ch : v) {
+    auto c = static_cast<unsigned char>(ch);
+    if (IsControl(c)) {
+      AppendHexEscape(out, c);
+    } else {
+      *out += ch;
+    }
+  }
+}
+
 bool HasControl(std::string_view s) {
   for (char c : s) {
     if (IsControl(static_cast<unsigned char>(c))) return true;
@@ -159,15 +179,12 @@ bool ParsedHead::Has(std::string_view name) const {
 }
 
 std::string EscapeMailAuth(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(s.size());
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     if (NeedsEscape(c)) {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
+      AppendHexEscape(&out, c);
     } else {
       out += ch;
     }
@@ -332,15 +349,23 @@ Answer Interpret(const ParsedResponse& r) {
 
 void WriteReply(const Reply& r, bool keep_alive, std::string* out) {
   out->append("HTTP/1.1 200 OK\r\n");
+  auto header = [out](std::string_view name, std::string_view value) {
+    Append(out, {name, ": "});
+    AppendValue(out, value);
+    out->append("\r\n");
+  };
   if (r.ok) {
-    Append(out, {"Auth-Status: OK\r\nAuth-Server: ", r.server, "\r\nAuth-Port: "});
+    out->append("Auth-Status: OK\r\n");
+    header("Auth-Server", r.server);
+    out->append("Auth-Port: ");
     AppendNumber(out, r.port);
     Append(out, {"\r\nAuth-Cache-Alias: ", r.cache_alias ? "TRUE" : "FALSE", "\r\n"});
-    if (!r.user.empty()) Append(out, {"Auth-User: ", EscapeMailAuth(r.user), "\r\n"});
-    if (!r.auth_id.empty()) Append(out, {"Auth-ID: ", r.auth_id, "\r\n"});
-    if (!r.auth_pass.empty()) Append(out, {"Auth-Pass: ", r.auth_pass, "\r\n"});
+    if (!r.user.empty()) header("Auth-User", EscapeMailAuth(r.user));
+    if (!r.auth_id.empty()) header("Auth-ID", r.auth_id);
+    if (!r.auth_pass.empty()) header("Auth-Pass", r.auth_pass);
   } else {
-    Append(out, {"Auth-Status: ", r.status, "\r\nAuth-Wait: "});
+    header("Auth-Status", r.status);
+    out->append("Auth-Wait: ");
     AppendNumber(out, r.wait_s);
     out->append("\r\n");
   }

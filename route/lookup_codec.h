@@ -145,7 +145,8 @@ struct Answer {
 
 Answer Interpret(const ParsedResponse& r);
 
-// For the reference lookup service: writes a whole response.
+// For the reference lookup service: writes a whole response. Control bytes in any value
+// are written as %XX, so no value can end its header line.
 struct Reply {
   bool ok = false;
   std::string_view status;  // failure text when !ok

@@ -16,9 +16,15 @@
 namespace ringproxy {
 namespace {
 
-void LogRequest(int fd, const std::string& line) {
+void LogRequest(int fd, std::string_view line) {
   if (fd < 0) return;
-  std::string full = fmt::format("{} {}\n", MonotonicNowNs() / 1'000'000, line);
+  fmt::memory_buffer full;
+  fmt::format_to(std::back_inserter(full), "{} ", MonotonicNowNs() / 1'000'000);
+  const size_t from = full.size();
+  full.append(line);
+  // Header values (and the login they decode to) may hold CR, LF or other controls:
+  // written as \xHH, as the process log does, they cannot start a line of their own.
+  log::internal::EndLine(&full, from);
   // A test tool: a blocking append per request keeps the log exact for the tests.
   ssize_t n = write(fd, full.data(), full.size());
   (void)n;

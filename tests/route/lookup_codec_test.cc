@@ -271,5 +271,31 @@ TEST(LookupCodecTest, ReplyRoundTrip) {
   EXPECT_EQ(b.wait_s, 3);
 }
 
+// A value with a control byte (a reason quoting a login) cannot end its header line
+// and start another: the byte is written as %XX.
+TEST(LookupCodecTest, ReplyValuesNeverHoldAControlByte) {
+  Reply no;
+  no.status = "user not found:x@y\r\nauth-wait: 0";
+  no.wait_s = 3;
+  std::string wire;
+  WriteReply(no, false, &wire);
+  EXPECT_EQ(wire,
+            "HTTP/1.1 200 OK\r\nAuth-Status: user not found:x@y%0D%0Aauth-wait: 0\r\n"
+            "Auth-Wait: 3\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  Reply ok;
+  ok.ok = true;
+  ok.server = "h\nX: 1";
+  ok.port = 7143;
+  ok.user = "u\r";
+  ok.auth_id = std::string_view("i\0d", 3);
+  ok.auth_pass = "p\x7f\t";
+  wire.clear();
+  WriteReply(ok, true, &wire);
+  EXPECT_EQ(wire,
+            "HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: h%0AX: 1\r\nAuth-Port: 7143\r\n"
+            "Auth-Cache-Alias: FALSE\r\nAuth-User: u%0D\r\nAuth-ID: i%00d\r\n"
+            "Auth-Pass: p%7F%09\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace ringproxy::lookup

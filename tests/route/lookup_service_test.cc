@@ -1,10 +1,17 @@
 // The reference lookup service's decisions (what Zimbra's NLE would answer).
 #include "route/lookup_service.h"
 
-#include <cstdlib>
-#include <string>
+#include <sys/socket.h>
 
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/ascii.h"
 #include "gtest/gtest.h"
+#include "tests/process_util.h"
+#include "tests/test_util.h"
 
 namespace ringproxy {
 namespace {
@@ -21,6 +28,27 @@ Decision Ask(const Directory& dir, std::string headers) {
   lookup::ParsedRequest r = lookup::ParseRequest(wire);
   EXPECT_EQ(r.error, lookup::Error::kNone);
   return Decide(dir, r);
+}
+
+// Sends `request` to a running lookupd and reads until it closes (5 s at most).
+std::string Exchange(const testing::Lookupd& d, const std::string& request) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM, 0));
+  auto addr = SocketAddress::Parse(d.address());
+  timeval limit{5, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  if (!addr.ok() || connect(fd.get(), addr->get(), addr->size()) != 0 ||
+      !testing::WriteAll(fd.get(), request.data(), request.size())) {
+    ADD_FAILURE() << "cannot send to lookupd";
+    return "";
+  }
+  return testing::ReadToEof(fd.get());
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
 }
 
 const char kMail[] =
@@ -118,6 +146,36 @@ TEST(LookupServiceTest, Refusals) {
           "Auth-Method: zimbraId\r\nAuth-User: 11111111-aaaa-4bbb-8ccc-000000000001\r\n"
           "Auth-Protocol: httpssl\r\nAuth-Zimbra-Admin: True\r\n");
   EXPECT_FALSE(not_admin.ok);
+}
+
+// A login that decodes to CR LF (or holds a bare LF) adds no header to the reply (a
+// proxy would read "auth-wait: 0") and no line to the request log.
+TEST(LookupServiceTest, ControlBytesInALoginReachNeitherTheReplyHeadersNorTheLog) {
+  testing::Lookupd d;
+  ASSERT_TRUE(d.Start());
+  const std::string head =
+      std::string("GET /service/extension/nginx-lookup HTTP/1.0\r\nHost: x\r\n") + kMail +
+      "Auth-Protocol: imap\r\n";
+  const std::string crlf = Exchange(d, head + "Auth-User: x@y%0D%0Aauth-wait:%200\r\n\r\n");
+  lookup::ParsedResponse p = lookup::ParseResponse(crlf);
+  ASSERT_EQ(p.error, lookup::Error::kNone) << crlf;
+  int waits = 0;
+  for (size_t i = 0; i < p.header_count; ++i)
+    waits += EqualsIgnoreCase(p.headers[i].name, "Auth-Wait");
+  EXPECT_EQ(waits, 1) << crlf;
+  EXPECT_EQ(p.Find("Auth-Wait"), "3");
+  EXPECT_EQ(p.Find("Auth-Status"), "user not found:x@y%0D%0Aauth-wait: 0");
+  EXPECT_EQ(Lines(crlf).size(), 6u) << crlf;  // status, 4 headers, blank
+  const std::string lf = Exchange(d, head + "Auth-User: a\nb@example.com\r\n\r\n");
+  EXPECT_EQ(lookup::ParseResponse(lf).Find("Auth-Status"), "user not found:a%0Ab@example.com");
+  EXPECT_EQ(Lines(lf).size(), 6u) << lf;
+  d.Stop();
+  const std::vector<std::string> log = Lines(d.RequestLog());
+  ASSERT_EQ(log.size(), 2u) << d.RequestLog();
+  for (const std::string& line : log) {
+    EXPECT_NE(line.find(" method=username "), std::string::npos) << line;
+    for (char c : line) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20) << line;
+  }
 }
 
 TEST(LookupServiceTest, GssapiNeedsAdminCredentialsAndGetsAToken) {
