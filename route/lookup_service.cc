@@ -205,12 +205,13 @@ Decision Decide(const Directory& dir, const lookup::ParsedRequest& req) {
   }
   if (account < 0) return fail(fmt::format("user not found:{}", user));
   const Directory::Account& a = dir.accounts[static_cast<size_t>(account)];
-  if (req.Find("Auth-Zimbra-Admin") == "True" && !a.admin) {
-    return fail(fmt::format("account {} is not an admin", a.name));
-  }
+  // Zimbra's proxy sends "True"; NLE reads the value without regard to case (spec §1.4).
+  const bool admin = EqualsIgnoreCase(req.Find("Auth-Zimbra-Admin"), "true");
+  if (admin && !a.admin) return fail(fmt::format("account {} is not an admin", a.name));
   const Directory::Server& s = dir.servers[static_cast<size_t>(a.server)];
+  // The admin console is served over TLS: only admin + httpssl means the admin port.
   std::string proto(protocol);
-  if (req.Find("Auth-Zimbra-Admin") == "True") proto = "admin";
+  if (admin && protocol == "httpssl") proto = "admin";
   auto port = s.ports.find(proto);
   if (port == s.ports.end()) {
     return fail(fmt::format("mailhost {} has no {} port for user: {}", s.name, protocol, a.name));

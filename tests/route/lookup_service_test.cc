@@ -178,6 +178,36 @@ TEST(LookupServiceTest, ControlBytesInALoginReachNeitherTheReplyHeadersNorTheLog
   }
 }
 
+// Auth-Zimbra-Admin (spec §1.4): NLE reads it without regard to case; an admin lookup
+// needs an admin account, and only with httpssl is the answer the admin port.
+TEST(LookupServiceTest, AdminLookupsAnyCaseAndTheAdminPortOnlyWithHttpssl) {
+  auto dir = Directory::Parse(
+      "[[server]]\nname = \"m\"\naddress = \"10.0.0.1\"\nhttp = 8080\nhttpssl = 8443\n"
+      "admin = 7071\n[[account]]\nname = \"boss@x.org\"\nserver = \"m\"\nadmin = true\n"
+      "[[account]]\nname = \"joe@x.org\"\nserver = \"m\"\n",
+      "r.toml");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  auto ask = [&](std::string user, std::string protocol, std::string admin) {
+    return Ask(**dir, "Auth-Method: username\r\nAuth-User: " + user + "\r\nAuth-Protocol: " +
+                          protocol + "\r\nAuth-Zimbra-Admin: " + admin + "\r\n");
+  };
+  for (const char* value : {"True", "true", "TRUE"}) {
+    SCOPED_TRACE(value);
+    Decision ssl = ask("boss@x.org", "httpssl", value);
+    ASSERT_TRUE(ssl.ok) << ssl.status;
+    EXPECT_EQ(ssl.port, 7071);
+    Decision plain = ask("boss@x.org", "http", value);
+    ASSERT_TRUE(plain.ok) << plain.status;
+    EXPECT_EQ(plain.port, 8080);
+    Decision joe = ask("joe@x.org", "httpssl", value);
+    EXPECT_FALSE(joe.ok);
+    EXPECT_EQ(joe.status, "account joe@x.org is not an admin");
+  }
+  Decision not_admin = ask("joe@x.org", "httpssl", "false");
+  ASSERT_TRUE(not_admin.ok) << not_admin.status;
+  EXPECT_EQ(not_admin.port, 8443);
+}
+
 TEST(LookupServiceTest, GssapiNeedsAdminCredentialsAndGetsAToken) {
   auto dir = Dir();
   Decision no = Ask(*dir,
