@@ -78,7 +78,10 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
         }
         if (port > 0) s.ports[std::string(proto)] = static_cast<uint16_t>(port);
       }
-      server_index[s.name] = static_cast<int>(d->servers.size());
+      if (!server_index.emplace(s.name, static_cast<int>(d->servers.size())).second) {
+        return absl::InvalidArgumentError(
+            Err(path, n, fmt::format("duplicate server '{}'", s.name)));
+      }
       d->servers.push_back(std::move(s));
     }
   }
@@ -90,12 +93,23 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
       return absl::InvalidArgumentError(
           Err(path, where, fmt::format("unknown server '{}'", server)));
     }
+    // A repeated name, alias or id would route to whichever came last: refused.
     const int index = static_cast<int>(d->accounts.size());
     d->accounts.push_back({name, id, it->second, admin});
-    d->by_name[name] = index;
-    for (const std::string& a : aliases) d->by_name[Lower(a)] = index;
-    if (!id.empty()) d->by_id[id] = index;
-    return absl::OkStatus();
+    auto claim = [&](auto& map, std::string_view kind, std::string key) -> absl::Status {
+      auto [at, added] = map.emplace(key, index);
+      if (added) return absl::OkStatus();
+      return absl::InvalidArgumentError(
+          Err(path, where,
+              fmt::format("duplicate {} '{}' (already account {})", kind, key,
+                          d->accounts[static_cast<size_t>(at->second)].name)));
+    };
+    absl::Status s = claim(d->by_name, "name", name);
+    for (const std::string& a : aliases) {
+      if (s.ok()) s = claim(d->by_name, "name", Lower(a));
+    }
+    if (s.ok() && !id.empty()) s = claim(d->by_id, "id", id);
+    return s;
   };
   if (const toml::array* accounts = root["account"].as_array()) {
     for (const toml::node& n : *accounts) {

@@ -229,5 +229,41 @@ TEST(LookupServiceTest, RoutesFileErrorsNameTheLine) {
   EXPECT_EQ(std::string(bad.status().message()), "r.toml:1: unknown server 'nope'");
 }
 
+// A name, alias, id or server given twice would silently route to whichever came last.
+TEST(LookupServiceTest, DuplicateNamesFailTheLoadNamingTheLine) {
+  const std::string head =
+      "[[server]]\nname = \"m\"\naddress = \"10.0.0.1\"\n"              // lines 1-3
+      "[[account]]\nname = \"a@x.org\"\nid = \"1\"\nserver = \"m\"\n";  // lines 4-7
+  struct Case {
+    std::string tail;
+    std::string error;
+  };
+  const Case cases[] = {
+      {"[[account]]\nname = \"A@x.org\"\nserver = \"m\"\n",
+       "r.toml:8: duplicate name 'a@x.org' (already account a@x.org)"},
+      {"[[account]]\nname = \"b@x.org\"\nserver = \"m\"\naliases = [\"a@x.org\"]\n",
+       "r.toml:8: duplicate name 'a@x.org' (already account a@x.org)"},
+      {"[[account]]\nname = \"b@x.org\"\nserver = \"m\"\naliases = [\"b@x.org\"]\n",
+       "r.toml:8: duplicate name 'b@x.org' (already account b@x.org)"},
+      {"[[account]]\nname = \"b@x.org\"\nid = \"1\"\nserver = \"m\"\n",
+       "r.toml:8: duplicate id '1' (already account a@x.org)"},
+      {"[[account_range]]\nprefix = \"a\"\ndomain = \"x.org\"\ncount = 2\nserver = \"m\"\n"
+       "[[account]]\nname = \"a2@x.org\"\nserver = \"m\"\n",
+       "r.toml:8: duplicate name 'a2@x.org' (already account a2@x.org)"},
+      {"[[server]]\nname = \"m\"\naddress = \"10.0.0.2\"\n", "r.toml:8: duplicate server 'm'"},
+  };
+  // ([[account]] tables load before [[account_range]] ones: the range is the repeat.)
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.tail);
+    auto d = Directory::Parse(head + c.tail, "r.toml");
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(std::string(d.status().message()), c.error);
+  }
+  EXPECT_TRUE(Directory::Parse(head + "[[account]]\nname = \"b@x.org\"\nserver = \"m\"\n"
+                                      "aliases = [\"c@x.org\"]\n",
+                               "r.toml")
+                  .ok());
+}
+
 }  // namespace
 }  // namespace ringproxy
