@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <optional>
 #include <random>
 #include <set>
 
@@ -30,6 +31,26 @@ void LogRequest(int fd, std::string_view line) {
   (void)n;
 }
 
+// Why a request head is no lookup: the answer's status (and header), the log reason.
+struct Refusal {
+  std::string_view status;
+  std::string_view header;
+  std::string_view reason;
+};
+
+// Only GET of the servlet's path (spec §1.1) is a lookup; a query string is let pass.
+std::optional<Refusal> Refuse(const lookup::ParsedRequest& req) {
+  if (req.error != lookup::Error::kNone) {
+    return Refusal{"400 Bad Request", "", lookup::ErrorName(req.error)};
+  }
+  if (req.method != "GET")
+    return Refusal{"405 Method Not Allowed", "Allow: GET\r\n", "method not GET"};
+  if (req.target.substr(0, req.target.find('?')) != lookup::kDefaultPath) {
+    return Refusal{"404 Not Found", "", "unknown path"};
+  }
+  return std::nullopt;
+}
+
 Task<void> ServeConnection(const LookupServerOptions* options,
                            std::shared_ptr<const Directory> directory, LookupServerStats* stats,
                            int raw_fd, std::set<int>* live, Gate::Holder /*holder*/) {
@@ -48,13 +69,13 @@ Task<void> ServeConnection(const LookupServerOptions* options,
       continue;
     }
     std::string reply;
-    if (req.error != lookup::Error::kNone) {
+    if (std::optional<Refusal> no = Refuse(req)) {
       stats->bad_requests.fetch_add(1, std::memory_order_relaxed);
-      RP_LOG(kWarn, "lookupd: malformed request ({}), answered 400 and closed",
-             lookup::ErrorName(req.error));
-      LogRequest(options->request_log_fd,
-                 fmt::format("malformed={}", lookup::ErrorName(req.error)));
-      reply = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+      RP_LOG(kWarn, "lookupd: malformed request ({}), answered {} and closed", no->reason,
+             no->status);
+      LogRequest(options->request_log_fd, fmt::format("malformed={}", no->reason));
+      reply = fmt::format("HTTP/1.1 {}\r\n{}Connection: close\r\nContent-Length: 0\r\n\r\n",
+                          no->status, no->header);
       (void)co_await SendAll(fd.get(), AsBytes(reply), Deadline::AfterMs(5000));
       break;
     }

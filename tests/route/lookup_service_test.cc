@@ -208,6 +208,30 @@ TEST(LookupServiceTest, AdminLookupsAnyCaseAndTheAdminPortOnlyWithHttpssl) {
   EXPECT_EQ(not_admin.port, 8443);
 }
 
+// Only GET of the servlet's path is a lookup (a query string aside); anything else is
+// refused, closed and logged as malformed, not answered as a lookup.
+TEST(LookupServiceTest, OnlyAGetOfTheLookupPathIsALookup) {
+  testing::Lookupd d;
+  ASSERT_TRUE(d.Start());
+  const std::string headers =
+      std::string(" HTTP/1.1\r\nHost: x\r\n") + kMail +
+      "Auth-User: jd@example.com\r\nAuth-Protocol: imap\r\nConnection: close\r\n\r\n";
+  EXPECT_EQ(Exchange(d, "POST /service/extension/nginx-lookup" + headers),
+            "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\nConnection: close\r\n"
+            "Content-Length: 0\r\n\r\n");
+  EXPECT_EQ(Exchange(d, "GET /service/extension/other" + headers),
+            "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(Exchange(d, "GET /service/extension/nginx-lookupX" + headers).substr(0, 13),
+            "HTTP/1.1 404 ");
+  const std::string ok = Exchange(d, "GET /service/extension/nginx-lookup?x=1" + headers);
+  EXPECT_EQ(lookup::ParseResponse(ok).Find("Auth-Status"), "OK") << ok;
+  d.Stop();
+  EXPECT_EQ(d.Requests(), 1) << d.RequestLog();
+  const std::string log = d.RequestLog();
+  EXPECT_NE(log.find("malformed=method not GET"), std::string::npos) << log;
+  EXPECT_NE(log.find("malformed=unknown path"), std::string::npos) << log;
+}
+
 TEST(LookupServiceTest, GssapiNeedsAdminCredentialsAndGetsAToken) {
   auto dir = Dir();
   Decision no = Ask(*dir,
