@@ -60,10 +60,13 @@ Task<void> ServeConnection(const LookupServerOptions* options,
   std::byte chunk[4096];
   thread_local std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> dice(0.0, 1.0);
+  Deadline head = Deadline::AfterMs(options->idle_timeout_ms);
   for (;;) {
     lookup::ParsedRequest req = lookup::ParseRequest(buf);
     if (req.error == lookup::Error::kNeedMore) {
-      IoResult r = co_await Recv(fd.get(), chunk, Deadline::AfterMs(options->idle_timeout_ms));
+      // Idle: the clock starts again; once a head has begun, its deadline holds.
+      if (buf.empty()) head = Deadline::AfterMs(options->idle_timeout_ms);
+      IoResult r = co_await Recv(fd.get(), chunk, head);
       if (r.res <= 0) break;
       buf.append(reinterpret_cast<const char*>(chunk), r.value());
       continue;
@@ -107,8 +110,10 @@ Task<void> ServeConnection(const LookupServerOptions* options,
     }
     IoResult w = co_await SendAll(fd.get(), AsBytes(reply), Deadline::AfterMs(5000));
     if (!w.ok() || !keep_alive) break;
+    head = Deadline::AfterMs(options->idle_timeout_ms);  // a pipelined next head starts now
   }
   live->erase(raw_fd);
+  stats->connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 Task<void> WatchStop(const std::atomic<bool>* stop, AcceptStream* accepts, std::set<int>* live,
@@ -137,6 +142,15 @@ Task<void> ServeLookups(const LookupServerOptions* options,
     if (r.cancelled()) break;
     if (!r.ok()) {
       co_await Sleep(Deadline::AfterMs(100));
+      continue;
+    }
+    if (stats->connections.fetch_add(1, std::memory_order_relaxed) >= options->max_connections) {
+      stats->connections.fetch_sub(1, std::memory_order_relaxed);
+      close(r.res);
+      if (stats->connections_refused.fetch_add(1, std::memory_order_relaxed) == 0) {
+        RP_LOG(kWarn, "lookupd: {} connections open, closing new ones (--max-connections)",
+               options->max_connections);
+      }
       continue;
     }
     Spawn(ServeConnection(options, directory, stats, r.res, &live, connections.Enter()));

@@ -22,13 +22,19 @@ struct LookupServerOptions {
   double error_rate = 0;  // 0..1
   bool close_after_reply = false;
   int request_log_fd = -1;  // one line per request (write(2), O_APPEND)
+  // The wait for a request's first byte, and then for its whole head: one deadline from
+  // that byte, so a peer sending a byte now and then cannot hold a connection.
   int64_t idle_timeout_ms = 60000;
+  // Open connections across all shards; beyond it a new one is closed at once.
+  int64_t max_connections = 1024;
 };
 
 struct LookupServerStats {
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> errors_injected{0};
   std::atomic<uint64_t> bad_requests{0};
+  std::atomic<int64_t> connections{0};  // open now
+  std::atomic<uint64_t> connections_refused{0};
 };
 
 // Serves on one shard until `stop` becomes true. Binds its own SO_REUSEPORT socket,

@@ -3,13 +3,18 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/ascii.h"
+#include "core/shard.h"
 #include "gtest/gtest.h"
+#include "route/lookup_server.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
 
@@ -30,18 +35,38 @@ Decision Ask(const Directory& dir, std::string headers) {
   return Decide(dir, r);
 }
 
-// Sends `request` to a running lookupd and reads until it closes (5 s at most).
-std::string Exchange(const testing::Lookupd& d, const std::string& request) {
+// A blocking connection to 127.0.0.1:port whose reads give up after 5 s.
+UniqueFd Connect(uint16_t port) {
   UniqueFd fd(socket(AF_INET, SOCK_STREAM, 0));
-  auto addr = SocketAddress::Parse(d.address());
+  auto addr = SocketAddress::Parse("127.0.0.1:" + std::to_string(port));
   timeval limit{5, 0};
   setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
-  if (!addr.ok() || connect(fd.get(), addr->get(), addr->size()) != 0 ||
-      !testing::WriteAll(fd.get(), request.data(), request.size())) {
+  if (!addr.ok() || connect(fd.get(), addr->get(), addr->size()) != 0) {
+    ADD_FAILURE() << "cannot connect to " << port;
+  }
+  return fd;
+}
+
+// Sends `request` to a running lookupd and reads until it closes (5 s at most).
+std::string Exchange(const testing::Lookupd& d, const std::string& request) {
+  UniqueFd fd = Connect(d.port());
+  if (!testing::WriteAll(fd.get(), request.data(), request.size())) {
     ADD_FAILURE() << "cannot send to lookupd";
     return "";
   }
   return testing::ReadToEof(fd.get());
+}
+
+// Reads one whole reply from a kept-alive connection ("" on a close or timeout).
+std::string ReadReply(int fd) {
+  std::string buf;
+  char chunk[4096];
+  while (lookup::ParseResponse(buf).error == lookup::Error::kNeedMore) {
+    ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+    if (n <= 0) return "";
+    buf.append(chunk, static_cast<size_t>(n));
+  }
+  return buf;
 }
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -230,6 +255,68 @@ TEST(LookupServiceTest, OnlyAGetOfTheLookupPathIsALookup) {
   const std::string log = d.RequestLog();
   EXPECT_NE(log.find("malformed=method not GET"), std::string::npos) << log;
   EXPECT_NE(log.find("malformed=unknown path"), std::string::npos) << log;
+}
+
+// A client that sends a byte now and then cannot hold a connection: the whole request
+// head has one deadline from its first byte (each byte used to restart the wait).
+TEST(LookupServiceTest, ARequestHeadHasOneDeadlineFromItsFirstByte) {
+  LookupServerOptions o;
+  const uint16_t port = testing::FreePort();
+  o.listen = *SocketAddress::Parse("127.0.0.1:" + std::to_string(port));
+  o.idle_timeout_ms = 300;
+  LookupServerStats stats;
+  std::atomic<bool> stop{false};
+  auto shard = Shard::Start(0, -1, ReactorOptions{}, [&o, &stats, &stop](Shard&) {
+    return ServeLookups(&o, Dir(), &stats, &stop);
+  });
+  ASSERT_TRUE(shard.ok());
+  for (int i = 0; i < 500 && !testing::Listening(port); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  UniqueFd fd = Connect(port);
+  const std::string head = "GET /service/extension/nginx-lookup HTTP/1.1\r\nX-Slow: aaaaaaaaaa";
+  const auto start = std::chrono::steady_clock::now();
+  std::thread slow([&head, &fd] {  // a byte every 50 ms (~3 s), until the server closes
+    for (char c : head) {
+      if (!testing::WriteAll(fd.get(), &c, 1)) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  EXPECT_EQ(testing::ReadToEof(fd.get()), "");
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  slow.join();
+  EXPECT_GE(elapsed, std::chrono::milliseconds(250));
+  EXPECT_LT(elapsed, std::chrono::milliseconds(1500));
+  stop = true;
+  (*shard)->Join();
+}
+
+// Beyond --max-connections a new connection is closed at once; a slot freed is reused.
+TEST(LookupServiceTest, ConnectionsBeyondTheCapAreClosedAtOnce) {
+  testing::Lookupd d;
+  ASSERT_TRUE(d.Start({"--max-connections", "2"}));
+  const std::string request =
+      std::string("GET /service/extension/nginx-lookup HTTP/1.1\r\nHost: x\r\n") + kMail +
+      "Auth-User: jd\r\nAuth-Protocol: imap\r\n\r\n";
+  std::vector<UniqueFd> held;
+  for (int i = 0; i < 2; ++i) {  // answered and kept alive: both slots are taken
+    held.push_back(Connect(d.port()));
+    ASSERT_TRUE(testing::WriteAll(held.back().get(), request.data(), request.size()));
+    ASSERT_NE(ReadReply(held.back().get()), "");
+  }
+  UniqueFd over = Connect(d.port());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(testing::ReadToEof(over.get()), "");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  held.pop_back();  // frees a slot once lookupd has seen the close
+  std::string reply;
+  for (int i = 0; i < 100 && reply.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    UniqueFd again = Connect(d.port());
+    if (testing::WriteAll(again.get(), request.data(), request.size()))
+      reply = ReadReply(again.get());
+  }
+  EXPECT_EQ(lookup::ParseResponse(reply).Find("Auth-Status"), "OK") << reply;
 }
 
 TEST(LookupServiceTest, GssapiNeedsAdminCredentialsAndGetsAToken) {

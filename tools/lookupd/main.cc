@@ -32,6 +32,7 @@ void Usage(FILE* out) {
           "  --error-rate P       share of requests answered HTTP 500 (0..1, default 0)\n"
           "  --close              one request per connection (HTTP/1.0 style)\n"
           "  --request-log FILE   append one line per request\n"
+          "  --max-connections N  open connections at most, all threads (default 1024)\n"
           "  --check              load the routes file, report, exit\n");
 }
 
@@ -66,6 +67,8 @@ int main(int argc, char** argv) {
       options.close_after_reply = true;
     else if (a == "--request-log")
       request_log = value();
+    else if (a == "--max-connections")
+      options.max_connections = atoll(value());
     else if (a == "--check")
       check = true;
     else if (a == "--help" || a == "-h") {
@@ -78,7 +81,7 @@ int main(int argc, char** argv) {
     }
   }
   if (routes.empty() || threads < 1 || options.error_rate < 0 || options.error_rate > 1 ||
-      options.latency_ms < 0) {
+      options.latency_ms < 0 || options.max_connections < 1) {
     Usage(stderr);
     return 2;
   }
@@ -132,7 +135,10 @@ int main(int argc, char** argv) {
   }
   stop = true;
   for (auto& s : shards) s->Join();
-  RP_LOG(kInfo, "lookupd: stopped after {} requests ({} errors injected, {} bad requests)",
-         stats.requests.load(), stats.errors_injected.load(), stats.bad_requests.load());
+  RP_LOG(kInfo,
+         "lookupd: stopped after {} requests ({} errors injected, {} bad requests, {} "
+         "connections refused)",
+         stats.requests.load(), stats.errors_injected.load(), stats.bad_requests.load(),
+         stats.connections_refused.load());
   return 0;
 }
