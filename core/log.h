@@ -63,6 +63,10 @@ void EndLine(fmt::memory_buffer* line, size_t from);
 void Emit(std::string_view line, int stream = 0);
 }  // namespace internal
 
+// For lines written outside this log (a tool's own request log): the same ending, so a
+// value from a client cannot start a line of its own there either.
+inline void EndEscapedLine(fmt::memory_buffer* line, size_t from) { internal::EndLine(line, from); }
+
 // Formats prefix and message into one buffer (no second copy of the message).
 template <typename... Args>
 void Write(Level level, fmt::format_string<Args...> format, Args&&... args) {

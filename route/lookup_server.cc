@@ -25,7 +25,7 @@ void LogRequest(int fd, std::string_view line) {
   full.append(line);
   // Header values (and the login they decode to) may hold CR, LF or other controls:
   // written as \xHH, as the process log does, they cannot start a line of their own.
-  log::internal::EndLine(&full, from);
+  log::EndEscapedLine(&full, from);
   // A test tool: a blocking append per request keeps the log exact for the tests.
   ssize_t n = write(fd, full.data(), full.size());
   (void)n;
