@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Makes the local demo PKI that deploy/ringproxy.toml's TLS listener uses, once:
 # a private CA and an ECDSA P-256 certificate for localhost (and 127.0.0.1), both valid
-# for a year, under build/run-pki/. Prints the directory. Not for production: a real
-# deployment points [listener.tls] at its own certificates.
+# for a year, under build/run-pki/, and made again when either expires within a day.
+# Prints the directory. Not for production: a real deployment points [listener.tls] at
+# its own certificates.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dir=build/run-pki
-if [ -s "$dir/localhost.crt" ] && [ -s "$dir/localhost.key" ] && [ -s "$dir/ca.pem" ]; then
+if [ -s "$dir/localhost.crt" ] && [ -s "$dir/localhost.key" ] && [ -s "$dir/ca.pem" ] &&
+  openssl x509 -checkend 86400 -noout -in "$dir/localhost.crt" >/dev/null &&
+  openssl x509 -checkend 86400 -noout -in "$dir/ca.pem" >/dev/null; then
   echo "$dir"
   exit 0
 fi
