@@ -53,7 +53,8 @@ std::optional<Refusal> Refuse(const lookup::ParsedRequest& req) {
 
 Task<void> ServeConnection(const LookupServerOptions* options,
                            std::shared_ptr<const Directory> directory, LookupServerStats* stats,
-                           int raw_fd, std::set<int>* live, Gate::Holder /*holder*/) {
+                           int raw_fd, std::set<int>* live, const std::atomic<bool>* stop,
+                           Gate::Holder /*holder*/) {
   UniqueFd fd(raw_fd);
   live->insert(raw_fd);
   std::string buf;
@@ -64,6 +65,9 @@ Task<void> ServeConnection(const LookupServerOptions* options,
   for (;;) {
     lookup::ParsedRequest req = lookup::ParseRequest(buf);
     if (req.error == lookup::Error::kNeedMore) {
+      // A stop cancels the waits in flight once; one begun after it (a reply sent after
+      // --latency-ms) would wait out the idle timeout.
+      if (stop->load()) break;
       // Idle: the clock starts again; once a head has begun, its deadline holds.
       if (buf.empty()) head = Deadline::AfterMs(options->idle_timeout_ms);
       IoResult r = co_await Recv(fd.get(), chunk, head);
@@ -153,7 +157,7 @@ Task<void> ServeLookups(const LookupServerOptions* options,
       }
       continue;
     }
-    Spawn(ServeConnection(options, directory, stats, r.res, &live, connections.Enter()));
+    Spawn(ServeConnection(options, directory, stats, r.res, &live, stop, connections.Enter()));
   }
   co_await accepts.Stop();
   for (int fd = accepts.TryTake(); fd >= 0; fd = accepts.TryTake()) close(fd);

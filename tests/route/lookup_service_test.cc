@@ -291,6 +291,36 @@ TEST(LookupServiceTest, ARequestHeadHasOneDeadlineFromItsFirstByte) {
   (*shard)->Join();
 }
 
+// A stop during --latency-ms: the reply still goes out, then the connection closes
+// instead of waiting (idle timeout: 10 minutes) for a next request.
+TEST(LookupServiceTest, AStopDuringTheLatencyEndsTheConnectionAfterItsReply) {
+  LookupServerOptions o;
+  const uint16_t port = testing::FreePort();
+  o.listen = *SocketAddress::Parse("127.0.0.1:" + std::to_string(port));
+  o.idle_timeout_ms = 600'000;
+  o.latency_ms = 300;
+  LookupServerStats stats;
+  std::atomic<bool> stop{false};
+  auto shard = Shard::Start(0, -1, ReactorOptions{}, [&o, &stats, &stop](Shard&) {
+    return ServeLookups(&o, Dir(), &stats, &stop);
+  });
+  ASSERT_TRUE(shard.ok());
+  for (int i = 0; i < 500 && !testing::Listening(port); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  UniqueFd fd = Connect(port);  // reads time out after 5 s
+  const std::string request =
+      std::string("GET /service/extension/nginx-lookup HTTP/1.1\r\nHost: x\r\n") + kMail +
+      "Auth-User: jd\r\nAuth-Protocol: imap\r\n\r\n";
+  ASSERT_TRUE(testing::WriteAll(fd.get(), request.data(), request.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // inside the latency
+  stop = true;
+  EXPECT_EQ(lookup::ParseResponse(ReadReply(fd.get())).Find("Auth-Status"), "OK");
+  char c;
+  EXPECT_EQ(recv(fd.get(), &c, 1, 0), 0) << "no close: the connection waits for a request";
+  (*shard)->Join();
+}
+
 // Beyond --max-connections a new connection is closed at once; a slot freed is reused.
 TEST(LookupServiceTest, ConnectionsBeyondTheCapAreClosedAtOnce) {
   testing::Lookupd d;
