@@ -257,6 +257,19 @@ TEST(LookupServiceTest, OnlyAGetOfTheLookupPathIsALookup) {
   EXPECT_NE(log.find("malformed=unknown path"), std::string::npos) << log;
 }
 
+// The lookup server on its own shard, as lookupd runs it, once it listens on `port`.
+absl::StatusOr<std::unique_ptr<Shard>> StartServer(const LookupServerOptions* o,
+                                                   LookupServerStats* stats,
+                                                   const std::atomic<bool>* stop, uint16_t port) {
+  auto shard = Shard::Start(0, -1, ReactorOptions{}, [o, stats, stop](Shard&) {
+    return ServeLookups(o, Dir(), stats, stop);
+  });
+  for (int i = 0; shard.ok() && i < 500 && !testing::Listening(port); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return shard;
+}
+
 // A client that sends a byte now and then cannot hold a connection: the whole request
 // head has one deadline from its first byte (each byte used to restart the wait).
 TEST(LookupServiceTest, ARequestHeadHasOneDeadlineFromItsFirstByte) {
@@ -266,13 +279,8 @@ TEST(LookupServiceTest, ARequestHeadHasOneDeadlineFromItsFirstByte) {
   o.idle_timeout_ms = 300;
   LookupServerStats stats;
   std::atomic<bool> stop{false};
-  auto shard = Shard::Start(0, -1, ReactorOptions{}, [&o, &stats, &stop](Shard&) {
-    return ServeLookups(&o, Dir(), &stats, &stop);
-  });
+  auto shard = StartServer(&o, &stats, &stop, port);
   ASSERT_TRUE(shard.ok());
-  for (int i = 0; i < 500 && !testing::Listening(port); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
   UniqueFd fd = Connect(port);
   const std::string head = "GET /service/extension/nginx-lookup HTTP/1.1\r\nX-Slow: aaaaaaaaaa";
   const auto start = std::chrono::steady_clock::now();
@@ -301,13 +309,8 @@ TEST(LookupServiceTest, AStopDuringTheLatencyEndsTheConnectionAfterItsReply) {
   o.latency_ms = 300;
   LookupServerStats stats;
   std::atomic<bool> stop{false};
-  auto shard = Shard::Start(0, -1, ReactorOptions{}, [&o, &stats, &stop](Shard&) {
-    return ServeLookups(&o, Dir(), &stats, &stop);
-  });
+  auto shard = StartServer(&o, &stats, &stop, port);
   ASSERT_TRUE(shard.ok());
-  for (int i = 0; i < 500 && !testing::Listening(port); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
   UniqueFd fd = Connect(port);  // reads time out after 5 s
   const std::string request =
       std::string("GET /service/extension/nginx-lookup HTTP/1.1\r\nHost: x\r\n") + kMail +
