@@ -21,16 +21,17 @@ bool EnsureTicketKeys(ConfigTable& t, const Config& so_far) {
   TlsGlobalSettings settings;
   if (const auto* g = so_far.sections.Get<TlsGlobalConfig>(kTlsTable)) settings = g->settings;
   std::shared_ptr<const TicketKeys> keys = ProcessTicketKeys();
+  absl::Status s = InitTicketKeys(settings);  // the same settings again: nothing to do
   if (keys != nullptr) {
-    if (keys->rotation_s() != settings.ticket_key_rotation_s) {
-      RP_LOG(kWarn, "tls.ticket_key_rotation_s changes at the next start; keeping {} s",
+    if (!s.ok()) {
+      RP_LOG(kWarn, "tls: {}; keeping the keys of the start ({} s rotation)", MessageOf(s),
              keys->rotation_s());
     }
     return true;
   }
-  absl::Status s = InitTicketKeys(settings);
   if (!s.ok()) {
-    t.Fail(fmt::format("session ticket keys: {}", MessageOf(s)));
+    t.Fail(fmt::format("session ticket keys (tls.ticket_key_file, tls.ticket_key_rotation_s): {}",
+                       MessageOf(s)));
     return false;
   }
   return true;

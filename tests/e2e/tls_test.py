@@ -371,6 +371,21 @@ def sighup_reloads_the_certificate_directory_under_traffic_without_a_failed_conn
 
 
 @test
+def a_reload_that_changes_the_ticket_keys_says_they_need_a_restart():
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        text = config(port, up.port, extra="[tls]\nticket_key_rotation_s = 3600\n")
+        with Proxy(text) as proxy:
+            key_file = os.path.join(proxy.dir, "tickets.key")
+            proxy.write_config(text + f'ticket_key_file = "{key_file}"\n')
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done")
+            check(re.search(r"warn .*tls: ticket_key_rotation_s / ticket_key_file changed: "
+                            r"restart to apply; keeping the keys of the start", proxy.log_text()),
+                  proxy.log_text()[-1500:])
+
+
+@test
 def a_plaintext_client_on_the_tls_port_reaches_no_upstream():
     with ThreadedServer(echo_handler) as up:
         port = free_port()
