@@ -439,17 +439,25 @@ absl::StatusOr<std::vector<std::vector<std::pair<std::string, int>>>> Server::Bi
       for (auto& [key, fd] : v) close(fd);
     }
   };
-  std::set<std::string> ours;  // addresses this process listens on now
-  for (const std::string& k : listener_keys_) ours.insert(k.substr(k.find('|') + 1));
+  // Every new address is checked before any is bound, and none on a port this process
+  // listens on already: its own sockets there (0.0.0.0:993 beside [::]:993 or
+  // 127.0.0.1:993) would read as another owner.
+  std::set<uint16_t> our_ports;
+  for (const std::string& k : listener_keys_) {
+    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(k.substr(k.find('|') + 1));
+    if (a.ok()) our_ports.insert(a->port());
+  }
+  for (const ListenerConfig& l : config.listeners) {
+    if (listener_keys_.count(ListenerKey(l)) != 0 || our_ports.count(l.address.port()) != 0) {
+      continue;
+    }
+    if (absl::Status free = CheckAddressFree(l.address); !free.ok()) {
+      return absl::Status(free.code(), fmt::format("listener {}: {}", l.name, MessageOf(free)));
+    }
+  }
   for (const ListenerConfig& l : config.listeners) {
     std::string key = ListenerKey(l);
     if (listener_keys_.count(key) != 0) continue;
-    if (ours.count(l.address.ToString()) == 0) {
-      if (absl::Status free = CheckAddressFree(l.address); !free.ok()) {
-        close_made();
-        return absl::Status(free.code(), fmt::format("listener {}: {}", l.name, MessageOf(free)));
-      }
-    }
     for (size_t i = 0; i < n; ++i) {
       absl::StatusOr<UniqueFd> fd =
           ListenTcp(l.address, ListenOptions{l.backlog, true, l.send_buffer});

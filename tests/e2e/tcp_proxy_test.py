@@ -555,6 +555,24 @@ def a_second_instance_on_the_same_address_fails_to_start():
 
 
 @test
+def listeners_of_one_port_on_two_addresses_start_and_reload():
+    # This process's own sockets on a port are no other owner: 127.0.0.1:P beside
+    # 0.0.0.0:P (as 0.0.0.0:993 beside [::]:993), at start and added by a reload.
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        wildcard = tcp_listener("tcp-any", port).replace("127.0.0.1", "0.0.0.0")
+        with Proxy(config(port, [up.port], extra_listeners=wildcard)) as proxy:
+            check_echo(port, b"both")
+            proxy.write_config(config(port, [up.port]))
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done: 1 listeners")
+            proxy.write_config(config(port, [up.port], extra_listeners=wildcard))
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done: 2 listeners")
+            check_echo(port, b"again")
+
+
+@test
 def version_reports_libraries_and_assembly():
     r = subprocess.run([BIN, "--version"], capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, r.stderr)
