@@ -71,6 +71,14 @@ def connect(port, timeout=10.0):
 
 
 @test
+def free_port_never_hands_out_a_port_twice():
+    # The kernel gives a just-closed port again within a few hundred draws;
+    # a config with two of them is refused ("used by another listener").
+    ports = [free_port() for _ in range(2000)]
+    check(len(set(ports)) == len(ports), f"{len(ports) - len(set(ports))} ports handed out twice")
+
+
+@test
 def relays_256_mib_each_way_at_once_byte_exact():
     total = 256 << 20
     upstream_result = Result()
