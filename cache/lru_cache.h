@@ -24,7 +24,8 @@ struct LruStats {
 template <typename V>
 class LruCache {
  public:
-  explicit LruCache(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+  // A capacity of 0 stores nothing (a per-core cache turned off).
+  explicit LruCache(size_t capacity) : capacity_(capacity) {}
   ~LruCache() { Clear(); }
   LruCache(const LruCache&) = delete;
   LruCache& operator=(const LruCache&) = delete;
@@ -54,7 +55,7 @@ class LruCache {
 
   // Inserts or replaces; ttl_ns <= 0 stores nothing.
   void Put(std::string_view key, V value, int64_t ttl_ns, int64_t now_ns) {
-    if (ttl_ns <= 0) return;
+    if (ttl_ns <= 0 || capacity_ == 0) return;
     auto [it, inserted] = map_.try_emplace(std::string(key));
     Entry& e = it->second;
     if (!inserted) order_.Remove(&e);

@@ -19,6 +19,13 @@ TEST(LruCacheTest, GetPutAndTtl) {
   EXPECT_EQ(c.Get("b", 0), nullptr);
 }
 
+TEST(LruCacheTest, ACapacityOfZeroStoresNothing) {
+  LruCache<int> c(0);
+  c.Put("a", 1, 1000, 0);
+  EXPECT_EQ(c.Get("a", 1), nullptr);
+  EXPECT_EQ(c.size(), 0u);
+}
+
 TEST(LruCacheTest, ReplaceKeepsOneEntry) {
   LruCache<int> c(10);
   c.Put("k", 1, 1000, 0);

@@ -94,6 +94,23 @@ TEST_F(RouterTest, MissThenMemcachedThenLocalCache) {
   RunUntilComplete(*reactor_, b.Close());
 }
 
+TEST_F(RouterTest, ALocalCacheSizeOfZeroKeepsNothingPerCore) {
+  Stack a({mc_.port()}, lookupd_.port());
+  RunUntilComplete(*reactor_, ResolveAll(&a, {Mail("john@example.com")}));
+  RunUntilComplete(*reactor_, a.Close());
+  RouterOptions ro;
+  ro.local_cache_size = 0;
+  Stack b({mc_.port()}, lookupd_.port(), ro);
+  auto r = RunUntilComplete(*reactor_,
+                            ResolveAll(&b, {Mail("john@example.com"), Mail("john@example.com")}));
+  ASSERT_EQ(r[0].status, ResolveStatus::kOk) << r[0].reason;
+  EXPECT_EQ(r[0].source, RouteSource::kMemcache);
+  // Every resolution asks memcached, so a purge there takes effect at once.
+  EXPECT_EQ(r[1].source, RouteSource::kMemcache);
+  EXPECT_EQ(b.router->local_cache_size(), 0u);
+  RunUntilComplete(*reactor_, b.Close());
+}
+
 TEST_F(RouterTest, LoginEqualToTheAccountCachesTheLocalPartAlias) {
   Stack a({mc_.port()}, lookupd_.port());
   auto r = RunUntilComplete(*reactor_, ResolveAll(&a, {Mail("john@example.com", "pop3")}));
