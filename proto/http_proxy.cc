@@ -40,6 +40,8 @@ constexpr size_t kFlushAbove = 64 * 1024;
 // How long a closing connection reads what its client still sends (nginx's
 // lingering_timeout), so that the client reads our answer before any reset.
 constexpr int64_t kLingerMs = 2000;
+// How long an upstream that failed to take the request may take to show its answer.
+constexpr int64_t kEarlyAnswerMs = 1000;
 // Request bodies up to this size are read whole before an upstream is chosen.
 constexpr size_t kBufferBody = 64 * 1024;
 // A body of known length with at least this much still to come goes through a pipe
@@ -956,6 +958,7 @@ Task<bool> HttpSession::Exchange() {
   const bool upgrade = sem.connection_upgrade && !sem.upgrade.empty();
   Inbound up_in(nullptr);
   http::ResponseParser rparser;  // the upstream's limits are the defaults
+  bool early_answer = false;
   for (int attempt = 0;; ++attempt) {
     const int acquired = co_await Acquire(attempt == 0);
     if (acquired != 0) {
@@ -971,7 +974,14 @@ Task<bool> HttpSession::Exchange() {
       Release(false);
       continue;
     }
-    if (sent != Flow::kOk) {
+    // An upstream may answer before it takes the whole body (a 413 or a 401) and close
+    // or stop reading (RFC 9112 §9.5): that answer, already received, goes to the client
+    // rather than a 502. The rest of the request body is not read: the client closes.
+    early_answer = sent == Flow::kSinkError && !stopped_;
+    if (early_answer) {
+      client_keep_alive_ = false;
+      linger_ = true;
+    } else if (sent != Flow::kOk) {
       // A streamed body that broke off: the upstream saw it cut, and its connection goes.
       end_ = FlowName(sent);
       Release(false);
@@ -996,7 +1006,9 @@ Task<bool> HttpSession::Exchange() {
     while (st != ParseStatus::kDone) {
       std::string_view avail = up_in.Peek();
       if (avail.empty()) {
-        IoResult r = co_await up_in.Fill(Deadline::AfterMs(upstream_timeout_ms_));
+        IoResult r = co_await up_in.Fill(
+            Deadline::AfterMs(early_answer ? std::min<int64_t>(upstream_timeout_ms_, kEarlyAnswerMs)
+                                           : upstream_timeout_ms_));
         if (r.res > 0) continue;
         failed = stopped_ ? Flow::kStopped : FlowOfRead(r);
         break;
@@ -1035,6 +1047,15 @@ Task<bool> HttpSession::Exchange() {
       Release(false);
       continue;
     }
+    if (early_answer && (failed != Flow::kOk || st == ParseStatus::kError)) {
+      // No answer behind the failed send: the upstream broke off (as before §9.5).
+      Release(false);
+      if (failed == Flow::kStopped) co_return false;
+      end_ = FlowName(Flow::kSinkError);
+      metrics.http_upstream_errors.Add();
+      co_await Answer(502);
+      co_return false;
+    }
     if (failed != Flow::kOk || st == ParseStatus::kError) {
       Release(false);
       if (failed == Flow::kStopped) co_return false;
@@ -1059,7 +1080,7 @@ Task<bool> HttpSession::Exchange() {
   status_ = resp_.status;
 
   if (resp_.status == 101) {
-    if (!upgrade) {
+    if (!upgrade || early_answer) {
       Release(false);
       metrics.http_upstream_errors.Add();
       end_ = "unasked-101";
@@ -1120,7 +1141,9 @@ Task<bool> HttpSession::Exchange() {
     bytes_out_ += moved;
   }
   const bool upstream_reusable = moved_ok == Flow::kOk && resp_.semantics.keep_alive &&
-                                 up_body != BodyKind::kUntilClose && up_in.kept() == 0;
+                                 up_body != BodyKind::kUntilClose && up_in.kept() == 0 &&
+                                 !early_answer;
+  if (early_answer && moved_ok == Flow::kOk) end_ = "early-answer";
   Release(upstream_reusable);
   if (moved_ok != Flow::kOk) {
     end_ = FlowName(moved_ok);

@@ -118,6 +118,16 @@ class Origin:
                 name, _, value = line.partition(":")
                 fields.setdefault(name.strip().lower(), []).append(value.strip())
             body = b""
+            if target.startswith("/refuse/"):
+                # An answer before the body, as a server refusing an upload gives: then a
+                # close (a reset, with the body unread) or a stall that reads nothing.
+                conn.sendall(b"HTTP/1.1 413 X\r\nContent-Length: 4\r\nConnection: close\r\n"
+                             b"\r\nbig!")
+                with self.lock:
+                    self.requests.append((number, head, b""))
+                if target == "/refuse/stall":
+                    time.sleep(4)
+                return
             if target == "/sink":
                 digest = hashlib.sha256()
                 left = int(fields["content-length"][0])

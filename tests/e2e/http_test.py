@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -269,6 +270,44 @@ def bad_upstream_responses_are_502_and_never_reused():
         c.request("GET", "/size/4")
         check(c.getresponse().read() == pattern(4), "a good request after them")
         check(origin.connections == before + 1, "a bad connection was pooled")
+
+
+@test
+def an_upstream_answer_before_the_whole_body_reaches_the_client():
+    # RFC 9112 §9.5: a 413 sent while the body streams goes to the client, not a 502,
+    # whether the upstream then closes or stops reading.
+    port = free_port()
+    body = b"u" * (4 << 20)  # far beyond the part read before the upstream is chosen
+    with Origin() as origin, Proxy(config(port, [origin.port],
+                                          listener_extra="send_timeout_ms = 1000")) as p:
+        for mode in ("close", "stall"):
+            s = connect(port, timeout=15)
+            s.sendall(b"POST /refuse/%s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
+                      % (mode.encode(), len(body)))
+            got = bytearray()
+            sent = 0
+            s.setblocking(False)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                readable, writable, _ = select.select([s], [s] if sent < len(body) else [], [],
+                                                      0.5)
+                if writable:
+                    try:
+                        sent += s.send(body[sent:sent + 65536])
+                    except OSError:
+                        sent = len(body)  # the proxy closed its side: read what it said
+                if readable:
+                    try:
+                        data = s.recv(65536)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    got += data
+            s.close()
+            check(got.startswith(b"HTTP/1.1 413 X\r\n") and got.endswith(b"\r\n\r\nbig!") and
+                  b"connection: close" in got.lower(), f"{mode}: {bytes(got[:200])}")
+        p.wait_log(r"end=early-answer", count=2)
 
 
 @test
