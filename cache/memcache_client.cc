@@ -307,7 +307,7 @@ Task<McReply> MemcacheClient::Delete(std::string key) {
   return Execute(std::move(key), Opcode::kDelete, {}, 0, 0, 0);
 }
 
-Task<void> MemcacheClient::Close() {
+void MemcacheClient::Abort() {
   closing_ = true;
   for (auto& s : servers_) {
     s->state = Server::State::kBad;
@@ -315,6 +315,10 @@ Task<void> MemcacheClient::Close() {
     if (s->fd.valid()) Reactor::Current()->CancelFd(s->fd.get());
   }
   pending_work_.Set();
+}
+
+Task<void> MemcacheClient::Close() {
+  Abort();
   // Connects first: a connect in progress may itself be waiting for a server's tasks.
   co_await tasks_.Wait();
   for (auto& s : servers_) {

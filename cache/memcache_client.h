@@ -71,7 +71,11 @@ class MemcacheClient {
   // delta added; a missing key is created with `initial` (and ttl_s).
   Task<McReply> Increment(std::string key, uint64_t delta, uint64_t initial, uint32_t ttl_s);
   Task<McReply> Delete(std::string key);
-  // Ends every connection and waits for the kernel to let go. Call before destruction.
+  // Fails every request in flight as unavailable, now, and every later one at once
+  // (shutdown: nobody waits for a silent server's deadline).
+  void Abort();
+  // Abort(), then waits for the kernel to let go of the connections. Call before
+  // destruction.
   Task<void> Close();
 
   // The server a key goes to now (live servers only), or -1.

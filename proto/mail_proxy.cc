@@ -78,9 +78,11 @@ std::string InternalErrorLine(bool imap) {
 }
 
 // Admission before the greeting: the route stack must exist and the IP throttle must
-// allow the client. Returns the line that refuses it, or "" to greet it.
+// allow the client. Returns the line that refuses it, or "" to greet it (or when
+// stopped: *stopped says). *waiting: the event a Stop() sets while memcached is asked.
 Task<std::string> Refusal(ShardServices* services, ShardSnapshot* snapshot,
-                          const ListenerConfig* listener, const SocketAddress* peer) {
+                          const ListenerConfig* listener, const SocketAddress* peer,
+                          Event** waiting, const bool* stopped) {
   const bool imap = IsImap(listener);
   RouteStack* routes = snapshot->routes.get();
   if (routes == nullptr) {
@@ -92,13 +94,14 @@ Task<std::string> Refusal(ShardServices* services, ShardSnapshot* snapshot,
   if (routes->throttle() == nullptr) co_return "";
   const auto* settings =
       static_cast<const MailListenerSettings*>(listener->protocol_settings.get());
-  ThrottleDecision d =
-      co_await routes->throttle()->CheckIp(std::string(settings->name()), peer->HostString());
-  if (d.allowed()) co_return "";
+  std::optional<ThrottleDecision> d =
+      co_await AskThrottle(snapshot, ThrottleAsk::kIp, peer->HostString(),
+                           std::string(settings->name()), waiting, stopped);
+  if (!d.has_value() || d->allowed()) co_return "";
   services->metrics->mail_throttled.Add();
   RP_LOG(kInfo, "{}: client {}: IP throttled ({} logins in the window)", listener->name,
-         peer->ToString(), d.count);
-  co_return fmt::format("{} {}\r\n", imap ? "* BYE" : "-ERR", d.message);
+         peer->ToString(), d->count);
+  co_return fmt::format("{} {}\r\n", imap ? "* BYE" : "-ERR", d->message);
 }
 
 // How a login attempt ended for the session.
@@ -127,7 +130,7 @@ class MailSession final : public SessionBase {
     if (pump_ != nullptr) pump_->Stop();
     if (connect_.current_fd >= 0) Reactor::Current()->CancelFd(connect_.current_fd);
     if (holding_) Reactor::Current()->CancelFd(client_.fd());
-    if (pending_route_ != nullptr) pending_route_->done.Set();
+    if (waiting_ != nullptr) waiting_->Set();
     if (upstream_ != nullptr) upstream_->Abort();
     client_.Abort();
   }
@@ -171,7 +174,7 @@ class MailSession final : public SessionBase {
   Pump* pump_ = nullptr;
   ConnectControl connect_;
   bool stopped_ = false;
-  PendingRoute* pending_route_ = nullptr;
+  Event* waiting_ = nullptr;  // a route or throttle task's event: Stop() sets it
   bool holding_ = false;
   bool relayed_ = false;
   bool greeted_;
@@ -291,7 +294,8 @@ Task<void> MailSession::Run() {
       if (ok) down_ = client_tls_.get();
     }
     if (ok && !stopped_) {
-      std::string refusal = co_await Refusal(services_, snapshot_.get(), listener_, &peer_);
+      std::string refusal =
+          co_await Refusal(services_, snapshot_.get(), listener_, &peer_, &waiting_, &stopped_);
       if (!refusal.empty() && !stopped_) co_await Reply(std::move(refusal));
       ok = refusal.empty();
     }
@@ -351,10 +355,10 @@ Task<AttemptEnd> MailSession::Login(Credentials* credentials, int attempt) {
   // deadline: a stopped session leaves, the task finishes alone (holding the snapshot,
   // so the route stack stays open until then).
   auto pending = std::make_shared<PendingRoute>();
-  pending_route_ = pending.get();
+  waiting_ = &pending->done;
   Spawn(ResolveDetached(snapshot_, std::move(request), pending, snapshot_->retire_gate->Enter()));
   if (!stopped_) co_await pending->done.Wait();
-  pending_route_ = nullptr;
+  waiting_ = nullptr;
   if (stopped_) co_return AttemptEnd::kDone;
   ResolveResult route = std::move(pending->result);
   audit.route_source = RouteSourceName(route.source);
@@ -382,15 +386,16 @@ Task<AttemptEnd> MailSession::Login(Credentials* credentials, int attempt) {
     co_return AttemptEnd::kDone;
   }
   if (routes->throttle() != nullptr) {
-    ThrottleDecision d = co_await routes->throttle()->CheckUser(route.account);
-    if (stopped_) co_return AttemptEnd::kDone;
-    if (!d.allowed()) {
+    std::optional<ThrottleDecision> d = co_await AskThrottle(
+        snapshot_.get(), ThrottleAsk::kUser, route.account, "", &waiting_, &stopped_);
+    if (!d.has_value()) co_return AttemptEnd::kDone;  // stopped
+    if (!d->allowed()) {
       metrics.mail_throttled.Add();
       RP_LOG(kInfo, "{}: client {}: user '{}' throttled", listener_->name, peer_.ToString(),
              route.account);
       audit.result = "user_throttled";
       co_await Audit(&audit, start_ns);
-      co_await Reply(UserThrottledText(d.message, *credentials));
+      co_await Reply(UserThrottledText(d->message, *credentials));
       co_return AttemptEnd::kDone;
     }
   }
@@ -484,15 +489,16 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
   } else if (outcome.status == UpstreamLoginStatus::kOk) {
     bool allowed = true;
     if (routes->throttle() != nullptr) {
-      ThrottleDecision d = co_await routes->throttle()->CountUserLogin(route->account);
-      if (!d.allowed() && !stopped_) {
+      std::optional<ThrottleDecision> d = co_await AskThrottle(
+          snapshot_.get(), ThrottleAsk::kUserLogin, route->account, "", &waiting_, &stopped_);
+      if (d.has_value() && !d->allowed() && !stopped_) {
         allowed = false;
         metrics.mail_throttled.Add();
         RP_LOG(kInfo, "{}: client {}: user '{}' throttled after login ({} in the window)",
-               listener_->name, peer_.ToString(), route->account, d.count);
+               listener_->name, peer_.ToString(), route->account, d->count);
         audit->result = "user_throttled";
         co_await Audit(audit, start_ns);
-        co_await Reply(UserThrottledText(d.message, *credentials));
+        co_await Reply(UserThrottledText(d->message, *credentials));
       }
     }
     if (allowed && !stopped_) {
@@ -535,7 +541,7 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
     // The upstream connection is not kept for another attempt.
     shutdown(up.fd(), SHUT_RDWR);
     const bool held = co_await Hold(settings_->auth_wait_ms);
-    co_await routes->router().Forget(*route);
+    routes->router().Forget(*route);
     audit->result = "login_failed";
     co_await Audit(audit, start_ns);
     if (held && !stopped_) {
@@ -570,6 +576,8 @@ class MailConnection final : public SessionBase {
     stopped_ = true;
     if (session_ != nullptr) {
       session_->Stop();
+    } else if (waiting_ != nullptr) {
+      waiting_->Set();  // the IP throttle's answer, before the greeting
     } else {
       Reactor::Current()->CancelFd(fd_);
     }
@@ -578,17 +586,21 @@ class MailConnection final : public SessionBase {
   int fd_;
   bool stopped_ = false;
   MailSession* session_ = nullptr;
+  Event* waiting_ = nullptr;
 };
 
 // A plain listener's admission and greeting (the slow path: a throttle to ask, or a
 // greeting the socket did not take at once). Its own frame, gone before the
 // connection parks. False: the connection has ended.
 Task<bool> Greet(ShardServices* services, ShardSnapshot* snapshot, const ListenerConfig* listener,
-                 int fd, const SocketAddress* peer, const bool* stopped, size_t sent) {
+                 int fd, const SocketAddress* peer, MailConnection* connection, size_t sent) {
+  const bool* stopped = &connection->stopped_;
   const auto* settings =
       static_cast<const MailListenerSettings*>(listener->protocol_settings.get());
   std::string refusal;
-  if (sent == 0) refusal = co_await Refusal(services, snapshot, listener, peer);
+  if (sent == 0) {
+    refusal = co_await Refusal(services, snapshot, listener, peer, &connection->waiting_, stopped);
+  }
   if (*stopped) co_return false;
   std::string_view text = refusal.empty() ? settings->greeting_line : refusal;
   IoResult w = co_await SendAll(fd, AsBytes(text.substr(refusal.empty() ? sent : 0)),
@@ -630,8 +642,8 @@ Task<void> MailSessionEntry(ShardServices* services, SnapshotRef snapshot,
     const size_t sent = GreetNow(snapshot.get(), settings, client_fd);
     bool greeted = sent == settings->greeting_line.size();
     if (!greeted) {
-      greeted = co_await Greet(services, snapshot.get(), listener, client_fd, &peer,
-                               &connection.stopped_, sent);
+      greeted =
+          co_await Greet(services, snapshot.get(), listener, client_fd, &peer, &connection, sent);
     }
     IoResult r{-ECANCELED};
     if (greeted) {

@@ -112,7 +112,7 @@ Task<void> Router::AddDetached(std::string key, std::string value, Gate::Holder)
   NoteMemcacheState(r.ok());
 }
 
-Task<void> Router::DeleteDetached(std::string key) {
+Task<void> Router::DeleteDetached(std::string key, Gate::Holder /*holder*/) {
   McReply r = co_await memcache_->Delete(std::move(key));
   NoteMemcacheState(r.ok());
 }
@@ -323,14 +323,13 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
   co_return out;
 }
 
-Task<void> Router::Forget(ResolveResult result) {
-  std::vector<std::string> keys_to_drop;
-  if (!result.alias_key.empty()) keys_to_drop.push_back(result.alias_key);
-  if (!result.route_key.empty()) keys_to_drop.push_back(result.route_key);
-  for (const std::string& k : keys_to_drop) local_.Erase(k);
+void Router::Forget(const ResolveResult& result) {
   if (!result.login_key.empty()) local_.Erase(result.login_key);  // never in memcached
-  if (memcache_ == nullptr) co_return;
-  for (std::string& k : keys_to_drop) co_await DeleteDetached(std::move(k));
+  for (const std::string* k : {&result.alias_key, &result.route_key}) {
+    if (k->empty()) continue;
+    local_.Erase(*k);
+    if (memcache_ != nullptr) Spawn(DeleteDetached(*k, writes_.Enter()));
+  }
 }
 
 Task<void> Router::Invalidate(std::string account, std::vector<std::string> local_ips) {
@@ -352,7 +351,7 @@ Task<void> Router::Invalidate(std::string account, std::vector<std::string> loca
            (e.kind == LocalEntry::Kind::kAlias && e.value == account);
   });
   if (memcache_ == nullptr) co_return;
-  for (std::string& k : keys_to_drop) co_await DeleteDetached(std::move(k));
+  for (std::string& k : keys_to_drop) co_await DeleteDetached(std::move(k), writes_.Enter());
 }
 
 }  // namespace ringproxy

@@ -97,8 +97,10 @@ class Router {
   Router& operator=(const Router&) = delete;
 
   Task<ResolveResult> Resolve(ResolveRequest request);
-  // The upstream refused the login: drop the alias and route keys (here and in memcached).
-  Task<void> Forget(ResolveResult result);
+  // The upstream refused the login: drop the alias and route keys, here at once and in
+  // memcached in the background (Drain() waits for that), so that no caller waits on
+  // memcached; a later Get of those keys queues behind the deletes.
+  void Forget(const ResolveResult& result);
   // Drop every cached route and alias of `account`: its memcached keys for the given proxy
   // IPs, and every per-core entry that names it. For an admin API; not wired yet.
   Task<void> Invalidate(std::string account, std::vector<std::string> local_ips);
@@ -136,7 +138,7 @@ class Router {
   std::string RouteKeyFor(const ResolveRequest& r, std::string_view name) const;
   std::string RouteKeyForKeyName(const ResolveRequest& r, std::string_view key_name) const;
   Task<void> AddDetached(std::string key, std::string value, Gate::Holder holder);
-  Task<void> DeleteDetached(std::string key);
+  Task<void> DeleteDetached(std::string key, Gate::Holder holder);
 
   RouterOptions options_;
   MemcacheClient* memcache_;

@@ -27,8 +27,12 @@ class RouteStack {
   MemcacheClient* memcache() { return memcache_.get(); }
   const LookupSection& lookup_config() const { return *lookup_config_; }
 
-  // Shutdown: ends the lookups in flight at once (they resolve as unavailable).
-  void Abort() { lookup_->Abort(); }
+  // Shutdown: ends the lookups and memcached requests in flight at once (they resolve
+  // as unavailable).
+  void Abort() {
+    lookup_->Abort();
+    if (memcache_ != nullptr) memcache_->Abort();
+  }
   // Waits for the router's cache writes, then closes memcached and the lookup pool.
   // Call once no session uses the stack.
   Task<void> Close();

@@ -843,6 +843,27 @@ def sigterm_stops_a_session_waiting_for_a_slow_lookup():
 
 
 @test
+def sigterm_stops_sessions_waiting_for_a_silent_memcached():
+    # The IP throttle asks memcached before the greeting; a memcached that never answers
+    # must not hold a stop for its timeout (20 s here), parked plain client or TLS one.
+    e = env()
+    t = (f'\n[memcache]\nservers = ["127.0.0.1:{e.silent_port}"]\ntimeout_ms = 20000\n' +
+         throttle(ip_max=100))
+    with Mail(throttle=t, memcache=False) as m:
+        plain = raw(m.imap)
+        tls = ctx().wrap_socket(raw(m.imaps), server_hostname="localhost")
+        time.sleep(0.5)
+        start = time.monotonic()
+        m.proxy.signal(15)
+        rc = m.proxy.wait_exit(timeout=30)
+        took = time.monotonic() - start
+        check(rc == 0, f"exit code {rc}")
+        check(took < 6, f"the proxy took {took:.1f}s to stop")  # the drain is 2 s
+        check(read_to_eof(plain, timeout=5) == b"", "the plain client got an answer")
+        check(read_to_eof(tls, timeout=5) == b"", "the TLS client got an answer")
+
+
+@test
 def no_password_in_any_log():
     # Runs last: every password the tests used must be absent from every log.
     e = env()
