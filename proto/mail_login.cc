@@ -57,9 +57,20 @@ bool HasControl(std::string_view s) {
   return false;
 }
 
+namespace {
+
+// NUL, CR and LF cannot reach a mailbox server as typed: an IMAP literal holds no NUL,
+// a POP3 line ends at CR LF.
+bool PasswordFits(std::string_view password, const LoginLimits& limits) {
+  return password.size() <= limits.password_bytes_max &&
+         password.find_first_of(std::string_view("\0\r\n", 3)) == std::string_view::npos;
+}
+
+}  // namespace
+
 bool LoginFits(std::string_view user, std::string_view password, const LoginLimits& limits) {
   return !user.empty() && user.size() <= limits.login_bytes_max && !HasControl(user) &&
-         password.size() <= limits.password_bytes_max;
+         PasswordFits(password, limits);
 }
 
 bool AcceptPlain(std::string_view message, const LoginLimits& limits, bool allow_impersonation,
@@ -68,7 +79,8 @@ bool AcceptPlain(std::string_view message, const LoginLimits& limits, bool allow
   sasl::PlainLimits plain_limits{limits.login_bytes_max, limits.password_bytes_max};
   if (sasl::ParsePlainMessage(message, plain_limits, &pc) != sasl::PlainError::kNone) return false;
   const bool impersonates = !pc.authzid.empty() && pc.authzid != pc.authcid;
-  if (HasControl(pc.authcid) || HasControl(pc.authzid) || (impersonates && !allow_impersonation)) {
+  if (HasControl(pc.authcid) || HasControl(pc.authzid) || !PasswordFits(pc.password, limits) ||
+      (impersonates && !allow_impersonation)) {
     return false;
   }
   out->mechanism = Mechanism::kAuthenticatePlain;

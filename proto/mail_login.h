@@ -57,7 +57,8 @@ std::string_view PreauthEndName(PreauthEnd e);
 
 bool HasControl(std::string_view s);
 
-// Zimbra's limits before any lookup (spec §4.1): longer is "login failed", unasked.
+// Zimbra's limits before any lookup (spec §4.1): longer is "login failed", unasked; so is
+// a control character in the user name, or NUL, CR or LF in the password.
 struct LoginLimits {
   size_t login_bytes_max = 256;
   size_t password_bytes_max = 1024;
@@ -66,7 +67,8 @@ bool LoginFits(std::string_view user, std::string_view password, const LoginLimi
 
 // A decoded SASL PLAIN message into *out (mechanism, user, authzid when it differs from
 // the user, password); false when it must be refused: malformed, over the limits, a
-// control character in a name, or another authorisation identity without permission.
+// control character in a name, NUL, CR or LF in the password, or another authorisation
+// identity without permission.
 bool AcceptPlain(std::string_view message, const LoginLimits& limits, bool allow_impersonation,
                  Credentials* out);
 

@@ -196,6 +196,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Dispatch(const Command& c) {
   }
   if (c.KeywordIs("PASS")) {
     if (user_.empty()) co_return Err("USER first");
+    if (c.arg_count == 0) co_return Err("PASS takes a password");
     co_return Pass(c.rest);
   }
   if (c.KeywordIs("AUTH")) {

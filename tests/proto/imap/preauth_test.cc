@@ -172,6 +172,23 @@ TEST_F(PreauthTest, AuthenticateLoginPromptsForBoth) {
   EXPECT_EQ(ir.written(), std::string(kGreeting) + "+ UGFzc3dvcmQ6\r\n");
 }
 
+// A decoded password with NUL, CR or LF cannot go upstream as typed (IMAP literals hold
+// no NUL; a POP3 line ends at CR LF): the attempt fails here, the session goes on.
+TEST_F(PreauthTest, APasswordWithNulCrOrLfFailsTheAttempt) {
+  settings_.starttls = StartTlsMode::kOff;
+  const std::string plain_crlf = B64(std::string("\0john\0se\r\ncret", 16));
+  ScriptedStream s({"a AUTHENTICATE LOGIN\r\n", B64("john") + "\r\n",
+                    B64(std::string("p\0w", 3)) + "\r\n", "b AUTHENTICATE LOGIN\r\n",
+                    B64("john") + "\r\n", B64("p\nw") + "\r\n",
+                    "c AUTHENTICATE PLAIN " + plain_crlf + "\r\n", "d LOGIN john pw\r\n"});
+  EXPECT_EQ(Run(&s), PreauthEnd::kCredentials);
+  EXPECT_EQ(s.written(), std::string(kGreeting) +
+                             "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\na NO AUTHENTICATE failed\r\n"
+                             "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\nb NO AUTHENTICATE failed\r\n"
+                             "c NO AUTHENTICATE failed\r\n");
+  EXPECT_EQ(credentials_.password, "pw");
+}
+
 TEST_F(PreauthTest, IdIsAnsweredAndTheClientNameKept) {
   settings_.starttls = StartTlsMode::kOff;
   settings_.id_reply = {{"NAME", "Zimbra"}, {"VERSION", "10.1"}};

@@ -110,6 +110,29 @@ TEST_F(Pop3PreauthTest, UserPassAndTheirLimits) {
   EXPECT_EQ(credentials_.password, "1 34");
 }
 
+TEST_F(Pop3PreauthTest, PassWithoutAPasswordIsAnError) {
+  settings_.stls = StlsMode::kOff;
+  ScriptedStream s({"USER john\r\n", "PASS\r\n", "PASS secret\r\n"});
+  EXPECT_EQ(Run(&s), PreauthEnd::kCredentials);
+  EXPECT_EQ(s.written(), std::string(kGreeting) + "+OK\r\n-ERR PASS takes a password\r\n");
+  EXPECT_EQ(credentials_.user, "john");
+  EXPECT_EQ(credentials_.password, "secret");
+}
+
+TEST_F(Pop3PreauthTest, APasswordWithNulCrOrLfFailsTheAttempt) {
+  settings_.stls = StlsMode::kOff;
+  ScriptedStream s({"AUTH LOGIN\r\n", B64("john") + "\r\n", B64(std::string("p\0w", 3)) + "\r\n",
+                    "AUTH LOGIN " + B64("john") + "\r\n", B64("p\rw") + "\r\n",
+                    "AUTH PLAIN " + B64(std::string("\0john\0p\nw", 11)) + "\r\n", "USER john\r\n",
+                    "PASS pw\r\n"});
+  EXPECT_EQ(Run(&s), PreauthEnd::kCredentials);
+  EXPECT_EQ(s.written(), std::string(kGreeting) +
+                             "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n-ERR authentication failed\r\n"
+                             "+ UGFzc3dvcmQ6\r\n-ERR authentication failed\r\n"
+                             "-ERR authentication failed\r\n+OK\r\n");
+  EXPECT_EQ(credentials_.password, "pw");
+}
+
 TEST_F(Pop3PreauthTest, AuthPlainAndLogin) {
   settings_.stls = StlsMode::kOff;
   const std::string msg = B64(std::string("\0john\0secret", 12));
