@@ -276,7 +276,12 @@ class ShardServer {
     }
     peer.UnmapV4();  // a dual-stack listener's IPv4 clients as IPv4
     SessionEntry session = SessionFor(l->config->protocol);
+    // A stopped listener serves its backlog once, drained from the start as in a shard
+    // drain: the session registers (and reads the flag) before its first suspension.
+    const bool draining = services_.draining;
+    services_.draining = draining || l->stopping;
     Spawn(session(&services_, l->snapshot, l->config, fd, peer, session_gate_.Enter()));
+    services_.draining = draining;
   }
 
   Task<void> AcceptLoop(ActiveListener* l, Gate::Holder /*holder*/) {

@@ -671,6 +671,34 @@ def a_reload_that_removes_a_listener_drains_its_sessions():
 
 
 @test
+def a_connection_in_a_removed_listeners_backlog_is_answered_once_and_closed():
+    # The removed listener serves its backlog before its socket closes (no reset of a
+    # completed handshake); those sessions must be drained like the others, not kept alive.
+    port, port2 = free_port(), free_port()
+    second = (f'[[listener]]\nname = "second"\nprotocol = "http"\n'
+              f'listen = "127.0.0.1:{port2}"\nupstream = "web"\n')
+    one = "max_connections_per_shard = 1"  # B waits in the backlog while A is served
+    with Origin() as origin, Proxy(config(port, [origin.port], extra=second,
+                                          runtime_extra=one)) as p:
+        a = connect(port2)
+        ra = ClientReader(a)
+        a.sendall(get(port2, "/size/1"))
+        check(ra.response().status == 200, "a request on the second listener")
+        b = connect(port2)
+        time.sleep(0.3)
+        p.write_config(config(port, [origin.port], runtime_extra=one))
+        p.signal(signal.SIGHUP)
+        p.wait_log("reload done")
+        check(ra.eof(timeout=5), "the idle session of the removed listener stayed open")
+        rb = ClientReader(b)
+        b.sendall(get(port2, "/size/2"))
+        r = rb.response()
+        check(r is not None and r.body == pattern(2), "the backlog connection was not answered")
+        check((r.field("connection") or "").lower() == "close", f"kept alive: {r.head!r}")
+        check(rb.eof(timeout=5), "the backlog connection stayed open")
+
+
+@test
 def stop_ends_sessions_blocked_at_every_wait():
     """After the drain deadline every session is stopped wherever it waits: a request
     head or body, an upstream connect, a response head, a client that does not read, a
