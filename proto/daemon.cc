@@ -188,7 +188,15 @@ int RunDaemon(const std::string& config_path) {
         }
         break;
       case SIGHUP:
-        Reload(config_path, server->get(), &running);
+        if (draining) {
+          // Shards that finished their drain would never serve a new listener's socket.
+          RP_LOG(kWarn, "SIGHUP while draining: the configuration is not reloaded");
+          if (absl::Status logs = log::Reconfigure(LogOptionsOf(*running)); !logs.ok()) {
+            RP_LOG(kError, "reload: the running log files: {}", MessageOf(logs));
+          }
+        } else {
+          Reload(config_path, server->get(), &running);
+        }
         break;
       case SIGUSR1:
         RP_LOG(kInfo, "stats {}", (*server)->StatsSummary());

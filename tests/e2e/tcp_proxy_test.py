@@ -59,9 +59,13 @@ upstream = "backend"
 
 def check_echo(port, data):
     c = connect(port)
-    c.sendall(data)
-    check(c.recv(100) == data, f"echo of {data!r} through port {port}")
+    check_echo_on(c, data)
     c.close()
+
+
+def check_echo_on(c, data):
+    c.sendall(data)
+    check(c.recv(100) == data, f"echo of {data!r} through {c.getpeername()}")
 
 
 def connect(port, timeout=10.0):
@@ -309,6 +313,28 @@ def sigterm_drains_an_active_transfer_to_completion():
             check(rc == 0, f"exit code {rc}")
             log = proxy.log_text()
             check("drain deadline reached" not in log, "drain should not have needed the deadline")
+
+
+@test
+def a_reload_during_a_drain_opens_no_listener():
+    # A shard that has finished its drain would never serve a new listener's socket:
+    # the kernel would complete handshakes nobody answers until the process exits.
+    with ThreadedServer(echo_handler) as up:
+        port, added = free_port(), free_port()
+        with Proxy(config(port, [up.port], drain_ms=20000)) as proxy:
+            c = connect(port)
+            check_echo_on(c, b"x")
+            proxy.signal(signal.SIGTERM)
+            proxy.wait_log(r"SIGTERM: stopping accepts and draining")
+            time.sleep(1)  # the shard without sessions finishes
+            proxy.write_config(config(port, [up.port], drain_ms=20000,
+                                      extra_listeners=tcp_listener("added", added)))
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done|SIGHUP while draining")
+            check(port_closed(added), "a listener was opened during the drain")
+            check_echo_on(c, b"still relayed")
+            c.close()
+            check(proxy.wait_exit(timeout=30) == 0, "exit code")
 
 
 def check_drain_deadline_closes_what_is_left(level):
