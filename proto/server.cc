@@ -173,7 +173,9 @@ class ShardServer {
       if (s->routes != nullptr) s->routes->Abort();
     }
     current_ = SnapshotRef();
-    co_await retire_gate_.Wait();
+    // Again after each wake: the last holder to leave may be a task whose snapshot,
+    // released after it, starts the stack's close (parameter order is the compiler's).
+    while (retire_gate_.count() > 0) co_await retire_gate_.Wait();
   }
 
   void Apply(ShardUpdate update) {
