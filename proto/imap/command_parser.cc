@@ -64,6 +64,8 @@ std::string_view ErrorName(Error e) {
 void CommandParser::Reset() {
   state_ = State::kTagStart;
   skip_bytes_ = 0;
+  skip_tail_ = SkipTail::kNone;
+  skip_announced_ = 0;
   literal_left_ = 0;
   StartCommand();
 }
@@ -106,6 +108,33 @@ ParseResult CommandParser::Fail(Error e, size_t consumed, bool at_line_end) {
     state_ = skip_bytes_ > 0 ? State::kSkipLiteral : State::kTagStart;
   }
   return {Event::kError, e, consumed};
+}
+
+bool CommandParser::SkipLineByte(unsigned char c) {
+  using T = SkipTail;
+  if (c == '\n') {
+    if (skip_tail_ == T::kClose || skip_tail_ == T::kCr) skip_bytes_ = skip_announced_;
+    skip_tail_ = T::kNone;
+    return true;
+  }
+  if (c == '{') {
+    skip_tail_ = T::kBrace;
+    skip_announced_ = 0;
+  } else if ((skip_tail_ == T::kBrace || skip_tail_ == T::kDigits) && c >= '0' && c <= '9') {
+    skip_tail_ = T::kDigits;
+    // Saturates: an absurd length skips until the connection's limits end it.
+    skip_announced_ = skip_announced_ > UINT64_MAX / 10 ? UINT64_MAX : skip_announced_ * 10;
+    skip_announced_ = std::min<uint64_t>(skip_announced_, UINT64_MAX - (c - '0')) + (c - '0');
+  } else if (skip_tail_ == T::kDigits && c == '+') {
+    skip_tail_ = T::kPlus;
+  } else if (skip_tail_ == T::kPlus && c == '}') {
+    skip_tail_ = T::kClose;
+  } else if (skip_tail_ == T::kClose && c == '\r') {
+    skip_tail_ = T::kCr;
+  } else {
+    skip_tail_ = T::kNone;
+  }
+  return false;
 }
 
 ParseResult CommandParser::Finish(size_t consumed) {
@@ -332,13 +361,14 @@ ParseResult CommandParser::Parse(std::string_view in) {
         ++line_bytes_;
         return Finish(i + 1);
       case State::kSkipLine: {
-        const void* lf = std::memchr(data + i, '\n', in.size() - i);
-        if (lf == nullptr) {
-          i = in.size();
-          continue;
+        // Byte by byte (an error's path): a non-synchronising literal announced at the
+        // line's end arrives anyway, and its data must not be read as commands.
+        bool ended = false;
+        while (i < in.size() && !ended) {
+          ended = SkipLineByte(data[i]);
+          ++i;
         }
-        i = static_cast<size_t>(static_cast<const unsigned char*>(lf) - data) + 1;
-        state_ = skip_bytes_ > 0 ? State::kSkipLiteral : State::kTagStart;
+        if (ended) state_ = skip_bytes_ > 0 ? State::kSkipLiteral : State::kTagStart;
         continue;
       }
       case State::kSkipLiteral: {

@@ -138,6 +138,7 @@ class CommandParser {
   ParseResult Fail(Error e, size_t consumed, bool at_line_end);
   ParseResult Finish(size_t consumed);
   ParseResult EndLiteralHeader(size_t consumed);  // after '}': size limit, the item
+  bool SkipLineByte(unsigned char c);             // true at the skipped line's end
 
   CommandLimits limits_;
   State state_ = State::kTagStart;
@@ -153,6 +154,10 @@ class CommandParser {
   uint64_t literal_left_ = 0;
   bool literal_sync_ = false;
   uint64_t skip_bytes_ = 0;  // literal data to skip once the skipped line has ended
+  // A skipped line's tail read as `{digits+}` CR? LF: its data is skipped as well.
+  enum class SkipTail : uint8_t { kNone, kBrace, kDigits, kPlus, kClose, kCr };
+  SkipTail skip_tail_ = SkipTail::kNone;
+  uint64_t skip_announced_ = 0;
 };
 
 }  // namespace ringproxy::imap

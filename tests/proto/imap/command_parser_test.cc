@@ -155,6 +155,11 @@ TEST(ImapCommandParserTest, MalformedLiterals) {
   // as a command of its own.
   static constexpr char kLastNul[] = "a1 LOGIN {4+}\r\njoh\0b2 NOOP\r\na2 NOOP\r\n";
   Expect(std::string(kLastNul, sizeof(kLastNul) - 1), {"ERR bad literal tag=a1", "CMD a2 NOOP"});
+  static constexpr char kThenLiteral[] = "a1 LOGIN {3+}\r\na\0b {1+}\r\nx\r\na2 NOOP\r\n";
+  Expect(std::string(kThenLiteral, sizeof(kThenLiteral) - 1),
+         {"ERR bad literal tag=a1", "CMD a2 NOOP"});
+  // Syntax errors too: the rest of the line is skipped with the literal it announces.
+  Expect("a1 LOGIN a\"b {5+}\r\nz b c\r\na2 NOOP\r\n", {"ERR bad character tag=a1", "CMD a2 NOOP"});
 }
 
 TEST(ImapCommandParserTest, CommandLimitCountsEveryLineAndLiteral) {
@@ -222,6 +227,18 @@ TEST(ImapCommandParserTest, LiteralLimitCrossedByOne) {
          {"ERR literal too long tag=a1", "CMD a2 NOOP"}, limits);
   Expect("a1 LOGIN john {7+}\r\na2 NOO\r\na3 NOOP\r\n",
          {"ERR literal too long tag=a1", "CMD a3 NOOP"}, limits);
+  // The skipped line announces another {n+} literal: its data is skipped too (a
+  // password there must not be read as a command), however many follow.
+  Expect("a1 LOGIN {7+}\r\nsecret! {13+}\r\nz CAPABILITY\r\na2 NOOP\r\n",
+         {"ERR literal too long tag=a1", "CMD a2 NOOP"}, limits);
+  Expect("a1 LOGIN {7+}\r\nsecret! {1+}\r\nx {3+}\r\nyyy\r\na2 NOOP\r\n",
+         {"ERR literal too long tag=a1", "CMD a2 NOOP"}, limits);
+  // A synchronising one gets no continuation, so no data follows it.
+  Expect("a1 LOGIN {7+}\r\nsecret! {2}\r\na2 NOOP\r\n",
+         {"ERR literal too long tag=a1", "CMD a2 NOOP"}, limits);
+  // Only at the line's end: `{2+}` inside the line announces nothing.
+  Expect("a1 LOGIN {7+}\r\nsecret! {2+} x\r\na2 NOOP\r\n",
+         {"ERR literal too long tag=a1", "CMD a2 NOOP"}, limits);
 }
 
 TEST(ImapCommandParserTest, ArgumentAndDepthLimitsCrossedByOne) {
