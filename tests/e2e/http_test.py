@@ -277,7 +277,9 @@ def an_upstream_answer_before_the_whole_body_reaches_the_client():
     # RFC 9112 §9.5: a 413 sent while the body streams goes to the client, not a 502,
     # whether the upstream then closes or stops reading.
     port = free_port()
-    body = b"u" * (4 << 20)  # far beyond the part read before the upstream is chosen
+    # Far beyond the part read before the upstream is chosen, and beyond what the
+    # kernel buffers between the proxy and a stalled origin.
+    body = b"u" * (24 << 20)
     with Origin() as origin, Proxy(config(port, [origin.port],
                                           listener_extra="send_timeout_ms = 1000")) as p:
         for mode in ("close", "stall"):
