@@ -141,7 +141,9 @@ std::string Exchange::OneWriteLogin(std::string_view capabilities) const {
     return c.tag + " AUTHENTICATE PLAIN " +
            mail::UpstreamPlainResponse(c, request_.login, request_.authzid_login) + "\r\n";
   }
-  if (!settings_.literal_login) {
+  // Quoted strings as configured, unless a value cannot be one (8-bit text): then the
+  // literals any IMAP server takes, rather than no login at all.
+  if (!settings_.literal_login && CanQuote(request_.login) && CanQuote(c.password)) {
     std::string command = c.tag + " LOGIN ";
     AppendQuoted(request_.login, &command);
     command += " ";
@@ -209,11 +211,6 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
   if (!got) co_return outcome_;
   if (!StartsWithIgnoreCase(greeting, "* OK")) {
     outcome_.status = Status::kBadGreeting;
-    co_return outcome_;
-  }
-  if (c.mechanism != mail::Mechanism::kAuthenticatePlain && !settings_.literal_login &&
-      (!CanQuote(request_.login) || !CanQuote(c.password))) {
-    outcome_.status = Status::kProtocolError;  // only literals can carry these
     co_return outcome_;
   }
   const std::string one_write = OneWriteLogin(GreetingCapabilities(greeting));

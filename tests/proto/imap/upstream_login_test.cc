@@ -166,14 +166,21 @@ TEST_F(UpstreamLoginTest, Failures) {
   settings_.line_bytes_max = 16;
   ScriptedStream long_line({"* OK " + std::string(64, 'x') + "\r\n"});
   EXPECT_EQ(Run(&long_line).status, UpstreamLoginStatus::kProtocolError);
-  // Quoted login cannot carry CR LF: refused before anything is sent.
-  settings_.line_bytes_max = 8192;
+}
+
+// literal_login = false asks for quoted strings; 8-bit text cannot be one (without
+// UTF8=ACCEPT), so that login goes as literals rather than failing.
+TEST_F(UpstreamLoginTest, QuotedLoginFallsBackToLiteralsForEightBitText) {
   settings_.literal_login = false;
   settings_.flavour = Flavour::kPlain;
-  credentials_.password = "a\r\nb";
-  ScriptedStream crlf({"* OK\r\n"});
-  EXPECT_EQ(Run(&crlf).status, UpstreamLoginStatus::kProtocolError);
-  EXPECT_EQ(crlf.written(), "");
+  credentials_.password = "s\xc3\xa9same";
+  ScriptedStream up({"* OK ready\r\n", "+ go\r\n", "+ go\r\n", "a1 OK Logged in\r\n"});
+  EXPECT_EQ(Run(&up).status, UpstreamLoginStatus::kOk);
+  EXPECT_EQ(up.written(), "a1 LOGIN {16}\r\njohn@example.com {7}\r\ns\xc3\xa9same\r\n");
+  credentials_.password = "plain";
+  ScriptedStream quoted({"* OK ready\r\n", "a1 OK Logged in\r\n"});
+  EXPECT_EQ(Run(&quoted).status, UpstreamLoginStatus::kOk);
+  EXPECT_EQ(quoted.written(), "a1 LOGIN \"john@example.com\" \"plain\"\r\n");
 }
 
 }  // namespace
