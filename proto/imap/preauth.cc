@@ -262,7 +262,7 @@ Task<std::optional<PreauthEnd>> Dialogue::StartTls(std::string tag) {
   // be answered inside TLS.
   parser_.Reset();
   (*stream_)->DiscardBuffered();
-  Reply(tag + " OK begin TLS negotiation now\r\n");
+  Reply(tag + " OK completed\r\n");  // Zimbra's text (spec/zimbra-proxy.md)
   const bool sent = co_await FlushOut();
   if (!sent) co_return end_;
   ByteStream* plain = *stream_;

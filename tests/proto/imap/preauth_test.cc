@@ -46,7 +46,7 @@ TEST_F(PreauthTest, StartTlsOnlyRefusesCleartextThenLogsInInsideTls) {
                                  "a1 OK completed\r\n"
                                  "a2 NO [PRIVACYREQUIRED] cleartext logins disabled\r\n"
                                  "a3 NO [PRIVACYREQUIRED] cleartext logins disabled\r\n"
-                                 "a4 OK begin TLS negotiation now\r\n");
+                                 "a4 OK completed\r\n");
   EXPECT_EQ(upgrader.upgrades, 1);
   EXPECT_EQ(secured.written(),
             "* CAPABILITY IMAP4rev1 ID AUTH=LOGIN AUTH=PLAIN\r\nb1 OK completed\r\n");
@@ -62,7 +62,7 @@ TEST_F(PreauthTest, PlaintextPipelinedBehindStartTlsIsNeverAnswered) {
   ScriptedStream secured({"c LOGOUT\r\n"});
   FakeUpgrader upgrader(&secured);
   EXPECT_EQ(Run(&plain, false, &upgrader), PreauthEnd::kLogout);
-  EXPECT_EQ(plain.written(), std::string(kGreeting) + "a OK begin TLS negotiation now\r\n");
+  EXPECT_EQ(plain.written(), std::string(kGreeting) + "a OK completed\r\n");
   EXPECT_EQ(secured.written(),
             "* BYE Zimbra IMAP server terminating connection\r\nc OK completed\r\n");
 }
