@@ -176,7 +176,7 @@ TEST_F(PreauthTest, AuthenticateLoginPromptsForBoth) {
 // no NUL; a POP3 line ends at CR LF): the attempt fails here, the session goes on.
 TEST_F(PreauthTest, APasswordWithNulCrOrLfFailsTheAttempt) {
   settings_.starttls = StartTlsMode::kOff;
-  const std::string plain_crlf = B64(std::string("\0john\0se\r\ncret", 16));
+  const std::string plain_crlf = B64(std::string("\0john\0se\r\ncret", 14));
   ScriptedStream s({"a AUTHENTICATE LOGIN\r\n", B64("john") + "\r\n",
                     B64(std::string("p\0w", 3)) + "\r\n", "b AUTHENTICATE LOGIN\r\n",
                     B64("john") + "\r\n", B64("p\nw") + "\r\n",

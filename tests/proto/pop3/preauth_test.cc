@@ -123,7 +123,7 @@ TEST_F(Pop3PreauthTest, APasswordWithNulCrOrLfFailsTheAttempt) {
   settings_.stls = StlsMode::kOff;
   ScriptedStream s({"AUTH LOGIN\r\n", B64("john") + "\r\n", B64(std::string("p\0w", 3)) + "\r\n",
                     "AUTH LOGIN " + B64("john") + "\r\n", B64("p\rw") + "\r\n",
-                    "AUTH PLAIN " + B64(std::string("\0john\0p\nw", 11)) + "\r\n", "USER john\r\n",
+                    "AUTH PLAIN " + B64(std::string("\0john\0p\nw", 9)) + "\r\n", "USER john\r\n",
                     "PASS pw\r\n"});
   EXPECT_EQ(Run(&s), PreauthEnd::kCredentials);
   EXPECT_EQ(s.written(), std::string(kGreeting) +
@@ -150,7 +150,7 @@ TEST_F(Pop3PreauthTest, AuthPlainAndLogin) {
   EXPECT_EQ(credentials_.mechanism, Mechanism::kAuthenticateLogin);
   EXPECT_EQ(credentials_.password, "pw");
   ScriptedStream refused({"AUTH CRAM-MD5\r\n",
-                          "AUTH PLAIN " + B64(std::string("boss\0j\0p", 9)) + "\r\n",
+                          "AUTH PLAIN " + B64(std::string("boss\0j\0p", 8)) + "\r\n",
                           "AUTH PLAIN !!!!\r\n"});
   EXPECT_EQ(Run(&refused), PreauthEnd::kClientClosed);
   EXPECT_EQ(refused.written(), std::string(kGreeting) +
