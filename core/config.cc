@@ -5,11 +5,15 @@
 #define TOML_ENABLE_FORMATTERS 0
 #include "core/config.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -119,8 +123,34 @@ absl::Status ConfigErrors::ToStatus() const {
   return absl::InvalidArgumentError(fmt::format("{}", fmt::join(list_, "\n")));
 }
 
-ConfigTable::ConfigTable(const void* table, std::string prefix, ConfigErrors* errors)
-    : table_(table), prefix_(std::move(prefix)), errors_(errors) {}
+ConfigTable::ConfigTable(const void* table, std::string prefix, ConfigErrors* errors, bool checking)
+    : table_(table), prefix_(std::move(prefix)), errors_(errors), checking_(checking) {}
+
+void ConfigTable::CheckAppendable(std::string_view key, const std::string& path) {
+  if (path.empty() || path == "-") return;
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      Error(key, fmt::format("cannot open '{}': {}", path, strerror(EISDIR)));
+    } else if (faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) != 0) {
+      Error(key, fmt::format("cannot open '{}': {}", path, strerror(errno)));
+    }
+    return;
+  }
+  if (errno != ENOENT) {
+    Error(key, fmt::format("cannot open '{}': {}", path, strerror(errno)));
+    return;
+  }
+  // Absent: opening would create it, which needs a writable directory.
+  const size_t slash = path.rfind('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    Error(key, fmt::format("cannot open '{}': {}", path, strerror(ENOENT)));
+  } else if (faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0) {
+    Error(key, fmt::format("cannot open '{}': {}", path, strerror(errno)));
+  }
+}
 
 ConfigTable::~ConfigTable() = default;
 
@@ -262,7 +292,7 @@ ConfigTable* ConfigTable::Table(std::string_view key) {
     return nullptr;
   }
   children_.push_back(
-      std::unique_ptr<ConfigTable>(new ConfigTable(n->as_table(), Key(key), errors_)));
+      std::unique_ptr<ConfigTable>(new ConfigTable(n->as_table(), Key(key), errors_, checking_)));
   return children_.back().get();
 }
 
@@ -278,7 +308,7 @@ std::vector<ConfigTable*> ConfigTable::Tables(std::string_view key) {
   size_t i = 0;
   for (const toml::node& e : *arr) {
     children_.push_back(std::unique_ptr<ConfigTable>(
-        new ConfigTable(e.as_table(), fmt::format("{}[{}]", Key(key), i++), errors_)));
+        new ConfigTable(e.as_table(), fmt::format("{}[{}]", Key(key), i++), errors_, checking_)));
     out.push_back(children_.back().get());
   }
   return out;
@@ -310,15 +340,16 @@ void ConfigSchema::AddCheck(Check check) { checks_.push_back(std::move(check)); 
 // One parse: core's own keys, then every module's, in file order within each kind.
 class ConfigParser {
  public:
-  ConfigParser(const ConfigSchema& schema, std::string_view path)
-      : schema_(schema), errors_(path) {}
+  ConfigParser(const ConfigSchema& schema, std::string_view path, ConfigUse use)
+      : schema_(schema), errors_(path), checking_(use == ConfigUse::kCheck) {}
 
   absl::StatusOr<ConfigPtr> Parse(const toml::table& root, std::string_view path);
 
  private:
-  ConfigTable Root(const toml::table& t) { return ConfigTable(&t, "", &errors_); }
+  ConfigTable Root(const toml::table& t) { return ConfigTable(&t, "", &errors_, checking_); }
   std::unique_ptr<ConfigTable> Make(const toml::table& t, std::string prefix) {
-    return std::unique_ptr<ConfigTable>(new ConfigTable(&t, std::move(prefix), &errors_));
+    return std::unique_ptr<ConfigTable>(
+        new ConfigTable(&t, std::move(prefix), &errors_, checking_));
   }
   std::vector<const toml::table*> TablesOf(ConfigTable& root, std::string_view key);
   void ReadRuntime(ConfigTable& r, RuntimeConfig* rt);
@@ -330,6 +361,7 @@ class ConfigParser {
 
   const ConfigSchema& schema_;
   ConfigErrors errors_;
+  bool checking_;
   std::shared_ptr<Config> config_;
   std::vector<std::unique_ptr<ConfigTable>> upstream_tables_;
   std::vector<std::unique_ptr<ConfigTable>> listener_tables_;
@@ -391,12 +423,15 @@ void ConfigParser::ReadRuntime(ConfigTable& r, RuntimeConfig* rt) {
 
 void ConfigParser::ReadLog(ConfigTable& r, LogConfig* lc) {
   r.String("file", &lc->file);
+  // Run: the log opens the files after the config is read, and says if it cannot.
+  if (r.checking()) r.CheckAppendable("file", lc->file);
   std::string level;
   if (r.String("level", &level) && r.Has("level") && !log::ParseLevel(level, &lc->level)) {
     r.Error("level", fmt::format("expected one of debug, info, warn, error, off; got '{}'", level));
   }
   r.Bool("access", &lc->access);
   r.String("access_file", &lc->access_file);
+  if (r.checking()) r.CheckAppendable("access_file", lc->access_file);
   r.Choice<AccessFormat>("access_format",
                          {{"kv", AccessFormat::kKv},
                           {"json", AccessFormat::kJson},
@@ -577,7 +612,7 @@ void ConfigParser::CrossCheck() {
 }
 
 absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view path,
-                                      const ConfigSchema& schema) {
+                                      const ConfigSchema& schema, ConfigUse use) {
   toml::parse_result parsed = toml::parse(text, path);
   if (!parsed) {
     const toml::parse_error& e = parsed.error();
@@ -585,11 +620,12 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view pa
                                                   e.source().begin.line, e.source().begin.column,
                                                   e.description()));
   }
-  ConfigParser parser(schema, path);
+  ConfigParser parser(schema, path, use);
   return parser.Parse(parsed.table(), path);
 }
 
-absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path, const ConfigSchema& schema) {
+absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path, const ConfigSchema& schema,
+                                     ConfigUse use) {
   // A directory opens as a stream and reads as nothing, which would parse as a config
   // with nothing in it.
   struct stat st {};
@@ -603,7 +639,7 @@ absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path, const ConfigSchema
   std::stringstream text;
   text << in.rdbuf();
   if (in.bad()) return absl::UnavailableError(fmt::format("{}: cannot read config file", path));
-  return ParseConfig(text.str(), path, schema);
+  return ParseConfig(text.str(), path, schema, use);
 }
 
 absl::StatusOr<std::vector<int>> ResolveShardCpus(const RuntimeConfig& runtime) {

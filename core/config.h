@@ -183,10 +183,16 @@ class ConfigTable {
   void Fail(std::string_view message);
   // "listener[1].tls.certificate"
   std::string Key(std::string_view key) const;
+  // True under `--check`: readers validate and must change nothing outside the process
+  // (no file created, no socket bound).
+  bool checking() const { return checking_; }
+  // An error at `key` unless `path` ("-": standard output) could be opened for appending;
+  // creates nothing.
+  void CheckAppendable(std::string_view key, const std::string& path);
 
  private:
   friend class ConfigParser;
-  ConfigTable(const void* table, std::string prefix, ConfigErrors* errors);
+  ConfigTable(const void* table, std::string prefix, ConfigErrors* errors, bool checking);
   void Finish();
   void ChoiceError(std::string_view key, const std::vector<std::string_view>& names,
                    std::string_view got);
@@ -195,6 +201,7 @@ class ConfigTable {
   ConfigErrors* errors_;
   std::vector<std::string> known_;
   std::vector<std::unique_ptr<ConfigTable>> children_;
+  bool checking_;
 };
 
 // Errors of one parse; a check adds the ones that need the whole file.
@@ -240,10 +247,15 @@ class ConfigSchema {
   std::vector<Check> checks_;
 };
 
+// What a config is read for: to run it, or only to check it (`--check`, which must leave
+// no trace: ConfigTable::checking()).
+enum class ConfigUse { kRun, kCheck };
+
 // Parses and validates; errors name the file, line, key and what was expected.
 absl::StatusOr<ConfigPtr> ParseConfig(std::string_view text, std::string_view path,
-                                      const ConfigSchema& schema);
-absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path, const ConfigSchema& schema);
+                                      const ConfigSchema& schema, ConfigUse use = ConfigUse::kRun);
+absl::StatusOr<ConfigPtr> LoadConfig(const std::string& path, const ConfigSchema& schema,
+                                     ConfigUse use = ConfigUse::kRun);
 
 // The CPUs the shards run on: runtime.cpus (checked against what the process may
 // use) or all allowed CPUs, trimmed or checked against runtime.shards.

@@ -39,8 +39,9 @@ log::Options LogOptionsOf(const Config& c) {
 // The product's config, and a check that it serves something: an empty file (one being
 // rewritten at the moment of a SIGHUP) would otherwise be a valid config that stops
 // every listener.
-absl::StatusOr<ConfigPtr> LoadDaemonConfig(const std::string& path) {
-  absl::StatusOr<ConfigPtr> config = LoadConfig(path, ProductSchema());
+absl::StatusOr<ConfigPtr> LoadDaemonConfig(const std::string& path,
+                                           ConfigUse use = ConfigUse::kRun) {
+  absl::StatusOr<ConfigPtr> config = LoadConfig(path, ProductSchema(), use);
   if (config.ok() && (*config)->listeners.empty()) {
     return absl::InvalidArgumentError(
         fmt::format("{}: no [[listener]]: a configuration must define at least one", path));
@@ -119,7 +120,7 @@ int CheckConfigFile(const std::string& path) {
     fprintf(stderr, "%s\n", std::string(MessageOf(tls)).c_str());
     return 1;
   }
-  absl::StatusOr<ConfigPtr> config = LoadDaemonConfig(path);
+  absl::StatusOr<ConfigPtr> config = LoadDaemonConfig(path, ConfigUse::kCheck);
   if (!config.ok()) {
     fprintf(stderr, "%s\n", std::string(MessageOf(config.status())).c_str());
     return 1;

@@ -140,6 +140,10 @@ ExtensionPtr ReadAudit(ConfigTable& t, const Config& /*so_far*/) {
   std::string path;
   if (!t.String("path", &path, /*required=*/true)) return nullptr;
   if (path == "-") return std::make_shared<AuditSink>(STDOUT_FILENO, false);
+  if (t.checking()) {  // a check creates no file
+    t.CheckAppendable("path", path);
+    return std::make_shared<AuditSink>(-1, false);
+  }
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (fd < 0) {
     t.Error("path", fmt::format("cannot open '{}': {}", path, strerror(errno)));

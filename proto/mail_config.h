@@ -39,7 +39,8 @@ struct MailListenerSettings : ConfigExtension {
 };
 
 // The [audit] section: one JSON line per login attempt, to its own file (or standard
-// output with "-"), opened when the config is read (a reload reopens it: rotation).
+// output with "-"), opened when the config is read (a reload reopens it: rotation;
+// `--check` only checks that it could be).
 class AuditSink : public ConfigExtension {
  public:
   explicit AuditSink(int fd, bool owned) : fd_(fd), owned_(owned) {}

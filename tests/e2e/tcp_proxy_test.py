@@ -3,6 +3,7 @@
 signals. Run: RINGPROXY_BIN=build/release/tools/ringproxy tests/e2e/tcp_proxy_test.py"""
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -562,6 +563,40 @@ def check_flag_validates_config():
     rc, out, path = run_check("[runtime]\nshards = -1\n")
     check(rc == 1, f"exit {rc}")
     check(f"{path}:2: runtime.shards: expected an integer in 0..1024, got -1" in out, out)
+
+
+@test
+def check_creates_no_file_and_names_one_it_could_not_open():
+    d = tempfile.mkdtemp(prefix="ringproxy-check-")
+    files = {k: os.path.join(d, k) for k in ("proxy.log", "access.log", "audit.log")}
+
+    def text(log, access, audit):
+        return config(free_port(), [free_port()]).replace(
+            '[log]\nlevel = "info"\n',
+            f'[log]\nlevel = "info"\nfile = "{log}"\naccess_file = "{access}"\n') + f"""
+[lookup]
+servers = ["127.0.0.1:{free_port()}"]
+
+[audit]
+path = "{audit}"
+
+[[listener]]
+name = "imap"
+protocol = "imap"
+listen = "127.0.0.1:{free_port()}"
+"""
+    rc, out, _ = run_check(text(files["proxy.log"], files["access.log"], files["audit.log"]))
+    check(rc == 0 and "ok (2 listeners" in out, f"{rc} {out}")
+    check(sorted(os.listdir(d)) == [], f"--check created {os.listdir(d)}")
+    # Files it could not open are errors at their keys, still without creating any.
+    missing = os.path.join(d, "no-such-dir", "x.log")
+    rc, out, path = run_check(text(missing, d, missing))
+    check(rc == 1, f"exit {rc}: {out}")
+    for key, why in (("log.file", "No such file or directory"), ("log.access_file", "Is a directory"),
+                     ("audit.path", "No such file or directory")):
+        check(re.search(rf"{re.escape(path)}:\d+: {re.escape(key)}: cannot open '.*': {why}", out),
+              f"{key}: {out}")
+    check(sorted(os.listdir(d)) == [], f"--check created {os.listdir(d)}")
 
 
 @test
