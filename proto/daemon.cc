@@ -19,6 +19,7 @@
 #include "proto/protocols.h"
 #include "proto/server.h"
 #include "tls/library.h"
+#include "tls/ticket_keys.h"
 
 namespace ringproxy {
 namespace {
@@ -62,6 +63,8 @@ void LogErrorLines(std::string_view errors) {
 // are opened again either way (rotation).
 void Reload(const std::string& path, Server* server, ConfigPtr* running) {
   RP_LOG(kInfo, "SIGHUP: reloading {}", path);
+  // The first config with session tickets fixes the ticket keys, only if it is applied.
+  const bool had_ticket_keys = ProcessTicketKeys() != nullptr;
   absl::StatusOr<ConfigPtr> next = LoadDaemonConfig(path);
   absl::Status failed;
   if (!next.ok()) {
@@ -76,6 +79,7 @@ void Reload(const std::string& path, Server* server, ConfigPtr* running) {
     RP_LOG(kInfo, "reload done: {} listeners", (*running)->listeners.size());
     return;
   }
+  if (!had_ticket_keys) ForgetTicketKeys();
   absl::Status reopened = log::Reconfigure(LogOptionsOf(**running));
   std::string_view errors = MessageOf(failed);
   if (errors.find('\n') == std::string_view::npos) {

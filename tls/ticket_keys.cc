@@ -295,4 +295,12 @@ std::shared_ptr<const TicketKeys> ProcessTicketKeys() {
   return p.keys;
 }
 
+void ForgetTicketKeys() {
+  ProcessKeys& p = Process();
+  std::lock_guard<std::mutex> lock(p.mu);
+  p.set = false;
+  p.settings = TlsGlobalSettings{};
+  p.keys.reset();
+}
+
 }  // namespace ringproxy

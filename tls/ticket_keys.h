@@ -89,5 +89,9 @@ absl::Status InitTicketKeys(const TlsGlobalSettings& settings);
 // The keys InitTicketKeys made; null before. Kept until the process exits, so a
 // WOLFSSL_CTX that outlives its config generation never points at freed keys.
 std::shared_ptr<const TicketKeys> ProcessTicketKeys();
+// Undoes the InitTicketKeys of a config that was then rejected (a reload that failed),
+// so that the next config's settings apply. Contexts built meanwhile keep their own
+// reference to the keys.
+void ForgetTicketKeys();
 
 }  // namespace ringproxy

@@ -386,6 +386,40 @@ def a_reload_that_changes_the_ticket_keys_says_they_need_a_restart():
 
 
 @test
+def a_rejected_reload_does_not_fix_the_ticket_keys():
+    # Started without a TLS listener, so no keys yet. A reload that adds one with key
+    # file A but fails on another key must leave the keys to the next good config (B):
+    # its tickets then resume in another process started with B.
+    d = tempfile.mkdtemp(prefix="ringproxy-tickets-")
+    key_a, key_b = os.path.join(d, "a.key"), os.path.join(d, "b.key")
+    for path in (key_a, key_b):
+        with open(path, "wb") as f:
+            f.write(os.urandom(48))
+    with ThreadedServer(echo_handler) as up:
+        port, other = free_port(), free_port()
+        with_tls = config(port, up.port)
+        plain = with_tls.split("[listener.tls]")[0]
+        with Proxy(plain + f'[tls]\nticket_key_file = "{key_a}"\n') as proxy:
+            proxy.write_config(with_tls.replace("[log]\n", "[log]\nno_such_key = 1\n")
+                               + f'[tls]\nticket_key_file = "{key_a}"\n')
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload failed")
+            proxy.write_config(with_tls + f'[tls]\nticket_key_file = "{key_b}"\n')
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done")
+            check("restart to apply" not in proxy.log_text(), proxy.log_text()[-1500:])
+            with Proxy(config(other, up.port) + f'[tls]\nticket_key_file = "{key_b}"\n'):
+                for maximum in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+                    ctx = client_context(maximum=maximum)
+                    with tls_connect(port, name(9), ctx) as s:
+                        check(echo_once(s) == b"ping", "echo")
+                        session = s.session
+                    with tls_connect(other, name(9), ctx, session=session) as s:
+                        check(echo_once(s) == b"ping", "echo")
+                        check(s.session_reused, f"{maximum}: not resumed by the process with B")
+
+
+@test
 def a_plaintext_client_on_the_tls_port_reaches_no_upstream():
     with ThreadedServer(echo_handler) as up:
         port = free_port()
