@@ -42,6 +42,9 @@ constexpr size_t kFlushAbove = 64 * 1024;
 constexpr int64_t kLingerMs = 2000;
 // How long an upstream that failed to take the request may take to show its answer.
 constexpr int64_t kEarlyAnswerMs = 1000;
+// 1xx responses before a final one: an upstream sending them forever would hold the
+// session, each within its read deadline.
+constexpr int kMaxInterimResponses = 32;
 // Request bodies up to this size are read whole before an upstream is chosen.
 constexpr size_t kBufferBody = 64 * 1024;
 // A body of known length with at least this much still to come goes through a pipe
@@ -368,6 +371,7 @@ class HttpSession final : public SessionBase {
   PendingRoute* pending_route_ = nullptr;  // while RouteByUser waits for the lookup
   std::string client_ip_;
   std::string local_ip_;
+  std::string server_addr_;  // "ip:port" the client connected to, once a request needs it
   std::string request_id_;
   std::string user_;              // routed by this user (or account id)
   std::string_view route_ = "-";  // where the user's route came from
@@ -829,12 +833,23 @@ Task<Flow> HttpSession::SendRequest() {
   http::ForwardRequest f;
   f.target = target_;
   f.host = req_.host;
+  if (f.host.empty()) {  // HTTP/1.0 without Host: the address it came to, as nginx sends
+    if (server_addr_.empty()) {
+      SocketAddress local;
+      *local.mutable_size() = SocketAddress::capacity();
+      if (getsockname(client_.fd(), local.mutable_get(), local.mutable_size()) == 0) {
+        local.UnmapV4();
+        server_addr_ = local.ToString();
+      }
+    }
+    f.host = server_addr_;
+  }
   // A body read whole goes with its length (a chunked one too); a longer one keeps
   // its framing and streams.
   f.body = sem.body == BodyKind::kNone ? BodyKind::kNone
                                        : (body_complete_ ? BodyKind::kLength : sem.body);
   f.content_length = body_complete_ ? body_.size() : sem.content_length;
-  f.upgrade = sem.connection_upgrade && !sem.upgrade.empty();
+  f.upgrade = http::TunnelsUpgrade(req_);
   f.client_ip = client_ip_;
   f.trusted_peer = std::any_of(settings_->trusted_proxies.begin(), settings_->trusted_proxies.end(),
                                [&](const Cidr& c) { return c.Contains(client_ip_); });
@@ -955,7 +970,7 @@ Task<bool> HttpSession::Exchange() {
     }
   }
   const bool head_request = req_.method == "HEAD";
-  const bool upgrade = sem.connection_upgrade && !sem.upgrade.empty();
+  const bool upgrade = http::TunnelsUpgrade(req_);
   Inbound up_in(nullptr);
   http::ResponseParser rparser;  // the upstream's limits are the defaults
   bool early_answer = false;
@@ -1003,6 +1018,8 @@ Task<bool> HttpSession::Exchange() {
     ParseStatus st = ParseStatus::kIncomplete;
     bool got_any = false;
     Flow failed = Flow::kOk;
+    int interims = 0;
+    std::string_view head_error;  // the proxy's own reason to refuse the head
     while (st != ParseStatus::kDone) {
       std::string_view avail = up_in.Peek();
       if (avail.empty()) {
@@ -1021,6 +1038,11 @@ Task<bool> HttpSession::Exchange() {
       // (it answered the client's expectation itself); a 102 or 103 goes on to an
       // HTTP/1.1 client (RFC 9110 §15.2). The final response follows on this connection.
       while (st == ParseStatus::kDone && resp_.status < 200 && resp_.status != 101) {
+        if (++interims > kMaxInterimResponses) {  // each read has its deadline, not the wait
+          st = ParseStatus::kError;
+          head_error = "too many interim (1xx) responses";
+          break;
+        }
         if (resp_.status != 100 && req_.version_minor >= 1) {
           http::ForwardResponse interim;
           interim.interim = true;
@@ -1068,7 +1090,10 @@ Task<bool> HttpSession::Exchange() {
       RP_LOG(kWarn, "{}: client {}: upstream {} {}: {} {}", listener_->name, peer_.ToString(),
              upstream_text_,
              st == ParseStatus::kError ? "sent a bad response head" : "gave no response head",
-             st == ParseStatus::kError ? rparser.error() : FlowName(failed), status);
+             st != ParseStatus::kError ? FlowName(failed)
+             : head_error.empty()      ? rparser.error()
+                                       : head_error,
+             status);
       end_ = st == ParseStatus::kError ? "bad-upstream-response" : FlowName(failed);
       co_await Answer(status);
       co_return false;

@@ -39,6 +39,8 @@ Role RoleOf(std::string_view name) {
     case 12:
       return EqualsIgnoreCase(name, "x-request-id") ? Role::kOwn : Role::kPass;
     case 14:
+      // HTTP2-Settings belongs to an h2c Upgrade, which is never tunnelled.
+      if (EqualsIgnoreCase(name, "http2-settings")) return Role::kHop;
       return EqualsIgnoreCase(name, "content-length") ? Role::kHop : Role::kPass;
     case 15:
       return EqualsIgnoreCase(name, "x-forwarded-for") ? Role::kOwn : Role::kPass;
@@ -164,6 +166,11 @@ void AppendRuleFields(const HeaderRules* rules, std::string* out) {
 
 }  // namespace
 
+bool TunnelsUpgrade(const RequestHead& in) {
+  return in.version_minor == 1 && in.semantics.connection_upgrade &&
+         EqualsIgnoreCase(TrimOws(in.semantics.upgrade), "websocket");
+}
+
 bool ProxyOwnsField(std::string_view name, bool request) {
   const Role role = RoleOf(name);
   return role == Role::kHop || role == Role::kUpgrade || (role == Role::kOwn && request);
@@ -231,12 +238,6 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
   out->append("\r\n");
   const ConnectionOptions connection(in.fields);
   for (const Field& field : in.fields) {
-    // A response without a body keeps what its Content-Length says of the
-    // representation (HEAD, 304); every other framing is the proxy's.
-    if (f.body == BodyKind::kNone && !f.interim && EqualsIgnoreCase(field.name, "content-length")) {
-      AppendField(field.name, field.value, out);
-      continue;
-    }
     if (Dropped(connection, field.name, f.upgrade, /*request=*/false) ||
         RuledOut(f.rules, field.name)) {
       continue;
@@ -249,6 +250,12 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
   }
   AppendRuleFields(f.rules, out);
   AppendFraming(f.body, f.content_length, out);
+  // A response without a body keeps what its Content-Length said of the representation
+  // (HEAD, 304), written once; a 1xx or 204 has none (RFC 9110 §8.6).
+  if (f.body == BodyKind::kNone && in.declared_length >= 0 && in.status >= 200 &&
+      in.status != 204) {
+    AppendField("Content-Length", std::to_string(in.declared_length), out);
+  }
   if (f.upgrade) {
     AppendField("Connection", "upgrade", out);
   } else if (!f.keep_alive) {

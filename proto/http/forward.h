@@ -31,6 +31,12 @@ struct HeaderRules {
 // requests, Host and the identity fields the proxy writes itself.
 bool ProxyOwnsField(std::string_view name, bool request);
 
+// Whether the request's Upgrade is tunnelled: WebSocket (RFC 6455) on HTTP/1.1 only.
+// Tunnelling any protocol would let h2c carry requests past every check of this proxy
+// (h2c smuggling); RFC 9110 §7.8 has Upgrade ignored in HTTP/1.0. Otherwise the
+// request stays HTTP and Upgrade is dropped.
+bool TunnelsUpgrade(const RequestHead& in);
+
 struct ForwardRequest {
   std::string_view target;          // origin-form, after any rewrite
   std::string_view host;            // the Host to send
@@ -68,7 +74,8 @@ struct ForwardResponse {
 
 // The response head for the client: "HTTP/1.1 <status> <reason>", the end-to-end
 // fields in their order, the framing (a kNone response keeps the upstream's
-// Content-Length: a HEAD's or 304's describes the representation), Connection.
+// Content-Length, written once: a HEAD's or 304's describes the representation; a
+// 204's is dropped), Connection.
 void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::string* out);
 
 }  // namespace ringproxy::http

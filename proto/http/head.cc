@@ -490,13 +490,18 @@ ParseStatus ResponseParser::Parse(std::string_view buffer, bool head_request, Re
   reason = ReadSemantics(out->fields, minor, &out->semantics, &not_implemented);
   if (!reason.empty()) return Fail(reason);
   // No body whatever the fields say (RFC 9112 §6.3): 1xx, 204, 304, a HEAD's answer.
+  out->declared_length = -1;
+  for (const Field& f : out->fields) {
+    if (EqualsIgnoreCase(f.name, "content-length")) {
+      out->declared_length = static_cast<int64_t>(out->semantics.content_length);
+      break;
+    }
+  }
   if (head_request || status < 200 || status == 204 || status == 304) {
     out->semantics.body = BodyKind::kNone;
     out->semantics.content_length = 0;
-  } else if (out->semantics.body == BodyKind::kNone && out->semantics.content_length == 0) {
-    bool has_length = false;
-    for (const Field& f : out->fields) has_length |= EqualsIgnoreCase(f.name, "content-length");
-    if (!has_length) out->semantics.body = BodyKind::kUntilClose;
+  } else if (out->semantics.body == BodyKind::kNone && out->declared_length < 0) {
+    out->semantics.body = BodyKind::kUntilClose;
   }
   if (out->semantics.body == BodyKind::kUntilClose) out->semantics.keep_alive = false;
   return ParseStatus::kDone;

@@ -67,6 +67,9 @@ struct ResponseHead {
   std::string_view reason;
   std::vector<Field> fields;
   Semantics semantics;
+  // The valid Content-Length, -1 without one. For a bodyless response (a HEAD's
+  // answer, a 304) it is the representation's size, which the proxy writes once again.
+  int64_t declared_length = -1;
 };
 
 enum class ParseStatus : uint8_t { kIncomplete, kDone, kError };

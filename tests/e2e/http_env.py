@@ -16,6 +16,7 @@ Paths:
   /upgrade          101 Switching Protocols, then echoes bytes until EOF
   /hints/MS         103 Early Hints; MS milliseconds later a 100, a 102 and the final
                     200 "done" in one write (interim responses, several in one read)
+  /interims/N       N "102 Processing" responses, then 200 "done"
   /late/MS          200's head (chunked) alone; MS milliseconds later its body "late"
   /closing/N        as /size/N, then the origin closes the connection
   /once             200 on a connection kept open, which the origin closes, unanswered,
@@ -214,6 +215,10 @@ class Origin:
             conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
             time.sleep(int(arg) / 1000)
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+                         b"HTTP/1.1 200 X\r\nX-Conn: %d\r\nContent-Length: 4\r\n\r\ndone"
+                         % number)
+        elif kind == "interims":
+            conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n" * int(arg) +
                          b"HTTP/1.1 200 X\r\nX-Conn: %d\r\nContent-Length: 4\r\n\r\ndone"
                          % number)
         elif kind == "late":

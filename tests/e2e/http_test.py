@@ -241,6 +241,9 @@ def response_framings_reach_the_client_intact():
         check(r.status == 200 and r.body == pattern(5000) and r.field("transfer-encoding") is None,
               r.head)
         s.close()
+        # It sent no Host: the origin gets the address the client came to (spec §5.2).
+        head = origin.heads()[-1].decode()
+        check(f"\r\nHost: 127.0.0.1:{port}\r\n" in head, head)
         # 304 keeps the origin's Content-Length and has no body; the connection goes on.
         s = connect(port)
         reader = ClientReader(s)
@@ -332,7 +335,7 @@ def expect_100_continue_is_answered_before_the_body():
 @test
 def interim_responses_reach_http11_clients_and_the_final_one_follows():
     port = free_port()
-    with Origin() as origin, Proxy(config(port, [origin.port])):
+    with Origin() as origin, Proxy(config(port, [origin.port])) as proxy:
         s = connect(port)
         reader = ClientReader(s)
         s.sendall(get(port, "/hints/200"))
@@ -355,6 +358,14 @@ def interim_responses_reach_http11_clients_and_the_final_one_follows():
         r = ClientReader(s).response()
         check(r.status == 200 and r.body == b"done", r.head)
         s.close()
+        # At most 32 of them: an upstream sending 1xx forever would hold the session.
+        for n, status in ((32, 200), (33, 502)):
+            s = connect(port)
+            s.sendall(b"GET /interims/%d HTTP/1.0\r\n\r\n" % n)
+            r = ClientReader(s).response()
+            check(r.status == status, f"{n}: {r.head}")
+            s.close()
+        proxy.wait_log(r"warn .*sent a bad response head: too many interim \(1xx\) responses 502")
 
 
 @test
@@ -494,6 +505,27 @@ def upgrade_becomes_a_tunnel_and_a_refused_one_stays_http():
         s.sendall(get(port, "/size/2"))
         check(reader.response().body == pattern(2), "HTTP after a refused upgrade")
         s.close()
+
+
+@test
+def an_h2c_upgrade_is_not_tunnelled():
+    # Tunnelled, h2c would carry requests past every check of the proxy (h2c smuggling).
+    # The origin's /upgrade answers 101 whatever it is asked: unasked, that is a 502.
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        for extra in (b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                      b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n",
+                      b"Connection: Upgrade\r\nUpgrade: websocket\r\n"):
+            version = b"HTTP/1.1" if b"h2c" in extra else b"HTTP/1.0"  # 1.0: RFC 9110 §7.8
+            s = connect(port)
+            s.sendall(get(port, "/upgrade", extra=extra).replace(b"HTTP/1.1", version, 1))
+            r = ClientReader(s).response()
+            check(r.status == 502, f"{version} {extra}: {r.head}")
+            head = origin.heads()[-1].decode()
+            fields = [line.lower() for line in head.split("\r\n")[1:]]
+            check(not any(f.startswith(("upgrade:", "http2-settings:")) or
+                          (f.startswith("connection:") and "upgrade" in f) for f in fields), head)
+            s.close()
 
 
 @test

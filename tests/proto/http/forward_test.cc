@@ -4,6 +4,8 @@
 #include "proto/http/forward.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -234,6 +236,57 @@ TEST(ForwardTest, ResponsesForEachClient) {
   EXPECT_EQ(out,
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\n"
             "Connection: upgrade\r\n\r\n");
+}
+
+TEST(ForwardTest, ABodylessResponseWritesItsContentLengthOnceAndA204None) {
+  std::string out;
+  ForwardResponse none;
+  // A HEAD's answer with a repeated length: one clean field.
+  const ResponseHead head =
+      ParseResponse("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nContent-Length: 005\r\n\r\n", true);
+  WriteResponseHead(head, none, &out);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+  // A 204 may not carry one (RFC 9110 §8.6): a client honouring it would read the next
+  // response as this one's body.
+  const ResponseHead no_content =
+      ParseResponse("HTTP/1.1 204 No Content\r\nContent-Length: 10\r\nX-A: 1\r\n\r\n");
+  out.clear();
+  WriteResponseHead(no_content, none, &out);
+  EXPECT_EQ(out, "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n");
+  // An empty 200 keeps its framing.
+  const ResponseHead empty = ParseResponse("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  out.clear();
+  WriteResponseHead(empty, none, &out);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST(ForwardTest, OnlyAWebSocketUpgradeOnHttp11IsTunnelled) {
+  const char* extra = "Sec-WebSocket-Key: k\r\n\r\n";
+  for (const auto& [request, tunnels] : std::vector<std::pair<std::string, bool>>{
+           {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n", true},
+           {"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: WebSocket \r\n", true},
+           {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n",
+            false},
+           {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c, websocket\r\n",
+            false},
+           {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n", false},
+           {"GET / HTTP/1.0\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n", false},
+       }) {
+    const std::string text = request + extra;
+    const RequestHead in = ParseRequest(text);
+    EXPECT_EQ(TunnelsUpgrade(in), tunnels) << text;
+    ForwardRequest f;
+    f.target = "/";
+    f.host = "a";
+    f.upgrade = TunnelsUpgrade(in);
+    std::string out;
+    WriteRequestHead(in, f, &out);
+    // Refused: nothing of the upgrade reaches the upstream, HTTP2-Settings included.
+    EXPECT_EQ(out.find("Upgrade: ") != std::string::npos, tunnels) << out;
+    EXPECT_EQ(out.find("Connection: upgrade") != std::string::npos, tunnels) << out;
+    EXPECT_EQ(out.find("HTTP2-Settings"), std::string::npos) << out;
+  }
 }
 
 TEST(ForwardTest, AnInterimResponseKeepsItsFieldsAndGetsNoFramingOrRules) {
