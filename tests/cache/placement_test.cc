@@ -194,7 +194,9 @@ TEST(PlacementTest, ParseCacheServerKeepsTheHostAsWritten) {
   EXPECT_EQ(v6->host, "[::1]");
   EXPECT_EQ(v6->port, 11211);
   EXPECT_FALSE(ParseCacheServer("127.0.0.1").ok());
-  EXPECT_FALSE(ParseCacheServer("memcached:11211").ok());  // an IP address, not a name
+  // A name is resolved when the config is read; one that does not resolve is an error
+  // (.invalid never resolves, RFC 6761; "memcached" would where such a host exists).
+  EXPECT_FALSE(ParseCacheServer("no-such-host.invalid:11211").ok());
 }
 
 }  // namespace
