@@ -12,6 +12,11 @@ namespace {
 
 using Status = UpstreamLoginStatus;
 
+// Each line has its read deadline, not the exchange: without a count, a server sending
+// untagged lines forever (each in time) would hold the login and grow its alerts.
+constexpr int kMaxLines = 64;
+constexpr size_t kMaxAlertBytes = 8 * 1024;  // [ALERT] lines kept for the client
+
 class Exchange {
  public:
   Exchange(ByteStream* upstream, const UpstreamLoginSettings* settings,
@@ -37,13 +42,23 @@ class Exchange {
   // The whole login command when the mechanism and the server's capabilities let it
   // go in one write; "" when it takes continuations.
   std::string OneWriteLogin(std::string_view capabilities) const;
+  // An untagged line: an [ALERT] must reach the user (RFC 9051 §7.1); the rest is dropped.
+  void Untagged(const std::string& line);
 
   ByteStream* upstream_;
   const UpstreamLoginSettings& settings_;
   const UpstreamLoginRequest& request_;
   BoundedReader reader_;
   UpstreamLoginOutcome outcome_;
+  int lines_ = 0;
 };
+
+void Exchange::Untagged(const std::string& line) {
+  if (StartsWithIgnoreCase(line, "* OK [ALERT]") &&
+      outcome_.alerts.size() + line.size() + 2 <= kMaxAlertBytes) {
+    outcome_.alerts += line + "\r\n";
+  }
+}
 
 Task<bool> Exchange::Send(std::string text) {
   const Deadline deadline = Deadline::AfterMs(settings_.timeout_ms);
@@ -55,6 +70,10 @@ Task<bool> Exchange::Send(std::string text) {
 }
 
 Task<bool> Exchange::Line(std::string* line) {
+  if (++lines_ > kMaxLines) {
+    outcome_.status = Status::kProtocolError;
+    co_return false;
+  }
   std::string_view view;
   const Deadline deadline = Deadline::AfterMs(settings_.timeout_ms);
   ReadStatus s = co_await reader_.ReadLine(deadline, &view);
@@ -72,8 +91,7 @@ Task<bool> Exchange::Tagged(std::string* line) {
     const bool got = co_await Line(line);
     if (!got) co_return false;
     if (line->starts_with(prefix)) co_return true;
-    // Untagged: an [ALERT] must reach the user (RFC 9051 §7.1); the rest is dropped.
-    if (StartsWithIgnoreCase(*line, "* OK [ALERT]")) outcome_.alerts += *line + "\r\n";
+    Untagged(*line);
   }
 }
 
@@ -89,7 +107,7 @@ Task<bool> Exchange::Continuation() {
       outcome_.reply_line = line + "\r\n";
       co_return false;
     }
-    if (StartsWithIgnoreCase(line, "* OK [ALERT]")) outcome_.alerts += line + "\r\n";
+    Untagged(line);
   }
 }
 
@@ -106,8 +124,8 @@ Task<bool> Exchange::BothTagged(std::string* id_line, std::string* login_line) {
       *id_line = std::move(line);
     } else if (line.starts_with(prefix)) {
       *login_line = std::move(line);
-    } else if (StartsWithIgnoreCase(line, "* OK [ALERT]")) {
-      outcome_.alerts += line + "\r\n";
+    } else {
+      Untagged(line);
     }
   }
   co_return true;

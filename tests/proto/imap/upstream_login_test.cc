@@ -4,6 +4,7 @@
 #include "proto/imap/upstream_login.h"
 
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/proto/mail_test_util.h"
@@ -170,6 +171,26 @@ TEST_F(UpstreamLoginTest, Failures) {
 
 // literal_login = false asks for quoted strings; 8-bit text cannot be one (without
 // UTF8=ACCEPT), so that login goes as literals rather than failing.
+TEST_F(UpstreamLoginTest, AServerThatNeverAnswersTheLoginEndsItAfter64Lines) {
+  // Each untagged line in time, the tagged reply never: a protocol error, not a login
+  // held for as long as the server likes, and the alerts it keeps are bounded.
+  settings_.literal_login = false;
+  settings_.pipeline = false;
+  const std::string alert = "* OK [ALERT] " + std::string(1000, 'x') + "\r\n";
+  std::vector<std::string> script = {"* OK ready\r\n", "a1 OK ID done\r\n"};
+  for (int i = 0; i < 70; ++i) script.push_back(alert);
+  ScriptedStream up(script);
+  UpstreamLoginOutcome o = Run(&up);
+  EXPECT_EQ(o.status, UpstreamLoginStatus::kProtocolError);
+  EXPECT_EQ(o.alerts.size(), 8 * alert.size());  // 8 KiB of them at most
+  // 62 untagged lines and the tagged reply after greeting and ID: still a login.
+  std::vector<std::string> ok = {"* OK ready\r\n", "a1 OK ID done\r\n"};
+  for (int i = 0; i < 61; ++i) ok.push_back("* CAPABILITY IMAP4rev1\r\n");
+  ok.push_back("a1 OK Logged in\r\n");
+  ScriptedStream up2(ok);
+  EXPECT_EQ(Run(&up2).status, UpstreamLoginStatus::kOk);
+}
+
 TEST_F(UpstreamLoginTest, QuotedLoginFallsBackToLiteralsForEightBitText) {
   settings_.literal_login = false;
   settings_.flavour = Flavour::kPlain;
