@@ -308,6 +308,10 @@ Task<void> MailSession::Run() {
       PreauthEnd end = co_await Preauth(&credentials, greet);
       if (end != PreauthEnd::kCredentials) {
         end_text = PreauthEndName(end);
+        if (end == PreauthEnd::kTooManyErrors || end == PreauthEnd::kLineTooLong) {
+          RP_LOG(kInfo, "{}: client {}: closed before login: {}", listener_->name, peer_.ToString(),
+                 end_text);
+        }
         break;
       }
       greet = false;

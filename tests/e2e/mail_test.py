@@ -448,6 +448,7 @@ def imap_over_long_line_is_bad_and_closed():
         s.sendall(b"a NOOP " + b"x" * 20000 + b"\r\n")
         got = read_to_eof(s)
         check(re.search(rb"BAD", got) and got.endswith(b"\r\n"), f"reply: {got[:200]!r}")
+        m.proxy.wait_log(r"info .*client 127\.0\.0\.1:\d+: closed before login: line too long")
 
 
 @test
