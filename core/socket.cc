@@ -227,11 +227,17 @@ IoResult OpenTcpSocket(int family) {
   return {fd};
 }
 
-uint16_t LocalPort(int fd) {
+std::optional<SocketAddress> LocalAddress(int fd) {
   SocketAddress a;
   *a.mutable_size() = SocketAddress::capacity();
-  if (getsockname(fd, a.mutable_get(), a.mutable_size()) != 0) return 0;
-  return a.port();
+  if (getsockname(fd, a.mutable_get(), a.mutable_size()) != 0) return std::nullopt;
+  a.UnmapV4();
+  return a;
+}
+
+uint16_t LocalPort(int fd) {
+  std::optional<SocketAddress> a = LocalAddress(fd);
+  return a ? a->port() : 0;
 }
 
 void SetNoDelay(int fd) {

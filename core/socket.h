@@ -104,6 +104,9 @@ absl::StatusOr<UniqueFd> ListenTcp(const SocketAddress& address, const ListenOpt
 // A non-blocking TCP socket for an outbound connection, or -errno.
 IoResult OpenTcpSocket(int family);
 
+// The address a socket is bound to (a v4-mapped IPv6 address as IPv4); nullopt when
+// getsockname fails.
+std::optional<SocketAddress> LocalAddress(int fd);
 // The port a bound socket listens on (for tests that bind port 0).
 uint16_t LocalPort(int fd);
 

@@ -835,11 +835,8 @@ Task<Flow> HttpSession::SendRequest() {
   f.host = req_.host;
   if (f.host.empty()) {  // HTTP/1.0 without Host: the address it came to, as nginx sends
     if (server_addr_.empty()) {
-      SocketAddress local;
-      *local.mutable_size() = SocketAddress::capacity();
-      if (getsockname(client_.fd(), local.mutable_get(), local.mutable_size()) == 0) {
-        local.UnmapV4();
-        server_addr_ = local.ToString();
+      if (std::optional<SocketAddress> local = LocalAddress(client_.fd())) {
+        server_addr_ = local->ToString();
       }
     }
     f.host = server_addr_;
@@ -1287,11 +1284,8 @@ Task<void> HttpSession::Close() {
 Task<void> HttpSession::Run() {
   client_ip_ = peer_.HostString();
   if (settings_->route_by_user) {
-    SocketAddress local;
-    *local.mutable_size() = SocketAddress::capacity();
-    if (getsockname(client_.fd(), local.mutable_get(), local.mutable_size()) == 0) {
-      local.UnmapV4();
-      local_ip_ = local.HostString();
+    if (std::optional<SocketAddress> local = LocalAddress(client_.fd())) {
+      local_ip_ = local->HostString();
     }
   }
   if (settings_->https) {

@@ -279,11 +279,8 @@ Task<void> MailSession::Run() {
   ShardMetrics& metrics = *services_->metrics;
   const int64_t start_ns = TurnNowNs();
   client_ip_ = peer_.HostString();
-  SocketAddress local;
-  *local.mutable_size() = SocketAddress::capacity();
-  if (getsockname(client_.fd(), local.mutable_get(), local.mutable_size()) == 0) {
-    local.UnmapV4();
-    local_ip_ = local.HostString();
+  if (std::optional<SocketAddress> local = LocalAddress(client_.fd())) {
+    local_ip_ = local->HostString();
   }
   bool ok = true;
   if (!greeted_) {

@@ -86,8 +86,9 @@ class TicketKeys {
 // starts), from the [tls] settings. A second call fails: changing the ticket key
 // settings takes a restart (like [runtime] sizing).
 absl::Status InitTicketKeys(const TlsGlobalSettings& settings);
-// The keys InitTicketKeys made; null before. Kept until the process exits, so a
-// WOLFSSL_CTX that outlives its config generation never points at freed keys.
+// The keys InitTicketKeys made; null before. A WOLFSSL_CTX holds its own reference
+// (ServerMaterial), so one that outlives its config generation never points at freed
+// keys.
 std::shared_ptr<const TicketKeys> ProcessTicketKeys();
 // Undoes the InitTicketKeys of a config that was then rejected (a reload that failed),
 // so that the next config's settings apply. Contexts built meanwhile keep their own

@@ -249,6 +249,7 @@ std::string_view ReadSemantics(const std::vector<Field>& fields, int version_min
     }
     s->body = BodyKind::kChunked;
   } else if (have_length) {
+    s->length_field = true;
     s->content_length = length;
     s->body = length > 0 ? BodyKind::kLength : BodyKind::kNone;
   }
@@ -490,13 +491,8 @@ ParseStatus ResponseParser::Parse(std::string_view buffer, bool head_request, Re
   reason = ReadSemantics(out->fields, minor, &out->semantics, &not_implemented);
   if (!reason.empty()) return Fail(reason);
   // No body whatever the fields say (RFC 9112 §6.3): 1xx, 204, 304, a HEAD's answer.
-  out->declared_length = -1;
-  for (const Field& f : out->fields) {
-    if (EqualsIgnoreCase(f.name, "content-length")) {
-      out->declared_length = static_cast<int64_t>(out->semantics.content_length);
-      break;
-    }
-  }
+  out->declared_length =
+      out->semantics.length_field ? static_cast<int64_t>(out->semantics.content_length) : -1;
   if (head_request || status < 200 || status == 204 || status == 304) {
     out->semantics.body = BodyKind::kNone;
     out->semantics.content_length = 0;

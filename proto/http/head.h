@@ -44,6 +44,7 @@ enum class BodyKind : uint8_t {
 struct Semantics {
   BodyKind body = BodyKind::kNone;
   uint64_t content_length = 0;
+  bool length_field = false;        // a (valid) Content-Length was sent
   bool keep_alive = false;          // HTTP/1.1 unless "close"; HTTP/1.0 only with "keep-alive"
   bool connection_upgrade = false;  // "upgrade" among Connection's options
   std::string_view upgrade;         // the Upgrade field (protocols offered / chosen)
