@@ -177,6 +177,7 @@ class MailSession final : public SessionBase {
   Event* waiting_ = nullptr;  // a route or throttle task's event: Stop() sets it
   bool holding_ = false;
   bool relayed_ = false;
+  bool write_failed_ = false;  // the client stopped taking bytes: spend no more time on it
   bool greeted_;
 };
 
@@ -221,6 +222,7 @@ std::string_view MailSession::LookupProtocol() const {
 
 Task<bool> MailSession::Reply(std::string text) {
   IoResult w = co_await down_->Write(AsBytes(text), Deadline::AfterMs(listener_->send_timeout_ms));
+  if (!w.ok()) write_failed_ = true;
   co_return w.ok();
 }
 
@@ -305,6 +307,7 @@ Task<void> MailSession::Run() {
       PreauthEnd end = co_await Preauth(&credentials, greet);
       if (end != PreauthEnd::kCredentials) {
         end_text = PreauthEndName(end);
+        write_failed_ = end == PreauthEnd::kStreamError || end == PreauthEnd::kTlsFailed;
         if (end == PreauthEnd::kTooManyErrors || end == PreauthEnd::kLineTooLong) {
           RP_LOG(kInfo, "{}: client {}: closed before login: {}", listener_->name, peer_.ToString(),
                  end_text);
@@ -320,10 +323,10 @@ Task<void> MailSession::Run() {
   // FIN first: a client that sent bytes we never read would otherwise see only the
   // RST that close() sends for unread data. A relay has already passed the end on.
   if (!relayed_) {
-    // close_notify before the FIN (a TLS client otherwise sees a truncation), unless the
-    // client stopped reading: then no second send timeout is spent on it.
+    // The last reply may still be partly queued (the client's socket was full), and a
+    // TLS client expects close_notify: both go before the FIN, within one send timeout.
     bool shut = false;
-    if (client_tls_on() && !stopped_ && down_->pending_output() == 0) {
+    if (!stopped_ && !write_failed_ && !down_->aborted()) {
       shut = (co_await down_->ShutdownWrite(Deadline::AfterMs(listener_->send_timeout_ms))).ok();
     }
     if (!shut) shutdown(client_.fd(), SHUT_WR);

@@ -452,6 +452,25 @@ def imap_over_long_line_is_bad_and_closed():
 
 
 @test
+def the_last_reply_before_the_close_is_not_cut_off():
+    # A refusal (unknown user) larger than the room in both socket buffers is partly queued in the
+    # proxy; the FIN must wait for the rest (bounded by the send timeout).
+    with Mail(extra="send_buffer = 4096\nline_max_bytes = 65536\nauth_wait_ms = 0\n") as m:
+        tag = "t" * 30000
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        s.connect(("127.0.0.1", m.imap))
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(f'{tag} LOGIN "nobody@example.com" "pw"\r\n'.encode())
+        deadline = time.monotonic() + 10
+        while not m.audit_lines() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the audit line comes after the refusal's write
+        time.sleep(0.3)  # and the session ends
+        got = read_to_eof(s)
+        check(re.fullmatch(rb"t{30000} NO .*\r\n", got), f"{len(got)} bytes: {got[-60:]!r}")
+
+
+@test
 def imap_append_10mb_literal_and_fetch_it_back():
     with Mail() as m:
         c = imap_client(m.imap)
