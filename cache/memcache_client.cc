@@ -151,7 +151,11 @@ Task<void> MemcacheClient::Writer(Server* s, Gate::Holder /*holder*/) {
     IoResult r =
         co_await SendAll(s->fd.get(), AsBytes(buf), Deadline::AfterMs(options_.timeout_ms));
     if (!r.ok()) {
-      MarkBad(*s, fmt::format("send failed: {}", strerror(r.error())));
+      // Not kUp: the connection was already given up (a reader error, the watchdog),
+      // and a new one may be on its way; this late error is not about that one.
+      if (s->state == Server::State::kUp) {
+        MarkBad(*s, fmt::format("send failed: {}", strerror(r.error())));
+      }
       break;
     }
   }

@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -201,6 +203,69 @@ TEST_F(MemcacheClientTest, AGarbageAnswerIsAProtocolError) {
   EXPECT_EQ(r.error, McError::kProtocol);
   EXPECT_EQ(c.stats().unavailable, 0u);
   EXPECT_EQ(c.stats().servers_marked_bad, 1u);
+}
+
+Task<std::pair<McReply, McReply>> SetIntoSilenceThenGet(MemcacheClient* c) {
+  // The 8 MiB value fills the socket: the writer still waits in send when the reader
+  // gives up on the server, and its cancelled send comes back a loop turn later.
+  McReply set = co_await c->Set("big", std::string(8 << 20, 'v'), 60);
+  // At once (reconnect_ms = 0): a new connection for this Get.
+  McReply get = co_await c->Get("k");
+  co_await c->Close();
+  co_return std::make_pair(std::move(set), std::move(get));
+}
+
+TEST_F(MemcacheClientTest, ALateErrorOfTheOldConnectionDoesNotFailTheNewOne) {
+  uint16_t port = 0;
+  UniqueFd listener = testing::ListenLoopback(&port);
+  std::thread server([fd = listener.get()] {
+    auto accept_one = [fd] {
+      pollfd p{fd, POLLIN, 0};
+      return poll(&p, 1, 5000) == 1 ? accept4(fd, nullptr, nullptr, 0) : -1;
+    };
+    const int silent = accept_one();  // never reads; answers garbage after 100 ms
+    if (silent >= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const std::string garbage(24, 'x');
+      (void)send(silent, garbage.data(), garbage.size(), MSG_NOSIGNAL);
+    }
+    const int second = accept_one();
+    if (second >= 0) {
+      // One GETK: answer "not found" (status 1) with its opcode and opaque.
+      unsigned char h[24];
+      if (recv(second, h, sizeof(h), MSG_WAITALL) == sizeof(h)) {
+        const uint32_t body =
+            (uint32_t{h[8]} << 24) | (uint32_t{h[9]} << 16) | (uint32_t{h[10]} << 8) | h[11];
+        std::string rest(body, '\0');
+        (void)recv(second, rest.data(), rest.size(), MSG_WAITALL);
+        unsigned char r[24] = {0x81, h[1]};
+        r[7] = 1;
+        std::copy(h + 12, h + 16, r + 12);
+        (void)send(second, r, sizeof(r), MSG_NOSIGNAL);
+      }
+      char buf[256];
+      while (recv(second, buf, sizeof(buf), 0) > 0) {
+      }  // until the client lets go
+      close(second);
+    }
+    if (silent >= 0) close(silent);
+  });
+  CacheServer s;
+  s.host = "127.0.0.1";
+  s.port = port;
+  s.text = "127.0.0.1:" + std::to_string(port);
+  s.address = *SocketAddress::Parse(s.text);
+  MemcacheOptions o = Options({s});
+  o.timeout_ms = 2000;
+  o.reconnect_ms = 0;
+  MemcacheClient c(o);
+  auto [set, get] = RunUntilComplete(*reactor_, SetIntoSilenceThenGet(&c));
+  server.join();
+  EXPECT_EQ(set.error, McError::kProtocol);
+  EXPECT_TRUE(get.ok()) << "the Get failed with the old connection";
+  EXPECT_EQ(get.status, 1);  // not found
+  EXPECT_EQ(c.stats().servers_marked_bad, 1u);
+  EXPECT_EQ(c.stats().connects, 2u);
 }
 
 }  // namespace
