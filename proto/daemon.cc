@@ -140,6 +140,14 @@ int CheckConfigFile(const std::string& path) {
 }
 
 int RunDaemon(const std::string& config_path) {
+  // First: before any thread starts, so every shard inherits the blocked mask, and
+  // before the config, whose reading can wait (names to resolve, files to open): a
+  // SIGHUP from logrotate then must not end the process, and a SIGTERM drains.
+  absl::StatusOr<SignalFd> signals = SignalFd::Create({SIGTERM, SIGINT, SIGHUP, SIGUSR1});
+  if (!signals.ok()) {
+    fprintf(stderr, "%s\n", std::string(MessageOf(signals.status())).c_str());
+    return 1;
+  }
   // Before the config: reading [listener.tls] builds TLS contexts.
   absl::Status tls = InitTlsLibrary();
   if (!tls.ok()) {
@@ -149,12 +157,6 @@ int RunDaemon(const std::string& config_path) {
   absl::StatusOr<ConfigPtr> config = LoadDaemonConfig(config_path);
   if (!config.ok()) {
     fprintf(stderr, "%s\n", std::string(MessageOf(config.status())).c_str());
-    return 1;
-  }
-  // Before any thread starts, so every shard inherits the blocked mask.
-  absl::StatusOr<SignalFd> signals = SignalFd::Create({SIGTERM, SIGINT, SIGHUP, SIGUSR1});
-  if (!signals.ok()) {
-    fprintf(stderr, "%s\n", std::string(MessageOf(signals.status())).c_str());
     return 1;
   }
   absl::Status status = log::Start(LogOptionsOf(**config));

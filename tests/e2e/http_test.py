@@ -1531,6 +1531,43 @@ def config_errors_name_the_key():
         check(rc != 0 and want in out, f"{proto} {extra}: rc={rc} {out}")
 
 
+
+@test
+def signals_while_the_config_is_read_wait_for_the_start():
+    # Reading the config can wait (here on a FIFO as an error page): a SIGHUP then
+    # (logrotate after a restart) must not end the process, and a SIGTERM drains.
+    with tempfile.TemporaryDirectory() as d:
+        fifo = os.path.join(d, "502.html")
+        os.mkfifo(fifo)
+        port = free_port()
+        p = Proxy(config(port, [refused_port()], listener_extra=f'error_page_502 = "{fifo}"'),
+                  ready=lambda: time.sleep(0.3))
+        try:
+            p.signal(signal.SIGHUP)
+            p.signal(signal.SIGUSR1)
+            time.sleep(0.2)
+            for reader, done in (("the start", r"ready: \d+ listeners"), ("the reload", "reload done")):
+                deadline = time.monotonic() + 10
+                while True:  # without blocking: the process may be gone
+                    try:
+                        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                        break
+                    except OSError:
+                        check(time.monotonic() < deadline and p.proc.poll() is None,
+                              f"{reader} never opened the page: exit {p.proc.poll()}")
+                        time.sleep(0.05)
+                os.write(fd, b"<html>later</html>\n")
+                os.close(fd)
+                p.wait_log(done)  # the page was read whole before it is offered again
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/size/1")
+            r = c.getresponse()
+            check(r.status == 502, f"status {r.status}")
+            p.signal(signal.SIGTERM)
+            check(p.wait_exit() == 0, f"exit {p.proc.returncode}")
+        finally:
+            p.stop()
+
 def https_tables(d):
     """[listener.tls] with the test PKI in `d`."""
     return f"""
