@@ -1,6 +1,7 @@
 #include "core/ops.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 
 namespace ringproxy {
 
@@ -10,6 +11,11 @@ IoResult SpliceNow(int fd_in, int fd_out, size_t len) {
   ssize_t n = splice(fd_in, nullptr, fd_out, nullptr, len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
   if (n < 0) return {-errno};
   return {static_cast<int32_t>(n)};
+}
+
+bool AtUrgentMark(int fd) {
+  int at = 0;
+  return ioctl(fd, SIOCATMARK, &at) == 0 && at != 0;
 }
 
 void Splice::OnPolled(Completion* c, int32_t res, uint32_t flags) {

@@ -101,6 +101,8 @@ Task<bool> Pump::Deliver(Direction& d, std::span<const std::byte> data) {
 
 Task<Pump::StepEnd> Pump::CopyPhase(Direction& d) {
   const bool may_switch = options_.mode == RelayMode::kAuto && CanSplice(d);
+  // Splice mode copies only to step over urgent data (SplicePhase), one chunk.
+  const bool back_to_splice = options_.mode == RelayMode::kSplice && CanSplice(d);
   const size_t full = resources_.buffers != nullptr ? resources_.buffers->buffer_size() : 16384;
   int full_in_a_row = 0;
   PlainStream* const plain = d.from->plain();
@@ -122,6 +124,7 @@ Task<Pump::StepEnd> Pump::CopyPhase(Direction& d) {
     const size_t n = data.size();
     bool delivered = co_await Deliver(d, data);
     if (!delivered) break;
+    if (back_to_splice) co_return StepEnd::kSwitch;
     if (may_switch) {
       full_in_a_row = n >= full ? full_in_a_row + 1 : 0;
       if (full_in_a_row >= options_.splice_after_full_buffers) co_return StepEnd::kSwitch;
@@ -158,6 +161,7 @@ Task<Pump::StepEnd> Pump::SplicePhase(Direction& d) {
   size_t in_pipe = 0;
   StepEnd result = StepEnd::kFailed;
   int small_in_a_row = 0;
+  bool polled = false;  // poll said readable since the last splice that moved bytes
   const size_t small = resources_.buffers != nullptr ? resources_.buffers->buffer_size() : 16384;
   while (!aborted_) {
     if (in_pipe == 0) {
@@ -173,7 +177,12 @@ Task<Pump::StepEnd> Pump::SplicePhase(Direction& d) {
         }
       }
       IoResult r = SpliceNow(from, pipe.write_fd, kSpliceChunk);
+      if ((r.res == 0 || (r.res == -EAGAIN && polled)) && AtUrgentMark(from)) {
+        result = StepEnd::kSwitch;  // the copy phase's receive steps over it
+        break;
+      }
       if (r.res == -EAGAIN) {
+        polled = true;
         // Nothing to read: give the (empty) pipe back while we wait.
         pool.Release(pipe);
         pipe = Pipe{};
@@ -194,6 +203,7 @@ Task<Pump::StepEnd> Pump::SplicePhase(Direction& d) {
         break;
       }
       in_pipe = r.value();
+      polled = false;
       small_in_a_row = in_pipe < small ? small_in_a_row + 1 : 0;
       Touch();
     }
@@ -260,30 +270,40 @@ Task<PumpResult> Pump::Run() {
 
 Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, PipePool* pipes,
                               int64_t read_timeout_ms, int64_t send_timeout_ms, uint64_t* moved) {
-  co_await from->PauseReceive();
-  // What was received before goes out first, in order.
-  while (*moved < n) {
-    if (from->Peek().empty()) {
-      IoResult r = from->FillNow();
-      if (r.res == -EAGAIN) break;
-      if (r.res == 0) co_return SpliceEnd::kSourceEof;
-      if (!r.ok()) co_return SpliceEnd::kSourceError;
-    }
-    const std::span<const std::byte> data = from->Peek();
-    const size_t take = static_cast<size_t>(std::min<uint64_t>(data.size(), n - *moved));
-    IoResult w = co_await to->Write(data.first(take), Deadline::AfterMs(send_timeout_ms));
-    if (!w.ok()) co_return SpliceEnd::kSinkError;
-    from->Consume(take);
-    *moved += take;
-  }
-  if (to->pending_output() > 0) {
-    IoResult f = co_await to->Flush(Deadline::AfterMs(send_timeout_ms));
-    if (!f.ok()) co_return SpliceEnd::kSinkError;
-  }
   Pipe pipe;
   size_t in_pipe = 0;
   SpliceEnd end = SpliceEnd::kDone;
-  while (*moved < n) {
+  bool copy = true;     // what was received goes out first, in order
+  bool polled = false;  // poll said readable since the last splice that moved bytes
+  while (*moved < n && end == SpliceEnd::kDone) {
+    if (copy) {
+      copy = false;
+      co_await from->PauseReceive();
+      while (*moved < n) {
+        if (from->Peek().empty()) {
+          IoResult r = from->FillNow();
+          if (r.res == -EAGAIN) break;
+          if (!r.ok() || r.res == 0) {
+            end = r.res == 0 ? SpliceEnd::kSourceEof : SpliceEnd::kSourceError;
+            break;
+          }
+        }
+        const std::span<const std::byte> data = from->Peek();
+        const size_t take = static_cast<size_t>(std::min<uint64_t>(data.size(), n - *moved));
+        IoResult w = co_await to->Write(data.first(take), Deadline::AfterMs(send_timeout_ms));
+        if (!w.ok()) {
+          end = SpliceEnd::kSinkError;
+          break;
+        }
+        from->Consume(take);
+        *moved += take;
+      }
+      if (end == SpliceEnd::kDone && to->pending_output() > 0) {
+        IoResult f = co_await to->Flush(Deadline::AfterMs(send_timeout_ms));
+        if (!f.ok()) end = SpliceEnd::kSinkError;
+      }
+      continue;
+    }
     if (in_pipe == 0) {
       if (from->aborted()) {
         end = SpliceEnd::kSourceError;
@@ -295,7 +315,20 @@ Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, Pi
       }
       IoResult r = SpliceNow(from->fd(), pipe.write_fd,
                              static_cast<size_t>(std::min<uint64_t>(kSpliceChunk, n - *moved)));
+      if ((r.res == 0 || (r.res == -EAGAIN && polled)) && AtUrgentMark(from->fd())) {
+        // splice(2) stays in front of urgent data: one receive steps over it.
+        IoResult f = co_await from->Fill(Deadline::AfterMs(read_timeout_ms));
+        if (f.timed_out()) {
+          end = SpliceEnd::kSourceTimeout;
+        } else if (f.res == 0 || !f.ok()) {
+          end = f.res == 0 ? SpliceEnd::kSourceEof : SpliceEnd::kSourceError;
+        }
+        copy = true;
+        polled = false;
+        continue;
+      }
       if (r.res == -EAGAIN) {
+        polled = true;
         IoResult ready =
             co_await Poll(from->fd(), POLLIN | POLLRDHUP, Deadline::AfterMs(read_timeout_ms));
         if (ready.timed_out()) {
@@ -313,6 +346,7 @@ Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, Pi
         break;
       }
       in_pipe = r.value();
+      polled = false;
     }
     IoResult w = co_await Splice(pipe.read_fd, to->fd(), in_pipe, to->fd(), POLLOUT,
                                  Deadline::AfterMs(send_timeout_ms));

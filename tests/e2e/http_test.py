@@ -1610,6 +1610,27 @@ def _gib_both_ways(make_socket, port, host):
 
 
 @test
+def urgent_data_in_a_spliced_body_is_stepped_over():
+    # A body of 256 KiB and more is spliced; splice(2) stops in front of TCP urgent
+    # data (out of band, not part of the body) while poll keeps saying readable.
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        s = connect(port, timeout=10)
+        first, rest = b"a" * (1 << 20), b"b" * 1000
+        s.sendall(b"POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" %
+                  (len(first) + len(rest)))
+        s.sendall(first)
+        time.sleep(0.2)  # the body is being spliced by now
+        s.send(b"!", socket.MSG_OOB)
+        time.sleep(0.2)
+        s.sendall(rest)  # before the fix: the splice loop spun on, and no answer came
+        r = ClientReader(s).response()
+        check(r.status == 200 and r.body.decode() == hashlib.sha256(first + rest).hexdigest(),
+              f"upload: {r.head}")
+        s.close()
+
+
+@test
 def one_gib_up_and_down_byte_exact_over_http():
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port])):
