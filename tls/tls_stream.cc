@@ -126,18 +126,14 @@ Task<IoResult> TlsStream::Handshake(Deadline deadline) {
       const uint16_t len = wolfSSL_SNI_GetRequest(ssl_, WOLFSSL_SNI_HOST_NAME, &name);
       if (name != nullptr && len > 0) server_name_.assign(static_cast<const char*>(name), len);
     }
-    // Our flight (or the alert that ends a failed handshake) goes out either way.
-    IoResult sent = co_await Send(deadline, SendUntil::kIfIdle);
-    if (ret == WOLFSSL_SUCCESS) {
-      if (!sent.ok()) co_return sent;
-      IoResult f = co_await Send(deadline, SendUntil::kFlushed);
-      co_return f.ok() ? IoResult{0} : f;
-    }
-    if (err != WOLFSSL_ERROR_WANT_READ) {
-      IoResult failure = Failed(ret);
-      if (sent.ok()) (void)co_await Send(deadline, SendUntil::kFlushed);
-      co_return failure;
-    }
+    // Read before the wait below, in which other sessions use the library.
+    const bool failed = ret != WOLFSSL_SUCCESS && err != WOLFSSL_ERROR_WANT_READ;
+    const IoResult failure = failed ? Failed(ret) : IoResult{0};
+    // Our flight (or the alert that ends a failed handshake) goes out either way, and
+    // whole before we wait: the peer answers only once it has all of it.
+    IoResult sent = co_await Send(deadline, SendUntil::kFlushed);
+    if (failed) co_return failure;
+    if (ret == WOLFSSL_SUCCESS) co_return sent.ok() ? IoResult{0} : sent;
     if (!sent.ok()) co_return sent;
     IoResult r = co_await transport_->Fill(deadline);
     if (r.res == 0) {

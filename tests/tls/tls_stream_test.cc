@@ -4,7 +4,9 @@
 // and what an established session holds at rest.
 #include "tls/tls_stream.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -214,6 +216,51 @@ TEST_F(TlsStreamTest, ASilentClientIsCutAtTheHandshakeDeadline) {
   int64_t start = MonotonicNowNs();
   EXPECT_EQ(RunUntilComplete(*reactor_, ServerHandshakeOnly(&server, 150)).res, -ETIMEDOUT);
   EXPECT_LT((MonotonicNowNs() - start) / 1'000'000, 2000);
+}
+
+Task<bool> HandshakeBothThenQuiesce(Ends* e) {
+  const bool ok = co_await HandshakeBoth(e);
+  co_await e->client.Quiesce();
+  co_await e->server.Quiesce();
+  co_return ok;
+}
+
+TEST_F(TlsStreamTest, AFlightLargerThanTheSocketBuffersIsSentWholeBeforeWaiting) {
+  // A long chain (the CA repeated) makes the server's flight larger than what small
+  // socket buffers take at once: the rest must go out while the server waits.
+  TempDir dir;
+  const testing::TestPair leaf = TestPki::Shared().Issue({"localhost"}, KeyType::kRsa2048);
+  std::string chain = leaf.certificate;
+  for (int i = 0; i < 8; ++i) chain += TestPki::Shared().ca_pem();
+  dir.Write("chain.crt", chain);
+  dir.Write("chain.key", leaf.key);
+  TlsServerSettings settings;
+  settings.certificate = dir.path() + "/chain.crt";
+  settings.key = dir.path() + "/chain.key";
+  uint8_t secret[TicketKeys::kMasterSecretBytes] = {7};
+  auto context = TlsServerContext::Create(settings, TicketKeys::FromSecret(secret, 3600));
+  ASSERT_TRUE(context.ok()) << context.status().message();
+  auto shard = TlsServerShardContext::Create(*context);
+  ASSERT_TRUE(shard.ok());
+
+  uint16_t port = 0;
+  UniqueFd listener = testing::ListenLoopback(&port);
+  UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int small = 1;  // the kernel's minimum
+  setsockopt(client.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  testing::SetBlocking(listener.get());
+  UniqueFd server(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  ASSERT_TRUE(server.valid());
+  setsockopt(server.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  fcntl(client.get(), F_SETFL, fcntl(client.get(), F_GETFL) | O_NONBLOCK);
+  Ends e(std::move(client), std::move(server), ring_.get(), client_ctx_->NewSession(),
+         (*shard)->NewSession());
+  EXPECT_TRUE(RunUntilComplete(*reactor_, HandshakeBothThenQuiesce(&e)));
 }
 
 TEST_F(TlsStreamTest, APlaintextClientFailsTheHandshakeWithAReason) {
