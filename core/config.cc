@@ -395,6 +395,11 @@ void ConfigParser::ReadRuntime(ConfigTable& r, RuntimeConfig* rt) {
           errors_.Add(LineOf(e), "runtime.cpus", "expected integers in 0..4095");
           break;
         }
+        if (std::find(rt->cpus.begin(), rt->cpus.end(), v->get()) != rt->cpus.end()) {
+          // Two shards on one CPU would take turns: the list is one CPU per shard.
+          errors_.Add(LineOf(e), "runtime.cpus", fmt::format("CPU {} is listed twice", v->get()));
+          break;
+        }
         rt->cpus.push_back(static_cast<int>(v->get()));
       }
     }

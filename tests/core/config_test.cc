@@ -122,6 +122,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.toml:3: runtime.ring_entries: expected an integer in 8..16384, got 1"},
         BadCase{"coalesce_range", "[runtime]\ncoalesce_us = 20000\n",
                 "bad.toml:2: runtime.coalesce_us: expected an integer in 0..10000, got 20000"},
+        BadCase{"cpu_twice", "[runtime]\ncpus = [0,\n  0]\n",
+                "bad.toml:3: runtime.cpus: CPU 0 is listed twice"},
         BadCase{"unknown_key", "[runtime]\nshardz = 1\n",
                 "bad.toml:2: runtime.shardz: unknown key"},
         BadCase{"unknown_section", "[runtim]\n", "runtim: unknown key"},
