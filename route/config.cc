@@ -12,8 +12,10 @@ constexpr std::string_view kDefaultLookupPort = "7072";
 ExtensionPtr ReadLookup(ConfigTable& t, const Config& /*so_far*/) {
   auto s = std::make_shared<LookupSection>();
   std::vector<std::string> servers;
-  if (!t.StringList("servers", &servers, /*required=*/true)) return nullptr;
-  if (servers.empty()) t.Error("servers", "needs at least one lookup server");
+  // A bad list is an error of its own; the other keys are still read (and checked).
+  if (t.StringList("servers", &servers, /*required=*/true) && servers.empty()) {
+    t.Error("servers", "needs at least one lookup server");
+  }
   for (const std::string& text : servers) {
     absl::StatusOr<LookupHandler> h = ParseLookupHandler(text);
     if (!h.ok()) {
@@ -44,8 +46,9 @@ ExtensionPtr ReadLookup(ConfigTable& t, const Config& /*so_far*/) {
 ExtensionPtr ReadMemcache(ConfigTable& t, const Config& /*so_far*/) {
   auto s = std::make_shared<MemcacheSection>();
   std::vector<std::string> servers;
-  if (!t.StringList("servers", &servers, /*required=*/true)) return nullptr;
-  if (servers.empty()) t.Error("servers", "needs at least one memcached server");
+  if (t.StringList("servers", &servers, /*required=*/true) && servers.empty()) {
+    t.Error("servers", "needs at least one memcached server");
+  }
   for (const std::string& text : servers) {
     absl::StatusOr<CacheServer> server = ParseCacheServer(text);
     if (!server.ok()) {

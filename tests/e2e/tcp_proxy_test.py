@@ -593,6 +593,12 @@ def check_flag_validates_config():
     rc, out, path = run_check("[runtime]\nshards = -1\n")
     check(rc == 1, f"exit {rc}")
     check(f"{path}:2: runtime.shards: expected an integer in 0..1024, got -1" in out, out)
+    # A bad server list is one error: the section's other keys are still known.
+    for table in ("lookup", "memcache"):
+        rc, out, path = run_check(f'[{table}]\nservers = "127.0.0.1:1"\ntimeout_ms = 5\n')
+        lines = [line for line in out.splitlines() if line.strip()]
+        check(rc == 1 and len(lines) == 1 and
+              f"{path}:2: {table}.servers: expected an array of strings" in lines[0], out)
 
 
 @test
