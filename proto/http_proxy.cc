@@ -613,7 +613,8 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
     services_->metrics->sessions_no_upstream.Add();
     RP_LOG(kWarn, "{}: client {}: no upstream of '{}' reachable: {}", listener_->name,
            peer_.ToString(), group.name, strerror(connected.error().code));
-    co_return connected.error().side == Side::kInternal ? 503 : 502;
+    if (connected.error().side == Side::kInternal) co_return 503;
+    co_return connected.error().code == ETIMEDOUT ? 504 : 502;  // as nginx: a timeout is 504
   }
   services_->metrics->upstream_connects.Add();
   auto link = std::make_unique<UpstreamLink>();

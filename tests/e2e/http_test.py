@@ -535,6 +535,25 @@ def upstream_failures_are_502_503_504():
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         c.request("GET", "/size/1")
         check(c.getresponse().status == 502, "connect refused")
+    # A listener with a full accept queue drops SYNs: the connect times out (504, as nginx).
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    fillers = []
+    for _ in range(4):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(blackhole.getsockname())
+        fillers.append(f)
+    time.sleep(0.1)
+    port = free_port()
+    with Proxy(config(port, [blackhole.getsockname()[1]])):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/size/1")
+        status = c.getresponse().status
+        check(status == 504, f"connect timeout: {status}")
+    for f in fillers + [blackhole]:
+        f.close()
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
             "upstream_timeout_ms = 300"))) as p:
