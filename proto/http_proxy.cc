@@ -136,9 +136,11 @@ std::string ErrorResponse(int* status_inout, std::string_view request_id,
   return out;
 }
 
+// RFC 9110 §9.2.2, and WebDAV's safe reads (RFC 4918 PROPFIND, RFC 3253 REPORT), which
+// CalDAV/CardDAV sync clients send on pooled connections as often as GET.
 bool Idempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
-         method == "PUT" || method == "DELETE";
+         method == "PUT" || method == "DELETE" || method == "PROPFIND" || method == "REPORT";
 }
 
 // The origin-form the upstream gets: an absolute-form target's path and query.
