@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <future>
 
@@ -446,18 +447,25 @@ absl::StatusOr<std::vector<std::vector<std::pair<std::string, int>>>> Server::Bi
       for (auto& [key, fd] : v) close(fd);
     }
   };
-  // Every new address is checked before any is bound, and none on a port this process
-  // listens on already: its own sockets there (0.0.0.0:993 beside [::]:993 or
-  // 127.0.0.1:993) would read as another owner.
-  std::set<uint16_t> our_ports;
+  // Every new address is checked before any is bound (SO_REUSEPORT would let us join
+  // another process's group), except where this process's own sockets would read as
+  // the other owner: the same address, or a wildcard on either side (0.0.0.0:993
+  // beside [::]:993 or 127.0.0.1:993). 127.0.0.2:993 beside our 127.0.0.1:993 is checked.
+  std::vector<SocketAddress> ours;
   for (const std::string& k : listener_keys_) {
     absl::StatusOr<SocketAddress> a = SocketAddress::Parse(k.substr(k.find('|') + 1));
-    if (a.ok()) our_ports.insert(a->port());
+    if (a.ok()) ours.push_back(*a);
   }
+  auto wildcard = [](const SocketAddress& a) {
+    const std::string host = a.HostString();
+    return host == "0.0.0.0" || host == "::";
+  };
   for (const ListenerConfig& l : config.listeners) {
-    if (listener_keys_.count(ListenerKey(l)) != 0 || our_ports.count(l.address.port()) != 0) {
-      continue;
-    }
+    if (listener_keys_.count(ListenerKey(l)) != 0) continue;
+    const bool overlaps_ours = std::any_of(ours.begin(), ours.end(), [&](const SocketAddress& a) {
+      return a.port() == l.address.port() && (a == l.address || wildcard(a) || wildcard(l.address));
+    });
+    if (overlaps_ours) continue;
     if (absl::Status free = CheckAddressFree(l.address); !free.ok()) {
       return absl::Status(free.code(), fmt::format("listener {}: {}", l.name, MessageOf(free)));
     }

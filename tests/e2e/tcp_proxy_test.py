@@ -678,6 +678,25 @@ def listeners_of_one_port_on_two_addresses_start_and_reload():
 
 
 @test
+def a_reload_does_not_join_another_process_on_a_new_address_of_its_port():
+    # SO_REUSEPORT would let this process bind 127.0.0.2:P beside another process's
+    # socket there (same user): the two would split its connections.
+    other = socket.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        other.bind(("127.0.0.2", port))
+        other.listen(16)
+        with Proxy(config(port, [up.port])) as proxy:
+            second = tcp_listener("tcp-second", port).replace("127.0.0.1", "127.0.0.2")
+            proxy.write_config(config(port, [up.port], extra_listeners=second))
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload failed, .*tcp-second: cannot bind 127\.0\.0\.2:\d+")
+            check_echo(port, b"still")
+    other.close()
+
+
+@test
 def version_reports_libraries_and_assembly():
     r = subprocess.run([BIN, "--version"], capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, r.stderr)
