@@ -62,7 +62,10 @@ std::unique_ptr<UpstreamLink> UpstreamPool::Take(ShardSnapshot* generation, uint
 }
 
 void UpstreamPool::Put(std::unique_ptr<UpstreamLink> link, int max_idle, int64_t idle_timeout_ms) {
-  if (closing_ || max_idle <= 0 || !LooksAlive(link.get())) {
+  // A generation a reload replaced is pooled no more: its entries would keep it (and
+  // its route stack, TLS contexts, connections) alive for the whole idle timeout.
+  const bool replaced = current_ != nullptr && link->generation.get() != current_;
+  if (closing_ || replaced || max_idle <= 0 || !LooksAlive(link.get())) {
     Retire(std::move(link));
     return;
   }
@@ -76,6 +79,16 @@ void UpstreamPool::Put(std::unique_ptr<UpstreamLink> link, int max_idle, int64_t
   sweeper_->Add(&e->watch, idle_timeout_ms, TurnNowNs());
   again.push_back(std::move(e));
   ++idle_;
+}
+
+void UpstreamPool::SetCurrent(ShardSnapshot* generation) {
+  current_ = generation;
+  std::vector<Entry*> old;
+  for (auto& [key, list] : idle_by_key_) {
+    if (key.generation == generation) continue;
+    for (auto& e : list) old.push_back(e.get());
+  }
+  for (Entry* e : old) Drop(e);
 }
 
 void UpstreamPool::Expired(IdleWatch* /*watch*/, void* arg) {

@@ -1,7 +1,8 @@
 // Idle upstream connections of one shard, kept between HTTP requests for reuse
 // (keep-alive to the upstream). A connection is pooled under its config generation,
 // group and server, so a reload never hands a session a connection to a server of
-// another generation (the entry holds its generation alive until it goes). Taking
+// another generation; only the current generation's connections are kept (an entry
+// holds its generation alive until it goes). Taking
 // checks liveness without a system call: an idle connection whose receive has seen
 // bytes or EOF (the server closed it, or sent something unasked) is not reused.
 // Each entry is closed after the idle timeout (the shard's sweeper), when its key
@@ -54,6 +55,9 @@ class UpstreamPool {
   // Keeps `link` (idle, nothing buffered) for up to idle_timeout_ms; the oldest entry of
   // its key goes when the key holds more than max_idle.
   void Put(std::unique_ptr<UpstreamLink> link, int max_idle, int64_t idle_timeout_ms);
+  // The shard's current generation (a reload): idle connections of the others are
+  // closed now, and theirs are not pooled from now on.
+  void SetCurrent(ShardSnapshot* generation);
   // Closes a connection that will not be reused, in the background.
   void Retire(std::unique_ptr<UpstreamLink> link);
   // Shutdown: closes every pooled connection and waits for every Retire.
@@ -87,6 +91,7 @@ class UpstreamPool {
   absl::flat_hash_map<Key, std::vector<std::unique_ptr<Entry>>> idle_by_key_;
   size_t idle_ = 0;
   bool closing_ = false;
+  ShardSnapshot* current_ = nullptr;  // compared only; null until the first SetCurrent
   Gate retiring_;
 };
 

@@ -190,6 +190,7 @@ class ShardServer {
     live_snapshots_.push_back(made);
     SnapshotRef snapshot(made);
     current_ = snapshot;
+    http_pool_->SetCurrent(made);
     absl::flat_hash_map<std::string, const ListenerConfig*> wanted;
     for (const ListenerConfig& l : update.config->listeners) wanted[ListenerKey(l)] = &l;
     for (auto& active : listeners_) {

@@ -608,6 +608,31 @@ def a_pooled_connection_the_origin_closed_is_retried_for_idempotent_requests():
 
 
 @test
+def reloads_do_not_pile_up_idle_upstream_connections():
+    # A pooled connection holds its generation (config, route stack, TLS contexts):
+    # after a reload the old generation's idle connections go.
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
+            "upstream_idle_timeout_ms = 600000"))) as p:
+        def one_request():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/size/10")
+            r = c.getresponse()
+            check(r.status == 200 and len(r.read()) == 10, f"status {r.status}")
+            c.close()
+        one_request()
+        time.sleep(0.2)
+        fds = len(os.listdir(f"/proc/{p.pid}/fd"))
+        for i in range(10):
+            p.signal(signal.SIGHUP)
+            p.wait_log(r"reload done", count=i + 1)
+            one_request()
+        time.sleep(0.2)
+        now = len(os.listdir(f"/proc/{p.pid}/fd"))
+        check(now <= fds + 1, f"descriptors {fds} before 10 reloads, {now} after")
+
+
+@test
 def a_pooled_connection_closed_after_a_spliced_body_is_not_reused():
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port])):
