@@ -150,10 +150,18 @@ const char* Stamp() {
 }
 
 // `key`: the config key that named the file, for the error.
-absl::StatusOr<int> OpenLogFile(const std::string& path, int if_empty, std::string_view key) {
+// `*created` names the file when this open made it (so that a discarded reload can
+// take it back).
+absl::StatusOr<int> OpenLogFile(const std::string& path, int if_empty, std::string_view key,
+                                std::string* created) {
   if (path.empty()) return if_empty;
   if (path == "-") return STDOUT_FILENO;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    *created = path;
+    return fd;
+  }
+  if (errno == EEXIST) fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0)
     return absl::UnavailableError(
         fmt::format("{}: cannot open log file {}: {}", key, path, strerror(errno)));
@@ -282,58 +290,77 @@ void internal::Emit(std::string_view line, int stream) {
 namespace {
 
 // Both files, or neither (closing what was opened).
-absl::Status OpenBoth(const Options& options, int (&fd)[kStreams]) {
-  absl::StatusOr<int> main = OpenLogFile(options.path, STDERR_FILENO, "log.file");
+absl::StatusOr<PendingFiles> OpenBoth(const Options& options) {
+  PendingFiles p;
+  p.level = options.level;
+  absl::StatusOr<int> main = OpenLogFile(options.path, STDERR_FILENO, "log.file", &p.created[0]);
   if (!main.ok()) return main.status();
-  absl::StatusOr<int> access = OpenLogFile(options.access_path, -1, "log.access_file");
+  p.fd[0] = *main;
+  absl::StatusOr<int> access =
+      OpenLogFile(options.access_path, -1, "log.access_file", &p.created[1]);
   if (!access.ok()) {
-    CloseOwned(*main);
+    Discard(&p);
     return access.status();
   }
-  fd[0] = *main;
-  fd[1] = *access;
-  return absl::OkStatus();
+  p.fd[1] = *access;
+  return p;
 }
 
 }  // namespace
 
 absl::Status Start(const Options& options) {
-  int fd[kStreams] = {-1, -1};
-  if (absl::Status opened = OpenBoth(options, fd); !opened.ok()) return opened;
+  absl::StatusOr<PendingFiles> opened = OpenBoth(options);
+  if (!opened.ok()) return opened.status();
   SetLevel(options.level);
   Sink& sink = GetSink();
   std::lock_guard<std::mutex> lock(sink.mu);
   if (sink.running.load()) {
-    for (int f : fd) CloseOwned(f);
+    for (int f : opened->fd) CloseOwned(f);
     return absl::FailedPreconditionError("log writer already running");
   }
-  for (int i = 0; i < kStreams; ++i) sink.fd[i] = fd[i];
+  for (int i = 0; i < kStreams; ++i) sink.fd[i] = opened->fd[i];
   sink.stop = false;
   sink.writer = std::thread(WriterLoop);
   sink.running.store(true, std::memory_order_release);
   return absl::OkStatus();
 }
 
-absl::Status Reconfigure(const Options& options) {
-  int fd[kStreams] = {-1, -1};
-  if (absl::Status opened = OpenBoth(options, fd); !opened.ok()) return opened;
-  SetLevel(options.level);
+absl::StatusOr<PendingFiles> Prepare(const Options& options) { return OpenBoth(options); }
+
+void Commit(PendingFiles* p) {
+  SetLevel(p->level);
   Sink& sink = GetSink();
   {
     std::lock_guard<std::mutex> lock(sink.mu);
     if (!sink.running.load()) {
-      for (int f : fd) CloseOwned(f);
-      return absl::OkStatus();
+      for (int f : p->fd) CloseOwned(f);
+      *p = PendingFiles();
+      return;
     }
     // The writer switches descriptors itself, so it never writes to a closed one.
     for (int i = 0; i < kStreams; ++i) {
       if (sink.switch_fds) CloseOwned(sink.next_fd[i]);
-      sink.next_fd[i] = fd[i];
+      sink.next_fd[i] = p->fd[i];
     }
     sink.switch_fds = true;
     sink.pending = true;
   }
+  *p = PendingFiles();
   sink.cv.notify_one();
+}
+
+void Discard(PendingFiles* p) {
+  for (int i = 0; i < kStreams; ++i) {
+    CloseOwned(p->fd[i]);
+    if (!p->created[i].empty()) ::unlink(p->created[i].c_str());
+  }
+  *p = PendingFiles();
+}
+
+absl::Status Reconfigure(const Options& options) {
+  absl::StatusOr<PendingFiles> opened = Prepare(options);
+  if (!opened.ok()) return opened.status();
+  Commit(&*opened);
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "fmt/format.h"
 
 namespace ringproxy::log {
@@ -28,6 +29,17 @@ struct Options {
 absl::Status Start(const Options& options);
 // Opens the log file again (after rotation) and applies a new level.
 absl::Status Reconfigure(const Options& options);
+// The same in two steps, for a reload that may still be refused: Prepare opens the
+// files; Commit switches to them and to the level; Discard closes them and removes a
+// file that Prepare created.
+struct PendingFiles {
+  int fd[2] = {-1, -1};
+  std::string created[2];
+  Level level = Level::kInfo;
+};
+absl::StatusOr<PendingFiles> Prepare(const Options& options);
+void Commit(PendingFiles* files);
+void Discard(PendingFiles* files);
 // Flushes everything and stops the writer thread.
 void Shutdown();
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <string_view>
 
 #include "build_info.h"
@@ -67,18 +68,25 @@ void Reload(const std::string& path, Server* server, ConfigPtr* running) {
   const bool had_ticket_keys = ProcessTicketKeys() != nullptr;
   absl::StatusOr<ConfigPtr> next = LoadDaemonConfig(path);
   absl::Status failed;
+  // The new log files are opened before the server takes the config (a file that cannot
+  // be opened refuses the reload), and used only once it has.
+  std::optional<log::PendingFiles> logs;
   if (!next.ok()) {
     failed = next.status();
-  } else if (absl::Status logs = log::Reconfigure(LogOptionsOf(**next)); !logs.ok()) {
-    failed = logs;  // before the server: nothing of the new config is applied yet
-  } else if (absl::Status applied = server->Reload(*next); !applied.ok()) {
-    failed = applied;
+  } else if (absl::StatusOr<log::PendingFiles> opened = log::Prepare(LogOptionsOf(**next));
+             !opened.ok()) {
+    failed = opened.status();
+  } else {
+    logs = std::move(*opened);
+    if (absl::Status applied = server->Reload(*next); !applied.ok()) failed = applied;
   }
   if (failed.ok()) {
+    log::Commit(&*logs);
     *running = *next;
     RP_LOG(kInfo, "reload done: {} listeners", (*running)->listeners.size());
     return;
   }
+  if (logs.has_value()) log::Discard(&*logs);
   if (!had_ticket_keys) ForgetTicketKeys();
   absl::Status reopened = log::Reconfigure(LogOptionsOf(**running));
   std::string_view errors = MessageOf(failed);

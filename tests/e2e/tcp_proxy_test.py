@@ -4,6 +4,7 @@ signals. Run: RINGPROXY_BIN=build/release/tools/ringproxy tests/e2e/tcp_proxy_te
 import asyncio
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -548,6 +549,33 @@ def a_reload_whose_log_file_cannot_open_applies_nothing():
             proxy.wait_log(r"reload failed, keeping the running configuration: log.file: "
                            r"cannot open log file /nonexistent/x.log")
             check(port_closed(port2), "the new config's listener was not opened")
+
+
+@test
+def a_reload_refused_after_its_log_file_opened_leaves_the_logs_as_they_were():
+    # The new config's log file and level are taken only once the reload is applied:
+    # a bind error refuses this one after its log file could be opened.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    d = tempfile.mkdtemp(prefix="ringproxy-logs-")
+    new_log = os.path.join(d, "new.log")
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, [up.port])) as proxy:
+            second = tcp_listener("tcp-second", taken.getsockname()[1])
+            text = config(port, [up.port], extra_listeners=second).replace(
+                '[log]\nlevel = "info"\n', f'[log]\nlevel = "error"\nfile = "{new_log}"\n')
+            proxy.write_config(text)
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload failed, .*tcp-second: cannot bind")
+            check(not os.path.exists(new_log), "the refused config's log file was left")
+            # Still the running level (info) and file: a SIGUSR1 line is at info.
+            proxy.signal(signal.SIGUSR1)
+            proxy.wait_log(r"info .*stats ")
+            check_echo(port, b"still")
+    taken.close()
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @test
