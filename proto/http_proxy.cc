@@ -508,7 +508,14 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
       }
       IoResult r = co_await in->Fill(Deadline::AfterMs(read_timeout_ms));
       if (r.res > 0) continue;
-      if (r.res == 0 && kind == BodyKind::kUntilClose) break;
+      if (r.res == 0 && kind == BodyKind::kUntilClose) {
+        // Over TLS only close_notify ends such a body: a bare FIN may be a truncation
+        // (RFC 9112 §9.8), and the client must not see it as the whole body.
+        const bool cut = up_ != nullptr && up_->tls != nullptr && in->stream() == up_->tls.get() &&
+                         up_->tls->truncated();
+        if (cut) co_return Flow::kError;
+        break;
+      }
       co_return stopped_ ? Flow::kStopped : FlowOfRead(r);
     }
     if (!prefix.empty()) {

@@ -1676,6 +1676,62 @@ def urgent_data_in_a_spliced_body_is_stepped_over():
 
 
 @test
+def a_tls_upstream_body_cut_without_close_notify_is_not_passed_on_as_whole():
+    # A body delimited by the close is whole over TLS only when close_notify ends it
+    # (RFC 9112 §9.8): after a bare FIN the client must not get the final chunk.
+    import ssl
+    from tls_env import pki
+    p = pki()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(f"{p}/localhost.crt", f"{p}/localhost.key")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve():
+        for notify in (True, False):
+            raw, _ = listener.accept()
+            conn = ctx.wrap_socket(raw, server_side=True)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nsome of the body")
+            if notify:
+                try:
+                    conn.unwrap()  # close_notify (the proxy's own need not come)
+                except (ssl.SSLError, OSError):
+                    pass
+                raw.close()
+            else:
+                conn.close()  # a FIN without close_notify
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    port = free_port()
+    tls = f'''
+[upstream.tls]
+ca_file = "{p}/ca.pem"
+server_name = "localhost"
+'''
+    with Proxy(config(port, [listener.getsockname()[1]], upstream_extra=tls)) as proxy:
+        for whole in (True, False):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/x")
+            r = c.getresponse()
+            try:
+                body = r.read()
+            except http.client.IncompleteRead:
+                body = None
+            if whole:
+                check(r.status == 200 and body == b"some of the body", f"whole: {body!r}")
+            else:
+                check(body is None, f"a cut body was passed on as whole: {body!r}")
+            c.close()
+        proxy.wait_log(r"response body ended: error; closing the client")
+    server.join(timeout=10)
+    listener.close()
+
+
+@test
 def one_gib_up_and_down_byte_exact_over_http():
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port])):
