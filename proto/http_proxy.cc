@@ -637,12 +637,13 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
   upstream_text_ = group.servers[up_->server].text;
   if (const auto* tls = group.extensions.Get<TlsUpstreamConfig>(kTlsTable)) {
     TlsClientShardContext* ctx = snapshot_->tls_clients[static_cast<size_t>(group.index)].get();
-    const bool secured = co_await ConnectTls(
+    const IoResult secured = co_await ConnectTls(
         services_, ctx, tls->handshake_timeout_ms, up_->plain.get(), listener_, peer_,
         fmt::format("{} ({})", upstream_text_, group.name), &stopped_, &up_->tls);
-    if (!secured) {
+    if (!secured.ok()) {
       Release(false);
-      co_return stopped_ ? -1 : 502;
+      if (stopped_) co_return -1;
+      co_return secured.timed_out() ? 504 : 502;  // as nginx: a timeout is 504
     }
   }
   connected_ns_ = TurnNowNs();

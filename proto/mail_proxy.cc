@@ -463,8 +463,9 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
   if (const auto* tls = listener_->extensions.Get<TlsUpstreamConfig>(kUpstreamTlsTable)) {
     TlsClientShardContext* ctx =
         snapshot_->listener_upstream_tls[static_cast<size_t>(listener_->index)].get();
-    ready = co_await ConnectTls(services_, ctx, tls->handshake_timeout_ms, &up, listener_, peer_,
-                                audit->upstream, &stopped_, &up_tls);
+    ready = (co_await ConnectTls(services_, ctx, tls->handshake_timeout_ms, &up, listener_, peer_,
+                                 audit->upstream, &stopped_, &up_tls))
+                .ok();
     if (ready) upward = up_tls.get();
   }
   UpstreamLoginOutcome outcome;

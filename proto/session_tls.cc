@@ -45,23 +45,24 @@ Task<bool> AcceptTls(ShardServices* services, ShardSnapshot* snapshot,
   co_return true;
 }
 
-Task<bool> ConnectTls(ShardServices* services, TlsClientShardContext* context, uint32_t timeout_ms,
-                      ByteStream* transport, const ListenerConfig* listener, SocketAddress peer,
-                      std::string server, const bool* stopped, std::unique_ptr<TlsStream>* out) {
+Task<IoResult> ConnectTls(ShardServices* services, TlsClientShardContext* context,
+                          uint32_t timeout_ms, ByteStream* transport,
+                          const ListenerConfig* listener, SocketAddress peer, std::string server,
+                          const bool* stopped, std::unique_ptr<TlsStream>* out) {
   WOLFSSL* ssl = context != nullptr ? context->NewSession() : nullptr;
   IoResult h{-ENOMEM};
   if (ssl != nullptr) {
     *out = std::make_unique<TlsStream>(transport, ssl, TlsStream::Role::kClient);
     h = co_await (*out)->Handshake(Deadline::AfterMs(timeout_ms));
   }
-  if (h.ok()) co_return true;
+  if (h.ok()) co_return h;
   services->metrics->upstream_tls_failures.Add();
   if (!*stopped) {
     RP_LOG(kWarn, "{}: client {}: TLS with upstream {} failed: {}; closing", listener->name,
            peer.ToString(), server,
            *out != nullptr ? HandshakeFailure(**out, h) : std::string("no TLS session"));
   }
-  co_return false;
+  co_return h;
 }
 
 std::string TlsSummary(const TlsStream* tls) {

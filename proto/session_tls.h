@@ -22,10 +22,12 @@ Task<bool> AcceptTls(ShardServices* services, ShardSnapshot* snapshot,
                      const ListenerConfig* listener, ByteStream* transport, SocketAddress peer,
                      const bool* stopped, std::unique_ptr<TlsStream>* out);
 
-// The client handshake with an upstream (`server` names it in logs: "10.0.0.5:7143").
-Task<bool> ConnectTls(ShardServices* services, TlsClientShardContext* context, uint32_t timeout_ms,
-                      ByteStream* transport, const ListenerConfig* listener, SocketAddress peer,
-                      std::string server, const bool* stopped, std::unique_ptr<TlsStream>* out);
+// The client handshake with an upstream (`server` names it in logs: "10.0.0.5:7143"):
+// the handshake's result (-ETIMEDOUT at its deadline).
+Task<IoResult> ConnectTls(ShardServices* services, TlsClientShardContext* context,
+                          uint32_t timeout_ms, ByteStream* transport,
+                          const ListenerConfig* listener, SocketAddress peer, std::string server,
+                          const bool* stopped, std::unique_ptr<TlsStream>* out);
 
 // What the access line says about the client's TLS, e.g. " tls=TLSv1.3 resumed=1 sni=a.b".
 std::string TlsSummary(const TlsStream* tls);

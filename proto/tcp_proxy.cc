@@ -121,8 +121,9 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
     TlsClientShardContext* ctx = snapshot->tls_clients[static_cast<size_t>(group.index)].get();
     const bool* stopped = session.stopped_flag();
     const bool secured =
-        co_await ConnectTls(services, ctx, tls->handshake_timeout_ms, &up, listener, peer,
-                            fmt::format("{} ({})", server.text, group.name), stopped, &up_tls);
+        (co_await ConnectTls(services, ctx, tls->handshake_timeout_ms, &up, listener, peer,
+                             fmt::format("{} ({})", server.text, group.name), stopped, &up_tls))
+            .ok();
     if (!secured) {
       if (session.stopped()) metrics.sessions_stopped.Add();
       shutdown(client.fd(), SHUT_WR);

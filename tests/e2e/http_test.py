@@ -554,6 +554,18 @@ def upstream_failures_are_502_503_504():
         check(status == 504, f"connect timeout: {status}")
     for f in fillers + [blackhole]:
         f.close()
+    # A TLS upstream that never answers the handshake: its deadline is a timeout too.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connects complete in the backlog; nothing ever answers
+    port = free_port()
+    tls = '[upstream.tls]\nverify = false\nhandshake_timeout_ms = 300\n'
+    with Proxy(config(port, [silent.getsockname()[1]], upstream_extra=tls)):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/size/1")
+        status = c.getresponse().status
+        check(status == 504, f"upstream TLS handshake timeout: {status}")
+    silent.close()
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
             "upstream_timeout_ms = 300"))) as p:
