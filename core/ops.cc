@@ -13,7 +13,8 @@ IoResult SpliceNow(int fd_in, int fd_out, size_t len) {
   return {static_cast<int32_t>(n)};
 }
 
-bool AtUrgentMark(int fd) {
+bool SpliceStuckAtUrgentMark(int fd, IoResult splice, bool polled) {
+  if (splice.res != 0 && !(splice.res == -EAGAIN && polled)) return false;
   int at = 0;
   return ioctl(fd, SIOCATMARK, &at) == 0 && at != 0;
 }

@@ -285,10 +285,11 @@ class CancelFd : public IoAwaiter {
 // (-EAGAIN when nothing could move).
 IoResult SpliceNow(int fd_in, int fd_out, size_t len);
 
-// True when the next byte of TCP socket `fd` is urgent data (SIOCATMARK). splice(2)
-// from a socket stops in front of it for good (-EAGAIN, or 0 after the FIN) while
-// poll keeps saying readable; an ordinary receive steps over it.
-bool AtUrgentMark(int fd);
+// splice(2) from a TCP socket stops in front of urgent data for good (-EAGAIN, or 0
+// after the FIN) while poll keeps saying readable; an ordinary receive steps over it.
+// True when `splice`, the result of SpliceNow from `fd`, is that case: it moved nothing
+// at EOF, or after poll said readable (`polled`), and SIOCATMARK says the mark is next.
+bool SpliceStuckAtUrgentMark(int fd, IoResult splice, bool polled);
 
 // Moves up to `len` bytes from fd_in to fd_out (one of them a pipe). It tries
 // splice(2) at once; if nothing can move it waits for `wait_events` on `wait_fd`

@@ -177,7 +177,7 @@ Task<Pump::StepEnd> Pump::SplicePhase(Direction& d) {
         }
       }
       IoResult r = SpliceNow(from, pipe.write_fd, kSpliceChunk);
-      if ((r.res == 0 || (r.res == -EAGAIN && polled)) && AtUrgentMark(from)) {
+      if (SpliceStuckAtUrgentMark(from, r, polled)) {
         result = StepEnd::kSwitch;  // the copy phase's receive steps over it
         break;
       }
@@ -315,7 +315,7 @@ Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, Pi
       }
       IoResult r = SpliceNow(from->fd(), pipe.write_fd,
                              static_cast<size_t>(std::min<uint64_t>(kSpliceChunk, n - *moved)));
-      if ((r.res == 0 || (r.res == -EAGAIN && polled)) && AtUrgentMark(from->fd())) {
+      if (SpliceStuckAtUrgentMark(from->fd(), r, polled)) {
         // splice(2) stays in front of urgent data: one receive steps over it.
         IoResult f = co_await from->Fill(Deadline::AfterMs(read_timeout_ms));
         if (f.timed_out()) {

@@ -22,6 +22,10 @@ namespace {
 
 CacheServer ServerAt(const testing::Memcached& m) { return *ParseCacheServer(m.address()); }
 
+CacheServer LoopbackServer(uint16_t port) {
+  return *ParseCacheServer("127.0.0.1:" + std::to_string(port));
+}
+
 class MemcacheClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -160,11 +164,7 @@ TEST_F(MemcacheClientTest, ASilentServerTimesOut) {
   // A listener that accepts (kernel backlog) but never answers.
   uint16_t port = 0;
   UniqueFd silent = testing::ListenLoopback(&port);
-  CacheServer s;
-  s.host = "127.0.0.1";
-  s.port = port;
-  s.text = "127.0.0.1:" + std::to_string(port);
-  s.address = *SocketAddress::Parse(s.text);
+  const CacheServer s = LoopbackServer(port);
   MemcacheOptions o = Options({s});
   o.timeout_ms = 300;
   MemcacheClient c(o);
@@ -192,11 +192,7 @@ TEST_F(MemcacheClientTest, AGarbageAnswerIsAProtocolError) {
     recv(c, buf, sizeof(buf), 0);  // until the client lets go
     close(c);
   });
-  CacheServer s;
-  s.host = "127.0.0.1";
-  s.port = port;
-  s.text = "127.0.0.1:" + std::to_string(port);
-  s.address = *SocketAddress::Parse(s.text);
+  const CacheServer s = LoopbackServer(port);
   MemcacheClient c(Options({s}));
   auto [r, took] = RunUntilComplete(*reactor_, GetFromSilentServer(&c));
   server.join();
@@ -250,11 +246,7 @@ TEST_F(MemcacheClientTest, ALateErrorOfTheOldConnectionDoesNotFailTheNewOne) {
     }
     if (silent >= 0) close(silent);
   });
-  CacheServer s;
-  s.host = "127.0.0.1";
-  s.port = port;
-  s.text = "127.0.0.1:" + std::to_string(port);
-  s.address = *SocketAddress::Parse(s.text);
+  const CacheServer s = LoopbackServer(port);
   MemcacheOptions o = Options({s});
   o.timeout_ms = 2000;
   o.reconnect_ms = 0;

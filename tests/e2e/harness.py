@@ -97,6 +97,34 @@ def wait_until(cond, timeout=10.0, what="condition"):
         time.sleep(0.02)
 
 
+class SynDropper:
+    """A loopback listener whose accept queue is full, so the kernel drops SYNs to it:
+    a connect there waits until its own timeout."""
+
+    def __init__(self, fillers=4):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self._fillers = []
+        for _ in range(fillers):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", self.port))
+            self._fillers.append(f)
+        time.sleep(0.1)  # the fillers' handshakes fill the queue
+
+    def close(self):
+        for s in self._fillers + [self.sock]:
+            s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def port_closed(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):

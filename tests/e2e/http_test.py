@@ -18,8 +18,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Proxy, check, free_port, refused_port, run_all, run_check, test,  # noqa: E402
-                     wait_until)
+from harness import (Proxy, SynDropper, check, free_port, refused_port, run_all,  # noqa: E402
+                     run_check, test, wait_until)
 from http_env import RAW, ClientReader, Lookupd, Origin, config, connect, pattern  # noqa: E402
 
 
@@ -535,25 +535,13 @@ def upstream_failures_are_502_503_504():
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         c.request("GET", "/size/1")
         check(c.getresponse().status == 502, "connect refused")
-    # A listener with a full accept queue drops SYNs: the connect times out (504, as nginx).
-    blackhole = socket.socket()
-    blackhole.bind(("127.0.0.1", 0))
-    blackhole.listen(0)
-    fillers = []
-    for _ in range(4):
-        f = socket.socket()
-        f.setblocking(False)
-        f.connect_ex(blackhole.getsockname())
-        fillers.append(f)
-    time.sleep(0.1)
+    # The connect times out (504, as nginx).
     port = free_port()
-    with Proxy(config(port, [blackhole.getsockname()[1]])):
+    with SynDropper() as blackhole, Proxy(config(port, [blackhole.port])):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         c.request("GET", "/size/1")
         status = c.getresponse().status
         check(status == 504, f"connect timeout: {status}")
-    for f in fillers + [blackhole]:
-        f.close()
     # A TLS upstream that never answers the handshake: its deadline is a timeout too.
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -795,19 +783,11 @@ def stop_ends_sessions_blocked_at_every_wait():
     head or body, an upstream connect, a response head, a client that does not read, a
     tunnel. Each one's client sees the connection end, and the daemon exits."""
     # An upstream whose accept queue is full: connects to it wait (SYNs are dropped).
-    stuck = socket.socket()
-    stuck.bind(("127.0.0.1", 0))
-    stuck.listen(0)
-    fillers = []
-    for _ in range(3):
-        f = socket.socket()
-        f.setblocking(False)
-        f.connect_ex(stuck.getsockname())
-        fillers.append(f)
+    stuck = SynDropper(fillers=3)
     groups = f"""
 [[upstream]]
 name = "stuck"
-servers = ["127.0.0.1:{stuck.getsockname()[1]}"]
+servers = ["127.0.0.1:{stuck.port}"]
 connect_timeout_ms = 60000
 """
     location = """
@@ -859,8 +839,6 @@ upstream = "stuck"
         finally:
             p.stop()
             stuck.close()
-            for f in fillers:
-                f.close()
 
 
 class NginxOrigin:

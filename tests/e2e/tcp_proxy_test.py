@@ -16,7 +16,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, Proxy, Result, ThreadedServer, check, echo_handler,  # noqa: E402
                      free_port, hash_until_eof, port_closed, recv_all, refused_port, run_all,
-                     run_check, run_config, send_and_hash, test, wait_port, wait_until)
+                     run_check, run_config, send_and_hash, SynDropper, test, wait_port,
+                     wait_until)
 
 
 def config(listen_port, servers, *, shards=2, idle_ms=600000, connect_ms=1000, drain_ms=30000,
@@ -235,18 +236,8 @@ def weighted_round_robin_and_least_conn_spread_connections():
 
 @test
 def connect_timeout_fails_over_to_the_next():
-    # A listener with a full accept queue drops SYNs: connects to it time out.
-    blackhole = socket.socket()
-    blackhole.bind(("127.0.0.1", 0))
-    blackhole.listen(0)
-    bh_port = blackhole.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        f = socket.socket()
-        f.setblocking(False)
-        f.connect_ex(("127.0.0.1", bh_port))
-        fillers.append(f)
-    time.sleep(0.1)
+    blackhole = SynDropper()
+    bh_port = blackhole.port
     with ThreadedServer(echo_handler) as up:
         port = free_port()
         with Proxy(config(port, [bh_port, up.port], shards=1, connect_ms=200)) as proxy:
@@ -259,8 +250,6 @@ def connect_timeout_fails_over_to_the_next():
             check(0.15 < elapsed < 5, f"took {elapsed:.2f}s")
             proxy.wait_log(rf"upstream 127.0.0.1:{bh_port} \(backend\) connect failed: "
                            r"Connection timed out")
-    for f in fillers:
-        f.close()
     blackhole.close()
 
 
