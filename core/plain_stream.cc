@@ -94,13 +94,12 @@ Task<IoResult> PlainStream::Write(std::span<const std::byte> data, Deadline dead
     if (!f.ok()) co_return f;
   }
   if (data.empty()) co_return IoResult{0};
-  // MSG_DONTWAIT: the ring answers at once (-EAGAIN instead of parking the send), so
-  // a full socket never holds on to the caller's buffer.
-  ++sends_in_flight_;
-  IoResult r = co_await Send(fd_.get(), data, Deadline::Never(), kSendNow);
-  --sends_in_flight_;
+  // A send(2) now rather than a ring send: what the caller does next follows at once,
+  // not a loop turn later. A close after a last answer sends its FIN right behind the
+  // data, before the peer's own close, so the TIME_WAIT stays with us (as nginx's
+  // write-then-close does) instead of on the client's ports.
+  IoResult r = WriteNow(data);
   if (r.res == -EAGAIN) r.res = 0;
-  if (aborted_) co_return IoResult{-ECANCELED};
   if (!r.ok()) co_return r;
   if (r.value() < data.size()) {
     std::span<const std::byte> rest = data.subspan(r.value());

@@ -1,9 +1,9 @@
 // PlainStream: a ByteStream whose bytes are a TCP socket's bytes. Reads come from a
 // multishot receive into the shard's provided buffers (RecvStream: zero-copy, bounded
-// per connection); writes go through the ring with MSG_DONTWAIT, and only what the
-// kernel cannot take at once is copied into the stream's own buffer, so a peer that
+// per connection); writes are non-blocking send(2) calls made at once, and only what
+// the kernel cannot take at once is copied into the stream's own buffer, so a peer that
 // stops reading pins no ring buffer and no caller memory. Flush waits for the socket
-// with a deadline. The stream owns its descriptor.
+// through the ring with a deadline. The stream owns its descriptor.
 #pragma once
 
 #include <cstdint>
