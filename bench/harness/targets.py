@@ -80,10 +80,15 @@ class Upstreams:
                 start, _, arg = name.partition("-")
                 getattr(self, f"_start_{start}")(*([arg] if arg else []))
 
+    def workers(self):
+        """Threads or workers of an upstream: one per two load CPUs, so that on a large
+        machine (the scaling sweep) the upstream is not what limits the rate."""
+        return max(1, len(self.env.load_cpus.split(",")) // 2)
+
     def _start_echo(self):
         e = self.env
         p = Proc("echo", [e.args.loadgen, "serve", "--listen", f"127.0.0.1:{self.ports['echo']}",
-                          "--threads", "1"], e.load_cpus, e.run_dir)
+                          "--threads", str(self.workers())], e.load_cpus, e.run_dir)
         wait_listening(self.ports["echo"], p)
         self.procs["echo"] = p
 
@@ -96,7 +101,7 @@ class Upstreams:
                 f.write((b"ringproxy-" * (size // 10 + 1))[:size])
         conf = os.path.join(e.run_dir, "origin.conf")
         render(os.path.join(TARGETS_DIR, "origin-nginx.conf.in"), conf, {
-            "RUN": e.run_dir, "ORIGIN_PORT": self.ports["origin"]})
+            "RUN": e.run_dir, "ORIGIN_PORT": self.ports["origin"], "WORKERS": self.workers()})
         p = Proc("origin", [e.args.nginx, "-p", e.run_dir + "/", "-e",
                             os.path.join(e.run_dir, "origin.error.log"), "-c", conf],
                  e.load_cpus, e.run_dir)
