@@ -67,6 +67,9 @@ class PlainStream final : public ByteStream {
   // Returns its size, 0 at end of stream, -errno, or -EAGAIN when nothing is queued.
   IoResult FillNow();
 
+  // See RecvStream::WatchEnd.
+  void WatchPeerEnd(PeerEndObserver* observer) { recv_.WatchEnd(observer); }
+
   const RecvStream& receiver() const { return recv_; }
 
  private:

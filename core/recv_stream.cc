@@ -1,6 +1,7 @@
 #include "core/recv_stream.h"
 
 #include <cstring>
+#include <utility>
 
 namespace ringproxy {
 
@@ -118,9 +119,20 @@ void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
     self->terminal_ = res;
   }
   self->RearmForWaiter();
+  self->MaybeTellEnd();
   // Wake last: the waiter may destroy this stream.
   self->MaybeFinishWait();
   self->Wake();
+}
+
+void RecvStream::WatchEnd(PeerEndObserver* observer) {
+  end_observer_ = observer;
+  MaybeTellEnd();
+}
+
+void RecvStream::MaybeTellEnd() {
+  if (end_observer_ == nullptr || waiter_ || terminal_ == kNoTerminal || HasData()) return;
+  std::exchange(end_observer_, nullptr)->OnPeerEnded();
 }
 
 void RecvStream::RearmForWaiter() {

@@ -47,6 +47,16 @@ struct Received {
   }
 };
 
+// Told when the peer ends its side (EOF or an error) while nothing received is left
+// untaken and no Next() waits: a session busy elsewhere learns that its client left.
+class PeerEndObserver {
+ public:
+  virtual void OnPeerEnded() = 0;
+
+ protected:
+  ~PeerEndObserver() = default;
+};
+
 class RecvStream final : private Completion, private BufferWaiter {
  public:
   RecvStream(BufferRing& ring, int fd, RecvLimits limits = {});
@@ -86,6 +96,10 @@ class RecvStream final : private Completion, private BufferWaiter {
   // Abort(), then waits until the kernel no longer references us.
   Task<void> Stop();
 
+  // One observer at most (nullptr: none); told at once when the end has already come.
+  // Only a receive that is armed can see the end: a paused stream tells nothing.
+  void WatchEnd(PeerEndObserver* observer);
+
   bool armed() const { return armed_; }
   bool aborted() const { return aborted_; }
   uint64_t rearms() const { return rearms_; }
@@ -113,6 +127,7 @@ class RecvStream final : private Completion, private BufferWaiter {
   void Wake();
   void RemoveTimer();
   void MaybeFinishWait();
+  void MaybeTellEnd();
   bool OnBuffersAvailable() override;
   static void OnCqe(Completion* c, int32_t res, uint32_t flags);
   static void OnTimer(Completion* c, int32_t res, uint32_t flags);
@@ -138,6 +153,7 @@ class RecvStream final : private Completion, private BufferWaiter {
   __kernel_timespec timer_ts_{};
   uint64_t rearms_ = 0;
   uint64_t spilled_total_ = 0;
+  PeerEndObserver* end_observer_ = nullptr;
 };
 
 }  // namespace ringproxy

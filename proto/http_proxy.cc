@@ -263,7 +263,7 @@ void AppendChunk(std::string_view data, std::string* out) {
   out->append("\r\n");
 }
 
-class HttpSession final : public SessionBase {
+class HttpSession final : public SessionBase, private PeerEndObserver {
  public:
   HttpSession(ShardServices* services, SnapshotRef snapshot, const ListenerConfig* listener, int fd,
               SocketAddress peer)
@@ -287,6 +287,15 @@ class HttpSession final : public SessionBase {
     if (up_ != nullptr) up_->stream()->Abort();
     if (client_tls_ != nullptr) client_tls_->Abort();
     client_.Abort();
+  }
+
+  // The client ended its side while the session waited for the upstream's answer (as
+  // nginx, a half-close counts): the upstream's work is dropped, not waited for (a long
+  // poll would hold its connection for up to an hour), and the request logs 499.
+  void OnPeerEnded() override {
+    if (in_.buffered() > 0) return;  // a pipelined request read with this one
+    client_left_ = true;
+    if (up_ != nullptr) up_->stream()->Abort();
   }
 
   // Stopped, and not yet counted by a tunnel's pump.
@@ -398,6 +407,7 @@ class HttpSession final : public SessionBase {
   bool linger_ = false;  // the client may still be sending: read a while before closing
   // This exchange, for the access log.
   int status_ = 0;
+  bool client_left_ = false;  // see OnPeerEnded
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   int64_t start_ns_ = 0;
@@ -1028,6 +1038,9 @@ Task<bool> HttpSession::Exchange() {
     Flow failed = Flow::kOk;
     int interims = 0;
     std::string_view head_error;  // the proxy's own reason to refuse the head
+    // A client that leaves now cannot be answered: notice it (its socket's receive is
+    // armed), unless it pipelined more (then it is still there, as for nginx).
+    client_.WatchPeerEnd(this);
     while (st != ParseStatus::kDone) {
       std::string_view avail = up_in.Peek();
       if (avail.empty()) {
@@ -1070,6 +1083,15 @@ Task<bool> HttpSession::Exchange() {
                                : rparser.Parse(resp_buf_, head_request, &resp_);
       }
       if (st == ParseStatus::kError || failed != Flow::kOk) break;
+    }
+    client_.WatchPeerEnd(nullptr);
+    if (client_left_ && !stopped_) {
+      Release(false);
+      status_ = 499;
+      end_ = "client-closed";
+      RP_LOG(kInfo, "{}: client {}: closed the connection while upstream {} had not answered",
+             listener_->name, peer_.ToString(), upstream_text_);
+      co_return false;
     }
     if (failed != Flow::kOk && !got_any && reused_ && replayable &&
         (failed == Flow::kEof || failed == Flow::kError)) {

@@ -11,6 +11,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -583,6 +584,94 @@ def upstream_failures_are_502_503_504():
             check(r.status == 302 and r.getheader("location") ==
                   f"https://www.example.com/zmerror?lang=en&err=502&up=127.0.0.1:{dead}",
                   f"{r.status} {r.getheader('location')}")
+
+
+class SilentOrigin:
+    """Takes each connection, reads a request head and never answers; records how long
+    each connection stayed open after its request arrived (None: still open)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self.held = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(4096)
+            if not chunk:
+                return
+            data += chunk
+        self.requests += 1
+        start = time.monotonic()
+        c.settimeout(20)
+        try:
+            while c.recv(4096):
+                pass
+            self.held.append(time.monotonic() - start)
+        except OSError:
+            self.held.append(None)
+        c.close()
+
+
+@test
+def a_client_that_leaves_before_the_answer_frees_the_upstream_and_logs_499():
+    # A long poll (ActiveSync, EWS) whose client went away must not hold its upstream
+    # connection for the whole upstream timeout: nginx drops it and logs 499.
+    origin = SilentOrigin()
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "access.log")
+        port = free_port()
+        with Proxy(config(port, [origin.port],
+                          extra=f'access_file = "{path}"\naccess_format = "json"',
+                          listener_extra="upstream_timeout_ms = 30000")) as p:
+            for n, how in enumerate(("FIN", "RST", "half-close"), start=1):
+                s = connect(port)
+                s.sendall(b"GET /Microsoft-Server-ActiveSync?Cmd=Ping HTTP/1.1\r\n"
+                          b"Host: mail.example.com\r\n\r\n")
+                wait_until(lambda: origin.requests == n, what=f"request {n} upstream")
+                if how == "RST":
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.close()
+                elif how == "half-close":
+                    s.shutdown(socket.SHUT_WR)
+                else:
+                    s.close()
+                wait_until(lambda: len(origin.held) == n, timeout=5,
+                           what=f"the upstream connection closed after the client's {how}")
+                check(origin.held[-1] is not None and origin.held[-1] < 3,
+                      f"{how}: upstream held {origin.held[-1]}")
+                if how == "half-close":
+                    check(s.recv(100) == b"", "a half-closed client gets no answer, only the close")
+                    s.close()
+                wait_until(lambda: os.path.exists(path) and
+                           len(open(path).read().splitlines()) == n, what=f"access line {n}")
+                rec = json.loads(open(path).read().splitlines()[-1])
+                check(rec["status"] == 499 and rec["end"] == "client-closed", str(rec))
+            p.wait_log("closed the connection while upstream")
+        # A client that pipelined its next request before its FIN is still there (as
+        # for nginx): it gets the answer, here the upstream timeout's 504.
+        port = free_port()
+        with Proxy(config(port, [origin.port], listener_extra="upstream_timeout_ms = 300")):
+            s = connect(port)
+            req = b"GET /a HTTP/1.1\r\nHost: mail.example.com\r\n\r\n"
+            s.sendall(req + req)
+            s.shutdown(socket.SHUT_WR)
+            check(ClientReader(s).response().status == 504, "the pipelining client was dropped")
+            s.close()
+    origin.sock.close()
 
 
 @test
