@@ -291,6 +291,17 @@ class ThreadedServer:
         self.close()
 
 
+def read_head(conn):
+    """Bytes up to and including the first blank line (CRLF CRLF), or b"" at EOF first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
 def echo_handler(conn):
     while True:
         data = conn.recv(65536)

@@ -19,8 +19,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Proxy, SynDropper, check, free_port, refused_port, run_all,  # noqa: E402
-                     run_check, test, wait_until)
+from harness import (Proxy, SynDropper, ThreadedServer, check, free_port, read_head,  # noqa: E402
+                     refused_port, run_all, run_check, test, wait_until)
 from http_env import RAW, ClientReader, Lookupd, Origin, config, connect, pattern  # noqa: E402
 
 
@@ -586,34 +586,18 @@ def upstream_failures_are_502_503_504():
                   f"{r.status} {r.getheader('location')}")
 
 
-class SilentOrigin:
-    """Takes each connection, reads a request head and never answers; records how long
-    each connection stayed open after its request arrived (None: still open)."""
+class SilentOrigin(ThreadedServer):
+    """Reads a request head on each connection and never answers; records how long each
+    connection stayed open after its request arrived (None: past 20 s)."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.requests = 0
         self.held = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+        super().__init__(self._one)
 
     def _one(self, c):
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = c.recv(4096)
-            if not chunk:
-                return
-            data += chunk
+        if not read_head(c):
+            return
         self.requests += 1
         start = time.monotonic()
         c.settimeout(20)
@@ -623,7 +607,6 @@ class SilentOrigin:
             self.held.append(time.monotonic() - start)
         except OSError:
             self.held.append(None)
-        c.close()
 
 
 @test
@@ -671,7 +654,7 @@ def a_client_that_leaves_before_the_answer_frees_the_upstream_and_logs_499():
             s.shutdown(socket.SHUT_WR)
             check(ClientReader(s).response().status == 504, "the pipelining client was dropped")
             s.close()
-    origin.sock.close()
+    origin.close()
 
 
 @test

@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, Proxy, ThreadedServer, check, echo_handler, free_port,  # noqa: E402
-                     recv_all, run_all, run_check, test, wait_until)
+                     read_head, recv_all, run_all, run_check, test, wait_until)
 from tls_env import (MAKE_CERTS, NAMES, client_context, common_name, config,  # noqa: E402
                      echo_once, name, pki, s_client, tls_connect)
 
@@ -530,12 +530,8 @@ def close_notify_comes_before_the_fin_when_the_upstream_closes():
 @test
 def curl_fetches_through_the_tls_listener_with_alpn():
     def http(conn):
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            d = conn.recv(4096)
-            if not d:
-                return
-            buf += d
+        if not read_head(conn):
+            return
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\n"
                      b"hello, curl\n")
     with ThreadedServer(http) as up:
