@@ -268,6 +268,14 @@ Task<PumpResult> Pump::Run() {
   co_return result;
 }
 
+namespace {
+
+SpliceEnd SinkEnd(IoResult r, const PlainStream* to) {
+  return r.timed_out() && !to->aborted() ? SpliceEnd::kSinkTimeout : SpliceEnd::kSinkError;
+}
+
+}  // namespace
+
 Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, PipePool* pipes,
                               int64_t read_timeout_ms, int64_t send_timeout_ms, uint64_t* moved) {
   Pipe pipe;
@@ -292,7 +300,7 @@ Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, Pi
         const size_t take = static_cast<size_t>(std::min<uint64_t>(data.size(), n - *moved));
         IoResult w = co_await to->Write(data.first(take), Deadline::AfterMs(send_timeout_ms));
         if (!w.ok()) {
-          end = SpliceEnd::kSinkError;
+          end = SinkEnd(w, to);
           break;
         }
         from->Consume(take);
@@ -300,7 +308,7 @@ Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, Pi
       }
       if (end == SpliceEnd::kDone && to->pending_output() > 0) {
         IoResult f = co_await to->Flush(Deadline::AfterMs(send_timeout_ms));
-        if (!f.ok()) end = SpliceEnd::kSinkError;
+        if (!f.ok()) end = SinkEnd(f, to);
       }
       continue;
     }
@@ -351,7 +359,7 @@ Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, Pi
     IoResult w = co_await Splice(pipe.read_fd, to->fd(), in_pipe, to->fd(), POLLOUT,
                                  Deadline::AfterMs(send_timeout_ms));
     if (!w.ok() || to->aborted()) {
-      end = SpliceEnd::kSinkError;
+      end = SinkEnd(w, to);
       break;
     }
     in_pipe -= w.value();

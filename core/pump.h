@@ -75,7 +75,8 @@ enum class SpliceEnd : uint8_t {
   kSourceEof,      // the source ended before n bytes
   kSourceTimeout,  // no byte from the source for read_timeout_ms
   kSourceError,    // the source failed (or was aborted)
-  kSinkError,      // the destination failed or took nothing for send_timeout_ms
+  kSinkError,      // the destination failed
+  kSinkTimeout,    // the destination took nothing for send_timeout_ms
   kInternalError,  // no pipe could be had
 };
 

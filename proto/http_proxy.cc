@@ -337,6 +337,8 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   // whole and well-framed, and a request with it may be sent again.
   Task<Flow> ReadBodyStart();
   Task<Flow> Deliver(ByteStream* out, std::string_view data);
+  // A write's result as a Flow; notes whether a failure was the send timeout.
+  Flow SinkFlow(IoResult r);
   // Answers with the proxy's own response; the connection closes after it.
   Task<void> Answer(int status);
   // After a 101: both directions are a pump until either side ends.
@@ -407,7 +409,8 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   bool linger_ = false;  // the client may still be sending: read a while before closing
   // This exchange, for the access log.
   int status_ = 0;
-  bool client_left_ = false;  // see OnPeerEnded
+  bool client_left_ = false;     // see OnPeerEnded
+  bool sink_timed_out_ = false;  // the last failed write was the send timeout
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   int64_t start_ns_ = 0;
@@ -460,12 +463,15 @@ Task<int> HttpSession::ReadRequestHead() {
 
 Task<Flow> HttpSession::Deliver(ByteStream* out, std::string_view data) {
   IoResult w = co_await out->Write(AsBytes(data), SendDeadline());
-  if (!w.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
-  if (out->pending_output() > kFlushAbove) {
-    IoResult f = co_await out->Flush(SendDeadline());
-    if (!f.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
-  }
-  co_return Flow::kOk;
+  if (w.ok() && out->pending_output() > kFlushAbove) w = co_await out->Flush(SendDeadline());
+  co_return SinkFlow(w);
+}
+
+Flow HttpSession::SinkFlow(IoResult r) {
+  if (r.ok()) return Flow::kOk;
+  if (stopped_) return Flow::kStopped;
+  sink_timed_out_ = r.timed_out();
+  return Flow::kSinkError;
 }
 
 Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, uint64_t length,
@@ -496,6 +502,9 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
           co_return Flow::kEof;
         case SpliceEnd::kSourceTimeout:
           co_return Flow::kTimeout;
+        case SpliceEnd::kSinkTimeout:
+          sink_timed_out_ = true;
+          co_return Flow::kSinkError;
         case SpliceEnd::kSinkError:
           co_return Flow::kSinkError;
         default:
@@ -897,7 +906,7 @@ Task<Flow> HttpSession::SendRequest() {
     co_return body;
   }
   IoResult flushed = co_await up_->stream()->Flush(SendDeadline());
-  co_return flushed.ok() ? Flow::kOk : (stopped_ ? Flow::kStopped : Flow::kSinkError);
+  co_return SinkFlow(flushed);
 }
 
 Task<void> HttpSession::Tunnel() {
@@ -1002,7 +1011,9 @@ Task<bool> HttpSession::Exchange() {
       co_return false;
     }
     if (reused_) metrics.http_upstream_reused.Add();
+    sink_timed_out_ = false;
     Flow sent = co_await SendRequest();
+    const bool send_timed_out = sent == Flow::kSinkError && sink_timed_out_;
     if (sent == Flow::kSinkError && reused_ && replayable) {
       Release(false);
       continue;
@@ -1103,9 +1114,16 @@ Task<bool> HttpSession::Exchange() {
       // No answer behind the failed send: the upstream broke off (as before §9.5).
       Release(false);
       if (failed == Flow::kStopped) co_return false;
-      end_ = FlowName(Flow::kSinkError);
       metrics.http_upstream_errors.Add();
-      co_await Answer(502);
+      // An upstream that stopped taking the request timed out, as nginx's 504 says.
+      if (send_timed_out) {
+        end_ = "send-timeout";
+        RP_LOG(kWarn, "{}: client {}: upstream {} took no request bytes for {} ms: 504",
+               listener_->name, peer_.ToString(), upstream_text_, listener_->send_timeout_ms);
+      } else {
+        end_ = FlowName(Flow::kSinkError);
+      }
+      co_await Answer(send_timed_out ? 504 : 502);
       co_return false;
     }
     if (failed != Flow::kOk || st == ParseStatus::kError) {

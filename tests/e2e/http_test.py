@@ -142,9 +142,12 @@ def malformed_requests_get_their_status_and_reach_no_upstream():
         check(not failures, "\n".join(failures))
         check(origin.heads() == [], f"the origin received {origin.heads()[:3]}")
         check(origin.connections == 0, f"{origin.connections} origin connections")
-        log = p.log_text()
-        check(log.count("bad request") + log.count("refused with") +
-              log.count("request body") >= len(BAD_REQUESTS), "a refusal without a log line")
+        def logged():
+            log = p.log_text()
+            return (log.count("bad request") + log.count("refused with") +
+                    log.count("request body")) >= len(BAD_REQUESTS)
+        # The line may follow the answer and the close.
+        wait_until(logged, timeout=5, what="a log line for each refusal")
 
 
 def _listen_port(p):
@@ -276,6 +279,34 @@ def bad_upstream_responses_are_502_and_never_reused():
         check(origin.connections == before + 1, "a bad connection was pooled")
 
 
+def post_reading_the_answer(port, path, body, timeout=15):
+    """POSTs `body` while reading whatever comes back, until the proxy closes; the bytes
+    read. The proxy may answer and close before it has taken the whole body."""
+    s = connect(port, timeout=timeout)
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % (path, len(body)))
+    got = bytearray()
+    sent = 0
+    s.setblocking(False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        readable, writable, _ = select.select([s], [s] if sent < len(body) else [], [], 0.5)
+        if writable:
+            try:
+                sent += s.send(body[sent:sent + 65536])
+            except OSError:
+                sent = len(body)  # the proxy closed its side: read what it said
+        if readable:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            got += data
+    s.close()
+    return bytes(got)
+
+
 @test
 def an_upstream_answer_before_the_whole_body_reaches_the_client():
     # RFC 9112 §9.5: a 413 sent while the body streams goes to the client, not a 502,
@@ -287,30 +318,7 @@ def an_upstream_answer_before_the_whole_body_reaches_the_client():
     with Origin() as origin, Proxy(config(port, [origin.port],
                                           listener_extra="send_timeout_ms = 1000")) as p:
         for mode in ("close", "stall"):
-            s = connect(port, timeout=15)
-            s.sendall(b"POST /refuse/%s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
-                      % (mode.encode(), len(body)))
-            got = bytearray()
-            sent = 0
-            s.setblocking(False)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                readable, writable, _ = select.select([s], [s] if sent < len(body) else [], [],
-                                                      0.5)
-                if writable:
-                    try:
-                        sent += s.send(body[sent:sent + 65536])
-                    except OSError:
-                        sent = len(body)  # the proxy closed its side: read what it said
-                if readable:
-                    try:
-                        data = s.recv(65536)
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    got += data
-            s.close()
+            got = post_reading_the_answer(port, b"/refuse/" + mode.encode(), body)
             check(got.startswith(b"HTTP/1.1 413 X\r\n") and got.endswith(b"\r\n\r\nbig!") and
                   b"connection: close" in got.lower(), f"{mode}: {bytes(got[:200])}")
         p.wait_log(r"end=early-answer", count=2)
@@ -563,6 +571,14 @@ def upstream_failures_are_502_503_504():
         r = c.getresponse()
         check(r.status == 504, f"slow upstream: {r.status}")
         p.wait_log(r"gave no response head: timeout 504")
+    # An upstream that stops taking the request body: the send timeout is 504 as well.
+    stalled = SilentOrigin(read_body=False)
+    port = free_port()
+    with Proxy(config(port, [stalled.port], listener_extra="send_timeout_ms = 300")) as p:
+        got = post_reading_the_answer(port, b"/upload", b"b" * (24 << 20))
+        check(got.startswith(b"HTTP/1.1 504 "), f"stalled upstream: {got[:100]!r}")
+        p.wait_log(r"took no request bytes for 300 ms: 504")
+    stalled.close()
     # Configured pages, and Zimbra's error handler redirect.
     with tempfile.TemporaryDirectory() as d:
         page = os.path.join(d, "502.html")
@@ -590,15 +606,24 @@ class SilentOrigin(ThreadedServer):
     """Reads a request head on each connection and never answers; records how long each
     connection stayed open after its request arrived (None: past 20 s)."""
 
-    def __init__(self):
+    def __init__(self, read_body=True):
         self.requests = 0
         self.held = []
+        self.read_body = read_body
+        self.done = threading.Event()
         super().__init__(self._one)
+
+    def close(self):
+        self.done.set()
+        super().close()
 
     def _one(self, c):
         if not read_head(c):
             return
         self.requests += 1
+        if not self.read_body:  # takes no more bytes: the proxy's sends stall
+            self.done.wait(20)
+            return
         start = time.monotonic()
         c.settimeout(20)
         try:
