@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/ascii.h"
 #include "core/json.h"
@@ -409,8 +410,9 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   bool linger_ = false;  // the client may still be sending: read a while before closing
   // This exchange, for the access log.
   int status_ = 0;
-  bool client_left_ = false;     // see OnPeerEnded
-  bool sink_timed_out_ = false;  // the last failed write was the send timeout
+  bool client_left_ = false;              // see OnPeerEnded
+  bool sink_timed_out_ = false;           // the last failed write was the send timeout
+  std::vector<uint32_t> failed_servers_;  // servers whose new connection failed this request
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   int64_t start_ns_ = 0;
@@ -614,6 +616,20 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
   } else if (pinned_ >= 0) {
     // The user's server first; the balancer's order after it, should it fail.
     PinFirst(&plan, static_cast<uint32_t>(pinned_));
+  }
+  if (!failed_servers_.empty()) {
+    // Servers that failed this request already are not tried again for it.
+    const auto tried = [&](uint32_t server) {
+      return std::find(failed_servers_.begin(), failed_servers_.end(), server) !=
+             failed_servers_.end();
+    };
+    plan.size = static_cast<size_t>(std::remove_if(plan.servers, plan.servers + plan.size, tried) -
+                                    plan.servers);
+    if (plan.size == 0) {
+      RP_LOG(kWarn, "{}: client {}: every server of '{}' failed this request", listener_->name,
+             peer_.ToString(), group.name);
+      co_return 502;
+    }
   }
   reused_ = false;
   if (allow_pooled && plan.size > 0 && settings_->upstream_keepalive > 0) {
@@ -1001,6 +1017,7 @@ Task<bool> HttpSession::Exchange() {
   Inbound up_in(nullptr);
   http::ResponseParser rparser;  // the upstream's limits are the defaults
   bool early_answer = false;
+  failed_servers_.clear();
   for (int attempt = 0;; ++attempt) {
     const int acquired = co_await Acquire(attempt == 0);
     if (acquired != 0) {
@@ -1107,6 +1124,18 @@ Task<bool> HttpSession::Exchange() {
     if (failed != Flow::kOk && !got_any && reused_ && replayable &&
         (failed == Flow::kEof || failed == Flow::kError)) {
       // The server closed the pooled connection as the request went out.
+      Release(false);
+      continue;
+    }
+    if (failed != Flow::kOk && !got_any && !reused_ && replayable && !early_answer &&
+        (failed == Flow::kEof || failed == Flow::kError)) {
+      // A new connection closed or reset before any answer: the server is failing (it
+      // counts against max_fails), and the request goes to the next one, as nginx's
+      // proxy_next_upstream error does; nothing was sent to the client yet.
+      RP_LOG(kWarn, "{}: client {}: upstream {} {} before answering; trying another server",
+             listener_->name, peer_.ToString(), upstream_text_, FlowName(failed));
+      balancer()->ReportFailure(up_->server, MonotonicNowNs());
+      failed_servers_.push_back(up_->server);
       Release(false);
       continue;
     }

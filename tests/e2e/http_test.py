@@ -705,6 +705,58 @@ def a_pooled_connection_the_origin_closed_is_retried_for_idempotent_requests():
 
 
 @test
+def a_server_that_drops_new_connections_unanswered_is_passed_over_for_idempotent_requests():
+    # As nginx's proxy_next_upstream error: a new connection that closes or resets before
+    # any answer sends the request on to the next server when nothing went to the client
+    # and the request may be sent twice; the failing server counts against max_fails.
+    def drop(conn):  # reads the request, answers nothing; closes or resets
+        head = read_head(conn)
+        if b"reset" in head:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with ThreadedServer(drop) as bad, Origin() as good:
+        port = free_port()
+        with Proxy(config(port, [bad.port, good.port])) as p:
+            for path in ("/size/1", "/size/1?reset", "/size/1", "/size/1"):
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("GET", path)
+                r = c.getresponse()
+                check(r.status == 200 and r.read() == pattern(1), f"GET {path}: {r.status}")
+                c.close()
+            # max_fails = 1: after its first failure the server is left out for
+            # fail_timeout_ms, so it saw one request.
+            check(bad.connections == 1, f"the failing server got {bad.connections} connections")
+            p.wait_log(r"upstream 127\.0\.0\.1:%d eof before answering; trying another server"
+                       % bad.port)
+        # Never marked down (max_fails = 0): a reset is passed over too, and a POST is not
+        # sent twice.
+        port = free_port()
+        with Proxy(config(port, [bad.port, good.port], upstream_extra="max_fails = 0")) as p:
+            for _ in range(4):
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("GET", "/size/1?reset")
+                check(c.getresponse().status == 200, "GET after a reset")
+                c.close()
+            p.wait_log(r"error before answering; trying another server")
+            statuses = []
+            for _ in range(2):
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("POST", "/echo", body=b"once only")
+                statuses.append(c.getresponse().status)
+                c.close()
+            check(sorted(statuses) == [200, 502], f"POSTs: {statuses}")
+    # Every server fails: 502, each tried once.
+    with ThreadedServer(drop) as bad1, ThreadedServer(drop) as bad2:
+        port = free_port()
+        with Proxy(config(port, [bad1.port, bad2.port])) as p:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/size/1")
+            check(c.getresponse().status == 502, "all servers failing")
+            check(bad1.connections == 1 and bad2.connections == 1,
+                  f"tries: {bad1.connections}, {bad2.connections}")
+            p.wait_log(r"every server of 'web' failed this request")
+
+
+@test
 def reloads_do_not_pile_up_idle_upstream_connections():
     # A pooled connection holds its generation (config, route stack, TLS contexts):
     # after a reload the old generation's idle connections go.
