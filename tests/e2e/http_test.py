@@ -11,6 +11,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -669,6 +670,18 @@ def a_client_that_leaves_before_the_answer_frees_the_upstream_and_logs_499():
                 rec = json.loads(open(path).read().splitlines()[-1])
                 check(rec["status"] == 499 and rec["end"] == "client-closed", str(rec))
             p.wait_log("closed the connection while upstream")
+        # Over HTTPS: the client's socket closes without close_notify.
+        from tls_env import name, pki
+        port = free_port()
+        with Proxy(config(port, [origin.port], protocol="https", tls=https_tables(pki()),
+                          listener_extra="upstream_timeout_ms = 30000")):
+            ctx = ssl.create_default_context(cafile=os.path.join(pki(), "ca.pem"))
+            s = ctx.wrap_socket(connect(port), server_hostname=name(3))
+            s.sendall(b"GET /poll HTTP/1.1\r\nHost: mail.example.com\r\n\r\n")
+            wait_until(lambda: origin.requests == 4, what="the HTTPS request upstream")
+            s.close()
+            wait_until(lambda: len(origin.held) == 4, timeout=5,
+                       what="the upstream connection closed after the HTTPS client left")
         # A client that pipelined its next request before its FIN is still there (as
         # for nginx): it gets the answer, here the upstream timeout's 504.
         port = free_port()
