@@ -304,7 +304,8 @@ class Nginx(Target):
         conf = os.path.join(e.run_dir, f"nginx-{v}.conf")
         values = {"WORKERS": len(cpus), "AFFINITY": affinity, "PORT": self.port, "KIND": v,
                   "RUN": e.run_dir, "UPSTREAM_PORT": e.upstreams.port_for("tcp"),
-                  "ORIGIN_PORT": e.upstreams.ports["origin"]}
+                  "ORIGIN_PORT": e.upstreams.ports["origin"],
+                  "NGINX_MODULES": e.args.nginx_modules}
         if self.kind == "tls":
             values["CERTIFICATE"], values["KEY"] = certificate_pair(e.run_dir, self.cert)
         if self.kind == "http":
