@@ -380,7 +380,7 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   std::unique_ptr<UpstreamLink> up_;
   std::string resp_buf_;  // the response head being read
   http::ResponseHead resp_;
-  ConnectControl connect_;
+  ConnectControl connect_{.success_at_connect = false};  // an answer's head clears failures
   Pump* pump_ = nullptr;
   PendingRoute* pending_route_ = nullptr;  // while RouteByUser waits for the lookup
   std::string client_ip_;
@@ -524,8 +524,8 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
         stage.clear();
       }
       if (in->stream()->buffered() == 0 && out->pending_output() > 0) {
-        IoResult flushed = co_await out->Flush(SendDeadline());
-        if (!flushed.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
+        Flow f = SinkFlow(co_await out->Flush(SendDeadline()));
+        if (f != Flow::kOk) co_return f;
       }
       IoResult r = co_await in->Fill(Deadline::AfterMs(read_timeout_ms));
       if (r.res > 0) continue;
@@ -589,10 +589,7 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
     Flow f = co_await Deliver(out, stage);
     if (f != Flow::kOk) co_return f;
   }
-  if (out->pending_output() > 0) {
-    IoResult flushed = co_await out->Flush(SendDeadline());
-    if (!flushed.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
-  }
+  if (out->pending_output() > 0) co_return SinkFlow(co_await out->Flush(SendDeadline()));
   co_return Flow::kOk;
 }
 
@@ -1127,11 +1124,12 @@ Task<bool> HttpSession::Exchange() {
       Release(false);
       continue;
     }
-    if (failed != Flow::kOk && !got_any && !reused_ && replayable && !early_answer &&
+    if (failed != Flow::kOk && !got_any && !reused_ && replayable && !send_timed_out &&
         (failed == Flow::kEof || failed == Flow::kError)) {
-      // A new connection closed or reset before any answer: the server is failing (it
-      // counts against max_fails), and the request goes to the next one, as nginx's
-      // proxy_next_upstream error does; nothing was sent to the client yet.
+      // A new connection closed or reset before any answer (the send may have failed
+      // on it too): the server is failing (it counts against max_fails), and the
+      // request goes to the next one, as nginx's proxy_next_upstream error does;
+      // nothing was sent to the client yet.
       RP_LOG(kWarn, "{}: client {}: upstream {} {} before answering; trying another server",
              listener_->name, peer_.ToString(), upstream_text_, FlowName(failed));
       balancer()->ReportFailure(up_->server, MonotonicNowNs());
@@ -1178,6 +1176,7 @@ Task<bool> HttpSession::Exchange() {
     break;
   }
   header_ns_ = TurnNowNs();
+  balancer()->ReportSuccess(up_->server);
   up_in.Keep(std::string_view(resp_buf_).substr(rparser.head_bytes()));
   status_ = resp_.status;
 

@@ -70,7 +70,7 @@ Task<Result<UpstreamConnection>> ConnectUpstream(UpstreamBalancer* balancer, Soc
       co_return Error::Internal(c.error());
     }
     if (c.ok()) {
-      balancer->ReportSuccess(plan[i]);
+      if (control->success_at_connect) balancer->ReportSuccess(plan[i]);
       co_return UpstreamConnection{std::move(fd), plan[i], std::move(lease)};
     }
     if (control->stop) co_return Error::Upstream(ECANCELED, false);

@@ -20,6 +20,9 @@ struct ConnectControl {
   bool stop = false;         // set by the stopper before cancelling
   uint32_t failures = 0;     // attempts that failed
   int64_t last_server = -1;  // the group's index of the server tried last
+  // A connect clears the server's failures; false: the caller says when the server
+  // has served (HTTP: an answer's head), so that failures after the connect add up.
+  bool success_at_connect = true;
 };
 
 struct UpstreamConnection {

@@ -573,12 +573,17 @@ def upstream_failures_are_502_503_504():
         check(r.status == 504, f"slow upstream: {r.status}")
         p.wait_log(r"gave no response head: timeout 504")
     # An upstream that stops taking the request body: the send timeout is 504 as well.
+    # Spliced (the default for a large body) and copied, where the last write of the
+    # body may be the one that times out.
     stalled = SilentOrigin(read_body=False)
-    port = free_port()
-    with Proxy(config(port, [stalled.port], listener_extra="send_timeout_ms = 300")) as p:
-        got = post_reading_the_answer(port, b"/upload", b"b" * (24 << 20))
-        check(got.startswith(b"HTTP/1.1 504 "), f"stalled upstream: {got[:100]!r}")
-        p.wait_log(r"took no request bytes for 300 ms: 504")
+    for relay in ("auto", "copy"):
+        port = free_port()
+        with Proxy(config(port, [stalled.port], listener_extra=(
+                f'send_timeout_ms = 300\nrelay = "{relay}"'))) as p:
+            for size in (24 << 20, (8 << 20) + 4096):
+                got = post_reading_the_answer(port, b"/upload", b"b" * size)
+                check(got.startswith(b"HTTP/1.1 504 "), f"{relay} {size}: {got[:100]!r}")
+            p.wait_log(r"took no request bytes for 300 ms: 504", count=2)
     stalled.close()
     # Configured pages, and Zimbra's error handler redirect.
     with tempfile.TemporaryDirectory() as d:
@@ -726,6 +731,9 @@ def a_server_that_drops_new_connections_unanswered_is_passed_over_for_idempotent
         head = read_head(conn)
         if b"reset" in head:
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def reset_at_once(conn):  # resets before reading: the proxy's send may fail too
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with ThreadedServer(drop) as bad, Origin() as good:
         port = free_port()
         with Proxy(config(port, [bad.port, good.port])) as p:
@@ -757,6 +765,28 @@ def a_server_that_drops_new_connections_unanswered_is_passed_over_for_idempotent
                 statuses.append(c.getresponse().status)
                 c.close()
             check(sorted(statuses) == [200, 502], f"POSTs: {statuses}")
+        # max_fails = 2: failures after a successful connect add up (a connect alone does
+        # not clear them; an answer does), so the server is left out after two.
+        port = free_port()
+        with Proxy(config(port, [bad.port, good.port], upstream_extra="max_fails = 2")):
+            before = bad.connections
+            for _ in range(8):
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("GET", "/size/1")
+                check(c.getresponse().status == 200, "GET with max_fails = 2")
+                c.close()
+            check(bad.connections - before == 2, f"tries of the failing server: "
+                  f"{bad.connections - before}")
+    with ThreadedServer(reset_at_once) as bad, Origin() as good:
+        port = free_port()
+        with Proxy(config(port, [bad.port, good.port], upstream_extra="max_fails = 0")):
+            statuses = []
+            for _ in range(12):
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("GET", "/size/1")
+                statuses.append(c.getresponse().status)
+                c.close()
+            check(statuses == [200] * 12, f"a server that resets at once: {statuses}")
     # Every server fails: 502, each tried once.
     with ThreadedServer(drop) as bad1, ThreadedServer(drop) as bad2:
         port = free_port()
