@@ -1118,22 +1118,20 @@ Task<bool> HttpSession::Exchange() {
              listener_->name, peer_.ToString(), upstream_text_);
       co_return false;
     }
-    if (failed != Flow::kOk && !got_any && reused_ && replayable &&
+    // Closed or reset before any answer, and the request may be sent again (nothing
+    // went to the client yet).
+    if (failed != Flow::kOk && !got_any && replayable && !send_timed_out &&
         (failed == Flow::kEof || failed == Flow::kError)) {
-      // The server closed the pooled connection as the request went out.
-      Release(false);
-      continue;
-    }
-    if (failed != Flow::kOk && !got_any && !reused_ && replayable && !send_timed_out &&
-        (failed == Flow::kEof || failed == Flow::kError)) {
-      // A new connection closed or reset before any answer (the send may have failed
-      // on it too): the server is failing (it counts against max_fails), and the
-      // request goes to the next one, as nginx's proxy_next_upstream error does;
-      // nothing was sent to the client yet.
-      RP_LOG(kWarn, "{}: client {}: upstream {} {} before answering; trying another server",
-             listener_->name, peer_.ToString(), upstream_text_, FlowName(failed));
-      balancer()->ReportFailure(up_->server, MonotonicNowNs());
-      failed_servers_.push_back(up_->server);
+      if (!reused_) {
+        // A new connection (the send may have failed on it too): the server is failing
+        // (it counts against max_fails), and the request goes to the next one, as
+        // nginx's proxy_next_upstream error does. (A pooled one was closed by the
+        // server as the request went out: the next attempt connects afresh.)
+        RP_LOG(kWarn, "{}: client {}: upstream {} {} before answering; trying another server",
+               listener_->name, peer_.ToString(), upstream_text_, FlowName(failed));
+        balancer()->ReportFailure(up_->server, MonotonicNowNs());
+        failed_servers_.push_back(up_->server);
+      }
       Release(false);
       continue;
     }

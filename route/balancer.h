@@ -4,8 +4,9 @@
 // ties in round-robin order), or client-IP hash (Zimbra's: seed 89, then for each
 // address byte hash = (hash * 113 + byte) % 6271, server = hash % n; a server that is
 // down is skipped by hashing the address again, and after 20 tries least connections
-// decides). Passive health: a server that fails `max_fails` connects in a row is
-// skipped for `fail_timeout_ms`. State is per shard; shards do not share it.
+// decides). Passive health: a server with `max_fails` failures in a row (connects; for
+// HTTP also new connections dropped before an answer) is skipped for
+// `fail_timeout_ms`. State is per shard; shards do not share it.
 #pragma once
 
 #include <cstdint>

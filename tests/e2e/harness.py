@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -289,6 +290,11 @@ class ThreadedServer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def reset_on_close(sock):
+    """SO_LINGER 0: close() sends a reset instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def read_head(conn):

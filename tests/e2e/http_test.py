@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Proxy, SynDropper, ThreadedServer, check, free_port, read_head,  # noqa: E402
-                     refused_port, run_all, run_check, test, wait_until)
+                     refused_port, reset_on_close, run_all, run_check, test, wait_until)
 from http_env import RAW, ClientReader, Lookupd, Origin, config, connect, pattern  # noqa: E402
 
 
@@ -657,7 +656,7 @@ def a_client_that_leaves_before_the_answer_frees_the_upstream_and_logs_499():
                           b"Host: mail.example.com\r\n\r\n")
                 wait_until(lambda: origin.requests == n, what=f"request {n} upstream")
                 if how == "RST":
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    reset_on_close(s)
                     s.close()
                 elif how == "half-close":
                     s.shutdown(socket.SHUT_WR)
@@ -730,10 +729,10 @@ def a_server_that_drops_new_connections_unanswered_is_passed_over_for_idempotent
     def drop(conn):  # reads the request, answers nothing; closes or resets
         head = read_head(conn)
         if b"reset" in head:
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset_on_close(conn)
 
     def reset_at_once(conn):  # resets before reading: the proxy's send may fail too
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        reset_on_close(conn)
     with ThreadedServer(drop) as bad, Origin() as good:
         port = free_port()
         with Proxy(config(port, [bad.port, good.port])) as p:

@@ -9,7 +9,6 @@ import os
 import poplib
 import re
 import socket
-import struct
 import ssl
 import subprocess
 import sys
@@ -20,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mail_env  # noqa: E402
 import tls_env  # noqa: E402
-from harness import check, free_port, test  # noqa: E402
+from harness import check, free_port, reset_on_close, test  # noqa: E402
 
 ENV = None
 JOHN = "john@example.com"
@@ -752,7 +751,7 @@ def parked_connections_that_leave_are_closed():
         check(open_fds(m.proxy.pid) >= before + 200, "the parked connections are not held")
         for i, s in enumerate(socks):
             if i % 3 == 0:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                reset_on_close(s)
             elif i % 3 == 1:
                 s.sendall(b"a NOOP\r\n" if i < 100 else b"NOOP\r\n")
             s.close()
