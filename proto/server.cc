@@ -199,7 +199,7 @@ class ShardServer {
       if (it == wanted.end()) {
         RP_LOG(kInfo, "listener {} ({}) removed", active->config->name, active->key);
         StopListener(active.get());
-        DrainListenerSessions(active->key);
+        RemoveListenerSessions(active.get());
         continue;
       }
       ApplyListenerSocketOptions(*active->config, *it->second, active->fd.get(),
@@ -249,14 +249,41 @@ class ShardServer {
     SnapshotRef snapshot;
     AcceptStream* stream = nullptr;
     bool stopping = false;
+    int64_t stop_at_ns = 0;  // removed by a reload: its sessions' deadline
   };
 
   Task<void> RunSweeper(Gate::Holder /*holder*/) { co_await sweeper_.Run(); }
 
-  // Sessions of a listener that a reload removed: they end between requests.
-  void DrainListenerSessions(const std::string& key) {
-    sessions_.ForEach([&key](SessionBase* s) {
-      if (s->listener != nullptr && ListenerKey(*s->listener) == key) s->Drain();
+  // Sessions of a listener that a reload removed end between requests, and whatever
+  // still runs (a tunnel, a long poll) is stopped after runtime.drain_timeout_ms, as at
+  // SIGTERM. The deadline is the session's own: a later reload may add the address again.
+  void RemoveListenerSessions(ActiveListener* l) {
+    const int64_t at = MonotonicNowNs() + runtime_.drain_timeout_ms * 1'000'000;
+    l->stop_at_ns = at;  // for the sessions of its backlog
+    sessions_.ForEach([l, at](SessionBase* s) {
+      if (s->listener == nullptr || s->stop_at_ns != 0 || ListenerKey(*s->listener) != l->key) {
+        return;
+      }
+      s->stop_at_ns = at;
+      s->Drain();
+    });
+    Spawn(StopRemovedListenerSessions(l->config->name, at, task_gate_.Enter()));
+  }
+
+  // A shard drain that begins first takes over with its own deadline.
+  Task<void> StopRemovedListenerSessions(std::string name, int64_t at, Gate::Holder /*holder*/) {
+    const Deadline deadline = Deadline::AtNs(at);
+    while (!deadline.Passed() && !draining_) {
+      co_await Sleep(Earliest(deadline, Deadline::AfterMs(50)));
+    }
+    if (draining_) co_return;
+    auto due = [at](const SessionBase* s) { return s->stop_at_ns != 0 && s->stop_at_ns <= at; };
+    size_t count = 0;
+    sessions_.ForEach([&](SessionBase* s) { count += due(s) ? 1 : 0; });
+    if (count == 0) co_return;
+    RP_LOG(kWarn, "listener {} removed: drain deadline reached: closing {} sessions", name, count);
+    sessions_.ForEach([&](SessionBase* s) {
+      if (due(s)) s->Stop();
     });
   }
 
@@ -284,8 +311,10 @@ class ShardServer {
     // drain: the session registers (and reads the flag) before its first suspension.
     const bool draining = services_.draining;
     services_.draining = draining || l->stopping;
+    services_.stop_at_ns = l->stop_at_ns;
     Spawn(session(&services_, l->snapshot, l->config, fd, peer, session_gate_.Enter()));
     services_.draining = draining;
+    services_.stop_at_ns = 0;
   }
 
   Task<void> AcceptLoop(ActiveListener* l, Gate::Holder /*holder*/) {

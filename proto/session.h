@@ -137,6 +137,9 @@ class SessionBase : public IntrusiveNode<SessionBase> {
 
   // The listener the session came from (SessionRegistration sets it).
   const ListenerConfig* listener = nullptr;
+  // A reload removed that listener: the session is stopped at this monotonic time
+  // (runtime.drain_timeout_ms after the reload); 0 while the listener lives.
+  int64_t stop_at_ns = 0;
 
  protected:
   ~SessionBase() = default;
@@ -154,6 +157,7 @@ struct ShardServices {
   HostResolver* resolver = nullptr;   // host names in routes
   UpstreamPool* http_pool = nullptr;  // idle HTTP upstream connections
   bool draining = false;              // sessions that start now are drained at once
+  int64_t stop_at_ns = 0;             // and stopped then (a removed listener's backlog)
 };
 
 // Links a session into its shard's list for as long as it lives; one that starts while
@@ -163,6 +167,7 @@ class SessionRegistration {
   SessionRegistration(ShardServices* services, const ListenerConfig* listener, SessionBase* s)
       : list_(services->sessions), s_(s) {
     s_->listener = listener;
+    s_->stop_at_ns = services->stop_at_ns;
     list_->PushBack(s_);
     if (services->draining) s_->Drain();
   }

@@ -449,6 +449,45 @@ def sighup_with_a_broken_file_keeps_serving_and_a_good_one_applies():
 
 
 @test
+def a_tunnel_of_a_removed_listener_ends_at_the_drain_deadline():
+    # As at SIGTERM: a reload that removes a listener gives its sessions
+    # runtime.drain_timeout_ms, then closes them, also the one its backlog held; a kept
+    # listener's session lives on.
+    def limited(text):  # one shard of two sessions: a third connection waits in the backlog
+        return text.replace("[runtime]\n", "[runtime]\nmax_connections_per_shard = 2\n")
+
+    with ThreadedServer(echo_handler) as up:
+        port, port2 = free_port(), free_port()
+        second = tcp_listener("tcp-second", port2)
+        with Proxy(limited(config(port, [up.port], shards=1, drain_ms=1500,
+                                  extra_listeners=second))) as proxy:
+            kept = connect(port)
+            check_echo_on(kept, b"kept")
+            doomed = connect(port2)
+            check_echo_on(doomed, b"doomed")
+            queued = connect(port2)
+            queued.sendall(b"queued")
+            time.sleep(0.3)
+            proxy.write_config(limited(config(port, [up.port], shards=1, drain_ms=1500)))
+            start = time.monotonic()
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done: 1 listeners")
+            check(queued.recv(100) == b"queued", "the backlog's connection was served")
+            check_echo_on(doomed, b"still within the deadline")
+            for c in (doomed, queued):
+                c.settimeout(10)
+                check(c.recv(100) == b"", "a tunnel of the removed listener was left open")
+            elapsed = time.monotonic() - start
+            check(1.0 < elapsed < 6, f"closed {elapsed:.2f}s after the reload (deadline 1.5 s)")
+            proxy.wait_log(r"listener tcp-second removed: drain deadline reached: closing 2 sessions")
+            check_echo_on(kept, b"kept after the deadline")
+            kept.close()
+            doomed.close()
+            queued.close()
+            check(proxy.stop() == 0, "clean exit")
+
+
+@test
 def a_reload_that_cannot_bind_changes_nothing():
     with ThreadedServer(echo_handler) as up:
         port = free_port()
