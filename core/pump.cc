@@ -55,8 +55,10 @@ void Pump::OnIdle(IdleWatch* /*watch*/, void* self) {
 void Pump::Abort(PumpEnd end, int error) {
   if (aborted_) return;
   aborted_ = true;
-  end_ = end;
-  error_ = error;
+  if (!failed_) {  // the first failure names the end
+    end_ = end;
+    error_ = error;
+  }
   // Sticky on both streams: every wait of both directions ends, and none re-arms.
   downstream_->Abort();
   upstream_->Abort();
@@ -67,7 +69,18 @@ void Pump::Stop() { Abort(PumpEnd::kStopped, 0); }
 void Pump::Fail(const Direction& d, int error, bool on_source) {
   // Which side failed: the source (read) or the destination (write).
   bool downstream = d.to_upstream ? on_source : !on_source;
-  Abort(downstream ? PumpEnd::kDownstreamError : PumpEnd::kUpstreamError, error);
+  const PumpEnd end = downstream ? PumpEnd::kDownstreamError : PumpEnd::kUpstreamError;
+  const Direction& other = dirs_[d.to_upstream ? 1 : 0];
+  // A plain socket that refused a send was reset: what its peer sent before is in its
+  // receive queue, and the other direction, which reads it, delivers that first. Its
+  // read ends at the reset, promptly. A timeout is a live peer that stopped reading.
+  if (!on_source && error != ETIMEDOUT && d.to->plain() != nullptr && !other.done && !failed_) {
+    failed_ = true;
+    end_ = end;
+    error_ = error;
+    return;
+  }
+  Abort(end, error);
 }
 
 bool Pump::CanSplice(const Direction& d) {
@@ -250,6 +263,7 @@ Task<void> Pump::Flow(int which, Gate::Holder /*holder*/) {
     splice = !splice;
     ++mode_switches_;
   }
+  d.done = true;
 }
 
 Task<PumpResult> Pump::Run() {
@@ -260,7 +274,7 @@ Task<PumpResult> Pump::Run() {
   co_await gate.Wait();
   resources_.sweeper->Remove(&watch_);
   PumpResult result;
-  result.end = aborted_ ? end_ : PumpEnd::kClosed;
+  result.end = aborted_ || failed_ ? end_ : PumpEnd::kClosed;
   result.error = error_;
   result.bytes_to_upstream = dirs_[0].bytes;
   result.bytes_to_downstream = dirs_[1].bytes;

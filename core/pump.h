@@ -13,7 +13,10 @@
 // ends when both have. An error on either side, a send that makes no progress for
 // send_timeout_ms, the idle timeout (no byte in either direction for idle_timeout_ms)
 // or Stop() ends both directions at once: the streams are aborted (a sticky flag and
-// shutdown(2) of both sockets), so no wait can outlive the stop. Bytes are never
+// shutdown(2) of both sockets), so no wait can outlive the stop. One exception: a send
+// that fails on a plain socket (the peer reset it) ends only its own direction; the
+// other one reads that socket on, delivers what the peer sent before its reset, and
+// ends the pump at the reset (a dead socket answers at once). Bytes are never
 // reordered or dropped, and back-pressure holds: a direction does not read more
 // while its destination has not taken what it wrote.
 #pragma once
@@ -105,6 +108,7 @@ class Pump {
     ByteStream* to;
     bool to_upstream;
     uint64_t bytes = 0;
+    bool done = false;  // its Flow has returned
   };
   enum class StepEnd : uint8_t { kEof, kSwitch, kFailed };
 
@@ -129,6 +133,7 @@ class Pump {
   IdleWatch watch_;
   uint64_t mode_switches_ = 0;
   bool aborted_ = false;
+  bool failed_ = false;  // end_ is set: a send failed, the other direction drains
   PumpEnd end_ = PumpEnd::kClosed;
   int error_ = 0;
 };

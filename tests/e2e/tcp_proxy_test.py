@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, Proxy, Result, ThreadedServer, check, echo_handler,  # noqa: E402
-                     free_port, hash_until_eof, port_closed, recv_all, refused_port, run_all,
+                     free_port, hash_until_eof, port_closed, recv_all, refused_port, reset_on_close, run_all,
                      run_check, run_config, send_and_hash, SynDropper, test, wait_port,
                      wait_until)
 
@@ -188,6 +188,63 @@ def urgent_data_neither_spins_nor_loses_what_follows():
                 check(reply == b"got %d" % ((1 << 20) + 1000), f"{mode}: reply {reply!r}")
                 check(spent < 0.3, f"{mode}: {spent:.2f} s of CPU in a quiet second")
                 c.close()
+
+
+@test
+def what_a_reset_upstream_sent_first_still_reaches_the_client():
+    for relay in ("copy", "splice", "auto"):
+        check_a_reset_upstreams_last_bytes_arrive(relay)
+
+
+def check_a_reset_upstreams_last_bytes_arrive(relay):
+    # The upstream sends its last answer and resets (as a server that closes with
+    # unread input does) while the client is not reading. The client then sends, so
+    # the relay's write to the upstream fails; what the upstream sent before its reset
+    # is still delivered to the client, then the connection ends.
+    import fcntl
+    import termios
+    payload = bytes(range(256)) * 512 + b"END"  # 128 KiB and a marker
+    reset = threading.Event()
+    flushed = []
+
+    def send_then_reset(conn):
+        conn.sendall(payload)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # every byte acknowledged by the proxy
+            if fcntl.ioctl(conn, termios.TIOCOUTQ, b"\0\0\0\0") == b"\0\0\0\0":
+                flushed.append(True)
+                break
+            time.sleep(0.01)
+        reset_on_close(conn)
+        conn.close()
+        reset.set()
+
+    with ThreadedServer(send_then_reset) as up:
+        port = free_port()
+        text = config(port, [up.port]).replace('idle_timeout_ms =',
+                                               f'send_buffer = 16384\nrelay = "{relay}"\nidle_timeout_ms =')
+        with Proxy(text) as proxy:
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            c.connect(("127.0.0.1", port))
+            check(reset.wait(15), "the upstream did not finish sending")
+            check(flushed, f"{relay}: the proxy did not take the whole payload before the reset")
+            time.sleep(0.2)
+            c.sendall(b"x")  # to the reset upstream
+            time.sleep(0.3)
+            got = b""
+            c.settimeout(10)
+            try:
+                while True:
+                    d = c.recv(1 << 20)
+                    if not d:
+                        break
+                    got += d
+            except ConnectionResetError:
+                pass
+            c.close()
+            check(got == payload, f"{relay}: the client got {len(got)} of {len(payload)} bytes")
+            proxy.wait_log(r"access tcp .*end=upstream_error")
 
 
 @test
