@@ -1135,6 +1135,12 @@ Task<bool> HttpSession::Exchange() {
       Release(false);
       continue;
     }
+    // A request that may not go twice is not sent again, but the server failed all the
+    // same and counts against max_fails (as in nginx).
+    if ((failed == Flow::kEof || failed == Flow::kError) && !got_any && !reused_ &&
+        !send_timed_out) {
+      balancer()->ReportFailure(up_->server, MonotonicNowNs());
+    }
     if (early_answer && (failed != Flow::kOk || st == ParseStatus::kError)) {
       // No answer behind the failed send: the upstream broke off (as before §9.5).
       Release(false);

@@ -798,6 +798,35 @@ def a_server_that_drops_new_connections_unanswered_is_passed_over_for_idempotent
             p.wait_log(r"every server of 'web' failed this request")
 
 
+
+@test
+def a_server_that_drops_requests_that_cannot_be_sent_twice_still_counts_as_failing():
+    # A POST whose new connection closes or resets unanswered is not sent again (502),
+    # but the server failed all the same: it counts against max_fails (1 here), as in
+    # nginx, and the POSTs after it go to the healthy server.
+    def drop(conn):
+        head = read_head(conn)
+        if b"reset" in head:
+            reset_on_close(conn)
+
+    with ThreadedServer(drop) as bad, Origin() as good:
+        for path in ("/echo", "/echo?reset"):
+            port = free_port()
+            with Proxy(config(port, [bad.port, good.port])) as p:
+                before = bad.connections
+                statuses = []
+                for _ in range(6):
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    c.request("POST", path, body=b"once only")
+                    statuses.append(c.getresponse().status)
+                    c.close()
+                check(statuses.count(502) == 1 and statuses.count(200) == 5,
+                      f"POST {path}: {statuses}")
+                check(bad.connections - before == 1,
+                      f"POST {path}: the failing server got {bad.connections - before} requests")
+                p.wait_log(r"upstream 127\.0\.0\.1:%d gave no response head" % bad.port)
+
+
 @test
 def reloads_do_not_pile_up_idle_upstream_connections():
     # A pooled connection holds its generation (config, route stack, TLS contexts):
