@@ -412,7 +412,7 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   int status_ = 0;
   bool client_left_ = false;              // see OnPeerEnded
   bool sink_timed_out_ = false;           // the last failed write was the send timeout
-  std::vector<uint32_t> failed_servers_;  // servers whose new connection failed this request
+  std::vector<uint32_t> failed_servers_;  // servers that failed this request (connect or answer)
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   int64_t start_ns_ = 0;
@@ -658,6 +658,11 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
     co_return connected.error().code == ETIMEDOUT ? 504 : 502;  // as nginx: a timeout is 504
   }
   services_->metrics->upstream_connects.Add();
+  // The plan's servers before this one failed to connect: a later failover of this
+  // request does not try them again.
+  for (size_t i = 0; i < plan.size && plan.servers[i] != connected->server_index; ++i) {
+    failed_servers_.push_back(plan.servers[i]);
+  }
   auto link = std::make_unique<UpstreamLink>();
   link->generation = snapshot_;
   link->group = static_cast<uint32_t>(group.index);

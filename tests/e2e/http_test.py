@@ -828,6 +828,39 @@ def a_server_that_drops_requests_that_cannot_be_sent_twice_still_counts_as_faili
 
 
 @test
+def a_server_whose_connect_failed_is_not_tried_again_by_the_same_requests_failover():
+    # As nginx: each server is tried once per request. With ip_hash the plan is the same
+    # each time: R (refuses), B (drops the request), G. B's failure plans again without
+    # B; R refused this request already, so G comes next, not R a second time.
+    def ip_hash_index(address, n):  # route/balancer.cc, PickIpHash
+        h = 89
+        for b in socket.inet_aton(address):
+            h = (h * 113 + b) % 6271
+        return h % n
+
+    def drop(conn):
+        read_head(conn)
+
+    with ThreadedServer(drop) as bad, Origin() as good:
+        refused = refused_port()
+        ring = [refused, bad.port, good.port]
+        first = ip_hash_index("127.0.0.1", 3)
+        ports = ring[-first:] + ring[:-first] if first else ring  # R at the hash's index
+        port = free_port()
+        extra = 'balance = "ip_hash"\nmax_fails = 0'
+        with Proxy(config(port, ports, upstream_extra=extra)) as p:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/size/1")
+            r = c.getresponse()
+            check(r.status == 200 and r.read() == pattern(1), f"GET: {r.status}")
+            c.close()
+            p.wait_log(r"eof before answering; trying another server")
+            tries = len(re.findall(r"upstream 127\.0\.0\.1:%d \(web\) connect failed" % refused,
+                                   p.log_text()))
+            check(tries == 1, f"the refusing server was tried {tries} times for one request")
+            check(bad.connections == 1, f"the dropping server got {bad.connections} connections")
+
+@test
 def reloads_do_not_pile_up_idle_upstream_connections():
     # A pooled connection holds its generation (config, route stack, TLS contexts):
     # after a reload the old generation's idle connections go.
