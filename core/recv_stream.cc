@@ -131,8 +131,11 @@ void RecvStream::WatchEnd(PeerEndObserver* observer) {
 }
 
 void RecvStream::MaybeTellEnd() {
-  if (end_observer_ == nullptr || waiter_ || terminal_ == kNoTerminal || HasData()) return;
-  std::exchange(end_observer_, nullptr)->OnPeerEnded();
+  if (end_observer_ == nullptr || waiter_ || terminal_ == kNoTerminal) return;
+  // After a FIN the peer may still read (a half-close behind a pipelined request);
+  // after a reset nothing it sent can be answered.
+  if (terminal_ == 0 && HasData()) return;
+  std::exchange(end_observer_, nullptr)->OnPeerEnded(terminal_ < 0);
 }
 
 void RecvStream::RearmForWaiter() {

@@ -47,11 +47,12 @@ struct Received {
   }
 };
 
-// Told when the peer ends its side (EOF or an error) while nothing received is left
-// untaken and no Next() waits: a session busy elsewhere learns that its client left.
+// Told when the peer ends its side while no Next() waits: a reset (or another error)
+// at once, an EOF once nothing received is left untaken. A session busy elsewhere
+// learns that its client left.
 class PeerEndObserver {
  public:
-  virtual void OnPeerEnded() = 0;
+  virtual void OnPeerEnded(bool reset) = 0;
 
  protected:
   ~PeerEndObserver() = default;

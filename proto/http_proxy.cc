@@ -293,8 +293,8 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   // The client ended its side while the session waited for the upstream's answer (as
   // nginx, a half-close counts): the upstream's work is dropped, not waited for (a long
   // poll would hold its connection for up to an hour), and the request logs 499.
-  void OnPeerEnded() override {
-    if (in_.buffered() > 0) return;  // a pipelined request read with this one
+  void OnPeerEnded(bool reset) override {
+    if (!reset && in_.buffered() > 0) return;  // a pipelined request read with this one
     client_left_ = true;
     if (up_ != nullptr) up_->stream()->Abort();
   }

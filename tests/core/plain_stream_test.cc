@@ -170,6 +170,50 @@ TEST_F(PlainStreamTest, ShutdownWriteSendsEverythingThenFin) {
   EXPECT_EQ(testing::ReadToEof(peer.get()), "bye");
 }
 
+// A session waiting on its upstream watches its client: a reset ends the client
+// whatever it sent meanwhile; after a FIN, bytes not taken yet may be a pipelined
+// request whose answer the client still reads (a half-close), so that end is not told.
+struct EndSeen : PeerEndObserver {
+  void OnPeerEnded(bool was_reset) override {
+    told = true;
+    reset = was_reset;
+  }
+  bool told = false;
+  bool reset = false;
+};
+
+Task<EndSeen> WatchWhilePeerSendsMoreAndEnds(PlainStream* s, UniqueFd* peer, bool reset) {
+  EndSeen seen;
+  IoResult r = co_await s->Fill(Deadline::AfterMs(2000));
+  EXPECT_EQ(r.res, 3);
+  s->Consume(3);
+  s->WatchPeerEnd(&seen);
+  EXPECT_EQ(send(peer->get(), "more", 4, 0), 4);
+  if (reset) {
+    linger off{1, 0};
+    setsockopt(peer->get(), SOL_SOCKET, SO_LINGER, &off, sizeof(off));
+    peer->Reset();
+  } else {
+    shutdown(peer->get(), SHUT_WR);
+  }
+  co_await Sleep(Deadline::AfterMs(100));
+  s->WatchPeerEnd(nullptr);
+  co_await s->Quiesce();
+  co_return seen;
+}
+
+TEST_F(PlainStreamTest, AResetPeerIsToldWithBytesUntakenAFinOnlyOnceTheyAreTaken) {
+  for (bool reset : {true, false}) {
+    auto [ours, peer] = testing::TcpPair();
+    PlainStream s(std::move(ours), ring_.get());
+    ASSERT_EQ(send(peer.get(), "req", 3, 0), 3);
+    EndSeen seen = RunUntilComplete(*reactor_, WatchWhilePeerSendsMoreAndEnds(&s, &peer, reset));
+    EXPECT_EQ(seen.told, reset) << (reset ? "reset" : "FIN");
+    EXPECT_EQ(seen.reset, reset);
+    EXPECT_EQ(s.buffered(), 4u) << "the bytes after the first read";
+  }
+}
+
 struct LastAnswer {
   IoResult shut;
   uint64_t enters = 0;    // loop turns' enters between the write and the FIN

@@ -650,12 +650,18 @@ def a_client_that_leaves_before_the_answer_frees_the_upstream_and_logs_499():
         with Proxy(config(port, [origin.port],
                           extra=f'access_file = "{path}"\naccess_format = "json"',
                           listener_extra="upstream_timeout_ms = 30000")) as p:
-            for n, how in enumerate(("FIN", "RST", "half-close"), start=1):
+            for n, how in enumerate(("FIN", "RST", "half-close", "RST after more bytes"),
+                                    start=1):
                 s = connect(port)
                 s.sendall(b"GET /Microsoft-Server-ActiveSync?Cmd=Ping HTTP/1.1\r\n"
                           b"Host: mail.example.com\r\n\r\n")
                 wait_until(lambda: origin.requests == n, what=f"request {n} upstream")
-                if how == "RST":
+                if how == "RST after more bytes":  # received, never taken: still gone
+                    s.sendall(b"GET /next HTTP/1.1\r\n")
+                    time.sleep(0.1)
+                    reset_on_close(s)
+                    s.close()
+                elif how == "RST":
                     reset_on_close(s)
                     s.close()
                 elif how == "half-close":
@@ -682,9 +688,9 @@ def a_client_that_leaves_before_the_answer_frees_the_upstream_and_logs_499():
             ctx = ssl.create_default_context(cafile=os.path.join(pki(), "ca.pem"))
             s = ctx.wrap_socket(connect(port), server_hostname=name(3))
             s.sendall(b"GET /poll HTTP/1.1\r\nHost: mail.example.com\r\n\r\n")
-            wait_until(lambda: origin.requests == 4, what="the HTTPS request upstream")
+            wait_until(lambda: origin.requests == 5, what="the HTTPS request upstream")
             s.close()
-            wait_until(lambda: len(origin.held) == 4, timeout=5,
+            wait_until(lambda: len(origin.held) == 5, timeout=5,
                        what="the upstream connection closed after the HTTPS client left")
         # A client that pipelined its next request before its FIN is still there (as
         # for nginx): it gets the answer, here the upstream timeout's 504.
