@@ -330,9 +330,12 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   // A chunked source is decoded by `chunked` (it may have begun already). `prefix` (a
   // head) goes out with the body's first bytes in one write when they are at hand, and
   // alone before a wait for them. max_bytes: kNoLimit, or the most it may move.
+  // `prefix` (a head) goes out with the first body bytes, or before the first wait;
+  // *prefix_tried says whether any of it may have reached `out`.
   Task<Flow> MoveBody(Inbound* in, ByteStream* out, BodyKind kind, uint64_t length,
                       BodyKind out_kind, int64_t read_timeout_ms, uint64_t max_bytes,
-                      uint64_t* moved, http::ChunkedDecoder* chunked, std::string_view prefix);
+                      uint64_t* moved, http::ChunkedDecoder* chunked, std::string_view prefix,
+                      bool* prefix_tried);
   // Reads the request body into body_, whole when it is at most kBufferBody bytes, else
   // its first part (the rest streams): a small body reaches no upstream unless it is
   // whole and well-framed, and a request with it may be sent again.
@@ -479,8 +482,10 @@ Flow HttpSession::SinkFlow(IoResult r) {
 Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, uint64_t length,
                                  BodyKind out_kind, int64_t read_timeout_ms, uint64_t max_bytes,
                                  uint64_t* moved, http::ChunkedDecoder* chunked,
-                                 std::string_view prefix) {
+                                 std::string_view prefix, bool* prefix_tried) {
   if (kind != BodyKind::kChunked) chunked = nullptr;
+  // Every write below carries what is left of the prefix first.
+  *prefix_tried = prefix.empty();
   std::string stage(prefix);
   uint64_t left = length;
   for (;;) {
@@ -518,6 +523,7 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
       // Before a real wait (nothing received yet; it may last a long poll) what is
       // ready goes out: the head, and what the client's socket had no room for.
       if (in->stream()->buffered() == 0 && !prefix.empty()) {
+        *prefix_tried = true;
         Flow f = co_await Deliver(out, prefix);
         if (f != Flow::kOk) co_return f;
         prefix = {};
@@ -579,13 +585,17 @@ Task<Flow> HttpSession::MoveBody(Inbound* in, ByteStream* out, BodyKind kind, ui
     // next call on the source, and the write does not touch it.
     const std::string_view data = stage.empty() ? direct : std::string_view(stage);
     Flow f = Flow::kOk;
-    if (!data.empty()) f = co_await Deliver(out, data);
+    if (!data.empty()) {
+      *prefix_tried = true;
+      f = co_await Deliver(out, data);
+    }
     in->Consume(used);
     if (f != Flow::kOk) co_return f;
   }
   stage.assign(prefix);  // not sent yet when the body had no bytes
   if (out_kind == BodyKind::kChunked && !chunked) stage.append("0\r\n\r\n");
   if (!stage.empty()) {
+    *prefix_tried = true;
     Flow f = co_await Deliver(out, stage);
     if (f != Flow::kOk) co_return f;
   }
@@ -913,11 +923,12 @@ Task<Flow> HttpSession::SendRequest() {
   if (!body_complete_) {
     // Only the body's first part is sent: the rest streams, re-framed as it came.
     uint64_t moved = 0;
+    bool no_prefix = false;
     Flow body = co_await MoveBody(
         &in_, up_->stream(), sem.body, sem.content_length - body_.size(), sem.body,
         settings_->body_timeout_ms,
         settings_->max_body_bytes == 0 ? kNoLimit : settings_->max_body_bytes - body_.size(),
-        &moved, &req_chunks_, {});
+        &moved, &req_chunks_, {}, &no_prefix);
     bytes_in_ += moved;
     // The upstream must not take a cut body for a whole one: it saw no last chunk
     // or too few bytes, and its connection is closed.
@@ -1237,18 +1248,22 @@ Task<bool> HttpSession::Exchange() {
   fr.rules = server_ == nullptr ? nullptr : &server_->response_headers;
   out_.clear();
   http::WriteResponseHead(resp_, fr, &out_);
+  const uint64_t out_before_head = bytes_out_;
   bytes_out_ += out_.size();
   Flow moved_ok = Flow::kOk;
+  bool head_out = true;  // what went to the client may include the head
   if (up_body == BodyKind::kNone) {
     IoResult w = co_await WriteAll(down_, AsBytes(out_), SendDeadline());
     if (!w.ok()) moved_ok = stopped_ ? Flow::kStopped : Flow::kSinkError;
   } else {
     uint64_t moved = 0;
     resp_chunks_.Reset();
+    bool head_tried = false;
     moved_ok =
         co_await MoveBody(&up_in, down_, up_body, resp_.semantics.content_length, client_body,
-                          upstream_timeout_ms_, kNoLimit, &moved, &resp_chunks_, out_);
+                          upstream_timeout_ms_, kNoLimit, &moved, &resp_chunks_, out_, &head_tried);
     bytes_out_ += moved;
+    head_out = head_tried;
   }
   const bool upstream_reusable = moved_ok == Flow::kOk && resp_.semantics.keep_alive &&
                                  up_body != BodyKind::kUntilClose && up_in.kept() == 0 &&
@@ -1259,8 +1274,16 @@ Task<bool> HttpSession::Exchange() {
     end_ = FlowName(moved_ok);
     if (moved_ok != Flow::kSinkError && moved_ok != Flow::kStopped) {
       metrics.http_upstream_errors.Add();
-      RP_LOG(kWarn, "{}: client {}: upstream {} response body ended: {}; closing the client",
-             listener_->name, peer_.ToString(), upstream_text_, FlowName(moved_ok));
+      // Failed in the bytes that came with the head (bad framing): nothing went to the
+      // client yet, so it is told, as for a bad head.
+      const bool answer = !head_out;
+      RP_LOG(kWarn, "{}: client {}: upstream {} response body ended: {}; {}", listener_->name,
+             peer_.ToString(), upstream_text_, FlowName(moved_ok),
+             answer ? "502" : "closing the client");
+      if (answer) {
+        bytes_out_ = out_before_head;
+        co_await Answer(502);
+      }
     }
     co_return false;
   }
