@@ -127,6 +127,12 @@ void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
 
 void RecvStream::WatchEnd(PeerEndObserver* observer) {
   end_observer_ = observer;
+  // A paused stream (its owner read the socket itself, as a splice does) sees no end:
+  // receive again, as a Next() would.
+  if (observer != nullptr && !armed_ && !aborted_ && !waiter_ && terminal_ == kNoTerminal &&
+      !cancelled_externally_ && !HasData() && !ring_.exhausted()) {
+    Arm();
+  }
   MaybeTellEnd();
 }
 

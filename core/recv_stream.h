@@ -98,7 +98,8 @@ class RecvStream final : private Completion, private BufferWaiter {
   Task<void> Stop();
 
   // One observer at most (nullptr: none); told at once when the end has already come.
-  // Only a receive that is armed can see the end: a paused stream tells nothing.
+  // A paused stream with nothing untaken is armed again to see the end; one that holds
+  // untaken bytes, or finds the ring empty, stays paused and tells nothing.
   void WatchEnd(PeerEndObserver* observer);
 
   bool armed() const { return armed_; }

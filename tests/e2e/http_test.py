@@ -650,13 +650,22 @@ def a_client_that_leaves_before_the_answer_frees_the_upstream_and_logs_499():
         with Proxy(config(port, [origin.port],
                           extra=f'access_file = "{path}"\naccess_format = "json"',
                           listener_extra="upstream_timeout_ms = 30000")) as p:
-            for n, how in enumerate(("FIN", "RST", "half-close", "RST after more bytes"),
-                                    start=1):
+            for n, how in enumerate(("FIN", "RST", "half-close", "RST after more bytes",
+                                     "FIN after a spliced body"), start=1):
                 s = connect(port)
-                s.sendall(b"GET /Microsoft-Server-ActiveSync?Cmd=Ping HTTP/1.1\r\n"
-                          b"Host: mail.example.com\r\n\r\n")
+                if how == "FIN after a spliced body":  # 1 MiB: spliced, the receive paused
+                    body = b"b" * (1 << 20)
+                    s.sendall(b"POST /Microsoft-Server-ActiveSync?Cmd=Sync HTTP/1.1\r\n"
+                              b"Host: mail.example.com\r\nContent-Length: %d\r\n\r\n"
+                              % len(body) + body)
+                else:
+                    s.sendall(b"GET /Microsoft-Server-ActiveSync?Cmd=Ping HTTP/1.1\r\n"
+                              b"Host: mail.example.com\r\n\r\n")
                 wait_until(lambda: origin.requests == n, what=f"request {n} upstream")
-                if how == "RST after more bytes":  # received, never taken: still gone
+                if how == "FIN after a spliced body":
+                    time.sleep(0.3)  # the body is out; the proxy waits for the answer
+                    s.close()
+                elif how == "RST after more bytes":  # received, never taken: still gone
                     s.sendall(b"GET /next HTTP/1.1\r\n")
                     time.sleep(0.1)
                     reset_on_close(s)
@@ -688,9 +697,9 @@ def a_client_that_leaves_before_the_answer_frees_the_upstream_and_logs_499():
             ctx = ssl.create_default_context(cafile=os.path.join(pki(), "ca.pem"))
             s = ctx.wrap_socket(connect(port), server_hostname=name(3))
             s.sendall(b"GET /poll HTTP/1.1\r\nHost: mail.example.com\r\n\r\n")
-            wait_until(lambda: origin.requests == 5, what="the HTTPS request upstream")
+            wait_until(lambda: origin.requests == 6, what="the HTTPS request upstream")
             s.close()
-            wait_until(lambda: len(origin.held) == 5, timeout=5,
+            wait_until(lambda: len(origin.held) == 6, timeout=5,
                        what="the upstream connection closed after the HTTPS client left")
         # A client that pipelined its next request before its FIN is still there (as
         # for nginx): it gets the answer, here the upstream timeout's 504.
