@@ -57,7 +57,8 @@ class Dialogue {
   // Sends "+ prompt" and reads the client's response. kOk: *decoded holds it. The
   // others: "*" (aborted), not base64, or the dialogue ends (*end).
   enum class ResponseStatus : uint8_t { kOk, kAborted, kNotBase64, kEnded };
-  Task<ResponseStatus> Response(std::string prompt, std::string* decoded);
+  // A client's line in an AUTHENTICATE exchange for the command `tag`.
+  Task<ResponseStatus> Response(std::string_view tag, std::string prompt, std::string* decoded);
   std::optional<PreauthEnd> AuthenticateFailed(ResponseStatus s, std::string_view tag);
 
   ByteStream** stream_;
@@ -298,7 +299,8 @@ std::optional<PreauthEnd> Dialogue::Login(const std::string& tag) {
   return PreauthEnd::kCredentials;
 }
 
-Task<Dialogue::ResponseStatus> Dialogue::Response(std::string prompt, std::string* decoded) {
+Task<Dialogue::ResponseStatus> Dialogue::Response(std::string_view tag, std::string prompt,
+                                                  std::string* decoded) {
   Reply("+ " + prompt + "\r\n");
   const bool sent = co_await FlushOut();
   if (!sent) co_return ResponseStatus::kEnded;
@@ -308,7 +310,7 @@ Task<Dialogue::ResponseStatus> Dialogue::Response(std::string prompt, std::strin
     case LineStatus::kOk:
       break;
     case LineStatus::kTooLong:
-      Reply("* BAD line too long\r\n");
+      Reply(std::string(tag) + " BAD line too long\r\n");  // the command's completion
       end_ = PreauthEnd::kLineTooLong;
       co_return ResponseStatus::kEnded;
     case LineStatus::kClosed:
@@ -373,7 +375,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
     std::string message = std::move(initial);
     if (!has_initial) {
       std::string prompt;
-      ResponseStatus r = co_await Response(prompt, &message);
+      ResponseStatus r = co_await Response(tag, prompt, &message);
       if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
     }
     if (!mail::AcceptPlain(message, limits(), settings_.allow_impersonation, &c)) {
@@ -384,12 +386,12 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
     std::string user = std::move(initial);
     if (!has_initial) {
       std::string prompt(sasl::kLoginUserPrompt);
-      ResponseStatus r = co_await Response(prompt, &user);
+      ResponseStatus r = co_await Response(tag, prompt, &user);
       if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
     }
     std::string password;
     std::string prompt(sasl::kLoginPasswordPrompt);
-    ResponseStatus r = co_await Response(prompt, &password);
+    ResponseStatus r = co_await Response(tag, prompt, &password);
     if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
     if (!mail::LoginFits(user, password, limits())) {
       Reply(failed);

@@ -224,6 +224,14 @@ TEST_F(PreauthTest, AnOverlongLineIsRefusedAndEndsTheSession) {
   EXPECT_EQ(s.written(), std::string(kGreeting) + "a BAD line too long\r\n");
 }
 
+TEST_F(PreauthTest, AnOverlongAuthenticateResponseCompletesItsCommandWithBad) {
+  settings_.starttls = StartTlsMode::kOff;
+  settings_.limits.line_bytes_max = 64;
+  ScriptedStream s({"a AUTHENTICATE PLAIN\r\n", std::string(100, 'A') + "\r\n"});
+  EXPECT_EQ(Run(&s), PreauthEnd::kLineTooLong);
+  EXPECT_EQ(s.written(), std::string(kGreeting) + "+ \r\na BAD line too long\r\n");
+}
+
 TEST_F(PreauthTest, AnOverlongCommandIsRefusedAndEndsTheSession) {
   settings_.limits.command_bytes_max = 64;
   const std::string forty(40, 'x');
