@@ -221,7 +221,10 @@ std::string_view MailSession::LookupProtocol() const {
 }
 
 Task<bool> MailSession::Reply(std::string text) {
-  IoResult w = co_await down_->Write(AsBytes(text), Deadline::AfterMs(listener_->send_timeout_ms));
+  // Whole, not queued: what follows (a relay to a silent server, another pre-auth
+  // dialogue waiting for the client) would not push a remainder out.
+  IoResult w =
+      co_await WriteAll(down_, AsBytes(text), Deadline::AfterMs(listener_->send_timeout_ms));
   if (!w.ok()) write_failed_ = true;
   co_return w.ok();
 }
@@ -512,8 +515,8 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
       co_await Audit(audit, start_ns);
       bool sent = co_await Reply(outcome.alerts + outcome.reply_line);
       if (sent && !credentials->pipelined.empty()) {
-        IoResult w = co_await upward->Write(AsBytes(credentials->pipelined),
-                                            Deadline::AfterMs(listener_->send_timeout_ms));
+        IoResult w = co_await WriteAll(upward, AsBytes(credentials->pipelined),
+                                       Deadline::AfterMs(listener_->send_timeout_ms));
         sent = w.ok();
       }
       if (sent && !stopped_) {

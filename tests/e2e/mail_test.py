@@ -469,6 +469,69 @@ def the_last_reply_before_the_close_is_not_cut_off():
         check(re.fullmatch(rb"t{30000} NO .*\r\n", got), f"{len(got)} bytes: {got[-60:]!r}")
 
 
+def scripted_imap_upstream(listener, alerts):
+    """Serves one connection of `listener` as an IMAP server would: ID, LOGIN or
+    AUTHENTICATE (answered after `alerts`, untagged lines), NOOP; literals taken."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.sendall(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID] scripted\r\n")
+        f = conn.makefile("rb")
+        while True:
+            first = line = f.readline()
+            if not line:
+                return
+            literal = re.search(rb"\{(\d+)(\+?)\}\r\n$", line)
+            while literal:
+                if not literal.group(2):
+                    conn.sendall(b"+ go on\r\n")
+                f.read(int(literal.group(1)))
+                line = f.readline()
+                literal = re.search(rb"\{(\d+)(\+?)\}\r\n$", line)
+            tag, _, rest = first.partition(b" ")
+            command = rest.split(b" ", 1)[0].strip().upper()
+            if command == b"ID":
+                conn.sendall(b"* ID NIL\r\n" + tag + b" OK ID done\r\n")
+            elif command in (b"LOGIN", b"AUTHENTICATE"):
+                conn.sendall(alerts + tag + b" OK [CAPABILITY IMAP4rev1] logged in\r\n")
+            elif command == b"NOOP":
+                conn.sendall(tag + b" OK noop done\r\n")
+            else:
+                conn.sendall(tag + b" BAD unknown\r\n")
+
+
+@test
+def a_reply_larger_than_the_socket_buffers_is_sent_whole_while_the_session_goes_on():
+    # A reply the client's socket cannot take at once is partly queued in the proxy; it
+    # must go out without waiting for anything else: a refusal with login_retry on (the
+    # dialogue then waits for the client, which waits for the rest of its NO), and the
+    # login's answer before the relay (a server silent after it sends nothing that would
+    # push the rest out; here 16 KiB of [ALERT] lines and the tagged OK).
+    extra = "send_buffer = 4096\nline_max_bytes = 65536\nlogin_retry = true\n"
+    alerts = b"".join(b"* OK [ALERT] %s\r\n" % (b"%02d" % i * 400) for i in range(20))
+    with Mail(extra=extra) as m:
+        server = threading.Thread(target=scripted_imap_upstream, args=(env().silent, alerts),
+                                  daemon=True)
+        server.start()
+        for user, tag, reply in (("nobody@example.com", "a" * 16000, b"NO"),
+                                 ("silent@example.com", "b", b"OK")):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            s.connect(("127.0.0.1", m.imap))
+            read_until(s, rb"\* OK .*\r\n")
+            s.sendall(f'{tag} LOGIN "{user}" "pw"\r\n'.encode())
+            time.sleep(1.5)  # the reply is written meanwhile (after the lookup's wait)
+            got = read_until(s, tag.encode() + b" (OK|NO|BAD).*\r\n", timeout=5)
+            check(re.search(tag.encode() + b" " + reply + b" .*\r\n", got),
+                  f"{user}: {len(got)} bytes: {got[-60:]!r}")
+            if reply == b"OK":
+                check(got.count(b"[ALERT]") == 10, f"alerts (8 KiB of them): {got.count(b'[ALERT]')}")
+            s.sendall(b"n NOOP\r\n")
+            got = read_until(s, rb"n (OK|NO|BAD).*\r\n", timeout=5)
+            check(b"n OK" in got, f"{user}: after the reply: {got[-80:]!r}")
+            s.close()
+        server.join(5)
+
+
 @test
 def imap_append_10mb_literal_and_fetch_it_back():
     with Mail() as m:
