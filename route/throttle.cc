@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "cache/memcache_codec.h"
 #include "core/log.h"
 #include "fmt/format.h"
 #include "route/keys.h"
@@ -82,6 +83,17 @@ ThrottleDecision Throttle::Unavailable(const std::string& message) {
   return d;
 }
 
+Task<McReply> Throttle::Count(std::string key, uint32_t ttl_s) {
+  McReply r = co_await memcache_->Increment(key, 1, 1, ttl_s);
+  // Another proxy created the counter between memcached's miss and its add.
+  for (int again = 0;
+       again < 2 && r.ok() && r.status == static_cast<uint16_t>(memcache::Status::kItemNotStored);
+       ++again) {
+    r = co_await memcache_->Increment(key, 1, 1, ttl_s);
+  }
+  co_return r;
+}
+
 Task<ThrottleDecision> Throttle::CheckIp(std::string protocol, std::string client_ip) {
   const bool pop3 = protocol.rfind("pop3", 0) == 0;
   const int proto_max = pop3 ? options_.pop3_max : options_.imap_max;
@@ -108,8 +120,7 @@ Task<ThrottleDecision> Throttle::CheckIp(std::string protocol, std::string clien
     }
     if (whitelisted) co_return ThrottleDecision{};
   }
-  McReply r =
-      co_await memcache_->Increment(keys::IpThrottle(pop3 ? "pop3" : "imap", client_ip), 1, 1, ttl);
+  McReply r = co_await Count(keys::IpThrottle(pop3 ? "pop3" : "imap", client_ip), ttl);
   NoteMemcacheState(r.ok());
   if (!r.ok() || r.status != 0) co_return Unavailable(options_.ip_reject_message);
   ThrottleDecision d;
@@ -144,7 +155,7 @@ Task<ThrottleDecision> Throttle::CheckUser(std::string account) {
 
 Task<ThrottleDecision> Throttle::CountUserLogin(std::string account) {
   if (options_.user_max <= 0 || memcache_ == nullptr) co_return ThrottleDecision{};
-  McReply r = co_await memcache_->Increment(keys::UserThrottle(account), 1, 1, options_.user_ttl_s);
+  McReply r = co_await Count(keys::UserThrottle(account), options_.user_ttl_s);
   NoteMemcacheState(r.ok());
   if (!r.ok() || r.status != 0) co_return Unavailable(options_.user_reject_message);
   ThrottleDecision d;

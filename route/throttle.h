@@ -5,8 +5,10 @@
 //    upstream accepted it, both under the canonical account name (the Zimbra fork
 //    checks the typed login but counts the canonical one).
 // A counter is one INCREMENT that creates the key with initial value 1 and the window
-// as expiry: one round trip, no add/incr race. memcached unreachable: allowed (by
-// default; logged once per change) or refused (fail_open = false).
+// as expiry: one round trip. memcached creates it as a miss then an add, so of two
+// proxies creating one counter at once, one is told NOT_STORED: it increments again
+// (the key exists now). memcached unreachable: allowed (by default; logged once per
+// change) or refused (fail_open = false).
 #pragma once
 
 #include <cstdint>
@@ -76,6 +78,8 @@ class Throttle {
  private:
   ThrottleDecision Unavailable(const std::string& message);
   void NoteMemcacheState(bool ok);
+  // INCREMENT by one, creating the key at 1 with `ttl_s`.
+  Task<McReply> Count(std::string key, uint32_t ttl_s);
 
   ThrottleOptions options_;
   MemcacheClient* memcache_;

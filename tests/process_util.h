@@ -125,7 +125,8 @@ class ChildProcess {
 // A real memcached (binary protocol) on a free loopback port.
 class Memcached {
  public:
-  bool Start() {
+  // threads > 1: connections are served in parallel, as in production (races show).
+  bool Start(int threads = 1) {
     port_ = FreePort();
     std::vector<std::string> argv = {"/usr/bin/memcached",
                                      "-l",
@@ -137,7 +138,7 @@ class Memcached {
                                      "-m",
                                      "64",
                                      "-t",
-                                     "1",
+                                     std::to_string(threads),
                                      "-B",
                                      "binary"};
     if (geteuid() == 0) {
