@@ -83,9 +83,12 @@ std::string Router::RouteKeyFor(const ResolveRequest& r, std::string_view name) 
 }
 
 // Escaping leaves '@' alone, so the unqualified test reads the escaped name as well.
+// An unqualified name's key carries what the lookup service completes it from (spec
+// §1.4): the Host (X-Proxy-Host) for proto http, else the proxy's address.
 std::string Router::RouteKeyForKeyName(const ResolveRequest& r, std::string_view key_name) const {
-  if (key_name.find('@') == std::string_view::npos && !options_.allow_unqualified && !r.web) {
-    return keys::RouteUnqualified(r.protocol, key_name, r.local_ip);
+  if (key_name.find('@') == std::string_view::npos && !options_.allow_unqualified) {
+    const bool by_host = r.web && r.protocol == "http";
+    return keys::RouteUnqualified(r.protocol, key_name, by_host ? r.vhost : r.local_ip);
   }
   return keys::RouteByUser(r.protocol, key_name);
 }

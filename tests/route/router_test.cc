@@ -436,5 +436,36 @@ TEST_F(RouterTest, LookupServiceDownIsUnavailable) {
   RunUntilComplete(*reactor_, a.Close());
 }
 
+// The lookup service completes an unqualified web name from the Host (X-Proxy-Host):
+// resolved on one virtual host, it must not answer for another, in the core cache or
+// in memcached.
+TEST_F(RouterTest, AnUnqualifiedWebNameIsResolvedPerVirtualHost) {
+  Stack a({mc_.port()}, lookupd_.port());
+  ResolveRequest other;
+  other.login = "mary";
+  other.protocol = "http";
+  other.web = true;
+  other.vhost = "mail.other.org";
+  other.client_ip = "198.51.100.7";
+  other.local_ip = "127.0.0.1";
+  ResolveRequest example = other;
+  example.vhost = "mail.example.com";
+  auto r = RunUntilComplete(*reactor_, ResolveAll(&a, {other, example}));
+  ASSERT_EQ(r[0].status, ResolveStatus::kOk) << r[0].reason;
+  EXPECT_EQ(r[0].account, "mary@other.org");
+  // lookupd would say "user not found:mary@example.com" for the second one.
+  EXPECT_NE(r[1].status, ResolveStatus::kOk)
+      << "source=" << RouteSourceName(r[1].source) << " account=" << r[1].account
+      << " server=" << r[1].server << ":" << r[1].port;
+  EXPECT_EQ(lookupd_.Requests(), 2);
+  RunUntilComplete(*reactor_, a.Close());
+  // Another core (its own cache, the same memcached) on the second host.
+  Stack b({mc_.port()}, lookupd_.port());
+  auto again = RunUntilComplete(*reactor_, ResolveAll(&b, {example}));
+  EXPECT_NE(again[0].status, ResolveStatus::kOk)
+      << "source=" << RouteSourceName(again[0].source) << " account=" << again[0].account;
+  RunUntilComplete(*reactor_, b.Close());
+}
+
 }  // namespace
 }  // namespace ringproxy
