@@ -121,6 +121,10 @@ IoResult PlainStream::WriteNow(std::span<const std::byte> data) {
 }
 
 Task<IoResult> PlainStream::Flush(Deadline deadline) {
+  // The deadline bounds a wait without progress (nginx's send_timeout): a send that
+  // moves bytes gives the next one the same time again, so a slow but steady reader
+  // is not cut off.
+  const int64_t span = deadline.finite() ? deadline.ns() - TurnNowNs() : 0;
   while (pending_output() > 0) {
     if (aborted_) co_return IoResult{-ECANCELED};
     std::span<const std::byte> rest(reinterpret_cast<const std::byte*>(out_.data()) + out_offset_,
@@ -133,6 +137,7 @@ Task<IoResult> PlainStream::Flush(Deadline deadline) {
     if (!r.ok()) co_return r;
     if (r.res == 0) co_return IoResult{-EPIPE};
     out_offset_ += r.value();
+    if (deadline.finite()) deadline = Deadline::AfterNs(span);
   }
   if (!out_.empty()) ReleaseOutput();
   co_return IoResult{0};

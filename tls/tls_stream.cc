@@ -68,6 +68,12 @@ Task<IoResult> TlsStream::Send(Deadline deadline, SendUntil until) {
   // sending side happens here, under sending_.
   const bool if_idle = until == SendUntil::kIfIdle || until == SendUntil::kNoWait;
   if (sending_ && if_idle) co_return IoResult{0};  // the sender takes it
+  // As for the transport's Flush: the deadline bounds a wait without progress; each
+  // batch that went out gives the next one the same time again.
+  const int64_t span = deadline.finite() ? deadline.ns() - TurnNowNs() : 0;
+  auto renew = [&deadline, span] {
+    if (deadline.finite()) deadline = Deadline::AfterNs(span);
+  };
   while (sending_) {
     struct IdleAwaiter {
       TlsStream* s;
@@ -88,10 +94,12 @@ Task<IoResult> TlsStream::Send(Deadline deadline, SendUntil until) {
       std::string batch;
       batch.swap(ciphertext_);
       w = co_await transport_->Write(AsBytes(batch), deadline);
+      if (w.ok()) renew();
     }
     if (!w.ok() || if_idle) break;
     if (transport_->pending_output() > 0) {
       w = co_await transport_->Flush(deadline);
+      if (w.ok()) renew();
       continue;  // records queued meanwhile go too
     }
     if (until == SendUntil::kShutdown) w = co_await transport_->ShutdownWrite(deadline);

@@ -247,6 +247,60 @@ def check_a_reset_upstreams_last_bytes_arrive(relay):
             proxy.wait_log(r"access tcp .*end=upstream_error")
 
 
+def read_slowly(sock, step, pause, timeout=30):
+    """Reads `step` bytes every `pause` seconds until EOF: a slow but steady client."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    sock.settimeout(5)
+    while time.monotonic() < deadline:
+        try:
+            d = sock.recv(step)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not d:
+            break
+        got += d
+        time.sleep(pause)
+    return got
+
+
+SLOW_READER_RUNTIME = "buffer_size = 65536\nbuffer_count = 256\n"
+
+
+def slow_reader_config(port, up_port):
+    # 64 KiB chunks and small socket buffers: most of a relayed chunk waits in the proxy
+    # while the client reads it.
+    return config(port, [up_port]).replace("[runtime]\n", "[runtime]\n" + SLOW_READER_RUNTIME).replace(
+        'idle_timeout_ms =',
+        'send_buffer = 4096\nsend_timeout_ms = 1000\nrelay = "copy"\nidle_timeout_ms =')
+
+
+@test
+def a_slow_but_steady_reader_is_not_cut_by_the_send_timeout():
+    # send_timeout_ms ends a write that makes no progress (nginx's send_timeout), not
+    # one that takes longer than that to deliver a chunk: a client that reads 1 KiB
+    # every 50 ms takes about 3 s for the part of a 64 KiB chunk that its small socket
+    # could not hold (a 1 s timeout), and must get everything.
+    payload = bytes(range(256)) * 512  # 128 KiB
+
+    def send_payload(conn):
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(4096):
+            pass
+
+    with ThreadedServer(send_payload) as up:
+        port = free_port()
+        with Proxy(slow_reader_config(port, up.port)) as proxy:
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.connect(("127.0.0.1", port))
+            got = read_slowly(c, 1024, 0.05)
+            c.close()
+            check(got == payload, f"the client got {len(got)} of {len(payload)}")
+            proxy.wait_log(r"access tcp .*end=closed")
+
+
 @test
 def refused_upstream_fails_over_to_the_next():
     dead = refused_port()

@@ -270,6 +270,47 @@ async def duplex(reader, writer, total, seed, chunk=1 << 20):
 
 
 @test
+def a_slow_but_steady_tls_reader_is_not_cut_by_the_send_timeout():
+    # As over plain TCP (tcp_proxy_test): send_timeout_ms ends a write without progress;
+    # a TLS client reading 1 KiB every 50 ms through a small socket gets everything.
+    payload = bytes(range(256)) * 512  # 128 KiB
+
+    def send_payload(conn):
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(4096):
+            pass
+
+    with ThreadedServer(send_payload) as up:
+        port = free_port()
+        text = config(port, up.port).replace(
+            'upstream = "backend"\n\n[listener.tls]',
+            'upstream = "backend"\nsend_buffer = 4096\nsend_timeout_ms = 1000\n\n[listener.tls]'
+        ).replace("[runtime]\n", "[runtime]\nbuffer_size = 65536\nbuffer_count = 256\n")
+        check("send_timeout_ms = 1000" in text, "the listener keys were placed")
+        with Proxy(text) as proxy:
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.connect(("127.0.0.1", port))
+            c = client_context().wrap_socket(raw, server_hostname=name(3))
+            got = b""
+            c.settimeout(5)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    d = c.recv(1024)
+                except (ConnectionResetError, socket.timeout, ssl.SSLError):
+                    break
+                if not d:
+                    break
+                got += d
+                time.sleep(0.05)
+            c.close()
+            check(got == payload, f"the client got {len(got)} of {len(payload)}")
+            proxy.wait_log(r"access tcp .*end=closed")
+
+
+@test
 def tls_on_both_sides_moves_256_mib_each_way_byte_exact():
     total = 256 << 20
     p = pki()
