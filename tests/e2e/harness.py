@@ -316,6 +316,34 @@ def echo_handler(conn):
         conn.sendall(data)
 
 
+def sender_then_eof(payload):
+    """A ThreadedServer handler: sends `payload`, ends its side, reads until EOF."""
+    def handler(conn):
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(4096):
+            pass
+    return handler
+
+
+def read_slowly(sock, step, pause, timeout=30):
+    """Reads `step` bytes every `pause` seconds until EOF or an error: a slow but steady
+    client (plain or TLS socket)."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    sock.settimeout(5)
+    while time.monotonic() < deadline:
+        try:
+            d = sock.recv(step)
+        except OSError:
+            break
+        if not d:
+            break
+        got += d
+        time.sleep(pause)
+    return got
+
+
 def recv_all(sock, timeout=30.0):
     sock.settimeout(timeout)
     chunks = []

@@ -15,9 +15,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, Proxy, Result, ThreadedServer, check, echo_handler,  # noqa: E402
-                     free_port, hash_until_eof, port_closed, recv_all, refused_port, reset_on_close, run_all,
-                     run_check, run_config, send_and_hash, SynDropper, test, wait_port,
-                     wait_until)
+                     free_port, hash_until_eof, port_closed, read_slowly, recv_all, refused_port,
+                     reset_on_close, run_all, run_check, run_config, send_and_hash,
+                     sender_then_eof, SynDropper, test, wait_port, wait_until)
 
 
 def config(listen_port, servers, *, shards=2, idle_ms=600000, connect_ms=1000, drain_ms=30000,
@@ -247,30 +247,14 @@ def check_a_reset_upstreams_last_bytes_arrive(relay):
             proxy.wait_log(r"access tcp .*end=upstream_error")
 
 
-def read_slowly(sock, step, pause, timeout=30):
-    """Reads `step` bytes every `pause` seconds until EOF: a slow but steady client."""
-    got = b""
-    deadline = time.monotonic() + timeout
-    sock.settimeout(5)
-    while time.monotonic() < deadline:
-        try:
-            d = sock.recv(step)
-        except (ConnectionResetError, socket.timeout):
-            break
-        if not d:
-            break
-        got += d
-        time.sleep(pause)
-    return got
-
-
 SLOW_READER_RUNTIME = "buffer_size = 65536\nbuffer_count = 256\n"
 
 
 def slow_reader_config(port, up_port):
     # 64 KiB chunks and small socket buffers: most of a relayed chunk waits in the proxy
     # while the client reads it.
-    return config(port, [up_port]).replace("[runtime]\n", "[runtime]\n" + SLOW_READER_RUNTIME).replace(
+    text = config(port, [up_port]).replace("[runtime]\n", "[runtime]\n" + SLOW_READER_RUNTIME)
+    return text.replace(
         'idle_timeout_ms =',
         'send_buffer = 4096\nsend_timeout_ms = 1000\nrelay = "copy"\nidle_timeout_ms =')
 
@@ -282,14 +266,7 @@ def a_slow_but_steady_reader_is_not_cut_by_the_send_timeout():
     # every 50 ms takes about 3 s for the part of a 64 KiB chunk that its small socket
     # could not hold (a 1 s timeout), and must get everything.
     payload = bytes(range(256)) * 512  # 128 KiB
-
-    def send_payload(conn):
-        conn.sendall(payload)
-        conn.shutdown(socket.SHUT_WR)
-        while conn.recv(4096):
-            pass
-
-    with ThreadedServer(send_payload) as up:
+    with ThreadedServer(sender_then_eof(payload)) as up:
         port = free_port()
         with Proxy(slow_reader_config(port, up.port)) as proxy:
             c = socket.socket()

@@ -21,7 +21,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, Proxy, ThreadedServer, check, echo_handler, free_port,  # noqa: E402
-                     read_head, recv_all, run_all, run_check, test, wait_until)
+                     read_head, read_slowly, recv_all, run_all, run_check, sender_then_eof,
+                     test, wait_until)
 from tls_env import (MAKE_CERTS, NAMES, client_context, common_name, config,  # noqa: E402
                      echo_once, name, pki, s_client, tls_connect)
 
@@ -274,14 +275,7 @@ def a_slow_but_steady_tls_reader_is_not_cut_by_the_send_timeout():
     # As over plain TCP (tcp_proxy_test): send_timeout_ms ends a write without progress;
     # a TLS client reading 1 KiB every 50 ms through a small socket gets everything.
     payload = bytes(range(256)) * 512  # 128 KiB
-
-    def send_payload(conn):
-        conn.sendall(payload)
-        conn.shutdown(socket.SHUT_WR)
-        while conn.recv(4096):
-            pass
-
-    with ThreadedServer(send_payload) as up:
+    with ThreadedServer(sender_then_eof(payload)) as up:
         port = free_port()
         text = config(port, up.port).replace(
             'upstream = "backend"\n\n[listener.tls]',
@@ -293,18 +287,7 @@ def a_slow_but_steady_tls_reader_is_not_cut_by_the_send_timeout():
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             raw.connect(("127.0.0.1", port))
             c = client_context().wrap_socket(raw, server_hostname=name(3))
-            got = b""
-            c.settimeout(5)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    d = c.recv(1024)
-                except (ConnectionResetError, socket.timeout, ssl.SSLError):
-                    break
-                if not d:
-                    break
-                got += d
-                time.sleep(0.05)
+            got = read_slowly(c, 1024, 0.05)
             c.close()
             check(got == payload, f"the client got {len(got)} of {len(payload)}")
             proxy.wait_log(r"access tcp .*end=closed")
