@@ -175,9 +175,15 @@ Task<IoResult> TlsStream::Fill(Deadline deadline) {
     plaintext_len_ = plaintext_off_ = 0;
     // About to wait for the transport: hold no buffer across the wait.
     if (transport_->buffered() == 0) ReleasePlaintext();
-    // A read may have produced records to send (a TLS 1.3 KeyUpdate answer).
-    IoResult sent = co_await Send(deadline, SendUntil::kNoWait);
-    if (!sent.ok()) co_return sent;
+    // A read may have produced records to send (a TLS 1.3 KeyUpdate answer). Once our
+    // side has ended they cannot go (the socket is shut for writing): dropped, and the
+    // peer's half goes on being read.
+    if (write_shut_) {
+      ciphertext_.clear();
+    } else {
+      IoResult sent = co_await Send(deadline, SendUntil::kNoWait);
+      if (!sent.ok()) co_return sent;
+    }
     if (err == WOLFSSL_ERROR_ZERO_RETURN) co_return IoResult{0};  // close_notify
     if (err == WOLFSSL_ERROR_WANT_READ) {
       if (aborted_) co_return IoResult{-ECANCELED};
@@ -265,6 +271,7 @@ Task<IoResult> TlsStream::ShutdownWrite(Deadline deadline) {
     (void)wolfSSL_shutdown(ssl_);
   }
   IoResult s = co_await Send(deadline, SendUntil::kShutdown);
+  if (s.ok()) write_shut_ = true;
   co_return s;
 }
 

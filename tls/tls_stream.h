@@ -102,6 +102,7 @@ class TlsStream final : public ByteStream {
   std::coroutine_handle<> idle_waiter_;  // waits for sending_ to clear
   bool transport_eof_ = false;
   bool close_notify_sent_ = false;
+  bool write_shut_ = false;  // close_notify and FIN are out: nothing more can be sent
   bool aborted_ = false;
   bool truncated_ = false;
   std::string error_text_;

@@ -377,6 +377,37 @@ TEST_F(TlsStreamTest, AKeyUpdateAnsweredWhileNobodySendsGoesOutWithTheWritersFlu
                                        server_ctx_.get(), true);
 }
 
+// A half-closed server (close_notify and FIN sent) still reads: a KeyUpdate the client
+// sends then asks for an answer that can no longer go out. The answer is dropped; the
+// read goes on (it failed with EPIPE, and the relay lost the client's upload).
+Task<std::string> KeyUpdateAfterCloseNotify(Ends* e, WOLFSSL* client_ssl) {
+  if (!co_await HandshakeBoth(e)) co_return "";
+  IoResult shut = co_await e->server.ShutdownWrite(Deadline::AfterMs(2000));
+  EXPECT_TRUE(shut.ok());
+  EXPECT_EQ(wolfSSL_update_keys(client_ssl), WOLFSSL_SUCCESS);
+  IoResult w =
+      co_await WriteAll(&e->client, AsBytes("after the key update"), Deadline::AfterMs(2000));
+  EXPECT_TRUE(w.ok());
+  shut = co_await e->client.ShutdownWrite(Deadline::AfterMs(2000));
+  EXPECT_TRUE(shut.ok());
+  std::string got;
+  Gate gate;
+  Spawn(ReadToEnd(&e->server, &got, gate.Enter()));
+  co_await gate.Wait();
+  co_await e->client.Quiesce();
+  co_await e->server.Quiesce();
+  co_return got;
+}
+
+TEST_F(TlsStreamTest, AKeyUpdateAfterOurCloseNotifyDoesNotEndTheRead) {
+  auto [c, s] = testing::TcpPair();
+  WOLFSSL* client_ssl = client_ctx_->NewSession();
+  Ends e(std::move(c), std::move(s), ring_.get(), client_ssl, server_ctx_->NewSession());
+  EXPECT_EQ(RunUntilComplete(*reactor_, KeyUpdateAfterCloseNotify(&e, client_ssl)),
+            "after the key update");
+  EXPECT_FALSE(e.server.truncated());
+}
+
 // The writer's Flush keeps its own deadline when the reader answered a KeyUpdate while
 // the writer's bytes were stuck: the reader's answer must not make the reader flush them
 // under its (long) read deadline while the writer waits for it.
