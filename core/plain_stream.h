@@ -69,6 +69,9 @@ class PlainStream final : public ByteStream {
 
   // See RecvStream::WatchEnd.
   void WatchPeerEnd(PeerEndObserver* observer) { recv_.WatchEnd(observer); }
+  // Appends what was received and not consumed to *out when it is at most `max`
+  // bytes; false (nothing appended) if more.
+  bool CopyBuffered(size_t max, std::string* out) const;
 
   const RecvStream& receiver() const { return recv_; }
 

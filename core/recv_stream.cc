@@ -138,9 +138,6 @@ void RecvStream::WatchEnd(PeerEndObserver* observer) {
 
 void RecvStream::MaybeTellEnd() {
   if (end_observer_ == nullptr || waiter_ || terminal_ == kNoTerminal) return;
-  // After a FIN the peer may still read (a half-close behind a pipelined request);
-  // after a reset nothing it sent can be answered.
-  if (terminal_ == 0 && HasData()) return;
   std::exchange(end_observer_, nullptr)->OnPeerEnded(terminal_ < 0);
 }
 
@@ -263,6 +260,18 @@ bool RecvStream::TryTake(Received* out) {
     return true;
   }
   return false;
+}
+
+bool RecvStream::CopyUntaken(size_t max, std::string* out) const {
+  if (buffered() > max) return false;
+  SmallQueue<Entry, 2> copy = queue_;
+  while (!copy.empty()) {
+    const std::span<const std::byte> d = ring_.Data(copy.front().buffer_id);
+    out->append(reinterpret_cast<const char*>(d.data()), static_cast<size_t>(copy.front().res));
+    copy.pop_front();
+  }
+  out->append(spill_);
+  return true;
 }
 
 size_t RecvStream::buffered() const {

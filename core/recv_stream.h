@@ -47,9 +47,10 @@ struct Received {
   }
 };
 
-// Told when the peer ends its side while no Next() waits: a reset (or another error)
-// at once, an EOF once nothing received is left untaken. A session busy elsewhere
-// learns that its client left.
+// Told when the peer ends its side (an EOF, or a reset or another error) while no
+// Next() waits, whatever it sent before is still untaken: a session busy elsewhere
+// learns that its client left, and judges the bytes left (a pipelined request behind a
+// half-close is still answered; a TLS close_notify is not a request).
 class PeerEndObserver {
  public:
   virtual void OnPeerEnded(bool reset) = 0;
@@ -85,6 +86,8 @@ class RecvStream final : private Completion, private BufferWaiter {
   bool TryTake(Received* out);
   // Bytes received and not taken yet (queued buffers and spill).
   size_t buffered() const;
+  // Appends them to *out when there are at most `max`; false (nothing appended) if more.
+  bool CopyUntaken(size_t max, std::string* out) const;
   // Drops everything received and not taken yet; returns how many bytes.
   size_t Discard();
 

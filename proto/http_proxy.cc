@@ -294,7 +294,12 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   // nginx, a half-close counts): the upstream's work is dropped, not waited for (a long
   // poll would hold its connection for up to an hour), and the request logs 499.
   void OnPeerEnded(bool reset) override {
-    if (!reset && in_.buffered() > 0) return;  // a pipelined request read with this one
+    // After a FIN, bytes not read yet are a pipelined request (the client still reads,
+    // as for nginx), unless over TLS they are records too short to hold one: the
+    // close_notify that most clients send before their FIN.
+    const bool only_tls_alerts =
+        client_tls_ != nullptr && in_.kept() == 0 && client_tls_->OnlyShortRecordsLeft();
+    if (!reset && in_.buffered() > 0 && !only_tls_alerts) return;
     client_left_ = true;
     if (up_ != nullptr) up_->stream()->Abort();
   }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/plain_stream.h"
 #include "core/reactor.h"
 #include "core/socket.h"
 #include "tls/error_text.h"
@@ -202,6 +203,31 @@ Task<IoResult> TlsStream::Fill(Deadline deadline) {
     }
     co_return Failed(n);
   }
+}
+
+bool TlsStream::OnlyShortRecordsLeft() const {
+  // A record's payload is the plaintext plus at least 17 bytes (TLS 1.3: content type
+  // and tag; 1.2 with AES-GCM: 24), and the shortest request line and end of head
+  // ("GET / HTTP/1.0" CRLF CRLF) is 18 bytes: a payload up to 26 bytes holds no request.
+  constexpr size_t kShortPayload = 26;
+  constexpr size_t kMaxLooked = 256;
+  if (plaintext_len_ > plaintext_off_ || wolfSSL_pending(ssl_) > 0) return false;
+  const PlainStream* plain = transport_->plain();
+  std::string bytes;
+  if (plain == nullptr || !plain->CopyBuffered(kMaxLooked, &bytes)) return false;
+  for (size_t at = 0; at < bytes.size();) {
+    if (bytes.size() - at < 5) return false;  // part of a record
+    const auto type = static_cast<uint8_t>(bytes[at]);
+    const size_t len =
+        (size_t{static_cast<uint8_t>(bytes[at + 3])} << 8) | static_cast<uint8_t>(bytes[at + 4]);
+    constexpr uint8_t kAlert = 21, kApplicationData = 23;
+    if ((type != kAlert && type != kApplicationData) || len > kShortPayload ||
+        bytes.size() - at - 5 < len) {
+      return false;
+    }
+    at += 5 + len;
+  }
+  return true;
 }
 
 std::span<const std::byte> TlsStream::Peek() const {

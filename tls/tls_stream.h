@@ -70,6 +70,10 @@ class TlsStream final : public ByteStream {
   const std::string& error_text() const { return error_text_; }
   bool truncated() const { return truncated_; }
   WOLFSSL* ssl() const { return ssl_; }
+  // Nothing decrypted waits, and what the transport holds is whole records too short
+  // to carry an HTTP request (an alert such as close_notify, a KeyUpdate): a peer that
+  // ended after them left nothing to answer.
+  bool OnlyShortRecordsLeft() const;
 
  private:
   static int IoRecv(WOLFSSL* ssl, char* buf, int size, void* ctx);

@@ -701,6 +701,21 @@ def a_client_that_leaves_before_the_answer_frees_the_upstream_and_logs_499():
             s.close()
             wait_until(lambda: len(origin.held) == 6, timeout=5,
                        what="the upstream connection closed after the HTTPS client left")
+            # Most clients close with close_notify, then FIN: that record is no request.
+            s = ctx.wrap_socket(connect(port), server_hostname=name(3))
+            s.sendall(b"GET /poll HTTP/1.1\r\nHost: mail.example.com\r\n\r\n")
+            wait_until(lambda: origin.requests == 7, what="the second HTTPS request upstream")
+            s.setblocking(False)
+            try:
+                s.unwrap()  # sends close_notify; the proxy sends none back yet
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            s.shutdown(socket.SHUT_WR)
+            wait_until(lambda: len(origin.held) == 7, timeout=5,
+                       what="the upstream connection closed after close_notify and FIN")
+            check(origin.held[-1] is not None and origin.held[-1] < 3,
+                  f"close_notify: upstream held {origin.held[-1]}")
+            s.close()
         # A client that pipelined its next request before its FIN is still there (as
         # for nginx): it gets the answer, here the upstream timeout's 504.
         port = free_port()
