@@ -352,30 +352,13 @@ class ShardServer {
       co_await Sleep(Deadline::AfterMs(100));
     }
     co_await stream.Stop();
-    // Serve what the kernel has already accepted, then what waits in the backlog, so
-    // that closing the socket resets no completed handshake, as far as the connection
-    // limit allows: what is over it is closed. At most one backlog's worth is taken,
-    // so a flood cannot hold the loop.
-    const uint64_t max = static_cast<uint64_t>(runtime_.max_connections_per_shard);
-    uint64_t over = 0;
-    auto serve = [&](int fd) {
-      if (session_gate_.count() >= max) {
-        close(fd);
-        ++over;
-      } else {
-        StartSession(l, fd);
-      }
-    };
-    for (int fd = stream.TryTake(); fd >= 0; fd = stream.TryTake()) serve(fd);
-    for (int taken = 0; taken < std::max(l->config->backlog, 1); ++taken) {
+    // Serve what the kernel has already accepted, then what waits in the backlog,
+    // so that closing the socket resets no completed handshake.
+    for (int fd = stream.TryTake(); fd >= 0; fd = stream.TryTake()) StartSession(l, fd);
+    for (;;) {
       int fd = accept4(l->fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) break;
-      serve(fd);
-    }
-    if (over > 0) {
-      RP_LOG(kWarn,
-             "listener {}: {} connection{} over runtime.max_connections_per_shard ({}) closed",
-             l->config->name, over, over == 1 ? "" : "s", max);
+      StartSession(l, fd);
     }
     l->stream = nullptr;
     for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
