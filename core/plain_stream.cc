@@ -75,15 +75,12 @@ size_t PlainStream::buffered() const { return chunk_left() + recv_.buffered(); }
 
 bool PlainStream::CopyBuffered(size_t max, std::string* out) const {
   const size_t left = chunk_left();
-  if (left > max) return false;
-  std::string own;
+  if (left + recv_.buffered() > max) return false;
   if (left > 0) {
     const std::span<const std::byte> d = chunk_.data().subspan(offset_, left);
-    own.assign(reinterpret_cast<const char*>(d.data()), d.size());
+    out->append(reinterpret_cast<const char*>(d.data()), d.size());
   }
-  if (!recv_.CopyUntaken(max - left, &own)) return false;
-  out->append(own);
-  return true;
+  return recv_.CopyUntaken(max - left, out);  // fits: checked above
 }
 
 size_t PlainStream::DiscardBuffered() {

@@ -335,8 +335,8 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   // A chunked source is decoded by `chunked` (it may have begun already). `prefix` (a
   // head) goes out with the body's first bytes in one write when they are at hand, and
   // alone before a wait for them. max_bytes: kNoLimit, or the most it may move.
-  // `prefix` (a head) goes out with the first body bytes, or before the first wait;
-  // *prefix_tried says whether any of it may have reached `out`.
+  // *prefix_tried says whether any of the prefix may have reached `out` (if not, the
+  // caller may still answer instead).
   Task<Flow> MoveBody(Inbound* in, ByteStream* out, BodyKind kind, uint64_t length,
                       BodyKind out_kind, int64_t read_timeout_ms, uint64_t max_bytes,
                       uint64_t* moved, http::ChunkedDecoder* chunked, std::string_view prefix,
@@ -928,12 +928,12 @@ Task<Flow> HttpSession::SendRequest() {
   if (!body_complete_) {
     // Only the body's first part is sent: the rest streams, re-framed as it came.
     uint64_t moved = 0;
-    bool no_prefix = false;
+    bool prefix_tried = false;  // no prefix here
     Flow body = co_await MoveBody(
         &in_, up_->stream(), sem.body, sem.content_length - body_.size(), sem.body,
         settings_->body_timeout_ms,
         settings_->max_body_bytes == 0 ? kNoLimit : settings_->max_body_bytes - body_.size(),
-        &moved, &req_chunks_, {}, &no_prefix);
+        &moved, &req_chunks_, {}, &prefix_tried);
     bytes_in_ += moved;
     // The upstream must not take a cut body for a whole one: it saw no last chunk
     // or too few bytes, and its connection is closed.
@@ -1139,28 +1139,22 @@ Task<bool> HttpSession::Exchange() {
              listener_->name, peer_.ToString(), upstream_text_);
       co_return false;
     }
-    // Closed or reset before any answer, and the request may be sent again (nothing
-    // went to the client yet).
-    if (failed != Flow::kOk && !got_any && replayable && !send_timed_out &&
-        (failed == Flow::kEof || failed == Flow::kError)) {
+    // Closed or reset before any answer (nothing went to the client yet).
+    const bool broke_off =
+        (failed == Flow::kEof || failed == Flow::kError) && !got_any && !send_timed_out;
+    // On a new connection the server is failing and counts against max_fails, whether
+    // or not the request may go again (as in nginx). A pooled one was closed by the
+    // server as the request went out: the next attempt connects afresh.
+    if (broke_off && !reused_) balancer()->ReportFailure(up_->server, MonotonicNowNs());
+    if (broke_off && replayable) {
       if (!reused_) {
-        // A new connection (the send may have failed on it too): the server is failing
-        // (it counts against max_fails), and the request goes to the next one, as
-        // nginx's proxy_next_upstream error does. (A pooled one was closed by the
-        // server as the request went out: the next attempt connects afresh.)
+        // The next server, as nginx's proxy_next_upstream error does.
         RP_LOG(kWarn, "{}: client {}: upstream {} {} before answering; trying another server",
                listener_->name, peer_.ToString(), upstream_text_, FlowName(failed));
-        balancer()->ReportFailure(up_->server, MonotonicNowNs());
         failed_servers_.push_back(up_->server);
       }
       Release(false);
       continue;
-    }
-    // A request that may not go twice is not sent again, but the server failed all the
-    // same and counts against max_fails (as in nginx).
-    if ((failed == Flow::kEof || failed == Flow::kError) && !got_any && !reused_ &&
-        !send_timed_out) {
-      balancer()->ReportFailure(up_->server, MonotonicNowNs());
     }
     if (early_answer && (failed != Flow::kOk || st == ParseStatus::kError)) {
       // No answer behind the failed send: the upstream broke off (as before §9.5).
@@ -1256,19 +1250,17 @@ Task<bool> HttpSession::Exchange() {
   const uint64_t out_before_head = bytes_out_;
   bytes_out_ += out_.size();
   Flow moved_ok = Flow::kOk;
-  bool head_out = true;  // what went to the client may include the head
+  bool head_tried = true;  // what went to the client may include the head
   if (up_body == BodyKind::kNone) {
     IoResult w = co_await WriteAll(down_, AsBytes(out_), SendDeadline());
     if (!w.ok()) moved_ok = stopped_ ? Flow::kStopped : Flow::kSinkError;
   } else {
     uint64_t moved = 0;
     resp_chunks_.Reset();
-    bool head_tried = false;
     moved_ok =
         co_await MoveBody(&up_in, down_, up_body, resp_.semantics.content_length, client_body,
                           upstream_timeout_ms_, kNoLimit, &moved, &resp_chunks_, out_, &head_tried);
     bytes_out_ += moved;
-    head_out = head_tried;
   }
   const bool upstream_reusable = moved_ok == Flow::kOk && resp_.semantics.keep_alive &&
                                  up_body != BodyKind::kUntilClose && up_in.kept() == 0 &&
@@ -1281,7 +1273,7 @@ Task<bool> HttpSession::Exchange() {
       metrics.http_upstream_errors.Add();
       // Failed in the bytes that came with the head (bad framing): nothing went to the
       // client yet, so it is told, as for a bad head.
-      const bool answer = !head_out;
+      const bool answer = !head_tried;
       RP_LOG(kWarn, "{}: client {}: upstream {} response body ended: {}; {}", listener_->name,
              peer_.ToString(), upstream_text_, FlowName(moved_ok),
              answer ? "502" : "closing the client");

@@ -27,6 +27,13 @@ ResolveRequest Mail(std::string login, std::string protocol = "imap") {
   return r;
 }
 
+ResolveRequest Web(std::string login, std::string vhost) {
+  ResolveRequest r = Mail(std::move(login), "http");
+  r.web = true;
+  r.vhost = std::move(vhost);
+  return r;
+}
+
 // One shard's route stack over the given memcached servers and lookupd.
 struct Stack {
   Stack(std::vector<uint16_t> memcached, uint16_t lookupd, RouterOptions ro = {}) {
@@ -409,13 +416,7 @@ TEST_F(RouterTest, NoMemcachedAtAllStillResolves) {
 // service is not asked, nothing is cached, the next request is checked afresh.
 TEST_F(RouterTest, ALoginTheLookupRequestCannotCarryFailsWithoutAsking) {
   Stack a({mc_.port()}, lookupd_.port());
-  ResolveRequest w;
-  w.login = "john\r\nX-Evil: 1";
-  w.protocol = "http";
-  w.web = true;
-  w.vhost = "mail.example.com";
-  w.client_ip = "198.51.100.7";
-  w.local_ip = "127.0.0.1";
+  const ResolveRequest w = Web("john\r\nX-Evil: 1", "mail.example.com");
   auto r = RunUntilComplete(*reactor_, ResolveAll(&a, {w, w}));
   for (const ResolveResult& x : r) {
     EXPECT_EQ(x.status, ResolveStatus::kInvalidRequest);
@@ -441,15 +442,8 @@ TEST_F(RouterTest, LookupServiceDownIsUnavailable) {
 // in memcached.
 TEST_F(RouterTest, AnUnqualifiedWebNameIsResolvedPerVirtualHost) {
   Stack a({mc_.port()}, lookupd_.port());
-  ResolveRequest other;
-  other.login = "mary";
-  other.protocol = "http";
-  other.web = true;
-  other.vhost = "mail.other.org";
-  other.client_ip = "198.51.100.7";
-  other.local_ip = "127.0.0.1";
-  ResolveRequest example = other;
-  example.vhost = "mail.example.com";
+  const ResolveRequest other = Web("mary", "mail.other.org");
+  const ResolveRequest example = Web("mary", "mail.example.com");
   auto r = RunUntilComplete(*reactor_, ResolveAll(&a, {other, example}));
   ASSERT_EQ(r[0].status, ResolveStatus::kOk) << r[0].reason;
   EXPECT_EQ(r[0].account, "mary@other.org");
