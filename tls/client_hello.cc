@@ -9,6 +9,7 @@ constexpr uint8_t kClientHello = 1;
 constexpr size_t kRecordHeaderBytes = 5;
 constexpr size_t kRecordPayloadMax = 16384 + 2048;  // TLSCiphertext bound (RFC 5246 6.2.3)
 
+constexpr uint16_t kExtServerName = 0x0000;
 constexpr uint16_t kExtSignatureAlgorithms = 0x000d;
 constexpr uint16_t kExtSupportedVersions = 0x002b;
 
@@ -120,6 +121,27 @@ bool ReadList(HandshakeReader* r, int length_bytes, size_t limit, Note note) {
   return true;
 }
 
+// RFC 6066 §3: a list of (type, name); only the first entry is read, as wolfSSL does
+// (one name per type), and only a host_name (type 0) counts.
+bool ReadServerName(HandshakeReader* r, size_t limit, ClientHelloInfo* info) {
+  uint16_t list, length;
+  uint8_t type;
+  if (limit < 5 || !r->U16(&list) || static_cast<size_t>(list) + 2 != limit || !r->Byte(&type) ||
+      !r->U16(&length) || static_cast<size_t>(length) + 5 > limit) {
+    return false;
+  }
+  if (type != 0) return true;
+  info->has_server_name = true;
+  if (length > sizeof(info->server_name)) return r->Skip(length);
+  for (uint16_t i = 0; i < length; ++i) {
+    uint8_t c;
+    if (!r->Byte(&c)) return false;
+    info->server_name[i] = static_cast<char>(c);
+  }
+  info->server_name_bytes = static_cast<uint8_t>(length);
+  return true;
+}
+
 bool ReadExtensions(HandshakeReader* r, size_t limit, ClientHelloInfo* info) {
   uint16_t total;
   if (limit < 2 || !r->U16(&total) || static_cast<size_t>(total) + 2 != limit) return false;
@@ -135,6 +157,8 @@ bool ReadExtensions(HandshakeReader* r, size_t limit, ClientHelloInfo* info) {
           })) {
         return false;
       }
+    } else if (type == kExtServerName) {
+      if (!ReadServerName(r, length, info)) return false;
     } else if (type == kExtSignatureAlgorithms) {
       info->has_sigalgs = true;
       if (!ReadList(r, 2, length, [info](uint16_t s) { NoteScheme(s, info); })) return false;

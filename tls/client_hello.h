@@ -1,5 +1,6 @@
 // What a ClientHello says about the certificates its client can use, for names that
-// have both an ECDSA and an RSA pair. Pure: bytes in, flags out, no allocation.
+// have both an ECDSA and an RSA pair, and the server name it asks for. Pure: bytes in, flags out,
+// no allocation.
 //
 // Why we read the ClientHello ourselves: wolfSSL 5.5.4 keeps one certificate per
 // WOLFSSL, and no callback that runs before the certificate is fixed can see the
@@ -41,6 +42,12 @@ struct ClientHelloInfo {
   bool ecdsa_any = false;          // any ECDSA scheme, including SHA-1/SHA-224 ones
   bool rsa_pss = false;            // rsa_pss_rsae_* or rsa_pss_pss_*
   bool rsa_pkcs1 = false;          // rsa_pkcs1_* (TLS 1.2 ServerKeyExchange)
+  // server_name's first entry when it is a host_name, as sent (not normalised; empty
+  // when it is longer than the buffer). Not packed: session tickets are bound to it
+  // (tls/ticket_keys.h), and TLS 1.2 may decrypt a ticket before wolfSSL parses it.
+  bool has_server_name = false;
+  uint8_t server_name_bytes = 0;
+  char server_name[255];
 
   // Packed into the low bits of a pointer-sized slot (wolfSSL ex_data). Bit 0 is set
   // for any packed value, so 0 means "nothing noted".

@@ -5,8 +5,10 @@
 // options.h first: it carries the build's feature macros and struct layout choices.
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 #include <utility>
 
@@ -53,15 +55,53 @@ constexpr uint32_t kNoSlot = UINT32_MAX;
 // Bits of the session's ex_data word: the low 16 are a packed ClientHelloInfo.
 constexpr uintptr_t kDecided = uintptr_t{1} << 16;
 
-// One ex_data slot for every server session, allocated once. wolfSSL's allocator
-// starts at 0, the slot wolfSSL_set_app_data uses; we skip it.
-int ExIndex() {
-  static const int index = [] {
-    int i = wolfSSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-    if (i == 0) i = wolfSSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-    return i;
+constexpr uintptr_t kNameNoted = uintptr_t{1} << 17;       // the name slot: NoteClientHello's
+constexpr uintptr_t kTicketAccepted = uintptr_t{1} << 18;  // the name slot: a ticket's name
+
+// Two ex_data slots for every server session (the word above; a name digest), allocated
+// once. wolfSSL's allocator starts at 0, the slot wolfSSL_set_app_data uses; we skip it.
+struct ExIndexes {
+  int word;
+  int name;
+};
+const ExIndexes& ExIndex2() {
+  static const ExIndexes indexes = [] {
+    auto next = [] { return wolfSSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr); };
+    int word = next();
+    if (word == 0) word = next();
+    return ExIndexes{word, next()};
   }();
-  return index;
+  return indexes;
+}
+int ExIndex() { return ExIndex2().word; }
+
+uint64_t NameSlot(WOLFSSL* ssl) {
+  return reinterpret_cast<uintptr_t>(wolfSSL_get_ex_data(ssl, ExIndex2().name));
+}
+void SetNameSlot(WOLFSSL* ssl, uint64_t digest) {
+  wolfSSL_set_ex_data(ssl, ExIndex2().name,
+                      reinterpret_cast<void*>(static_cast<uintptr_t>(digest)));
+}
+
+// 64 bits of SHA-256 over the normalised name; an absent or invalid name is "".
+uint64_t NameDigest(std::string_view raw) {
+  tls::HostName host;
+  std::string_view name;
+  if (!raw.empty() && tls::NormalizeHostName(raw, &host) == tls::HostNameError::kOk) {
+    name = host.view();
+  }
+  uint8_t hash[WC_SHA256_DIGEST_SIZE];
+  wc_Sha256Hash(reinterpret_cast<const byte*>(name.data()), static_cast<word32>(name.size()), hash);
+  uint64_t digest;
+  memcpy(&digest, hash, sizeof(digest));
+  return digest;
+}
+
+// The name wolfSSL has parsed; nullopt before it has (or when there is none).
+std::optional<uint64_t> ParsedNameDigest(WOLFSSL* ssl) {
+  const char* sni = wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
+  if (sni == nullptr) return std::nullopt;
+  return NameDigest(sni);
 }
 
 uintptr_t ExWord(WOLFSSL* ssl) {
@@ -345,6 +385,13 @@ const TlsServerShardContext::NameContexts* TlsServerShardContext::Lookup(uint32_
 int TlsServerShardContext::SelectCertificate(WOLFSSL* ssl, int* alert) {
   uintptr_t word = ExWord(ssl);
   SetExWord(ssl, word | kDecided);
+  if ((word & kTicketAccepted) != 0 &&
+      ParsedNameDigest(ssl).value_or(NameDigest("")) != NameSlot(ssl)) {
+    // A TLS 1.2 ticket read before the name, for another name than the one now parsed.
+    ++stats_.refused;
+    *alert = illegal_parameter;
+    return fatal_return;
+  }
   const char* sni = wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
   tls::HostName host;
   std::string_view name;
@@ -440,7 +487,27 @@ WOLFSSL* TlsServerShardContext::NewSession() {
 
 void TlsServerShardContext::NoteClientHello(WOLFSSL* ssl, const uint8_t* data, size_t size) {
   uintptr_t word = ExWord(ssl) & ~uintptr_t{0xffff};
-  SetExWord(ssl, word | tls::ScanClientHello(data, size).Pack());
+  tls::ClientHelloInfo info = tls::ScanClientHello(data, size);
+  if (info.complete && (word & kTicketAccepted) == 0) {
+    SetNameSlot(ssl, NameDigest(info.has_server_name
+                                    ? std::string_view(info.server_name, info.server_name_bytes)
+                                    : std::string_view()));
+    word |= kNameNoted;
+  }
+  SetExWord(ssl, word | info.Pack());
+}
+
+std::optional<uint64_t> TlsServerShardContext::TicketNameDigest(WOLFSSL* ssl) {
+  std::optional<uint64_t> parsed = ParsedNameDigest(ssl);
+  if ((ExWord(ssl) & kNameNoted) == 0) return parsed.value_or(NameDigest(""));
+  uint64_t noted = NameSlot(ssl);
+  if (parsed.has_value() && *parsed != noted) return std::nullopt;
+  return noted;
+}
+
+void TlsServerShardContext::NoteTicketAccepted(WOLFSSL* ssl, uint64_t digest) {
+  SetNameSlot(ssl, digest);
+  SetExWord(ssl, ExWord(ssl) | kTicketAccepted);
 }
 
 }  // namespace ringproxy

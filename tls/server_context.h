@@ -44,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,16 @@ class TlsServerShardContext {
   // RSA pairs. Uses one wolfSSL ex_data slot of the session (never slot 0, which
   // wolfSSL_set_app_data uses).
   static void NoteClientHello(WOLFSSL* ssl, const uint8_t* data, size_t size);
+
+  // Session tickets are bound to the server name the client asks for
+  // (tls/ticket_keys.h). The digest of that name (normalised; an absent or invalid name
+  // is the empty one): from NoteClientHello's read when it read the whole ClientHello,
+  // since TLS 1.2 decrypts a ticket while wolfSSL parses the extensions, maybe before
+  // the name; else from wolfSSL. nullopt when the two disagree. A second ex_data slot.
+  static std::optional<uint64_t> TicketNameDigest(WOLFSSL* ssl);
+  // A ticket was accepted under `digest`: once wolfSSL has parsed the ClientHello, the
+  // servername callback refuses the handshake if its name has another digest.
+  static void NoteTicketAccepted(WOLFSSL* ssl, uint64_t digest);
 
   const TlsServerContext& context() const { return *context_; }
 

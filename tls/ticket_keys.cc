@@ -14,10 +14,12 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "core/ascii.h"
+#include "tls/server_context.h"
 
 namespace ringproxy {
 
@@ -27,7 +29,7 @@ constexpr char kSalt[] = "ringproxy ticket v1";
 constexpr size_t kKeyBytes = 32;
 constexpr size_t kNonceBytes = 12;
 constexpr size_t kTagBytes = 16;
-constexpr uint8_t kFormat = 1;  // iv[15]: the layout above
+constexpr uint8_t kFormat = 2;  // iv[15]: the layout in the header (1: no name in the aad)
 
 std::atomic<uint64_t> g_next_generation{1};
 
@@ -205,6 +207,19 @@ bool TicketKeys::DeriveKey(uint64_t epoch, uint8_t key[32]) const {
   return Hkdf(master_, info, sizeof(info), key, kKeyBytes);
 }
 
+namespace {
+
+// The authenticated data: the key name, then the digest of the client's server name
+// (TlsServerShardContext::TicketNameDigest), so a ticket resumes only under the name it
+// was issued for (RFC 6066 §3).
+constexpr size_t kAadBytes = 16 + 8;
+void TicketAad(const unsigned char key_name[16], uint64_t name_digest, uint8_t (&aad)[kAadBytes]) {
+  memcpy(aad, key_name, 16);
+  PutBe64(name_digest, aad + 16);
+}
+
+}  // namespace
+
 int TicketKeys::TicketCallback(WOLFSSL* ssl, unsigned char key_name[16], unsigned char iv[16],
                                unsigned char mac[32], int encrypt, unsigned char* ticket,
                                int in_bytes, int* out_bytes, void* ctx) {
@@ -222,8 +237,12 @@ int TicketKeys::TicketCallback(WOLFSSL* ssl, unsigned char key_name[16], unsigne
     iv[15] = kFormat;
     Aes* aes = t_cache.KeyFor(*keys, now);
     memset(mac, 0, 32);
+    std::optional<uint64_t> name = TlsServerShardContext::TicketNameDigest(ssl);
+    if (!name.has_value()) return WOLFSSL_TICKET_RET_FATAL;
+    uint8_t aad[kAadBytes];
+    TicketAad(key_name, *name, aad);
     if (aes == nullptr || wc_AesGcmEncrypt(aes, ticket, ticket, static_cast<word32>(in_bytes), iv,
-                                           kNonceBytes, mac, kTagBytes, key_name, 16) != 0) {
+                                           kNonceBytes, mac, kTagBytes, aad, kAadBytes) != 0) {
       return WOLFSSL_TICKET_RET_FATAL;
     }
     *out_bytes = in_bytes;
@@ -239,10 +258,15 @@ int TicketKeys::TicketCallback(WOLFSSL* ssl, unsigned char key_name[16], unsigne
   uint64_t epoch = GetBe64(key_name + 8);
   if (epoch != now && epoch + 1 != now) return WOLFSSL_TICKET_RET_REJECT;
   Aes* aes = t_cache.KeyFor(*keys, epoch);
+  std::optional<uint64_t> name = TlsServerShardContext::TicketNameDigest(ssl);
+  if (!name.has_value()) return WOLFSSL_TICKET_RET_REJECT;
+  uint8_t aad[kAadBytes];
+  TicketAad(key_name, *name, aad);
   if (aes == nullptr || wc_AesGcmDecrypt(aes, ticket, ticket, static_cast<word32>(in_bytes), iv,
-                                         kNonceBytes, mac, kTagBytes, key_name, 16) != 0) {
+                                         kNonceBytes, mac, kTagBytes, aad, kAadBytes) != 0) {
     return WOLFSSL_TICKET_RET_REJECT;
   }
+  TlsServerShardContext::NoteTicketAccepted(ssl, *name);
   *out_bytes = in_bytes;
   // Ask for a new TLS 1.2 ticket (5.5.4 ignores it, see the header); TLS 1.3 gets a new
   // ticket anyway and wolfSSL would not resume its PSK on RET_CREATE.

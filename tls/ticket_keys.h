@@ -7,8 +7,11 @@
 //                            info = "key" || be64(e))      32 bytes, AES-256-GCM
 //   key id     = HKDF-SHA256(same ikm and salt, info = "id")  8 bytes
 //   key_name   = key id || be64(epoch)   (wolfSSL's 16-byte ticket key_name)
-//   iv         = 12 random bytes || 00 00 00 01           nonce = the first 12
-//   ciphertext = AES-256-GCM(key(epoch), nonce, aad = key_name, wolfSSL's ticket)
+//   iv         = 12 random bytes || 00 00 00 02           nonce = the first 12
+//   aad        = key_name || be64(digest)   digest = 64 bits of SHA-256 of the client's
+//                                           server name, normalised (lower case, no
+//                                           trailing dot; "" when none or invalid)
+//   ciphertext = AES-256-GCM(key(epoch), nonce, aad, wolfSSL's ticket)
 //   mac        = GCM tag (16 bytes) || 16 zero bytes
 //
 // Decrypting accepts the current epoch and the previous one. With the previous one a
@@ -23,6 +26,14 @@
 // falls back to a full one. So a ticket lives between one and two rotation periods;
 // wolfSSL's own age check (the WOLFSSL_CTX timeout) is set to two periods so that ours
 // is the one that decides.
+// A ticket therefore resumes only under the server name it was issued for (RFC 6066
+// §3): another name fails the tag and gets a full handshake with that name's certificate.
+// TLS 1.2 decrypts the ticket while wolfSSL parses the ClientHello's extensions, before
+// the name when the client sends its ticket first (as a wolfSSL client does), so the name
+// comes from our own read of the ClientHello (TlsServerShardContext::NoteClientHello).
+// Without that read (a ClientHello split over several reads) a ticket read before the
+// name is checked once the name is parsed, and a mismatch ends the handshake
+// (illegal_parameter). Tickets of format 1 (no name in the aad) are refused.
 // Processes sharing a key file should have synchronised clocks: a process whose clock is
 // in the next epoch issues tickets the others refuse for up to the skew.
 //

@@ -127,6 +127,45 @@ TEST(ScanClientHello, IncompleteOrForeignInputIsNotComplete) {
   EXPECT_FALSE(Scan("GET / HTTP/1.1\r\n\r\n").complete);
 }
 
+Bytes ServerName(uint8_t type, const Bytes& name) {
+  Bytes entry(1, static_cast<char>(type));
+  Put16(static_cast<uint16_t>(name.size()), &entry);
+  entry += name;
+  Bytes body;
+  Put16(static_cast<uint16_t>(entry.size()), &body);
+  return Extension(0x0000, body + entry);
+}
+
+TEST(ScanClientHello, FindsTheServerNameWhereverItIsAndInEveryFragmentation) {
+  ClientHelloInfo info = Scan(Tls13Hello({0x0403}));
+  ASSERT_TRUE(info.has_server_name);
+  EXPECT_EQ(std::string(info.server_name, info.server_name_bytes), "host1");
+  // After a session ticket (what a wolfSSL client sends when resuming), split anyhow.
+  Bytes ext = Extension(0x0023, Bytes(40, 't')) + ServerName(0, "Mail.Example.test");
+  Bytes hello = Hello(kModernSuites, &ext);
+  for (size_t fragment : {1, 3, 7, 16384}) {
+    info = Scan(Records(hello, fragment));
+    ASSERT_TRUE(info.complete) << fragment;
+    EXPECT_TRUE(info.has_server_name);
+    EXPECT_EQ(std::string(info.server_name, info.server_name_bytes), "Mail.Example.test");
+  }
+  // None; a type other than host_name; one too long to keep (noted, but empty).
+  EXPECT_FALSE(Scan(Records(Hello(kModernSuites, nullptr))).has_server_name);
+  ext = ServerName(1, "opaque");
+  info = Scan(Records(Hello(kModernSuites, &ext)));
+  EXPECT_TRUE(info.complete);
+  EXPECT_FALSE(info.has_server_name);
+  ext = ServerName(0, Bytes(300, 'a'));
+  info = Scan(Records(Hello(kModernSuites, &ext)));
+  EXPECT_TRUE(info.complete);
+  EXPECT_TRUE(info.has_server_name);
+  EXPECT_EQ(info.server_name_bytes, 0);
+  // A list length that disagrees with the extension's: not a ClientHello we read.
+  Bytes bad = ServerName(0, "host1");
+  bad[5] = static_cast<char>(bad[5] + 1);
+  EXPECT_FALSE(Scan(Records(Hello(kModernSuites, &bad))).complete);
+}
+
 TEST(ScanClientHello, Tls12HelloWithoutExtensions) {
   ClientHelloInfo info = Scan(Records(Hello({0xc02f}, nullptr)));
   EXPECT_TRUE(info.complete);

@@ -197,6 +197,28 @@ TEST_F(OpensslInteropTest, TicketsResumeAcrossShardsAndARefusedTls12TicketFallsB
   }
 }
 
+// RFC 6066 §3: a ticket resumes under the name it was issued for, and under another name
+// the server makes a full handshake with that name's certificate.
+TEST_F(OpensslInteropTest, ATicketResumesOnlyUnderItsServerName) {
+  for (const char* version : {"-tls1_2", "-tls1_3"}) {
+    auto shard = Shard(Keys(1));
+    std::string sess = dir_->path() + "/named.pem";
+    std::string v = std::string(version) + " -servername ";
+    Served served;
+    std::string out = Connect(*shard, v + "dual.test -sess_out " + sess, &served);
+    ASSERT_TRUE(served.ok) << served.error << "\n" << out;
+    out = Connect(*shard, v + "dual.test -sess_in " + sess, &served);
+    ASSERT_TRUE(served.ok) << served.error;
+    EXPECT_TRUE(served.reused) << version << "\n" << out;
+    out = Connect(*shard, v + "default.test -sess_in " + sess, &served);
+    EXPECT_TRUE(served.ok) << version << ": " << served.error << "\n" << out;
+    EXPECT_FALSE(served.reused) << version << "\n" << out;
+    EXPECT_TRUE(Has(out, "New, TLSv1.")) << out;
+    EXPECT_TRUE(Has(out, "CN = default.test") || Has(out, "CN=default.test")) << out;
+    EXPECT_TRUE(Has(out, "hello")) << out;
+  }
+}
+
 TEST_F(OpensslInteropTest, DualCertificateFollowsOpensslsOffer) {
   auto shard = Shard(Keys(1));
   struct Case {

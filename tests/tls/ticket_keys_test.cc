@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status_util.h"
@@ -77,7 +78,9 @@ class TicketTest : public ::testing::Test {
   }
 
   // A full or resumed handshake (resume: the session of an earlier one).
-  static Outcome Run(TlsServerShardContext& shard, void* method, WOLFSSL_SESSION* resume) {
+  // note_hello: hand the server the ClientHello's bytes first, as the TLS stream does.
+  static Outcome Run(TlsServerShardContext& shard, void* method, WOLFSSL_SESSION* resume,
+                     std::string_view server_name = {}, bool note_hello = true) {
     Outcome out;
     CtxPtr ctx(testing::NewTestClientCtx(method, TestPki::Shared().ca_pem()));
     SslPtr client(wolfSSL_new(ctx.get()));
@@ -86,10 +89,22 @@ class TicketTest : public ::testing::Test {
     if (resume != nullptr) {
       EXPECT_EQ(wolfSSL_set_session(client.get(), resume), WOLFSSL_SUCCESS);
     }
+    if (!server_name.empty()) {
+      EXPECT_EQ(wolfSSL_UseSNI(client.get(), WOLFSSL_SNI_HOST_NAME, server_name.data(),
+                               static_cast<unsigned short>(server_name.size())),
+                WOLFSSL_SUCCESS);
+    }
     MemoryLink link;
     link.to_client.record = true;
     link.Attach(client.get(), server.get());
-    testing::HandshakeResult r = testing::Handshake(client.get(), server.get(), link);
+    testing::HandshakeResult r =
+        testing::Handshake(client.get(), server.get(), link, [&](MemoryLink& l) {
+          if (!note_hello) return;
+          const std::string& hello = l.to_server.data;
+          TlsServerShardContext::NoteClientHello(
+              server.get(), reinterpret_cast<const uint8_t*>(hello.data()) + l.to_server.read,
+              hello.size() - l.to_server.read);
+        });
     out.server_error = r.server_error;
     std::vector<int> flight = testing::PlaintextHandshakeTypes(link.to_client.history);
     out.full_handshake = std::find(flight.begin(), flight.end(), 11) != flight.end();
@@ -180,6 +195,48 @@ TEST_P(TicketVersionTest, TicketFromAnotherMasterSecretDoesNotResume) {
   Outcome issued = Run(*one, Method(), nullptr);
   ASSERT_TRUE(issued.ok);
   ExpectFallback(Run(*other, Method(), issued.session.get()), GetParam());
+}
+
+// RFC 6066 §3: a ticket is bound to the server name it was issued under (normalised, so
+// case and a trailing dot do not matter); another name, or none, gets a full handshake.
+// A wolfSSL client sends its ticket before its name, which a TLS 1.2 server decrypts
+// before it has parsed the name: the name comes from the stream's own read of the hello.
+TEST_P(TicketVersionTest, TicketResumesOnlyUnderTheServerNameItWasIssuedFor) {
+  const bool tls13 = GetParam();
+  auto shard = Shard(Context(Keys(7)));
+  Outcome issued = Run(*shard, Method(), nullptr, "mail.example.test");
+  ASSERT_TRUE(issued.ok) << issued.server_error;
+  Outcome same = Run(*shard, Method(), issued.session.get(), "MAIL.example.test.");
+  ASSERT_TRUE(same.ok) << same.server_error;
+  EXPECT_TRUE(same.server_reused);
+  ExpectFallback(Run(*shard, Method(), issued.session.get(), "www.example.test"), tls13);
+  ExpectFallback(Run(*shard, Method(), issued.session.get()), tls13);
+  Outcome nameless = Run(*shard, Method(), nullptr);
+  ASSERT_TRUE(nameless.ok);
+  EXPECT_TRUE(Run(*shard, Method(), nameless.session.get()).server_reused);
+  ExpectFallback(Run(*shard, Method(), nameless.session.get(), "mail.example.test"), tls13);
+}
+
+// Without the stream's read (a ClientHello that came in pieces), TLS 1.3 still sees the
+// name before the ticket; TLS 1.2 may accept a ticket before the name, and then refuses
+// the handshake once the parsed name turns out to be another.
+TEST_P(TicketVersionTest, WithoutTheHellosNameATicketForAnotherNameStillNeverResumes) {
+  const bool tls13 = GetParam();
+  auto shard = Shard(Context(Keys(7)));
+  Outcome nameless = Run(*shard, Method(), nullptr);
+  ASSERT_TRUE(nameless.ok);
+  Outcome other = Run(*shard, Method(), nameless.session.get(), "mail.example.test", false);
+  if (tls13) {
+    EXPECT_TRUE(other.ok) << other.server_error;
+    EXPECT_FALSE(other.server_reused);
+  } else {
+    EXPECT_FALSE(other.ok);
+    EXPECT_NE(other.server_error.find("illegal_parameter"), std::string::npos)
+        << other.server_error;
+  }
+  Outcome named = Run(*shard, Method(), nullptr, "mail.example.test");
+  ASSERT_TRUE(named.ok);
+  ExpectFallback(Run(*shard, Method(), named.session.get(), "www.example.test", false), tls13);
 }
 
 TEST_P(TicketVersionTest, TicketsOffMeansNoTicketAndNoResumption) {
