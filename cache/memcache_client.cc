@@ -244,11 +244,12 @@ Task<void> MemcacheClient::Watchdog(Gate::Holder /*holder*/) {
 Task<McReply> MemcacheClient::Execute(std::string key, Opcode op, std::string value, uint64_t a,
                                       uint64_t b, uint32_t ttl) {
   ++stats_.requests;
-  if (key.size() > memcache::kMaxKeyLength) key = memcache::NormalizeKey(key);
   McReply failed;
   failed.error = McError::kUnavailable;
   if (closing_) co_return failed;
+  // Placed by the key as given, sent as its MD5 when too long (as Zimbra's fork does).
   const int index = ServerFor(key);
+  if (key.size() > memcache::kMaxKeyLength) key = memcache::NormalizeKey(key);
   if (index < 0) {
     ++stats_.unavailable;
     co_return failed;

@@ -18,8 +18,8 @@ absl::StatusOr<CacheServer> ParseCacheServer(std::string_view text) {
   return s;
 }
 
-uint32_t OneAtATimeHash(std::string_view key) {
-  uint32_t h = 0;
+uint64_t OneAtATimeHash(std::string_view key) {
+  uint64_t h = 0;
   for (char c : key) {
     h += static_cast<uint8_t>(c);
     h += h << 10;

@@ -7,8 +7,12 @@
 //           little-endian word of the digest; a key hashes to the first 4 bytes of its
 //           MD5 (little-endian) and goes to the first point >= that value, wrapping.
 //           Servers in configuration order. Checked against Debian's libmemcached.
-//  kZimbra  the Zimbra nginx fork: Jenkins one-at-a-time hash of the key, mod the
+//  kZimbra  the Zimbra nginx fork: Jenkins one-at-a-time hash of the key in 64-bit
+//           arithmetic (its ngx_uint_t on the 64-bit builds Zimbra ships), mod the
 //           number of servers; a bad server's keys go to the next one in order.
+//
+// Both place a key as the caller gives it: a key too long for memcached is sent as its
+// MD5 (memcache::NormalizeKey) but placed by the original, as the fork does.
 //
 // A server that is down is skipped: ketama walks on to the next point of a live
 // server (the dead server's keys spread over the others; libmemcached's auto-eject
@@ -39,8 +43,10 @@ absl::StatusOr<CacheServer> ParseCacheServer(std::string_view text);
 
 enum class Distribution : uint8_t { kKetama, kZimbra };
 
-// Jenkins one-at-a-time over the bytes (unsigned), as the Zimbra fork computes it.
-uint32_t OneAtATimeHash(std::string_view key);
+// Jenkins one-at-a-time over the bytes (unsigned) with 64-bit words, as the Zimbra fork
+// computes it on amd64: from the third byte on the high bits feed back through the
+// right shifts, so this is not the 32-bit hash widened.
+uint64_t OneAtATimeHash(std::string_view key);
 // The first four bytes of MD5(key), little-endian: ketama's key hash.
 uint32_t KetamaHash(std::string_view key);
 

@@ -137,6 +137,37 @@ TEST_F(MemcacheClientTest, ADeadServerIsMarkedBadAndItsKeysRemapped) {
   EXPECT_FALSE(c.ServerUsable(1));
 }
 
+Task<std::vector<bool>> SetThenFindOnEach(MemcacheClient* c, std::string key, MemcacheClient* a,
+                                          MemcacheClient* b) {
+  std::vector<bool> out;
+  out.push_back((co_await c->Set(key, "v", 60)).hit());
+  out.push_back((co_await a->Get(key)).hit());
+  out.push_back((co_await b->Get(key)).hit());
+  co_await c->Close();
+  co_await a->Close();
+  co_await b->Close();
+  co_return out;
+}
+
+// Zimbra's fork places a key by its own text, 64-bit one-at-a-time hash mod N, and only
+// then swaps a key over 250 bytes for its MD5 on the wire. These two keys land on the
+// other server when placed by their MD5 (with either hash) or by the 32-bit hash.
+TEST_F(MemcacheClientTest, ZimbraPlacementOfALongKeyFollowsTheKeyNotItsMd5) {
+  const std::string at_a = "alias:user=" + std::string(251, 'a') + ";ip=10.0.0.1";
+  const std::string at_b = "alias:user=" + std::string(259, 'a') + ";ip=10.0.0.1";
+  for (const auto& [key, on_a] : {std::pair{at_a, true}, std::pair{at_b, false}}) {
+    MemcacheOptions o = Options({ServerAt(a_), ServerAt(b_)});
+    o.distribution = Distribution::kZimbra;
+    MemcacheClient both(o), only_a(Options({ServerAt(a_)})), only_b(Options({ServerAt(b_)}));
+    std::vector<bool> r =
+        RunUntilComplete(*reactor_, SetThenFindOnEach(&both, key, &only_a, &only_b));
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_TRUE(r[0]);
+    EXPECT_EQ(r[1], on_a) << key.size();
+    EXPECT_EQ(r[2], !on_a) << key.size();
+  }
+}
+
 Task<McReply> GetOnce(MemcacheClient* c) {
   McReply r = co_await c->Get("k");
   co_await c->Close();
