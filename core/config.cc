@@ -260,6 +260,15 @@ bool ConfigTable::String(std::string_view key, std::string* out, bool required) 
   return true;
 }
 
+bool ConfigTable::NonEmptyString(std::string_view key, std::string* out, bool required) {
+  if (!String(key, out, required)) return false;
+  if (Has(key) && out->empty()) {
+    Error(key, "must not be empty");
+    return false;
+  }
+  return true;
+}
+
 bool ConfigTable::StringList(std::string_view key, std::vector<std::string>* out, bool required) {
   const toml::node* n = Read(table_, &known_, key);
   if (n == nullptr) {
@@ -445,7 +454,7 @@ void ConfigParser::ReadLog(ConfigTable& r, LogConfig* lc) {
 }
 
 void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
-  r.String("name", &u->name, true);
+  r.NonEmptyString("name", &u->name, true);
   r.Choice<Balance>("balance",
                     {{"round_robin", Balance::kRoundRobin},
                      {"least_conn", Balance::kLeastConn},
@@ -495,6 +504,12 @@ void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
         r.Error("servers", MessageOf(a.status()));
         continue;
       }
+      if (!id.empty() && std::any_of(u->servers.begin(), u->servers.end(),
+                                     [&](const auto& other) { return other.id == id; })) {
+        r.Error("servers",
+                fmt::format("'{}': id={} is given to another server of this group", text, id));
+        continue;
+      }
       u->servers.push_back({text, *a, weight, std::move(id)});
     }
   }
@@ -505,8 +520,8 @@ void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
 }
 
 void ConfigParser::ReadListener(ConfigTable& r, ListenerConfig* l) {
-  r.String("name", &l->name, true);
-  if (r.String("listen", &l->listen_text, true) && !l->listen_text.empty()) {
+  r.NonEmptyString("name", &l->name, true);
+  if (r.NonEmptyString("listen", &l->listen_text, true) && !l->listen_text.empty()) {
     absl::StatusOr<SocketAddress> a = SocketAddress::Parse(l->listen_text, 1);
     if (a.ok()) {
       l->address = *a;
@@ -514,7 +529,7 @@ void ConfigParser::ReadListener(ConfigTable& r, ListenerConfig* l) {
       r.Error("listen", MessageOf(a.status()));
     }
   }
-  r.String("upstream", &l->upstream);
+  r.NonEmptyString("upstream", &l->upstream);
   r.Int("idle_timeout_ms", &l->idle_timeout_ms, 1, 7 * 86'400'000LL);  // mail: up to 7 days
   r.Int("send_timeout_ms", &l->send_timeout_ms, 1, 86'400'000);
   r.Int("backlog", &l->backlog, 1, 65535);
@@ -523,7 +538,7 @@ void ConfigParser::ReadListener(ConfigTable& r, ListenerConfig* l) {
   if (r.String("relay", &relay) && !ParseRelayMode(relay, &l->relay)) {
     r.Error("relay", fmt::format("expected auto, copy or splice, got '{}'", relay));
   }
-  if (r.String("protocol", &l->protocol, true) && !l->protocol.empty()) {
+  if (r.NonEmptyString("protocol", &l->protocol, true) && !l->protocol.empty()) {
     const ConfigSchema::Entry* protocol = nullptr;
     std::vector<std::string> names;
     for (const auto& e : schema_.protocols_) {

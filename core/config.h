@@ -151,6 +151,8 @@ class ConfigTable {
   void Bool(std::string_view key, bool* out);
   // False when present but not a string (or missing and required).
   bool String(std::string_view key, std::string* out, bool required = false);
+  // The same, and an empty string is an error (a name, an address, a reference).
+  bool NonEmptyString(std::string_view key, std::string* out, bool required = false);
   bool StringList(std::string_view key, std::vector<std::string>* out, bool required = false);
   bool Has(std::string_view key) const;
   // A string naming a file, and the file's contents, read now (at most `max_bytes`).

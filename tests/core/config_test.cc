@@ -177,6 +177,30 @@ INSTANTIATE_TEST_SUITE_P(
                 "[[listener]]\nname = \"b\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:5\"\n"
                 "upstream = \"u\"\n",
                 "address 127.0.0.1:5 is used by another listener"},
+        // Empty names and references: --check passed them, and the first connection
+        // aborted (protocol) or read balancers[-1] (upstream).
+        BadCase{"empty_protocol",
+                "[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1:9\"]\n"
+                "[[listener]]\nname = \"a\"\nprotocol = \"\"\nlisten = \"127.0.0.1:5\"\n"
+                "upstream = \"u\"\n",
+                "bad.toml:6: listener[0].protocol: must not be empty"},
+        BadCase{"empty_upstream",
+                "[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1:9\"]\n"
+                "[[listener]]\nname = \"a\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:5\"\n"
+                "upstream = \"\"\n",
+                "bad.toml:8: listener[0].upstream: must not be empty"},
+        BadCase{"empty_listen", "[[listener]]\nname = \"a\"\nprotocol = \"tcp\"\nlisten = \"\"\n",
+                "bad.toml:4: listener[0].listen: must not be empty"},
+        BadCase{"empty_listener_name",
+                "[[listener]]\nname = \"\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:5\"\n",
+                "bad.toml:2: listener[0].name: must not be empty"},
+        BadCase{"empty_upstream_name", "[[upstream]]\nname = \"\"\nservers = [\"127.0.0.1:9\"]\n",
+                "bad.toml:2: upstream[0].name: must not be empty"},
+        BadCase{"duplicate_id",
+                "[[upstream]]\nname = \"u\"\n"
+                "servers = [\"127.0.0.1:9 id=n1\", \"127.0.0.2:9 id=n1\"]\n",
+                "bad.toml:3: upstream[0].servers: '127.0.0.2:9 id=n1': id=n1 is given to another "
+                "server of this group"},
         BadCase{"listener_not_array", "listener = 3\n",
                 "listener: expected an array of tables [[listener]]"}),
     [](const auto& info) { return std::string(info.param.name); });
