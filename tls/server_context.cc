@@ -399,7 +399,9 @@ int TlsServerShardContext::SelectCertificate(WOLFSSL* ssl, int* alert) {
   if (sni != nullptr && tls::NormalizeHostName(sni, &host) == tls::HostNameError::kOk) {
     name = host.view();
   }
-  tls::ServerNameIndex::Selection pick = material_.names.names.Select(name, material_.has_default);
+  // Strict mode keeps a default pair only for a known name whose own pair failed.
+  tls::ServerNameIndex::Selection pick =
+      material_.names.names.Select(name, material_.has_default && !context_->settings().strict_sni);
   const NameContexts* contexts = nullptr;
   switch (pick.kind) {
     case tls::ServerNameIndex::Kind::kExact:

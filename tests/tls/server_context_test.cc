@@ -334,28 +334,33 @@ TEST_F(ServerContextTest, UnknownOrMissingNameGetsTheDefault) {
   EXPECT_EQ(shard->stats().default_served, 3u);
 }
 
+// With or without a default pair: strict mode serves the default only to a known name
+// whose own pair failed to load, never to an unknown or missing name.
 TEST_F(ServerContextTest, StrictModeRefusesUnknownAndMissingNamesWithUnrecognizedName) {
   TempDir names;
   names.WritePair("known.test", TestPki::Shared().Issue({"known.test"}, KeyType::kEcdsaP256));
-  TlsServerSettings settings;  // no default pair at all
-  settings.certificate_dir = names.path();
-  settings.strict_sni = true;
-  auto shard = Shard(settings);
-  auto known = Connect(*shard, {.sni = "known.test"});
-  ASSERT_TRUE(known->result.ok) << known->result.client_error;
-  for (const char* sni : {"unknown.test", static_cast<const char*>(nullptr)}) {
-    for (void* method : {wolfTLSv1_3_client_method(), wolfTLSv1_2_client_method()}) {
-      auto c = Connect(*shard, {.method = method, .sni = sni});
-      EXPECT_FALSE(c->result.ok);
-      WOLFSSL_ALERT_HISTORY alerts;
-      wolfSSL_get_alert_history(c->client.get(), &alerts);
-      EXPECT_EQ(alerts.last_rx.code, unrecognized_name) << (sni ? sni : "(no SNI)");
-      EXPECT_EQ(alerts.last_rx.level, alert_fatal);
-      EXPECT_NE(c->result.client_error.find("unrecognized_name"), std::string::npos)
-          << c->result.client_error;
+  for (bool with_default : {false, true}) {
+    TlsServerSettings settings = with_default ? DefaultSettings() : TlsServerSettings{};
+    settings.certificate_dir = names.path();
+    settings.strict_sni = true;
+    auto shard = Shard(settings);
+    auto known = Connect(*shard, {.sni = "known.test"});
+    ASSERT_TRUE(known->result.ok) << known->result.client_error;
+    for (const char* sni : {"unknown.test", static_cast<const char*>(nullptr)}) {
+      for (void* method : {wolfTLSv1_3_client_method(), wolfTLSv1_2_client_method()}) {
+        auto c = Connect(*shard, {.method = method, .sni = sni});
+        EXPECT_FALSE(c->result.ok) << with_default;
+        WOLFSSL_ALERT_HISTORY alerts;
+        wolfSSL_get_alert_history(c->client.get(), &alerts);
+        EXPECT_EQ(alerts.last_rx.code, unrecognized_name) << (sni ? sni : "(no SNI)");
+        EXPECT_EQ(alerts.last_rx.level, alert_fatal);
+        EXPECT_NE(c->result.client_error.find("unrecognized_name"), std::string::npos)
+            << c->result.client_error;
+      }
     }
+    EXPECT_EQ(shard->stats().refused, 4u) << with_default;
+    EXPECT_EQ(shard->stats().default_served, 0u) << with_default;
   }
-  EXPECT_EQ(shard->stats().refused, 4u);
 }
 
 TEST_F(ServerContextTest, EcdsaAndRsaOnOneNamePickByWhatTheClientSupports) {
