@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -60,6 +61,17 @@ class TcpSession final : public SessionBase {
   Pump* pump_ = nullptr;
 };
 
+// Ends the client's side when no relay follows: close_notify first over TLS (a bare FIN
+// reads as a truncation to a strict client), then the FIN, which goes out even when the
+// stream could not send (stopped, or a client that does not read: a second at most).
+Task<void> EndClient(ByteStream* down, PlainStream& client, const ListenerConfig& listener) {
+  if (down != &client) {
+    (void)co_await down->ShutdownWrite(
+        Deadline::AfterMs(std::min<int64_t>(listener.send_timeout_ms, 1000)));
+  }
+  shutdown(client.fd(), SHUT_WR);
+}
+
 Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
                            const ListenerConfig* listener, int client_fd, SocketAddress peer,
                            Gate::Holder /*holder*/) {
@@ -103,9 +115,9 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   }
   if (!ok || session.stopped()) {
     if (session.stopped()) metrics.sessions_stopped.Add();
-    // FIN first: a client that sent bytes we never read would otherwise see only the
-    // RST that close() sends for unread data.
-    shutdown(client.fd(), SHUT_WR);
+    // FIN first (after close_notify over TLS): a client that sent bytes we never read
+    // would otherwise see only the RST that close() sends for unread data.
+    co_await EndClient(down, client, *listener);
     co_await down->Quiesce();
     metrics.connections_active.Sub();
     co_return;
@@ -126,7 +138,7 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
             .ok();
     if (!secured) {
       if (session.stopped()) metrics.sessions_stopped.Add();
-      shutdown(client.fd(), SHUT_WR);
+      co_await EndClient(down, client, *listener);
       co_await upward->Quiesce();
       co_await down->Quiesce();
       metrics.connections_active.Sub();

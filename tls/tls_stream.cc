@@ -38,9 +38,9 @@ TlsStream::~TlsStream() { wolfSSL_free(ssl_); }
 int TlsStream::IoRecv(WOLFSSL* /*ssl*/, char* buf, int size, void* ctx) {
   auto* self = static_cast<TlsStream*>(ctx);
   std::span<const std::byte> in = self->transport_->Peek();
-  if (in.empty()) {
-    return self->transport_eof_ ? WOLFSSL_CBIO_ERR_CONN_CLOSE : WOLFSSL_CBIO_ERR_WANT_READ;
-  }
+  // Never CONN_CLOSE, even after the transport's end: wolfSSL would mark the session
+  // closed and no longer send our close_notify (Fill tells the end itself).
+  if (in.empty()) return WOLFSSL_CBIO_ERR_WANT_READ;
   const size_t n = std::min(in.size(), static_cast<size_t>(size));
   memcpy(buf, in.data(), n);
   self->transport_->Consume(n);
@@ -188,18 +188,19 @@ Task<IoResult> TlsStream::Fill(Deadline deadline) {
     if (err == WOLFSSL_ERROR_ZERO_RETURN) co_return IoResult{0};  // close_notify
     if (err == WOLFSSL_ERROR_WANT_READ) {
       if (aborted_) co_return IoResult{-ECANCELED};
+      if (transport_eof_) {
+        // FIN without close_notify (and wolfSSL has used what came before it, maybe
+        // part of a record): an end of stream for the proxy, but noted.
+        truncated_ = true;
+        co_return IoResult{0};
+      }
       IoResult r = co_await transport_->Fill(deadline);
       if (r.res == 0) {
-        transport_eof_ = true;  // wolfSSL now reads CONN_CLOSE once it has used the rest
+        transport_eof_ = true;  // wolfSSL reads what is left; then the end is told
         continue;
       }
       if (!r.ok()) co_return r;
       continue;
-    }
-    if (transport_eof_) {
-      // FIN without close_notify: an end of stream for the proxy, but noted.
-      truncated_ = true;
-      co_return IoResult{0};
     }
     co_return Failed(n);
   }

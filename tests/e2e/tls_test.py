@@ -318,6 +318,30 @@ def tls_on_both_sides_moves_256_mib_each_way_byte_exact():
 
 
 @test
+def a_client_refused_for_want_of_an_upstream_gets_close_notify_not_a_bare_fin():
+    # A TLS client whose upstream cannot be reached (nothing listens), or whose upstream
+    # fails its own TLS handshake, is closed with close_notify: a bare FIN reads as a
+    # truncation attack to a client that does not suppress ragged EOFs.
+    p = pki()
+    dead = free_port()
+    with ThreadedServer(echo_handler) as plain_up:
+        verify = (f'[upstream.tls]\nverify = true\nca_file = "{p}/ca.pem"\n'
+                  f'server_name = "localhost"\n')
+        for up_port, upstream_tls in ((dead, ""), (plain_up.port, verify)):
+            port = free_port()
+            with Proxy(config(port, up_port, upstream_tls=upstream_tls)):
+                raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+                with client_context().wrap_socket(raw, server_hostname=name(1),
+                                                  suppress_ragged_eofs=False) as s:
+                    s.sendall(b"x")
+                    try:
+                        got = s.recv(10)
+                    except ssl.SSLEOFError as e:
+                        got = f"a bare FIN ({e})"
+                    check(got == b"", f"upstream_tls={bool(upstream_tls)}: {got!r}")
+
+
+@test
 def an_upstream_certificate_from_an_unknown_ca_is_refused_when_verifying():
     p = pki()
     up = TlsDuplexServer(f"{p}/foreign.crt", f"{p}/foreign.key", 4)

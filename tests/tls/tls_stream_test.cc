@@ -203,6 +203,40 @@ TEST_F(TlsStreamTest, HalfCloseSendsCloseNotifyAndTheOtherSideStillAnswers) {
   EXPECT_FALSE(e.server.truncated());
 }
 
+// The client ends its side with a bare FIN (no close_notify, as most clients do); the
+// server's answer still ends with close_notify, so the client can tell a whole
+// close-delimited answer from a cut one.
+Task<std::string> BareFinThenAnswer(Ends* e) {
+  if (!co_await HandshakeBoth(e)) co_return "";
+  IoResult w = co_await WriteAll(&e->client, AsBytes("request"), Deadline::AfterMs(2000));
+  EXPECT_TRUE(w.ok());
+  EXPECT_EQ(::shutdown(e->client_plain.fd(), SHUT_WR), 0);
+  std::string req;
+  Gate gate;
+  Spawn(ReadToEnd(&e->server, &req, gate.Enter()));
+  co_await gate.Wait();
+  EXPECT_EQ(req, "request");
+  EXPECT_TRUE(e->server.truncated());
+  w = co_await WriteAll(&e->server, AsBytes("response"), Deadline::AfterMs(2000));
+  EXPECT_TRUE(w.ok());
+  IoResult shut = co_await e->server.ShutdownWrite(Deadline::AfterMs(2000));
+  EXPECT_TRUE(shut.ok());
+  std::string resp;
+  Spawn(ReadToEnd(&e->client, &resp, gate.Enter()));
+  co_await gate.Wait();
+  co_await e->client.Quiesce();
+  co_await e->server.Quiesce();
+  co_return resp;
+}
+
+TEST_F(TlsStreamTest, AfterThePeersBareFinOurEndStillSendsCloseNotify) {
+  auto [c, s] = testing::TcpPair();
+  Ends e(std::move(c), std::move(s), ring_.get(), client_ctx_->NewSession(),
+         server_ctx_->NewSession());
+  EXPECT_EQ(RunUntilComplete(*reactor_, BareFinThenAnswer(&e)), "response");
+  EXPECT_FALSE(e.client.truncated()) << "the answer ended with a bare FIN";
+}
+
 Task<IoResult> ServerHandshakeOnly(TlsStream* s, int64_t ms) {
   IoResult r = co_await s->Handshake(Deadline::AfterMs(ms));
   co_await s->Quiesce();
