@@ -171,21 +171,26 @@ TEST_F(TlsStreamTest, BothDirectionsAtOnceAreByteExactAndEndWithCloseNotify) {
   EXPECT_FALSE(e.client.truncated());
 }
 
-// Half-close: the client ends its side; the server still answers after the end.
-Task<std::string> HalfClose(Ends* e) {
+// Half-close: the client ends its side (with close_notify, or a bare FIN as most
+// clients do); the server still answers after the end, and ends with close_notify.
+Task<std::string> HalfClose(Ends* e, bool bare_fin = false) {
   if (!co_await HandshakeBoth(e)) co_return "";
   IoResult w = co_await WriteAll(&e->client, AsBytes("request"), Deadline::AfterMs(2000));
   EXPECT_TRUE(w.ok());
-  IoResult shut = co_await e->client.ShutdownWrite(Deadline::AfterMs(2000));
-  EXPECT_TRUE(shut.ok());
+  if (bare_fin) {
+    EXPECT_EQ(::shutdown(e->client_plain.fd(), SHUT_WR), 0);
+  } else {
+    EXPECT_TRUE((co_await e->client.ShutdownWrite(Deadline::AfterMs(2000))).ok());
+  }
   std::string req;
   Gate gate;
   Spawn(ReadToEnd(&e->server, &req, gate.Enter()));
   co_await gate.Wait();
   EXPECT_EQ(req, "request");
+  EXPECT_EQ(e->server.truncated(), bare_fin);
   w = co_await WriteAll(&e->server, AsBytes("response"), Deadline::AfterMs(2000));
   EXPECT_TRUE(w.ok());
-  shut = co_await e->server.ShutdownWrite(Deadline::AfterMs(2000));
+  IoResult shut = co_await e->server.ShutdownWrite(Deadline::AfterMs(2000));
   EXPECT_TRUE(shut.ok());
   std::string resp;
   Spawn(ReadToEnd(&e->client, &resp, gate.Enter()));
@@ -203,37 +208,11 @@ TEST_F(TlsStreamTest, HalfCloseSendsCloseNotifyAndTheOtherSideStillAnswers) {
   EXPECT_FALSE(e.server.truncated());
 }
 
-// The client ends its side with a bare FIN (no close_notify, as most clients do); the
-// server's answer still ends with close_notify, so the client can tell a whole
-// close-delimited answer from a cut one.
-Task<std::string> BareFinThenAnswer(Ends* e) {
-  if (!co_await HandshakeBoth(e)) co_return "";
-  IoResult w = co_await WriteAll(&e->client, AsBytes("request"), Deadline::AfterMs(2000));
-  EXPECT_TRUE(w.ok());
-  EXPECT_EQ(::shutdown(e->client_plain.fd(), SHUT_WR), 0);
-  std::string req;
-  Gate gate;
-  Spawn(ReadToEnd(&e->server, &req, gate.Enter()));
-  co_await gate.Wait();
-  EXPECT_EQ(req, "request");
-  EXPECT_TRUE(e->server.truncated());
-  w = co_await WriteAll(&e->server, AsBytes("response"), Deadline::AfterMs(2000));
-  EXPECT_TRUE(w.ok());
-  IoResult shut = co_await e->server.ShutdownWrite(Deadline::AfterMs(2000));
-  EXPECT_TRUE(shut.ok());
-  std::string resp;
-  Spawn(ReadToEnd(&e->client, &resp, gate.Enter()));
-  co_await gate.Wait();
-  co_await e->client.Quiesce();
-  co_await e->server.Quiesce();
-  co_return resp;
-}
-
 TEST_F(TlsStreamTest, AfterThePeersBareFinOurEndStillSendsCloseNotify) {
   auto [c, s] = testing::TcpPair();
   Ends e(std::move(c), std::move(s), ring_.get(), client_ctx_->NewSession(),
          server_ctx_->NewSession());
-  EXPECT_EQ(RunUntilComplete(*reactor_, BareFinThenAnswer(&e)), "response");
+  EXPECT_EQ(RunUntilComplete(*reactor_, HalfClose(&e, /*bare_fin=*/true)), "response");
   EXPECT_FALSE(e.client.truncated()) << "the answer ended with a bare FIN";
 }
 
