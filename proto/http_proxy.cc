@@ -812,6 +812,12 @@ Task<void> HttpSession::RouteByUser() {
   request.protocol =
       group.extensions.Get<TlsUpstreamConfig>(kTlsTable) != nullptr ? "httpssl" : "http";
   request.client_ip = client_ip_;
+  // Read at the first user route, whichever of the listener and a location asked for it.
+  if (local_ip_.empty()) {
+    if (std::optional<SocketAddress> local = LocalAddress(client_.fd())) {
+      local_ip_ = local->HostString();
+    }
+  }
   request.local_ip = local_ip_;
   request.web = true;
   request.vhost = std::string(req_.host);
@@ -1391,11 +1397,6 @@ Task<void> HttpSession::Close() {
 
 Task<void> HttpSession::Run() {
   client_ip_ = peer_.HostString();
-  if (settings_->route_by_user) {
-    if (std::optional<SocketAddress> local = LocalAddress(client_.fd())) {
-      local_ip_ = local->HostString();
-    }
-  }
   if (settings_->https) {
     const bool ok = co_await AcceptTls(services_, snapshot_.get(), listener_, &client_, peer_,
                                        &stopped_, &client_tls_);

@@ -1423,6 +1423,50 @@ server = "outside"
 
 
 @test
+def a_location_that_alone_routes_by_user_tells_the_lookup_its_local_ip():
+    # The listener does not route by user, one location does, to a group reached over
+    # TLS (lookup protocol httpssl). The lookup qualifies an unqualified name by the
+    # domain whose virtual IP the client reached (X-Proxy-IP): sent empty, "alice" became
+    # alice@other.test, unknown, and the balancer chose. The origins speak plain HTTP, so
+    # each request fails its TLS handshake (502 or 504); the access line tells where it
+    # was sent.
+    with Origin() as a, Origin() as b:
+        routes = f"""
+default_domain = "other.test"
+auth_wait_s = 0
+
+[[domain]]
+name = "example.com"
+virtual_ips = ["127.0.0.1"]
+
+[[server]]
+name = "b"
+address = "127.0.0.1"
+httpssl = {b.port}
+
+[[account]]
+name = "alice@example.com"
+server = "b"
+"""
+        with Lookupd(routes) as lookupd:
+            port = free_port()
+            location = '[[listener.location]]\nprefix = "/home/"\nroute_by_user = true\n'
+            tls = '[upstream.tls]\nverify = false\nhandshake_timeout_ms = 300\n'
+            with Proxy(config(port, [a.port, b.port], extra=lookupd.section(),
+                              listener_extra=location, upstream_extra=tls)) as p:
+                for _ in range(4):  # round robin alone would send two of them to a
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    conn.request("GET", "/home/alice/inbox.rss", headers={"Host": "x.test"})
+                    check(conn.getresponse().status in (502, 504), "the TLS handshake fails")
+                    conn.close()
+                p.wait_log("target=/home/alice/inbox.rss .*user=alice", count=4)
+                lines = [l for l in p.log_text().splitlines() if "target=/home/alice/" in l]
+                check(len(lines) == 4 and all(f"upstream=127.0.0.1:{b.port} " in l and
+                                              "route=unknown" not in l for l in lines),
+                      "\n".join(lines))
+
+
+@test
 def a_stop_ends_a_request_waiting_for_its_user_lookup():
     with Origin() as a:
         routes = f"""
