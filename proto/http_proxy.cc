@@ -625,8 +625,10 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
   if (pin_only_) {
     plan.servers[0] = static_cast<uint32_t>(pinned_);
     plan.size = 1;
-  } else if (pinned_ >= 0) {
-    // The user's server first; the balancer's order after it, should it fail.
+  } else if (pinned_ >= 0 && !(b->IsDown(static_cast<uint32_t>(pinned_), MonotonicNowNs()) &&
+                               plan.size > 0 && !b->IsDown(plan.servers[0], MonotonicNowNs()))) {
+    // The user's server first; the balancer's order after it, should it fail. Not when
+    // passive health marked it down while the balancer has a live one: those go first.
     PinFirst(&plan, static_cast<uint32_t>(pinned_));
   }
   if (!failed_servers_.empty()) {

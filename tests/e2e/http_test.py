@@ -1467,6 +1467,42 @@ server = "b"
 
 
 @test
+def a_users_server_marked_down_is_not_tried_while_others_are_up():
+    # Passive health applies to a pinned server too: once max_fails marked the user's
+    # server down, its requests go to the balancer's live servers without a connect
+    # attempt to it first (a blackholed server would cost each one connect_timeout_ms).
+    dead = free_port()
+    with Origin() as a:
+        routes = f"""
+default_domain = "example.com"
+auth_wait_s = 0
+
+[[server]]
+name = "dead"
+address = "127.0.0.1"
+http = {dead}
+
+[[account]]
+name = "alice@example.com"
+server = "dead"
+"""
+        with Lookupd(routes) as lookupd:
+            port = free_port()
+            with Proxy(config(port, [a.port, dead], extra=lookupd.section(),
+                              listener_extra="route_by_user = true",
+                              upstream_extra="max_fails = 1\nfail_timeout_ms = 60000")) as p:
+                for _ in range(5):
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    conn.request("GET", "/home/alice/inbox.rss", headers={"Host": "x.test"})
+                    check(conn.getresponse().status == 404, "the live origin's answer")
+                    conn.close()
+                p.wait_log("target=/home/alice/inbox.rss", count=5)
+                check(len(a.heads()) == 5, f"a: {len(a.heads())}")
+                tried = p.log_text().count(f"upstream 127.0.0.1:{dead} (web) connect failed")
+                check(tried == 1, f"the server marked down was tried {tried} times")
+
+
+@test
 def a_stop_ends_a_request_waiting_for_its_user_lookup():
     with Origin() as a:
         routes = f"""
