@@ -1,5 +1,8 @@
 #include "route/lookup_codec.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <array>
 #include <charconv>
 #include <initializer_list>
@@ -315,6 +318,43 @@ ParsedResponse ParseResponse(std::string_view data) {
   return r;
 }
 
+// Auth-Server as a host to connect to: an IPv6 literal (brackets dropped), or an IPv4
+// address or host name (labels of 1..63 letters, digits, '-' not at either end, or '_';
+// 253 bytes at most; one trailing dot). Anything else is empty: not a route.
+namespace {
+
+std::string_view UsableServer(std::string_view s) {
+  if (s.size() > 2 && s.front() == '[' && s.back() == ']') {
+    s = s.substr(1, s.size() - 2);
+    if (s.find(':') == std::string_view::npos) return {};
+  }
+  if (s.find(':') != std::string_view::npos) {
+    in6_addr v6;
+    const std::string text(s);
+    return inet_pton(AF_INET6, text.c_str(), &v6) == 1 ? s : std::string_view();
+  }
+  std::string_view name = s;
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  if (name.empty() || name.size() > 253) return {};
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('.', start);
+    if (end == std::string_view::npos) end = name.size();
+    const std::string_view label = name.substr(start, end - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return {};
+    }
+    for (char c : label) {
+      const char l = AsciiLower(c);
+      if (!((l >= 'a' && l <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return {};
+    }
+    start = end + 1;
+  }
+  return s;
+}
+
+}  // namespace
+
 Answer Interpret(const ParsedResponse& r) {
   Answer a;
   if (!r.Has("Auth-Status")) return a;
@@ -333,7 +373,7 @@ Answer Interpret(const ParsedResponse& r) {
     a.outcome = Outcome::kLoginFailed;
     return a;
   }
-  a.server = r.Find("Auth-Server");
+  a.server = UsableServer(r.Find("Auth-Server"));
   std::string_view port = r.Find("Auth-Port");
   uint32_t n = 0;
   auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), n);

@@ -204,6 +204,27 @@ TEST(LookupCodecTest, FailureAndInvalidRoute) {
           .outcome,
       Outcome::kInvalidRoute);
   EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n").outcome, Outcome::kInvalid);
+  // Auth-Server must be an IP or a host name: anything else would be cached (memcached is
+  // shared with Zimbra's proxies) and fail every login until its TTL.
+  auto with_server = [&](std::string server) {
+    return answer("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: " + server +
+                  "\r\nAuth-Port: 7143\r\n\r\n");
+  };
+  for (const char* bad : {"10.0.0.5:7143", "mail host", "mail..example.com", ".mail", "mail/1",
+                          "[10.0.0.5]", "[::1", "::1]", "a\x01b", "-", "x,y"}) {
+    EXPECT_EQ(with_server(bad).outcome, Outcome::kInvalidRoute) << bad;
+  }
+  EXPECT_EQ(with_server(std::string(254, 'a')).outcome, Outcome::kInvalidRoute);
+  EXPECT_EQ(with_server(std::string(64, 'a') + ".test").outcome, Outcome::kInvalidRoute);
+  for (const char* good : {"10.0.0.5", "mail-1.example.com", "mailbox_2.internal", "::1",
+                           "2001:db8::5", "MAIL.Example.COM.", "localhost"}) {
+    Answer a = with_server(good);
+    EXPECT_EQ(a.outcome, Outcome::kOk) << good;
+    EXPECT_EQ(a.server, good);
+  }
+  Answer bracketed = with_server("[2001:db8::5]");
+  EXPECT_EQ(bracketed.outcome, Outcome::kOk);
+  EXPECT_EQ(bracketed.server, "2001:db8::5");
   // No Content-Length: the body runs to the close, so the connection is not reusable.
   EXPECT_FALSE(ParseResponse("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\n\r\n").keep_alive);
   EXPECT_FALSE(ParseResponse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
