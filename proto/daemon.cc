@@ -17,6 +17,7 @@
 #include "core/signals.h"
 #include "core/status_util.h"
 #include "fmt/format.h"
+#include "proto/mail_config.h"
 #include "proto/protocols.h"
 #include "proto/server.h"
 #include "tls/library.h"
@@ -89,6 +90,9 @@ void Reload(const std::string& path, Server* server, ConfigPtr* running) {
   if (logs.has_value()) log::Discard(&*logs);
   if (!had_ticket_keys) ForgetTicketKeys();
   absl::Status reopened = log::Reconfigure(LogOptionsOf(**running));
+  if (absl::Status audit = ReopenAudit(**running); !audit.ok() && reopened.ok()) {
+    reopened = audit;
+  }
   std::string_view errors = MessageOf(failed);
   if (errors.find('\n') == std::string_view::npos) {
     RP_LOG(kError, "reload failed, keeping the running configuration: {}", errors);
@@ -209,12 +213,16 @@ int RunDaemon(const std::string& config_path) {
           if (absl::Status logs = log::Reconfigure(LogOptionsOf(*running)); !logs.ok()) {
             RP_LOG(kError, "reload: the running log files: {}", MessageOf(logs));
           }
+          if (absl::Status audit = ReopenAudit(*running); !audit.ok()) {
+            RP_LOG(kError, "reload: the running log files: {}", MessageOf(audit));
+          }
         } else {
           Reload(config_path, server->get(), &running);
         }
         break;
       case SIGUSR1:
-        RP_LOG(kInfo, "stats {}", (*server)->StatsSummary());
+        // Asked for: written whatever log.level is (an info line).
+        log::Write(log::Level::kInfo, "stats {}", (*server)->StatsSummary());
         break;
       default:
         break;

@@ -149,7 +149,7 @@ ExtensionPtr ReadAudit(ConfigTable& t, const Config& /*so_far*/) {
     t.Error("path", fmt::format("cannot open '{}': {}", path, strerror(errno)));
     return nullptr;
   }
-  return std::make_shared<AuditSink>(fd, true);
+  return std::make_shared<AuditSink>(fd, true, path);
 }
 
 void CheckMailListeners(const Config& config, ConfigErrors& errors) {
@@ -176,6 +176,28 @@ Task<void> AuditSink::Write(std::string line) const {
     if (!r.ok() || r.res == 0) co_return;
     data = data.subspan(r.value());
   }
+}
+
+absl::Status AuditSink::Reopen() const {
+  if (!owned_ || path_.empty()) return absl::OkStatus();
+  const int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        fmt::format("audit: cannot open '{}': {}", path_, strerror(errno)));
+  }
+  // dup2 swaps the file under the number atomically: writers never see a closed fd.
+  const bool ok = dup3(fd, fd_, O_CLOEXEC) >= 0;
+  const int saved = errno;
+  close(fd);
+  if (!ok) {
+    return absl::InternalError(fmt::format("audit: reopening '{}': {}", path_, strerror(saved)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReopenAudit(const Config& config) {
+  const auto* sink = config.sections.Get<AuditSink>(kAuditTable);
+  return sink != nullptr ? sink->Reopen() : absl::OkStatus();
 }
 
 ExtensionPtr ReadImapListener(ConfigTable& t, const Config& /*so_far*/) {

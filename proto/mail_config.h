@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
+#include "absl/status/status.h"
 #include "core/config.h"
 #include "core/task.h"
 #include "proto/imap/preauth.h"
@@ -43,15 +45,24 @@ struct MailListenerSettings : ConfigExtension {
 // `--check` only checks that it could be).
 class AuditSink : public ConfigExtension {
  public:
-  explicit AuditSink(int fd, bool owned) : fd_(fd), owned_(owned) {}
+  AuditSink(int fd, bool owned, std::string path = {})
+      : fd_(fd), owned_(owned), path_(std::move(path)) {}
   ~AuditSink() override;
   // One line (ending in '\n') appended through the ring; never blocks the reactor.
   Task<void> Write(std::string line) const;
+  // Opens the path again onto the same descriptor (rotation while this configuration
+  // keeps running: a reload that failed, or one during a drain). Lines being written
+  // land in the old file or the new one. Nothing to do for standard output.
+  absl::Status Reopen() const;
 
  private:
   int fd_;
   bool owned_;
+  std::string path_;
 };
+
+// The running configuration's [audit] file, reopened; OK without one.
+absl::Status ReopenAudit(const Config& config);
 
 ExtensionPtr ReadImapListener(ConfigTable& t, const Config& so_far);
 ExtensionPtr ReadImapsListener(ConfigTable& t, const Config& so_far);

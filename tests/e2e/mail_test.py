@@ -886,6 +886,29 @@ def reload_keeps_a_sessions_generation_and_its_route_stack():
 
 
 @test
+def a_reload_that_fails_still_reopens_the_audit_file():
+    # Rotation: the file is moved away, then SIGHUP. A config error keeps the running
+    # configuration, and its audit file is opened again all the same (as its log files
+    # are), so the next login's line lands in a new file at the path.
+    with Mail() as m:
+        c = imap_client(m.imap)
+        check(c.login(JOHN, JOHN_PW)[0] == "OK", "first login")
+        c.logout()
+        harness.wait_until(lambda: len(m.audit_lines()) == 1, what="the first audit line")
+        rotated = m.audit + ".1"
+        os.rename(m.audit, rotated)
+        m.proxy.write_config(m.config + "\n[no_such_section]\n")
+        m.proxy.signal(1)
+        m.proxy.wait_log(r"reload failed", timeout=10)
+        c = imap_client(m.imap)
+        check(c.login(JOHN, JOHN_PW)[0] == "OK", "second login")
+        c.logout()
+        harness.wait_until(lambda: len(m.audit_lines()) == 1, what="a line in the new file")
+        with open(rotated) as f:
+            check(len(f.readlines()) == 1, "the second line went to the rotated file")
+
+
+@test
 def sigterm_stops_idle_and_relayed_mail_sessions():
     with Mail() as m:
         idle = raw(m.imap)

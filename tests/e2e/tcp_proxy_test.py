@@ -686,10 +686,13 @@ def a_reload_refused_after_its_log_file_opened_leaves_the_logs_as_they_were():
             proxy.signal(signal.SIGHUP)
             proxy.wait_log(r"reload failed, .*tcp-second: cannot bind")
             check(not os.path.exists(new_log), "the refused config's log file was left")
-            # Still the running level (info) and file: a SIGUSR1 line is at info.
+            # Still the running file, and level (info): the stop's info line is there.
             proxy.signal(signal.SIGUSR1)
             proxy.wait_log(r"info .*stats ")
             check_echo(port, b"still")
+            proxy.stop()
+            check(re.search(r"info .*SIGTERM: stopping accepts", proxy.log_text()),
+                  "the running level was not kept")
     taken.close()
     shutil.rmtree(d, ignore_errors=True)
 
@@ -728,6 +731,14 @@ def sigusr1_logs_counters():
             proxy.signal(signal.SIGUSR1)
             proxy.wait_log(r"stats connections_active=0 connections_accepted=1 .*"
                            r"bytes_to_upstream=5 bytes_to_downstream=5")
+        # Asked for by a signal: written at any log level.
+        quiet = config(port, [up.port]).replace('[log]\nlevel = "info"\n',
+                                                '[log]\nlevel = "warn"\n')
+        check('level = "warn"' in quiet, "the config has a [log] level to change")
+        with Proxy(quiet, ready=lambda: wait_until(lambda: not port_closed(port),
+                                                   what="the listener")) as proxy:
+            proxy.signal(signal.SIGUSR1)
+            proxy.wait_log(r"stats connections_active=\d+ ")
 
 
 @test
