@@ -434,6 +434,7 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
       metrics.mail_internal_errors.Add();
       RP_LOG(kWarn, "{}: client {}: route host '{}' of '{}' does not resolve: {}", listener_->name,
              peer_.ToString(), route->server, route->account, answer.error);
+      if (route->source != RouteSource::kLookup) routes->router().Forget(*route);
       audit->result = "upstream_unresolved";
       co_await Audit(audit, start_ns);
       co_await Reply(InternalErrorText());
@@ -451,6 +452,9 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
     metrics.mail_internal_errors.Add();
     RP_LOG(kWarn, "{}: client {}: mailbox server {} of '{}' unreachable: {}", listener_->name,
            peer_.ToString(), audit->upstream, route->account, strerror(connected.error().code));
+    // A cached route may be stale (a moved mailbox, a changed address): the next login
+    // asks the lookup service rather than failing here until the entry's TTL.
+    if (route->source != RouteSource::kLookup) routes->router().Forget(*route);
     audit->result = "upstream_unreachable";
     co_await Audit(audit, start_ns);
     co_await Reply(InternalErrorText());

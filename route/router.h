@@ -29,7 +29,8 @@ struct RouterOptions {
   bool allow_unqualified = false;  // zm_lookup_allow_unqualified
   uint32_t memcache_ttl_s = 3600;  // zimbraReverseProxyCacheEntryTTL
   size_t local_cache_size = 100000;
-  int64_t local_ttl_ms = 3'600'000;
+  // Short: what zmproxypurge deletes from memcached must stop being used here too.
+  int64_t local_ttl_ms = 60'000;
   int64_t negative_ttl_ms = 10'000;  // "user not found" and other refusals
 };
 

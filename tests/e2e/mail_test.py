@@ -427,6 +427,34 @@ def imap_unreachable_mailbox_server_is_an_internal_error():
         check(m.audit_lines()[-1]["result"] == "upstream_unreachable", "audit")
 
 
+def memcached_add(key, value, ttl=3600):
+    with socket.create_connection(("127.0.0.1", env().memcached_port), timeout=5) as mc:
+        mc.sendall(f"add {key} 0 {ttl} {len(value)}\r\n{value}\r\n".encode())
+        got = read_until(mc, rb"\r\n")
+    check(got == b"STORED\r\n", f"memcached add {key}: {got!r}")
+
+
+@test
+def a_cached_route_to_an_unreachable_server_is_forgotten():
+    # A mailbox moved (or its server's address changed) and the cached route names the
+    # old one, which no longer answers: that login gets the internal error, and the
+    # route is dropped (per-core cache and memcached) so the next login asks the lookup
+    # service instead of failing until the cache entry's TTL.
+    e = env()
+    e.flush_memcached()
+    memcached_add(f"route:proto=imap;user={JOHN}", f"127.0.0.1:{free_port()}")
+    with Mail() as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(f'x1 LOGIN "{JOHN}" "{JOHN_PW}"\r\n'.encode())
+        check(read_to_eof(s) == b"* BAD internal server error\r\n", "the stale route")
+        check(m.audit_lines()[-1]["route"] == "memcached", f"audit: {m.audit_lines()[-1]}")
+        c = imap_client(m.imap)
+        check(c.login(JOHN, JOHN_PW)[0] == "OK", "the next login is routed by the lookup")
+        c.logout()
+        check(m.audit_lines()[-1]["route"] == "lookup", f"audit: {m.audit_lines()[-1]}")
+
+
 @test
 def imap_commands_pipelined_before_login():
     with Mail() as m:
