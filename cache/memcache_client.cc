@@ -29,6 +29,8 @@ struct MemcacheClient::Server {
   int index = 0;
   State state = State::kIdle;
   int64_t bad_until_ns = 0;
+  // Connecting again after reconnect_ms: its keys stay with the others until it is up.
+  bool probing = false;
   UniqueFd fd;
   std::string out;  // encoded requests not written yet
   bool writing = false;
@@ -64,11 +66,24 @@ MemcacheClient::~MemcacheClient() {
 
 bool MemcacheClient::ServerUsable(size_t index) const {
   const Server& s = *servers_[index];
-  return s.state != Server::State::kBad || MonotonicNowNs() >= s.bad_until_ns;
+  return s.state != Server::State::kBad && !s.probing;
 }
 
 int MemcacheClient::ServerFor(std::string_view key) {
-  return placement_.Pick(key, [this](size_t i) { return ServerUsable(i); });
+  const int64_t now = MonotonicNowNs();
+  for (auto& s : servers_) {
+    if (s->state == Server::State::kBad && now >= s->bad_until_ns && !closing_) {
+      // Tried again in the background: a server that still drops packets would
+      // otherwise hold every request for its keys for a connect timeout.
+      s->state = Server::State::kConnecting;
+      s->probing = true;
+      Spawn(Connect(s.get(), tasks_.Enter()));
+    }
+  }
+  const int index = placement_.Pick(key, [this](size_t i) { return ServerUsable(i); });
+  if (index >= 0) return index;
+  // None is up: wait for one being tried again rather than fail at once.
+  return placement_.Pick(key, [this](size_t i) { return servers_[i]->probing; });
 }
 
 void MemcacheClient::Complete(Pending* p, McError error) {
@@ -129,6 +144,7 @@ Task<void> MemcacheClient::Connect(Server* s, Gate::Holder /*holder*/) {
   } else {
     c = sock;
   }
+  s->probing = false;
   if (s->state != Server::State::kConnecting) co_return;  // closed meanwhile
   if (!c.ok()) {
     ++stats_.connect_failures;

@@ -3,7 +3,9 @@
 // the opaque checked), a fetch timeout, and failure handling: a server that times
 // out, resets or answers garbage is marked bad, its requests fail as "unavailable"
 // (the one a garbage answer was for as a protocol error),
-// and its keys go to the next live server until `reconnect_ms` has passed.
+// and its keys go to the next live server until `reconnect_ms` has passed; then it is
+// connected to again in the background and takes its keys back once that succeeds
+// (while no server is up, requests wait for that connect instead).
 // Key placement: ketama (libmemcached-compatible) or zimbra (see cache/placement.h).
 #pragma once
 

@@ -168,6 +168,66 @@ TEST_F(MemcacheClientTest, ZimbraPlacementOfALongKeyFollowsTheKeyNotItsMd5) {
   }
 }
 
+// A loopback listener whose accept queue is full: the kernel drops SYNs to it, so a
+// connect there waits for its own timeout (a powered-off host behind a firewall).
+struct SynDropper {
+  SynDropper() {
+    listener = UniqueFd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(listen(listener.get(), 0), 0);
+    socklen_t len = sizeof(a);
+    getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    for (int i = 0; i < 4; ++i) {
+      fillers.emplace_back(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      (void)connect(fillers.back().get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // their handshakes fill it
+  }
+  UniqueFd listener;
+  std::vector<UniqueFd> fillers;
+  uint16_t port = 0;
+};
+
+Task<std::vector<McReply>> GetsBeforeAndAfterTheRetryTime(MemcacheClient* c,
+                                                          std::vector<std::string> keys) {
+  std::vector<McReply> out;
+  out.push_back(co_await c->Get(keys[0]));  // waits for the first connect, which fails
+  co_await Sleep(Deadline::AfterMs(300));   // past reconnect_ms
+  for (const std::string& k : keys) out.push_back(co_await c->Get(k));
+  co_await c->Close();
+  co_return out;
+}
+
+// After reconnect_ms a server is connected to again in the background; until that
+// succeeds its keys stay with the live server instead of waiting for the connect (a
+// connect timeout every reconnect_ms, with logins running as cache misses meanwhile).
+TEST_F(MemcacheClientTest, AServerTriedAgainAfterReconnectMsKeepsNoRequestWaiting) {
+  SynDropper dropper;
+  const std::vector<CacheServer> servers = {ServerAt(a_), LoopbackServer(dropper.port)};
+  KeyPlacement placement(servers, Distribution::kKetama);
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 5; ++i) {
+    std::string k = "route:proto=imap;user=u" + std::to_string(i);
+    if (placement.Pick(k, [](size_t) { return true; }) == 1) keys.push_back(k);
+  }
+  MemcacheOptions o = Options(servers);
+  o.timeout_ms = 1000;
+  o.reconnect_ms = 200;
+  MemcacheClient c(o);
+  std::vector<McReply> r = RunUntilComplete(*reactor_, GetsBeforeAndAfterTheRetryTime(&c, keys));
+  ASSERT_EQ(r.size(), 6u);
+  EXPECT_EQ(r[0].error, McError::kUnavailable);  // the server's first connect timed out
+  for (size_t i = 1; i < r.size(); ++i) {
+    EXPECT_TRUE(r[i].ok()) << keys[i - 1];
+    EXPECT_EQ(r[i].server, 0) << keys[i - 1];
+  }
+  EXPECT_GE(c.stats().connect_failures, 1u);
+}
+
 Task<McReply> GetOnce(MemcacheClient* c) {
   McReply r = co_await c->Get("k");
   co_await c->Close();
