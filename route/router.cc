@@ -292,14 +292,12 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
         local_.Put(route_key_login, route, ttl, now);
       }
       if (r.method == AuthMethod::kUsername && lr.cache_alias && !alias_cached) {
-        // Zimbra's rule: when the login is the account itself, the alias is cached for
-        // its local part ("john" -> "john@default.domain").
-        std::string key =
-            r.login == out.account ? AliasKeyFor(r, KeyName(LocalPart(r.login))) : alias_key;
         const LocalEntry alias{LocalEntry::Kind::kAlias, out.account, -1, {}};
-        local_.Put(key, alias, ttl, now);
-        CacheAdd(key, out.account);
-        if (key != alias_key) local_.Put(alias_key, alias, ttl, now);
+        local_.Put(alias_key, alias, ttl, now);
+        // Zimbra also caches a login that is the account under its local part ("john" ->
+        // "john@default.domain", spec §2.2); not done: on a virtual IP of another domain
+        // the lookup service completes "john" with that domain instead.
+        if (r.login != out.account) CacheAdd(alias_key, out.account);
       }
       co_return out;
     }

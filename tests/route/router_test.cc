@@ -118,15 +118,25 @@ TEST_F(RouterTest, ALocalCacheSizeOfZeroKeepsNothingPerCore) {
   RunUntilComplete(*reactor_, b.Close());
 }
 
-TEST_F(RouterTest, LoginEqualToTheAccountCachesTheLocalPartAlias) {
+// Zimbra caches "john -> john@<default domain>" under the local IP when a client logs in
+// as john@<default domain> (spec §2.2). On a virtual IP of another domain the lookup
+// service completes "john" with that domain, so the cached alias would send john@other.org
+// to john@example.com's mailbox. Not written: "john" there is looked up.
+TEST_F(RouterTest, ALoginAsTheAccountCachesNoLocalPartAliasThatAVirtualIpWouldContradict) {
   Stack a({mc_.port()}, lookupd_.port());
-  auto r = RunUntilComplete(*reactor_, ResolveAll(&a, {Mail("john@example.com", "pop3")}));
-  ASSERT_EQ(r[0].status, ResolveStatus::kOk);
-  auto cached = RunUntilComplete(
-      *reactor_,
-      GetKeys(&a, {"alias:user=john;ip=127.0.0.1", "route:proto=pop3;user=john@example.com"}));
-  EXPECT_EQ(cached[0].value, "john@example.com");
-  EXPECT_EQ(cached[1].value, "127.0.0.1:7110");
+  ResolveRequest qualified = Mail("john@example.com", "pop3");
+  qualified.local_ip = "127.0.0.2";
+  ResolveRequest unqualified = Mail("john", "pop3");
+  unqualified.local_ip = "127.0.0.2";
+  auto r = RunUntilComplete(*reactor_, ResolveAll(&a, {qualified, unqualified}));
+  ASSERT_EQ(r[0].status, ResolveStatus::kOk) << r[0].reason;
+  EXPECT_EQ(r[0].account, "john@example.com");
+  ASSERT_EQ(r[1].status, ResolveStatus::kOk) << r[1].reason;
+  EXPECT_EQ(r[1].account, "john@other.org");
+  EXPECT_EQ(r[1].server, "127.0.0.2");
+  EXPECT_EQ(r[1].source, RouteSource::kLookup);
+  auto cached = RunUntilComplete(*reactor_, GetKeys(&a, {"alias:user=john;ip=127.0.0.2"}));
+  EXPECT_NE(cached[0].value, "john@example.com");
   RunUntilComplete(*reactor_, a.Close());
 }
 
