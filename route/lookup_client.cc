@@ -1,5 +1,6 @@
 #include "route/lookup_client.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -74,7 +75,14 @@ Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::
   UniqueFd fd;
   bool reused = false;
   if (reused_ok && !h->idle.empty()) {
-    fd = std::move(h->idle.back());
+    const int64_t oldest_ok = MonotonicNowNs() - options_.max_idle_ms * 1'000'000;
+    auto stale = std::find_if(h->idle.begin(), h->idle.end(), [oldest_ok](const Handler::Idle& i) {
+      return i.since_ns >= oldest_ok;
+    });
+    h->idle.erase(h->idle.begin(), stale);  // closed: idle too long to trust
+  }
+  if (reused_ok && !h->idle.empty()) {
+    fd = std::move(h->idle.back().fd);
     h->idle.pop_back();
     reused = true;
     ++stats_.reused;
@@ -165,7 +173,7 @@ Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::
     // Keep the connection if the service keeps it and nothing else came after.
     if (options_.keepalive && resp.keep_alive && resp.consumed == buf.size() &&
         h->idle.size() < options_.max_idle_per_handler) {
-      h->idle.push_back(std::move(fd));
+      h->idle.push_back({std::move(fd), MonotonicNowNs()});
     }
     co_return Attempt::kDone;
   }

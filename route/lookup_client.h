@@ -34,6 +34,10 @@ struct LookupOptions {
   int64_t retry_interval_ms = 60000;  // a handler that refused a connect is skipped this long
   bool keepalive = true;
   size_t max_idle_per_handler = 16;
+  // A kept connection idle longer is closed rather than reused: a firewall or NAT that
+  // dropped it silently would cost a lookup its whole timeout (a reset or a close is
+  // noticed at once and retried on a fresh connection).
+  int64_t max_idle_ms = 30000;
 };
 
 // What to look up; owns its strings (it lives across waits).
@@ -110,7 +114,11 @@ class LookupClient {
   struct Handler {
     LookupHandler config;
     int64_t failed_at_ns = 0;  // 0: never failed (or the skip has expired)
-    std::vector<UniqueFd> idle;
+    struct Idle {
+      UniqueFd fd;
+      int64_t since_ns = 0;
+    };
+    std::vector<Idle> idle;  // oldest first
   };
   enum class Attempt : uint8_t { kDone, kFailover, kRetryFresh };
 

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/ops.h"
 #include "gtest/gtest.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
@@ -238,6 +239,60 @@ TEST_F(LookupClientTest, AKeptConnectionResetOnReuseIsRetriedOnceOnAFreshOne) {
   EXPECT_EQ(c.stats().connects, 2u) << "one fresh connection for the retry";
   EXPECT_EQ(c.stats().unavailable, 0u);
   EXPECT_EQ(requests, 3);
+}
+
+// A lookup service behind a firewall that drops idle connections silently: the first
+// connection is answered once, then its next request is never answered (nor reset). A
+// second connection is answered.
+void SilentOnReuse(int listener, int* requests) {
+  lookup::Reply ok;
+  ok.ok = true;
+  ok.server = "10.0.0.7";
+  ok.port = 7143;
+  ok.user = "john@example.com";
+  std::string reply;
+  lookup::WriteReply(ok, /*keep_alive=*/true, &reply);
+  UniqueFd first(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!first.valid() || !ReadRequestHead(first.get())) return;
+  ++*requests;
+  if (!testing::WriteAll(first.get(), reply.data(), reply.size())) return;
+  UniqueFd second(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!second.valid() || !ReadRequestHead(second.get())) return;
+  ++*requests;
+  if (!testing::WriteAll(second.get(), reply.data(), reply.size())) return;
+  testing::ReadToEof(second.get());
+}
+
+Task<std::vector<LookupResult>> TwoApart(LookupClient* c, int64_t pause_ms) {
+  std::vector<LookupResult> out;
+  out.push_back(co_await c->Lookup(Query("jd")));
+  co_await Sleep(Deadline::AfterMs(pause_ms));
+  out.push_back(co_await c->Lookup(Query("jd")));
+  c->Close();
+  co_return out;
+}
+
+// A kept connection idle longer than max_idle_ms is not reused: one dropped silently
+// on the way would cost the lookup its whole timeout.
+TEST_F(LookupClientTest, AConnectionIdleLongerThanMaxIdleIsNotReused) {
+  uint16_t port = 0;
+  UniqueFd listener = testing::ListenLoopback(&port);
+  testing::SetBlocking(listener.get());
+  int requests = 0;
+  std::thread service(SilentOnReuse, listener.get(), &requests);
+  LookupOptions o;
+  o.handlers = {Handler(port)};
+  o.timeout_ms = 1000;
+  o.max_idle_ms = 100;
+  LookupClient c(o);
+  auto r = RunUntilComplete(*reactor_, TwoApart(&c, 300));
+  shutdown(listener.get(), SHUT_RDWR);
+  service.join();
+  EXPECT_EQ(r[0].status, LookupStatus::kOk) << r[0].reason;
+  EXPECT_EQ(r[1].status, LookupStatus::kOk) << r[1].reason;
+  EXPECT_EQ(c.stats().reused, 0u);
+  EXPECT_EQ(c.stats().connects, 2u);
+  EXPECT_EQ(requests, 2);
 }
 
 TEST_F(LookupClientTest, AnInvalidResponseIsATemporaryFailure) {
