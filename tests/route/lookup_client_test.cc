@@ -192,11 +192,13 @@ bool ReadRequestHead(int fd) {
   return true;
 }
 
-// A lookup service that answers the first request on a connection and keeps it, then,
-// when the next request arrives on it, resets it (SO_LINGER 0) without an answer: what a
-// client sees when the service dropped an idle connection as the request went out. A
-// second connection is answered. Ends when the client closes, or at shutdown(listener).
-void ResetOnReuse(int listener, int* requests) {
+// A lookup service that answers the first request on a connection and keeps it. Then,
+// when the next request arrives on it, it resets it (SO_LINGER 0) without an answer
+// (`reset`: what a client sees when the service dropped an idle connection as the request
+// went out), or it never answers it (a firewall that dropped the idle connection
+// silently; the request is not even read). A second connection is answered. Ends when
+// the client closes, or at shutdown(listener).
+void AnswerOnceThenDrop(int listener, int* requests, bool reset) {
   lookup::Reply ok;
   ok.ok = true;
   ok.server = "10.0.0.7";
@@ -208,11 +210,13 @@ void ResetOnReuse(int listener, int* requests) {
   if (!first.valid() || !ReadRequestHead(first.get())) return;
   ++*requests;
   if (!testing::WriteAll(first.get(), reply.data(), reply.size())) return;
-  if (!ReadRequestHead(first.get())) return;
-  ++*requests;
-  linger reset{1, 0};
-  setsockopt(first.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-  first.Reset();
+  if (reset) {
+    if (!ReadRequestHead(first.get())) return;
+    ++*requests;
+    linger now{1, 0};
+    setsockopt(first.get(), SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+    first.Reset();
+  }
   UniqueFd second(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
   if (!second.valid() || !ReadRequestHead(second.get())) return;
   ++*requests;
@@ -225,7 +229,7 @@ TEST_F(LookupClientTest, AKeptConnectionResetOnReuseIsRetriedOnceOnAFreshOne) {
   UniqueFd listener = testing::ListenLoopback(&port);
   testing::SetBlocking(listener.get());
   int requests = 0;
-  std::thread service(ResetOnReuse, listener.get(), &requests);
+  std::thread service(AnswerOnceThenDrop, listener.get(), &requests, /*reset=*/true);
   LookupOptions o;
   o.handlers = {Handler(port)};
   LookupClient c(o);
@@ -239,28 +243,6 @@ TEST_F(LookupClientTest, AKeptConnectionResetOnReuseIsRetriedOnceOnAFreshOne) {
   EXPECT_EQ(c.stats().connects, 2u) << "one fresh connection for the retry";
   EXPECT_EQ(c.stats().unavailable, 0u);
   EXPECT_EQ(requests, 3);
-}
-
-// A lookup service behind a firewall that drops idle connections silently: the first
-// connection is answered once, then its next request is never answered (nor reset). A
-// second connection is answered.
-void SilentOnReuse(int listener, int* requests) {
-  lookup::Reply ok;
-  ok.ok = true;
-  ok.server = "10.0.0.7";
-  ok.port = 7143;
-  ok.user = "john@example.com";
-  std::string reply;
-  lookup::WriteReply(ok, /*keep_alive=*/true, &reply);
-  UniqueFd first(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-  if (!first.valid() || !ReadRequestHead(first.get())) return;
-  ++*requests;
-  if (!testing::WriteAll(first.get(), reply.data(), reply.size())) return;
-  UniqueFd second(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-  if (!second.valid() || !ReadRequestHead(second.get())) return;
-  ++*requests;
-  if (!testing::WriteAll(second.get(), reply.data(), reply.size())) return;
-  testing::ReadToEof(second.get());
 }
 
 Task<std::vector<LookupResult>> TwoApart(LookupClient* c, int64_t pause_ms) {
@@ -279,7 +261,7 @@ TEST_F(LookupClientTest, AConnectionIdleLongerThanMaxIdleIsNotReused) {
   UniqueFd listener = testing::ListenLoopback(&port);
   testing::SetBlocking(listener.get());
   int requests = 0;
-  std::thread service(SilentOnReuse, listener.get(), &requests);
+  std::thread service(AnswerOnceThenDrop, listener.get(), &requests, /*reset=*/false);
   LookupOptions o;
   o.handlers = {Handler(port)};
   o.timeout_ms = 1000;
