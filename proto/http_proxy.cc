@@ -1208,7 +1208,9 @@ Task<bool> HttpSession::Exchange() {
   status_ = resp_.status;
 
   if (resp_.status == 101) {
-    if (!upgrade || early_answer) {
+    // Only the WebSocket asked for is tunnelled: a 101 to anything else is refused.
+    if (!upgrade || early_answer || resp_.semantics.upgrade_repeated ||
+        !EqualsIgnoreCase(TrimOws(resp_.semantics.upgrade), "websocket")) {
       Release(false);
       metrics.http_upstream_errors.Add();
       end_ = "unasked-101";

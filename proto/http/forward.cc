@@ -167,7 +167,10 @@ void AppendRuleFields(const HeaderRules* rules, std::string* out) {
 }  // namespace
 
 bool TunnelsUpgrade(const RequestHead& in) {
+  // A second Upgrade field extends the list ("h2c" then "websocket" is "h2c, websocket"):
+  // only a lone "websocket" is tunnelled, or an h2c upgrade would ride along.
   return in.version_minor == 1 && in.semantics.connection_upgrade &&
+         !in.semantics.upgrade_repeated &&
          EqualsIgnoreCase(TrimOws(in.semantics.upgrade), "websocket");
 }
 

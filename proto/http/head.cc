@@ -235,6 +235,7 @@ std::string_view ReadSemantics(const std::vector<Field>& fields, int version_min
         if (EqualsIgnoreCase(option, "upgrade")) s->connection_upgrade = true;
       });
     } else if (EqualsIgnoreCase(f.name, "upgrade")) {
+      if (!s->upgrade.empty()) s->upgrade_repeated = true;
       s->upgrade = f.value;
     }
   }

@@ -48,6 +48,7 @@ struct Semantics {
   bool keep_alive = false;          // HTTP/1.1 unless "close"; HTTP/1.0 only with "keep-alive"
   bool connection_upgrade = false;  // "upgrade" among Connection's options
   std::string_view upgrade;         // the Upgrade field (protocols offered / chosen)
+  bool upgrade_repeated = false;    // more than one Upgrade field: one list of them all
 };
 
 struct RequestHead {

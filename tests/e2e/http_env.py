@@ -64,6 +64,8 @@ RAW = {
     "empty": b"",
     "unasked-101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                    b"Connection: upgrade\r\n\r\n",
+    "h2c-101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n"
+               b"Connection: upgrade\r\n\r\n",
     # The body's framing fails in the bytes that came with the head: nothing went to the
     # client yet, so it can still be told 502.
     "bad-chunk-size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",

@@ -524,8 +524,11 @@ def an_h2c_upgrade_is_not_tunnelled():
     with Origin() as origin, Proxy(config(port, [origin.port])):
         for extra in (b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
                       b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n",
-                      b"Connection: Upgrade\r\nUpgrade: websocket\r\n"):
-            version = b"HTTP/1.1" if b"h2c" in extra else b"HTTP/1.0"  # 1.0: RFC 9110 §7.8
+                      b"Connection: Upgrade\r\nUpgrade: websocket\r\n",
+                      # Two fields are one list ("h2c, websocket"): not a WebSocket alone.
+                      b"Connection: Upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n"):
+            version = (b"HTTP/1.0" if extra.count(b"Upgrade:") == 1 and b"websocket" in extra
+                       else b"HTTP/1.1")  # 1.0: RFC 9110 §7.8
             s = connect(port)
             s.sendall(get(port, "/upgrade", extra=extra).replace(b"HTTP/1.1", version, 1))
             r = ClientReader(s).response()
@@ -535,6 +538,13 @@ def an_h2c_upgrade_is_not_tunnelled():
             check(not any(f.startswith(("upgrade:", "http2-settings:")) or
                           (f.startswith("connection:") and "upgrade" in f) for f in fields), head)
             s.close()
+        # A WebSocket asked for, another protocol switched to: not tunnelled either.
+        s = connect(port)
+        s.sendall(get(port, "/raw/h2c-101",
+                      extra=b"Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        r = ClientReader(s).response()
+        check(r.status == 502, f"a 101 to h2c: {r.head}")
+        s.close()
 
 
 @test
