@@ -36,6 +36,9 @@ void AcceptStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
   if (stopped && self->stop_waiter_) {
     Reactor::Current()->Post(std::exchange(self->stop_waiter_, {}));
   }
+  // The multishot ended (a pause's cancel, or someone else's) after the consumer had
+  // started waiting again with nothing to take: accept again for it.
+  if (!self->armed_ && self->waiter_ && self->queue_.empty() && !self->stopping_) self->Arm();
   // Resume last: the waiter may destroy this stream.
   if (self->waiter_ && (!self->queue_.empty() || stopped)) {
     std::exchange(self->waiter_, {}).resume();

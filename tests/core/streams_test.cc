@@ -86,6 +86,44 @@ TEST_P(StreamsTest, RequestStopWakesAWaitingAccept) {
   EXPECT_EQ(RunUntilComplete(*reactor_, AcceptThenStop(listener.get())).res, -ECANCELED);
 }
 
+UniqueFd ConnectTo(uint16_t port) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  return fd;
+}
+
+Task<void> StopLater(AcceptStream* s, int64_t ms) {
+  co_await Sleep(Deadline::AfterMs(ms));
+  s->RequestStop();
+}
+
+// Pause() then Next() in the same loop turn: the pause's cancel ends the multishot after
+// the waiter has started waiting, and the accept must be armed again for it.
+Task<IoResult> PauseThenNext(int listen_fd, uint16_t port) {
+  AcceptStream stream(listen_fd);
+  UniqueFd first = ConnectTo(port);
+  IoResult a = co_await stream.Next();  // the multishot is armed now
+  if (a.ok()) close(a.res);
+  stream.Pause();                     // its cancel is queued, not yet done
+  UniqueFd second = ConnectTo(port);  // waits in the backlog
+  Spawn(StopLater(&stream, 2000));    // only a watchdog: a lost wakeup ends here
+  IoResult r = co_await stream.Next();
+  if (r.ok()) close(r.res);
+  co_await stream.Stop();
+  co_return r;
+}
+
+TEST_P(StreamsTest, ANextRightAfterAPauseIsWokenByTheNextConnection) {
+  uint16_t port = 0;
+  UniqueFd listener = testing::ListenLoopback(&port);
+  const IoResult r = RunUntilComplete(*reactor_, PauseThenNext(listener.get(), port));
+  EXPECT_TRUE(r.ok()) << r.res;
+}
+
 struct StreamRun {
   bool exact = false;
   uint64_t rearms = 0;
