@@ -8,6 +8,7 @@
 #include <cstring>
 #include <span>
 
+#include "core/ascii.h"
 #include "core/ops.h"
 #include "fmt/format.h"
 #include "route/config.h"
@@ -71,6 +72,17 @@ ExtensionPtr ReadMail(ConfigTable& t, MailProtocol protocol, bool implicit_tls) 
   }
   std::vector<std::string> caps;
   if (t.Has("capabilities") && t.StringList("capabilities", &caps)) {
+    // What says how to log in is added by the TLS state (a copy of Zimbra's POP3 list
+    // names USER): taken as written it would be advertised where login is refused, or
+    // twice. Dropped here, for each protocol its own.
+    auto by_state = [imap](const std::string& cap) {
+      const std::string_view word = std::string_view(cap).substr(0, cap.find(' '));
+      return imap ? EqualsIgnoreCase(word, "STARTTLS") || EqualsIgnoreCase(word, "LOGINDISABLED") ||
+                        StartsWithIgnoreCase(word, "AUTH=")
+                  : EqualsIgnoreCase(word, "USER") || EqualsIgnoreCase(word, "STLS") ||
+                        EqualsIgnoreCase(word, "SASL");
+    };
+    std::erase_if(caps, by_state);
     s->imap.capabilities = caps;
     s->pop3.capabilities = caps;
   }

@@ -686,6 +686,35 @@ def pop3_user_pass_retr_byte_exact_quit():
 
 
 @test
+def capabilities_copied_from_zimbra_advertise_login_only_as_the_tls_state_allows():
+    # Zimbra's POP3 default lists USER, and an IMAP list may name STARTTLS or AUTH=PLAIN:
+    # those are the proxy's to add by state. Taken as written, CAPA advertised USER on a
+    # port that refuses it (starttls = only), and twice after STLS.
+    caps = ('capabilities = ["IMAP4rev1", "STARTTLS", "AUTH=PLAIN", "TOP", "USER", "UIDL", '
+            '"EXPIRE 31 USER", "XOIP", "STLS", "SASL PLAIN"]\n')
+    with Mail(extra=caps, starttls="only") as m:
+        c = poplib.POP3("127.0.0.1", m.pop3, timeout=20)
+        before = c.capa()
+        check("USER" not in before and "SASL" not in before and "STLS" in before,
+              f"before STLS: {before}")
+        check(before.get("EXPIRE") == ["31", "USER"] and "TOP" in before, f"kept: {before}")
+        c.stls(ctx())
+        c._putcmd("CAPA")
+        _, lines, _ = c._getlongresp()
+        users = [line for line in lines if line.split(b" ")[0] == b"USER"]
+        check(len(users) == 1 and not any(line.startswith(b"STLS") for line in lines),
+              f"after STLS: {lines}")
+        c.quit()
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b"a CAPABILITY\r\n")
+        got = read_until(s, rb"a OK.*\r\n")
+        check(b"AUTH=PLAIN" not in got and got.count(b"STARTTLS") == 1 and
+              b"LOGINDISABLED" in got, f"IMAP before STARTTLS: {got!r}")
+        s.close()
+
+
+@test
 def pop3_auth_plain_login_stls_and_pop3s():
     with Mail() as m:
         s = raw(m.pop3)
