@@ -305,8 +305,11 @@ Task<void> MailSession::Run() {
   std::string end_text = "closed";
   if (ok && !stopped_) {
     bool greet = !greeted_;
+    std::string id_name, id_version;  // an IMAP ID goes on to the next attempt
     for (int attempt = 1;; ++attempt) {
       Credentials credentials;
+      credentials.client_name = std::move(id_name);
+      credentials.client_version = std::move(id_version);
       PreauthEnd end = co_await Preauth(&credentials, greet);
       if (end != PreauthEnd::kCredentials) {
         end_text = PreauthEndName(end);
@@ -318,6 +321,8 @@ Task<void> MailSession::Run() {
         break;
       }
       greet = false;
+      id_name = credentials.client_name;
+      id_version = credentials.client_version;
       AttemptEnd a = co_await Login(&credentials, attempt);
       if (a != AttemptEnd::kRetry || stopped_) break;
     }

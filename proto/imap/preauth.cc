@@ -27,7 +27,10 @@ class Dialogue {
         tls_(tls),
         upgrader_(upgrader),
         credentials_(credentials),
-        parser_(settings->limits) {}
+        parser_(settings->limits),
+        // What an ID said before an earlier attempt on this connection (login_retry).
+        client_name_(credentials->client_name),
+        client_version_(credentials->client_version) {}
 
   Task<PreauthEnd> Run(bool greet);
 
@@ -263,6 +266,10 @@ Task<std::optional<PreauthEnd>> Dialogue::StartTls(std::string tag) {
   // be answered inside TLS.
   parser_.Reset();
   (*stream_)->DiscardBuffered();
+  // And what the plaintext said is forgotten: an ID slipped in ahead of STARTTLS would
+  // reach the mailbox server as the client's name and via (RFC 3501 §6.2.1).
+  client_name_.clear();
+  client_version_.clear();
   Reply(tag + " OK completed\r\n");  // Zimbra's text (spec/zimbra-proxy.md)
   const bool sent = co_await FlushOut();
   if (!sent) co_return end_;

@@ -192,7 +192,8 @@ std::string Exchange::IdCommand(std::string_view tag) const {
   }
   // Zimbra: the mailbox logs these once per session (X-VIA names the proxy hop).
   std::string via;
-  if (!c.client_name.empty()) {
+  // The client's part only when it can be quoted: X-VIA keeps the hop either way.
+  if (!c.client_name.empty() && CanQuote(c.client_name) && CanQuote(c.client_version)) {
     via = c.client_name;
     if (!c.client_version.empty()) via += "/" + c.client_version;
     via += ",";

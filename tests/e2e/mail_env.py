@@ -343,7 +343,7 @@ def listener(name, protocol, port, *, tls=False, extra="", upstream_tls=False):
 name = "{name}"
 protocol = "{protocol}"
 listen = "127.0.0.1:{port}"
-flavour = "dovecot"
+{"" if "flavour" in extra else 'flavour = "dovecot"'}
 {"" if "auth_wait_ms" in extra else "auth_wait_ms = 300"}
 {extra}
 """

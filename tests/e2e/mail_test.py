@@ -497,9 +497,10 @@ def the_last_reply_before_the_close_is_not_cut_off():
         check(re.fullmatch(rb"t{30000} NO .*\r\n", got), f"{len(got)} bytes: {got[-60:]!r}")
 
 
-def scripted_imap_upstream(listener, alerts):
+def scripted_imap_upstream(listener, alerts, seen=None):
     """Serves one connection of `listener` as an IMAP server would: ID, LOGIN or
-    AUTHENTICATE (answered after `alerts`, untagged lines), NOOP; literals taken."""
+    AUTHENTICATE (answered after `alerts`, untagged lines), NOOP; literals taken. The
+    first line of each command goes to `seen` when given."""
     conn, _ = listener.accept()
     with conn:
         conn.sendall(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID] scripted\r\n")
@@ -515,6 +516,8 @@ def scripted_imap_upstream(listener, alerts):
                 f.read(int(literal.group(1)))
                 line = f.readline()
                 literal = re.search(rb"\{(\d+)(\+?)\}\r\n$", line)
+            if seen is not None:
+                seen.append(first)
             tag, _, rest = first.partition(b" ")
             command = rest.split(b" ", 1)[0].strip().upper()
             if command == b"ID":
@@ -525,6 +528,54 @@ def scripted_imap_upstream(listener, alerts):
                 conn.sendall(tag + b" OK noop done\r\n")
             else:
                 conn.sendall(tag + b" BAD unknown\r\n")
+
+
+@test
+def what_id_said_before_starttls_is_forgotten_with_the_plaintext():
+    # STARTTLS injection applied to state: an ID an attacker slipped in ahead of the
+    # client's STARTTLS must not reach the mailbox server as the client's name and via.
+    with Mail(extra='flavour = "zimbra"\n') as m:
+        seen = []
+        server = threading.Thread(target=scripted_imap_upstream, args=(env().silent, b"", seen),
+                                  daemon=True)
+        server.start()
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b'x ID ("name" "evil" "version" "6.6.6")\r\na STARTTLS\r\n')
+        read_until(s, rb"a OK .*\r\n")
+        t = ctx().wrap_socket(s, server_hostname="localhost")
+        t.sendall(b'b LOGIN "silent@example.com" "pw"\r\n')
+        got = read_until(t, rb"b (OK|NO|BAD).*\r\n", timeout=10)
+        check(b"b OK" in got, f"login: {got!r}")
+        t.close()
+        server.join(5)
+        ids = [line for line in seen if b" ID " in line]
+        check(len(ids) == 1 and b"evil" not in ids[0], f"ID upstream: {ids}")
+
+
+@test
+def a_second_login_attempt_still_tells_the_mailbox_the_clients_id():
+    # With login_retry, each attempt is a new dialogue: the ID the client sent before
+    # its first attempt must still reach the mailbox server with the second.
+    with Mail(extra='flavour = "zimbra"\nlogin_retry = true\n') as m:
+        seen = []
+        server = threading.Thread(target=scripted_imap_upstream, args=(env().silent, b"", seen),
+                                  daemon=True)
+        server.start()
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b'x ID ("name" "Thunderbird" "version" "115")\r\n')
+        read_until(s, rb"x OK .*\r\n")
+        s.sendall(b'a LOGIN "nobody@example.com" "pw"\r\n')
+        check(b"a NO" in read_until(s, rb"a (OK|NO|BAD).*\r\n", timeout=10), "first attempt")
+        s.sendall(b'b LOGIN "silent@example.com" "pw"\r\n')
+        got = read_until(s, rb"b (OK|NO|BAD).*\r\n", timeout=10)
+        check(b"b OK" in got, f"second attempt: {got!r}")
+        s.close()
+        server.join(5)
+        ids = [line for line in seen if b" ID " in line]
+        check(len(ids) == 1 and b'"name" "Thunderbird" "version" "115"' in ids[0] and
+              b"Thunderbird/115," in ids[0], f"ID upstream: {ids}")
 
 
 @test

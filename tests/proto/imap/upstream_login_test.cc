@@ -67,6 +67,20 @@ TEST_F(UpstreamLoginTest, ZimbraIdWithoutAClientId) {
             "a1 LOGIN \"john@example.com\" \"secret\"\r\n");
 }
 
+// An 8-bit client name cannot be a quoted string: it is NIL, and X-VIA keeps the proxy
+// hop without it (the whole X-VIA was NIL).
+TEST_F(UpstreamLoginTest, AnEightBitClientNameLeavesXViaWithTheProxyHop) {
+  credentials_.client_name = "Mail f\xc3\xbcr iOS";
+  settings_.literal_login = false;
+  settings_.pipeline = false;
+  ScriptedStream up({"* OK ready\r\n", "a1 OK ID done\r\n", "a1 OK Logged in\r\n"});
+  EXPECT_EQ(Run(&up).status, UpstreamLoginStatus::kOk);
+  EXPECT_EQ(up.written(),
+            "a1 ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" NIL \"version\" \"115\" "
+            "\"X-VIA\" \"192.0.2.10(ringproxy)\")\r\n"
+            "a1 LOGIN \"john@example.com\" \"secret\"\r\n");
+}
+
 TEST_F(UpstreamLoginTest, LiteralPlusLoginGoesWithTheIdInOneWrite) {
   // Replies in the other order, an alert between them: each is known by its tag.
   ScriptedStream up({"* OK [CAPABILITY IMAP4rev1 ID literal+ SASL-IR] ready\r\n",
