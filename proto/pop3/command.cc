@@ -32,9 +32,14 @@ bool Command::KeywordIs(std::string_view name) const { return EqualsIgnoreCase(k
 
 CommandError ParseCommand(std::string_view line, Command* out) {
   *out = Command{};
-  for (char c : line) {
+  // A password is the rest of its line: only NUL and CR are refused in it (LoginFits
+  // checks again), as IMAP takes any of them in a quoted string or a literal.
+  const bool pass = StartsWithIgnoreCase(line, "PASS ");
+  const size_t checked = pass ? 5 : line.size();
+  for (size_t k = 0; k < line.size(); ++k) {
+    const auto c = static_cast<unsigned char>(line[k]);
     // Tabs are controls too: RFC 1939 separates with single spaces.
-    if (IsControl(static_cast<unsigned char>(c))) return CommandError::kBadCharacter;
+    if (k < checked ? IsControl(c) : (c == 0 || c == '\r')) return CommandError::kBadCharacter;
   }
   size_t i = 0;
   while (i < line.size() && line[i] == ' ') ++i;

@@ -52,6 +52,14 @@ TEST(Pop3CommandTest, Faults) {
   EXPECT_EQ(ParseCommand("USER a\tb", &c), CommandError::kBadCharacter);
   EXPECT_EQ(ParseCommand(std::string("USER a\0b", 8), &c), CommandError::kBadCharacter);
   EXPECT_EQ(ParseCommand("USER a\rb", &c), CommandError::kBadCharacter);
+  // A password is the rest of its line, whatever it holds but NUL and CR (the same as
+  // IMAP takes in a quoted string or a literal; nginx's POP3 parser too).
+  ASSERT_EQ(ParseCommand("PASS pa\tss\x7f word", &c), CommandError::kNone);
+  EXPECT_EQ(c.rest, "pa\tss\x7f word");
+  EXPECT_EQ(ParseCommand("pass x\ty", &c), CommandError::kNone);
+  EXPECT_EQ(ParseCommand(std::string("PASS a\0b", 8), &c), CommandError::kBadCharacter);
+  EXPECT_EQ(ParseCommand("PASS a\rb", &c), CommandError::kBadCharacter);
+  EXPECT_EQ(ParseCommand("PASS\tx", &c), CommandError::kBadCharacter);
   EXPECT_EQ(ParseCommand("TOP 1 2", &c), CommandError::kNone);
   EXPECT_FALSE(c.more_args);
   EXPECT_EQ(ParseCommand("TOP 1 2 3", &c), CommandError::kNone);
