@@ -917,6 +917,10 @@ Task<Flow> HttpSession::SendRequest() {
   f.body = sem.body == BodyKind::kNone ? BodyKind::kNone
                                        : (body_complete_ ? BodyKind::kLength : sem.body);
   f.content_length = body_complete_ ? body_.size() : sem.content_length;
+  if (f.body == BodyKind::kNone && sem.length_field) {
+    f.body = BodyKind::kLength;  // "Content-Length: 0" goes on, as nginx sends it
+    f.content_length = 0;
+  }
   f.upgrade = http::TunnelsUpgrade(req_);
   f.client_ip = client_ip_;
   f.trusted_peer = std::any_of(settings_->trusted_proxies.begin(), settings_->trusted_proxies.end(),

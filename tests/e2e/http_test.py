@@ -203,10 +203,14 @@ def request_bodies_arrive_byte_exact_and_reframed():
     with Origin() as origin, Proxy(config(port, [origin.port])):
         for size in (0, 1, 65536, 65537, 3 << 20):
             body = os.urandom(size)
+            origin.clear()
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             c.request("POST", "/echo", body=body)
             r = c.getresponse()
             check(r.status == 200 and r.read() == body, f"CL body of {size}")
+            # Content-Length: 0 too (RFC 9110 §8.6; an origin may answer 411 without it).
+            check(b"content-length: %d\r\n" % size in origin.heads()[0].lower(),
+                  origin.heads()[0])
             c.close()
         # Chunked uploads: small ones reach the origin with a length, large ones chunked.
         for size in (10, 200000):
