@@ -510,7 +510,8 @@ void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
                 fmt::format("'{}': id={} is given to another server of this group", text, id));
         continue;
       }
-      u->servers.push_back({text, *a, weight, std::move(id)});
+      // The address as written, without its options: what logs and $upstream_addr show.
+      u->servers.push_back({std::string(address), *a, weight, std::move(id)});
     }
   }
   r.Int("connect_timeout_ms", &u->connect_timeout_ms, 1, 3'600'000);

@@ -84,7 +84,7 @@ struct LogConfig {
 };
 
 struct UpstreamServerConfig {
-  std::string text;  // as written, for logs
+  std::string text;  // "host:port" as written (without its options), for logs
   SocketAddress address;
   int weight = 1;  // "host:port weight=N": its share of round_robin and least_conn picks
   std::string id;  // "host:port id=NAME": the node a request path may name

@@ -612,13 +612,17 @@ def upstream_failures_are_502_503_504():
                   r.getheader("content-type") == "text/html", "the configured 502 page")
         dead = refused_port()
         handler = 'error_handler_url = "https://www.example.com/zmerror?lang=en"'
-        with Proxy(config(port, [dead], listener_extra=handler)):
+        # The server's address, as nginx's $upstream_addr: not its configured options.
+        text = config(port, [dead], listener_extra=handler).replace(
+            f'"127.0.0.1:{dead}"', f'"127.0.0.1:{dead} weight=2"')
+        with Proxy(text) as p:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             c.request("GET", "/size/1")
             r = c.getresponse()
             check(r.status == 302 and r.getheader("location") ==
                   f"https://www.example.com/zmerror?lang=en&err=502&up=127.0.0.1:{dead}",
                   f"{r.status} {r.getheader('location')}")
+            p.wait_log(rf"access http .*upstream=127\.0\.0\.1:{dead} ")
 
 
 class SilentOrigin(ThreadedServer):
