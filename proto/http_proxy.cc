@@ -367,6 +367,10 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   int PinNode();
   // Answers redirect_status_ with Location: redirect_to_.
   Task<void> Redirect();
+  // server_addr_ and server_ip_, read once.
+  void LearnLocalAddress();
+  // The Host, or for a request without one the address it came to (nginx's $host).
+  std::string_view HostForRedirect();
 
   ShardServices* services_;
   SnapshotRef snapshot_;
@@ -394,6 +398,7 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   std::string client_ip_;
   std::string local_ip_;
   std::string server_addr_;  // "ip:port" the client connected to, once a request needs it
+  std::string server_ip_;    // its address alone
   std::string request_id_;
   std::string user_;              // routed by this user (or account id)
   std::string_view route_ = "-";  // where the user's route came from
@@ -728,8 +733,9 @@ int HttpSession::ChooseRoute() {
     target_ = target_buf_;
   }
   if (settings_->mail_mode != http::MailMode::kBoth) {
-    http::ModeRedirect m = http::MailModeRedirect(settings_->mail_mode, settings_->https, req_,
-                                                  target_, req_.host, settings_->mail_mode_port);
+    http::ModeRedirect m =
+        http::MailModeRedirect(settings_->mail_mode, settings_->https, req_, target_,
+                               HostForRedirect(), settings_->mail_mode_port);
     if (m.status != 0) {
       redirect_status_ = m.status;
       redirect_to_ = std::move(m.location);
@@ -766,7 +772,8 @@ int HttpSession::ChooseRoute() {
   if (location_->node_from_path) return PinNode();
   if (location_->redirect_status != 0) {
     redirect_status_ = location_->redirect_status;
-    redirect_to_ = http::ExpandVariables(location_->redirect_to, {scheme, req_.host, target_});
+    redirect_to_ =
+        http::ExpandVariables(location_->redirect_to, {scheme, HostForRedirect(), target_});
   }
   return 0;
 }
@@ -788,13 +795,31 @@ int HttpSession::PinNode() {
   return 404;
 }
 
+void HttpSession::LearnLocalAddress() {
+  if (!server_addr_.empty()) return;
+  if (std::optional<SocketAddress> local = LocalAddress(client_.fd())) {
+    server_addr_ = local->ToString();
+    server_ip_ = local->HostString();
+  }
+}
+
+std::string_view HttpSession::HostForRedirect() {
+  if (!req_.host.empty()) return req_.host;
+  LearnLocalAddress();  // HTTP/1.0 without Host: the address it came to (nginx: $host)
+  return server_ip_;
+}
+
 Task<void> HttpSession::Redirect() {
   status_ = redirect_status_;
   // A body the client may still send is not read: the connection closes after this.
   if (req_.semantics.body != BodyKind::kNone) client_keep_alive_ = false;
   std::string out = fmt::format("HTTP/1.1 {} {}\r\nLocation: {}\r\nContent-Length: 0\r\n", status_,
                                 ReasonOf(status_), redirect_to_);
-  if (!client_keep_alive_) out += "Connection: close\r\n";
+  if (!client_keep_alive_) {
+    out += "Connection: close\r\n";
+  } else if (req_.version_minor == 0) {
+    out += "Connection: keep-alive\r\n";  // else a 1.0 client takes the close for the end
+  }
   if (!request_id_.empty()) out += fmt::format("X-Request-ID: {}\r\n", request_id_);
   out += "\r\n";
   bytes_out_ += out.size();
@@ -905,11 +930,7 @@ Task<Flow> HttpSession::SendRequest() {
   f.target = target_;
   f.host = req_.host;
   if (f.host.empty()) {  // HTTP/1.0 without Host: the address it came to, as nginx sends
-    if (server_addr_.empty()) {
-      if (std::optional<SocketAddress> local = LocalAddress(client_.fd())) {
-        server_addr_ = local->ToString();
-      }
-    }
+    LearnLocalAddress();
     f.host = server_addr_;
   }
   // A body read whole goes with its length (a chunked one too); a longer one keeps

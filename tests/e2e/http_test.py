@@ -1521,6 +1521,47 @@ server = "dead"
 
 
 @test
+def a_redirect_survives_a_body_the_proxy_does_not_read_and_keeps_a_1_0_client():
+    # The redirect is answered before the body it will not read: the proxy must linger
+    # before closing, or the body's arrival at a closed socket resets the connection
+    # and the client loses the 302 it has not read yet. An HTTP/1.0 keep-alive client
+    # must be told the connection stays open.
+    location = '[[listener.location]]\nprefix = "/old/"\nredirect = "/new/"\n'
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=location)):
+        s = connect(port)
+        s.sendall(b"POST /old/x HTTP/1.1\r\nHost: a\r\nContent-Length: 200000\r\n\r\n")
+        time.sleep(0.3)  # the 302 is in the client's socket, the proxy's side closing
+        try:
+            s.sendall(b"x" * 200000)
+        except OSError:
+            pass
+        time.sleep(0.3)
+        try:
+            got = s.recv(4096)
+        except ConnectionResetError:
+            got = b"a reset"
+        check(got.startswith(b"HTTP/1.1 302 ") and b"Connection: close\r\n" in got, got)
+        s.close()
+        s = connect(port)
+        s.sendall(b"GET /old/y HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        r = ClientReader(s).response()
+        check(r.status == 302 and (r.field("connection") or "").lower() == "keep-alive", r.head)
+        s.sendall(b"GET /old/z HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        check(ClientReader(s).response().status == 302, "a second request on the connection")
+        s.close()
+    # $host for a request without a Host (HTTP/1.0): the address it came to, never empty.
+    location = '[[listener.location]]\nprefix = "/old/"\nredirect = "http://$host/new/"\n'
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=location)):
+        s = connect(port)
+        s.sendall(b"GET /old/y HTTP/1.0\r\n\r\n")
+        r = ClientReader(s).response()
+        check(r.status == 302 and r.field("location") == "http://127.0.0.1/new/", r.head)
+        s.close()
+
+
+@test
 def a_stop_ends_a_request_waiting_for_its_user_lookup():
     with Origin() as a:
         routes = f"""
