@@ -1280,6 +1280,10 @@ Task<bool> HttpSession::Exchange() {
   fr.client_version_minor = req_.version_minor;
   fr.keep_alive = client_keep_alive_;
   fr.rules = server_ == nullptr ? nullptr : &server_->response_headers;
+  if (settings_->https) {
+    fr.https_host = HostForRedirect();
+    fr.upstream = upstream_text_;
+  }
   out_.clear();
   http::WriteResponseHead(resp_, fr, &out_);
   const uint64_t out_before_head = bytes_out_;

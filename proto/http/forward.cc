@@ -233,6 +233,35 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
   out->append("\r\n");
 }
 
+std::string RewriteLocation(std::string_view location, std::string_view https_host,
+                            std::string_view upstream) {
+  constexpr std::string_view kHttp = "http://";
+  if (https_host.empty() || !StartsWithIgnoreCase(location, kHttp)) return std::string(location);
+  const std::string_view after = location.substr(kHttp.size());
+  const size_t end = after.find_first_of("/?#");
+  const std::string_view authority = after.substr(0, end);
+  const std::string_view rest = end == std::string_view::npos ? "" : after.substr(end);
+  // The Host's name alone ("[v6]" or a name, without a port) and the upstream's port.
+  const std::string_view host_name = https_host.starts_with('[')
+                                         ? https_host.substr(0, https_host.find(']') + 1)
+                                         : https_host.substr(0, https_host.find(':'));
+  const size_t colon = upstream.rfind(':');
+  const std::string_view upstream_port =
+      colon == std::string_view::npos ? std::string_view() : upstream.substr(colon);
+  const bool ours =
+      EqualsIgnoreCase(authority, https_host) ||
+      (!upstream.empty() && EqualsIgnoreCase(authority, upstream)) ||
+      (!upstream_port.empty() && authority.size() == host_name.size() + upstream_port.size() &&
+       EqualsIgnoreCase(authority.substr(0, host_name.size()), host_name) &&
+       authority.substr(host_name.size()) == upstream_port);
+  if (!ours) return std::string(location);
+  std::string out = "https://";
+  out.append(https_host);
+  if (rest.empty() || rest.front() != '/') out += '/';
+  out.append(rest);
+  return out;
+}
+
 void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::string* out) {
   out->append("HTTP/1.1 ");
   out->append(std::to_string(in.status));
@@ -243,6 +272,10 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
   for (const Field& field : in.fields) {
     if (Dropped(connection, field.name, f.upgrade, /*request=*/false) ||
         RuledOut(f.rules, field.name)) {
+      continue;
+    }
+    if (!f.https_host.empty() && EqualsIgnoreCase(field.name, "location")) {
+      AppendField(field.name, RewriteLocation(field.value, f.https_host, f.upstream), out);
       continue;
     }
     AppendField(field.name, field.value, out);

@@ -70,7 +70,17 @@ struct ForwardResponse {
   // framing, no Connection, no added fields (they belong to the final response).
   bool interim = false;
   const HeaderRules* rules = nullptr;
+  // HTTPS listeners (Zimbra, spec §5.2): a Location over http naming the client's Host,
+  // or the upstream server (`upstream`, "host:port", or the Host's name with that port),
+  // becomes https://<https_host>/... Empty: Locations pass as they are.
+  std::string_view https_host;
+  std::string_view upstream;
 };
+
+// The Location to send for `location` under the rule above (unchanged when it does
+// not apply).
+std::string RewriteLocation(std::string_view location, std::string_view https_host,
+                            std::string_view upstream);
 
 // The response head for the client: "HTTP/1.1 <status> <reason>", the end-to-end
 // fields in their order, the framing (a kNone response keeps the upstream's

@@ -14,6 +14,7 @@ Paths:
   /slow/MS          waits MS milliseconds, then 200 "slow"
   /raw/NAME         the bytes RAW[NAME], then the connection closes
   /upgrade          101 Switching Protocols, then echoes bytes until EOF
+  /location?to=URL  302 with Location: URL (percent-decoded)
   /hints/MS         103 Early Hints; MS milliseconds later a 100, a 102 and the final
                     200 "done" in one write (interim responses, several in one read)
   /interims/N       N "102 Processing" responses, then 200 "done"
@@ -172,6 +173,10 @@ class Origin:
         arg = parts[2] if len(parts) > 2 else ""
         if kind == "echo":
             send(200, body)
+        elif kind == "location":
+            from urllib.parse import parse_qs
+            to = parse_qs(target.split("?", 1)[1])["to"][0]
+            send(302, b"", extra=b"Location: %s\r\n" % to.encode())
         elif kind == "size":
             send(200, pattern(int(arg)))
         elif kind == "stream":

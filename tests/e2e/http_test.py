@@ -2168,6 +2168,47 @@ def one_gib_up_and_down_byte_exact_over_https():
 
 
 @test
+def an_https_listener_turns_the_mailbox_servers_http_redirects_into_https():
+    # Zimbra (spec §5.2): on HTTPS servers, a Location naming the client's Host, or the
+    # mailbox server itself, over http becomes https://<Host>/...; others are left alone.
+    import ssl
+    from urllib.parse import quote
+    from tls_env import name, pki
+    d = pki()
+    port = free_port()
+    host = name(3)
+    ctx = ssl.create_default_context(cafile=f"{d}/ca.pem")
+    with Origin() as origin, Proxy(config(port, [origin.port], protocol="https",
+                                          tls=https_tables(d))):
+        cases = [(f"http://{host}/zimbra/?a=1", f"https://{host}/zimbra/?a=1"),
+                 (f"HTTP://{host.upper()}", f"https://{host}/"),
+                 (f"http://127.0.0.1:{origin.port}/service/home/x",
+                  f"https://{host}/service/home/x"),
+                 (f"http://{host}:{origin.port}/y", f"https://{host}/y"),
+                 (f"https://{host}/z", f"https://{host}/z"),
+                 ("http://elsewhere.example/q", "http://elsewhere.example/q"),
+                 (f"http://{host}.evil.example/", f"http://{host}.evil.example/"),
+                 ("/relative", "/relative")]
+        for sent, want in cases:
+            s = ctx.wrap_socket(connect(port), server_hostname=host)
+            s.sendall(b"GET /location?to=%s HTTP/1.1\r\nHost: %s\r\n\r\n"
+                      % (quote(sent, safe="").encode(), host.encode()))
+            r = ClientReader(s).response()
+            check(r.status == 302 and r.field("location") == want,
+                  f"{sent}: {r.field('location')}")
+            s.close()
+    # Over plain HTTP nothing is rewritten.
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])):
+        s = connect(port)
+        s.sendall(b"GET /location?to=%s HTTP/1.1\r\nHost: %s\r\n\r\n"
+                  % (quote(f"http://{host}/a", safe="").encode(), host.encode()))
+        r = ClientReader(s).response()
+        check(r.field("location") == f"http://{host}/a", r.head)
+        s.close()
+
+
+@test
 def curl_and_https_listener():
     from tls_env import name, pki
     d = pki()
