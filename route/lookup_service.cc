@@ -164,9 +164,12 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Load(const std::stri
 Decision Decide(const Directory& dir, const lookup::ParsedRequest& req) {
   Decision out;
   out.wait_s = dir.auth_wait_s;
-  const std::string_view method = req.Find("Auth-Method");
+  // NLE reads the method and the protocol without regard to case.
+  const std::string method_text = Lower(req.Find("Auth-Method"));
+  const std::string protocol_text = Lower(req.Find("Auth-Protocol"));
+  const std::string_view method = method_text;
   const std::string_view raw_user = req.Find("Auth-User");
-  const std::string_view protocol = req.Find("Auth-Protocol");
+  const std::string_view protocol = protocol_text;
   const std::string_view proxy_ip = req.Find("X-Proxy-IP");
   const std::string_view client_ip = req.Find("Client-IP");
   auto fail = [&](std::string text) {
@@ -182,7 +185,7 @@ Decision Decide(const Directory& dir, const lookup::ParsedRequest& req) {
   std::string user;
   if (!lookup::UnescapeMailAuth(raw_user, &user)) return fail("malformed Auth-User");
   int account = -1;
-  if (method == "zimbraId") {
+  if (method == "zimbraid") {
     auto it = dir.by_id.find(user);
     if (it != dir.by_id.end()) account = it->second;
   } else if (method == "username" || method == "plain" || method == "login" || method == "gssapi" ||
@@ -226,7 +229,8 @@ Decision Decide(const Directory& dir, const lookup::ParsedRequest& req) {
   // The admin console is served over TLS: only admin + httpssl means the admin port.
   std::string proto(protocol);
   if (admin && protocol == "httpssl") proto = "admin";
-  auto port = s.ports.find(proto);
+  // "admin" names the admin console's port here only: never a protocol a client asks for.
+  auto port = protocol == "admin" ? s.ports.end() : s.ports.find(proto);
   if (port == s.ports.end()) {
     return fail(fmt::format("mailhost {} has no {} port for user: {}", s.name, protocol, a.name));
   }

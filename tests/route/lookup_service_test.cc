@@ -2,6 +2,7 @@
 #include "route/lookup_service.h"
 
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <chrono>
@@ -231,6 +232,20 @@ TEST(LookupServiceTest, AdminLookupsAnyCaseAndTheAdminPortOnlyWithHttpssl) {
   Decision not_admin = ask("joe@x.org", "httpssl", "false");
   ASSERT_TRUE(not_admin.ok) << not_admin.status;
   EXPECT_EQ(not_admin.port, 8443);
+  // "admin" is not a protocol a client names: NLE has no such port to give.
+  Decision named = ask("joe@x.org", "admin", "false");
+  EXPECT_FALSE(named.ok);
+  EXPECT_EQ(named.status, "mailhost m has no admin port for user: joe@x.org");
+  // NLE reads the method and the protocol without regard to case.
+  Decision upper = Ask(**dir,
+                       "Auth-Method: USERNAME\r\nAuth-User: joe@x.org\r\n"
+                       "Auth-Protocol: HTTPSSL\r\n");
+  ASSERT_TRUE(upper.ok) << upper.status;
+  EXPECT_EQ(upper.port, 8443);
+  Decision by_id = Ask(**dir,
+                       "Auth-Method: ZimbraId\r\nAuth-User: nobody\r\n"
+                       "Auth-Protocol: Http\r\n");
+  EXPECT_EQ(by_id.status, "user not found:nobody");
 }
 
 // Only GET of the servlet's path is a lookup (a query string aside); anything else is
@@ -365,6 +380,19 @@ TEST(LookupServiceTest, GssapiNeedsAdminCredentialsAndGetsAToken) {
   ASSERT_TRUE(yes.ok) << yes.status;
   EXPECT_EQ(yes.auth_id, "john@example.com");
   EXPECT_EQ(yes.auth_pass, "token-11111111-aaaa-4bbb-8ccc-000000000001");
+}
+
+// An address lookupd cannot have (another lookupd holds it: SO_REUSEPORT would share
+// it silently) ends the process with an error, rather than leave it running unbound.
+TEST(LookupServiceTest, AnAddressInUseEndsLookupdWithAnError) {
+  testing::Lookupd first;
+  ASSERT_TRUE(first.Start());
+  const std::string command = std::string("timeout 10 ") + getenv("LOOKUPD_BIN") + " --routes " +
+                              getenv("LOOKUPD_ROUTES") + " --listen " + first.address() +
+                              " > /dev/null 2>&1";
+  const int status = system(command.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1) << "124: still running after 10 s";
 }
 
 TEST(LookupServiceTest, RoutesFileErrorsNameTheLine) {

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/shard.h"
 #include "core/signals.h"
+#include "core/socket.h"
 #include "core/status_util.h"
 #include "route/lookup_server.h"
 #include "route/lookup_service.h"
@@ -112,6 +113,13 @@ int main(int argc, char** argv) {
   }
   auto signals = SignalFd::Create({SIGTERM, SIGINT});
   if (!signals.ok()) return 1;
+  // Every thread binds its own socket with SO_REUSEPORT, which would share an address
+  // another lookupd holds, and a thread that cannot bind would leave the others serving
+  // nothing: find out now.
+  if (absl::Status free = CheckAddressFree(options.listen); !free.ok()) {
+    fprintf(stderr, "lookupd: %s\n", std::string(MessageOf(free)).c_str());
+    return 1;
+  }
   LookupServerStats stats;
   std::atomic<bool> stop{false};
   std::vector<std::unique_ptr<Shard>> shards;
