@@ -96,9 +96,13 @@ UniqueFd ConnectTo(uint16_t port) {
   return fd;
 }
 
-Task<void> StopLater(AcceptStream* s, int64_t ms) {
-  co_await Sleep(Deadline::AfterMs(ms));
-  s->RequestStop();
+// A watchdog for a wait that should end by itself: stops the stream after `ms` unless
+// *done was set first.
+Task<void> StopLater(AcceptStream* s, int64_t ms, const bool* done, Gate::Holder) {
+  for (int64_t waited = 0; waited < ms && !*done; waited += 10) {
+    co_await Sleep(Deadline::AfterMs(10));
+  }
+  if (!*done) s->RequestStop();
 }
 
 // Pause() then Next() in the same loop turn: the pause's cancel ends the multishot after
@@ -110,8 +114,12 @@ Task<IoResult> PauseThenNext(int listen_fd, uint16_t port) {
   if (a.ok()) close(a.res);
   stream.Pause();                     // its cancel is queued, not yet done
   UniqueFd second = ConnectTo(port);  // waits in the backlog
-  Spawn(StopLater(&stream, 2000));    // only a watchdog: a lost wakeup ends here
+  bool done = false;
+  Gate watchdog;
+  Spawn(StopLater(&stream, 2000, &done, watchdog.Enter()));  // a lost wakeup ends here
   IoResult r = co_await stream.Next();
+  done = true;
+  co_await watchdog.Wait();
   if (r.ok()) close(r.res);
   co_await stream.Stop();
   co_return r;

@@ -2,7 +2,9 @@
 // requests parsed whole and split at every 1, 2, 5, 10, 100 bytes.
 #include "route/lookup_codec.h"
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -206,9 +208,13 @@ TEST(LookupCodecTest, FailureAndInvalidRoute) {
   EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n").outcome, Outcome::kInvalid);
   // Auth-Server must be an IP or a host name: anything else would be cached (memcached is
   // shared with Zimbra's proxies) and fail every login until its TTL.
+  std::vector<std::unique_ptr<std::string>> texts;  // an Answer's views point into them
   auto with_server = [&](std::string server) {
-    return answer("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: " + server +
-                  "\r\nAuth-Port: 7143\r\n\r\n");
+    texts.push_back(
+        std::make_unique<std::string>("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\n"
+                                      "Auth-Server: " +
+                                      server + "\r\nAuth-Port: 7143\r\n\r\n"));
+    return Interpret(ParseResponse(*texts.back()));
   };
   for (const char* bad : {"10.0.0.5:7143", "mail host", "mail..example.com", ".mail", "mail/1",
                           "[10.0.0.5]", "[::1", "::1]", "a\x01b", "-", "x,y"}) {
