@@ -276,6 +276,13 @@ class ShardServer {
     while (!deadline.Passed() && !draining_) {
       co_await Sleep(Earliest(deadline, Deadline::AfterMs(50)));
     }
+    // Its backlog is served once its accept loop has stopped, maybe after the deadline
+    // (a short drain_timeout_ms): those sessions are due as well.
+    auto still_accepting = [this, at] {
+      return std::any_of(listeners_.begin(), listeners_.end(),
+                         [at](const auto& l) { return l->stopping && l->stop_at_ns == at; });
+    };
+    while (still_accepting() && !draining_) co_await Sleep(Deadline::AfterMs(10));
     if (draining_) co_return;
     auto due = [at](const SessionBase* s) { return s->stop_at_ns != 0 && s->stop_at_ns <= at; };
     size_t count = 0;

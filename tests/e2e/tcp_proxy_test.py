@@ -576,6 +576,40 @@ def a_tunnel_of_a_removed_listener_ends_at_the_drain_deadline():
 
 
 @test
+def a_removed_listeners_backlog_is_held_to_the_deadline_even_when_it_has_passed():
+    # With drain_timeout_ms = 0 the deadline has passed before the removed listener's
+    # accept loop serves its backlog: those sessions are stopped too, not left to run
+    # until their idle timeout.
+    def limited(text):
+        return text.replace("[runtime]\n", "[runtime]\nmax_connections_per_shard = 1\n")
+
+    with ThreadedServer(echo_handler) as up:
+        port, port2 = free_port(), free_port()
+        second = tcp_listener("tcp-second", port2)
+        with Proxy(limited(config(port, [up.port], shards=1, drain_ms=0,
+                                  extra_listeners=second))) as proxy:
+            doomed = connect(port2)
+            check_echo_on(doomed, b"doomed")
+            queued = connect(port2)
+            queued.sendall(b"queued")
+            time.sleep(0.3)
+            proxy.write_config(limited(config(port, [up.port], shards=1, drain_ms=0)))
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done: 1 listeners")
+            for c in (doomed, queued):
+                c.settimeout(10)
+                try:
+                    while c.recv(100):
+                        pass
+                except socket.timeout:
+                    check(False, "a session of the removed listener was left open")
+                except OSError:
+                    pass
+            doomed.close()
+            queued.close()
+
+
+@test
 def a_reload_that_cannot_bind_changes_nothing():
     with ThreadedServer(echo_handler) as up:
         port = free_port()
