@@ -33,8 +33,9 @@ Task<bool> AcceptTls(ShardServices* services, ShardSnapshot* snapshot,
   *out = std::make_unique<TlsStream>(transport, ssl, TlsStream::Role::kServer);
   IoResult h = co_await (*out)->Handshake(Deadline::AfterMs(tls->handshake_timeout_ms));
   if (!h.ok()) {
-    metrics.tls_handshake_failures.Add();
+    // A stop (the drain deadline, a second signal) is counted as such by the caller.
     if (!*stopped) {
+      metrics.tls_handshake_failures.Add();
       RP_LOG(kInfo, "{}: client {}: TLS handshake failed: {}", listener->name, peer.ToString(),
              HandshakeFailure(**out, h));
     }
@@ -56,8 +57,8 @@ Task<IoResult> ConnectTls(ShardServices* services, TlsClientShardContext* contex
     h = co_await (*out)->Handshake(Deadline::AfterMs(timeout_ms));
   }
   if (h.ok()) co_return h;
-  services->metrics->upstream_tls_failures.Add();
   if (!*stopped) {
+    services->metrics->upstream_tls_failures.Add();
     RP_LOG(kWarn, "{}: client {}: TLS with upstream {} failed: {}; closing", listener->name,
            peer.ToString(), server,
            *out != nullptr ? HandshakeFailure(**out, h) : std::string("no TLS session"));

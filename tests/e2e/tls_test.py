@@ -342,6 +342,25 @@ def a_client_refused_for_want_of_an_upstream_gets_close_notify_not_a_bare_fin():
 
 
 @test
+def handshakes_cut_by_a_shutdown_are_not_counted_as_failures():
+    # The drain deadline stops clients that never sent a ClientHello: they count as
+    # stopped sessions, not as TLS handshake failures (which an operator alerts on).
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        text = config(port, up.port).replace("drain_timeout_ms = 2000", "drain_timeout_ms = 200")
+        with Proxy(text) as proxy:
+            quiet = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+            time.sleep(0.3)
+            proxy.signal(signal.SIGTERM)
+            check(proxy.wait_exit(timeout=10) == 0, "exit code")
+            stats = re.search(r"stopped; stats .*", proxy.log_text())
+            check(stats and "tls_handshake_failures=0 " in stats.group(0) and
+                  "sessions_stopped=5 " in stats.group(0), stats.group(0) if stats else "none")
+            for s in quiet:
+                s.close()
+
+
+@test
 def an_upstream_certificate_from_an_unknown_ca_is_refused_when_verifying():
     p = pki()
     up = TlsDuplexServer(f"{p}/foreign.crt", f"{p}/foreign.key", 4)
