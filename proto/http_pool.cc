@@ -71,9 +71,14 @@ void UpstreamPool::Put(std::unique_ptr<UpstreamLink> link, int max_idle, int64_t
   }
   link->lease = ServerLease();
   const Key key{link->generation.get(), link->group, link->server};
-  std::vector<std::unique_ptr<Entry>>& list = idle_by_key_[key];
-  if (list.size() >= static_cast<size_t>(max_idle)) Drop(list.front().get());
-  std::vector<std::unique_ptr<Entry>>& again = idle_by_key_[key];  // Drop may erase the key
+  // Down to this listener's cap, oldest first: another listener of the same group may
+  // allow more, and its returns fill the same list.
+  for (;;) {
+    auto full = idle_by_key_.find(key);
+    if (full == idle_by_key_.end() || full->second.size() < static_cast<size_t>(max_idle)) break;
+    Drop(full->second.front().get());  // may erase the key
+  }
+  std::vector<std::unique_ptr<Entry>>& again = idle_by_key_[key];
   auto e = std::make_unique<Entry>(this, key);
   e->link = std::move(link);
   sweeper_->Add(&e->watch, idle_timeout_ms, TurnNowNs());

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Proxy, SynDropper, ThreadedServer, check, free_port, read_head,  # noqa: E402
@@ -1001,6 +1002,38 @@ def drain_closes_idle_keep_alive_connections_and_finishes_busy_ones():
         check(p.wait_exit(timeout=10) == 0, "exit code")
         check(time.monotonic() - start < 5, "drain waited for idle connections")
         p.stop()
+
+
+@test
+def a_listeners_upstream_keepalive_holds_when_another_filled_the_pool():
+    # Two listeners share an upstream group, with 64 and 2 idle connections allowed: the
+    # pool of that server is one, and the second listener's returns trim it to its 2.
+    def established(origin_port):
+        out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{origin_port} )"],
+                             capture_output=True, text=True).stdout
+        return len([line for line in out.splitlines() if line.strip()])
+
+    port, port2 = free_port(), free_port()
+    second = (f'[[listener]]\nname = "second"\nprotocol = "http"\n'
+              f'listen = "127.0.0.1:{port2}"\nupstream = "web"\nupstream_keepalive = 2\n')
+    with Origin() as origin:
+        text = config(port, [origin.port], listener_extra="upstream_keepalive = 64\n" + second)
+        with Proxy(text):
+            def slow(_):
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("GET", "/slow/300")
+                c.getresponse().read()
+                c.close()
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                list(pool.map(slow, range(20)))
+            wait_until(lambda: established(origin.port) >= 20, what="20 pooled connections")
+            for _ in range(5):
+                c = http.client.HTTPConnection("127.0.0.1", port2, timeout=10)
+                c.request("GET", "/size/1")
+                c.getresponse().read()
+                c.close()
+            wait_until(lambda: established(origin.port) <= 2, timeout=3,
+                       what=f"the pool trimmed to 2 (now {established(origin.port)})")
 
 
 @test
