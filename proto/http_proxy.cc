@@ -799,7 +799,9 @@ void HttpSession::LearnLocalAddress() {
   if (!server_addr_.empty()) return;
   if (std::optional<SocketAddress> local = LocalAddress(client_.fd())) {
     server_addr_ = local->ToString();
-    server_ip_ = local->HostString();
+    // As a URL's host: an IPv6 address in brackets.
+    server_ip_ =
+        local->family() == AF_INET6 ? "[" + local->HostString() + "]" : local->HostString();
   }
 }
 
@@ -1281,7 +1283,9 @@ Task<bool> HttpSession::Exchange() {
   fr.keep_alive = client_keep_alive_;
   fr.rules = server_ == nullptr ? nullptr : &server_->response_headers;
   if (settings_->https) {
+    // Without a Host, the address the client came to, its port included.
     fr.https_host = HostForRedirect();
+    if (req_.host.empty()) fr.https_host = server_addr_;
     fr.upstream = upstream_text_;
   }
   out_.clear();

@@ -1583,7 +1583,8 @@ def a_redirect_survives_a_body_the_proxy_does_not_read_and_keeps_a_1_0_client():
         s.sendall(b"GET /old/z HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         check(ClientReader(s).response().status == 302, "a second request on the connection")
         s.close()
-    # $host for a request without a Host (HTTP/1.0): the address it came to, never empty.
+    # $host for a request without a Host (HTTP/1.0): the address it came to, never empty;
+    # an IPv6 one in brackets.
     location = '[[listener.location]]\nprefix = "/old/"\nredirect = "http://$host/new/"\n'
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=location)):
@@ -1592,6 +1593,17 @@ def a_redirect_survives_a_body_the_proxy_does_not_read_and_keeps_a_1_0_client():
         r = ClientReader(s).response()
         check(r.status == 302 and r.field("location") == "http://127.0.0.1/new/", r.head)
         s.close()
+    port = free_port()
+    with Origin() as origin:
+        text = config(port, [origin.port], listener_extra=location).replace(
+            f'listen = "127.0.0.1:{port}"', f'listen = "[::1]:{port}"')
+        p = Proxy(text)
+        s = socket.create_connection(("::1", port), timeout=10)
+        s.sendall(b"GET /old/y HTTP/1.0\r\n\r\n")
+        r = ClientReader(s).response()
+        check(r.status == 302 and r.field("location") == "http://[::1]/new/", r.head)
+        s.close()
+        p.stop()
 
 
 @test
