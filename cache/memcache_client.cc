@@ -31,6 +31,7 @@ struct MemcacheClient::Server {
   int64_t bad_until_ns = 0;
   // Connecting again after reconnect_ms: its keys stay with the others until it is up.
   bool probing = false;
+  uint64_t connect_attempt = 0;  // a Connect that finds another one started since: stale
   UniqueFd fd;
   std::string out;  // encoded requests not written yet
   bool writing = false;
@@ -83,7 +84,9 @@ int MemcacheClient::ServerFor(std::string_view key) {
   const int index = placement_.Pick(key, [this](size_t i) { return ServerUsable(i); });
   if (index >= 0) return index;
   // None is up: wait for one being tried again rather than fail at once.
-  return placement_.Pick(key, [this](size_t i) { return servers_[i]->probing; });
+  return placement_.Pick(key, [this](size_t i) {
+    return servers_[i]->probing && servers_[i]->state == Server::State::kConnecting;
+  });
 }
 
 void MemcacheClient::Complete(Pending* p, McError error) {
@@ -101,6 +104,7 @@ void MemcacheClient::MarkBad(Server& s, std::string_view why) {
          options_.reconnect_ms);
   ++stats_.servers_marked_bad;
   s.state = Server::State::kBad;
+  s.probing = false;
   s.bad_until_ns = MonotonicNowNs() + options_.reconnect_ms * 1'000'000;
   s.out.clear();
   while (Pending* p = s.pending.PopFront()) Complete(p, McError::kUnavailable);
@@ -134,6 +138,7 @@ Task<void> MemcacheClient::Connect(Server* s, Gate::Holder /*holder*/) {
     co_await s->tasks.Wait();
   }
   s->fd.Reset();
+  const uint64_t attempt = ++s->connect_attempt;
   ++stats_.connects;
   IoResult sock = OpenTcpSocket(s->config.address.family());
   IoResult c{-EINVAL};
@@ -144,8 +149,9 @@ Task<void> MemcacheClient::Connect(Server* s, Gate::Holder /*holder*/) {
   } else {
     c = sock;
   }
+  // Closed meanwhile, or given up (the watchdog) and connected to again since.
+  if (s->state != Server::State::kConnecting || s->connect_attempt != attempt) co_return;
   s->probing = false;
-  if (s->state != Server::State::kConnecting) co_return;  // closed meanwhile
   if (!c.ok()) {
     ++stats_.connect_failures;
     MarkBad(*s, fmt::format("connect failed: {}", strerror(c.error())));
@@ -332,6 +338,7 @@ void MemcacheClient::Abort() {
   closing_ = true;
   for (auto& s : servers_) {
     s->state = Server::State::kBad;
+    s->probing = false;
     while (Pending* p = s->pending.PopFront()) Complete(p, McError::kUnavailable);
     if (s->fd.valid()) Reactor::Current()->CancelFd(s->fd.get());
   }
