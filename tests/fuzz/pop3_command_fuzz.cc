@@ -1,7 +1,8 @@
 // Properties of the POP3 command splitter (proto/pop3/command.h) on arbitrary lines:
 // a parsed command's views all lie inside the line, in order; the keyword is 1..16
 // letters or digits; arguments hold no space; `rest` is the line after the keyword and
-// one space; a line with a control character is refused.
+// one space; a line with a control character is refused, except in a PASS line's
+// password, where only NUL and CR are.
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
@@ -25,8 +26,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view line(reinterpret_cast<const char*>(data), size);
   Command c;
   CommandError e = ParseCommand(line, &c);
+  const bool pass = line.size() >= 5 && (line[0] | 0x20) == 'p' && (line[1] | 0x20) == 'a' &&
+                    (line[2] | 0x20) == 's' && (line[3] | 0x20) == 's' && line[4] == ' ';
   bool control = false;
-  for (char ch : line) control = control || static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const auto ch = static_cast<unsigned char>(line[i]);
+    const bool refused = pass && i >= 5 ? (ch == 0 || ch == '\r') : (ch < 0x20 || ch == 0x7f);
+    control = control || refused;
+  }
   if (control) FUZZ_CHECK(e != CommandError::kNone);
   if (e != CommandError::kNone) return 0;
   FUZZ_CHECK(!c.keyword.empty() && c.keyword.size() <= kKeywordBytesMax);
