@@ -39,16 +39,22 @@ inline UniqueFd ListenLoopback(uint16_t* port) {
   return std::move(*fd);
 }
 
-// A connected TCP pair (client, server) over loopback, both non-blocking.
-inline std::pair<UniqueFd, UniqueFd> TcpPair() {
-  uint16_t port = 0;
-  UniqueFd listener = ListenLoopback(&port);
-  UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+// A blocking connection to 127.0.0.1:port.
+inline UniqueFd ConnectLoopback(uint16_t port) {
+  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  return fd;
+}
+
+// A connected TCP pair (client, server) over loopback, both non-blocking.
+inline std::pair<UniqueFd, UniqueFd> TcpPair() {
+  uint16_t port = 0;
+  UniqueFd listener = ListenLoopback(&port);
+  UniqueFd client = ConnectLoopback(port);
   int fl = fcntl(listener.get(), F_GETFL);
   fcntl(listener.get(), F_SETFL, fl & ~O_NONBLOCK);
   UniqueFd server(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));

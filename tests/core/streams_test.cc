@@ -86,16 +86,6 @@ TEST_P(StreamsTest, RequestStopWakesAWaitingAccept) {
   EXPECT_EQ(RunUntilComplete(*reactor_, AcceptThenStop(listener.get())).res, -ECANCELED);
 }
 
-UniqueFd ConnectTo(uint16_t port) {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  return fd;
-}
-
 // A watchdog for a wait that should end by itself: stops the stream after `ms` unless
 // *done was set first.
 Task<void> StopLater(AcceptStream* s, int64_t ms, const bool* done, Gate::Holder) {
@@ -109,11 +99,11 @@ Task<void> StopLater(AcceptStream* s, int64_t ms, const bool* done, Gate::Holder
 // the waiter has started waiting, and the accept must be armed again for it.
 Task<IoResult> PauseThenNext(int listen_fd, uint16_t port) {
   AcceptStream stream(listen_fd);
-  UniqueFd first = ConnectTo(port);
+  UniqueFd first = testing::ConnectLoopback(port);
   IoResult a = co_await stream.Next();  // the multishot is armed now
   if (a.ok()) close(a.res);
-  stream.Pause();                     // its cancel is queued, not yet done
-  UniqueFd second = ConnectTo(port);  // waits in the backlog
+  stream.Pause();                                    // its cancel is queued, not yet done
+  UniqueFd second = testing::ConnectLoopback(port);  // waits in the backlog
   bool done = false;
   Gate watchdog;
   Spawn(StopLater(&stream, 2000, &done, watchdog.Enter()));  // a lost wakeup ends here

@@ -530,15 +530,22 @@ def scripted_imap_upstream(listener, alerts, seen=None):
                 conn.sendall(tag + b" BAD unknown\r\n")
 
 
+def recording_imap_upstream():
+    """The scripted mailbox behind silent@example.com, recording each command's first
+    line: (that list, its thread)."""
+    seen = []
+    server = threading.Thread(target=scripted_imap_upstream, args=(env().silent, b"", seen),
+                              daemon=True)
+    server.start()
+    return seen, server
+
+
 @test
 def what_id_said_before_starttls_is_forgotten_with_the_plaintext():
     # STARTTLS injection applied to state: an ID an attacker slipped in ahead of the
     # client's STARTTLS must not reach the mailbox server as the client's name and via.
     with Mail(extra='flavour = "zimbra"\n') as m:
-        seen = []
-        server = threading.Thread(target=scripted_imap_upstream, args=(env().silent, b"", seen),
-                                  daemon=True)
-        server.start()
+        seen, server = recording_imap_upstream()
         s = raw(m.imap)
         read_until(s, rb"\* OK .*\r\n")
         s.sendall(b'x ID ("name" "evil" "version" "6.6.6")\r\na STARTTLS\r\n')
@@ -558,10 +565,7 @@ def a_second_login_attempt_still_tells_the_mailbox_the_clients_id():
     # With login_retry, each attempt is a new dialogue: the ID the client sent before
     # its first attempt must still reach the mailbox server with the second.
     with Mail(extra='flavour = "zimbra"\nlogin_retry = true\n') as m:
-        seen = []
-        server = threading.Thread(target=scripted_imap_upstream, args=(env().silent, b"", seen),
-                                  daemon=True)
-        server.start()
+        seen, server = recording_imap_upstream()
         s = raw(m.imap)
         read_until(s, rb"\* OK .*\r\n")
         s.sendall(b'x ID ("name" "Thunderbird" "version" "115")\r\n')
