@@ -9,11 +9,16 @@ once, unmeasured, on each newly started target: every account's route cached, ev
 Dovecot mailbox created), "goals" (metric, "<=" or ">=", ratio of ringproxy to nginx
 that an issue asks for: the report's goal table), "idle"/"fresh"/"exclude" (see
 bench/run)."""
-from harness.targets import CERT_NAME, MAIL_USERS
+from harness.targets import BODY_FILL, CERT_NAME, MAIL_USERS
 
 # Every TLS scenario: SNI as browsers send it; no certificate check on the client, so
 # that the load generator's CPU goes to the handshake the proxy has to do as well.
 TLS_ARGS = ["--sni", CERT_NAME]
+
+
+def body_check(size):
+    """The load generator's check of each origin body /r/<size>: its size and every byte."""
+    return ["--expect-size", str(size), "--expect-fill", BODY_FILL]
 
 
 def handshakes(cert, *extra, about, goal=None):
@@ -75,14 +80,14 @@ SCENARIOS = {
     },
     "http-1k": {
         "kind": "http",
-        "args": ["http", "--path", "/r/1024", "--expect-size", "1024", "--connections", "64"],
+        "args": ["http", "--path", "/r/1024", *body_check(1024), "--connections", "64"],
         "metrics": ["ops_per_s", "target_cpu_us_per_op", "latency_us.p50", "latency_us.p99"],
         "goals": [("target_cpu_us_per_op", "<=", 0.6)],
         "about": "keep-alive GET of a 1 KiB body, 64 connections",
     },
     "http-1k-close": {
         "kind": "http",
-        "args": ["http", "--path", "/r/1024", "--expect-size", "1024", "--keepalive", "0",
+        "args": ["http", "--path", "/r/1024", *body_check(1024), "--keepalive", "0",
                  "--connections", "16"],
         "metrics": ["ops_per_s", "target_cpu_us_per_op", "latency_us.p50", "latency_us.p99"],
         "goals": [("target_cpu_us_per_op", "<=", 0.8)],
@@ -90,7 +95,7 @@ SCENARIOS = {
     },
     "http-1m": {
         "kind": "http",
-        "args": ["http", "--path", "/r/1048576", "--expect-size", "1048576", "--connections", "8"],
+        "args": ["http", "--path", "/r/1048576", *body_check(1048576), "--connections", "8"],
         "metrics": ["mb_per_s", "target_cpu_s_per_gib"],
         "goals": [("target_cpu_s_per_gib", "<=", 0.6)],
         "about": "keep-alive GET of a 1 MiB body, 8 connections",

@@ -55,9 +55,13 @@ class TlsHttpConn {
   ByteStream* stream_;
 };
 
-// Reads one response; false (with the error counted) when the connection is unusable.
+// How a response ended: only a right one counts as an operation.
+enum class Read : uint8_t { kRight, kWrong, kUnusable };
+
+// Reads one response: kWrong (its error counted) when its status or body is not what was
+// expected, kUnusable when the connection cannot carry another.
 template <typename Conn>
-Task<bool> ReadResponse(ThreadContext* ctx, Conn* conn, HttpResponseReader* reader) {
+Task<Read> ReadResponse(ThreadContext* ctx, Conn* conn, HttpResponseReader* reader) {
   reader->Reset();
   for (;;) {
     std::string_view p = conn->pending();
@@ -69,30 +73,35 @@ Task<bool> ReadResponse(ThreadContext* ctx, Conn* conn, HttpResponseReader* read
     if (reader->done()) break;
     if (reader->failed()) {
       ctx->stats.Error(fmt::format("http: {}", reader->error()), 0);
-      co_return false;
+      co_return Read::kUnusable;
     }
     IoResult r = co_await conn->Fill(IoDeadline(ctx));
     if (r.res == 0) {
       reader->FeedEof();
       if (reader->done()) break;
       ctx->stats.Error(fmt::format("http: {}", reader->error()), 0);
-      co_return false;
+      co_return Read::kUnusable;
     }
     if (!r.ok()) {
       ctx->stats.Error("http recv", r.error());
-      co_return false;
+      co_return Read::kUnusable;
     }
   }
   const Options& o = *ctx->options;
   if (reader->status() != o.expect_status) {
     ctx->stats.Error(fmt::format("http: status {}", reader->status()), 0);
-    co_return reader->keep_alive();
+    co_return Read::kWrong;
   }
   if (o.expect_size >= 0 && reader->body_bytes() != static_cast<uint64_t>(o.expect_size)) {
     ctx->stats.Error(
         fmt::format("http: body of {} bytes, expected {}", reader->body_bytes(), o.expect_size), 0);
+    co_return Read::kWrong;
   }
-  co_return true;
+  if (!reader->body_matches()) {
+    ctx->stats.Error("http: body differs from --expect-fill", 0);
+    co_return Read::kWrong;
+  }
+  co_return Read::kRight;
 }
 
 // Sends `batch` (n requests) and reads the n responses; false when the connection
@@ -107,9 +116,12 @@ Task<bool> Exchange(ThreadContext* ctx, Conn* conn, std::string_view batch, int 
   }
   ctx->stats.bytes_sent += batch.size();
   for (int i = 0; i < n; ++i) {
-    if (!co_await ReadResponse(ctx, conn, reader)) co_return false;
-    ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
-    ++ctx->stats.ops;
+    const Read read = co_await ReadResponse(ctx, conn, reader);
+    if (read == Read::kUnusable) co_return false;
+    if (read == Read::kRight) {
+      ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
+      ++ctx->stats.ops;
+    }
     if (!reader->keep_alive()) co_return false;
   }
   co_return true;
@@ -125,6 +137,7 @@ Task<void> HttpConnection(ThreadContext* ctx, int index, uint64_t* remaining,
   BufferedConn conn(UniqueFd{});
   std::unique_ptr<TlsConnection> tls;
   HttpResponseReader reader;
+  reader.ExpectFill(o.expect_fill);
   int failures_in_a_row = 0;
   for (;;) {
     const auto n = static_cast<int>(KeepGoing(ctx, remaining, static_cast<uint64_t>(o.pipeline)));

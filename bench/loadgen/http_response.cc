@@ -29,6 +29,24 @@ void HttpResponseReader::Reset() {
   keep_alive_ = true;
   remaining_ = 0;
   body_bytes_ = 0;
+  body_matches_ = true;
+}
+
+void HttpResponseReader::Body(std::string_view piece) {
+  if (!fill_.empty() && body_matches_) {
+    size_t at = body_bytes_ % fill_.size();
+    std::string_view rest = piece;
+    while (!rest.empty()) {
+      const size_t n = std::min(rest.size(), fill_.size() - at);
+      if (rest.compare(0, n, fill_, at, n) != 0) {
+        body_matches_ = false;
+        break;
+      }
+      rest.remove_prefix(n);
+      at = 0;
+    }
+  }
+  body_bytes_ += piece.size();
 }
 
 void HttpResponseReader::Fail(std::string reason) {
@@ -71,7 +89,8 @@ bool HttpResponseReader::ParseHead() {
   const bool http10 = status_line[7] == '0';
   keep_alive_ = !http10;
   auto [p, ec] = std::from_chars(status_line.data() + 9, status_line.data() + 12, status_);
-  if (ec != std::errc() || p != status_line.data() + 12 || status_ < 100 || status_ > 999) {
+  if (ec != std::errc() || p != status_line.data() + 12 || status_ < 100 || status_ > 999 ||
+      (status_line.size() > 12 && status_line[12] != ' ')) {
     Fail("bad status code");
     return false;
   }
@@ -92,18 +111,33 @@ bool HttpResponseReader::ParseHead() {
     std::string_view name = line.substr(0, colon);
     std::string_view value = TrimOws(line.substr(colon + 1));
     if (EqualsIgnoreCase(name, "content-length")) {
-      auto [q, e] = std::from_chars(value.data(), value.data() + value.size(), length);
-      if (e != std::errc() || q != value.data() + value.size()) {
+      uint64_t this_length = 0;
+      auto [q, e] = std::from_chars(value.data(), value.data() + value.size(), this_length);
+      if (e != std::errc() || q != value.data() + value.size() ||
+          (have_length && this_length != length)) {
         Fail("bad Content-Length");
         return false;
       }
+      length = this_length;
       have_length = true;
     } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
-      chunked = ContainsToken(value, "chunked");
+      // Only a final "chunked" frames the body; a proxy must not send anything else.
+      const size_t comma = value.rfind(',');
+      const std::string_view last =
+          TrimOws(comma == std::string_view::npos ? value : value.substr(comma + 1));
+      if (!EqualsIgnoreCase(last, "chunked")) {
+        Fail("transfer coding not a final chunked");
+        return false;
+      }
+      chunked = true;
     } else if (EqualsIgnoreCase(name, "connection")) {
       if (ContainsToken(value, "close")) keep_alive_ = false;
       if (ContainsToken(value, "keep-alive")) keep_alive_ = true;
     }
+  }
+  if (chunked && have_length) {
+    Fail("both Content-Length and Transfer-Encoding");
+    return false;
   }
   if (status_ == 204 || status_ == 304 || status_ < 200) {
     state_ = State::kDone;
@@ -130,13 +164,13 @@ size_t HttpResponseReader::Feed(std::string_view data) {
       case State::kBody: {
         uint64_t n = std::min<uint64_t>(remaining_, rest.size());
         remaining_ -= n;
-        body_bytes_ += n;
+        Body(rest.substr(0, n));
         used += n;
         if (remaining_ == 0) state_ = State::kDone;
         break;
       }
       case State::kUntilClose:
-        body_bytes_ += rest.size();
+        Body(rest);
         used += rest.size();
         break;
       case State::kChunkSize:
@@ -176,7 +210,7 @@ size_t HttpResponseReader::Feed(std::string_view data) {
       case State::kChunkData: {
         uint64_t n = std::min<uint64_t>(remaining_, rest.size());
         remaining_ -= n;
-        body_bytes_ += n;
+        Body(rest.substr(0, n));
         used += n;
         if (remaining_ == 0) {
           state_ = State::kChunkDataEnd;

@@ -30,6 +30,11 @@ class HttpResponseReader {
   int status() const { return status_; }
   uint64_t body_bytes() const { return body_bytes_; }
   bool keep_alive() const { return keep_alive_; }
+  // The body must be `fill` repeated from its first byte (the benchmark origin's
+  // bodies); "" checks nothing. Kept across Reset().
+  void ExpectFill(std::string fill) { fill_ = std::move(fill); }
+  // False once a body byte differed from the expected fill.
+  bool body_matches() const { return body_matches_; }
   // True until any byte of this response has been seen.
   bool empty() const { return state_ == State::kHead && head_.empty(); }
 
@@ -48,6 +53,8 @@ class HttpResponseReader {
   size_t FeedHead(std::string_view data);
   bool ParseHead();
   void Fail(std::string reason);
+  // Counts a piece of body and checks it against the fill.
+  void Body(std::string_view piece);
 
   State state_ = State::kHead;
   std::string head_;
@@ -57,6 +64,8 @@ class HttpResponseReader {
   bool keep_alive_ = true;
   uint64_t remaining_ = 0;
   uint64_t body_bytes_ = 0;
+  std::string fill_;
+  bool body_matches_ = true;
 };
 
 }  // namespace ringproxy::loadgen

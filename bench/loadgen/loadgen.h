@@ -58,6 +58,7 @@ struct Options {
   size_t request_size = 0;   // > 0: POST with a body of this many bytes
   int64_t expect_size = -1;  // response body size to check (-1: any)
   int expect_status = 200;
+  std::string expect_fill;  // each response body is this repeated ("": any bytes)
   // imap-login, pop3-login
   std::string users_file;     // lines "user password" (or "user": --password applies)
   std::string user = "user";  // without a file: user<n>, n = 1..users_count

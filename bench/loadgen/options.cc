@@ -51,6 +51,7 @@ std::string Usage() {
          "  --path P (default /)  --host H  --keepalive 0|1 (default 1)  --pipeline N (default 1)\n"
          "  --request-size N      POST a body of N bytes instead of GET\n"
          "  --expect-size N       check each response body is N bytes  --expect-status S (200)\n"
+         "  --expect-fill TEXT    check each response body is TEXT repeated from its first byte\n"
          "imap-login, pop3-login:\n"
          "  --users FILE          lines \"user password\"; else --user U (user<n>, "
          "n=1..--users-count)\n"
@@ -182,6 +183,9 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       ok = ParseNumber(value, &o.request_size) && o.request_size <= (64 << 20);
     } else if (flag == "--expect-size") {
       ok = ParseNumber(value, &o.expect_size) && o.expect_size >= -1;
+    } else if (flag == "--expect-fill") {
+      ok = !value.empty();
+      o.expect_fill = std::string(value);
     } else if (flag == "--expect-status") {
       ok = ParseNumber(value, &o.expect_status) && o.expect_status >= 100 && o.expect_status <= 999;
     } else if (flag == "--users") {

@@ -9,6 +9,7 @@
 #include "bench/loadgen/loadgen.h"
 #include "bench/loadgen/procstat.h"
 #include "bench/loadgen/tls_client.h"
+#include "core/ops.h"
 #include "core/shard.h"
 #include "core/signals.h"
 #include "core/status_util.h"
@@ -186,6 +187,12 @@ Task<void> RunThread(ThreadContext* ctx, ScenarioFn scenario) {
     }
     tls = *std::move(made);
     ctx->tls = tls.get();
+  }
+  // The measured window (the target's CPU, the elapsed time) opens at start_ns: no
+  // operation may come before it. Servers and idle connections have no window yet.
+  const Options& o = *ctx->options;
+  if (!IsServer(o.scenario) && o.scenario != "idle" && MonotonicNowNs() < ctx->control->start_ns) {
+    co_await Sleep(Deadline::AtNs(ctx->control->start_ns));
   }
   co_await scenario(ctx);
   ctx->tls = nullptr;

@@ -80,7 +80,7 @@ def bulk_verifies_every_byte():
         check(r["errors_total"] == 0, r)
 
 
-def http_server(responses_per_conn=None, chunked=False, status_every=0):
+def http_server(responses_per_conn=None, chunked=False, status_every=0, corrupt_every=0):
     """A minimal keep-alive HTTP server; counts requests, bytes and request bodies."""
     state = {"requests": 0, "req_bytes": 0, "resp_bytes": 0, "bodies": []}
     lock = threading.Lock()
@@ -114,6 +114,8 @@ def http_server(responses_per_conn=None, chunked=False, status_every=0):
                 n = state["requests"]
             status = b"500 Oops" if status_every and n % status_every == 0 else b"200 OK"
             body = b"x" * 300
+            if corrupt_every and n % corrupt_every == 0:
+                body = body[:150] + b"y" + body[151:]
             if chunked:
                 resp = (b"HTTP/1.1 " + status + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
                         b"100\r\n" + body[:256] + b"\r\n2c\r\n" + body[256:] + b"\r\n0\r\n\r\n")
@@ -189,6 +191,20 @@ def http_wrong_status_is_counted_per_response():
                              "--count", 100, "--duration", 60)
         check(rc == 3, f"exit {rc}")
         check(r["errors"] == {"http: status 500": 10}, r)
+        # A wrong answer is an error, not an operation: it must not make a target look faster.
+        check(r["ops"] == 90, r)
+
+
+@test
+def http_body_bytes_are_checked_against_the_fill():
+    handler, state = http_server(corrupt_every=5, chunked=True)
+    with ThreadedServer(handler) as s:
+        rc, r, err = loadgen("http", "--target", f"127.0.0.1:{s.port}", "--connections", 2,
+                             "--count", 50, "--duration", 60, "--expect-size", 300,
+                             "--expect-fill", "x")
+        check(rc == 3, f"exit {rc}")
+        check(r["errors"] == {"http: body differs from --expect-fill": 10}, r)
+        check(r["ops"] == 40 and state["requests"] == 50, (r, state["requests"]))
 
 
 @test

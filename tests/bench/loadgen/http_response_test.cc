@@ -97,6 +97,54 @@ TEST(HttpResponseTest, NoBodyStatuses) {
   ExpectSameAtEverySplit(n, false, {true, false, "", 304, 0, true, n.size()});
 }
 
+TEST(HttpResponseTest, RepeatedLengthAndStatusWithoutReason) {
+  std::string r = "HTTP/1.1 200\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok";
+  ExpectSameAtEverySplit(r, false, {true, false, "", 200, 2, true, r.size()});
+}
+
+// Whether the body is `fill` repeated, fed in pieces of `step` bytes.
+bool BodyMatches(std::string_view input, std::string fill, size_t step) {
+  HttpResponseReader r;
+  r.ExpectFill(std::move(fill));
+  for (size_t pos = 0; pos < input.size() && !r.done() && !r.failed(); pos += step) {
+    r.Feed(input.substr(pos, step));
+  }
+  EXPECT_TRUE(r.done());
+  return r.body_matches();
+}
+
+TEST(HttpResponseTest, BodyIsCheckedAgainstTheFillAtEverySplit) {
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 25\r\n\r\n";
+  const std::string chunked_head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string body = "ringproxy-ringproxy-ringp";
+  std::string bad = body;
+  bad[17] = 'X';
+  for (size_t step : {size_t{1}, size_t{3}, size_t{7}, size_t{100}}) {
+    SCOPED_TRACE("split every " + std::to_string(step));
+    EXPECT_TRUE(BodyMatches(head + body, "ringproxy-", step));
+    EXPECT_FALSE(BodyMatches(head + bad, "ringproxy-", step));
+    // Chunk boundaries do not restart the pattern.
+    EXPECT_TRUE(BodyMatches(chunked_head + "d\r\n" + body.substr(0, 13) + "\r\nc\r\n" +
+                                body.substr(13) + "\r\n0\r\n\r\n",
+                            "ringproxy-", step));
+    EXPECT_FALSE(BodyMatches(chunked_head + "d\r\n" + body.substr(0, 13) + "\r\nd\r\n" +
+                                 body.substr(0, 13) + "\r\n0\r\n\r\n",
+                             "ringproxy-", step));
+  }
+  // Kept across responses: the second body starts the pattern again.
+  HttpResponseReader r;
+  r.ExpectFill("ringproxy-");
+  r.Feed(head + body);
+  ASSERT_TRUE(r.done() && r.body_matches());
+  r.Reset();
+  r.Feed(head + bad);
+  EXPECT_TRUE(r.done());
+  EXPECT_FALSE(r.body_matches());
+  r.Reset();
+  r.Feed(head + body);
+  EXPECT_TRUE(r.body_matches());
+}
+
 struct BadCase {
   const char* name;
   std::string input;
@@ -128,7 +176,19 @@ INSTANTIATE_TEST_SUITE_P(
                 "response head longer than 16 KiB"},
         BadCase{"closed_mid_body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true,
                 "connection closed mid-response"},
-        BadCase{"closed_before", "", true, "connection closed before a response"}),
+        BadCase{"closed_before", "", true, "connection closed before a response"},
+        BadCase{"four_digit_status", "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", false,
+                "bad status code"},
+        BadCase{"differing_lengths",
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc", false,
+                "bad Content-Length"},
+        BadCase{"chunked_not_final",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+                false, "transfer coding not a final chunked"},
+        BadCase{"length_and_chunked",
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "3\r\nabc\r\n0\r\n\r\n",
+                false, "both Content-Length and Transfer-Encoding"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
