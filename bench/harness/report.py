@@ -40,6 +40,11 @@ def paired_ratio(rows, key):
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
+def clean(result):
+    """A run that counts: the load generator exited 0 and saw no error."""
+    return result.get("loadgen_exit", 0) == 0 and result.get("errors_total", 0) == 0
+
+
 def median_range(rows, key):
     vals = [metric(r, key) for r in rows if metric(r, key) is not None]
     if not vals:
@@ -77,11 +82,15 @@ class Report:
     def scenario_tables(self, results, targets):
         out = []
         cpu_bars = {}
-        for name in [s for s in SCENARIOS if any(r["scenario"] == s and not r.get("variant")
+        # A scaling run (--cores) is its own table, not a point of these.
+        def plain(r):
+            return not r.get("variant") and not r.get("cores")
+
+        for name in [s for s in SCENARIOS if any(r["scenario"] == s and plain(r)
                                                   for r in results)]:
             spec = SCENARIOS[name]
             keys = spec["metrics"]
-            rows_all = [r for r in results if r["scenario"] == name and not r.get("variant")]
+            rows_all = [r for r in results if r["scenario"] == name and plain(r)]
             out += [f"### {name}", "", spec["about"] + ".", "",
                     "| target | " + " | ".join(keys) + " | errors |",
                     "|---" * (len(keys) + 2) + "|"]
@@ -139,8 +148,10 @@ class Report:
         """Ratios ringproxy / nginx next to what the issues ask for (scenarios' goals)."""
         rows = []
         for name, spec in SCENARIOS.items():
+            # A run with errors says nothing about the goal: left out (the scenario
+            # tables count them).
             sel = [r for r in results if r["scenario"] == name and not r.get("variant")
-                   and not r.get("cores")]
+                   and not r.get("cores") and clean(r)]
             for key, op, goal in spec.get("goals", []):
                 rp, _, _ = median_range([r for r in sel if r["target"] == "ringproxy"], key)
                 ng, _, _ = median_range([r for r in sel if r["target"] == "nginx"], key)
@@ -159,7 +170,7 @@ class Report:
                 "(what one busy core would do); ops_per_s may be limited by the load "
                 "generator's CPUs. \"Paired\": the median (min–max) of the ratios of the "
                 "two runs of each repeat, which ran one after the other: less exposed to a "
-                "machine whose load drifts during the run.", "",
+                "machine whose load drifts during the run. Runs with errors are left out.", "",
                 "| scenario | metric | ringproxy | nginx | ringproxy / nginx | paired | goal "
                 "| met |",
                 "|---|---|---|---|---|---|---|---|", *rows, ""]

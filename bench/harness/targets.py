@@ -19,6 +19,15 @@ from harness.procs import Proc, render, wait_listening
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGETS_DIR = os.path.join(ROOT, "bench", "targets")
 BODY_SIZES = (0, 1024, 16384, 1048576)
+# ringproxy's TLS choices in OpenSSL's names, for nginx and HAProxy: the same suites in
+# the same order (server preference), the same groups, tickets and no session cache.
+TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+TLS13_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+TLS_CURVES = "prime256v1:X25519:secp384r1"
+# What each body repeats (the HTTP scenarios check every byte against it).
+BODY_FILL = "ringproxy-"
 # Self-signed pairs made with the openssl CLI, one per kind of key; both proxies read
 # the same files. The name is what the load generator sends as SNI.
 CERT_NAME = "bench.test"
@@ -98,7 +107,7 @@ class Upstreams:
         os.makedirs(www, exist_ok=True)
         for size in BODY_SIZES:
             with open(os.path.join(www, str(size)), "wb") as f:
-                f.write((b"ringproxy-" * (size // 10 + 1))[:size])
+                f.write((BODY_FILL.encode() * (size // len(BODY_FILL) + 1))[:size])
         conf = os.path.join(e.run_dir, "origin.conf")
         render(os.path.join(TARGETS_DIR, "origin-nginx.conf.in"), conf, {
             "RUN": e.run_dir, "ORIGIN_PORT": self.ports["origin"], "WORKERS": self.workers()})
@@ -332,12 +341,9 @@ class Nginx(Target):
         return "\n".join(f"    {line}" for line in (
             f"ssl_certificate {crt};", f"ssl_certificate_key {key};",
             "ssl_protocols TLSv1.2 TLSv1.3;",
-            "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-            "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-            "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
-            "ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
-            "TLS_CHACHA20_POLY1305_SHA256;",
-            "ssl_prefer_server_ciphers on;", "ssl_ecdh_curve prime256v1:X25519:secp384r1;",
+            f"ssl_ciphers {TLS12_CIPHERS};",
+            f"ssl_conf_command Ciphersuites {TLS13_SUITES};",
+            "ssl_prefer_server_ciphers on;", f"ssl_ecdh_curve {TLS_CURVES};",
             "ssl_session_cache off;", "ssl_session_tickets on;"))
 
 
@@ -358,10 +364,14 @@ class Haproxy(Target):
                 for part in (crt, key):
                     with open(part) as f:
                         out.write(f.read())
-            bind_ssl = f"ssl crt {pem} ssl-min-ver TLSv1.2"
+            # HAProxy prefers the server's order unless told otherwise.
+            bind_ssl = (f"ssl crt {pem} ssl-min-ver TLSv1.2 ciphers {TLS12_CIPHERS} "
+                        f"ciphersuites {TLS13_SUITES} curves {TLS_CURVES}")
         render(os.path.join(TARGETS_DIR, "haproxy-http.cfg.in"), conf, {
             "THREADS": len(cpus), "CPUS": " ".join(map(str, cpus)), "PORT": self.port,
-            "ORIGIN_PORT": e.upstreams.ports["origin"], "BIND_SSL": bind_ssl})
+            "ORIGIN_PORT": e.upstreams.ports["origin"], "BIND_SSL": bind_ssl,
+            # No session cache, as for the others (tickets stay on).
+            "SSL_CACHE": "tune.ssl.cachesize 0" if self.cert else ""})
         self.proc = Proc("haproxy", [e.args.haproxy, "-db", "-f", conf], e.proxy_cpus, e.run_dir)
         self.pid = self.proc.pid
         wait_listening(self.port, self.proc)
