@@ -48,10 +48,15 @@ class ChildProcess {
   ChildProcess() = default;
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
-  ~ChildProcess() { Stop(); }
+  ~ChildProcess() {
+    Stop();
+    RemoveLog();
+  }
 
-  // Starts argv[0] with argv; output goes to a temp file (shown on failure).
+  // Starts argv[0] with argv; output goes to a temp file (shown on failure, removed with
+  // this object).
   bool Start(const std::vector<std::string>& argv) {
+    RemoveLog();
     log_path_ = "/tmp/ringproxy-test-child-" + std::to_string(getpid()) + "-" +
                 std::to_string(counter_++) + ".log";
     // Everything the child needs is built before fork: after it, only
@@ -117,6 +122,11 @@ class ChildProcess {
   pid_t pid() const { return pid_; }
 
  private:
+  void RemoveLog() {
+    if (!log_path_.empty()) unlink(log_path_.c_str());
+    log_path_.clear();
+  }
+
   pid_t pid_ = -1;
   std::string log_path_;
   static inline int counter_ = 0;

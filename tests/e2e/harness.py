@@ -4,9 +4,11 @@ loopback, with every process started by PID and stopped by PID.
 Tests are plain functions registered with @test; run_all() prints one line per test
 and a closing "N passed, N failed" summary, and returns the exit code.
 """
+import atexit
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -21,6 +23,21 @@ BIN = os.environ.get("RINGPROXY_BIN", "build/release/tools/ringproxy")
 _TESTS = []
 _LAST_PROXY = [None]  # for the log tail of a failed test
 PROXY_DIRS = []  # every proxy's directory (config and log), for tests that read all logs
+_FAILED = [1]  # until run_all ends: a run cut short keeps its files too
+
+# Every temporary directory of this run (tempfile's) lies under one, removed at exit when
+# every test passed and kept, with its name printed, for a failure to be read.
+RUN_DIR = tempfile.mkdtemp(prefix="ringproxy-e2e-run-")
+os.chmod(RUN_DIR, 0o711)  # Dovecot's unprivileged processes reach their files through it
+tempfile.tempdir = RUN_DIR
+
+
+@atexit.register
+def _remove_run_dir():
+    if _FAILED[0]:
+        print(f"temporary files kept in {RUN_DIR}", flush=True)
+    else:
+        shutil.rmtree(RUN_DIR, ignore_errors=True)
 
 
 def test(fn):
@@ -49,6 +66,7 @@ def run_all(argv):
             sys.stdout.flush()
         _LAST_PROXY[0] = None
     print(f"{passed} passed, {failed} failed", flush=True)
+    _FAILED[0] = failed
     return 0 if failed == 0 else 1
 
 

@@ -299,7 +299,7 @@ def pop3_login_with_a_users_file():
             if cmd == "QUIT":
                 return
 
-    users = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"loadgen-users-{os.getpid()}")
+    users = os.path.join(tempfile.gettempdir(), f"loadgen-users-{os.getpid()}")
     with open(users, "w") as f:
         f.write("# comment\nalice pw-alice\nbob pw-bob\n")
     with ThreadedServer(handler) as s:
