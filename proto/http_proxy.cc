@@ -325,7 +325,8 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   // One exchange; false when the client connection must close.
   Task<bool> Exchange();
   // An upstream connection for the request: pooled (to the balancer's pick, or the
-  // user's server) or new. 0, or the status to answer (502, 503).
+  // user's server) or new; a server that fails the TLS handshake counts a failure and
+  // the next is tried. 0, the status to answer (502, 503, 504), or -1 when stopped.
   Task<int> Acquire(bool allow_pooled);
   // Per-user routing: sets pinned_ to the user's server when the group has it.
   Task<void> RouteByUser();
@@ -350,6 +351,11 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   Flow SinkFlow(IoResult r);
   // Answers with the proxy's own response; the connection closes after it.
   Task<void> Answer(int status);
+  // Acquire's value when the server it connected to failed the TLS handshake.
+  static constexpr int kNextServer = -2;
+  Task<int> AcquireOnce(bool allow_pooled, int* handshake_failed);
+  // The access line's fields of one request, before it is read.
+  void ResetRequestState();
   // After a 101: both directions are a pump until either side ends.
   Task<void> Tunnel();
   // The upstream connection ends: pooled when `reusable`, else closed.
@@ -617,12 +623,22 @@ Task<void> HttpSession::Answer(int status) {
   status_ = status;
   client_keep_alive_ = false;
   linger_ = true;
-  const std::string text = ErrorResponse(&status_, request_id_, *settings_, upstream_text_);
+  std::string text = ErrorResponse(&status_, request_id_, *settings_, upstream_text_);
+  // A response to HEAD has no content (RFC 9110 §9.3.2): its head says what GET would get.
+  if (req_.method == "HEAD") text.resize(text.find("\r\n\r\n") + 4);
   bytes_out_ += text.size();
   co_await WriteAll(down_, AsBytes(text), SendDeadline());
 }
 
 Task<int> HttpSession::Acquire(bool allow_pooled) {
+  int handshake_failed = 0;  // the answer when the last server left failed its handshake
+  for (;; allow_pooled = false) {
+    const int acquired = co_await AcquireOnce(allow_pooled, &handshake_failed);
+    if (acquired != kNextServer) co_return acquired;
+  }
+}
+
+Task<int> HttpSession::AcquireOnce(bool allow_pooled, int* handshake_failed) {
   UpstreamBalancer* b = balancer();
   const UpstreamGroupConfig& group = b->config();
   UpstreamPlan plan;
@@ -647,7 +663,7 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
     if (plan.size == 0) {
       RP_LOG(kWarn, "{}: client {}: every server of '{}' failed this request", listener_->name,
              peer_.ToString(), group.name);
-      co_return 502;
+      co_return *handshake_failed != 0 ? *handshake_failed : 502;
     }
   }
   reused_ = false;
@@ -700,9 +716,16 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
         services_, ctx, tls->handshake_timeout_ms, up_->plain.get(), listener_, peer_,
         fmt::format("{} ({})", upstream_text_, group.name), &stopped_, &up_->tls);
     if (!secured.ok()) {
+      const uint32_t server = up_->server;
       Release(false);
       if (stopped_) co_return -1;
-      co_return secured.timed_out() ? 504 : 502;  // as nginx: a timeout is 504
+      // The server is failing (max_fails), and no request byte went to it: the next
+      // server may have the request whatever its method (nginx: proxy_next_upstream
+      // error timeout). A timeout is 504 should no server be left, as nginx answers.
+      b->ReportFailure(server, MonotonicNowNs());
+      failed_servers_.push_back(server);
+      *handshake_failed = secured.timed_out() ? 504 : 502;
+      co_return kNextServer;
     }
   }
   connected_ns_ = TurnNowNs();
@@ -996,19 +1019,24 @@ Task<void> HttpSession::Tunnel() {
   tunnel_stopped_ = result.end == PumpEnd::kStopped;
 }
 
-Task<bool> HttpSession::Exchange() {
-  ShardMetrics& metrics = *services_->metrics;
-  metrics.http_requests.Add();
-  ++requests_;
+void HttpSession::ResetRequestState() {
   status_ = 0;
   bytes_in_ = bytes_out_ = 0;
   connected_ns_ = header_ns_ = 0;
   upstream_text_.clear();
+  reused_ = false;
   end_ = "ok";
   user_.clear();
   route_ = "-";
   pinned_ = -1;
   pin_only_ = false;
+}
+
+Task<bool> HttpSession::Exchange() {
+  ShardMetrics& metrics = *services_->metrics;
+  metrics.http_requests.Add();
+  ++requests_;
+  ResetRequestState();
   if (settings_->request_id) {
     NextRequestId(&request_id_);
   } else {
@@ -1034,6 +1062,7 @@ Task<bool> HttpSession::Exchange() {
     metrics.http_refused.Add();
     RP_LOG(kInfo, "{}: client {}: {} {} refused with {}", listener_->name, peer_.ToString(),
            req_.method, req_.target, refuse);
+    end_ = "refused";
     co_await Answer(refuse);
     co_return false;
   }
@@ -1076,7 +1105,10 @@ Task<bool> HttpSession::Exchange() {
     if (acquired != 0) {
       if (acquired > 0) {
         metrics.http_upstream_errors.Add();
+        end_ = "no-upstream";
         co_await Answer(acquired);
+      } else {
+        end_ = FlowName(Flow::kStopped);
       }
       co_return false;
     }
@@ -1451,6 +1483,7 @@ Task<void> HttpSession::Run() {
              read == 408 ? std::string_view("request head timed out") : parser_.error());
       request_id_.clear();
       req_ = http::RequestHead();
+      ResetRequestState();
       co_await Answer(read);
       end_ = "bad-request";
       LogAccess();

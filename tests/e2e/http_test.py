@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Proxy, SynDropper, ThreadedServer, check, free_port, read_head,  # noqa: E402
-                     refused_port, reset_on_close, run_all, run_check, test, wait_until)
+                     recv_all, refused_port, reset_on_close, run_all, run_check, test,
+                     wait_until)
 from http_env import RAW, ClientReader, Lookupd, Origin, config, connect, pattern  # noqa: E402
 
 
@@ -1479,8 +1480,9 @@ def a_location_that_alone_routes_by_user_tells_the_lookup_its_local_ip():
     # TLS (lookup protocol httpssl). The lookup qualifies an unqualified name by the
     # domain whose virtual IP the client reached (X-Proxy-IP): sent empty, "alice" became
     # alice@other.test, unknown, and the balancer chose. The origins speak plain HTTP, so
-    # each request fails its TLS handshake (502 or 504); the access line tells where it
-    # was sent.
+    # each request fails its TLS handshake on the server tried first, then on the other
+    # (502 or 504): the access line names the last, which is a when b went first.
+    # max_fails = 0: neither is ever marked down, so the order is the route's alone.
     with Origin() as a, Origin() as b:
         routes = f"""
 default_domain = "other.test"
@@ -1502,7 +1504,7 @@ server = "b"
         with Lookupd(routes) as lookupd:
             port = free_port()
             location = '[[listener.location]]\nprefix = "/home/"\nroute_by_user = true\n'
-            tls = '[upstream.tls]\nverify = false\nhandshake_timeout_ms = 300\n'
+            tls = 'max_fails = 0\n[upstream.tls]\nverify = false\nhandshake_timeout_ms = 300\n'
             with Proxy(config(port, [a.port, b.port], extra=lookupd.section(),
                               listener_extra=location, upstream_extra=tls)) as p:
                 for _ in range(4):  # round robin alone would send two of them to a
@@ -1512,9 +1514,11 @@ server = "b"
                     conn.close()
                 p.wait_log("target=/home/alice/inbox.rss .*user=alice", count=4)
                 lines = [l for l in p.log_text().splitlines() if "target=/home/alice/" in l]
-                check(len(lines) == 4 and all(f"upstream=127.0.0.1:{b.port} " in l and
+                check(len(lines) == 4 and all(f"upstream=127.0.0.1:{a.port} " in l and
                                               "route=unknown" not in l for l in lines),
                       "\n".join(lines))
+                check(a.connections == 4 and b.connections == 4,
+                      f"connections: a {a.connections}, b {b.connections}")
 
 
 @test
@@ -2186,6 +2190,91 @@ server_name = "localhost"
         proxy.wait_log(r"response body ended: error; closing the client")
     server.join(timeout=10)
     listener.close()
+
+
+@test
+def a_server_failing_the_tls_handshake_is_skipped_and_counted():
+    # The handshake failed before any request byte went out: the next server gets the
+    # request (a POST too), and the failing one counts against max_fails (1 here).
+    from tls_env import pki
+    p = pki()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(f"{p}/localhost.crt", f"{p}/localhost.key")
+
+    def breaks_the_handshake(conn):
+        conn.recv(4096)  # the ClientHello, then a close
+
+    def good(raw):
+        try:
+            conn = ctx.wrap_socket(raw, server_side=True)
+            while True:
+                head = read_head(conn)
+                if not head:
+                    return
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                need = int(length.group(1)) if length else 0
+                body = head[head.index(b"\r\n\r\n") + 4:]
+                while len(body) < need:
+                    body += conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except (ssl.SSLError, OSError):
+            pass
+
+    tls = f'''
+[upstream.tls]
+ca_file = "{p}/ca.pem"
+server_name = "localhost"
+'''
+    port = free_port()
+    with ThreadedServer(breaks_the_handshake) as bad, ThreadedServer(good) as good_server, \
+            Proxy(config(port, [bad.port, good_server.port], upstream_extra=tls)):
+        statuses = []
+        for i in range(8):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("POST" if i % 2 else "GET", "/x", body=b"abc" if i % 2 else None)
+            r = c.getresponse()
+            statuses.append((r.status, r.read()))
+            c.close()
+        check(statuses == [(200, b"ok")] * 8, statuses)
+        check(bad.connections == 1, f"the failing server had {bad.connections} connections")
+
+
+@test
+def a_refusal_and_a_dead_upstream_are_not_logged_as_reused_or_ok():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])) as p:
+        s = connect(port)
+        reader = ClientReader(s)
+        for target in ("/size/1", "/size/1"):  # the second goes on the pooled connection
+            s.sendall(f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+            check(reader.response().status == 200, "a response")
+        p.wait_log(r"access http .*target=/size/1 .*reused=1 ")
+        s.sendall(b"GET /a%0d%0ab HTTP/1.1\r\nHost: a\r\n\r\n")
+        check(reader.response().status == 403, "an encoded CR LF is refused")
+        p.wait_log(r"access http .*target=/a%0d%0ab status=403 ")
+        line = re.search(r"access http .*target=/a%0d%0ab status=403 .*", p.log_text()).group(0)
+        check(" reused=0 " in line and " upstream=- " in line and line.endswith("end=refused"),
+              line)
+        s.close()
+    dead = refused_port()
+    with Proxy(config(port, [dead])) as p:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/size/1")
+        check(c.getresponse().status == 502, "no upstream")
+        p.wait_log(r"access http .*status=502 .*end=no-upstream")
+
+
+@test
+def the_proxys_own_answer_to_head_has_no_body():
+    port = free_port()
+    with Proxy(config(port, [refused_port()])):
+        s = connect(port)
+        s.sendall(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+        data = recv_all(s)
+        s.close()
+        head, _, rest = data.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 502 ") and b"Content-Length: 16" in head and rest == b"",
+              data)
 
 
 @test
