@@ -641,6 +641,22 @@ def an_empty_config_file_on_reload_keeps_the_listeners():
     check(rc == 1 and "no [[listener]]" in out, f"--check on an empty file: {rc} {out}")
 
 
+@test
+def the_shipped_config_and_routes_pass_their_checks():
+    # tools/run starts the appliance from these files: a parser change that refuses them
+    # must fail here, not on an operator's first run.
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    subprocess.run([os.path.join(root, "tools/lib/demo_pki.sh")], cwd=root, check=True,
+                   capture_output=True, timeout=60)
+    r = subprocess.run([os.path.abspath(BIN), "--config", "deploy/ringproxy.toml", "--check"],
+                       cwd=root, capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0 and "ok (" in r.stdout + r.stderr, r.stdout + r.stderr)
+    lookupd = os.path.abspath(os.environ.get("LOOKUPD_BIN", "build/release/tools/lookupd"))
+    r = subprocess.run([lookupd, "--routes", "deploy/routes.toml", "--check"], cwd=root,
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, r.stdout + r.stderr)
+
+
 def listen_backlogs(port):
     """The backlog of each listening socket on `port` (ss: Send-Q of a LISTEN socket)."""
     out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True,
