@@ -206,7 +206,12 @@ Task<bool> TlsSession(ThreadContext* ctx, UniqueFd fd, int slot, bool imap, std:
 
 Task<void> Logins(ThreadContext* ctx, int index, uint64_t* remaining, bool imap, Gate::Holder) {
   Pacer pacer(ctx, index);
-  uint64_t n = static_cast<uint64_t>(ctx->index) * 1000003u + static_cast<uint64_t>(index) * 7919u;
+  // Connection g of all threads' (g = index * threads + thread) starts 7919 * g accounts
+  // in: starts 81 apart modulo 1000, whatever the thread count, so that 32 connections
+  // of 100 logins each reach every one of 1000 accounts (bench/run's warm-up).
+  const uint64_t g = static_cast<uint64_t>(index) * static_cast<uint64_t>(ctx->options->threads) +
+                     static_cast<uint64_t>(ctx->index);
+  uint64_t n = g * 7919u;
   std::string line;
   BufferedConn conn(UniqueFd{}, 16384);
   while (KeepGoing(ctx, remaining)) {
