@@ -59,9 +59,8 @@ Task<IoResult> ConnectTls(ShardServices* services, TlsClientShardContext* contex
   if (h.ok()) co_return h;
   if (!*stopped) {
     services->metrics->upstream_tls_failures.Add();
-    RP_LOG(kWarn, "{}: client {}: TLS with upstream {} failed: {}; closing", listener->name,
-           peer.ToString(), server,
-           *out != nullptr ? HandshakeFailure(**out, h) : std::string("no TLS session"));
+    RP_LOG(kWarn, "{}: client {}: TLS with upstream {} failed: {}", listener->name, peer.ToString(),
+           server, *out != nullptr ? HandshakeFailure(**out, h) : std::string("no TLS session"));
   }
   co_return h;
 }

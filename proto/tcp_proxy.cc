@@ -95,57 +95,84 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   }
 
   UpstreamBalancer* balancer = &snapshot->balancers[static_cast<size_t>(listener->upstream_index)];
+  const UpstreamGroupConfig& group = balancer->config();
+  const auto* upstream_tls = group.extensions.Get<TlsUpstreamConfig>(kTlsTable);
+  // Over TLS a server has served once its handshake is done: a connect alone does not
+  // clear its failures, so that handshakes that keep failing reach max_fails.
+  session.connect_control()->success_at_connect = upstream_tls == nullptr;
+  UpstreamPlan plan;
+  MakePlan(balancer, peer, &plan);
+  size_t next = 0;  // the plan's servers before this were tried
+  uint32_t failures = 0;
   std::optional<Result<UpstreamConnection>> upstream;
-  if (ok && !session.stopped()) {
-    Result<UpstreamConnection> connected =
-        co_await ConnectUpstream(balancer, peer, listener->name, session.connect_control());
+  std::optional<PlainStream> up;
+  std::unique_ptr<TlsStream> up_tls;
+  ByteStream* upward = nullptr;
+  while (ok && !session.stopped()) {
+    if (next >= plan.size) {
+      // Every server left failed its handshake (logged each time).
+      metrics.sessions_no_upstream.Add();
+      ok = false;
+      break;
+    }
+    Result<UpstreamConnection> connected = co_await ConnectUpstream(
+        balancer, peer, listener->name, session.connect_control(), &plan, next);
     upstream.emplace(std::move(connected));
     metrics.upstream_connect_failures.Add(session.connect_control()->failures);
+    failures += session.connect_control()->failures;
+    session.connect_control()->failures = 0;
     if (!upstream->ok()) {
       if (!session.stopped()) {
         metrics.sessions_no_upstream.Add();
         RP_LOG(kWarn,
                "{}: client {}: no upstream of '{}' reachable ({} tried, last error: {}); "
                "closing the client connection",
-               listener->name, peer.ToString(), balancer->config().name,
-               session.connect_control()->failures, strerror(upstream->error().code));
+               listener->name, peer.ToString(), group.name, failures,
+               strerror(upstream->error().code));
       }
       ok = false;
+      break;
     }
+    metrics.upstream_connects.Add();
+    const uint32_t index = (*upstream)->server_index;
+    while (next < plan.size && plan.servers[next] != index) ++next;
+    ++next;
+    up.emplace(std::move((*upstream)->fd), services->buffers);
+    session.set_upstream(&*up);
+    upward = &*up;
+    if (upstream_tls == nullptr) break;
+    TlsClientShardContext* ctx = snapshot->tls_clients[static_cast<size_t>(group.index)].get();
+    const bool secured =
+        (co_await ConnectTls(services, ctx, upstream_tls->handshake_timeout_ms, &*up, listener,
+                             peer, fmt::format("{} ({})", group.servers[index].text, group.name),
+                             session.stopped_flag(), &up_tls))
+            .ok();
+    if (secured) {
+      balancer->ReportSuccess(index);
+      upward = up_tls.get();
+      break;
+    }
+    // Nothing of the client's went to it: the next server of the plan may have the
+    // connection (max_fails counts this one).
+    session.set_upstream(nullptr);
+    co_await up->Quiesce();
+    up_tls.reset();
+    up.reset();
+    upstream.reset();
+    if (!session.stopped()) balancer->ReportFailure(index, MonotonicNowNs());
+    ++failures;
   }
   if (!ok || session.stopped()) {
     if (session.stopped()) metrics.sessions_stopped.Add();
     // FIN first (after close_notify over TLS): a client that sent bytes we never read
     // would otherwise see only the RST that close() sends for unread data.
     co_await EndClient(down, client, *listener);
+    if (up.has_value()) co_await up->Quiesce();
     co_await down->Quiesce();
     metrics.connections_active.Sub();
     co_return;
   }
-  metrics.upstream_connects.Add();
-  const UpstreamGroupConfig& group = balancer->config();
   const UpstreamServerConfig& server = group.servers[(*upstream)->server_index];
-  PlainStream up(std::move((*upstream)->fd), services->buffers);
-  session.set_upstream(&up);
-  ByteStream* upward = &up;
-  std::unique_ptr<TlsStream> up_tls;
-  if (const auto* tls = group.extensions.Get<TlsUpstreamConfig>(kTlsTable)) {
-    TlsClientShardContext* ctx = snapshot->tls_clients[static_cast<size_t>(group.index)].get();
-    const bool* stopped = session.stopped_flag();
-    const bool secured =
-        (co_await ConnectTls(services, ctx, tls->handshake_timeout_ms, &up, listener, peer,
-                             fmt::format("{} ({})", server.text, group.name), stopped, &up_tls))
-            .ok();
-    if (!secured) {
-      if (session.stopped()) metrics.sessions_stopped.Add();
-      co_await EndClient(down, client, *listener);
-      co_await upward->Quiesce();
-      co_await down->Quiesce();
-      metrics.connections_active.Sub();
-      co_return;
-    }
-    upward = up_tls.get();
-  }
 
   PumpOptions options;
   options.idle_timeout_ms = listener->idle_timeout_ms;

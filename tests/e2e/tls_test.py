@@ -361,6 +361,44 @@ def handshakes_cut_by_a_shutdown_are_not_counted_as_failures():
 
 
 @test
+def a_server_failing_the_upstream_handshake_is_passed_over_and_counted():
+    # A TCP listener's upstream handshake failed: the client was closed and the server
+    # stayed healthy (a connect cleared its failures), so half the clients failed for
+    # good. Now the next server gets the client, and max_fails (1) marks the first down.
+    p = pki()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(f"{p}/localhost.crt", f"{p}/localhost.key")
+
+    def breaks_the_handshake(conn):
+        conn.recv(4096)  # the ClientHello, then a close
+
+    def tls_echo(raw):
+        try:
+            conn = ctx.wrap_socket(raw, server_side=True)
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                conn.sendall(data)
+        except (ssl.SSLError, OSError):
+            pass
+
+    with ThreadedServer(breaks_the_handshake) as bad, ThreadedServer(tls_echo) as good:
+        port = free_port()
+        text = config(port, bad.port, upstream_tls='[upstream.tls]\nverify = false\n').replace(
+            f'servers = ["127.0.0.1:{bad.port}"]',
+            f'servers = ["127.0.0.1:{bad.port}", "127.0.0.1:{good.port}"]')
+        with Proxy(text) as proxy:
+            for i in range(6):
+                with tls_connect(port, name(1)) as s:
+                    s.settimeout(10)
+                    s.sendall(b"ping %d" % i)
+                    check(s.recv(100) == b"ping %d" % i, f"client {i} is relayed")
+            check(bad.connections == 1, f"the failing server had {bad.connections} connections")
+            proxy.wait_log(r"TLS with upstream 127\.0\.0\.1:\d+ \(backend\) failed")
+
+
+@test
 def an_upstream_certificate_from_an_unknown_ca_is_refused_when_verifying():
     p = pki()
     up = TlsDuplexServer(f"{p}/foreign.crt", f"{p}/foreign.key", 4)
