@@ -229,7 +229,8 @@ int RunDaemon(const std::string& config_path) {
     }
   }
   (*server)->Wait();
-  RP_LOG(kInfo, "stopped; stats {}", (*server)->StatsSummary());
+  // The run's totals, whatever log.level is (as SIGUSR1's line).
+  log::Write(log::Level::kInfo, "stopped; stats {}", (*server)->StatsSummary());
   server->reset();
   log::Shutdown();
   return 0;

@@ -47,7 +47,7 @@ namespace ringproxy {
   X(mail_internal_errors, "mail logins ended by a lookup, connect or upstream error")         \
   X(http_requests, "HTTP requests read from clients")                                         \
   X(http_bad_requests, "HTTP requests refused as malformed (400, 408, 414, 431, 501, 505)")   \
-  X(http_refused, "HTTP requests refused by a check (403, 405, 413, 417)")                    \
+  X(http_refused, "HTTP requests refused by a check (400, 403, 404, 405, 413, 417)")          \
   X(http_upstream_errors, "HTTP requests answered 502/503/504 or cut by an upstream failure") \
   X(http_upstream_reused, "HTTP requests sent on a pooled upstream connection")               \
   X(reactor_enters, "io_uring_enter calls of the shard loops (each submits and reaps)")       \

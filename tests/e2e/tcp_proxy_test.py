@@ -789,6 +789,11 @@ def sigusr1_logs_counters():
                                                    what="the listener")) as proxy:
             proxy.signal(signal.SIGUSR1)
             proxy.wait_log(r"stats connections_active=\d+ ")
+            # So is the run's last word, at exit.
+            proxy.signal(signal.SIGTERM)
+            check(proxy.wait_exit() == 0, "exit status")
+            check(re.search(r"stopped; stats connections_active=0 ", proxy.log_text()),
+                  proxy.log_text()[-2000:])
 
 
 @test
