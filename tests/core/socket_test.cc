@@ -58,6 +58,7 @@ TEST(SocketAddressTest, AnIpv4MappedPeerBecomesIpv4AndOthersStay) {
   EXPECT_EQ(v6->ToString(), "[2001:db8::1]:993");
   auto v4 = SocketAddress::FromNumeric("192.0.2.1", 80);
   v4->UnmapV4();
+  EXPECT_EQ(v4->family(), AF_INET);
   EXPECT_EQ(v4->ToString(), "192.0.2.1:80");
 }
 

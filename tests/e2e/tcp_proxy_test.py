@@ -320,6 +320,23 @@ def weighted_round_robin_and_least_conn_spread_connections():
                   f"least_conn with weights 1:2 gave {a.connections}:{b.connections}")
             for c in held:
                 c.close()
+    # Equal weights, one connection held: each short one after it goes to the idle
+    # server (round robin would alternate).
+    with ThreadedServer(echo_handler) as a, ThreadedServer(echo_handler) as b:
+        port = free_port()
+        with Proxy(config(port, [a.port, b.port], shards=1, balance="least_conn")) as proxy:
+            held = connect(port)
+            held.sendall(b"h")
+            check(held.recv(10) == b"h", "echo")
+            for i in range(4):
+                c = connect(port)
+                c.sendall(b"s%d" % i)
+                check(c.recv(100) == b"s%d" % i, "echo")
+                c.close()
+                proxy.wait_log(r"access tcp", count=i + 1)  # its lease is released
+            check(sorted((a.connections, b.connections)) == [1, 4],
+                  f"least_conn with one held gave {a.connections}:{b.connections}")
+            held.close()
 
 
 @test

@@ -166,7 +166,9 @@ TEST_F(ThrottleTest, WhitelistedNetworksAreNotCountedAndTheMemoIsWritten) {
       (std::vector<std::string>{"allow", "allow", "allow", "allow", "allow", "deny", "1", "0"}));
 }
 
-TEST_F(ThrottleTest, UserLimitCountsSuccessfulLoginsUnderTheCanonicalName) {
+// That the caller passes the canonical account, not the name typed, is the mail e2e
+// test user_throttle_exactly_at_its_limit_shared_by_two_proxies.
+TEST_F(ThrottleTest, UserLimitCountsSuccessfulLoginsUnderTheNameGiven) {
   MemcacheClient m(McAt(mc_.port()));
   ThrottleOptions o;
   o.user_max = 2;
