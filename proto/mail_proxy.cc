@@ -270,12 +270,13 @@ Task<PreauthEnd> MailSession::Preauth(Credentials* credentials, bool greet) {
   StartTlsUpgrader upgrader(this);
   mail::TlsUpgrader* up = client_tls_on() ? nullptr : &upgrader;
   PreauthEnd end;
+  const std::string who = fmt::format("{}: client {}", listener_->name, peer_.ToString());
   if (imap()) {
     end = co_await imap::RunPreauth(&down_, &settings_->imap, client_tls_on(), up, credentials,
-                                    greet);
+                                    greet, who);
   } else {
     end = co_await pop3::RunPreauth(&down_, &settings_->pop3, client_tls_on(), up, credentials,
-                                    greet);
+                                    greet, who);
   }
   co_return end;
 }

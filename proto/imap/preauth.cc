@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "core/ascii.h"
+#include "core/log.h"
 #include "proto/imap/string_writer.h"
 #include "proto/sasl/sasl.h"
 
@@ -20,9 +21,10 @@ enum class LineStatus : uint8_t { kOk, kTooLong, kClosed, kTimeout, kError, kSto
 
 class Dialogue {
  public:
-  Dialogue(ByteStream** stream, const PreauthSettings* settings, bool tls, TlsUpgrader* upgrader,
-           Credentials* credentials)
-      : stream_(stream),
+  Dialogue(std::string_view who, ByteStream** stream, const PreauthSettings* settings, bool tls,
+           TlsUpgrader* upgrader, Credentials* credentials)
+      : who_(who),
+        stream_(stream),
         settings_(*settings),
         tls_(tls),
         upgrader_(upgrader),
@@ -53,6 +55,10 @@ class Dialogue {
   // Each command: nullopt to go on, or how the dialogue ends.
   Task<std::optional<PreauthEnd>> Dispatch();
   std::optional<PreauthEnd> Bad(std::string_view tag, std::string_view text);
+  // Credentials refused before any lookup: a log line (never the credentials).
+  void Refused(std::string_view why) const {
+    if (!who_.empty()) RP_LOG(kInfo, "{}: login refused: {}", who_, why);
+  }
   std::optional<PreauthEnd> Id(const std::string& tag);
   std::optional<PreauthEnd> Login(const std::string& tag);
   Task<std::optional<PreauthEnd>> StartTls(std::string tag);
@@ -64,6 +70,7 @@ class Dialogue {
   Task<ResponseStatus> Response(std::string_view tag, std::string prompt, std::string* decoded);
   std::optional<PreauthEnd> AuthenticateFailed(ResponseStatus s, std::string_view tag);
 
+  std::string_view who_;  // the log's name for the session ("": tests, no lines)
   ByteStream** stream_;
   const PreauthSettings& settings_;
   bool tls_;
@@ -108,6 +115,8 @@ Task<LineStatus> Dialogue::ReadLine(std::string* line) {
     line->append(text.substr(0, take));
     s->Consume(lf == std::string_view::npos ? take : lf + 1);
     if (lf != std::string_view::npos) {
+      // The limit counts the line's CR LF, as the command parser's does.
+      if (line->size() + 1 > settings_.limits.line_bytes_max) co_return LineStatus::kTooLong;
       if (!line->empty() && line->back() == '\r') line->pop_back();
       co_return LineStatus::kOk;
     }
@@ -129,6 +138,8 @@ std::string Dialogue::Capabilities() const {
 }
 
 std::optional<PreauthEnd> Dialogue::Bad(std::string_view tag, std::string_view text) {
+  // The reply's text is ours (never the client's bytes): safe to log.
+  if (!who_.empty()) RP_LOG(kInfo, "{}: BAD {}", who_, text);
   Reply(tag);
   Reply(" BAD ");
   Reply(text);
@@ -293,6 +304,7 @@ std::optional<PreauthEnd> Dialogue::Login(const std::string& tag) {
   std::string_view user = a[0].value;
   std::string_view password = a[1].value;
   if (!mail::LoginFits(user, password, limits())) {
+    Refused("LOGIN: a name or password too long or with control bytes");
     Reply(tag + " NO LOGIN failed\r\n");
     return std::nullopt;
   }
@@ -386,6 +398,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
       if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
     }
     if (!mail::AcceptPlain(message, limits(), settings_.allow_impersonation, &c)) {
+      Refused("AUTHENTICATE PLAIN: a malformed or oversized message, or impersonation");
       Reply(failed);
       co_return std::nullopt;
     }
@@ -401,6 +414,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
     ResponseStatus r = co_await Response(tag, prompt, &password);
     if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
     if (!mail::LoginFits(user, password, limits())) {
+      Refused("AUTHENTICATE LOGIN: a name or password too long or with control bytes");
       Reply(failed);
       co_return std::nullopt;
     }
@@ -423,8 +437,9 @@ std::string GreetingLine(const PreauthSettings& settings) {
 std::string_view AutologoutLine() { return kBye; }
 
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
-                            TlsUpgrader* upgrader, Credentials* credentials, bool greet) {
-  Dialogue d(stream, settings, tls, upgrader, credentials);
+                            TlsUpgrader* upgrader, Credentials* credentials, bool greet,
+                            std::string_view who) {
+  Dialogue d(who, stream, settings, tls, upgrader, credentials);
   PreauthEnd end = co_await d.Run(greet);
   co_return end;
 }

@@ -4,6 +4,7 @@
 
 #include "core/ascii.h"
 #include "core/bounded_reader.h"
+#include "core/log.h"
 #include "proto/pop3/command.h"
 #include "proto/sasl/sasl.h"
 
@@ -17,9 +18,10 @@ using mail::PreauthEnd;
 
 class Dialogue {
  public:
-  Dialogue(ByteStream** stream, const PreauthSettings* settings, bool tls,
+  Dialogue(std::string_view who, ByteStream** stream, const PreauthSettings* settings, bool tls,
            mail::TlsUpgrader* upgrader, Credentials* credentials)
-      : stream_(stream),
+      : who_(who),
+        stream_(stream),
         settings_(*settings),
         tls_(tls),
         upgrader_(upgrader),
@@ -54,10 +56,15 @@ class Dialogue {
   mail::LoginLimits limits() const {
     return {settings_.login_bytes_max, settings_.password_bytes_max};
   }
+  // Credentials refused before any lookup: a log line (never the credentials).
+  void Refused(std::string_view why) const {
+    if (!who_.empty()) RP_LOG(kInfo, "{}: login refused: {}", who_, why);
+  }
   bool LoginFits(std::string_view user, std::string_view password) const {
     return mail::LoginFits(user, password, limits());
   }
 
+  std::string_view who_;  // the log's name for the session ("": tests, no lines)
   ByteStream** stream_;
   const PreauthSettings& settings_;
   bool tls_;
@@ -108,6 +115,8 @@ Task<bool> Dialogue::NextLine(std::string* line, PreauthEnd* end) {
 }
 
 std::optional<PreauthEnd> Dialogue::Err(std::string_view text) {
+  // The reply's text is ours (never the client's bytes): safe to log.
+  if (!who_.empty()) RP_LOG(kInfo, "{}: -ERR {}", who_, text);
   Reply("-ERR ");
   Reply(text);
   Reply("\r\n");
@@ -187,6 +196,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Dispatch(const Command& c) {
       co_return std::nullopt;
     }
     if (!LoginFits(c.args[0], "")) {
+      Refused("USER: a name too long or with control bytes");
       Reply("-ERR invalid username/password\r\n");
       co_return std::nullopt;
     }
@@ -224,6 +234,7 @@ std::optional<PreauthEnd> Dialogue::Pass(std::string_view password) {
   std::string user = std::move(user_);
   user_.clear();
   if (!LoginFits(user, password)) {
+    Refused("PASS: a password too long or with control bytes");
     Reply("-ERR invalid username/password\r\n");
     return std::nullopt;
   }
@@ -304,6 +315,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Auth(std::string mechanism, std::strin
       if (r != ResponseStatus::kOk) co_return AuthFailed(r);
     }
     if (!mail::AcceptPlain(message, limits(), settings_.allow_impersonation, &c)) {
+      Refused("AUTH PLAIN: a malformed or oversized message, or impersonation");
       Reply("-ERR authentication failed\r\n");
       co_return std::nullopt;
     }
@@ -319,6 +331,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Auth(std::string mechanism, std::strin
     ResponseStatus r = co_await Response(prompt, &password);
     if (r != ResponseStatus::kOk) co_return AuthFailed(r);
     if (!LoginFits(user, password)) {
+      Refused("AUTH LOGIN: a name or password too long or with control bytes");
       Reply("-ERR authentication failed\r\n");
       co_return std::nullopt;
     }
@@ -339,8 +352,9 @@ std::string GreetingLine(const PreauthSettings& settings) {
 std::string_view AutologoutLine() { return "-ERR autologout; idle for too long\r\n"; }
 
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
-                            mail::TlsUpgrader* upgrader, Credentials* credentials, bool greet) {
-  Dialogue d(stream, settings, tls, upgrader, credentials);
+                            mail::TlsUpgrader* upgrader, Credentials* credentials, bool greet,
+                            std::string_view who) {
+  Dialogue d(who, stream, settings, tls, upgrader, credentials);
   PreauthEnd end = co_await d.Run(greet);
   co_return end;
 }

@@ -874,6 +874,26 @@ def user_throttle_exactly_at_its_limit_shared_by_two_proxies():
         c.logout()
 
 
+@test
+def refused_commands_and_logins_are_logged():
+    with Mail() as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b"a SELECT INBOX\r\nb LOGIN \"jo\x01hn\" pw\r\n")
+        check(read_until(s, rb"b (OK|NO|BAD).*\r\n").endswith(b"b NO LOGIN failed\r\n"),
+              "the control byte's login")
+        s.close()
+        s = raw(m.pop3)
+        read_until(s, rb"\+OK .*\r\n")
+        s.sendall(b"STAT\r\n")
+        check(read_until(s, rb"-ERR .*\r\n") == b"-ERR invalid command\r\n", "STAT")
+        s.close()
+        m.proxy.wait_log(r"imap: client 127\.0\.0\.1:\d+: BAD invalid command")
+        m.proxy.wait_log(r"imap: client 127\.0\.0\.1:\d+: login refused: LOGIN: a name or "
+                         r"password too long or with control bytes")
+        m.proxy.wait_log(r"pop3: client 127\.0\.0\.1:\d+: -ERR invalid command")
+
+
 # --- Robustness ------------------------------------------------------------------------
 
 def open_fds(pid):

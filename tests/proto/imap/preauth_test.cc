@@ -232,6 +232,26 @@ TEST_F(PreauthTest, AnOverlongAuthenticateResponseCompletesItsCommandWithBad) {
   EXPECT_EQ(s.written(), std::string(kGreeting) + "+ \r\na BAD line too long\r\n");
 }
 
+// line_bytes_max counts a line's CR LF, for a command and an AUTHENTICATE response
+// alike: 62 characters fit in 64, 63 do not.
+TEST_F(PreauthTest, ACommandAndAnAuthenticateResponseHaveTheSameLineLimit) {
+  settings_.starttls = StartTlsMode::kOff;
+  settings_.limits.line_bytes_max = 64;
+  {
+    ScriptedStream s({"a " + std::string(60, 'X') + "\r\n", "b " + std::string(61, 'X') + "\r\n"});
+    EXPECT_EQ(Run(&s), PreauthEnd::kLineTooLong);
+    EXPECT_EQ(s.written(),
+              std::string(kGreeting) + "a BAD invalid command\r\nb BAD line too long\r\n");
+  }
+  {
+    ScriptedStream s({"a AUTHENTICATE PLAIN\r\n", std::string(62, 'A') + "\r\n",
+                      "b AUTHENTICATE PLAIN\r\n", std::string(63, 'A') + "\r\n"});
+    EXPECT_EQ(Run(&s), PreauthEnd::kLineTooLong);
+    EXPECT_EQ(s.written(), std::string(kGreeting) +
+                               "+ \r\na BAD invalid base64\r\n+ \r\nb BAD line too long\r\n");
+  }
+}
+
 TEST_F(PreauthTest, AnOverlongCommandIsRefusedAndEndsTheSession) {
   settings_.limits.command_bytes_max = 64;
   const std::string forty(40, 'x');
