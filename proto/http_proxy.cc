@@ -754,6 +754,10 @@ int HttpSession::ChooseRoute() {
   if (target_.starts_with('?')) {  // "http://host?q"
     target_buf_ = fmt::format("/{}", target_);
     target_ = target_buf_;
+  } else if (req_.method == "OPTIONS" && target_ == "/" && !req_.target.starts_with('/') &&
+             req_.target.find('/', req_.target.find("://") + 3) == std::string_view::npos) {
+    // "OPTIONS http://host": an empty path is the server itself, "*" (RFC 9112 §3.2.4).
+    target_ = "*";
   }
   if (settings_->mail_mode != http::MailMode::kBoth) {
     http::ModeRedirect m =

@@ -133,19 +133,30 @@ bool IsValidHost(std::string_view host) {
       if (name.empty()) return false;
     }
   }
-  for (char c : name) {
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
     const auto u = static_cast<unsigned char>(c);
     const bool unreserved = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
                             (u >= '0' && u <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
     const bool sub_delim = c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' ||
                            c == '*' || c == '+' || c == ',' || c == ';' || c == '=';
-    if (!unreserved && !sub_delim && c != '%') return false;
+    if (c == '%') {  // pct-encoded: two hex digits (RFC 3986 §2.1)
+      if (i + 2 >= name.size() || HexDigitValue(name[i + 1]) < 0 ||
+          HexDigitValue(name[i + 2]) < 0) {
+        return false;
+      }
+      i += 2;
+      continue;
+    }
+    if (!unreserved && !sub_delim) return false;
   }
   if (port.size() > 5) return false;
+  uint32_t number = 0;
   for (char c : port) {
     if (c < '0' || c > '9') return false;
+    number = number * 10 + static_cast<uint32_t>(c - '0');
   }
-  return true;
+  return number <= 65535;
 }
 
 // Splits the head's field lines (after the start line) into `fields`; the head's lines
@@ -382,6 +393,8 @@ ParseStatus RequestParser::Parse(std::string_view buffer, RequestHead* out) {
     const auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u >= 0x7f)
       return Fail(400, "a control, space or non-ASCII byte in the target");
+    // A fragment is the client's alone: no request-target form has one (RFC 9112 §3.2).
+    if (c == '#') return Fail(400, "a fragment in the request target");
   }
   bool major_other = false;
   const int minor = ParseVersion(line.substr(sp2 + 1), &major_other);

@@ -37,6 +37,12 @@ BAD_REQUESTS = [
     ("HTTP/0.9", b"GET /\r\n\r\n", 400),
     ("no target", b"GET\r\n\r\n", 400),
     ("two spaces", b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("fragment in target", b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("fragment in absolute target", b"GET http://a#/secret HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("Host with a bare %", b"GET / HTTP/1.1\r\nHost: a%\r\n\r\n", 400),
+    ("Host with %zz", b"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400),
+    ("Host port over 65535", b"GET / HTTP/1.1\r\nHost: a:65536\r\n\r\n", 400),
+    ("target authority with %zz", b"GET http://a%zz/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ("space in target", b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ("tab in target", b"GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ("non-ASCII target", b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
@@ -1915,6 +1921,16 @@ upstream = "b"
             check(ClientReader(s).response().status == 404, "absolute-form target")
             s.close()
             check(a.heads()[0].startswith(b"GET /?x=1 HTTP/1.1\r\n"), a.heads()[0])
+            # OPTIONS with an empty path asks about the server itself: "*" (RFC 9112
+            # §3.2.4); with a path, the path.
+            for target, sent in ((b"http://a.test", b"OPTIONS * HTTP/1.1\r\n"),
+                                 (b"http://a.test/", b"OPTIONS / HTTP/1.1\r\n")):
+                a.clear()
+                s = connect(port)
+                s.sendall(b"OPTIONS " + target + b" HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                ClientReader(s).response()
+                s.close()
+                check(a.heads()[0].startswith(sent), a.heads()[0])
 
 
 @test

@@ -1,8 +1,8 @@
 // Properties of the HTTP/1.x head parsers, the chunked decoder (proto/http/head.h)
 // and the user-route readers (proto/http/user_route.h) on arbitrary bytes: the outcome does not
 // depend on how the bytes are split; a parsed head's views lie inside the input; what is accepted
-// is unambiguous (one framing, a token method, a target without spaces or controls, a Host on
-// HTTP/1.1); an error always has a status and a reason.
+// is unambiguous (one framing, a token method, a target without spaces, controls or a fragment, a
+// Host on HTTP/1.1); an error always has a status and a reason.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -55,7 +55,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(whole.head_bytes() <= size && whole.head_bytes() == split.head_bytes());
     FUZZ_CHECK(Inside(head.method, text) && Inside(head.target, text) && Inside(head.host, text));
     FUZZ_CHECK(!head.method.empty() && !head.target.empty());
-    for (char c : head.target) FUZZ_CHECK(static_cast<unsigned char>(c) > 0x20 && c != 0x7f);
+    for (char c : head.target) {
+      FUZZ_CHECK(static_cast<unsigned char>(c) > 0x20 && c != 0x7f && c != '#');
+    }
     if (head.version_minor == 1) FUZZ_CHECK(!head.host.empty());
     bool length = false;
     bool te = false;
