@@ -639,6 +639,7 @@ Task<int> HttpSession::Acquire(bool allow_pooled) {
 }
 
 Task<int> HttpSession::AcquireOnce(bool allow_pooled, int* handshake_failed) {
+  if (stopped_) co_return -1;  // Stop() had no upstream to abort
   UpstreamBalancer* b = balancer();
   const UpstreamGroupConfig& group = b->config();
   UpstreamPlan plan;
@@ -695,6 +696,9 @@ Task<int> HttpSession::AcquireOnce(bool allow_pooled, int* handshake_failed) {
     if (connected.error().side == Side::kInternal) co_return 503;
     co_return connected.error().code == ETIMEDOUT ? 504 : 502;  // as nginx: a timeout is 504
   }
+  // A connect that completed in the turn a stop came had nothing left to cancel: the
+  // stop is seen here, before a request goes out on it.
+  if (stopped_) co_return -1;
   services_->metrics->upstream_connects.Add();
   // The plan's servers before this one failed to connect: a later failover of this
   // request does not try them again.

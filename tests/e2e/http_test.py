@@ -1139,6 +1139,44 @@ def a_connection_in_a_removed_listeners_backlog_is_answered_once_and_closed():
 
 
 @test
+def a_stop_that_comes_as_the_upstream_connect_completes_is_kept():
+    # A connect that completed in the turn the stop came was not cancelled, and the
+    # session went on to send its request and wait upstream_timeout_ms (20 s here) for
+    # an answer, holding the drain. Many requests reach their connect together, about
+    # when the drain deadline stops them: the proxy must still exit at the deadline.
+    origin = socket.socket()  # accepts in the kernel's backlog, never answers
+    origin.bind(("127.0.0.1", 0))
+    origin.listen(4096)
+    port = free_port()
+    text = config(port, [origin.getsockname()[1]], drain_ms=500,
+                  listener_extra="upstream_timeout_ms = 20000")
+    p = Proxy(text)
+    clients = []
+    try:
+        for _ in range(1500):
+            c = connect(port)
+            c.sendall(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n")
+            clients.append(c)  # the body's byte is held back
+        time.sleep(0.3)
+        start = time.monotonic()
+        p.signal(signal.SIGTERM)
+        time.sleep(0.49)
+        for c in clients:  # the bodies arrive around the 500 ms deadline
+            try:
+                c.send(b"x")
+            except OSError:
+                pass
+        check(p.wait_exit(timeout=30) == 0, "exit code")
+        took = time.monotonic() - start
+        check(took < 5, f"the proxy took {took:.1f}s to stop (sessions waited for the upstream)")
+    finally:
+        p.stop()
+        for c in clients:
+            c.close()
+        origin.close()
+
+
+@test
 def stop_ends_sessions_blocked_at_every_wait():
     """After the drain deadline every session is stopped wherever it waits: a request
     head or body, an upstream connect, a response head, a client that does not read, a
