@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <initializer_list>
@@ -363,7 +364,13 @@ Answer Interpret(const ParsedResponse& r) {
   if (!wait.empty()) {
     int w = 0;
     auto [p, ec] = std::from_chars(wait.data(), wait.data() + wait.size(), w);
-    if (ec == std::errc() && p == wait.data() + wait.size() && w >= 0) a.wait_s = w;
+    // Held no longer than the config's own auth_wait_ms may say (an hour): a client
+    // parked for a day by one answer is a lookup service's bug, not a policy.
+    if (ec == std::errc() && p == wait.data() + wait.size() && w >= 0) {
+      a.wait_s = std::min(w, kMaxAuthWaitS);
+    } else if (ec == std::errc::result_out_of_range && wait.front() != '-') {
+      a.wait_s = kMaxAuthWaitS;
+    }
   }
   a.user = r.Find("Auth-User");
   a.auth_id = r.Find("Auth-ID");

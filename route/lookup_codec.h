@@ -131,6 +131,9 @@ enum class Outcome : uint8_t {
   kInvalid,       // no Auth-Status at all
 };
 
+// The longest Auth-Wait honoured (the config's auth_wait_ms allows an hour too).
+inline constexpr int kMaxAuthWaitS = 3600;
+
 struct Answer {
   Outcome outcome = Outcome::kInvalid;
   std::string_view status;  // Auth-Status text
@@ -138,7 +141,7 @@ struct Answer {
   uint16_t port = 0;
   std::string_view user;  // Auth-User, still escaped
   bool cache_alias = false;
-  int wait_s = -1;  // Auth-Wait, -1 when absent
+  int wait_s = -1;  // Auth-Wait, -1 when absent; kMaxAuthWaitS at most
   std::string_view auth_id;
   std::string_view auth_pass;
 };

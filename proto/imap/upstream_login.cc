@@ -12,8 +12,8 @@ namespace {
 
 using Status = UpstreamLoginStatus;
 
-// Each line has its read deadline, not the exchange: without a count, a server sending
-// untagged lines forever (each in time) would hold the login and grow its alerts.
+// The exchange has one deadline (timeout_ms from the connect): a server that sends an
+// untagged line now and then never holds a login past it. The count bounds the alerts.
 constexpr int kMaxLines = 64;
 constexpr size_t kMaxAlertBytes = 8 * 1024;  // [ALERT] lines kept for the client
 
@@ -24,7 +24,8 @@ class Exchange {
       : upstream_(upstream),
         settings_(*settings),
         request_(*request),
-        reader_(upstream, settings->line_bytes_max, LineEnding::kLf) {}
+        reader_(upstream, settings->line_bytes_max, LineEnding::kLf),
+        deadline_(Deadline::AfterMs(settings->timeout_ms)) {}
 
   Task<UpstreamLoginOutcome> Run();
 
@@ -49,6 +50,7 @@ class Exchange {
   const UpstreamLoginSettings& settings_;
   const UpstreamLoginRequest& request_;
   BoundedReader reader_;
+  const Deadline deadline_;
   UpstreamLoginOutcome outcome_;
   int lines_ = 0;
 };
@@ -61,9 +63,8 @@ void Exchange::Untagged(const std::string& line) {
 }
 
 Task<bool> Exchange::Send(std::string text) {
-  const Deadline deadline = Deadline::AfterMs(settings_.timeout_ms);
   std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(text.data()), text.size());
-  IoResult w = co_await WriteAll(upstream_, bytes, deadline);
+  IoResult w = co_await WriteAll(upstream_, bytes, deadline_);
   if (w.ok()) co_return true;
   outcome_.status = w.cancelled() ? Status::kStopped : Status::kStreamError;
   co_return false;
@@ -75,8 +76,7 @@ Task<bool> Exchange::Line(std::string* line) {
     co_return false;
   }
   std::string_view view;
-  const Deadline deadline = Deadline::AfterMs(settings_.timeout_ms);
-  ReadStatus s = co_await reader_.ReadLine(deadline, &view);
+  ReadStatus s = co_await reader_.ReadLine(deadline_, &view);
   if (s == ReadStatus::kOk) {
     line->assign(view);
     co_return true;

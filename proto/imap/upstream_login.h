@@ -30,7 +30,7 @@ enum class Flavour : uint8_t {
 struct UpstreamLoginSettings {
   Flavour flavour = Flavour::kZimbra;
   bool literal_login = true;    // LOGIN {n} literals (Zimbra's imap_literalauth), else quoted
-  int64_t timeout_ms = 30'000;  // each read and write
+  int64_t timeout_ms = 30'000;  // the whole exchange, greeting to the login's answer
   size_t line_bytes_max = 8192;
   std::string via_name = "ringproxy";  // X-VIA: "...,<local ip>(<via_name>)"
   // When the login fits one write (quoted, LITERAL+/LITERAL- literals, SASL-IR), send

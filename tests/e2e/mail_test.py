@@ -987,6 +987,37 @@ def deadlines_before_during_and_after_login():
         check(got == b"* BAD internal server error\r\n", f"silent upstream: {got!r}")
         check(time.monotonic() - start < 5, "upstream deadline not kept")
         check(m.audit_lines()[-1]["result"] == "upstream_error", "audit")
+
+        # A mailbox server that greets and then says an untagged line every 0.3 s, never
+        # an answer: the deadline is the login's, not each line's.
+        def drip():
+            conn, _ = env().silent.accept()
+            try:
+                conn.sendall(b"* OK ready\r\n")
+                for _ in range(40):
+                    time.sleep(0.3)
+                    conn.sendall(b"* OK still thinking\r\n")
+            except OSError:
+                pass
+            conn.close()
+        env().silent.settimeout(0)  # the connections the part above left in the backlog
+        try:
+            while True:
+                env().silent.accept()[0].close()
+        except OSError:
+            pass
+        env().silent.settimeout(None)
+        dripper = threading.Thread(target=drip, daemon=True)
+        dripper.start()
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        start = time.monotonic()
+        s.sendall(b'q LOGIN "silent@example.com" "x"\r\n')
+        got = read_to_eof(s, timeout=20)
+        took = time.monotonic() - start
+        check(got == b"* BAD internal server error\r\n", f"dripping upstream: {got!r}")
+        check(took < 3, f"the login was held {took:.1f}s by a server that never answered")
+        dripper.join(15)
         # After: an idle relayed session is closed.
         c = imap_client(m.imap)
         c.login(JOHN, JOHN_PW)

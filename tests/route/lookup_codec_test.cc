@@ -199,6 +199,11 @@ TEST(LookupCodecTest, FailureAndInvalidRoute) {
   EXPECT_EQ(f.outcome, Outcome::kLoginFailed);
   EXPECT_EQ(f.status, "user not found:x@y");
   EXPECT_EQ(f.wait_s, 10);
+  // An hour at most, however long the service asks for.
+  EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nAuth-Status: no\r\nAuth-Wait: 100000\r\n\r\n").wait_s, 3600);
+  EXPECT_EQ(
+      answer("HTTP/1.1 200 OK\r\nAuth-Status: no\r\nAuth-Wait: 99999999999999\r\n\r\n").wait_s,
+      3600);
   EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Port: 7143\r\n\r\n").outcome,
             Outcome::kInvalidRoute);
   EXPECT_EQ(
