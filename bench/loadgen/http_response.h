@@ -32,7 +32,7 @@ class HttpResponseReader {
   bool keep_alive() const { return keep_alive_; }
   // The body must be `fill` repeated from its first byte (the benchmark origin's
   // bodies); "" checks nothing. Kept across Reset().
-  void ExpectFill(std::string fill) { fill_ = std::move(fill); }
+  void ExpectFill(std::string fill);
   // False once a body byte differed from the expected fill.
   bool body_matches() const { return body_matches_; }
   // True until any byte of this response has been seen.
@@ -65,6 +65,7 @@ class HttpResponseReader {
   uint64_t remaining_ = 0;
   uint64_t body_bytes_ = 0;
   std::string fill_;
+  std::string fill_block_;  // fill_ repeated to 64 KiB or more: one memcmp per piece
   bool body_matches_ = true;
 };
 
