@@ -664,7 +664,11 @@ Task<int> HttpSession::AcquireOnce(bool allow_pooled, int* handshake_failed) {
     if (plan.size == 0) {
       RP_LOG(kWarn, "{}: client {}: every server of '{}' failed this request", listener_->name,
              peer_.ToString(), group.name);
-      co_return *handshake_failed != 0 ? *handshake_failed : 502;
+      if (*handshake_failed != 0) {
+        services_->metrics->sessions_no_upstream.Add();  // none was usable, as for TCP
+        co_return *handshake_failed;
+      }
+      co_return 502;
     }
   }
   reused_ = false;
@@ -721,8 +725,10 @@ Task<int> HttpSession::AcquireOnce(bool allow_pooled, int* handshake_failed) {
         fmt::format("{} ({})", upstream_text_, group.name), &stopped_, &up_->tls);
     if (!secured.ok()) {
       const uint32_t server = up_->server;
+      const bool local = up_->tls == nullptr;  // no TLS session: the proxy's own failure
       Release(false);
       if (stopped_) co_return -1;
+      if (local) co_return 503;
       // The server is failing (max_fails), and no request byte went to it: the next
       // server may have the request whatever its method (nginx: proxy_next_upstream
       // error timeout). A timeout is 504 should no server be left, as nginx answers.

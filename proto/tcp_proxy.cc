@@ -100,15 +100,19 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   // Over TLS a server has served once its handshake is done: a connect alone does not
   // clear its failures, so that handshakes that keep failing reach max_fails.
   session.connect_control()->success_at_connect = upstream_tls == nullptr;
-  UpstreamPlan plan;
-  MakePlan(balancer, peer, &plan);
-  size_t next = 0;  // the plan's servers before this were tried
+  UpstreamPlan plan;     // made at the first connect: a session that never gets there
+  bool planned = false;  // takes no pick from the balancer
+  size_t next = 0;       // the plan's servers before this were tried
   uint32_t failures = 0;
   std::optional<Result<UpstreamConnection>> upstream;
   std::optional<PlainStream> up;
   std::unique_ptr<TlsStream> up_tls;
   ByteStream* upward = nullptr;
   while (ok && !session.stopped()) {
+    if (!planned) {
+      MakePlan(balancer, peer, &plan);
+      planned = true;
+    }
     if (next >= plan.size) {
       // Every server left failed its handshake (logged each time).
       metrics.sessions_no_upstream.Add();
@@ -153,12 +157,18 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
       break;
     }
     // Nothing of the client's went to it: the next server of the plan may have the
-    // connection (max_fails counts this one).
+    // connection (max_fails counts this one). No TLS session at all is the proxy's
+    // own failure (memory): no server is to blame, and the client is closed.
+    const bool local = up_tls == nullptr;
     session.set_upstream(nullptr);
     co_await up->Quiesce();
     up_tls.reset();
     up.reset();
     upstream.reset();
+    if (local) {
+      ok = false;
+      break;
+    }
     if (!session.stopped()) balancer->ReportFailure(index, MonotonicNowNs());
     ++failures;
   }

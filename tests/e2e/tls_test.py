@@ -399,6 +399,26 @@ def a_server_failing_the_upstream_handshake_is_passed_over_and_counted():
 
 
 @test
+def a_client_whose_handshake_fails_takes_no_pick_from_the_balancer():
+    # Round robin over two servers, each real client after a client that failed its
+    # handshake (a health probe that connects and closes): the real ones alternate.
+    with ThreadedServer(echo_handler) as a, ThreadedServer(echo_handler) as b:
+        port = free_port()
+        text = config(port, a.port).replace(f'servers = ["127.0.0.1:{a.port}"]',
+                                            f'servers = ["127.0.0.1:{a.port}", "127.0.0.1:{b.port}"]')
+        with Proxy(text) as proxy:
+            for i in range(4):
+                socket.create_connection(("127.0.0.1", port)).close()
+                proxy.wait_log(r"TLS handshake failed", count=i + 1)
+                with tls_connect(port, name(1)) as s:
+                    s.settimeout(10)
+                    s.sendall(b"r%d" % i)
+                    check(s.recv(10) == b"r%d" % i, "echo")
+            check((a.connections, b.connections) == (2, 2),
+                  f"real clients went {a.connections}:{b.connections}")
+
+
+@test
 def an_upstream_certificate_from_an_unknown_ca_is_refused_when_verifying():
     p = pki()
     up = TlsDuplexServer(f"{p}/foreign.crt", f"{p}/foreign.key", 4)
