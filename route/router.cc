@@ -222,7 +222,10 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
       if (login_may_be_account) Spawn(StoreGet(CacheGet(route_key_login), &route, both.Enter()));
       co_await both.Wait();
     }
-    std::string account = alias.hit() ? alias.value : std::string();
+    // Alias values are kept as the lookup service wrote Auth-User, %-escaped, as
+    // Zimbra's proxies keep them (spec §1.3): one pool, one spelling.
+    std::string account;
+    if (alias.hit() && !lookup::UnescapeMailAuth(alias.value, &account)) account.clear();
     alias_cached = alias.hit();
     if (!account.empty() && account != r.login) {
       out.route_key = RouteKeyFor(r, account);
@@ -297,7 +300,7 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
         // Zimbra also caches a login that is the account under its local part ("john" ->
         // "john@default.domain", spec §2.2); not done: on a virtual IP of another domain
         // the lookup service completes "john" with that domain instead.
-        if (r.login != out.account) CacheAdd(alias_key, out.account);
+        if (r.login != out.account) CacheAdd(alias_key, lookup::EscapeMailAuth(out.account));
       }
       co_return out;
     }

@@ -154,6 +154,28 @@ TEST_F(RouterTest, AddNeverOverwritesAnotherProxysEntry) {
   RunUntilComplete(*reactor_, a.Close());
 }
 
+// An account with a % in its name: the alias value is stored as Auth-User came,
+// %-escaped, as Zimbra's proxies store and read it (spec §1.3, §2.2).
+TEST_F(RouterTest, AliasValuesAreKeptEscapedAsZimbraKeepsThem) {
+  Stack a({mc_.port()}, lookupd_.port());
+  auto first = RunUntilComplete(*reactor_, ResolveAll(&a, {Mail("ob")}));
+  ASSERT_EQ(first[0].status, ResolveStatus::kOk) << first[0].reason;
+  EXPECT_EQ(first[0].account, "o%brien@example.com");
+  auto cached = RunUntilComplete(
+      *reactor_,
+      GetKeys(&a, {"alias:user=ob;ip=127.0.0.1", "route:proto=imap;user=o%25brien@example.com"}));
+  EXPECT_EQ(cached[0].value, "o%25brien@example.com");
+  EXPECT_EQ(cached[1].value, "127.0.0.1:7143");
+  RunUntilComplete(*reactor_, a.Close());
+  // What a Zimbra proxy wrote is read the same way: a memcached hit, no lookup.
+  Stack b({mc_.port()}, lookupd_.port());
+  auto second = RunUntilComplete(*reactor_, ResolveAll(&b, {Mail("ob")}));
+  EXPECT_EQ(second[0].source, RouteSource::kMemcache);
+  EXPECT_EQ(second[0].account, "o%brien@example.com");
+  EXPECT_EQ(lookupd_.Requests(), 1);
+  RunUntilComplete(*reactor_, b.Close());
+}
+
 Task<int> ManyAtOnce(Stack* s, int n) {
   Gate gate;
   int ok = 0;
