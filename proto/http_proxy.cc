@@ -107,7 +107,8 @@ std::string_view ReasonOf(int status) {
 // The proxy's own answer to *status: a small text body (or the configured page, or a
 // redirect to the error handler: *status becomes 302), and the connection closes after it.
 std::string ErrorResponse(int* status_inout, std::string_view request_id,
-                          const HttpListenerSettings& settings, std::string_view upstream) {
+                          const HttpListenerSettings& settings, std::string_view upstream,
+                          bool head_only) {
   int status = *status_inout;
   std::string_view reason = ReasonOf(status);
   std::string_view type = "text/plain";
@@ -132,7 +133,8 @@ std::string ErrorResponse(int* status_inout, std::string_view request_id,
   if (!location.empty()) out += fmt::format("Location: {}\r\n", location);
   if (!request_id.empty()) out += fmt::format("X-Request-ID: {}\r\n", request_id);
   out += "\r\n";
-  out += body;
+  // A response to HEAD has no content (RFC 9110 §9.3.2): its head says what GET would get.
+  if (!head_only) out += body;
   *status_inout = status;
   return out;
 }
@@ -623,9 +625,8 @@ Task<void> HttpSession::Answer(int status) {
   status_ = status;
   client_keep_alive_ = false;
   linger_ = true;
-  std::string text = ErrorResponse(&status_, request_id_, *settings_, upstream_text_);
-  // A response to HEAD has no content (RFC 9110 §9.3.2): its head says what GET would get.
-  if (req_.method == "HEAD") text.resize(text.find("\r\n\r\n") + 4);
+  const std::string text =
+      ErrorResponse(&status_, request_id_, *settings_, upstream_text_, req_.method == "HEAD");
   bytes_out_ += text.size();
   co_await WriteAll(down_, AsBytes(text), SendDeadline());
 }

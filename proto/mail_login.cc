@@ -1,5 +1,7 @@
 #include "proto/mail_login.h"
 
+#include "core/log.h"
+
 namespace ringproxy::mail {
 
 std::string_view PreauthEndName(PreauthEnd e) {
@@ -55,6 +57,18 @@ bool HasControl(std::string_view s) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
   }
   return false;
+}
+
+void LogRefusedCommand(const SessionName& who, std::string_view verb, std::string_view text) {
+  if (who.peer != nullptr) {
+    RP_LOG(kInfo, "{}: client {}: {} {}", who.listener, who.peer->ToString(), verb, text);
+  }
+}
+
+void LogRefusedLogin(const SessionName& who, std::string_view why) {
+  if (who.peer != nullptr) {
+    RP_LOG(kInfo, "{}: client {}: login refused: {}", who.listener, who.peer->ToString(), why);
+  }
 }
 
 namespace {

@@ -8,6 +8,7 @@
 
 #include "core/bounded_reader.h"
 #include "core/byte_stream.h"
+#include "core/socket.h"
 #include "core/task.h"
 #include "proto/sasl/sasl.h"
 
@@ -56,6 +57,17 @@ enum class PreauthEnd : uint8_t {
 std::string_view PreauthEndName(PreauthEnd e);
 
 bool HasControl(std::string_view s);
+
+// How a dialogue's log lines name its session; formatted only when a line is written.
+struct SessionName {
+  std::string_view listener;
+  const SocketAddress* peer = nullptr;  // null: no lines (the dialogue tests)
+};
+// A command refused before login: `verb` ("BAD", "-ERR") and `text` are the proxy's
+// own reply, never the client's bytes.
+void LogRefusedCommand(const SessionName& who, std::string_view verb, std::string_view text);
+// Credentials refused before any lookup (never the credentials themselves).
+void LogRefusedLogin(const SessionName& who, std::string_view why);
 
 // Zimbra's limits before any lookup (spec §4.1): longer is "login failed", unasked; so is
 // a control character in the user name, or NUL, CR or LF in the password.

@@ -270,7 +270,7 @@ Task<PreauthEnd> MailSession::Preauth(Credentials* credentials, bool greet) {
   StartTlsUpgrader upgrader(this);
   mail::TlsUpgrader* up = client_tls_on() ? nullptr : &upgrader;
   PreauthEnd end;
-  const std::string who = fmt::format("{}: client {}", listener_->name, peer_.ToString());
+  const mail::SessionName who{listener_->name, &peer_};
   if (imap()) {
     end = co_await imap::RunPreauth(&down_, &settings_->imap, client_tls_on(), up, credentials,
                                     greet, who);

@@ -3,7 +3,6 @@
 #include <optional>
 
 #include "core/ascii.h"
-#include "core/log.h"
 #include "proto/imap/string_writer.h"
 #include "proto/sasl/sasl.h"
 
@@ -21,7 +20,7 @@ enum class LineStatus : uint8_t { kOk, kTooLong, kClosed, kTimeout, kError, kSto
 
 class Dialogue {
  public:
-  Dialogue(std::string_view who, ByteStream** stream, const PreauthSettings* settings, bool tls,
+  Dialogue(mail::SessionName who, ByteStream** stream, const PreauthSettings* settings, bool tls,
            TlsUpgrader* upgrader, Credentials* credentials)
       : who_(who),
         stream_(stream),
@@ -55,10 +54,6 @@ class Dialogue {
   // Each command: nullopt to go on, or how the dialogue ends.
   Task<std::optional<PreauthEnd>> Dispatch();
   std::optional<PreauthEnd> Bad(std::string_view tag, std::string_view text);
-  // Credentials refused before any lookup: a log line (never the credentials).
-  void Refused(std::string_view why) const {
-    if (!who_.empty()) RP_LOG(kInfo, "{}: login refused: {}", who_, why);
-  }
   std::optional<PreauthEnd> Id(const std::string& tag);
   std::optional<PreauthEnd> Login(const std::string& tag);
   Task<std::optional<PreauthEnd>> StartTls(std::string tag);
@@ -70,7 +65,7 @@ class Dialogue {
   Task<ResponseStatus> Response(std::string_view tag, std::string prompt, std::string* decoded);
   std::optional<PreauthEnd> AuthenticateFailed(ResponseStatus s, std::string_view tag);
 
-  std::string_view who_;  // the log's name for the session ("": tests, no lines)
+  const mail::SessionName who_;
   ByteStream** stream_;
   const PreauthSettings& settings_;
   bool tls_;
@@ -138,8 +133,7 @@ std::string Dialogue::Capabilities() const {
 }
 
 std::optional<PreauthEnd> Dialogue::Bad(std::string_view tag, std::string_view text) {
-  // The reply's text is ours (never the client's bytes): safe to log.
-  if (!who_.empty()) RP_LOG(kInfo, "{}: BAD {}", who_, text);
+  mail::LogRefusedCommand(who_, "BAD", text);
   Reply(tag);
   Reply(" BAD ");
   Reply(text);
@@ -304,7 +298,7 @@ std::optional<PreauthEnd> Dialogue::Login(const std::string& tag) {
   std::string_view user = a[0].value;
   std::string_view password = a[1].value;
   if (!mail::LoginFits(user, password, limits())) {
-    Refused("LOGIN: a name or password too long or with control bytes");
+    mail::LogRefusedLogin(who_, "LOGIN: a name or password too long or with control bytes");
     Reply(tag + " NO LOGIN failed\r\n");
     return std::nullopt;
   }
@@ -398,7 +392,8 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
       if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
     }
     if (!mail::AcceptPlain(message, limits(), settings_.allow_impersonation, &c)) {
-      Refused("AUTHENTICATE PLAIN: a malformed or oversized message, or impersonation");
+      mail::LogRefusedLogin(
+          who_, "AUTHENTICATE PLAIN: a malformed or oversized message, or impersonation");
       Reply(failed);
       co_return std::nullopt;
     }
@@ -414,7 +409,8 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
     ResponseStatus r = co_await Response(tag, prompt, &password);
     if (r != ResponseStatus::kOk) co_return AuthenticateFailed(r, tag);
     if (!mail::LoginFits(user, password, limits())) {
-      Refused("AUTHENTICATE LOGIN: a name or password too long or with control bytes");
+      mail::LogRefusedLogin(
+          who_, "AUTHENTICATE LOGIN: a name or password too long or with control bytes");
       Reply(failed);
       co_return std::nullopt;
     }
@@ -438,7 +434,7 @@ std::string_view AutologoutLine() { return kBye; }
 
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
                             TlsUpgrader* upgrader, Credentials* credentials, bool greet,
-                            std::string_view who) {
+                            mail::SessionName who) {
   Dialogue d(who, stream, settings, tls, upgrader, credentials);
   PreauthEnd end = co_await d.Run(greet);
   co_return end;

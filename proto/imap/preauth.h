@@ -66,9 +66,9 @@ std::string_view AutologoutLine();
 // connection was greeted while parked, or its first login failed) (replaced by the TLS stream after
 // STARTTLS). `tls` says whether the stream is already TLS (an IMAPS listener); `upgrader` may be
 // null when STARTTLS cannot be offered.
-// `who` names the session in the log's line for each refused command ("": no lines).
+// `who` names the session in the log's line for each refused command and login.
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
                             TlsUpgrader* upgrader, Credentials* credentials, bool greet = true,
-                            std::string_view who = {});
+                            mail::SessionName who = {});
 
 }  // namespace ringproxy::imap

@@ -4,7 +4,6 @@
 
 #include "core/ascii.h"
 #include "core/bounded_reader.h"
-#include "core/log.h"
 #include "proto/pop3/command.h"
 #include "proto/sasl/sasl.h"
 
@@ -18,7 +17,7 @@ using mail::PreauthEnd;
 
 class Dialogue {
  public:
-  Dialogue(std::string_view who, ByteStream** stream, const PreauthSettings* settings, bool tls,
+  Dialogue(mail::SessionName who, ByteStream** stream, const PreauthSettings* settings, bool tls,
            mail::TlsUpgrader* upgrader, Credentials* credentials)
       : who_(who),
         stream_(stream),
@@ -56,15 +55,11 @@ class Dialogue {
   mail::LoginLimits limits() const {
     return {settings_.login_bytes_max, settings_.password_bytes_max};
   }
-  // Credentials refused before any lookup: a log line (never the credentials).
-  void Refused(std::string_view why) const {
-    if (!who_.empty()) RP_LOG(kInfo, "{}: login refused: {}", who_, why);
-  }
   bool LoginFits(std::string_view user, std::string_view password) const {
     return mail::LoginFits(user, password, limits());
   }
 
-  std::string_view who_;  // the log's name for the session ("": tests, no lines)
+  const mail::SessionName who_;
   ByteStream** stream_;
   const PreauthSettings& settings_;
   bool tls_;
@@ -115,8 +110,7 @@ Task<bool> Dialogue::NextLine(std::string* line, PreauthEnd* end) {
 }
 
 std::optional<PreauthEnd> Dialogue::Err(std::string_view text) {
-  // The reply's text is ours (never the client's bytes): safe to log.
-  if (!who_.empty()) RP_LOG(kInfo, "{}: -ERR {}", who_, text);
+  mail::LogRefusedCommand(who_, "-ERR", text);
   Reply("-ERR ");
   Reply(text);
   Reply("\r\n");
@@ -196,7 +190,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Dispatch(const Command& c) {
       co_return std::nullopt;
     }
     if (!LoginFits(c.args[0], "")) {
-      Refused("USER: a name too long or with control bytes");
+      mail::LogRefusedLogin(who_, "USER: a name too long or with control bytes");
       Reply("-ERR invalid username/password\r\n");
       co_return std::nullopt;
     }
@@ -234,7 +228,7 @@ std::optional<PreauthEnd> Dialogue::Pass(std::string_view password) {
   std::string user = std::move(user_);
   user_.clear();
   if (!LoginFits(user, password)) {
-    Refused("PASS: a password too long or with control bytes");
+    mail::LogRefusedLogin(who_, "PASS: a password too long or with control bytes");
     Reply("-ERR invalid username/password\r\n");
     return std::nullopt;
   }
@@ -315,7 +309,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Auth(std::string mechanism, std::strin
       if (r != ResponseStatus::kOk) co_return AuthFailed(r);
     }
     if (!mail::AcceptPlain(message, limits(), settings_.allow_impersonation, &c)) {
-      Refused("AUTH PLAIN: a malformed or oversized message, or impersonation");
+      mail::LogRefusedLogin(who_, "AUTH PLAIN: a malformed or oversized message, or impersonation");
       Reply("-ERR authentication failed\r\n");
       co_return std::nullopt;
     }
@@ -331,7 +325,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Auth(std::string mechanism, std::strin
     ResponseStatus r = co_await Response(prompt, &password);
     if (r != ResponseStatus::kOk) co_return AuthFailed(r);
     if (!LoginFits(user, password)) {
-      Refused("AUTH LOGIN: a name or password too long or with control bytes");
+      mail::LogRefusedLogin(who_, "AUTH LOGIN: a name or password too long or with control bytes");
       Reply("-ERR authentication failed\r\n");
       co_return std::nullopt;
     }
@@ -353,7 +347,7 @@ std::string_view AutologoutLine() { return "-ERR autologout; idle for too long\r
 
 Task<PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
                             mail::TlsUpgrader* upgrader, Credentials* credentials, bool greet,
-                            std::string_view who) {
+                            mail::SessionName who) {
   Dialogue d(who, stream, settings, tls, upgrader, credentials);
   PreauthEnd end = co_await d.Run(greet);
   co_return end;

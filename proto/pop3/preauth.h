@@ -38,9 +38,9 @@ struct PreauthSettings {
 std::string GreetingLine(const PreauthSettings& settings);
 std::string_view AutologoutLine();
 
-// `who` names the session in the log's line for each refused command ("": no lines).
+// `who` names the session in the log's line for each refused command and login.
 Task<mail::PreauthEnd> RunPreauth(ByteStream** stream, const PreauthSettings* settings, bool tls,
                                   mail::TlsUpgrader* upgrader, mail::Credentials* credentials,
-                                  bool greet = true, std::string_view who = {});
+                                  bool greet = true, mail::SessionName who = {});
 
 }  // namespace ringproxy::pop3

@@ -2242,11 +2242,9 @@ def urgent_data_in_a_spliced_body_is_stepped_over():
 def a_tls_upstream_body_cut_without_close_notify_is_not_passed_on_as_whole():
     # A body delimited by the close is whole over TLS only when close_notify ends it
     # (RFC 9112 §9.8): after a bare FIN the client must not get the final chunk.
-    import ssl
-    from tls_env import pki
+    from tls_env import localhost_server_context, pki
     p = pki()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(f"{p}/localhost.crt", f"{p}/localhost.key")
+    ctx = localhost_server_context()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
@@ -2298,13 +2296,9 @@ server_name = "localhost"
 def a_server_failing_the_tls_handshake_is_skipped_and_counted():
     # The handshake failed before any request byte went out: the next server gets the
     # request (a POST too), and the failing one counts against max_fails (1 here).
-    from tls_env import pki
+    from tls_env import closes_after_client_hello, localhost_server_context, pki
     p = pki()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(f"{p}/localhost.crt", f"{p}/localhost.key")
-
-    def breaks_the_handshake(conn):
-        conn.recv(4096)  # the ClientHello, then a close
+    ctx = localhost_server_context()
 
     def good(raw):
         try:
@@ -2328,7 +2322,7 @@ ca_file = "{p}/ca.pem"
 server_name = "localhost"
 '''
     port = free_port()
-    with ThreadedServer(breaks_the_handshake) as bad, ThreadedServer(good) as good_server, \
+    with ThreadedServer(closes_after_client_hello) as bad, ThreadedServer(good) as good_server, \
             Proxy(config(port, [bad.port, good_server.port], upstream_extra=tls)):
         statuses = []
         for i in range(8):

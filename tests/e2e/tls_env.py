@@ -24,6 +24,19 @@ def pki():
     return _PKI[0]
 
 
+def localhost_server_context():
+    """A TLS upstream's server side: the test PKI's pair for localhost."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    p = pki()
+    ctx.load_cert_chain(f"{p}/localhost.crt", f"{p}/localhost.key")
+    return ctx
+
+
+def closes_after_client_hello(conn):
+    """A ThreadedServer handler: an upstream that reads the ClientHello and closes."""
+    conn.recv(4096)
+
+
 def name(i):
     return f"name{i:04}.example.test"
 

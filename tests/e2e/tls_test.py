@@ -23,8 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, Proxy, ThreadedServer, check, echo_handler, free_port,  # noqa: E402
                      read_head, read_slowly, recv_all, run_all, run_check, sender_then_eof,
                      test, wait_until)
-from tls_env import (MAKE_CERTS, NAMES, client_context, common_name, config,  # noqa: E402
-                     echo_once, name, pki, s_client, tls_connect)
+from tls_env import (MAKE_CERTS, NAMES, client_context, closes_after_client_hello,  # noqa: E402
+                     common_name, config, echo_once, localhost_server_context, name, pki,
+                     s_client, tls_connect)
 
 
 @test
@@ -365,12 +366,7 @@ def a_server_failing_the_upstream_handshake_is_passed_over_and_counted():
     # A TCP listener's upstream handshake failed: the client was closed and the server
     # stayed healthy (a connect cleared its failures), so half the clients failed for
     # good. Now the next server gets the client, and max_fails (1) marks the first down.
-    p = pki()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(f"{p}/localhost.crt", f"{p}/localhost.key")
-
-    def breaks_the_handshake(conn):
-        conn.recv(4096)  # the ClientHello, then a close
+    ctx = localhost_server_context()
 
     def tls_echo(raw):
         try:
@@ -383,7 +379,7 @@ def a_server_failing_the_upstream_handshake_is_passed_over_and_counted():
         except (ssl.SSLError, OSError):
             pass
 
-    with ThreadedServer(breaks_the_handshake) as bad, ThreadedServer(tls_echo) as good:
+    with ThreadedServer(closes_after_client_hello) as bad, ThreadedServer(tls_echo) as good:
         port = free_port()
         text = config(port, bad.port, upstream_tls='[upstream.tls]\nverify = false\n').replace(
             f'servers = ["127.0.0.1:{bad.port}"]',
