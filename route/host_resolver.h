@@ -1,10 +1,11 @@
 // Host names in routes (newer lookup services answer a name, not an IP), resolved
 // without blocking the reactor: getaddrinfo runs on a short-lived thread whose answer
 // comes back through an eventfd that the shard reads with a deadline. Answers are kept
-// per shard for a TTL (failures for a shorter one). Each miss has its own thread and
+// per shard for a TTL (failures for a shorter one). Concurrent misses of one name share
+// its thread (a burst of logins to one mailbox host starts one), each waiter on its own
 // eventfd, so a stopped session stops only its own wait; a cap on the threads alive per
-// shard (counted until each thread ends, also after its waiter gave up) keeps a burst of
-// misses, or a resolver that hangs, from starting thousands.
+// shard (counted until each thread ends, also after its waiters gave up) keeps a burst
+// of misses of many names, or a resolver that hangs, from starting thousands.
 #pragma once
 
 #include <atomic>
@@ -41,6 +42,8 @@ struct HostAnswer {
 
 class HostResolver {
  public:
+  struct Job;  // one name being resolved, shared with its thread (host_resolver.cc)
+
   explicit HostResolver(HostResolverOptions options = {})
       : options_(options), live_(std::make_shared<std::atomic<size_t>>(0)) {}
   HostResolver(const HostResolver&) = delete;
@@ -59,10 +62,14 @@ class HostResolver {
     int64_t expires_ns = 0;
   };
   static HostAnswer Answer(const Entry& e, uint16_t port, bool cached);
+  Entry EntryOf(const Job& job) const;
   void Remember(const std::string& host, Entry e);
+  std::shared_ptr<Job> Start(const std::string& host, std::string* error);
 
   HostResolverOptions options_;
   absl::flat_hash_map<std::string, Entry> cache_;
+  // Names being resolved now: a miss joins the thread already at work on its name.
+  absl::flat_hash_map<std::string, std::shared_ptr<Job>> in_flight_;
   // Shared with the threads, which may outlive the resolver.
   std::shared_ptr<std::atomic<size_t>> live_;
   uint64_t threads_started_ = 0;

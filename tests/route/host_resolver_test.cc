@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 #include "core/ops.h"
 #include "core/reactor.h"
@@ -129,6 +130,49 @@ TEST_F(HostResolverTest, AHungResolverTimesOutAndItsThreadCountsAgainstTheCapUnt
   ASSERT_EQ(c.addresses.size(), 1u) << c.error;
   EXPECT_EQ(c.addresses[0].ToString(), "127.0.0.1:7");
   EXPECT_EQ(resolver.threads_started(), 2u);
+}
+
+// Ten sessions miss one name at once (a burst of logins to one mailbox host), and the
+// first of them is stopped: the others all get the answer, from one thread.
+Task<void> BurstOfOneName(HostResolver* r, std::vector<HostAnswer>* answers) {
+  std::vector<ConnectControl> controls(answers->size());
+  int left = static_cast<int>(answers->size());
+  struct One {
+    static Task<void> Run(HostResolver* r, ConnectControl* c, HostAnswer* out, int* left) {
+      *out = co_await r->Resolve("mbox1.example", 7143, c);
+      --*left;
+    }
+  };
+  for (size_t i = 0; i < answers->size(); ++i) {
+    Spawn(One::Run(r, &controls[i], &(*answers)[i], &left));
+  }
+  co_await Sleep(Deadline::AfterMs(5));
+  controls[0].stop = true;
+  if (controls[0].current_fd >= 0) Reactor::Current()->CancelFd(controls[0].current_fd);
+  co_await Sleep(Deadline::AfterMs(5));
+  g_release = true;
+  for (int i = 0; i < 5000 && left > 0; ++i) co_await Sleep(Deadline::AfterMs(1));
+}
+
+TEST_F(HostResolverTest, ConcurrentMissesOfOneNameShareOneThreadAndOneStopStopsOnlyItsWait) {
+  HostResolverOptions options;
+  options.lookup = &HeldLookup;
+  options.max_in_flight = 2;
+  HostResolver resolver(options);
+  std::vector<HostAnswer> answers(10);
+  RunUntilComplete(*reactor_, BurstOfOneName(&resolver, &answers));
+  EXPECT_EQ(answers[0].error, "name resolution stopped");
+  for (size_t i = 1; i < answers.size(); ++i) {
+    ASSERT_EQ(answers[i].addresses.size(), 1u) << i << ": " << answers[i].error;
+    EXPECT_EQ(answers[i].addresses[0].ToString(), "127.0.0.1:7143");
+    EXPECT_FALSE(answers[i].cached);
+  }
+  EXPECT_EQ(resolver.threads_started(), 1u);
+  ConnectControl control;
+  HostAnswer again =
+      RunUntilComplete(*reactor_, ResolveOnce(&resolver, "mbox1.example", 1, &control));
+  EXPECT_TRUE(again.cached);
+  RunUntilComplete(*reactor_, WaitForThreadsToEnd(&resolver));
 }
 
 }  // namespace
