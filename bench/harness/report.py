@@ -99,9 +99,12 @@ class Report:
                 rows = [r for r in rows_all if r["target"] == t]
                 if not rows:
                     continue
+                # Runs with errors are counted in the last column, and their numbers
+                # (CPU of failed operations over fewer ops) kept out of the medians.
+                good = [r for r in rows if clean(r)]
                 cells = []
                 for k in keys:
-                    m, lo, hi = median_range(rows, k)
+                    m, lo, hi = median_range(good, k)
                     med[(t, k)] = m
                     cells.append("-" if m is None else f"{fmt(m)} ({fmt(lo)}–{fmt(hi)})")
                 label = t + (" (L4 relay)" if rows[0].get("layer4") else "")

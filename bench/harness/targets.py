@@ -46,6 +46,19 @@ def certificate_pair(run_dir, cert):
     return crt, key
 
 
+def one_ticket_env(run_dir):
+    """The environment for nginx and HAProxy: an OpenSSL config whose default for every
+    SSL_CTX is one TLS 1.3 ticket per full handshake, as ringproxy (wolfSSL) sends,
+    where OpenSSL sends two; neither proxy has a directive of its own for it in
+    HAProxy's case, so both get it the same way."""
+    path = os.path.join(run_dir, "openssl-one-ticket.cnf")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write("openssl_conf = init\n[init]\nssl_conf = ssl\n[ssl]\n"
+                    "system_default = defaults\n[defaults]\nNumTickets = 1\n")
+    return {**os.environ, "OPENSSL_CONF": path}
+
+
 # The mail benchmarks' accounts: user1..user<MAIL_USERS>@MAIL_DOMAIN in lookupd's
 # routes; the load generator logs in as user<n> (unqualified: lookupd qualifies it with
 # its default domain, for ringproxy and nginx alike) with password "secret", which
@@ -327,7 +340,8 @@ class Nginx(Target):
         # Each kind (and certificate) gets its own pid file inside the template's @RUN@ dir.
         self.proc = Proc(f"nginx-{v}", [e.args.nginx, "-p", e.run_dir + "/", "-e",
                                         os.path.join(e.run_dir, f"nginx-{v}.err"),
-                                        "-c", conf], e.proxy_cpus, e.run_dir)
+                                        "-c", conf], e.proxy_cpus, e.run_dir,
+                         env=one_ticket_env(e.run_dir))
         self.pid = self.proc.pid
         wait_listening(self.port, self.proc)
         time.sleep(0.2)  # workers up
@@ -372,7 +386,8 @@ class Haproxy(Target):
             "ORIGIN_PORT": e.upstreams.ports["origin"], "BIND_SSL": bind_ssl,
             # No session cache, as for the others (tickets stay on).
             "SSL_CACHE": "tune.ssl.cachesize 0" if self.cert else ""})
-        self.proc = Proc("haproxy", [e.args.haproxy, "-db", "-f", conf], e.proxy_cpus, e.run_dir)
+        self.proc = Proc("haproxy", [e.args.haproxy, "-db", "-f", conf], e.proxy_cpus, e.run_dir,
+                         env=one_ticket_env(e.run_dir))
         self.pid = self.proc.pid
         wait_listening(self.port, self.proc)
 

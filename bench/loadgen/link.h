@@ -117,11 +117,17 @@ Task<bool> RecvExpected(ThreadContext* ctx, Link* link, uint64_t offset, size_t 
 }
 
 // Reads the server's first line (a mail greeting) and drops it: what a mail client has
-// done before it sits in the pre-auth state. False (counted) on failure.
+// done before it sits in the pre-auth state. False (counted) on failure. One deadline,
+// and at most 4 KiB: a target that never ends its line cannot hold the connection.
 template <typename Link>
 Task<bool> ReadGreeting(ThreadContext* ctx, Link* link) {
-  for (;;) {
-    IoResult r = co_await link->Receive(512, IoDeadline(ctx));
+  const Deadline deadline = IoDeadline(ctx);
+  for (size_t seen = 0;;) {
+    if (seen >= 4096) {
+      ctx->stats.Error("greeting: no line end in 4096 bytes", 0);
+      co_return false;
+    }
+    IoResult r = co_await link->Receive(512, deadline);
     if (r.res == 0) {
       ctx->stats.Error("target closed the connection before its greeting", 0);
       co_return false;
@@ -134,6 +140,7 @@ Task<bool> ReadGreeting(ThreadContext* ctx, Link* link) {
     const bool end = std::find(got.begin(), got.end(), std::byte{'\n'}) != got.end();
     link->Consume(r.value());
     ctx->stats.bytes_received += r.value();
+    seen += r.value();
     if (end) co_return true;
   }
 }

@@ -75,12 +75,13 @@ class TlsLineConn {
   bool eof_ = false;
 };
 
-// Reads lines until the one tagged `tag`; returns it (or an error text).
+// Reads lines until the one tagged `tag`; returns it (or an error text). `deadline` is
+// the session's: a target that keeps sending untagged lines cannot hold it longer.
 template <typename Conn>
 Task<bool> ReadTagged(ThreadContext* ctx, Conn* conn, std::string_view tag, std::string_view what,
-                      std::string* line) {
+                      Deadline deadline, std::string* line) {
   for (;;) {
-    IoResult r = co_await conn->ReadLine(line, kLineMax, IoDeadline(ctx));
+    IoResult r = co_await conn->ReadLine(line, kLineMax, deadline);
     if (conn->eof()) {
       ctx->stats.Error(fmt::format("imap {}: connection closed", what), 0);
       co_return false;
@@ -96,11 +97,14 @@ Task<bool> ReadTagged(ThreadContext* ctx, Conn* conn, std::string_view tag, std:
   }
 }
 
-// One IMAP session on a fresh connection; false when it failed (counted already).
+// One IMAP session on a fresh connection; false when it failed (counted already). The
+// whole dialogue has one --io-timeout deadline; the latency is the login's, recorded
+// once the session ended well.
 template <typename Conn>
 Task<bool> ImapSession(ThreadContext* ctx, Conn* conn, std::string user, std::string pass,
                        int64_t intended, std::string* line) {
-  IoResult r = co_await conn->ReadLine(line, kLineMax, IoDeadline(ctx));
+  const Deadline deadline = IoDeadline(ctx);
+  IoResult r = co_await conn->ReadLine(line, kLineMax, deadline);
   if (!r.ok() || conn->eof() || line->rfind("* OK", 0) != 0) {
     ctx->stats.Error(
         r.ok() ? fmt::format("imap greeting: '{}'", Excerpt(*line)) : std::string("imap greeting"),
@@ -108,45 +112,46 @@ Task<bool> ImapSession(ThreadContext* ctx, Conn* conn, std::string user, std::st
     co_return false;
   }
   std::string login = fmt::format("a LOGIN {} {}\r\n", Quoted(user), Quoted(pass));
-  const IoResult sent = co_await conn->Write(login, IoDeadline(ctx));
+  const IoResult sent = co_await conn->Write(login, deadline);
   if (!sent.ok()) {
     ctx->stats.Error("imap login: send failed", 0);
     co_return false;
   }
   ctx->stats.bytes_sent += login.size();
-  if (!co_await ReadTagged(ctx, conn, "a", "login", line)) co_return false;
+  if (!co_await ReadTagged(ctx, conn, "a", "login", deadline, line)) co_return false;
   if (line->rfind("a OK", 0) != 0) {
     ctx->stats.Error(fmt::format("imap login rejected: '{}'", Excerpt(*line)), 0);
     co_return false;
   }
-  ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
+  const int64_t logged_in = MonotonicNowNs();
   static constexpr std::string_view kLogout = "b LOGOUT\r\n";
-  const IoResult logout = co_await conn->Write(kLogout, IoDeadline(ctx));
+  const IoResult logout = co_await conn->Write(kLogout, deadline);
   if (!logout.ok()) {
     ctx->stats.Error("imap logout: send failed", 0);
     co_return false;
   }
-  if (!co_await ReadTagged(ctx, conn, "b", "logout", line)) co_return false;
+  if (!co_await ReadTagged(ctx, conn, "b", "logout", deadline, line)) co_return false;
   if (line->rfind("b OK", 0) != 0) {
     ctx->stats.Error(fmt::format("imap logout: '{}'", Excerpt(*line)), 0);
     co_return false;
   }
+  ctx->stats.latency_ns.Record(static_cast<uint64_t>(logged_in - intended));
   co_return true;
 }
 
 // One POP3 exchange: send `command`, expect a +OK line.
 template <typename Conn>
 Task<bool> Pop3Step(ThreadContext* ctx, Conn* conn, std::string_view command, std::string_view what,
-                    std::string* line) {
+                    Deadline deadline, std::string* line) {
   if (!command.empty()) {
-    const IoResult sent = co_await conn->Write(command, IoDeadline(ctx));
+    const IoResult sent = co_await conn->Write(command, deadline);
     if (!sent.ok()) {
       ctx->stats.Error(fmt::format("pop3 {}: send failed", what), 0);
       co_return false;
     }
     ctx->stats.bytes_sent += command.size();
   }
-  IoResult r = co_await conn->ReadLine(line, kLineMax, IoDeadline(ctx));
+  IoResult r = co_await conn->ReadLine(line, kLineMax, deadline);
   if (conn->eof()) {
     ctx->stats.Error(fmt::format("pop3 {}: connection closed", what), 0);
     co_return false;
@@ -165,17 +170,18 @@ Task<bool> Pop3Step(ThreadContext* ctx, Conn* conn, std::string_view command, st
 template <typename Conn>
 Task<bool> Pop3Session(ThreadContext* ctx, Conn* conn, std::string user, std::string pass,
                        int64_t intended, std::string* line) {
-  if (!co_await Pop3Step(ctx, conn, "", "greeting", line)) co_return false;
-  if (!co_await Pop3Step(ctx, conn, fmt::format("USER {}\r\n", user), "user", line)) {
+  const Deadline deadline = IoDeadline(ctx);  // the whole dialogue's, as for IMAP
+  if (!co_await Pop3Step(ctx, conn, "", "greeting", deadline, line)) co_return false;
+  if (!co_await Pop3Step(ctx, conn, fmt::format("USER {}\r\n", user), "user", deadline, line)) {
     co_return false;
   }
-  if (!co_await Pop3Step(ctx, conn, fmt::format("PASS {}\r\n", pass), "pass", line)) {
+  if (!co_await Pop3Step(ctx, conn, fmt::format("PASS {}\r\n", pass), "pass", deadline, line)) {
     co_return false;
   }
-  ctx->stats.latency_ns.Record(static_cast<uint64_t>(MonotonicNowNs() - intended));
-  // Bound to a local, not `co_return co_await` after another co_await (core/task.h).
-  const bool quit = co_await Pop3Step(ctx, conn, "QUIT\r\n", "quit", line);
-  co_return quit;
+  const int64_t logged_in = MonotonicNowNs();
+  if (!co_await Pop3Step(ctx, conn, "QUIT\r\n", "quit", deadline, line)) co_return false;
+  ctx->stats.latency_ns.Record(static_cast<uint64_t>(logged_in - intended));
+  co_return true;
 }
 
 // One login over `conn` (IMAP or POP3); false when it failed (counted already).

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Proxy, ThreadedServer, check, echo_handler, free_port,  # noqa: E402
@@ -276,6 +277,51 @@ def imap_rejected_login_is_counted():
         check(rc == 3, f"exit {rc}")
         check(r["ops"] == 0, r)
         check(r["errors"] == {"imap login rejected: 'a NO [AUTHENTICATIONFAILED] bad'": 20}, r)
+
+
+@test
+def imap_login_has_one_deadline_for_the_whole_dialogue():
+    # A target that answers LOGIN with an untagged line every 0.3 s and never a tagged
+    # one: each line used to start a fresh --io-timeout, so the run never ended.
+    def handler(conn):
+        conn.sendall(b"* OK test ready\r\n")
+        conn.recv(1024)
+        for _ in range(200):
+            try:
+                conn.sendall(b"* OK still here\r\n")
+            except OSError:
+                return
+            time.sleep(0.3)
+    with ThreadedServer(handler) as s:
+        started = time.monotonic()
+        rc, r, err = loadgen("imap-login", "--target", f"127.0.0.1:{s.port}", "--count", 1,
+                             "--duration", 1, "--io-timeout", 1.5, timeout=30)
+        took = time.monotonic() - started
+        check(rc == 3 and r["ops"] == 0, (rc, r, err))
+        check(list(r["errors"]) == ["imap login: Connection timed out"], r)
+        check(took < 10, f"took {took:.1f} s")
+        check(r.get("latency_us", {}).get("count", 0) == 0, r)  # no histogram when empty
+
+
+@test
+def imap_latency_counts_only_sessions_that_ended_well():
+    # LOGIN succeeds, LOGOUT is refused: the session is an error, and its login latency
+    # is not in the percentiles.
+    def handler(conn):
+        conn.sendall(b"* OK test ready\r\n")
+        f = conn.makefile("rb")
+        while line := f.readline():
+            tag, cmd = line.decode().split(" ", 2)[:2]
+            if cmd.upper() == "LOGIN":
+                conn.sendall(tag.encode() + b" OK done\r\n")
+            else:
+                conn.sendall(tag.encode() + b" NO not now\r\n")
+                return
+    with ThreadedServer(handler) as s:
+        rc, r, err = loadgen("imap-login", "--target", f"127.0.0.1:{s.port}", "--count", 5,
+                             "--duration", 60)
+        check(rc == 3 and r["ops"] == 0, (rc, r, err))
+        check(r.get("latency_us", {}).get("count", 0) == 0, r)  # no histogram when empty
 
 
 @test
