@@ -200,13 +200,21 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   CountPumpEnd(metrics, result);
   metrics.connections_active.Sub();
   if (config.log.access) {
+    // A TLS failure says what failed, not just "Protocol error".
+    const TlsStream* failed_tls = result.end == PumpEnd::kDownstreamError ? client_tls.get()
+                                  : result.end == PumpEnd::kUpstreamError ? up_tls.get()
+                                                                          : nullptr;
+    const std::string_view error =
+        result.error == 0 ? ""
+        : result.error == EPROTO && failed_tls != nullptr && !failed_tls->error_text().empty()
+            ? std::string_view(failed_tls->error_text())
+            : std::string_view(strerror(result.error));
     log::AccessLine(
         "access tcp listener={} client={} upstream={} to_upstream={} to_client={} "
         "duration_ms={} end={}{}{}{}",
         listener->name, peer.ToString(), server.text, result.bytes_to_upstream,
         result.bytes_to_downstream, (TurnNowNs() - start_ns) / 1'000'000, PumpEndName(result.end),
-        result.error != 0 ? " error=" : "", result.error != 0 ? strerror(result.error) : "",
-        TlsSummary(client_tls.get()));
+        error.empty() ? "" : " error=", error, TlsSummary(client_tls.get()));
   }
 }
 

@@ -22,6 +22,10 @@ constexpr size_t kRecord = 16384;
 // Records at least this large are written to the kernel from wolfSSL's buffer at once;
 // small ones are queued and go through the ring, batched, without a system call each.
 constexpr size_t kDirectSend = 4096;
+// Records our reads produced (answers to TLS 1.3 KeyUpdate requests) that the peer has
+// not let go out: hundreds of answers. A peer that asks for more without reading them
+// would otherwise grow this queue without end.
+constexpr size_t kMaxUnsentAnswers = 16384;
 
 }  // namespace
 
@@ -94,6 +98,7 @@ Task<IoResult> TlsStream::Send(Deadline deadline, SendUntil until) {
       if (until == SendUntil::kNoWait && transport_->pending_output() > 0) break;
       std::string batch;
       batch.swap(ciphertext_);
+      answers_unsent_ = 0;
       w = co_await transport_->Write(AsBytes(batch), deadline);
       if (w.ok()) renew();
     }
@@ -166,7 +171,9 @@ Task<IoResult> TlsStream::Fill(Deadline deadline) {
   }
   for (;;) {
     if (!plaintext_) plaintext_ = std::make_unique_for_overwrite<char[]>(kRecord);
+    const size_t queued = ciphertext_.size();
     const int n = wolfSSL_read(ssl_, plaintext_.get(), static_cast<int>(kRecord));
+    answers_unsent_ += ciphertext_.size() > queued ? ciphertext_.size() - queued : 0;
     if (n > 0) {
       plaintext_len_ = static_cast<size_t>(n);
       plaintext_off_ = 0;
@@ -181,9 +188,14 @@ Task<IoResult> TlsStream::Fill(Deadline deadline) {
     // peer's half goes on being read.
     if (write_shut_) {
       ciphertext_.clear();
+      answers_unsent_ = 0;
     } else {
       IoResult sent = co_await Send(deadline, SendUntil::kNoWait);
       if (!sent.ok()) co_return sent;
+      if (answers_unsent_ > kMaxUnsentAnswers) {
+        error_text_ = "the peer asks for TLS key updates and does not read the answers";
+        co_return IoResult{-EPROTO};
+      }
     }
     if (err == WOLFSSL_ERROR_ZERO_RETURN) co_return IoResult{0};  // close_notify
     if (err == WOLFSSL_ERROR_WANT_READ) {
@@ -311,6 +323,7 @@ Task<void> TlsStream::Quiesce() {
   co_await transport_->Quiesce();
   ReleasePlaintext();
   std::string().swap(ciphertext_);
+  answers_unsent_ = 0;
 }
 
 std::string_view TlsStream::version() const {

@@ -102,6 +102,7 @@ class TlsStream final : public ByteStream {
   size_t plaintext_len_ = 0;
   size_t plaintext_off_ = 0;
   std::string ciphertext_;               // produced by wolfSSL, not handed to the transport yet
+  size_t answers_unsent_ = 0;            // of it, what reads produced (kMaxUnsentAnswers)
   bool sending_ = false;                 // a Send is calling the transport
   std::coroutine_handle<> idle_waiter_;  // waits for sending_ to clear
   bool transport_eof_ = false;

@@ -343,6 +343,23 @@ def a_client_refused_for_want_of_an_upstream_gets_close_notify_not_a_bare_fin():
 
 
 @test
+def a_client_flooding_key_update_requests_it_never_reads_is_cut_off():
+    # Each TLS 1.3 KeyUpdate that asks for an answer queues one; a client that never
+    # reads them grew the proxy's queue without end (300000 requests: about 7 MB).
+    flood = os.environ.get("KEY_UPDATE_FLOOD_BIN", "build/release/tests/key_update_flood")
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port)) as proxy:
+            r = subprocess.run([flood, "127.0.0.1", str(port), "300000"], capture_output=True,
+                               text=True, timeout=120)
+            out = r.stdout.strip()
+            check(r.returncode == 0 and out.startswith("closed after "), (out, r.stderr))
+            proxy.wait_log(r"does not read the answers")
+            with tls_connect(port, name(1)) as s:  # the proxy serves the next client
+                check(echo_once(s) == b"ping", "no echo after the flood")
+
+
+@test
 def handshakes_cut_by_a_shutdown_are_not_counted_as_failures():
     # The drain deadline stops clients that never sent a ClientHello: they count as
     # stopped sessions, not as TLS handshake failures (which an operator alerts on).
