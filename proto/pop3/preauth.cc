@@ -110,6 +110,9 @@ Task<bool> Dialogue::NextLine(std::string* line, PreauthEnd* end) {
 }
 
 std::optional<PreauthEnd> Dialogue::Err(std::string_view text) {
+  // A failed command ends a USER's turn (RFC 1939 §7: USER again only after a failed
+  // USER or PASS), as nginx goes back to its start state: no PASS after it.
+  user_.clear();
   mail::LogRefusedCommand(who_, "-ERR", text);
   Reply("-ERR ");
   Reply(text);
@@ -169,6 +172,12 @@ Task<PreauthEnd> Dialogue::Run(bool greet) {
 }
 
 Task<std::optional<PreauthEnd>> Dialogue::Dispatch(const Command& c) {
+  // After USER only PASS, QUIT and the harmless CAPA and NOOP: the name must not
+  // outlive an AUTH, another USER or STLS and be logged in with by a later PASS.
+  if (!user_.empty() && !c.KeywordIs("PASS") && !c.KeywordIs("QUIT") && !c.KeywordIs("CAPA") &&
+      !c.KeywordIs("NOOP")) {
+    co_return Err("invalid command");
+  }
   if (c.KeywordIs("CAPA") || c.KeywordIs("NOOP") || c.KeywordIs("QUIT") || c.KeywordIs("STLS")) {
     if (c.arg_count != 0) co_return Err("no arguments expected");
     if (c.KeywordIs("CAPA")) Reply(Capabilities());

@@ -14,11 +14,15 @@ namespace ringproxy::testing {
 class FakeUpgrader final : public mail::TlsUpgrader {
  public:
   explicit FakeUpgrader(ScriptedStream* secured) : secured_(secured) {}
-  Task<ByteStream*> Upgrade(ByteStream* /*plain*/) override {
+  Task<ByteStream*> Upgrade(ByteStream* plain) override {
     ++upgrades;
+    // What a real upgrade would feed to the TLS handshake: must be nothing, since
+    // plaintext pipelined behind STARTTLS/STLS is dropped.
+    left_in_plain = plain->buffered();
     co_return secured_;
   }
   int upgrades = 0;
+  size_t left_in_plain = 0;
 
  private:
   ScriptedStream* secured_;

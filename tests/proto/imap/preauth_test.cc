@@ -65,6 +65,7 @@ TEST_F(PreauthTest, PlaintextPipelinedBehindStartTlsIsNeverAnswered) {
   EXPECT_EQ(plain.written(), std::string(kGreeting) + "a OK completed\r\n");
   EXPECT_EQ(secured.written(),
             "* BYE Zimbra IMAP server terminating connection\r\nc OK completed\r\n");
+  EXPECT_EQ(upgrader.left_in_plain, 0u);
 }
 
 TEST_F(PreauthTest, CapabilityByState) {

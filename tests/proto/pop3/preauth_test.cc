@@ -76,6 +76,7 @@ TEST_F(Pop3PreauthTest, PlaintextPipelinedBehindStlsIsNeverAnswered) {
   EXPECT_EQ(Run(&plain, false, &upgrader), PreauthEnd::kLogout);
   EXPECT_EQ(plain.written(), std::string(kGreeting) + "+OK begin TLS negotiation\r\n");
   EXPECT_EQ(secured.written(), "+OK bye\r\n");
+  EXPECT_EQ(upgrader.left_in_plain, 0u);
 }
 
 TEST_F(Pop3PreauthTest, StlsRefusals) {
@@ -110,13 +111,36 @@ TEST_F(Pop3PreauthTest, UserPassAndTheirLimits) {
   EXPECT_EQ(credentials_.password, "1 34");
 }
 
-TEST_F(Pop3PreauthTest, PassWithoutAPasswordIsAnError) {
+TEST_F(Pop3PreauthTest, PassWithoutAPasswordIsAFailedPass) {
   settings_.stls = StlsMode::kOff;
-  ScriptedStream s({"USER john\r\n", "PASS\r\n", "PASS secret\r\n"});
+  ScriptedStream s(
+      {"USER john\r\n", "PASS\r\n", "PASS secret\r\n", "USER jane\r\n", "PASS secret\r\n"});
   EXPECT_EQ(Run(&s), PreauthEnd::kCredentials);
-  EXPECT_EQ(s.written(), std::string(kGreeting) + "+OK\r\n-ERR PASS takes a password\r\n");
-  EXPECT_EQ(credentials_.user, "john");
+  EXPECT_EQ(s.written(), std::string(kGreeting) +
+                             "+OK\r\n-ERR PASS takes a password\r\n-ERR USER first\r\n+OK\r\n");
+  EXPECT_EQ(credentials_.user, "jane");
   EXPECT_EQ(credentials_.password, "secret");
+}
+
+// RFC 1939 §7: after USER, PASS or QUIT (CAPA and NOOP harmless). Anything else is an
+// invalid command that ends the USER's turn, as in nginx: the name typed before an
+// aborted AUTH, a second USER (valid or too long), STLS or a bad line is never logged
+// in with by a later PASS.
+TEST_F(Pop3PreauthTest, OnlyPassFollowsUserAndAnythingElseForgetsTheName) {
+  settings_.stls = StlsMode::kOn;
+  settings_.login_bytes_max = 8;
+  for (const std::string& between :
+       {std::string("AUTH PLAIN\r\n"), std::string("USER bob\r\n"),
+        std::string("USER 123456789\r\n"), std::string("STLS\r\n"), std::string("FOO\r\n")}) {
+    ScriptedStream s({"USER alice\r\n", between, "PASS pw\r\n", "QUIT\r\n"});
+    EXPECT_EQ(Run(&s), PreauthEnd::kLogout) << between;
+    EXPECT_EQ(s.written(), std::string(kGreeting) +
+                               "+OK\r\n-ERR invalid command\r\n-ERR USER first\r\n+OK bye\r\n")
+        << between;
+  }
+  ScriptedStream ok({"USER alice\r\n", "CAPA\r\n", "NOOP\r\n", "PASS pw\r\n"});
+  EXPECT_EQ(Run(&ok), PreauthEnd::kCredentials);
+  EXPECT_EQ(credentials_.user, "alice");
 }
 
 TEST_F(Pop3PreauthTest, APasswordWithNulCrOrLfFailsTheAttempt) {
