@@ -78,12 +78,18 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
     outcome_.status = Status::kProtocolError;
     co_return outcome_;
   }
+  // Only -ERR refuses the login; an answer of the wrong kind ("+OK" to AUTH, "+ " to
+  // USER or to the password) is a server out of step: an internal error, not a refused
+  // password that would hold the client for Auth-Wait and forget its route.
+  const auto wrong = [](Answer a) {
+    return a == Answer::kErr ? Status::kRefused : Status::kProtocolError;
+  };
   Answer last = Answer::kEnded;
   if (c.mechanism == mail::Mechanism::kAuthenticatePlain) {
     Answer a = co_await Ask("AUTH PLAIN\r\n");
     if (a == Answer::kEnded) co_return outcome_;
     if (a != Answer::kContinue) {
-      outcome_.status = Status::kRefused;
+      outcome_.status = wrong(a);
       co_return outcome_;
     }
     std::string response = mail::UpstreamPlainResponse(c, request_.login, request_.authzid_login);
@@ -92,13 +98,13 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
     Answer a = co_await Ask("USER " + request_.login + "\r\n");
     if (a == Answer::kEnded) co_return outcome_;
     if (a != Answer::kOk) {
-      outcome_.status = Status::kRefused;
+      outcome_.status = wrong(a);
       co_return outcome_;
     }
     last = co_await Ask("PASS " + c.password + "\r\n");
   }
   if (last == Answer::kEnded) co_return outcome_;
-  outcome_.status = last == Answer::kOk ? Status::kOk : Status::kRefused;
+  outcome_.status = last == Answer::kOk ? Status::kOk : wrong(last);
   // Anything the server sent behind its reply follows it to the client, in order.
   outcome_.reply_line += reader_.Release();
   co_return outcome_;

@@ -68,6 +68,17 @@ TEST_F(Pop3UpstreamLoginTest, Failures) {
   EXPECT_EQ(Run(&closed).status, UpstreamLoginStatus::kClosed);
   ScriptedStream silent({"+OK\r\n", ScriptedStream::kTimeout});
   EXPECT_EQ(Run(&silent).status, UpstreamLoginStatus::kTimeout);
+  // Answers of the wrong kind are a server out of step, not a refused password.
+  ScriptedStream continuation_to_pass({"+OK\r\n", "+OK\r\n", "+OK\r\n", "+ more?\r\n"});
+  EXPECT_EQ(Run(&continuation_to_pass).status, UpstreamLoginStatus::kProtocolError);
+  ScriptedStream continuation_to_user({"+OK\r\n", "+OK\r\n", "+ \r\n"});
+  EXPECT_EQ(Run(&continuation_to_user).status, UpstreamLoginStatus::kProtocolError);
+  credentials_.mechanism = mail::Mechanism::kAuthenticatePlain;
+  ScriptedStream ok_to_auth({"+OK\r\n", "+OK\r\n", "+OK\r\n"});
+  EXPECT_EQ(Run(&ok_to_auth).status, UpstreamLoginStatus::kProtocolError);
+  ScriptedStream continuation_to_plain({"+OK\r\n", "+OK\r\n", "+ \r\n", "+ \r\n"});
+  EXPECT_EQ(Run(&continuation_to_plain).status, UpstreamLoginStatus::kProtocolError);
+  credentials_.mechanism = mail::Mechanism::kLogin;
   credentials_.password = "a\r\nPASS b";
   ScriptedStream injected({"+OK\r\n", "+OK\r\n"});
   EXPECT_EQ(Run(&injected).status, UpstreamLoginStatus::kProtocolError);
