@@ -31,6 +31,7 @@ struct MemcacheOptions {
   int64_t reconnect_ms = 60000;  // how long a failed server is left alone
   size_t max_pending = 4096;     // per server; past it requests fail at once
   uint32_t max_value = 1 << 20;
+  bool operator==(const MemcacheOptions&) const = default;
 };
 
 enum class McError : uint8_t {

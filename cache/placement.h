@@ -36,6 +36,7 @@ struct CacheServer {
   uint16_t port = 11211;
   uint32_t weight = 1;
   SocketAddress address;
+  bool operator==(const CacheServer&) const = default;
 };
 
 // A server from "IP:port" ("[v6]:port"), weight 1; the host part is kept as written.

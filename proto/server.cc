@@ -27,7 +27,9 @@ std::string ListenerKey(const ListenerConfig& l) {
   return fmt::format("{}|{}", l.protocol, l.address.ToString());
 }
 
-ShardSnapshot::ShardSnapshot(ConfigPtr c, uint32_t shard_id) : config(std::move(c)) {
+ShardSnapshot::ShardSnapshot(ConfigPtr c, uint32_t shard_id,
+                             const std::shared_ptr<RouteStack>& previous)
+    : config(std::move(c)) {
   balancers.reserve(config->upstreams.size());
   for (const auto& u : config->upstreams) balancers.emplace_back(u, shard_id);
   tls_servers.resize(config->listeners.size());
@@ -66,12 +68,19 @@ ShardSnapshot::ShardSnapshot(ConfigPtr c, uint32_t shard_id) : config(std::move(
     }
     listener_upstream_tls[static_cast<size_t>(l.index)] = std::move(*shard);
   }
-  routes = RouteStack::Build(*config);
+  // A reload that leaves the route settings alone (a log rotation's SIGHUP, a new
+  // certificate) keeps the stack: its memcached and lookup connections and its cache,
+  // instead of one more set per generation that long sessions keep open.
+  if (previous != nullptr && previous->Serves(*config)) {
+    routes = previous;
+  } else {
+    routes = RouteStack::Build(*config);
+  }
 }
 
 namespace {
 
-Task<void> CloseRoutes(std::unique_ptr<RouteStack> routes, Gate::Holder /*holder*/) {
+Task<void> CloseRoutes(std::shared_ptr<RouteStack> routes, Gate::Holder /*holder*/) {
   co_await routes->Close();
 }
 
@@ -79,7 +88,8 @@ Task<void> CloseRoutes(std::unique_ptr<RouteStack> routes, Gate::Holder /*holder
 
 ShardSnapshot::~ShardSnapshot() {
   if (live != nullptr) std::erase(*live, this);
-  if (routes != nullptr) {
+  // Single-threaded: only this shard's snapshots hold the stack.
+  if (routes != nullptr && routes.use_count() == 1) {
     RP_CHECK(retire_gate != nullptr);
     Spawn(CloseRoutes(std::move(routes), retire_gate->Enter()));
   }
@@ -184,7 +194,8 @@ class ShardServer {
       CloseAll(update);
       return;
     }
-    auto* made = new ShardSnapshot(update.config, services_.shard_id);
+    auto* made = new ShardSnapshot(update.config, services_.shard_id,
+                                   current_.get() != nullptr ? current_->routes : nullptr);
     made->retire_gate = &retire_gate_;
     made->live = &live_snapshots_;
     live_snapshots_.push_back(made);

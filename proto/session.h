@@ -86,7 +86,9 @@ inline void CountPumpEnd(ShardMetrics& metrics, const PumpResult& result) {
 // atomics: only its shard touches it. Sessions hold the generation they began with,
 // so a reload never pulls a context from under a handshake.
 struct ShardSnapshot {
-  ShardSnapshot(ConfigPtr c, uint32_t shard_id);
+  // `previous`: the route stack of the generation this one follows (kept when it serves
+  // this config too; may be null).
+  ShardSnapshot(ConfigPtr c, uint32_t shard_id, const std::shared_ptr<RouteStack>& previous);
   ~ShardSnapshot();
   ConfigPtr config;
   std::vector<UpstreamBalancer> balancers;
@@ -96,9 +98,10 @@ struct ShardSnapshot {
   std::vector<std::unique_ptr<TlsClientShardContext>> tls_clients;
   // By listener index: [listener.upstream_tls] (mail: TLS to each login's route).
   std::vector<std::unique_ptr<TlsClientShardContext>> listener_upstream_tls;
-  // This generation's route stack (null without [lookup]); closed on the shard, in
-  // the background under `retire_gate`, when the last session of the generation ends.
-  std::unique_ptr<RouteStack> routes;
+  // This generation's route stack (null without [lookup]), shared with the generations
+  // before and after it whose route settings are the same; closed on the shard, in the
+  // background under `retire_gate`, when the last session of the last of them ends.
+  std::shared_ptr<RouteStack> routes;
   Gate* retire_gate = nullptr;
   // The shard's set of live generations (so that shutdown can abort their lookups).
   std::vector<ShardSnapshot*>* live = nullptr;

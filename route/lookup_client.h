@@ -25,6 +25,7 @@ struct LookupHandler {
   std::string text;  // as configured, for logs
   SocketAddress address;
   std::string path = std::string(lookup::kDefaultPath);
+  bool operator==(const LookupHandler&) const = default;
 };
 
 struct LookupOptions {
@@ -38,6 +39,7 @@ struct LookupOptions {
   // dropped it silently would cost a lookup its whole timeout (a reset or a close is
   // noticed at once and retried on a fresh connection).
   int64_t max_idle_ms = 30000;
+  bool operator==(const LookupOptions&) const = default;
 };
 
 // What to look up; owns its strings (it lives across waits).

@@ -32,6 +32,7 @@ struct RouterOptions {
   // Short: what zmproxypurge deletes from memcached must stop being used here too.
   int64_t local_ttl_ms = 60'000;
   int64_t negative_ttl_ms = 10'000;  // "user not found" and other refusals
+  bool operator==(const RouterOptions&) const = default;
 };
 
 struct ResolveRequest {

@@ -4,28 +4,45 @@
 
 namespace ringproxy {
 
-std::unique_ptr<RouteStack> RouteStack::Build(const Config& config) {
+std::optional<RouteStack::Settings> RouteStack::SettingsOf(const Config& config) {
   const auto* lookup = config.sections.Get<LookupSection>(kLookupTable);
-  if (lookup == nullptr) return nullptr;
-  std::unique_ptr<RouteStack> s(new RouteStack());
-  s->lookup_config_ = lookup;
-  RouterOptions router = lookup->router;
+  if (lookup == nullptr) return std::nullopt;
+  Settings s;
+  s.lookup = lookup->client;
+  s.router = lookup->router;
   if (const auto* mc = config.sections.Get<MemcacheSection>(kMemcacheTable)) {
-    s->memcache_ = std::make_unique<MemcacheClient>(mc->client);
-    router.memcache_ttl_s = mc->ttl_s;
+    s.memcache = mc->client;
+    s.router.memcache_ttl_s = mc->ttl_s;
   } else {
-    router.caching = false;
+    s.router.caching = false;
   }
-  s->lookup_ = std::make_unique<LookupClient>(lookup->client);
-  s->router_ = std::make_unique<Router>(router, s->memcache_.get(), s->lookup_.get());
   if (const auto* t = config.sections.Get<ThrottleSection>(kThrottleTable)) {
     const ThrottleOptions& o = t->options;
     if ((o.ip_max > 0 || o.imap_max > 0 || o.pop3_max > 0 || o.user_max > 0) &&
-        s->memcache_ != nullptr) {
-      s->throttle_ = std::make_unique<Throttle>(o, s->memcache_.get());
+        s.memcache.has_value()) {
+      s.throttle = o;
     }
   }
   return s;
+}
+
+std::unique_ptr<RouteStack> RouteStack::Build(const Config& config) {
+  std::optional<Settings> settings = SettingsOf(config);
+  if (!settings.has_value()) return nullptr;
+  std::unique_ptr<RouteStack> s(new RouteStack());
+  s->settings_ = std::move(*settings);
+  const Settings& o = s->settings_;
+  if (o.memcache.has_value()) s->memcache_ = std::make_unique<MemcacheClient>(*o.memcache);
+  s->lookup_ = std::make_unique<LookupClient>(o.lookup);
+  s->router_ = std::make_unique<Router>(o.router, s->memcache_.get(), s->lookup_.get());
+  if (o.throttle.has_value())
+    s->throttle_ = std::make_unique<Throttle>(*o.throttle, s->memcache_.get());
+  return s;
+}
+
+bool RouteStack::Serves(const Config& config) const {
+  std::optional<Settings> settings = SettingsOf(config);
+  return settings.has_value() && *settings == settings_;
 }
 
 RouteStack::~RouteStack() {

@@ -1,14 +1,21 @@
 // One shard's route stack built from a config snapshot: its memcached client, lookup
 // client, router and throttle, each owned here and used by this shard only. Built when
-// the config has a [lookup] section; closed in order (the router's cache writes, then
-// memcached, then the lookup connections) when the generation it belongs to ends.
+// the config has a [lookup] section; a reload whose [lookup], [memcache] and [throttle]
+// settings are the same keeps it (Serves()), with its connections and cache; closed in
+// order (the router's cache writes, then memcached, then the lookup connections) when
+// the last generation that holds it ends.
 #pragma once
 
 #include <memory>
+#include <optional>
 
+#include "cache/memcache_client.h"
 #include "core/config.h"
 #include "core/task.h"
 #include "route/config.h"
+#include "route/lookup_client.h"
+#include "route/router.h"
+#include "route/throttle.h"
 
 namespace ringproxy {
 
@@ -20,12 +27,14 @@ class RouteStack {
   RouteStack(const RouteStack&) = delete;
   RouteStack& operator=(const RouteStack&) = delete;
 
+  // Whether a stack built from `config` would be this one: same settings throughout.
+  bool Serves(const Config& config) const;
+
   Router& router() { return *router_; }
   // Null when no throttle counts anything.
   Throttle* throttle() { return throttle_.get(); }
   // Null without [memcache].
   MemcacheClient* memcache() { return memcache_.get(); }
-  const LookupSection& lookup_config() const { return *lookup_config_; }
 
   // Shutdown: ends the lookups and memcached requests in flight at once (they resolve
   // as unavailable).
@@ -38,9 +47,19 @@ class RouteStack {
   Task<void> Close();
 
  private:
+  // What a config asks of the stack (nullopt: no [lookup]).
+  struct Settings {
+    LookupOptions lookup;
+    RouterOptions router;
+    std::optional<MemcacheOptions> memcache;
+    std::optional<ThrottleOptions> throttle;  // only when it counts something
+    bool operator==(const Settings&) const = default;
+  };
+  static std::optional<Settings> SettingsOf(const Config& config);
+
   RouteStack() = default;
 
-  const LookupSection* lookup_config_ = nullptr;
+  Settings settings_;
   std::unique_ptr<MemcacheClient> memcache_;
   std::unique_ptr<LookupClient> lookup_;
   std::unique_ptr<Router> router_;

@@ -28,6 +28,7 @@ class Cidr {
  public:
   static absl::StatusOr<Cidr> Parse(std::string_view text);
   bool Contains(std::string_view ip) const;
+  bool operator==(const Cidr&) const = default;
 
  private:
   int family_ = 0;
@@ -49,6 +50,7 @@ struct ThrottleOptions {
   uint32_t user_ttl_s = 3600;
   std::string user_reject_message = "Login rejected for this user";
   bool fail_open = true;
+  bool operator==(const ThrottleOptions&) const = default;
 };
 
 enum class ThrottleVerdict : uint8_t { kAllow, kDeny };

@@ -1052,6 +1052,41 @@ def reload_keeps_a_sessions_generation_and_its_route_stack():
 
 
 @test
+def reloads_that_keep_the_route_settings_keep_one_route_stack():
+    # A log rotation's SIGHUP every hour and IMAP sessions that last days: each
+    # generation that a logged-in session held kept its own route stack, with its own
+    # memcached connection and a cold route cache.
+    with Mail(extra='greeting = "g0"') as m:
+        kept = []
+
+        def greeting():
+            s = raw(m.imap)
+            g = read_until(s, rb"\r\n")
+            s.close()
+            return g
+
+        for i in range(1, 5):
+            c = imap_client(m.imap)
+            check(c.login(JOHN, JOHN_PW)[0] == "OK", f"login {i}")
+            kept.append(c)
+            m.proxy.write_config(m.config.replace('"g0"', f'"g{i}"'))
+            m.proxy.signal(1)
+            harness.wait_until(lambda: greeting() == f"* OK g{i}\r\n".encode(), timeout=10,
+                               what=f"generation {i}")
+        c = imap_client(m.imap)
+        check(c.login(JOHN, JOHN_PW)[0] == "OK", "login in the last generation")
+        kept.append(c)
+        port = env().memcached_port
+        out = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{port} )"],
+                             capture_output=True, text=True, timeout=10).stdout
+        check(len(out.splitlines()) == 1, f"connections to memcached:\n{out}")
+        # The last login's route came from the cache the first generation filled.
+        check(m.audit_lines()[-1]["route"] == "local", m.audit_lines()[-1])
+        for c in kept:
+            c.logout()
+
+
+@test
 def a_reload_that_fails_still_reopens_the_audit_file():
     # Rotation: the file is moved away, then SIGHUP. A config error keeps the running
     # configuration, and its audit file is opened again all the same (as its log files

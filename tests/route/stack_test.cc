@@ -77,6 +77,35 @@ TEST(RouteStackTest, NoLookupSectionNoStack) {
   EXPECT_EQ(RouteStack::Build(**c), nullptr);
 }
 
+// A reload keeps the stack only when every route setting is the same.
+TEST(RouteStackTest, ServesAConfigWithTheSameRouteSettingsOnly) {
+  const std::string base =
+      "[lookup]\nservers = [\"10.0.0.5\"]\n[memcache]\nservers = [\"127.0.0.1:1\"]\n"
+      "[throttle]\nip_max = 10\n";
+  auto parse = [](const std::string& text) {
+    absl::StatusOr<ConfigPtr> c = ParseConfig(text, "t.toml", Schema());
+    EXPECT_TRUE(c.ok()) << c.status();
+    return *c;
+  };
+  ConfigPtr first = parse(base);
+  std::unique_ptr<RouteStack> stack = RouteStack::Build(*first);
+  ASSERT_NE(stack, nullptr);
+  EXPECT_TRUE(stack->Serves(*parse(base + "[log]\nlevel = \"warn\"\n")));
+  EXPECT_FALSE(stack->Serves(*parse("[log]\nlevel = \"warn\"\n")));
+  EXPECT_FALSE(stack->Serves(
+      *parse("[lookup]\nservers = [\"10.0.0.6\"]\n[memcache]\nservers = [\"127.0.0.1:1\"]\n"
+             "[throttle]\nip_max = 10\n")));
+  EXPECT_FALSE(stack->Serves(
+      *parse("[lookup]\nservers = [\"10.0.0.5\"]\n[memcache]\nservers = [\"127.0.0.1:2\"]\n"
+             "[throttle]\nip_max = 10\n")));
+  EXPECT_FALSE(stack->Serves(
+      *parse("[lookup]\nservers = [\"10.0.0.5\"]\n[memcache]\nservers = [\"127.0.0.1:1\"]\n"
+             "[throttle]\nip_max = 11\n")));
+  EXPECT_FALSE(stack->Serves(
+      *parse("[lookup]\nservers = [\"10.0.0.5\"]\n[memcache]\nservers = [\"127.0.0.1:1\"]\n")));
+  RunUntilComplete(*testing::MakeReactor(), stack->Close());
+}
+
 using RouteStackLiveTest = testing::LiveRouteTest;
 
 struct Outcome {
