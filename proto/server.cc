@@ -335,27 +335,40 @@ class ShardServer {
     services_.stop_at_ns = 0;
   }
 
+  bool Full() const {
+    return session_gate_.count() >= static_cast<uint64_t>(runtime_.max_connections_per_shard);
+  }
+
+  // Full: new connections wait in the kernel's backlog (and one already accepted, in
+  // the caller's hands) until a slot frees or the listener stops.
+  Task<void> WaitForSlot(ActiveListener* l, AcceptStream* stream) {
+    bool logged = false;
+    while (Full() && !l->stopping) {
+      stream->Pause();
+      if (!logged) {
+        RP_LOG(kWarn,
+               "listener {}: runtime.max_connections_per_shard ({}) reached; "
+               "pausing accept",
+               l->config->name, runtime_.max_connections_per_shard);
+        logged = true;
+      }
+      co_await Sleep(Deadline::AfterMs(20));
+    }
+  }
+
   Task<void> AcceptLoop(ActiveListener* l, Gate::Holder /*holder*/) {
     AcceptStream stream(l->fd.get());
     l->stream = &stream;
-    bool limit_logged = false;
     while (!l->stopping) {
-      if (session_gate_.count() >= static_cast<uint64_t>(runtime_.max_connections_per_shard)) {
-        // Full: leave new connections in the kernel's backlog until a slot frees.
-        stream.Pause();
-        if (!limit_logged) {
-          RP_LOG(kWarn,
-                 "listener {}: runtime.max_connections_per_shard ({}) reached; "
-                 "pausing accept",
-                 l->config->name, runtime_.max_connections_per_shard);
-          limit_logged = true;
-        }
-        co_await Sleep(Deadline::AfterMs(20));
+      if (Full()) {
+        co_await WaitForSlot(l, &stream);
         continue;
       }
-      limit_logged = false;
       IoResult r = co_await stream.Next();
       if (r.ok()) {
+        // Another listener's sessions may have filled the shard while this accept was
+        // armed: the connection waits for a slot too.
+        if (Full()) co_await WaitForSlot(l, &stream);
         StartSession(l, r.res);
         continue;
       }

@@ -627,6 +627,34 @@ def a_removed_listeners_backlog_is_held_to_the_deadline_even_when_it_has_passed(
 
 
 @test
+def the_connection_limit_counts_every_listeners_sessions():
+    # runtime.max_connections_per_shard is per shard, not per listener: with one slot, a
+    # client of a second listener waits in the backlog while the first one is served
+    # (that listener's accept was armed before the slot was taken).
+    def limited(text):
+        return text.replace("[runtime]\n", "[runtime]\nmax_connections_per_shard = 1\n")
+
+    with ThreadedServer(echo_handler) as up:
+        port, port2 = free_port(), free_port()
+        second = tcp_listener("tcp-second", port2)
+        with Proxy(limited(config(port, [up.port], shards=1, extra_listeners=second))):
+            first = connect(port)
+            check_echo_on(first, b"first")
+            waiting = connect(port2)
+            waiting.sendall(b"waiting")
+            waiting.settimeout(0.5)
+            try:
+                got = waiting.recv(100)
+            except socket.timeout:
+                got = None
+            check(got is None, f"the second listener served past the limit: {got!r}")
+            first.close()
+            waiting.settimeout(10)
+            check(waiting.recv(100) == b"waiting", "not served once the slot was free")
+            waiting.close()
+
+
+@test
 def a_reload_that_cannot_bind_changes_nothing():
     with ThreadedServer(echo_handler) as up:
         port = free_port()
