@@ -37,8 +37,20 @@ bool EnsureTicketKeys(ConfigTable& t, const Config& so_far) {
   return true;
 }
 
+// The ALPN list a listener offers unless `alpn` says otherwise: its own protocol's IANA
+// name. A mail listener that agreed to http/1.1 would tell a browser sent to it (the
+// ALPACA attack) that it speaks HTTP.
+std::vector<std::string> DefaultAlpn(std::string_view protocol) {
+  if (protocol == "imap" || protocol == "imaps") return {"imap"};
+  if (protocol == "pop3" || protocol == "pop3s") return {"pop3"};
+  return {"http/1.1"};
+}
+
 ExtensionPtr ReadListenerTls(ConfigTable& t, const Config& so_far) {
   TlsServerSettings s;
+  // The listener this table belongs to is the last one read so far (its protocol is
+  // read before its tables).
+  if (!so_far.listeners.empty()) s.alpn = DefaultAlpn(so_far.listeners.back().protocol);
   t.String("certificate", &s.certificate);
   t.String("key", &s.key);
   t.String("certificate_rsa", &s.certificate_rsa);

@@ -261,6 +261,20 @@ def imap_starttls_then_login_and_implicit_tls():
 
 
 @test
+def mail_listeners_agree_to_their_own_alpn_name_never_http():
+    # ALPACA: a browser sent to the IMAPS port offers http/1.1; a mail listener that
+    # agreed would tell it the server speaks HTTP.
+    with Mail() as m:
+        for port, own in ((m.imaps, "imap"), (m.pop3s, "pop3")):
+            for offered, chosen in ((["http/1.1"], None), (["h2", own], own)):
+                c = ctx()
+                c.set_alpn_protocols(offered)
+                with c.wrap_socket(raw(port), server_hostname="localhost") as s:
+                    got = s.selected_alpn_protocol()
+                    check(got == chosen, f"{own} listener, {offered} offered: {got!r}")
+
+
+@test
 def imap_openssl_s_client_starttls():
     with Mail(starttls="only") as m:
         rc, out = tls_env.s_client(
