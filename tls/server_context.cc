@@ -239,6 +239,8 @@ TlsServerShardContext::TlsServerShardContext(std::shared_ptr<const TlsServerCont
       tail_(kNoSlot) {
   slots_.reserve(context_->settings_.ctx_cache_size);
   slot_of_entry_.assign(material_.names.entries.size(), kNoSlot);
+  ticket_scope_.keys = material_.keys.get();
+  ticket_scope_.scope = TicketScope::Of(context_->settings_);
 }
 
 TlsServerShardContext::~TlsServerShardContext() {
@@ -276,8 +278,7 @@ absl::StatusOr<WOLFSSL_CTX*> TlsServerShardContext::NewCtx(const tls::PemPair& p
   // every CTX; ours, given no keys, refuses every ticket.
   bool tickets = context_->settings_.session_tickets && material_.keys != nullptr;
   wolfSSL_CTX_set_TicketEncCb(ctx, TicketKeys::TicketCallback);
-  wolfSSL_CTX_set_TicketEncCtx(ctx,
-                               tickets ? const_cast<TicketKeys*>(material_.keys.get()) : nullptr);
+  wolfSSL_CTX_set_TicketEncCtx(ctx, tickets ? &ticket_scope_ : nullptr);
   if (tickets) {
     uint32_t rotation = material_.keys->rotation_s();
     wolfSSL_CTX_set_TicketHint(ctx, static_cast<int>(rotation));

@@ -50,6 +50,7 @@
 
 #include "absl/status/statusor.h"
 #include "tls/settings.h"
+#include "tls/ticket_keys.h"
 
 struct WOLFSSL;
 struct WOLFSSL_CTX;
@@ -158,6 +159,7 @@ class TlsServerShardContext {
   uint32_t tail_;  // least recently used
   size_t live_slots_ = 0;
   Stats stats_;
+  TicketScope ticket_scope_;  // every CTX's ticket callback context
 };
 
 }  // namespace ringproxy

@@ -8,6 +8,7 @@
 #include <wolfssl/wolfcrypt/aes.h>
 #include <wolfssl/wolfcrypt/hmac.h>
 #include <wolfssl/wolfcrypt/random.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
 #include <atomic>
 #include <cerrno>
@@ -29,11 +30,16 @@ constexpr char kSalt[] = "ringproxy ticket v1";
 constexpr size_t kKeyBytes = 32;
 constexpr size_t kNonceBytes = 12;
 constexpr size_t kTagBytes = 16;
-constexpr uint8_t kFormat = 2;  // iv[15]: the layout in the header (1: no name in the aad)
+// iv[15]: the layout in the header (1: no name in the aad; 2: no scope)
+constexpr uint8_t kFormat = 3;
 
 std::atomic<uint64_t> g_next_generation{1};
 
 int64_t WallClock() { return static_cast<int64_t>(time(nullptr)); }
+
+void PutBe64Into(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
 
 void PutBe64(uint64_t v, uint8_t* out) {
   for (int i = 7; i >= 0; --i) {
@@ -211,19 +217,40 @@ namespace {
 
 // The authenticated data: the key name, then the digest of the client's server name
 // (TlsServerShardContext::TicketNameDigest), so a ticket resumes only under the name it
-// was issued for (RFC 6066 §3).
-constexpr size_t kAadBytes = 16 + 8;
-void TicketAad(const unsigned char key_name[16], uint64_t name_digest, uint8_t (&aad)[kAadBytes]) {
+// was issued for (RFC 6066 §3), then the listener's scope.
+constexpr size_t kAadBytes = 16 + 8 + 8;
+void TicketAad(const unsigned char key_name[16], uint64_t name_digest, uint64_t scope,
+               uint8_t (&aad)[kAadBytes]) {
   memcpy(aad, key_name, 16);
   PutBe64(name_digest, aad + 16);
+  PutBe64(scope, aad + 24);
 }
 
 }  // namespace
 
+uint64_t TicketScope::Of(const TlsServerSettings& s) {
+  // Each field with its length, so that no two lists of fields read the same.
+  std::string in;
+  auto add = [&in](std::string_view field) {
+    PutBe64Into(&in, field.size());
+    in.append(field);
+  };
+  for (const std::string* f :
+       {&s.certificate, &s.key, &s.certificate_rsa, &s.key_rsa, &s.certificate_dir}) {
+    add(*f);
+  }
+  add(s.strict_sni ? "strict" : "");
+  for (const std::string& p : s.alpn) add(p);
+  uint8_t hash[WC_SHA256_DIGEST_SIZE];
+  wc_Sha256Hash(reinterpret_cast<const byte*>(in.data()), static_cast<word32>(in.size()), hash);
+  return GetBe64(hash);
+}
+
 int TicketKeys::TicketCallback(WOLFSSL* ssl, unsigned char key_name[16], unsigned char iv[16],
                                unsigned char mac[32], int encrypt, unsigned char* ticket,
                                int in_bytes, int* out_bytes, void* ctx) {
-  const TicketKeys* keys = static_cast<const TicketKeys*>(ctx);
+  const auto* scope = static_cast<const TicketScope*>(ctx);
+  const TicketKeys* keys = scope != nullptr ? scope->keys : nullptr;
   // No keys: tickets are off for this listener; never issue, never accept.
   if (keys == nullptr || in_bytes <= 0) {
     return encrypt ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
@@ -240,7 +267,7 @@ int TicketKeys::TicketCallback(WOLFSSL* ssl, unsigned char key_name[16], unsigne
     std::optional<uint64_t> name = TlsServerShardContext::TicketNameDigest(ssl);
     if (!name.has_value()) return WOLFSSL_TICKET_RET_FATAL;
     uint8_t aad[kAadBytes];
-    TicketAad(key_name, *name, aad);
+    TicketAad(key_name, *name, scope->scope, aad);
     if (aes == nullptr || wc_AesGcmEncrypt(aes, ticket, ticket, static_cast<word32>(in_bytes), iv,
                                            kNonceBytes, mac, kTagBytes, aad, kAadBytes) != 0) {
       return WOLFSSL_TICKET_RET_FATAL;
@@ -261,7 +288,7 @@ int TicketKeys::TicketCallback(WOLFSSL* ssl, unsigned char key_name[16], unsigne
   std::optional<uint64_t> name = TlsServerShardContext::TicketNameDigest(ssl);
   if (!name.has_value()) return WOLFSSL_TICKET_RET_REJECT;
   uint8_t aad[kAadBytes];
-  TicketAad(key_name, *name, aad);
+  TicketAad(key_name, *name, scope->scope, aad);
   if (aes == nullptr || wc_AesGcmDecrypt(aes, ticket, ticket, static_cast<word32>(in_bytes), iv,
                                          kNonceBytes, mac, kTagBytes, aad, kAadBytes) != 0) {
     return WOLFSSL_TICKET_RET_REJECT;

@@ -7,10 +7,12 @@
 //                            info = "key" || be64(e))      32 bytes, AES-256-GCM
 //   key id     = HKDF-SHA256(same ikm and salt, info = "id")  8 bytes
 //   key_name   = key id || be64(epoch)   (wolfSSL's 16-byte ticket key_name)
-//   iv         = 12 random bytes || 00 00 00 02           nonce = the first 12
-//   aad        = key_name || be64(digest)   digest = 64 bits of SHA-256 of the client's
-//                                           server name, normalised (lower case, no
-//                                           trailing dot; "" when none or invalid)
+//   iv         = 12 random bytes || 00 00 00 03           nonce = the first 12
+//   aad        = key_name || be64(digest) || be64(scope)
+//                digest = 64 bits of SHA-256 of the client's server name, normalised
+//                         (lower case, no trailing dot; "" when none or invalid)
+//                scope  = 64 bits of SHA-256 of the listener's certificate settings
+//                         and ALPN list (TicketScope::Of)
 //   ciphertext = AES-256-GCM(key(epoch), nonce, aad, wolfSSL's ticket)
 //   mac        = GCM tag (16 bytes) || 16 zero bytes
 //
@@ -33,7 +35,12 @@
 // comes from our own read of the ClientHello (TlsServerShardContext::NoteClientHello).
 // Without that read (a ClientHello split over several reads) a ticket read before the
 // name is checked once the name is parsed, and a mismatch ends the handshake
-// (illegal_parameter). Tickets of format 1 (no name in the aad) are refused.
+// (illegal_parameter). Tickets of formats 1 and 2 (no name, or no scope, in the aad)
+// are refused.
+// The scope keeps a ticket to the listeners whose certificates and ALPN are those of
+// the one that issued it: a ticket from an HTTPS listener does not resume on an IMAPS
+// listener (or one with other certificates), where a full handshake would have shown
+// another certificate, or agreed to another protocol, for that name.
 // Processes sharing a key file should have synchronised clocks: a process whose clock is
 // in the next epoch issues tickets the others refuse for up to the skew.
 //
@@ -56,6 +63,17 @@ struct WOLFSSL;
 
 namespace ringproxy {
 
+class TicketKeys;
+
+// What a listener's contexts give the ticket callback (wolfSSL_CTX_set_TicketEncCtx).
+struct TicketScope {
+  const TicketKeys* keys = nullptr;  // null: tickets off, none issued or accepted
+  uint64_t scope = 0;
+  // The scope of a listener's settings: its certificate files and directory, strict
+  // SNI and ALPN list.
+  static uint64_t Of(const TlsServerSettings& settings);
+};
+
 class TicketKeys {
  public:
   static constexpr size_t kMasterSecretBytes = 48;
@@ -73,7 +91,7 @@ class TicketKeys {
   uint32_t rotation_s() const { return rotation_s_; }
   uint64_t CurrentEpoch() const;
 
-  // wolfSSL's SessionTicketEncCb; `ctx` is the TicketKeys (wolfSSL_CTX_set_TicketEncCtx).
+  // wolfSSL's SessionTicketEncCb; `ctx` is a TicketScope (wolfSSL_CTX_set_TicketEncCtx).
   // Runs on the shard's thread during a handshake; no lock, no allocation (each thread
   // keeps its expanded AES keys for the last two epochs).
   static int TicketCallback(WOLFSSL* ssl, unsigned char key_name[16], unsigned char iv[16],

@@ -199,6 +199,45 @@ def a_ticket_from_one_shard_resumes_on_another():
             check(out.count("Reused, TLSv1.2") >= 5, f"-reconnect:\n{out[-1500:]}")
 
 
+def tls_listener(listener_name, port, alpn):
+    p = pki()
+    return f"""
+[[listener]]
+name = "{listener_name}"
+protocol = "tcp"
+listen = "127.0.0.1:{port}"
+upstream = "backend"
+
+[listener.tls]
+certificate = "{p}/default.crt"
+key = "{p}/default.key"
+certificate_dir = "{p}/certs"
+alpn = {alpn}
+"""
+
+
+@test
+def a_ticket_resumes_only_where_the_certificates_and_alpn_are_the_same():
+    # A ticket skips the certificate: where a full handshake would show other
+    # certificates or agree to another protocol (an IMAPS listener for a ticket from an
+    # HTTPS one), it must not resume.
+    with ThreadedServer(echo_handler) as up:
+        port, same, other = free_port(), free_port(), free_port()
+        extra = (tls_listener("same-settings", same, '["http/1.1"]') +
+                 tls_listener("other-protocol", other, '["imap"]'))
+        with Proxy(config(port, up.port, extra=extra)):
+            for maximum in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+                ctx = client_context(maximum=maximum)
+                with tls_connect(port, name(9), ctx) as s:
+                    check(echo_once(s) == b"ping", "first echo")
+                    session = s.session
+                for to, resumes in ((same, True), (other, False)):
+                    with tls_connect(to, name(9), ctx, session=session) as s:
+                        check(echo_once(s) == b"ping", "echo")
+                        check(s.session_reused == resumes,
+                              f"{maximum.name} to port {to}: resumed={s.session_reused}")
+
+
 class TlsDuplexServer:
     """A TLS upstream (asyncio, own thread) that hashes what it receives while sending
     `total` pseudo-random bytes, then reports both digests."""
