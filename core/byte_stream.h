@@ -58,6 +58,12 @@ class ByteStream {
   // Ends our direction after flushing: TLS sends close_notify, then the socket's write
   // side is shut (FIN). Reading goes on (half-close).
   virtual Task<IoResult> ShutdownWrite(Deadline deadline) = 0;
+  // Ends our direction as a cut rather than an end: TLS sends no close_notify, so the
+  // peer sees what the source of the bytes did (a relay passes a FIN without
+  // close_notify on as one). Plain streams have no difference.
+  virtual Task<IoResult> ShutdownWriteCut(Deadline deadline) { return ShutdownWrite(deadline); }
+  // The stream ended without the protocol's end (TLS: a FIN with no close_notify).
+  virtual bool truncated() const { return false; }
 
   // Ends every wait soon with -ECANCELED; sticky. Synchronous, for stop paths.
   virtual void Abort() = 0;

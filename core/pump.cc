@@ -252,9 +252,16 @@ Task<void> Pump::Flow(int which, Gate::Holder /*holder*/) {
       end = co_await CopyPhase(d);
     }
     if (end == StepEnd::kEof) {
-      // Everything the source sent has been delivered: pass the end on.
+      // Everything the source sent has been delivered: pass the end on, as a cut when
+      // the source's was one (else a TLS client would get a close_notify for a stream
+      // an attacker's FIN cut short, and take it as whole).
       if (!aborted_) {
-        IoResult s = co_await d.to->ShutdownWrite(SendDeadline());
+        IoResult s{0};
+        if (d.from->truncated()) {
+          s = co_await d.to->ShutdownWriteCut(SendDeadline());
+        } else {
+          s = co_await d.to->ShutdownWrite(SendDeadline());
+        }
         if (!s.ok() && !aborted_) Fail(d, s.error(), false);
       }
       break;

@@ -314,6 +314,14 @@ Task<IoResult> TlsStream::ShutdownWrite(Deadline deadline) {
   co_return s;
 }
 
+Task<IoResult> TlsStream::ShutdownWriteCut(Deadline deadline) {
+  if (aborted_) co_return IoResult{-ECANCELED};
+  close_notify_sent_ = true;  // nor later: the cut is what the peer must see
+  IoResult s = co_await Send(deadline, SendUntil::kShutdown);
+  if (s.ok()) write_shut_ = true;
+  co_return s;
+}
+
 void TlsStream::Abort() {
   aborted_ = true;
   transport_->Abort();

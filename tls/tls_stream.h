@@ -68,7 +68,8 @@ class TlsStream final : public ByteStream {
   std::string_view alpn() const;
   // Why the last TLS call failed (handshake, read, write), for the log.
   const std::string& error_text() const { return error_text_; }
-  bool truncated() const { return truncated_; }
+  bool truncated() const override { return truncated_; }
+  Task<IoResult> ShutdownWriteCut(Deadline deadline) override;
   WOLFSSL* ssl() const { return ssl_; }
   // Nothing decrypted waits, and what the transport holds is whole records too short
   // to carry an HTTP request (an alert such as close_notify, a KeyUpdate): a peer that

@@ -399,6 +399,38 @@ def a_client_flooding_key_update_requests_it_never_reads_is_cut_off():
 
 
 @test
+def an_upstream_tls_stream_cut_without_close_notify_reaches_the_client_cut():
+    # TLS on both sides: the upstream's FIN without close_notify (an attacker's, on the
+    # way to the server) must not become the proxy's authenticated close_notify to the
+    # client, who would take the cut stream as whole.
+    server_ctx = localhost_server_context()
+
+    def cut(conn):
+        with server_ctx.wrap_socket(conn, server_side=True) as s:
+            s.recv(100)
+            s.sendall(b"partial")
+            s.shutdown(socket.SHUT_WR)  # Python's SSLSocket.shutdown sends no close_notify
+            time.sleep(2)
+
+    p = pki()
+    verify = f'[upstream.tls]\nverify = true\nca_file = "{p}/ca.pem"\nserver_name = "localhost"\n'
+    with ThreadedServer(cut) as up:
+        port = free_port()
+        with Proxy(config(port, up.port, upstream_tls=verify)):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            with client_context().wrap_socket(raw, server_hostname=name(1),
+                                              suppress_ragged_eofs=False) as s:
+                s.sendall(b"x")
+                got, ended = b"", "close_notify"
+                try:
+                    while d := s.recv(100):
+                        got += d
+                except ssl.SSLEOFError:
+                    ended = "cut"
+                check((got, ended) == (b"partial", "cut"), (got, ended))
+
+
+@test
 def handshakes_cut_by_a_shutdown_are_not_counted_as_failures():
     # The drain deadline stops clients that never sent a ClientHello: they count as
     # stopped sessions, not as TLS handshake failures (which an operator alerts on).
