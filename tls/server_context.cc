@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/deadline.h"
 #include "core/log.h"
 #include "core/status_util.h"
 #include "tls/cert_dir.h"
@@ -216,6 +217,7 @@ struct TlsServerShardContext::NameContexts {
   WOLFSSL_CTX* rsa = nullptr;  // second pair, when the name has one
   tls::EcdsaCurve curve = tls::EcdsaCurve::kOther;
   bool failed = false;  // the pair could not be loaded (logged once per build)
+  int64_t failed_at_ns = 0;
 
   void Release() {
     // Drops the cache's reference; sessions on these CTXs keep theirs.
@@ -324,13 +326,16 @@ void TlsServerShardContext::BuildName(uint32_t entry, NameContexts* out) {
   }
   ++stats_.cache_builds;
   if (status.ok()) return;
-  // Retried only after the slot is evicted: a broken pair must not cost two file
-  // reads and a parse on every handshake.
+  // Retried after retry_failed_name_ms (or once the slot is evicted): a broken pair must
+  // not cost two file reads and a parse on every handshake, and a passing failure (no
+  // descriptor left under load, a pair read in the middle of its renewal) must not
+  // last until the next reload.
   ++stats_.cache_build_failures;
   RP_LOG(kWarn, "tls: certificate for {} unusable, serving {}: {}", e.name,
          material_.has_default ? "the default" : "nothing", MessageOf(status));
   out->Release();
   out->failed = true;
+  out->failed_at_ns = MonotonicNowNs();
 }
 
 void TlsServerShardContext::Unlink(uint32_t slot) {
@@ -368,12 +373,19 @@ uint32_t TlsServerShardContext::TakeSlot() {
 const TlsServerShardContext::NameContexts* TlsServerShardContext::Lookup(uint32_t entry) {
   uint32_t slot = slot_of_entry_[entry];
   if (slot != kNoSlot) {
-    ++stats_.cache_hits;
+    NameContexts& contexts = slots_[slot].contexts;
+    if (contexts.failed && MonotonicNowNs() - contexts.failed_at_ns >=
+                               context_->settings_.retry_failed_name_ms * 1'000'000) {
+      contexts.Release();
+      BuildName(entry, &contexts);
+    } else {
+      ++stats_.cache_hits;
+    }
     if (head_ != slot) {
       Unlink(slot);
       LinkAtHead(slot);
     }
-    return &slots_[slot].contexts;
+    return &contexts;
   }
   slot = TakeSlot();
   slots_[slot].entry = entry;

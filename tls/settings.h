@@ -37,6 +37,9 @@ struct TlsServerSettings {
   uint32_t handshake_timeout_ms = 10000;
   // Stateless session tickets (TLS 1.2 and 1.3) with the process-wide keys.
   bool session_tickets = true;
+  // A name whose pair failed to load is served the default (or refused, strict) and
+  // tried again after this long: not on every handshake, nor only at the next reload.
+  int64_t retry_failed_name_ms = 10'000;
   // Per-shard bound on cached per-name contexts (LRU). At least 1.
   uint32_t ctx_cache_size = 1000;
 };

@@ -6,6 +6,7 @@
 #include "tls/server_context.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
@@ -482,6 +483,27 @@ TEST_F(ServerContextTest, BrokenPairInTheDirectoryIsLoggedAndTheDefaultServed) {
   settings.strict_sni = true;
   auto strict = Shard(settings);
   EXPECT_FALSE(Connect(*strict, {.sni = "broken.test"})->result.ok);
+}
+
+// A failure that passes (a pair read in the middle of its renewal, no descriptor left)
+// is tried again after a while, without a reload.
+TEST_F(ServerContextTest, AFailedNameIsTriedAgainAfterAWhile) {
+  TempDir names;
+  names.Write("renewed.test.crt", "half written\n");
+  names.Write("renewed.test.key", "half written\n");
+  TlsServerSettings settings = DefaultSettings();
+  settings.certificate_dir = names.path();
+  settings.retry_failed_name_ms = 100;
+  auto shard = Shard(settings);
+  EXPECT_EQ(testing::PeerCommonName(Connect(*shard, {.sni = "renewed.test"})->client.get()),
+            "default.test");
+  names.WritePair("renewed.test", TestPki::Shared().Issue({"renewed.test"}, KeyType::kEcdsaP256));
+  EXPECT_EQ(testing::PeerCommonName(Connect(*shard, {.sni = "renewed.test"})->client.get()),
+            "default.test");  // within the back-off
+  usleep(150'000);
+  EXPECT_EQ(testing::PeerCommonName(Connect(*shard, {.sni = "renewed.test"})->client.get()),
+            "renewed.test");
+  EXPECT_EQ(shard->stats().cache_build_failures, 1u);
 }
 
 TEST_F(ServerContextTest, ConfigErrorsNameTheFileAndTheReason) {
