@@ -325,12 +325,21 @@ absl::Status InitTicketKeys(const TlsGlobalSettings& settings) {
   ProcessKeys& p = Process();
   std::lock_guard<std::mutex> lock(p.mu);
   if (p.set) {
-    if (p.settings.ticket_key_rotation_s == settings.ticket_key_rotation_s &&
-        p.settings.ticket_key_file == settings.ticket_key_file) {
-      return absl::OkStatus();
+    if (p.settings.ticket_key_rotation_s != settings.ticket_key_rotation_s ||
+        p.settings.ticket_key_file != settings.ticket_key_file) {
+      return absl::FailedPreconditionError(
+          "ticket_key_rotation_s / ticket_key_file changed: restart to apply");
     }
-    return absl::FailedPreconditionError(
-        "ticket_key_rotation_s / ticket_key_file changed: restart to apply");
+    // The same file, maybe rewritten (an operator replacing a leaked secret): say that
+    // the new secret waits for a restart rather than keep the old one silently.
+    if (!settings.ticket_key_file.empty()) {
+      absl::StatusOr<std::shared_ptr<const TicketKeys>> now = TicketKeys::Create(settings);
+      if (!now.ok() || !(*now)->SameSecret(*p.keys)) {
+        return absl::FailedPreconditionError(
+            "ticket_key_file's contents changed: restart to apply");
+      }
+    }
+    return absl::OkStatus();
   }
   absl::StatusOr<std::shared_ptr<const TicketKeys>> keys = TicketKeys::Create(settings);
   if (!keys.ok()) return keys.status();

@@ -53,6 +53,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -89,6 +90,8 @@ class TicketKeys {
   ~TicketKeys();
 
   uint32_t rotation_s() const { return rotation_s_; }
+  // Derived from the same master secret (compared by key id).
+  bool SameSecret(const TicketKeys& o) const { return memcmp(key_id_, o.key_id_, 8) == 0; }
   uint64_t CurrentEpoch() const;
 
   // wolfSSL's SessionTicketEncCb; `ctx` is a TicketScope (wolfSSL_CTX_set_TicketEncCtx).

@@ -20,7 +20,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, Proxy, ThreadedServer, check, echo_handler, free_port,  # noqa: E402
+from harness import (BIN, RUN_DIR, Proxy, ThreadedServer, check, echo_handler, free_port,  # noqa: E402
                      read_head, read_slowly, recv_all, run_all, run_check, sender_then_eof,
                      test, wait_until)
 from tls_env import (MAKE_CERTS, NAMES, client_context, closes_after_client_hello,  # noqa: E402
@@ -592,6 +592,32 @@ def a_reload_that_changes_the_ticket_keys_says_they_need_a_restart():
             check(re.search(r"warn .*tls: ticket_key_rotation_s / ticket_key_file changed: "
                             r"restart to apply; keeping the keys of the start", proxy.log_text()),
                   proxy.log_text()[-1500:])
+
+
+@test
+def a_ticket_key_file_rewritten_in_place_says_it_needs_a_restart():
+    # Replacing a leaked secret: the same path, new bytes, SIGHUP. The keys of the start
+    # stay (a reload must not cut every ticket out there), and the log says so.
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        key_file = os.path.join(tempfile.mkdtemp(dir=RUN_DIR), "tickets.key")
+        with open(key_file, "wb") as f:
+            f.write(os.urandom(48))
+        text = config(port, up.port, extra=f'[tls]\nticket_key_file = "{key_file}"\n')
+        with Proxy(text) as proxy:
+            ctx = client_context()
+            with tls_connect(port, name(9), ctx) as s:
+                check(echo_once(s) == b"ping", "first echo")
+                session = s.session
+            with open(key_file, "wb") as f:
+                f.write(os.urandom(48))
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done")
+            check(re.search(r"warn .*tls: ticket_key_file's contents changed: restart to "
+                            r"apply; keeping the keys of the start", proxy.log_text()),
+                  proxy.log_text()[-1500:])
+            with tls_connect(port, name(9), ctx, session=session) as s:
+                check(echo_once(s) == b"ping" and s.session_reused, "the old keys were dropped")
 
 
 @test
