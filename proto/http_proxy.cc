@@ -825,6 +825,14 @@ int HttpSession::PinNode() {
       pinned_ = static_cast<int>(i);
       pin_only_ = true;
       route_ = "node";
+      // The node's server is asked without <prefix><node>, as Zimbra's
+      // `rewrite /docs/<id>/(.*) /$1` does: "/docs/doc2/x?y" -> "/x?y".
+      const std::string_view path = http::TargetPath(target_);
+      const std::string_view rest = path.substr(location_->prefix.size() + node.size());
+      std::string stripped(rest.empty() ? "/" : rest);
+      stripped.append(target_.substr(path.size()));
+      target_buf_ = std::move(stripped);
+      target_ = target_buf_;
       return 0;
     }
   }

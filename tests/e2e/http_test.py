@@ -1808,8 +1808,10 @@ upstream = "docs"
 node_from_path = true
 """
         with Proxy(config(port, [a.port], upstream_extra=docs, tls=node)):
-            for path, want in [("/docs/doc2/x", b), ("/docs/doc1/y?z", a), ("/docs/doc2/", b),
-                               ("/docs/doc2", b)]:
+            # The node's server gets the path without /docs/<node> (Zimbra's
+            # `rewrite /docs/<id>/(.*) /$1`).
+            for path, want, sent in [("/docs/doc2/x", b, "/x"), ("/docs/doc1/y?z", a, "/y?z"),
+                                     ("/docs/doc2/", b, "/"), ("/docs/doc2", b, "/")]:
                 a.clear()
                 b.clear()
                 s = connect(port)
@@ -1818,6 +1820,8 @@ node_from_path = true
                 s.close()
                 check(r.status == 404 and r.body == b"no such path", f"{path}: {r.status}")
                 check([o for o in (a, b) if o.heads()] == [want], f"{path}: wrong node")
+                head = want.heads()[0]
+                check(head.startswith(f"GET {sent} HTTP/1.1\r\n".encode()), f"{path}: {head[:60]}")
             a.clear()
             b.clear()
             for path in ("/docs/doc3/x", "/docs//x"):
