@@ -725,4 +725,12 @@ ChunkedDecoder::Step ChunkedDecoder::Trailer(std::string_view in) {
   return {i, {}};
 }
 
+std::string_view HostWithoutPort(std::string_view host) {
+  if (host.starts_with('[')) {
+    const size_t close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(0, close + 1);
+  }
+  return host.substr(0, host.find(':'));
+}
+
 }  // namespace ringproxy::http

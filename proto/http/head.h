@@ -229,4 +229,7 @@ void ForEachListElement(std::string_view value, Fn fn) {
   }
 }
 
+// "host:port" or "[v6]:port" without the port.
+std::string_view HostWithoutPort(std::string_view host);
+
 }  // namespace ringproxy::http

@@ -1,24 +1,16 @@
 #include "proto/http/mail_mode.h"
 
 #include "core/ascii.h"
+#include "proto/http/head.h"
 #include "proto/http/user_route.h"
 
 namespace ringproxy::http {
 namespace {
 
-// "host:port" or "[v6]:port" without the port.
-std::string_view HostName(std::string_view host) {
-  if (host.starts_with('[')) {
-    const size_t close = host.find(']');
-    return close == std::string_view::npos ? host : host.substr(0, close + 1);
-  }
-  return host.substr(0, host.find(':'));
-}
-
 std::string Url(std::string_view scheme, std::string_view host, int port, std::string_view target) {
   std::string url(scheme);
   url += "://";
-  url.append(HostName(host));
+  url.append(HostWithoutPort(host));
   if (port != (scheme == "https" ? 443 : 80)) {
     url += ':';
     url += std::to_string(port);

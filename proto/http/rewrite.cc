@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/ascii.h"
+#include "proto/http/head.h"
 #include "re2/re2.h"
 
 namespace ringproxy::http {
@@ -30,9 +32,15 @@ void Expand(std::string_view replacement, const re2::StringPiece* groups, int ng
       continue;
     }
     bool named = false;
+    if (replacement.starts_with("$host")) {
+      // nginx's $host: the name in lower case, without the port ("Host: Mail:8080"
+      // must not send a browser to https://Mail:8080/).
+      for (char c : HostWithoutPort(context.host)) out->push_back(AsciiLower(c));
+      replacement.remove_prefix(5);
+      continue;
+    }
     for (const auto& [name, value] :
          {std::pair{std::string_view("$scheme"), context.scheme},
-          std::pair{std::string_view("$host"), context.host},
           std::pair{std::string_view("$request_uri"), context.request_uri}}) {
       if (replacement.starts_with(name)) {
         out->append(value);

@@ -26,7 +26,8 @@ struct RewriteContext {
   std::string_view request_uri;  // the origin-form target
 };
 
-// `text` with $scheme, $host and $request_uri replaced (a location's redirect).
+// `text` with $scheme, $host and $request_uri replaced (a location's redirect). $host is
+// nginx's: the Host's name in lower case, without its port.
 std::string ExpandVariables(std::string_view text, const RewriteContext& context);
 
 struct RewriteResult {

@@ -101,6 +101,21 @@ TEST(RewriteTest, VariablesExpandTheSameInRulesAndRedirects) {
             "https://mail.example.com/new/client/target?x=1 $1 $$x");
 }
 
+// nginx's $host: the Host's name in lower case without its port ("Host: Mail:8080"
+// must not send a browser to TLS on the plain port).
+TEST(RewriteTest, HostIsTheNameWithoutItsPortInLowerCase) {
+  EXPECT_EQ(ExpandVariables("https://$host/login", {"http", "Mail.Example.com:8080", "/"}),
+            "https://mail.example.com/login");
+  EXPECT_EQ(ExpandVariables("https://$host/", {"http", "[2001:DB8::1]:8080", "/"}),
+            "https://[2001:db8::1]/");
+  RewriteRules rules;
+  std::string error;
+  ASSERT_TRUE(rules.Add("^/(.*)", "https://$host/$1", 302, false, &error));
+  std::string out;
+  EXPECT_EQ(rules.Apply("/a", {"http", "mail.example.com:80", "/a"}, &out).redirect_status, 302);
+  EXPECT_EQ(out, "https://mail.example.com/a");
+}
+
 TEST(RewriteTest, AddRefusesWhatCannotWork) {
   RewriteRules rules;
   std::string error;
