@@ -48,7 +48,7 @@ ModeRedirect MailModeRedirect(MailMode mode, bool https, const RequestHead& head
   if (mode == MailMode::kBoth) return r;
   if (mode == MailMode::kRedirect) {
     if (!https) {
-      r.status = 301;
+      r.status = 302;  // Zimbra's `rewrite ... redirect`: not cached for good, as a 301 would be
       r.location = Url("https", host, other_port, target);
     }
     return r;

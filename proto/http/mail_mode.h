@@ -1,7 +1,7 @@
 // Zimbra's web mail modes (spec zimbra-proxy.md §5.3, zimbraReverseProxyMailMode): which
 // requests a listener sends to the other scheme instead of proxying them.
 //  - both: none (also what the "http" and "https" modes are: only that listener exists).
-//  - redirect: on HTTP, every request, 301 to https://host[:port]/target.
+//  - redirect: on HTTP, every request, 302 to https://host[:port]/target.
 //  - mixed: on HTTP, requests without a ZM_AUTH_TOKEN cookie, with loginOp=logout, or
 //    whose path ends with "changepass" go to HTTPS with zminitmode=http appended (302);
 //    on HTTPS, a request with the cookie and zminitmode=http goes back to HTTP with that

@@ -2525,7 +2525,7 @@ mail_mode_port = {port}
             s.sendall(get(port, "/x/y?z=1", host="mail.example.com:8080"))
             r = ClientReader(s).response()
             s.close()
-            check(r.status == 301 and r.field("location") == "https://mail.example.com/x/y?z=1",
+            check(r.status == 302 and r.field("location") == "https://mail.example.com/x/y?z=1",
                   r.head)
             check(a.heads() == [], "redirect mode proxied a request")
 

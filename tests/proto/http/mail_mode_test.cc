@@ -34,7 +34,7 @@ TEST(MailModeTest, BothNeverRedirects) {
 
 TEST(MailModeTest, RedirectSendsEveryHttpRequestToHttps) {
   ModeRedirect r = Ask(MailMode::kRedirect, false, "/a/b?c=d", kToken);
-  EXPECT_EQ(r.status, 301);
+  EXPECT_EQ(r.status, 302);
   EXPECT_EQ(r.location, "https://mail.example.com/a/b?c=d");
   r = Ask(MailMode::kRedirect, false, "/", "", "[2001:db8::1]:80", 8443);
   EXPECT_EQ(r.location, "https://[2001:db8::1]:8443/");
