@@ -144,6 +144,11 @@ ExtensionPtr ReadMail(ConfigTable& t, MailProtocol protocol, bool implicit_tls) 
   }
   t.Bool("literal_login", &s->imap_login.literal_login);
   t.Bool("pipeline_login", &s->imap_login.pipeline);
+  // The upstream ID names the proxy as its own ID reply does (spec §4.2).
+  for (const auto& [field, value] : s->imap.id_reply) {
+    if (EqualsIgnoreCase(field, "name")) s->imap_login.ua_name = value;
+    if (EqualsIgnoreCase(field, "version")) s->imap_login.ua_version = value;
+  }
   s->greeting_line = imap ? imap::GreetingLine(s->imap) : pop3::GreetingLine(s->pop3);
   return s;
 }

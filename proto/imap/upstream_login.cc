@@ -199,12 +199,10 @@ std::string Exchange::IdCommand(std::string_view tag) const {
     via += ",";
   }
   via += request_.local_ip + "(" + settings_.via_name + ")";
-  const std::string name = c.client_name.empty() ? "ZCS" : c.client_name;
-  const std::string version = c.client_version.empty() ? "Unknown Version" : c.client_version;
   const std::pair<std::string_view, std::string_view> pairs[] = {
       {"X-ORIGINATING-IP", request_.client_ip},
-      {"name", name},
-      {"version", version},
+      {"name", settings_.ua_name},
+      {"version", settings_.ua_version},
       {"X-VIA", via}};
   bool first = true;
   for (const auto& [field, value] : pairs) {

@@ -33,6 +33,10 @@ struct UpstreamLoginSettings {
   int64_t timeout_ms = 30'000;  // the whole exchange, greeting to the login's answer
   size_t line_bytes_max = 8192;
   std::string via_name = "ringproxy";  // X-VIA: "...,<local ip>(<via_name>)"
+  // The ID's "name" and "version": the proxy's own (the NAME and VERSION of the ID it
+  // answers clients with), as Zimbra's proxy sends; the client's go in X-VIA.
+  std::string ua_name = "ZCS";
+  std::string ua_version = "Unknown Version";
   // When the login fits one write (quoted, LITERAL+/LITERAL- literals, SASL-IR), send
   // ID and the login together, ID under its own tag, instead of waiting for ID's reply.
   bool pipeline = true;

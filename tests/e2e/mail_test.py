@@ -593,8 +593,9 @@ def a_second_login_attempt_still_tells_the_mailbox_the_clients_id():
         s.close()
         server.join(5)
         ids = [line for line in seen if b" ID " in line]
-        check(len(ids) == 1 and b'"name" "Thunderbird" "version" "115"' in ids[0] and
-              b"Thunderbird/115," in ids[0], f"ID upstream: {ids}")
+        # The client in X-VIA; "name" and "version" are the proxy's own (spec §4.2).
+        check(len(ids) == 1 and b'"X-VIA" "Thunderbird/115,' in ids[0] and
+              b'"name" "ringproxy" "version" "Unknown Version"' in ids[0], f"ID upstream: {ids}")
 
 
 @test

@@ -39,7 +39,11 @@ class UpstreamLoginTest : public ::testing::Test {
   UpstreamLoginRequest request_;
 };
 
+// The ID names the proxy in "name" and "version" (its own ID's, spec §4.2) and the
+// client in X-VIA.
 TEST_F(UpstreamLoginTest, ZimbraIdThenLoginWithLiteralsAndTheClientsTag) {
+  settings_.ua_name = "ringproxy";
+  settings_.ua_version = "1.0";
   ScriptedStream up({"* OK IMAP4rev1 server ready\r\n", "* ID NIL\r\na1 OK ID completed\r\n",
                      "+ ready for literal\r\n", "+ ready for literal\r\n",
                      "* OK [ALERT] maintenance tonight\r\n* CAPABILITY IMAP4rev1\r\n"
@@ -47,8 +51,8 @@ TEST_F(UpstreamLoginTest, ZimbraIdThenLoginWithLiteralsAndTheClientsTag) {
   UpstreamLoginOutcome o = Run(&up);
   EXPECT_EQ(o.status, UpstreamLoginStatus::kOk);
   EXPECT_EQ(up.written(),
-            "a1 ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" \"Thunderbird\" \"version\" "
-            "\"115\" \"X-VIA\" \"Thunderbird/115,192.0.2.10(ringproxy)\")\r\n"
+            "a1 ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" \"ringproxy\" \"version\" "
+            "\"1.0\" \"X-VIA\" \"Thunderbird/115,192.0.2.10(ringproxy)\")\r\n"
             "a1 LOGIN {16}\r\njohn@example.com {6}\r\nsecret\r\n");
   EXPECT_EQ(o.reply_line, "a1 OK [CAPABILITY IMAP4rev1 IDLE] LOGIN completed\r\n");
   EXPECT_EQ(o.alerts, "* OK [ALERT] maintenance tonight\r\n");
@@ -67,8 +71,8 @@ TEST_F(UpstreamLoginTest, ZimbraIdWithoutAClientId) {
             "a1 LOGIN \"john@example.com\" \"secret\"\r\n");
 }
 
-// An 8-bit client name cannot be a quoted string: it is NIL, and X-VIA keeps the proxy
-// hop without it (the whole X-VIA was NIL).
+// An 8-bit client name cannot be a quoted string: X-VIA keeps the proxy hop without it
+// (the whole X-VIA was NIL).
 TEST_F(UpstreamLoginTest, AnEightBitClientNameLeavesXViaWithTheProxyHop) {
   credentials_.client_name = "Mail f\xc3\xbcr iOS";
   settings_.literal_login = false;
@@ -76,8 +80,8 @@ TEST_F(UpstreamLoginTest, AnEightBitClientNameLeavesXViaWithTheProxyHop) {
   ScriptedStream up({"* OK ready\r\n", "a1 OK ID done\r\n", "a1 OK Logged in\r\n"});
   EXPECT_EQ(Run(&up).status, UpstreamLoginStatus::kOk);
   EXPECT_EQ(up.written(),
-            "a1 ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" NIL \"version\" \"115\" "
-            "\"X-VIA\" \"192.0.2.10(ringproxy)\")\r\n"
+            "a1 ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" \"ZCS\" \"version\" "
+            "\"Unknown Version\" \"X-VIA\" \"192.0.2.10(ringproxy)\")\r\n"
             "a1 LOGIN \"john@example.com\" \"secret\"\r\n");
 }
 
@@ -89,10 +93,11 @@ TEST_F(UpstreamLoginTest, LiteralPlusLoginGoesWithTheIdInOneWrite) {
   UpstreamLoginOutcome o = Run(&up);
   EXPECT_EQ(o.status, UpstreamLoginStatus::kOk);
   EXPECT_EQ(up.writes(), 1);
-  EXPECT_EQ(up.written(),
-            "a1.ID ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" \"Thunderbird\" "
-            "\"version\" \"115\" \"X-VIA\" \"Thunderbird/115,192.0.2.10(ringproxy)\")\r\n"
-            "a1 LOGIN {16+}\r\njohn@example.com {6+}\r\nsecret\r\n");
+  EXPECT_EQ(
+      up.written(),
+      "a1.ID ID (\"X-ORIGINATING-IP\" \"198.51.100.7\" \"name\" \"ZCS\" "
+      "\"version\" \"Unknown Version\" \"X-VIA\" \"Thunderbird/115,192.0.2.10(ringproxy)\")\r\n"
+      "a1 LOGIN {16+}\r\njohn@example.com {6+}\r\nsecret\r\n");
   EXPECT_EQ(o.reply_line, "a1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n");
   EXPECT_EQ(o.alerts, "* OK [ALERT] quota nearly full\r\n");
 }
