@@ -419,6 +419,7 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   const HttpLocation* location_ = nullptr;
   std::string_view target_;  // origin-form, rewritten: what the upstream is asked for
   std::string target_buf_;
+  std::string admin_host_;  // admin_console: the Host sent upstream
   int redirect_status_ = 0;
   std::string redirect_to_;
   uint64_t requests_ = 0;
@@ -980,6 +981,17 @@ Task<Flow> HttpSession::SendRequest() {
   if (f.host.empty()) {  // HTTP/1.0 without Host: the address it came to, as nginx sends
     LearnLocalAddress();
     f.host = server_addr_;
+  }
+  if (settings_->admin_console) {
+    // Zimbra's admin proxy: Host names the mailbox's admin port (7071), from which the
+    // console builds its URLs; the Locations that come back are mapped to this
+    // listener (RewriteLocation).
+    const size_t colon = upstream_text_.rfind(':');
+    if (colon != std::string::npos) {
+      admin_host_.assign(http::HostWithoutPort(f.host));
+      admin_host_.append(upstream_text_, colon);
+      f.host = admin_host_;
+    }
   }
   // A body read whole goes with its length (a chunked one too); a longer one keeps
   // its framing and streams.

@@ -236,15 +236,23 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
 std::string RewriteLocation(std::string_view location, std::string_view https_host,
                             std::string_view upstream) {
   constexpr std::string_view kHttp = "http://";
-  if (https_host.empty() || !StartsWithIgnoreCase(location, kHttp)) return std::string(location);
-  const std::string_view after = location.substr(kHttp.size());
+  constexpr std::string_view kHttps = "https://";
+  if (https_host.empty()) return std::string(location);
+  std::string_view after;
+  if (StartsWithIgnoreCase(location, kHttp)) {
+    after = location.substr(kHttp.size());
+  } else if (StartsWithIgnoreCase(location, kHttps)) {
+    // An https Location naming the upstream itself (the admin console's :7071) is no
+    // more reachable for the client than an http one.
+    after = location.substr(kHttps.size());
+  } else {
+    return std::string(location);
+  }
   const size_t end = after.find_first_of("/?#");
   const std::string_view authority = after.substr(0, end);
   const std::string_view rest = end == std::string_view::npos ? "" : after.substr(end);
   // The Host's name alone ("[v6]" or a name, without a port) and the upstream's port.
-  const std::string_view host_name = https_host.starts_with('[')
-                                         ? https_host.substr(0, https_host.find(']') + 1)
-                                         : https_host.substr(0, https_host.find(':'));
+  const std::string_view host_name = HostWithoutPort(https_host);
   const size_t colon = upstream.rfind(':');
   const std::string_view upstream_port =
       colon == std::string_view::npos ? std::string_view() : upstream.substr(colon);

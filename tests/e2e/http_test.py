@@ -1454,6 +1454,44 @@ def _jwt(sub):
 
 
 @test
+def the_admin_console_sends_the_admin_port_in_host_and_maps_locations_back():
+    # Spec §5.1: the admin listener (9071) sends Host <name>:<mailbox admin port 7071>,
+    # from which the console builds its URLs, and rewrites Locations back to itself.
+    from tls_env import name, pki
+    routes = """
+default_domain = "example.com"
+
+[[domain]]
+name = "example.com"
+virtual_ips = ["127.0.0.1"]
+virtual_hosts = ["mail.example.com"]
+"""
+    with Origin() as a, Lookupd(routes) as lookupd:
+        port = free_port()
+        with Proxy(config(port, [a.port], protocol="https", tls=https_tables(pki()),
+                          extra=lookupd.section(),
+                          listener_extra="route_by_user = true\nadmin_console = true")):
+            ctx = ssl.create_default_context(cafile=os.path.join(pki(), "ca.pem"))
+            host = f"mail.example.com:{port}"
+            for target, location in [
+                    ("/zimbraAdmin/", None),
+                    (f"/location?to=https://mail.example.com:{a.port}/zimbraAdmin/x?y=1",
+                     f"https://{host}/zimbraAdmin/x?y=1"),
+                    (f"/location?to=http://mail.example.com:{a.port}/", f"https://{host}/"),
+                    ("/location?to=https://other.example.com/", "https://other.example.com/")]:
+                a.clear()
+                s = ctx.wrap_socket(connect(port), server_hostname=name(3))
+                s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                r = ClientReader(s).response()
+                s.close()
+                head = a.heads()[0]
+                check(f"\r\nHost: mail.example.com:{a.port}\r\n".encode() in head, head[:200])
+                if location is not None:
+                    check(r.status == 302 and r.field("location") == location,
+                          f"{target}: {r.head}")
+
+
+@test
 def requests_go_to_the_users_mailbox_server_from_each_source():
     import base64
     with Origin() as a, Origin() as b, Origin() as c:
