@@ -49,9 +49,10 @@ bool PathUser(std::string_view path, std::string_view prefix, bool tilde_allowed
   if (!path.starts_with(prefix)) return false;
   std::string_view segment = path.substr(prefix.size());
   segment = segment.substr(0, segment.find('/'));
-  if (tilde_allowed && segment.starts_with("~")) segment.remove_prefix(1);
-  if (segment.empty()) return false;
-  return PercentDecode(segment, user) && !user->empty();
+  // Decoded first, as nginx's URI is: "%7Ejohn" is "~john".
+  if (!PercentDecode(segment, user)) return false;
+  if (tilde_allowed && user->starts_with('~')) user->erase(0, 1);
+  return !user->empty();
 }
 
 // ActiveSync and EWS: the Basic user (DOMAIN\user -> user@DOMAIN), else User=.

@@ -61,9 +61,11 @@ UserRoute Route(std::string_view target, std::string_view fields = "", bool admi
 }
 
 TEST(UserRouteTest, RestPaths) {
-  for (const char* target : {"/home/john@example.com/inbox.rss", "/home/~john@example.com/",
-                             "/service/home/john%40example.com/Calendar",
-                             "/service/home/~john@example.com?fmt=ics", "/home/john@example.com"}) {
+  for (const char* target :
+       {"/home/john@example.com/inbox.rss", "/home/~john@example.com/",
+        "/service/home/john%40example.com/Calendar", "/service/home/~john@example.com?fmt=ics",
+        "/home/john@example.com", "/home/%7Ejohn@example.com/",
+        "/service/home/%7ejohn%40example.com/"}) {
     const UserRoute r = Route(target);
     EXPECT_EQ(r.by, RouteBy::kUsername) << target;
     EXPECT_EQ(r.source, UserSource::kRestPath) << target;
@@ -71,6 +73,7 @@ TEST(UserRouteTest, RestPaths) {
   }
   // "~" alone is the token's user: no path route.
   EXPECT_EQ(Route("/home/~/inbox").by, RouteBy::kNone);
+  EXPECT_EQ(Route("/home/%7E/inbox").by, RouteBy::kNone);
   EXPECT_EQ(
       Route("/service/home/~/inbox", "Cookie: ZM_AUTH_TOKEN=" + Token("id-1") + "\r\n").source,
       UserSource::kAuthTokenCookie);
