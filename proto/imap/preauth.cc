@@ -170,7 +170,7 @@ Task<PreauthEnd> Dialogue::Run(bool greet) {
     s->Consume(pr.consumed);
     std::optional<PreauthEnd> end;
     if (pr.event == Event::kContinue) {
-      Reply("+ OK\r\n");
+      Reply("+ \r\n");  // Zimbra's continuation: plus, space
     } else if (pr.event == Event::kError) {
       const std::string tag = parser_.tag().empty() ? "*" : std::string(parser_.tag());
       if (pr.error == Error::kLineTooLong || pr.error == Error::kCommandTooLong) {
