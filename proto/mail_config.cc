@@ -126,6 +126,8 @@ ExtensionPtr ReadMail(ConfigTable& t, MailProtocol protocol, bool implicit_tls) 
   s->pop3.line_bytes_max = static_cast<size_t>(n);
   s->imap.limits.line_bytes_max = static_cast<size_t>(n);
   s->imap.limits.command_bytes_max = std::max<size_t>(32768, static_cast<size_t>(n));
+  // The upstream's tagged reply repeats the client's tag, which may be nearly a line.
+  s->imap_login.line_bytes_max = std::max<size_t>(8192, static_cast<size_t>(n) + 1024);
 
   std::string flavour = "zimbra";
   if (t.Has("flavour") && t.String("flavour", &flavour)) {

@@ -25,7 +25,7 @@ struct PreauthSettings {
   bool auth_plain = true;
   bool auth_login = true;
   bool allow_impersonation = false;
-  size_t line_bytes_max = 4096;
+  size_t line_bytes_max = 16384;  // Zimbra's pop3/imap_client_buffer: 4 pages
   size_t login_bytes_max = 256;
   size_t password_bytes_max = 1024;
   size_t bad_commands_max = 10;

@@ -483,6 +483,20 @@ def imap_commands_pipelined_before_login():
 
 
 @test
+def a_quoted_id_of_five_kib_fits_the_default_line():
+    # Clients send ID as quoted strings: five 1000-byte values (RFC 2971 allows up to
+    # 1024) make a 5 KiB line, within Zimbra's 16 KiB imap_client_buffer.
+    with Mail() as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        pairs = " ".join(f'"f{i}" "{chr(97 + i) * 1000}"' for i in range(5))
+        s.sendall(f"x ID ({pairs})\r\n".encode())
+        got = read_until(s, rb"x (OK|NO|BAD).*\r\n", timeout=10)
+        check(b"x OK" in got, f"reply: {got[-200:]!r}")
+        s.close()
+
+
+@test
 def imap_over_long_line_is_bad_and_closed():
     with Mail() as m:
         s = raw(m.imap)
