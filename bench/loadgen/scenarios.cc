@@ -230,7 +230,8 @@ Task<void> RunIdle(ThreadContext* ctx) {
     if (!SocketQuiet(fd.get())) ++ctx->stats.closed_early;
   }
   for (const std::unique_ptr<TlsConnection>& c : state.tls_conns) {
-    if (!c->Quiet()) ++ctx->stats.closed_early;
+    const bool quiet = co_await c->Quiet();
+    if (!quiet) ++ctx->stats.closed_early;
   }
   if (ctx->stats.closed_early > 0) {
     ctx->stats.errors["idle connections closed by the target while held"] +=

@@ -44,10 +44,13 @@ absl::StatusOr<std::shared_ptr<const TlsClientContext>> MakeTlsClientContext(con
   return TlsClientContext::Create(settings);
 }
 
-bool TlsConnection::Quiet() {
-  // What arrives is taken by the stream's multishot receive, which a peek at the socket
-  // does not see; while that receive is not armed, the socket shows it.
-  return plain_.FillNow().res == -EAGAIN && SocketQuiet(plain_.fd());
+Task<bool> TlsConnection::Quiet() {
+  // What has arrived goes through TLS: records that are not data (the server's
+  // session tickets, sent after the handshake by OpenSSL-based servers such as nginx)
+  // leave the connection quiet; data, close_notify, an end or an error do not. The
+  // read gives up at once when nothing more is there.
+  IoResult r = co_await tls_.Fill(Deadline::AfterMs(0));
+  co_return r.timed_out() && tls_.buffered() == 0;
 }
 
 Task<void> TlsConnection::Close() {

@@ -30,8 +30,9 @@ class TlsConnection {
       : plain_(std::move(fd), ring), tls_(&plain_, ssl, TlsStream::Role::kClient) {}
 
   TlsStream& stream() { return tls_; }
-  // Open and silent, without waiting: nothing received, no end of stream.
-  bool Quiet();
+  // Open and silent, hardly waiting: no data received (session tickets and other
+  // handshake records do not count), no end of stream.
+  Task<bool> Quiet();
   // Ends every wait and waits until the kernel lets go; call before destroying.
   Task<void> Close();
 

@@ -6,6 +6,7 @@ TLS listener with self-signed ECDSA P-256 and RSA-2048 pairs made by `openssl re
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -489,6 +490,32 @@ def tls_echo_bulk_and_idle_over_the_proxy():
         check(r["opened"] == 40 and r["closed_early"] == 0, r)
         check(r["tls"]["handshakes"] == 40 and r["verified_bytes"] == 40 * 16, r)
         check("rss_per_conn" in r, r)
+
+
+@test
+def tls_idle_connections_take_session_tickets_as_quiet():
+    # An OpenSSL server (nginx, Python's ssl) sends its TLS 1.3 tickets after the
+    # handshake: records, not data, on a connection that is otherwise idle. One that
+    # closes is still counted.
+    crt, key = cert_pair("ecdsa")
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(crt, key)
+    closing = []
+
+    def handler(conn):
+        with server_ctx.wrap_socket(conn, server_side=True) as s:
+            if not closing:  # the first connection is closed at once
+                closing.append(1)
+                return
+            try:
+                s.recv(1)
+            except OSError:
+                pass
+
+    with ThreadedServer(handler) as srv:
+        rc, r, err = loadgen("idle", "--tls", "--target", f"127.0.0.1:{srv.port}",
+                             "--connections", 6, "--hold", 0.5, "--batch", 1)
+        check(r["opened"] == 6 and r["closed_early"] == 1, (r, err))
 
 
 @test
