@@ -563,8 +563,10 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
     audit->result = "login_failed";
     co_await Audit(audit, start_ns);
     if (held && !stopped_) {
-      std::string text =
-          settings_->pass_errors ? outcome.alerts + outcome.reply_line : RefusedText(*credentials);
+      // The server's alerts go to the client either way (spec §4.2); its refusal text
+      // only with pass_errors.
+      std::string text = outcome.alerts +
+                         (settings_->pass_errors ? outcome.reply_line : RefusedText(*credentials));
       const bool sent = co_await Reply(std::move(text));
       if (sent && settings_->login_retry) end = AttemptEnd::kRetry;
     }
@@ -575,7 +577,7 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
            ready ? UpstreamLoginStatusName(outcome.status) : std::string_view("TLS failed"));
     audit->result = "upstream_error";
     co_await Audit(audit, start_ns);
-    co_await Reply(InternalErrorText());
+    co_await Reply(outcome.alerts + InternalErrorText());
   }
   upstream_ = nullptr;
   co_await upward->Quiesce();

@@ -526,10 +526,10 @@ def the_last_reply_before_the_close_is_not_cut_off():
         check(re.fullmatch(rb"t{30000} NO .*\r\n", got), f"{len(got)} bytes: {got[-60:]!r}")
 
 
-def scripted_imap_upstream(listener, alerts, seen=None):
+def scripted_imap_upstream(listener, alerts, seen=None, refuse=False):
     """Serves one connection of `listener` as an IMAP server would: ID, LOGIN or
-    AUTHENTICATE (answered after `alerts`, untagged lines), NOOP; literals taken. The
-    first line of each command goes to `seen` when given."""
+    AUTHENTICATE (answered after `alerts`, untagged lines; NO with `refuse`), NOOP;
+    literals taken. The first line of each command goes to `seen` when given."""
     conn, _ = listener.accept()
     with conn:
         conn.sendall(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID] scripted\r\n")
@@ -551,6 +551,8 @@ def scripted_imap_upstream(listener, alerts, seen=None):
             command = rest.split(b" ", 1)[0].strip().upper()
             if command == b"ID":
                 conn.sendall(b"* ID NIL\r\n" + tag + b" OK ID done\r\n")
+            elif command in (b"LOGIN", b"AUTHENTICATE") and refuse:
+                conn.sendall(alerts + tag + b" NO [AUTHENTICATIONFAILED] bad\r\n")
             elif command in (b"LOGIN", b"AUTHENTICATE"):
                 conn.sendall(alerts + tag + b" OK [CAPABILITY IMAP4rev1] logged in\r\n")
             elif command == b"NOOP":
@@ -567,6 +569,24 @@ def recording_imap_upstream():
                               daemon=True)
     server.start()
     return seen, server
+
+
+@test
+def the_mailbox_servers_alerts_reach_the_client_also_when_the_login_is_refused():
+    # Spec §4.2: an untagged [ALERT] goes to the client as it comes, also when the
+    # refusal's own text is the proxy's (pass_errors off).
+    alert = b"* OK [ALERT] account locked by the administrator\r\n"
+    with Mail(extra="pass_errors = false\nauth_wait_ms = 0\n") as m:
+        server = threading.Thread(target=scripted_imap_upstream,
+                                  args=(env().silent, alert, None, True), daemon=True)
+        server.start()
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b'a LOGIN "silent@example.com" "pw"\r\n')
+        got = read_until(s, rb"a (OK|NO|BAD).*\r\n", timeout=10)
+        check(got == alert + b"a NO LOGIN failed\r\n", f"reply: {got!r}")
+        s.close()
+        server.join(5)
 
 
 @test
