@@ -161,7 +161,9 @@ Task<HostAnswer> HostResolver::Resolve(std::string host, uint16_t port, ConnectC
     job = it->second;
     std::lock_guard<std::mutex> lock(job->mu);
     // Done, and no waiter took the answer in time (they all gave up): it may be old.
-    if (job->done && job->finished_ns + options_.ttl_ms * 1'000'000 <= now) job = nullptr;
+    const int64_t ttl_ms =
+        job->rc != 0 || job->addresses.empty() ? options_.negative_ttl_ms : options_.ttl_ms;
+    if (job->done && job->finished_ns + ttl_ms * 1'000'000 <= now) job = nullptr;
   }
   if (job == nullptr) {
     in_flight_.erase(host);
@@ -187,6 +189,12 @@ Task<HostAnswer> HostResolver::Resolve(std::string host, uint16_t port, ConnectC
     if (!control->stop) r = co_await Read(wake->get(), buf, Deadline::AfterMs(options_.timeout_ms));
     control->current_fd = -1;
     if (!r.ok()) {
+      // No longer waiting: the thread must not keep this eventfd open (a resolver that
+      // hangs would otherwise collect one per login until it returns).
+      {
+        std::lock_guard<std::mutex> lock(job->mu);
+        std::erase(job->wakes, wake);
+      }
       failed.error = r.timed_out() ? "name resolution timed out" : "name resolution stopped";
       co_return failed;
     }

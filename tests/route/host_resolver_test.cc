@@ -2,9 +2,12 @@
 // failures kept shorter, and a wait that the session can stop.
 #include "route/host_resolver.h"
 
+#include <netdb.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,13 @@ int HeldLookup(const char*, std::vector<SocketAddress>* out) {
   while (!g_release.load()) nanosleep(&ms, nullptr);
   out->push_back(*SocketAddress::FromNumeric("127.0.0.1", 0));
   return 0;
+}
+
+// The same, ending in a temporary failure.
+int HeldFailingLookup(const char*, std::vector<SocketAddress>*) {
+  const timespec ms{0, 1'000'000};
+  while (!g_release.load()) nanosleep(&ms, nullptr);
+  return EAI_AGAIN;
 }
 
 class HostResolverTest : public ::testing::Test {
@@ -172,6 +182,51 @@ TEST_F(HostResolverTest, ConcurrentMissesOfOneNameShareOneThreadAndOneStopStopsO
   HostAnswer again =
       RunUntilComplete(*reactor_, ResolveOnce(&resolver, "mbox1.example", 1, &control));
   EXPECT_TRUE(again.cached);
+  RunUntilComplete(*reactor_, WaitForThreadsToEnd(&resolver));
+}
+
+// A failure nobody waited for (every wait had timed out) is kept for the failure's
+// short TTL, not the answer's.
+TEST_F(HostResolverTest, AFailureNobodyTookIsNotServedPastItsShortTtl) {
+  HostResolverOptions options;
+  options.lookup = &HeldFailingLookup;
+  options.timeout_ms = 1;
+  options.negative_ttl_ms = 20;
+  HostResolver resolver(options);
+  ConnectControl control;
+  HostAnswer a = RunUntilComplete(*reactor_, ResolveOnce(&resolver, "mbox1.example", 1, &control));
+  EXPECT_EQ(a.error, "name resolution timed out");
+  g_release = true;
+  RunUntilComplete(*reactor_, WaitForThreadsToEnd(&resolver));
+  usleep(50'000);
+  RunUntilComplete(*reactor_, ResolveOnce(&resolver, "mbox1.example", 1, &control));
+  EXPECT_EQ(resolver.threads_started(), 2u);  // asked again, not the old failure
+  RunUntilComplete(*reactor_, WaitForThreadsToEnd(&resolver));
+}
+
+size_t OpenFds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// A resolver that hangs: every login to that host joins its thread and gives up at the
+// timeout, and none may leave its eventfd behind while the thread still runs.
+TEST_F(HostResolverTest, WaitsThatGiveUpOnAHungResolverLeaveNoDescriptorBehind) {
+  HostResolverOptions options;
+  options.lookup = &HeldLookup;
+  options.timeout_ms = 1;
+  HostResolver resolver(options);
+  const size_t before = OpenFds();
+  for (int i = 0; i < 200; ++i) {
+    ConnectControl control;
+    HostAnswer a =
+        RunUntilComplete(*reactor_, ResolveOnce(&resolver, "mbox1.example", 1, &control));
+    ASSERT_EQ(a.error, "name resolution timed out");
+  }
+  EXPECT_LT(OpenFds(), before + 10);
+  EXPECT_EQ(resolver.threads_started(), 1u);
+  g_release = true;
   RunUntilComplete(*reactor_, WaitForThreadsToEnd(&resolver));
 }
 
