@@ -16,7 +16,8 @@ class Exchange {
       : upstream_(upstream),
         settings_(*settings),
         request_(*request),
-        reader_(upstream, settings->line_bytes_max, LineEnding::kLf) {}
+        reader_(upstream, settings->line_bytes_max, LineEnding::kLf),
+        deadline_(Deadline::AfterMs(settings->timeout_ms)) {}
 
   Task<UpstreamLoginOutcome> Run();
 
@@ -29,11 +30,14 @@ class Exchange {
   const UpstreamLoginSettings& settings_;
   const UpstreamLoginRequest& request_;
   BoundedReader reader_;
+  // One for the whole exchange, as for IMAP: a server answering each step just in time
+  // must not hold the login for a timeout per step.
+  const Deadline deadline_;
   UpstreamLoginOutcome outcome_;
 };
 
 Task<Exchange::Answer> Exchange::Ask(std::string command) {
-  const Deadline deadline = Deadline::AfterMs(settings_.timeout_ms);
+  const Deadline deadline = deadline_;
   if (!command.empty()) {
     std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(command.data()),
                                      command.size());

@@ -16,7 +16,7 @@ namespace ringproxy::pop3 {
 
 struct UpstreamLoginSettings {
   bool send_xoip = true;        // Zimbra's XOIP (zimbraReverseProxySendPop3Xoip)
-  int64_t timeout_ms = 30'000;  // each read and write
+  int64_t timeout_ms = 30'000;  // the whole exchange, greeting to the login's answer
   size_t line_bytes_max = 4096;
 };
 

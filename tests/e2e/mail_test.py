@@ -1074,6 +1074,31 @@ def deadlines_before_during_and_after_login():
         check(got == b"* BAD internal server error\r\n", f"dripping upstream: {got!r}")
         check(took < 3, f"the login was held {took:.1f}s by a server that never answered")
         dripper.join(15)
+
+        # POP3: a mailbox server that answers every step, each 0.5 s late (XOIP, USER,
+        # PASS: 1.5 s in all): the 700 ms are the whole login's, not each step's.
+        def slow_pop3():
+            conn, _ = env().silent.accept()
+            try:
+                conn.sendall(b"+OK ready\r\n")
+                f = conn.makefile("rb")
+                while f.readline():
+                    time.sleep(0.5)
+                    conn.sendall(b"+OK\r\n")
+            except OSError:
+                pass
+            conn.close()
+        slow = threading.Thread(target=slow_pop3, daemon=True)
+        slow.start()
+        s = raw(m.pop3)
+        read_until(s, rb"\+OK.*\r\n")
+        start = time.monotonic()
+        s.sendall(b"USER silent@example.com\r\nPASS x\r\n")
+        got = read_to_eof(s, timeout=20)
+        took = time.monotonic() - start
+        check(got.endswith(b"-ERR internal server error\r\n"), f"slow POP3 upstream: {got!r}")
+        check(took < 1.3, f"the POP3 login was held {took:.1f}s, past its 0.7 s")
+        slow.join(15)
         # After: an idle relayed session is closed.
         c = imap_client(m.imap)
         c.login(JOHN, JOHN_PW)
