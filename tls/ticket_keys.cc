@@ -334,7 +334,12 @@ absl::Status InitTicketKeys(const TlsGlobalSettings& settings) {
     // the new secret waits for a restart rather than keep the old one silently.
     if (!settings.ticket_key_file.empty()) {
       absl::StatusOr<std::shared_ptr<const TicketKeys>> now = TicketKeys::Create(settings);
-      if (!now.ok() || !(*now)->SameSecret(*p.keys)) {
+      if (!now.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat("ticket_key_file cannot be read again (",
+                                                          now.status().message(),
+                                                          "); a restart would fail"));
+      }
+      if (!(*now)->SameSecret(*p.keys)) {
         return absl::FailedPreconditionError(
             "ticket_key_file's contents changed: restart to apply");
       }

@@ -109,6 +109,9 @@ class Report:
                     cells.append("-" if m is None else f"{fmt(m)} ({fmt(lo)}–{fmt(hi)})")
                 label = t + (" (L4 relay)" if rows[0].get("layer4") else "")
                 errors = sum(r.get("errors_total", 0) for r in rows)
+                # A run killed or failed before it counted anything has no errors_total.
+                failed = sum(1 for r in rows if not clean(r) and not r.get("errors_total"))
+                errors = f"{errors} ({failed} runs failed)" if failed else str(errors)
                 out.append(f"| {label} | " + " | ".join(cells) + f" | {errors} |")
                 for k in ("target_cpu_us_per_op", "target_cpu_s_per_gib", "rss_per_conn"):
                     if k in keys and med.get((t, k)) is not None and t != "direct":

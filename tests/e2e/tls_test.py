@@ -618,6 +618,12 @@ def a_ticket_key_file_rewritten_in_place_says_it_needs_a_restart():
                   proxy.log_text()[-1500:])
             with tls_connect(port, name(9), ctx, session=session) as s:
                 check(echo_once(s) == b"ping" and s.session_reused, "the old keys were dropped")
+            # A file gone is not reported as changed contents.
+            os.remove(key_file)
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done", count=2)
+            check(re.search(r"warn .*tls: ticket_key_file cannot be read again \(.*\); a "
+                            r"restart would fail", proxy.log_text()), proxy.log_text()[-1500:])
 
 
 @test
