@@ -101,6 +101,9 @@ Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::
     ++stats_.connects;
     IoResult c = co_await Connect(fd.get(), h->config.address.get(), h->config.address.size(),
                                   Deadline::AfterMs(options_.connect_timeout_ms));
+    // Abort() cancels what is in flight; an attempt between two waits stops here (and a
+    // cancelled connect is no failure of the handler's).
+    if (aborted_) co_return Attempt::kDone;
     if (!c.ok()) {
       h->failed_at_ns = MonotonicNowNs();
       ++stats_.handler_failures;
@@ -112,6 +115,7 @@ Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::
   }
   IoResult w =
       co_await SendAll(fd.get(), AsBytes(*request), Deadline::AfterMs(options_.timeout_ms));
+  if (aborted_) co_return Attempt::kDone;
   if (!w.ok()) {
     // A kept connection the service has closed meanwhile: try a fresh one, no penalty.
     if (reused) co_return Attempt::kRetryFresh;
@@ -124,6 +128,7 @@ Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::
   const Deadline read_deadline = Deadline::AfterMs(options_.timeout_ms);
   for (;;) {
     IoResult r = co_await Recv(fd.get(), chunk, read_deadline);
+    if (aborted_) co_return Attempt::kDone;
     // A kept connection that ends (EOF) or is reset before any answer: the service
     // dropped it as the request went out. A lookup only reads, so asking again on a
     // fresh connection is safe; once, since Lookup retries only a reused one.
