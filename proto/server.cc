@@ -137,8 +137,16 @@ void ApplyListenerSocketOptions(const ListenerConfig& was, const ListenerConfig&
 // Runs on one shard's thread: its listeners, its sessions, its pools.
 class ShardServer {
  public:
-  ShardServer(Shard& shard, ShardMetrics* metrics, const RuntimeConfig& runtime)
-      : shard_(shard), metrics_(metrics), runtime_(runtime) {}
+  ShardServer(Shard& shard, ShardMetrics* metrics, const RuntimeConfig& runtime,
+              Router::PeerForget peer_forget)
+      : shard_(shard), metrics_(metrics), runtime_(runtime), peer_forget_(std::move(peer_forget)) {}
+
+  // Another shard's Forget: the current route stack drops these per-core entries.
+  void ForgetHere(const std::vector<std::string>& keys) {
+    if (current_.get() != nullptr && current_->routes != nullptr) {
+      current_->routes->router().ForgetHere(keys);
+    }
+  }
   ~ShardServer() { RP_CHECK(listeners_.empty() && sessions_.empty()); }
 
   absl::Status Init() {
@@ -198,6 +206,7 @@ class ShardServer {
                                    current_.get() != nullptr ? current_->routes : nullptr);
     made->retire_gate = &retire_gate_;
     made->live = &live_snapshots_;
+    if (made->routes != nullptr) made->routes->router().set_peer_forget(peer_forget_);
     live_snapshots_.push_back(made);
     SnapshotRef snapshot(made);
     current_ = snapshot;
@@ -424,6 +433,7 @@ class ShardServer {
   Shard& shard_;
   ShardMetrics* metrics_;
   RuntimeConfig runtime_;
+  Router::PeerForget peer_forget_;
   std::unique_ptr<PipePool> pipes_;
   std::unique_ptr<BufferRing> buffers_;
   IdleSweeper sweeper_;
@@ -448,15 +458,16 @@ struct Server::ShardSlot {
   ShardMetrics metrics;
   ShardServer* live = nullptr;  // read and written only on the shard's own thread
   std::promise<absl::Status> ready;
+  std::atomic<Shard*> shard{nullptr};  // once started: what other shards post to
 };
 
 namespace {
 
 Task<void> ShardMain(Shard* shard, ShardServer** live, std::promise<absl::Status>* ready,
                      ShardMetrics* metrics, RuntimeConfig runtime, ShardUpdate initial,
-                     std::function<void()> on_exit) {
+                     Router::PeerForget peer_forget, std::function<void()> on_exit) {
   {
-    ShardServer server(*shard, metrics, runtime);
+    ShardServer server(*shard, metrics, runtime, std::move(peer_forget));
     absl::Status status = server.Init();
     ready->set_value(status);
     if (status.ok()) {
@@ -563,12 +574,17 @@ absl::Status Server::StartShards(const std::vector<int>& cpus) {
     Server* self = this;
     running_shards_.fetch_add(1);
     absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Start(
-        static_cast<int>(i), cpus[i], options, [slot, initial, runtime, self](Shard& s) {
-          return ShardMain(&s, &slot->live, &slot->ready, &slot->metrics, runtime, initial,
-                           [self] { self->OnShardExit(); });
+        static_cast<int>(i), cpus[i], options, [slot, initial, runtime, self, i](Shard& s) {
+          return ShardMain(
+              &s, &slot->live, &slot->ready, &slot->metrics, runtime, initial,
+              [self, i](std::vector<std::string> keys) {
+                self->ForgetElsewhere(i, std::move(keys));
+              },
+              [self] { self->OnShardExit(); });
         });
     absl::Status status;
     if (shard.ok()) {
+      slot->shard.store(shard->get(), std::memory_order_release);
       shards_.push_back(std::move(*shard));
       status = slot->ready.get_future().get();
     } else {
@@ -618,6 +634,21 @@ absl::Status Server::Reload(ConfigPtr config) {
     });
   }
   return absl::OkStatus();
+}
+
+void Server::ForgetElsewhere(size_t from, std::vector<std::string> keys) {
+  // slots_ is complete before the first shard starts; a shard not started yet has
+  // nothing cached.
+  auto shared = std::make_shared<const std::vector<std::string>>(std::move(keys));
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (i == from) continue;
+    ShardSlot* slot = slots_[i].get();
+    Shard* shard = slot->shard.load(std::memory_order_acquire);
+    if (shard == nullptr) continue;
+    shard->Post([slot, shared] {
+      if (slot->live != nullptr) slot->live->ForgetHere(*shared);
+    });
+  }
 }
 
 int64_t Server::Drain() {

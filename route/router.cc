@@ -328,12 +328,21 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
 }
 
 void Router::Forget(const ResolveResult& result) {
-  if (!result.login_key.empty()) local_.Erase(result.login_key);  // never in memcached
+  std::vector<std::string> keys;
+  if (!result.login_key.empty()) keys.push_back(result.login_key);  // never in memcached
   for (const std::string* k : {&result.alias_key, &result.route_key}) {
     if (k->empty()) continue;
-    local_.Erase(*k);
+    keys.push_back(*k);
     if (memcache_ != nullptr) Spawn(DeleteDetached(*k, writes_.Enter()));
   }
+  ForgetHere(keys);
+  // The other cores' caches hold the same stale route (a moved mailbox): each would
+  // fail one more login before its entry expired.
+  if (peer_forget_ && !keys.empty()) peer_forget_(std::move(keys));
+}
+
+void Router::ForgetHere(const std::vector<std::string>& keys) {
+  for (const std::string& k : keys) local_.Erase(k);
 }
 
 Task<void> Router::Invalidate(std::string account, std::vector<std::string> local_ips) {

@@ -10,6 +10,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,11 @@ class Router {
   // memcached in the background (Drain() waits for that), so that no caller waits on
   // memcached; a later Get of those keys queues behind the deletes.
   void Forget(const ResolveResult& result);
+  // Drops these per-core entries (what another shard's Forget dropped there).
+  void ForgetHere(const std::vector<std::string>& keys);
+  // Forget also sends the keys it dropped here to the other shards (set by the server).
+  using PeerForget = std::function<void(std::vector<std::string> keys)>;
+  void set_peer_forget(PeerForget f) { peer_forget_ = std::move(f); }
   // Drop every cached route and alias of `account`: its memcached keys for the given proxy
   // IPs, and every per-core entry that names it. For an admin API; not wired yet.
   Task<void> Invalidate(std::string account, std::vector<std::string> local_ips);
@@ -150,6 +156,7 @@ class Router {
   Gate writes_;
   bool memcache_ok_ = true;
   RouterStats stats_;
+  PeerForget peer_forget_;
 };
 
 }  // namespace ringproxy

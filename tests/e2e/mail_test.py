@@ -1133,6 +1133,46 @@ def reload_keeps_a_sessions_generation_and_its_route_stack():
 
 
 @test
+def a_route_forgotten_on_one_core_is_forgotten_on_every_core():
+    # A refused login drops the cached route (a moved mailbox): on every core, not only
+    # the one that saw the refusal, or each other core fails one more login on it.
+    with Mail(extra="auth_wait_ms = 0\n", shards=2) as m:
+        def login_and_shard():
+            c = imap_client(m.imap)
+            check(c.login(JOHN, JOHN_PW)[0] == "OK", "login")
+            port = c.sock.getsockname()[1]
+            c.logout()
+            m.proxy.wait_log(rf"\[shard (\d)\] access imap .*client=127\.0\.0\.1:{port} ")
+            shard = re.search(rf"\[shard (\d)\] access imap .*client=127\.0\.0\.1:{port} ",
+                              m.proxy.log_text()).group(1)
+            harness.wait_until(lambda: any(a["client"].endswith(f":{port}")
+                                           for a in m.audit_lines()), what="audit line")
+            route = [a["route"] for a in m.audit_lines() if a["client"].endswith(f":{port}")][0]
+            return shard, route
+
+        served = {}
+        for _ in range(60):  # both cores have the route cached
+            shard, _route = login_and_shard()
+            served[shard] = served.get(shard, 0) + 1
+            if len(served) == 2 and min(served.values()) >= 2:
+                break
+        check(len(served) == 2, f"one core served every login: {served}")
+        c = imap_client(m.imap)
+        try:
+            c.login(JOHN, "Wr0ng-Pw-3")
+        except imaplib.IMAP4.error:
+            pass
+        first = {}
+        for _ in range(60):
+            shard, route = login_and_shard()
+            first.setdefault(shard, route)
+            if len(first) == 2:
+                break
+        check(len(first) == 2, f"one core served every login: {first}")
+        check("local" not in first.values(), f"first route per core after the refusal: {first}")
+
+
+@test
 def reloads_that_keep_the_route_settings_keep_one_route_stack():
     # A log rotation's SIGHUP every hour and IMAP sessions that last days: each
     # generation that a logged-in session held kept its own route stack, with its own
