@@ -141,10 +141,11 @@ class ShardServer {
               Router::PeerForget peer_forget)
       : shard_(shard), metrics_(metrics), runtime_(runtime), peer_forget_(std::move(peer_forget)) {}
 
-  // Another shard's Forget: the current route stack drops these per-core entries.
+  // A Forget on any shard: every route stack still in use here (sessions keep their
+  // generation's) drops these per-core entries.
   void ForgetHere(const std::vector<std::string>& keys) {
-    if (current_.get() != nullptr && current_->routes != nullptr) {
-      current_->routes->router().ForgetHere(keys);
+    for (ShardSnapshot* s : live_snapshots_) {
+      if (s->routes != nullptr) s->routes->router().ForgetHere(keys);
     }
   }
   ~ShardServer() { RP_CHECK(listeners_.empty() && sessions_.empty()); }
@@ -574,12 +575,10 @@ absl::Status Server::StartShards(const std::vector<int>& cpus) {
     Server* self = this;
     running_shards_.fetch_add(1);
     absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Start(
-        static_cast<int>(i), cpus[i], options, [slot, initial, runtime, self, i](Shard& s) {
+        static_cast<int>(i), cpus[i], options, [slot, initial, runtime, self](Shard& s) {
           return ShardMain(
               &s, &slot->live, &slot->ready, &slot->metrics, runtime, initial,
-              [self, i](std::vector<std::string> keys) {
-                self->ForgetElsewhere(i, std::move(keys));
-              },
+              [self](std::vector<std::string> keys) { self->ForgetEverywhere(std::move(keys)); },
               [self] { self->OnShardExit(); });
         });
     absl::Status status;
@@ -636,12 +635,11 @@ absl::Status Server::Reload(ConfigPtr config) {
   return absl::OkStatus();
 }
 
-void Server::ForgetElsewhere(size_t from, std::vector<std::string> keys) {
+void Server::ForgetEverywhere(std::vector<std::string> keys) {
   // slots_ is complete before the first shard starts; a shard not started yet has
-  // nothing cached.
+  // nothing cached. The sender too: its stacks of other generations.
   auto shared = std::make_shared<const std::vector<std::string>>(std::move(keys));
   for (size_t i = 0; i < slots_.size(); ++i) {
-    if (i == from) continue;
     ShardSlot* slot = slots_[i].get();
     Shard* shard = slot->shard.load(std::memory_order_acquire);
     if (shard == nullptr) continue;

@@ -59,8 +59,9 @@ class Server {
   absl::StatusOr<std::vector<std::vector<std::pair<std::string, int>>>> BindNewListeners(
       const Config& config);
   void OnShardExit();
-  // A shard's router forgot these keys (a refused login): the other shards drop them too.
-  void ForgetElsewhere(size_t from, std::vector<std::string> keys);
+  // A shard's router forgot these keys (a refused login): every shard's route stacks
+  // drop them too.
+  void ForgetEverywhere(std::vector<std::string> keys);
 
   ConfigPtr config_;
   RuntimeConfig runtime_;

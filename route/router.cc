@@ -329,15 +329,35 @@ Task<ResolveResult> Router::ResolveUncached(const ResolveRequest* request,
 
 void Router::Forget(const ResolveResult& result) {
   std::vector<std::string> keys;
+  std::vector<std::string> shared_keys;                             // also in memcached
   if (!result.login_key.empty()) keys.push_back(result.login_key);  // never in memcached
   for (const std::string* k : {&result.alias_key, &result.route_key}) {
     if (k->empty()) continue;
     keys.push_back(*k);
-    if (memcache_ != nullptr) Spawn(DeleteDetached(*k, writes_.Enter()));
+    shared_keys.push_back(*k);
   }
   ForgetHere(keys);
-  // The other cores' caches hold the same stale route (a moved mailbox): each would
-  // fail one more login before its entry expired.
+  if (memcache_ != nullptr && !shared_keys.empty()) {
+    Spawn(DeleteThenTellPeers(std::move(shared_keys), std::move(keys), writes_.Enter()));
+  } else {
+    TellPeers(std::move(keys));
+  }
+}
+
+Task<void> Router::DeleteThenTellPeers(std::vector<std::string> shared_keys,
+                                       std::vector<std::string> keys, Gate::Holder /*holder*/) {
+  for (std::string& k : shared_keys) {
+    McReply r = co_await memcache_->Delete(std::move(k));
+    NoteMemcacheState(r.ok());
+  }
+  // Only now: another core told earlier could fetch the old route from memcached
+  // before the delete landed, and keep it for local_ttl_ms.
+  TellPeers(std::move(keys));
+}
+
+void Router::TellPeers(std::vector<std::string> keys) {
+  // Every core's caches hold the same stale route (a moved mailbox): each would fail
+  // one more login before its entry expired.
   if (peer_forget_ && !keys.empty()) peer_forget_(std::move(keys));
 }
 

@@ -106,7 +106,8 @@ class Router {
   void Forget(const ResolveResult& result);
   // Drops these per-core entries (what another shard's Forget dropped there).
   void ForgetHere(const std::vector<std::string>& keys);
-  // Forget also sends the keys it dropped here to the other shards (set by the server).
+  // Forget also sends the keys it dropped to every shard, this one included (its other
+  // generations' stacks), once memcached has deleted them (set by the server).
   using PeerForget = std::function<void(std::vector<std::string> keys)>;
   void set_peer_forget(PeerForget f) { peer_forget_ = std::move(f); }
   // Drop every cached route and alias of `account`: its memcached keys for the given proxy
@@ -147,6 +148,9 @@ class Router {
   std::string RouteKeyForKeyName(const ResolveRequest& r, std::string_view key_name) const;
   Task<void> AddDetached(std::string key, std::string value, Gate::Holder holder);
   Task<void> DeleteDetached(std::string key, Gate::Holder holder);
+  Task<void> DeleteThenTellPeers(std::vector<std::string> shared_keys,
+                                 std::vector<std::string> keys, Gate::Holder holder);
+  void TellPeers(std::vector<std::string> keys);
 
   RouterOptions options_;
   MemcacheClient* memcache_;

@@ -1173,6 +1173,37 @@ def a_route_forgotten_on_one_core_is_forgotten_on_every_core():
 
 
 @test
+def a_route_forgotten_in_an_old_generation_is_forgotten_in_the_new_one():
+    # A session from before a reload that changed the route settings refuses a login in
+    # its generation's route stack: the new generation's stack, which the logins after
+    # the reload filled, must drop the route too (the same core, another stack).
+    with Mail(extra="auth_wait_ms = 0\n", lookup_timeout_ms=3000) as m:
+        old = raw(m.imap)
+        read_until(old, rb"\* OK .*\r\n")
+        m.proxy.write_config(m.config.replace("timeout_ms = 3000", "timeout_ms = 3001"))
+        m.proxy.signal(1)
+        m.proxy.wait_log(r"reload done")
+
+        def login_route():
+            c = imap_client(m.imap)
+            check(c.login(JOHN, JOHN_PW)[0] == "OK", "login")
+            port = c.sock.getsockname()[1]
+            c.logout()
+            harness.wait_until(lambda: any(a["client"].endswith(f":{port}")
+                                           for a in m.audit_lines()), what="audit line")
+            return [a["route"] for a in m.audit_lines() if a["client"].endswith(f":{port}")][0]
+
+        login_route()
+        check(login_route() == "local", "the new generation did not cache the route")
+        old.sendall(f'w LOGIN "{JOHN}" "Wr0ng-Pw-4"\r\n'.encode())
+        check(b"w NO" in read_until(old, rb"w (OK|NO|BAD).*\r\n", timeout=10), "refusal")
+        old.close()
+        time.sleep(0.2)  # the other stacks are told once memcached has deleted the keys
+        route = login_route()
+        check(route != "local", f"the new generation kept the forgotten route: {route}")
+
+
+@test
 def reloads_that_keep_the_route_settings_keep_one_route_stack():
     # A log rotation's SIGHUP every hour and IMAP sessions that last days: each
     # generation that a logged-in session held kept its own route stack, with its own
