@@ -49,6 +49,11 @@ idle_timeout_ms = {idle_ms}
 """
 
 
+def limited(text, sessions=1):
+    """The config with each shard limited to `sessions` sessions; more wait in the backlog."""
+    return text.replace("[runtime]\n", f"[runtime]\nmax_connections_per_shard = {sessions}\n")
+
+
 def tcp_listener(name, port):
     """One more [[listener]] to the "backend" upstream, for config(extra_listeners=)."""
     return f"""
@@ -558,14 +563,12 @@ def a_tunnel_of_a_removed_listener_ends_at_the_drain_deadline():
     # As at SIGTERM: a reload that removes a listener gives its sessions
     # runtime.drain_timeout_ms, then closes them, also the one its backlog held; a kept
     # listener's session lives on.
-    def limited(text):  # one shard of two sessions: a third connection waits in the backlog
-        return text.replace("[runtime]\n", "[runtime]\nmax_connections_per_shard = 2\n")
-
     with ThreadedServer(echo_handler) as up:
         port, port2 = free_port(), free_port()
         second = tcp_listener("tcp-second", port2)
+        # One shard of two sessions: a third connection waits in the backlog.
         with Proxy(limited(config(port, [up.port], shards=1, drain_ms=1500,
-                                  extra_listeners=second))) as proxy:
+                                  extra_listeners=second), 2)) as proxy:
             kept = connect(port)
             check_echo_on(kept, b"kept")
             doomed = connect(port2)
@@ -573,7 +576,7 @@ def a_tunnel_of_a_removed_listener_ends_at_the_drain_deadline():
             queued = connect(port2)
             queued.sendall(b"queued")
             time.sleep(0.3)
-            proxy.write_config(limited(config(port, [up.port], shards=1, drain_ms=1500)))
+            proxy.write_config(limited(config(port, [up.port], shards=1, drain_ms=1500), 2))
             start = time.monotonic()
             proxy.signal(signal.SIGHUP)
             proxy.wait_log(r"reload done: 1 listeners")
@@ -597,9 +600,6 @@ def a_removed_listeners_backlog_is_held_to_the_deadline_even_when_it_has_passed(
     # With drain_timeout_ms = 0 the deadline has passed before the removed listener's
     # accept loop serves its backlog: those sessions are stopped too, not left to run
     # until their idle timeout.
-    def limited(text):
-        return text.replace("[runtime]\n", "[runtime]\nmax_connections_per_shard = 1\n")
-
     with ThreadedServer(echo_handler) as up:
         port, port2 = free_port(), free_port()
         second = tcp_listener("tcp-second", port2)
@@ -631,9 +631,6 @@ def the_connection_limit_counts_every_listeners_sessions():
     # runtime.max_connections_per_shard is per shard, not per listener: with one slot, a
     # client of a second listener waits in the backlog while the first one is served
     # (that listener's accept was armed before the slot was taken).
-    def limited(text):
-        return text.replace("[runtime]\n", "[runtime]\nmax_connections_per_shard = 1\n")
-
     with ThreadedServer(echo_handler) as up:
         port, port2 = free_port(), free_port()
         second = tcp_listener("tcp-second", port2)
