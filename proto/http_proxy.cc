@@ -369,7 +369,8 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   }
   // The mail mode's redirect, else the virtual server of req_, its rewrites and the location:
   // target_, server_, group_index_, upstream_timeout_ms_, route_by_user_, location_,
-  // redirect_status_ and redirect_to_. 0, or the status to answer (400: no server for Host).
+  // redirect_status_ and redirect_to_; dot segments removed from the path first. 0, or the
+  // status to answer (400: no server for Host, or a ".." past the root).
   int ChooseRoute();
   // The location's node_from_path: pins the server the path names; 404 for none.
   int PinNode();
@@ -770,6 +771,17 @@ int HttpSession::ChooseRoute() {
              req_.target.find('/', req_.target.find("://") + 3) == std::string_view::npos) {
     // "OPTIONS http://host": an empty path is the server itself, "*" (RFC 9112 §3.2.4).
     target_ = "*";
+  }
+  std::string without_dots;
+  switch (http::RemoveDotSegments(target_, &without_dots)) {
+    case http::DotSegments::kNone:
+      break;
+    case http::DotSegments::kRemoved:
+      target_buf_ = std::move(without_dots);
+      target_ = target_buf_;
+      break;
+    case http::DotSegments::kAboveRoot:
+      return 400;
   }
   if (settings_->mail_mode != http::MailMode::kBoth) {
     http::ModeRedirect m =

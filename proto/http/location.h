@@ -2,8 +2,9 @@
 // an exact match ("= /path") wins; otherwise the regular expressions (RE2, searched
 // unanchored as nginx's "~"; "~*" ignores case) are tried in the order they were
 // added and the first that matches wins; otherwise the longest matching prefix; else
-// none (-1). The path is the target's path part, before any '?', as sent (not
-// percent-decoded). RE2 runs in time linear in the path, whatever the pattern.
+// none (-1). The path is the target's path part, before any '?', without dot segments
+// (RemoveDotSegments), otherwise as sent (not percent-decoded). RE2 runs in time linear
+// in the path, whatever the pattern.
 #pragma once
 
 #include <memory>
@@ -49,5 +50,13 @@ class LocationMatcher {
 // The path part of a request target: before '?' (origin-form), after the authority
 // (absolute-form).
 std::string_view TargetPath(std::string_view target);
+
+enum class DotSegments : uint8_t { kNone, kRemoved, kAboveRoot };
+
+// An origin-form target with its path's "." and ".." segments (also written with %2e)
+// removed as RFC 3986 §5.2.4 removes them, so that locations and user routes judge the
+// path the upstream resolves: "/home/a/../b/x?q" is "/home/b/x?q". kRemoved sets `*out`;
+// kAboveRoot is a ".." past the root ("/../x"), which nginx also refuses with 400.
+DotSegments RemoveDotSegments(std::string_view target, std::string* out);
 
 }  // namespace ringproxy::http

@@ -1557,6 +1557,9 @@ server = "outside"
                     # Absolute-form targets: the path and query after the authority.
                     ("http://mail.example.com/home/bob/x", {}, b),
                     ("http://mail.example.com/EWS/Exchange.asmx?User=alice", {}, a),
+                    # The path the mailbox resolves decides, not the one typed.
+                    ("/home/alice/../bob/x", {}, b),
+                    ("/home/bob/%2e%2E/alice/x", {}, a),
                 ]
                 for path, headers, want in cases:
                     for origin in (a, b):
@@ -1570,6 +1573,8 @@ server = "outside"
                         conn.close()
                     check(len(want.heads()) == 3 and not (b if want is a else a).heads(),
                           f"{path}: went to the wrong server")
+                    line = want.heads()[0].split(b"\r\n")[0]
+                    check(b"/.." not in line and b"%2e" not in line, f"{path}: sent as {line}")
                 # No user, a user the service does not know, a route outside the group: the
                 # balancer decides, and nothing reaches the server outside it.
                 for path in ("/", "/home/nobody/", "/home/carol/"):
@@ -1814,13 +1819,25 @@ upstream = "c"
                     ("mail.example.com", "/index.html", a), ("mail.example.com", "/service/soap", b),
                     ("mail.example.com", "/home/u/inbox", c), ("mail.example.com", "/dav/u/", c),
                     ("mail.example.com", "/EWS/Exchange.asmx", b), ("mail.example.org", "/x", a),
-                    ("x.other.test", "/service/soap", c), ("unknown.test", "/y", a)]:
+                    ("x.other.test", "/service/soap", c), ("unknown.test", "/y", a),
+                    # Locations see the path without dot segments, as the origin does.
+                    ("mail.example.com", "/home/../service/soap", b),
+                    ("mail.example.com", "/service/%2E%2e/home/u/", c)]:
                 for o in (a, b, c):
                     o.clear()
                 r = ask(host, path)
                 check(r.status == 404, f"{host}{path}: {r.status}")
                 got = [o for o in (a, b, c) if o.heads()]
                 check(got == [want], f"{host}{path} went to the wrong group")
+            for o in (a, b, c):
+                o.clear()
+            ask("mail.example.com", "/home/./../service/x/..?q=/../")
+            check([h.split(b"\r\n")[0] for h in b.heads()] == [b"GET /service/?q=/../ HTTP/1.1"],
+                  f"sent as {b.heads()}")
+            b.clear()
+            r = ask("mail.example.com", "/service/../../etc/passwd")
+            check(r.status == 400, f"a '..' past the root: {r.status}")
+            check(not (a.heads() or b.heads() or c.heads()), "a '..' past the root was sent on")
             r = ask("mail.example.com", "/")
             check(r.status == 302 and r.field("location") == "https://mail.example.com/login",
                   r.head)

@@ -3,6 +3,8 @@
 #include "proto/http/location.h"
 
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "gtest/gtest.h"
 
@@ -50,6 +52,45 @@ TEST(LocationTest, TargetPaths) {
   EXPECT_EQ(TargetPath("http://h"), "/");
   EXPECT_EQ(TargetPath("http://h?q"), "/");
   EXPECT_EQ(TargetPath("*"), "*");
+}
+
+// The path as dot segments leave it, or "unchanged" / "above root".
+std::string WithoutDots(std::string_view target) {
+  std::string out;
+  switch (RemoveDotSegments(target, &out)) {
+    case DotSegments::kNone:
+      return "unchanged";
+    case DotSegments::kAboveRoot:
+      return "above root";
+    case DotSegments::kRemoved:
+      return out;
+  }
+  return "?";
+}
+
+TEST(LocationTest, DotSegmentsAreRemovedAsRfc3986Says) {
+  const std::pair<std::string_view, std::string_view> cases[] = {
+      {"/home/alice/../bob/x", "/home/bob/x"},
+      {"/a/./b?q=/../", "/a/b?q=/../"},  // the query is not a path
+      {"/a/b/..", "/a/"},
+      {"/a/b/.", "/a/b/"},
+      {"/a/../", "/"},
+      {"/.", "/"},
+      {"/a/..", "/"},
+      {"/a//../b", "/a/b"},  // an empty segment is a segment
+      {"/x/%2e%2E/admin/", "/admin/"},
+      {"/x/.%2e/y", "/y"},
+      {"/x/%2e/y", "/x/y"},
+      {"/..", "above root"},
+      {"/a/../../b", "above root"},
+      {"/%2e%2e/b", "above root"},
+  };
+  for (const auto& [target, want] : cases) EXPECT_EQ(WithoutDots(target), want) << target;
+  // Names with dots, and paths without dot segments, stay as they are.
+  for (std::string_view t : {"/.well-known/x", "/a/.../b", "/a/..b/", "/a/b..", "/file.txt",
+                             "/%2f/x", "/%2e%2e%2e/", "/", "*", "/a?/../"}) {
+    EXPECT_EQ(WithoutDots(t), "unchanged") << t;
+  }
 }
 
 }  // namespace
