@@ -69,6 +69,8 @@ class PlainStream final : public ByteStream {
 
   // See RecvStream::WatchEnd.
   void WatchPeerEnd(PeerEndObserver* observer) { recv_.WatchEnd(observer); }
+  // See RecvStream::ShortenWait: a Fill() waiting now (directly or under TLS) ends by `d`.
+  void ShortenWait(Deadline d) { recv_.ShortenWait(d); }
   // Appends what was received and not consumed to *out when it is at most `max`
   // bytes; false (nothing appended) if more.
   bool CopyBuffered(size_t max, std::string* out) const;

@@ -125,6 +125,12 @@ void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
   self->Wake();
 }
 
+void RecvStream::ShortenWait(Deadline d) {
+  if (!waiter_ || !(d < waiter_deadline_)) return;
+  waiter_deadline_ = d;
+  CoverDeadline(d);
+}
+
 void RecvStream::WatchEnd(PeerEndObserver* observer) {
   end_observer_ = observer;
   // A paused stream (its owner read the socket itself, as a splice does) sees no end:

@@ -104,6 +104,9 @@ class RecvStream final : private Completion, private BufferWaiter {
   // A paused stream with nothing untaken is armed again to see the end; one that holds
   // untaken bytes, or finds the ring empty, stays paused and tells nothing.
   void WatchEnd(PeerEndObserver* observer);
+  // Brings a waiting Next()'s deadline forward to `d`; nothing when none waits or its
+  // deadline comes first.
+  void ShortenWait(Deadline d);
 
   bool armed() const { return armed_; }
   bool aborted() const { return aborted_; }

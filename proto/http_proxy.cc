@@ -311,8 +311,15 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
 
   void Drain() override {
     draining_ = true;
+    if (!idle_) return;
     // Between requests nothing is lost by closing now.
-    if (idle_) down_->Abort();
+    if (requests_ > 0) {
+      down_->Abort();
+      return;
+    }
+    // A connection accepted before the drain may have its first request on the way: it
+    // is awaited a linger's time, as for one served from the backlog during the drain.
+    client_.ShortenWait(Deadline::AfterMs(kLingerMs));
   }
 
   Task<void> Run();

@@ -1032,6 +1032,45 @@ def drain_closes_idle_keep_alive_connections_and_finishes_busy_ones():
 
 
 @test
+def drain_answers_the_first_request_of_a_connection_accepted_before_it():
+    # Accepted before SIGTERM, its first request sent after: it was on its way, and is
+    # answered (a connection that sends nothing is closed after a linger, not kept).
+    # Over HTTPS too: there the wait is under TLS, after the handshake.
+    import ssl
+    from tls_env import name, pki
+    d = pki()
+    ctx = ssl.create_default_context(cafile=f"{d}/ca.pem")
+    for protocol in ("http", "https"):
+        port = free_port()
+
+        def open_one():
+            s = connect(port)
+            return ctx.wrap_socket(s, server_hostname=name(3)) if protocol == "https" else s
+        with Origin() as origin:
+            tls = https_tables(d) if protocol == "https" else ""
+            p = Proxy(config(port, [origin.port], drain_ms=10000, protocol=protocol, tls=tls))
+            fresh = open_one()
+            silent = open_one()
+            time.sleep(0.3)  # both accepted: their sessions wait for a first request
+            start = time.monotonic()
+            p.signal(signal.SIGTERM)
+            time.sleep(0.3)  # the drain has reached the sessions
+            try:
+                fresh.sendall(get(port, "/size/3"))
+                r = ClientReader(fresh).response()
+            except OSError as e:
+                r = e
+            check(not isinstance(r, OSError) and r is not None and r.status == 200 and
+                  r.body == pattern(3) and r.field("connection") == "close",
+                  f"{protocol}: the first request was lost: {r}")
+            check(ClientReader(silent).eof(timeout=5), f"{protocol}: the silent one was kept")
+            check(p.wait_exit(timeout=15) == 0, "exit code")
+            took = time.monotonic() - start
+            check(took < 5, f"{protocol}: the drain waited {took:.1f}s for a silent connection")
+            p.stop()
+
+
+@test
 def a_listeners_upstream_keepalive_holds_when_another_filled_the_pool():
     # Two listeners share an upstream group, with 64 and 2 idle connections allowed: the
     # pool of that server is one, and the second listener's returns trim it to its 2.
