@@ -77,9 +77,10 @@ void BufferRing::Return(uint16_t id) {
   io_uring_buf_ring_add(ring_, base_ + size_t{id} * size_, size_, id,
                         io_uring_buf_ring_mask(count_), 0);
   io_uring_buf_ring_advance(ring_, 1);
-  while (BufferWaiter* w = waiters_.PopFront()) {
-    if (w->OnBuffersAvailable()) break;
-  }
+  // Every waiter receives again: one whose peer is silent takes no buffer, so waking
+  // only the first could leave one with data waiting for the next return. Those that
+  // lose the race meet the empty ring again and wait once more.
+  while (BufferWaiter* w = waiters_.PopFront()) w->OnBuffersAvailable();
 }
 
 void BufferRing::NoteEmpty() {

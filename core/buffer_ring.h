@@ -29,9 +29,8 @@ class BufferRing;
 // Something waiting for buffers to come back after ENOBUFS.
 class BufferWaiter : public IntrusiveNode<BufferWaiter> {
  public:
-  // A buffer came back. Returns whether the waiter took the wake-up (re-armed); if
-  // not, the next waiter gets it.
-  virtual bool OnBuffersAvailable() = 0;
+  // A buffer came back (every waiter is told, once).
+  virtual void OnBuffersAvailable() = 0;
 
  protected:
   ~BufferWaiter() = default;

@@ -111,6 +111,12 @@ void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
     self->terminal_ = 0;
   } else if (res == -ENOBUFS) {
     self->ring_.NoteEmpty();
+    // An end watcher with no consumer waiting must still see the FIN (a session busy
+    // elsewhere); not after a pause or stop was asked for (was_cancelling).
+    if (!self->waiter_ && self->end_observer_ != nullptr && !self->HasData() && !was_cancelling &&
+        !self->aborted_) {
+      self->ring_.WaitForBuffers(self);
+    }
   } else if (res == -ECANCELED) {
     // Our own pause or stop: Next() re-arms unless aborted. Someone else's cancel
     // (the owner's CancelFd) wakes the waiter with -ECANCELED; the stream stays usable.
@@ -133,11 +139,19 @@ void RecvStream::ShortenWait(Deadline d) {
 
 void RecvStream::WatchEnd(PeerEndObserver* observer) {
   end_observer_ = observer;
+  if (observer == nullptr) {
+    if (!waiter_) ring_.CancelWait(this);
+    return;
+  }
   // A paused stream (its owner read the socket itself, as a splice does) sees no end:
-  // receive again, as a Next() would.
-  if (observer != nullptr && !armed_ && !aborted_ && !waiter_ && terminal_ == kNoTerminal &&
-      !cancelled_externally_ && !HasData() && !ring_.exhausted()) {
-    Arm();
+  // receive again, as a Next() would, or once a buffer comes back.
+  if (!armed_ && !aborted_ && !waiter_ && terminal_ == kNoTerminal && !cancelled_externally_ &&
+      !HasData()) {
+    if (ring_.exhausted()) {
+      ring_.WaitForBuffers(this);
+    } else {
+      Arm();
+    }
   }
   MaybeTellEnd();
 }
@@ -201,10 +215,9 @@ void RecvStream::Wake() {
   h.resume();
 }
 
-bool RecvStream::OnBuffersAvailable() {
-  if (armed_ || aborted_ || !waiter_ || terminal_ != kNoTerminal) return false;
-  Arm();
-  return true;
+void RecvStream::OnBuffersAvailable() {
+  if (armed_ || aborted_ || terminal_ != kNoTerminal) return;
+  if (waiter_ || (end_observer_ != nullptr && !HasData())) Arm();
 }
 
 bool RecvStream::NextAwaiter::await_ready() {
@@ -309,6 +322,7 @@ void RecvStream::MaybeFinishWait() {
 }
 
 Task<void> RecvStream::Pause() {
+  ring_.CancelWait(this);  // a watched end waiting for buffers: the owner reads now
   RequestCancel();
   if (armed_) {
     struct QuietAwaiter {

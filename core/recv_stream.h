@@ -10,8 +10,8 @@
 //  - once the spill holds `spill_bytes` (or at once when spill_bytes is 0) the
 //    multishot is paused: further bytes wait in the kernel until the consumer asks.
 // ENOBUFS (ring empty) re-arms when a buffer comes back, and only a stream whose
-// consumer is waiting asks for that wake-up, so a returned buffer never goes to a
-// stream nobody reads.
+// consumer is waiting, or whose end is watched, asks for that wake-up, so a returned
+// buffer never goes to a stream nobody reads.
 //
 // Abort() is sticky: nothing re-arms afterwards and Next() returns -ECANCELED.
 // Stop() must be awaited before destruction: the kernel holds a pointer to us.
@@ -101,8 +101,9 @@ class RecvStream final : private Completion, private BufferWaiter {
   Task<void> Stop();
 
   // One observer at most (nullptr: none); told at once when the end has already come.
-  // A paused stream with nothing untaken is armed again to see the end; one that holds
-  // untaken bytes, or finds the ring empty, stays paused and tells nothing.
+  // A paused stream with nothing untaken is armed again to see the end (when the ring
+  // is empty, once a buffer comes back); one that holds untaken bytes stays paused and
+  // tells nothing.
   void WatchEnd(PeerEndObserver* observer);
   // Brings a waiting Next()'s deadline forward to `d`; nothing when none waits or its
   // deadline comes first.
@@ -136,7 +137,7 @@ class RecvStream final : private Completion, private BufferWaiter {
   void RemoveTimer();
   void MaybeFinishWait();
   void MaybeTellEnd();
-  bool OnBuffersAvailable() override;
+  void OnBuffersAvailable() override;
   static void OnCqe(Completion* c, int32_t res, uint32_t flags);
   static void OnTimer(Completion* c, int32_t res, uint32_t flags);
 

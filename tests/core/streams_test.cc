@@ -412,6 +412,102 @@ TEST_P(StreamsTest, AReturnedBufferWakesOnlyAStreamWhoseConsumerWaits) {
   held.clear();
 }
 
+// Awaits `next`, lets its buffer go, waits for the gate's tasks and stops both streams:
+// the status `next` ended with.
+Task<int> StatusThenStop(RecvStream::NextAwaiter next, Gate* gate, RecvStream* a, RecvStream* b) {
+  int status = 0;
+  {
+    Received got = co_await next;
+    status = got.status.res;
+  }
+  co_await gate->Wait();
+  co_await a->Stop();
+  co_await b->Stop();
+  co_return status;
+}
+
+// With the ring empty, S's consumer waits first (its peer is silent) and D's second
+// (its peer has sent a byte). One buffer comes back: S's receive takes no buffer, so
+// D must be woken too, not left waiting for another return.
+Task<int> ASilentWaiterAheadOfOneWithData(BufferRing* ring, int fd_s, int fd_d, int peer_d,
+                                          std::vector<ProvidedBuffer>* held) {
+  RecvStream silent(*ring, fd_s);
+  RecvStream d(*ring, fd_d);
+  Gate gate;
+  auto wait_silent = [](Gate::Holder, RecvStream* s) -> Task<void> {
+    Received r = co_await s->Next(Deadline::AfterMs(1200));
+    EXPECT_EQ(r.status.res, -ETIMEDOUT);
+  };
+  Spawn(wait_silent(gate.Enter(), &silent));
+  EXPECT_EQ(send(peer_d, "x", 1, 0), 1);
+  auto give_back = [](Gate::Holder, std::vector<ProvidedBuffer>* held) -> Task<void> {
+    co_await Sleep(Deadline::AfterMs(50));
+    held->pop_back();
+  };
+  Spawn(give_back(gate.Enter(), held));
+  const int result = co_await StatusThenStop(d.Next(Deadline::AfterMs(1000)), &gate, &silent, &d);
+  co_return result;
+}
+
+TEST_P(StreamsTest, ASilentWaiterDoesNotSwallowAReturnedBuffer) {
+  auto ring = Ring(4, 1024);
+  auto [peer_s, fd_s] = testing::TcpPair();
+  auto [peer_d, fd_d] = testing::TcpPair();
+  std::vector<ProvidedBuffer> held;
+  HoldAll(*reactor_, ring.get(), &held);
+  const int r = RunUntilComplete(
+      *reactor_,
+      ASilentWaiterAheadOfOneWithData(ring.get(), fd_s.get(), fd_d.get(), peer_d.get(), &held));
+  EXPECT_EQ(r, 1) << "the returned buffer went to the silent stream only";
+  held.clear();
+}
+
+struct EndTold : PeerEndObserver {
+  void OnPeerEnded(bool) override { told = true; }
+  bool told = false;
+};
+
+// The peer's FIN meets the empty ring while only an end watcher listens (the session is
+// busy elsewhere): once a buffer comes back, the end is still told. `paused`: the stream
+// was paused (as for a splice) before the watch began, so WatchEnd finds the ring empty.
+Task<bool> EndWatchedWhileTheRingIsEmpty(BufferRing* ring, int fd, int peer, bool paused,
+                                         std::vector<ProvidedBuffer>* held) {
+  RecvStream s(*ring, fd);
+  EXPECT_EQ(send(peer, "x", 1, 0), 1);
+  Received first = co_await s.Next(Deadline::AfterMs(2000));
+  EXPECT_EQ(first.status.res, 1);
+  held->push_back(std::move(first.buffer));  // the last free buffer: the ring is empty
+  if (paused) co_await s.Pause();
+  EndTold seen;
+  s.WatchEnd(&seen);
+  const uint64_t empty_before = ring->empty_events();
+  shutdown(peer, SHUT_WR);
+  co_await Sleep(Deadline::AfterMs(30));
+  if (!paused) {
+    EXPECT_GT(ring->empty_events(), empty_before) << "the FIN did not meet the ring";
+  }
+  EXPECT_FALSE(seen.told);
+  held->pop_back();
+  co_await Sleep(Deadline::AfterMs(100));
+  s.WatchEnd(nullptr);
+  co_await s.Stop();
+  co_return seen.told;
+}
+
+TEST_P(StreamsTest, AFinWhileTheRingIsEmptyIsStillTold) {
+  for (const bool paused : {false, true}) {
+    auto ring = Ring(4, 1024);
+    auto [peer, fd] = testing::TcpPair();
+    std::vector<ProvidedBuffer> held;
+    HoldAll(*reactor_, ring.get(), &held);
+    held.pop_back();  // one free buffer, for the first byte
+    EXPECT_TRUE(RunUntilComplete(
+        *reactor_, EndWatchedWhileTheRingIsEmpty(ring.get(), fd.get(), peer.get(), paused, &held)))
+        << (paused ? "paused: " : "") << "the end was not told";
+    held.clear();
+  }
+}
+
 // A pause (the consumer was busy, the stream cancelled its multishot) must not leave a
 // consumer that starts waiting while the cancel is still in flight without a receive:
 // when the cancel completes, the stream arms again. Deterministic order: A's byte and
@@ -438,12 +534,7 @@ Task<int> WaitWhileAPauseIsInFlight(BufferRing* ring, int a_fd, int a_peer, int 
   Received first = co_await a.Next(Deadline::AfterMs(2000));
   EXPECT_EQ(first.status.res, 1);
   first = Received();
-  Received second = co_await a.Next(Deadline::AfterMs(1000));
-  const int result = second.status.res;
-  second = Received();
-  co_await gate.Wait();
-  co_await a.Stop();
-  co_await b.Stop();
+  const int result = co_await StatusThenStop(a.Next(Deadline::AfterMs(1000)), &gate, &a, &b);
   co_return result;
 }
 
