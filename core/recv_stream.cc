@@ -113,9 +113,14 @@ void RecvStream::OnCqe(Completion* c, int32_t res, uint32_t flags) {
     self->ring_.NoteEmpty();
     // An end watcher with no consumer waiting must still see the FIN (a session busy
     // elsewhere); not after a pause or stop was asked for (was_cancelling).
+    // The CQE can be stale (a buffer came back since): then receive again at once.
     if (!self->waiter_ && self->end_observer_ != nullptr && !self->HasData() && !was_cancelling &&
-        !self->aborted_) {
-      self->ring_.WaitForBuffers(self);
+        !self->aborted_ && self->terminal_ == kNoTerminal) {
+      if (self->ring_.exhausted()) {
+        self->ring_.WaitForBuffers(self);
+      } else if (!self->armed_) {
+        self->Arm();
+      }
     }
   } else if (res == -ECANCELED) {
     // Our own pause or stop: Next() re-arms unless aborted. Someone else's cancel
