@@ -81,7 +81,8 @@ bool IsFieldValue(std::string_view v) {
 
 // 1*DIGIT without overflow; false for anything else.
 bool ParseDecimal(std::string_view s, uint64_t* out) {
-  if (s.empty() || s.size() > 19) return false;  // 19 digits always fit in 63 bits
+  // 18 digits always fit in 63 bits (19 may not): a length is also read as an int64_t.
+  if (s.empty() || s.size() > 18) return false;
   uint64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return false;
