@@ -653,15 +653,21 @@ Task<int> HttpSession::AcquireOnce(bool allow_pooled, int* handshake_failed) {
   UpstreamBalancer* b = balancer();
   const UpstreamGroupConfig& group = b->config();
   UpstreamPlan plan;
-  MakePlan(b, peer_, &plan);
+  const int64_t now = MonotonicNowNs();
   if (pin_only_) {
     plan.servers[0] = static_cast<uint32_t>(pinned_);
     plan.size = 1;
-  } else if (pinned_ >= 0 && !(b->IsDown(static_cast<uint32_t>(pinned_), MonotonicNowNs()) &&
-                               plan.size > 0 && !b->IsDown(plan.servers[0], MonotonicNowNs()))) {
-    // The user's server first; the balancer's order after it, should it fail. Not when
-    // passive health marked it down while the balancer has a live one: those go first.
-    PinFirst(&plan, static_cast<uint32_t>(pinned_));
+  } else if (pinned_ >= 0 && !b->IsDown(static_cast<uint32_t>(pinned_), now)) {
+    // The user's server first, the others after it should it fail: no balancing
+    // decision, so no round-robin turn is used up (the next unrouted request's pick
+    // is the one it would have been).
+    plan.size = b->PlanFrom(static_cast<uint32_t>(pinned_), now, plan.servers);
+  } else {
+    MakePlan(b, peer_, &plan);
+    // A user's server marked down goes first only when every server is.
+    if (pinned_ >= 0 && plan.size > 0 && b->IsDown(plan.servers[0], now)) {
+      PinFirst(&plan, static_cast<uint32_t>(pinned_));
+    }
   }
   if (!failed_servers_.empty()) {
     // Servers that failed this request already are not tried again for it.

@@ -34,37 +34,67 @@ int UpstreamBalancer::PickRoundRobin(int64_t now_ns) {
 
 int UpstreamBalancer::PickLeastConn(int64_t now_ns) {
   // Fewest connections per unit of weight (compared as active_a * w_b < active_b * w_a);
-  // ties go round-robin from a rotating start.
-  const size_t n = state_.size();
-  const size_t start = next_++ % n;
-  int best = -1;
-  for (size_t k = 0; k < n; ++k) {
-    const size_t i = (start + k) % n;
+  // ties by smooth weighted round-robin among the tied, so weights count when nothing
+  // overlaps (every server at 0).
+  const auto load_cmp = [&](size_t a, size_t b) {
+    const uint64_t lhs =
+        uint64_t{state_[a].active} * static_cast<uint64_t>(config_->servers[b].weight);
+    const uint64_t rhs =
+        uint64_t{state_[b].active} * static_cast<uint64_t>(config_->servers[a].weight);
+    return lhs < rhs ? -1 : lhs > rhs ? 1 : 0;
+  };
+  int least = -1;
+  for (size_t i = 0; i < state_.size(); ++i) {
     if (IsDown(static_cast<uint32_t>(i), now_ns)) continue;
-    if (best < 0) {
-      best = static_cast<int>(i);
+    if (least < 0 || load_cmp(i, static_cast<size_t>(least)) < 0) least = static_cast<int>(i);
+  }
+  if (least < 0) return -1;
+  int64_t total = 0;
+  int best = -1;
+  for (size_t i = 0; i < state_.size(); ++i) {
+    if (IsDown(static_cast<uint32_t>(i), now_ns) || load_cmp(i, static_cast<size_t>(least)) != 0) {
       continue;
     }
-    const auto b = static_cast<size_t>(best);
-    const uint64_t lhs =
-        uint64_t{state_[i].active} * static_cast<uint64_t>(config_->servers[b].weight);
-    const uint64_t rhs =
-        uint64_t{state_[b].active} * static_cast<uint64_t>(config_->servers[i].weight);
-    if (lhs < rhs) best = static_cast<int>(i);
+    state_[i].current_weight += config_->servers[i].weight;
+    total += config_->servers[i].weight;
+    if (best < 0 || state_[i].current_weight > state_[static_cast<size_t>(best)].current_weight) {
+      best = static_cast<int>(i);
+    }
   }
+  state_[static_cast<size_t>(best)].current_weight -= total;
   return best;
 }
 
-int UpstreamBalancer::PickIpHash(const SocketAddress& client, int64_t now_ns) {
-  const size_t n = state_.size();
+namespace {
+
+bool Listed(std::span<const uint32_t> listed, uint32_t index) {
+  return std::find(listed.begin(), listed.end(), index) != listed.end();
+}
+
+}  // namespace
+
+size_t UpstreamBalancer::IpHashChain(const SocketAddress& client, int64_t now_ns,
+                                     std::span<uint32_t> out) const {
+  const auto n = static_cast<uint32_t>(state_.size());
+  size_t count = 0;
   uint32_t hash = 89;
-  for (int tries = 0; tries < 20; ++tries) {
+  for (int tries = 0; tries < 20 && count < out.size(); ++tries) {
     for (uint8_t b : client.host_bytes()) hash = (hash * 113 + b) % 6271;
-    const uint32_t index = hash % static_cast<uint32_t>(n);
-    if (!IsDown(index, now_ns)) return static_cast<int>(index);
-    if (n == 1) break;
+    const uint32_t index = hash % n;
+    if (!IsDown(index, now_ns) && !Listed(out.first(count), index)) out[count++] = index;
   }
-  return PickLeastConn(now_ns);
+  return count;
+}
+
+size_t UpstreamBalancer::AppendLive(uint32_t from, int64_t now_ns, size_t count,
+                                    std::span<uint32_t> out) const {
+  const size_t n = state_.size();
+  const size_t listed = count;
+  for (size_t i = 0; i < n && count < out.size(); ++i) {
+    const auto index = static_cast<uint32_t>((from + i) % n);
+    if (!IsDown(index, now_ns) && !Listed(out.first(listed), index)) out[count++] = index;
+  }
+  return count;
 }
 
 size_t UpstreamBalancer::Plan(const SocketAddress& client, int64_t now_ns,
@@ -72,6 +102,7 @@ size_t UpstreamBalancer::Plan(const SocketAddress& client, int64_t now_ns,
   const size_t n = state_.size();
   if (n == 0 || out.empty()) return 0;
   int pick = -1;
+  size_t count = 0;
   switch (config_->balance) {
     case Balance::kRoundRobin:
       pick = PickRoundRobin(now_ns);
@@ -80,17 +111,15 @@ size_t UpstreamBalancer::Plan(const SocketAddress& client, int64_t now_ns,
       pick = PickLeastConn(now_ns);
       break;
     case Balance::kIpHash:
-      pick = PickIpHash(client, now_ns);
+      // Failover follows the hash chain too: where Zimbra's proxy sends the client next.
+      count = IpHashChain(client, now_ns, out);
+      pick = count > 0 ? static_cast<int>(out[0]) : PickLeastConn(now_ns);
       break;
   }
-  size_t count = 0;
   if (pick >= 0) {
     // The pick, then the other live servers in ring order after it, for failover.
-    for (size_t i = 0; i < n && count < out.size(); ++i) {
-      auto index = static_cast<uint32_t>((static_cast<size_t>(pick) + i) % n);
-      if (!IsDown(index, now_ns)) out[count++] = index;
-    }
-    return count;
+    if (count == 0) out[count++] = static_cast<uint32_t>(pick);
+    return AppendLive(static_cast<uint32_t>(pick), now_ns, count, out);
   }
   // Everything is marked down: marks can be stale, so try them all rather than refuse
   // without trying.
@@ -101,9 +130,16 @@ size_t UpstreamBalancer::Plan(const SocketAddress& client, int64_t now_ns,
   return count;
 }
 
+size_t UpstreamBalancer::PlanFrom(uint32_t first, int64_t now_ns, std::span<uint32_t> out) const {
+  if (out.empty() || first >= state_.size()) return 0;
+  out[0] = first;
+  return AppendLive(first, now_ns, 1, out);
+}
+
 void UpstreamBalancer::ReportFailure(uint32_t index, int64_t now_ns) {
   ServerState& s = state_[index];
-  ++s.consecutive_failures;
+  // Capped: a group that stays down would otherwise count past INT_MAX.
+  if (s.consecutive_failures < std::max(config_->max_fails, 1)) ++s.consecutive_failures;
   if (config_->max_fails > 0 && s.consecutive_failures >= config_->max_fails) {
     s.down_until_ns = now_ns + config_->fail_timeout_ms * 1'000'000;
   }

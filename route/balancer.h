@@ -1,10 +1,10 @@
 // Upstream selection for one shard over a group's servers: smooth weighted round-robin
 // (nginx's: a server of weight 3 gets 3 of every 4 picks against one of weight 1, and
 // never three in a row), least connections (fewest live connections per unit of weight,
-// ties in round-robin order), or client-IP hash (Zimbra's: seed 89, then for each
-// address byte hash = (hash * 113 + byte) % 6271, server = hash % n; a server that is
-// down is skipped by hashing the address again, and after 20 tries least connections
-// decides). Passive health: a server with `max_fails` failures in a row (connects; for
+// ties by smooth weighted round-robin among them, as nginx's least_conn), or client-IP hash
+// (Zimbra's: seed 89, then for each address byte hash = (hash * 113 + byte) % 6271, server = hash %
+// n; a server that is down is skipped by hashing the address again, and after 20 tries least
+// connections decides). Passive health: a server with `max_fails` failures in a row (connects; for
 // HTTP also new connections dropped before an answer) is skipped for
 // `fail_timeout_ms`. State is per shard; shards do not share it.
 #pragma once
@@ -24,9 +24,13 @@ class UpstreamBalancer {
   UpstreamBalancer(const UpstreamGroupConfig& config, uint32_t seed);
 
   // The order in which to try servers for one connection: the balancer's pick first,
-  // then the rest in ring order; servers marked down are left out unless all are
+  // then the rest in ring order (ip_hash: first the servers the address hashes to next,
+  // as Zimbra's proxy tries them); servers marked down are left out unless all are
   // down (then all are tried). Returns how many indices were written to `out`.
   size_t Plan(const SocketAddress& client, int64_t now_ns, std::span<uint32_t> out);
+  // `first`, then the other live servers in ring order, with no balancing decision
+  // made (a request pinned to its user's server takes no round-robin turn).
+  size_t PlanFrom(uint32_t first, int64_t now_ns, std::span<uint32_t> out) const;
 
   void ReportFailure(uint32_t index, int64_t now_ns);
   void ReportSuccess(uint32_t index);
@@ -49,7 +53,10 @@ class UpstreamBalancer {
   // Each picks a live server (or -1 when all are down).
   int PickRoundRobin(int64_t now_ns);
   int PickLeastConn(int64_t now_ns);
-  int PickIpHash(const SocketAddress& client, int64_t now_ns);
+  // The live servers of the address's hash chain, each once, in `out`.
+  size_t IpHashChain(const SocketAddress& client, int64_t now_ns, std::span<uint32_t> out) const;
+  // Appends the live servers not in out[0, count) in ring order after `from`.
+  size_t AppendLive(uint32_t from, int64_t now_ns, size_t count, std::span<uint32_t> out) const;
   const UpstreamGroupConfig* config_;
   std::vector<ServerState> state_;
   uint64_t next_ = 0;

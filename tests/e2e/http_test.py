@@ -908,20 +908,23 @@ def a_server_whose_connect_failed_is_not_tried_again_by_the_same_requests_failov
     # As nginx: each server is tried once per request. With ip_hash the plan is the same
     # each time: R (refuses), B (drops the request), G. B's failure plans again without
     # B; R refused this request already, so G comes next, not R a second time.
-    def ip_hash_index(address, n):  # route/balancer.cc, PickIpHash
-        h = 89
-        for b in socket.inet_aton(address):
-            h = (h * 113 + b) % 6271
-        return h % n
+    def ip_hash_plan(address, n):  # route/balancer.cc, IpHashChain then ring order
+        h, plan = 89, []
+        for _ in range(20):
+            for b in socket.inet_aton(address):
+                h = (h * 113 + b) % 6271
+            if h % n not in plan:
+                plan.append(h % n)
+        return plan + [(plan[0] + i) % n for i in range(n) if (plan[0] + i) % n not in plan]
 
     def drop(conn):
         read_head(conn)
 
     with ThreadedServer(drop) as bad, Origin() as good:
         refused = refused_port()
-        ring = [refused, bad.port, good.port]
-        first = ip_hash_index("127.0.0.1", 3)
-        ports = ring[-first:] + ring[:-first] if first else ring  # R at the hash's index
+        ports = [0] * 3
+        for index, server in zip(ip_hash_plan("127.0.0.1", 3), [refused, bad.port, good.port]):
+            ports[index] = server  # tried in the order R, B, G
         port = free_port()
         extra = 'balance = "ip_hash"\nmax_fails = 0'
         with Proxy(config(port, ports, upstream_extra=extra)) as p:
@@ -1614,6 +1617,19 @@ server = "outside"
                           f"{path}: went to the wrong server")
                     line = want.heads()[0].split(b"\r\n")[0]
                     check(b"/.." not in line and b"%2e" not in line, f"{path}: sent as {line}")
+                # A request sent to its user's server takes no round-robin turn: the
+                # requests without a user between them still alternate.
+                for origin in (a, b):
+                    origin.clear()
+                for _ in range(6):
+                    for path in ("/home/alice/x", "/unrouted"):
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                        conn.request("GET", path, headers={"Host": "mail.example.com"})
+                        conn.getresponse().read()
+                        conn.close()
+                unrouted = [sum(1 for h in o.heads() if h.startswith(b"GET /unrouted "))
+                            for o in (a, b)]
+                check(unrouted == [3, 3], f"requests without a user went {unrouted}")
                 # No user, a user the service does not know, a route outside the group: the
                 # balancer decides, and nothing reaches the server outside it.
                 for path in ("/", "/home/nobody/", "/home/carol/"):

@@ -77,6 +77,21 @@ TEST(BalancerTest, IpHashIsZimbras) {
   EXPECT_EQ(PlanOf(b5, "10.0.0.1:1", 0)[0], 1u);
 }
 
+TEST(BalancerTest, IpHashFailsOverAlongTheHashChain) {
+  // 10.0.0.2 over 5 servers hashes to 1, then 3, then 0: a failed connect goes on to
+  // where Zimbra's proxy sends the client next, the server it keeps once 1 is down.
+  auto g = Group(Balance::kIpHash, 5);
+  UpstreamBalancer b(g, 0);
+  const std::vector<uint32_t> plan = PlanOf(b, "10.0.0.2:1", 0);
+  ASSERT_EQ(plan.size(), 5u);
+  EXPECT_EQ(plan[0], 1u);
+  EXPECT_EQ(plan[1], 3u);
+  EXPECT_EQ(plan[2], 0u);
+  b.ReportFailure(1, 0);
+  EXPECT_EQ(PlanOf(b, "10.0.0.2:1", 0)[0], plan[1]);
+  EXPECT_EQ(PlanOf(b, "10.0.0.2:1", 0).size(), 4u);  // each live server once
+}
+
 TEST(BalancerTest, WeightedRoundRobinIsSmooth) {
   auto g = Group(Balance::kRoundRobin, 2);
   g.servers[0].weight = 3;
@@ -109,6 +124,29 @@ TEST(BalancerTest, LeastConnCountsLeasesPerWeight) {
   EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0)[0], 1u);
   leases.clear();
   EXPECT_EQ(b.active(0) + b.active(1) + b.active(2), 0u);
+}
+
+TEST(BalancerTest, LeastConnBreaksTiesByWeight) {
+  // Nothing overlaps (every server at 0 connections): the weights decide, 3 to 1.
+  auto g = Group(Balance::kLeastConn, 2);
+  g.servers[0].weight = 3;
+  UpstreamBalancer b(g, 0);
+  int first = 0;
+  for (int i = 0; i < 8; ++i) first += PlanOf(b, "10.0.0.1:5", 0)[0] == 0 ? 1 : 0;
+  EXPECT_EQ(first, 6);
+}
+
+TEST(BalancerTest, PlanFromTakesNoTurn) {
+  auto g = Group(Balance::kRoundRobin, 3);
+  UpstreamBalancer b(g, 0);
+  uint32_t out[8];
+  EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0)[0], 0u);
+  ASSERT_EQ(b.PlanFrom(2, 0, out), 3u);
+  EXPECT_EQ(std::vector<uint32_t>(out, out + 3), (std::vector<uint32_t>{2, 0, 1}));
+  EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0)[0], 1u);  // the turn after 0, as if no pin came
+  b.ReportFailure(0, 0);
+  ASSERT_EQ(b.PlanFrom(2, 0, out), 2u);
+  EXPECT_EQ(std::vector<uint32_t>(out, out + 2), (std::vector<uint32_t>{2, 1}));
 }
 
 TEST(BalancerTest, FailedServerIsSkippedForFailTimeout) {
