@@ -885,8 +885,12 @@ std::string_view HttpSession::HostForRedirect() {
 
 Task<void> HttpSession::Redirect() {
   status_ = redirect_status_;
-  // A body the client may still send is not read: the connection closes after this.
-  if (req_.semantics.body != BodyKind::kNone) client_keep_alive_ = false;
+  // A body the client may still send is not read: the connection closes after this,
+  // reading a while first so that the body's arrival does not reset the answer away.
+  if (req_.semantics.body != BodyKind::kNone) {
+    client_keep_alive_ = false;
+    linger_ = true;
+  }
   std::string out = fmt::format("HTTP/1.1 {} {}\r\nLocation: {}\r\nContent-Length: 0\r\n", status_,
                                 ReasonOf(status_), redirect_to_);
   if (!client_keep_alive_) {
