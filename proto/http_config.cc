@@ -50,6 +50,9 @@ void ReadLocation(ConfigTable& t, const Config& so_far, HttpVirtualServer* serve
   t.Bool("node_from_path", &loc.node_from_path);
   if (loc.node_from_path && loc.prefix.empty()) {
     t.Error("node_from_path", "needs a prefix location (the node is the segment after it)");
+  } else if (loc.node_from_path && !loc.prefix.ends_with('/')) {
+    // "/docs" would read the node from "/docs/doc2/x" as "" and answer 404 to everything.
+    t.Error("node_from_path", fmt::format("needs a prefix ending in '/' (\"{}/\")", loc.prefix));
   }
   if (t.Has("route_by_user")) {
     bool b = false;

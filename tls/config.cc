@@ -46,11 +46,27 @@ std::vector<std::string> DefaultAlpn(std::string_view protocol) {
   return {"http/1.1"};
 }
 
+// An HTTP listener speaks HTTP/1.x only: offering "h2" would have every browser pick
+// it, and every request fail.
+bool HttpAlpnOk(ConfigTable& t, std::string_view protocol, const std::vector<std::string>& alpn) {
+  if (protocol != "http" && protocol != "https") return true;
+  for (const std::string& name : alpn) {
+    if (name != "http/1.1" && name != "http/1.0") {
+      t.Error("alpn", fmt::format("'{}': an {} listener speaks only http/1.1 and http/1.0", name,
+                                  protocol));
+      return false;
+    }
+  }
+  return true;
+}
+
 ExtensionPtr ReadListenerTls(ConfigTable& t, const Config& so_far) {
   TlsServerSettings s;
   // The listener this table belongs to is the last one read so far (its protocol is
   // read before its tables).
-  if (!so_far.listeners.empty()) s.alpn = DefaultAlpn(so_far.listeners.back().protocol);
+  const std::string_view protocol =
+      so_far.listeners.empty() ? std::string_view() : so_far.listeners.back().protocol;
+  if (!so_far.listeners.empty()) s.alpn = DefaultAlpn(protocol);
   t.String("certificate", &s.certificate);
   t.String("key", &s.key);
   t.String("certificate_rsa", &s.certificate_rsa);
@@ -58,6 +74,7 @@ ExtensionPtr ReadListenerTls(ConfigTable& t, const Config& so_far) {
   t.String("certificate_dir", &s.certificate_dir);
   t.Bool("strict_sni", &s.strict_sni);
   t.StringList("alpn", &s.alpn);
+  if (!HttpAlpnOk(t, protocol, s.alpn)) return nullptr;
   t.Bool("alpn_strict", &s.alpn_strict);
   t.Int("handshake_timeout_ms", &s.handshake_timeout_ms, 1, 3'600'000);
   t.Bool("session_tickets", &s.session_tickets);

@@ -2244,6 +2244,8 @@ def config_errors_name_the_key():
         ("", 'error_page_504 = "/nonexistent/504.html"', "error_page_504: cannot open"),
         ("", 'error_handler_url = "ftp://x"', "error_handler_url: expected an http(s) URL"),
         ("", '[[listener.location]]\nregex = "^/d/"\nnode_from_path = true', "needs a prefix"),
+        ("", '[[listener.location]]\nprefix = "/d"\nnode_from_path = true',
+         "node_from_path: needs a prefix ending in '/' (\"/d/\")"),
         ("", 'mail_mode = "sometimes"', "expected both, redirect or mixed, got 'sometimes'"),
         ("", 'request_headers_set = ["X A: b"]', "is not a field name"),
         ("", 'request_headers_set = ["X-A: b\\u0001"]', "control character"),
@@ -2256,6 +2258,11 @@ def config_errors_name_the_key():
             text = text.replace('protocol = "http"', proto.replace("=", " = "))
         rc, out, _ = run_check(text)
         check(rc != 0 and want in out, f"{proto} {extra}: rc={rc} {out}")
+    # An HTTP listener offering h2 would have every browser choose it, and fail.
+    from tls_env import pki
+    tls = https_tables(pki()) + 'alpn = ["h2", "http/1.1"]\n'
+    rc, out, _ = run_check(config(free_port(), [free_port()], protocol="https", tls=tls))
+    check(rc != 0 and "listener[0].tls.alpn: 'h2': an https listener speaks only" in out, out)
 
 
 
