@@ -44,6 +44,14 @@ absl::StatusOr<Cidr> Cidr::Parse(std::string_view text) {
       return absl::InvalidArgumentError(fmt::format("bad prefix length in '{}'", text));
     }
   }
+  // "::ffff:10.0.0.0/104" names IPv4 clients, which are seen as IPv4: match them so.
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (c.family_ == AF_INET6 && c.prefix_ >= 96 && memcmp(c.bytes_, kMapped, 12) == 0) {
+    c.family_ = AF_INET;
+    memmove(c.bytes_, c.bytes_ + 12, 4);
+    memset(c.bytes_ + 4, 0, 12);
+    c.prefix_ -= 96;
+  }
   return c;
 }
 

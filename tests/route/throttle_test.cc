@@ -230,5 +230,14 @@ TEST(CidrTest, Matching) {
   EXPECT_FALSE(Cidr::Parse("not-an-ip").ok());
 }
 
+TEST(CidrTest, AnIpv4MappedRangeMatchesIpv4Clients) {
+  // Clients of a dual-stack listener are seen as IPv4 ("10.1.2.3", not "::ffff:...").
+  EXPECT_TRUE(Cidr::Parse("::ffff:10.0.0.0/104")->Contains("10.1.2.3"));
+  EXPECT_FALSE(Cidr::Parse("::ffff:10.0.0.0/104")->Contains("11.1.2.3"));
+  EXPECT_TRUE(Cidr::Parse("::ffff:192.0.2.7")->Contains("192.0.2.7"));
+  EXPECT_TRUE(Cidr::Parse("::ffff:0:0/96")->Contains("8.8.8.8"));
+  EXPECT_FALSE(Cidr::Parse("::/8")->Contains("10.1.2.3"));
+}
+
 }  // namespace
 }  // namespace ringproxy
