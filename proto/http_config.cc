@@ -12,13 +12,31 @@
 namespace ringproxy {
 namespace {
 
+// Requests go to an HTTP listener's groups as HTTP/1.1: over TLS, a group may offer its
+// servers only http/1.x by ALPN (one that chose h2 would be sent HTTP/1.1 bytes).
+void CheckUpstreamAlpn(ConfigTable& t, std::string_view key, const UpstreamGroupConfig& u) {
+  const auto* tls = u.extensions.Get<TlsUpstreamConfig>(kTlsTable);
+  if (tls == nullptr) return;
+  for (const std::string& name : tls->context->settings().alpn) {
+    if (name != "http/1.1" && name != "http/1.0") {
+      t.Error(key, fmt::format("[[upstream]] \"{}\" offers '{}' by ALPN: HTTP listeners speak "
+                               "only http/1.1 to their upstreams",
+                               u.name, name));
+      return;
+    }
+  }
+}
+
 // An upstream group by name, from the groups read before the listeners; -1 (with the
 // error) when there is none.
 int GroupIndex(ConfigTable& t, std::string_view key, const Config& so_far) {
   std::string name;
   if (!t.String(key, &name)) return -1;
   for (const UpstreamGroupConfig& u : so_far.upstreams) {
-    if (u.name == name) return u.index;
+    if (u.name == name) {
+      CheckUpstreamAlpn(t, key, u);
+      return u.index;
+    }
   }
   t.Error(key, fmt::format("no [[upstream]] named \"{}\"", name));
   return -1;
@@ -147,7 +165,14 @@ bool HasServerRules(const ConfigTable& t) {
 ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) {
   auto s = std::make_shared<HttpListenerSettings>();
   s->https = https;
-  if (!t.Has("upstream")) t.Error("upstream", "required key is missing");
+  if (!t.Has("upstream")) {
+    t.Error("upstream", "required key is missing");
+  } else if (std::string name; t.String("upstream", &name)) {
+    // Core resolves the name (and reports an unknown one); checked here for ALPN.
+    for (const UpstreamGroupConfig& u : so_far.upstreams) {
+      if (u.name == name) CheckUpstreamAlpn(t, "upstream", u);
+    }
+  }
   if (https && !t.Has(kTlsTable)) {
     t.Fail("an https listener needs a [listener.tls] table (its certificates)");
   }

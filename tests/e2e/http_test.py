@@ -2263,6 +2263,10 @@ def config_errors_name_the_key():
     tls = https_tables(pki()) + 'alpn = ["h2", "http/1.1"]\n'
     rc, out, _ = run_check(config(free_port(), [free_port()], protocol="https", tls=tls))
     check(rc != 0 and "listener[0].tls.alpn: 'h2': an https listener speaks only" in out, out)
+    # Nor may a group it sends requests to over TLS offer h2 to its servers.
+    to_upstream = '[upstream.tls]\nverify = false\nalpn = ["h2", "http/1.1"]\n'
+    rc, out, _ = run_check(config(free_port(), [free_port()], upstream_extra=to_upstream))
+    check(rc != 0 and "listener[0].upstream: [[upstream]] \"web\" offers 'h2' by ALPN" in out, out)
 
 
 
