@@ -2202,6 +2202,15 @@ def access_log_in_json_and_combined_formats_to_its_own_file():
             check(a.heads()[-1].lower().count(b"x-request-id: " + rec["request_id"].encode()) == 1,
                   "the logged request id is not the one sent upstream")
             check("access http" not in p.log_text(), "the access line also went to the log")
+            # Bytes that are not UTF-8 (a Latin-1 header, a raw 0xFF) still make valid JSON.
+            s = connect(port)
+            s.sendall(b"GET /z HTTP/1.1\r\nHost: mail.example.com\r\nUser-Agent: a\xe9\xffb\r\n"
+                      b"Referer: caf\xc3\xa9\r\n\r\n")
+            ClientReader(s).response()
+            s.close()
+            wait_until(lambda: len(lines()) == 2, what="a second JSON line")
+            rec = json.loads(lines()[1])
+            check(rec["user_agent"] == "a\ufffd\ufffdb" and rec["referer"] == "caf\u00e9", str(rec))
             # A reload switches the format and reopens the file (rotation).
             os.rename(path, path + ".1")
             p.write_config(text("combined"))

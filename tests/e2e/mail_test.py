@@ -350,6 +350,18 @@ def imap_wrong_password_is_delayed_then_closed():
 
 
 @test
+def an_audit_line_is_valid_json_for_a_user_name_that_is_not_utf8():
+    with Mail() as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b"u1 LOGIN \xffbob Wr0ng-Pw-1\r\n")
+        got = read_to_eof(s)
+        check(re.search(rb"u1 NO .*\r\n", got), f"reply: {got!r}")
+        a = m.audit_lines()[-1]  # json.loads of a line read as UTF-8
+        check(a["user"] == "\ufffdbob", f"audit: {a}")
+
+
+@test
 def a_half_closed_client_gets_no_refusal_before_the_auth_wait():
     with Mail(extra="auth_wait_ms = 3000") as m:
         s = raw(m.imap)
