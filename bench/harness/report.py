@@ -28,7 +28,8 @@ def fmt(v):
 
 
 def paired_ratio(rows, key):
-    """ringproxy / nginx per repeat (the two ran back to back): median, min, max."""
+    """ringproxy / nginx per repeat (each repeat runs every target once, in turn):
+    median, min, max."""
     by_rep = {}
     for r in rows:
         v = metric(r, key)
@@ -175,8 +176,9 @@ class Report:
                 "Medians of this run. ops_per_core_s = operations per second of proxy CPU "
                 "(what one busy core would do); ops_per_s may be limited by the load "
                 "generator's CPUs. \"Paired\": the median (min–max) of the ratios of the "
-                "two runs of each repeat, which ran one after the other: less exposed to a "
-                "machine whose load drifts during the run. Runs with errors are left out.", "",
+                "two runs of each repeat (a repeat runs every target once, in turn): less "
+                "exposed to a machine whose load drifts during the run. Runs with errors "
+                "are left out.", "",
                 "| scenario | metric | ringproxy | nginx | ringproxy / nginx | paired | goal "
                 "| met |",
                 "|---|---|---|---|---|---|---|---|", *rows, ""]
@@ -203,8 +205,9 @@ class Report:
         sweeps = sorted({(r["scenario"], r["variant"].split("=")[0]) for r in results
                          if r.get("variant")})
         for scenario, param in sweeps:
+            # Runs with errors are left out, as in the scenario tables.
             rows = [r for r in results if r["scenario"] == scenario and
-                    r.get("variant", "").startswith(param + "=")]
+                    r.get("variant", "").startswith(param + "=") and clean(r)]
             xs = sorted({float(r["variant"].split("=")[1]) for r in rows})
             tnames = [t for t in targets if any(r["target"] == t for r in rows)]
             ykey = "mb_per_s" if "mb_per_s" in SCENARIOS[scenario]["metrics"] else "ops_per_s"
@@ -261,7 +264,7 @@ class Report:
         return out
 
     def scaling_tables(self, results, targets):
-        rows = [r for r in results if r.get("cores")]
+        rows = [r for r in results if r.get("cores") and clean(r)]  # errored runs left out
         if not rows:
             return []
         out = ["## Scaling across cores", "",
