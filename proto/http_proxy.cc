@@ -381,6 +381,11 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   int ChooseRoute();
   // The location's node_from_path: pins the server the path names; 404 for none.
   int PinNode();
+  // The request's target for logs: credential arguments redacted (WithoutTokens).
+  std::string LoggedTarget() const {
+    std::string redacted;
+    return http::WithoutTokens(req_.target, &redacted) ? redacted : std::string(req_.target);
+  }
   // Answers redirect_status_ with Location: redirect_to_.
   Task<void> Redirect();
   // server_addr_ and server_ip_, read once.
@@ -863,7 +868,7 @@ int HttpSession::PinNode() {
     }
   }
   RP_LOG(kInfo, "{}: client {}: {} {}: no server of '{}' has id '{}'", listener_->name,
-         peer_.ToString(), req_.method, req_.target, balancer()->config().name, node);
+         peer_.ToString(), req_.method, LoggedTarget(), balancer()->config().name, node);
   return 404;
 }
 
@@ -1125,7 +1130,7 @@ Task<bool> HttpSession::Exchange() {
   if (refuse != 0) {
     metrics.http_refused.Add();
     RP_LOG(kInfo, "{}: client {}: {} {} refused with {}", listener_->name, peer_.ToString(),
-           req_.method, req_.target, refuse);
+           req_.method, LoggedTarget(), refuse);
     end_ = "refused";
     co_await Answer(refuse);
     co_return false;
@@ -1145,7 +1150,7 @@ Task<bool> HttpSession::Exchange() {
     if (status != 0) {
       metrics.http_bad_requests.Add();
       RP_LOG(kInfo, "{}: client {}: {} {}: request body {}: {}", listener_->name, peer_.ToString(),
-             req_.method, req_.target, FlowName(pre), status);
+             req_.method, LoggedTarget(), FlowName(pre), status);
       co_await Answer(status);
     }
     co_return false;
@@ -1435,12 +1440,13 @@ void HttpSession::LogAccess() {
   };
   const std::string_view upstream =
       upstream_text_.empty() ? std::string_view("-") : std::string_view(upstream_text_);
+  const std::string target = LoggedTarget();
   if (lc.access_format == AccessFormat::kKv) {
     log::AccessLine(
         "access http listener={} client={} host={} method={} target={} status={} in={} out={} "
         "upstream={} reused={} connect_ms={:.3f} header_ms={:.3f} total_ms={:.3f} request_id={} "
         "user={} route={} end={}{}",
-        listener_->name, peer_.ToString(), req_.host, req_.method, req_.target, status_, bytes_in_,
+        listener_->name, peer_.ToString(), req_.host, req_.method, target, status_, bytes_in_,
         bytes_out_, upstream, reused_ ? 1 : 0, ms(connected_ns_), ms(header_ns_), ms(now),
         request_id_.empty() ? "-" : request_id_, log::Word{user_.empty() ? "-" : user_}, route_,
         end_, TlsSummary(client_tls_.get()));
@@ -1466,7 +1472,7 @@ void HttpSession::LogAccess() {
     line += fmt::format(",\"tls\":{}", client_tls_ != nullptr ? "true" : "false");
     str("host", req_.host);
     str("method", req_.method);
-    str("target", req_.target);
+    str("target", target);
     line += fmt::format(",\"status\":{},\"bytes_in\":{},\"bytes_out\":{}", status_, bytes_in_,
                         bytes_out_);
     str("upstream", upstream);
@@ -1497,7 +1503,7 @@ void HttpSession::LogAccess() {
     };
     line += fmt::format("{} - {} [{}] ", peer_.ToString(), log::Word{user_.empty() ? "-" : user_},
                         log::CommonLogStamp());
-    quoted(fmt::format("{} {} HTTP/1.{}", req_.method, req_.target, req_.version_minor));
+    quoted(fmt::format("{} {} HTTP/1.{}", req_.method, target, req_.version_minor));
     line += fmt::format(" {} {} ", status_, bytes_out_);
     quoted(field("referer"));
     line.push_back(' ');

@@ -225,6 +225,32 @@ bool QueryArgument(std::string_view target, std::string_view name, std::string_v
   return false;
 }
 
+bool WithoutTokens(std::string_view target, std::string* out) {
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return false;
+  std::string result(target.substr(0, q + 1));
+  bool redacted = false;
+  std::string_view query = target.substr(q + 1);
+  while (true) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const size_t eq = pair.find('=');
+    const std::string_view name = pair.substr(0, eq);
+    if (eq != std::string_view::npos &&
+        (EqualsIgnoreCase(name, "zauthtoken") || EqualsIgnoreCase(name, "zjwt"))) {
+      result.append(name).append("=redacted");
+      redacted = true;
+    } else {
+      result.append(pair);
+    }
+    if (amp == std::string_view::npos) break;
+    result.push_back('&');
+    query.remove_prefix(amp + 1);
+  }
+  if (redacted) *out = std::move(result);
+  return redacted;
+}
+
 bool CookieValue(const RequestHead& head, std::string_view name, std::string_view* value) {
   for (const Field& f : head.fields) {
     if (!EqualsIgnoreCase(f.name, "cookie")) continue;

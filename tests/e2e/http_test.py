@@ -1643,6 +1643,9 @@ server = "outside"
                 log = p.log_text()
                 check("user=bob@example.com route=" in log, "no user in the access line")
                 check("user=nobody route=unknown" in log, log[-2000:])
+                # A token in the query is a credential: never in a log.
+                token = _token("aaaaaaaa-0000-4000-8000-00000000000a")
+                check(token not in log and "zauthtoken=redacted" in log, "the token was logged")
 
 
 @test

@@ -176,5 +176,13 @@ TEST(UserRouteTest, EncodedCrLf) {
   EXPECT_FALSE(HasEncodedCrLf("/a%0Bb"));
 }
 
+TEST(UserRouteTest, TokensAreRedactedForTheLog) {
+  std::string out;
+  ASSERT_TRUE(WithoutTokens("/service/soap?a=1&zauthtoken=0_abc_def&ZJWT=eyJ.x.y&b", &out));
+  EXPECT_EQ(out, "/service/soap?a=1&zauthtoken=redacted&ZJWT=redacted&b");
+  EXPECT_FALSE(WithoutTokens("/service/soap?zauthtokens=1&a=zjwt=2", &out));
+  EXPECT_FALSE(WithoutTokens("/home/alice/zauthtoken=x", &out));
+}
+
 }  // namespace
 }  // namespace ringproxy::http
