@@ -1458,6 +1458,10 @@ void HttpSession::LogAccess() {
     }
     return {};
   };
+  // A page opened by a link with a token sends that link as its requests' Referer.
+  std::string referer_buf;
+  const std::string_view referer =
+      http::WithoutTokens(field("referer"), &referer_buf) ? referer_buf : field("referer");
   std::string line;
   line.reserve(512);
   if (lc.access_format == AccessFormat::kJson) {
@@ -1483,7 +1487,7 @@ void HttpSession::LogAccess() {
     str("user", user_);
     str("route", route_);
     str("end", end_);
-    str("referer", field("referer"));
+    str("referer", referer);
     str("user_agent", field("user-agent"));
     line += "}\n";
   } else {
@@ -1505,7 +1509,7 @@ void HttpSession::LogAccess() {
                         log::CommonLogStamp());
     quoted(fmt::format("{} {} HTTP/1.{}", req_.method, target, req_.version_minor));
     line += fmt::format(" {} {} ", status_, bytes_out_);
-    quoted(field("referer"));
+    quoted(referer);
     line.push_back(' ');
     quoted(field("user-agent"));
     line += fmt::format(" \"{}\" {:.3f} {:.3f} {:.3f} ", upstream, ms(now) / 1e3,

@@ -74,11 +74,11 @@ ExtensionPtr ReadListenerTls(ConfigTable& t, const Config& so_far) {
   t.String("certificate_dir", &s.certificate_dir);
   t.Bool("strict_sni", &s.strict_sni);
   t.StringList("alpn", &s.alpn);
-  if (!HttpAlpnOk(t, protocol, s.alpn)) return nullptr;
   t.Bool("alpn_strict", &s.alpn_strict);
   t.Int("handshake_timeout_ms", &s.handshake_timeout_ms, 1, 3'600'000);
   t.Bool("session_tickets", &s.session_tickets);
   t.Int("ctx_cache_size", &s.ctx_cache_size, 1, 1'000'000);
+  if (!HttpAlpnOk(t, protocol, s.alpn)) return nullptr;  // after every key is read
   if (s.session_tickets && !EnsureTicketKeys(t, so_far)) return nullptr;
   absl::StatusOr<std::shared_ptr<const TlsServerContext>> context = TlsServerContext::Create(s);
   if (!context.ok()) {

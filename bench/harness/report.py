@@ -208,6 +208,8 @@ class Report:
             # Runs with errors are left out, as in the scenario tables.
             rows = [r for r in results if r["scenario"] == scenario and
                     r.get("variant", "").startswith(param + "=") and clean(r)]
+            if not rows:
+                continue
             xs = sorted({float(r["variant"].split("=")[1]) for r in rows})
             tnames = [t for t in targets if any(r["target"] == t for r in rows)]
             ykey = "mb_per_s" if "mb_per_s" in SCENARIOS[scenario]["metrics"] else "ops_per_s"

@@ -236,8 +236,14 @@ bool WithoutTokens(std::string_view target, std::string* out) {
     const std::string_view pair = query.substr(0, amp);
     const size_t eq = pair.find('=');
     const std::string_view name = pair.substr(0, eq);
+    // Compared decoded, as the mailbox's servlet reads names ("zauth%74oken").
+    std::string decoded;
+    const std::string_view plain =
+        name.find('%') != std::string_view::npos && PercentDecode(name, &decoded)
+            ? std::string_view(decoded)
+            : name;
     if (eq != std::string_view::npos &&
-        (EqualsIgnoreCase(name, "zauthtoken") || EqualsIgnoreCase(name, "zjwt"))) {
+        (EqualsIgnoreCase(plain, "zauthtoken") || EqualsIgnoreCase(plain, "zjwt"))) {
       result.append(name).append("=redacted");
       redacted = true;
     } else {

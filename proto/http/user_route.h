@@ -56,9 +56,10 @@ std::string JwtSubject(std::string_view jwt);
 // The raw value of the first query argument `name` of an origin-form target (ASCII
 // case-insensitive), if any.
 bool QueryArgument(std::string_view target, std::string_view name, std::string_view* value);
-// The target with the values of its credential arguments (zauthtoken, zjwt: bearer
-// tokens, as good as a password while they last) replaced by "redacted", for the access
-// log; false (and `*out` untouched) when it has none.
+// The target (or a URL: a Referer) with the values of its credential arguments
+// (zauthtoken, zjwt, names compared percent-decoded: bearer tokens, as good as a
+// password while they last) replaced by "redacted", for the logs; false (and `*out`
+// untouched) when it has none.
 bool WithoutTokens(std::string_view target, std::string* out);
 // The cookie `name` (exact) from any Cookie field.
 bool CookieValue(const RequestHead& head, std::string_view name, std::string_view* value);

@@ -2208,12 +2208,13 @@ def access_log_in_json_and_combined_formats_to_its_own_file():
             # Bytes that are not UTF-8 (a Latin-1 header, a raw 0xFF) still make valid JSON.
             s = connect(port)
             s.sendall(b"GET /z HTTP/1.1\r\nHost: mail.example.com\r\nUser-Agent: a\xe9\xffb\r\n"
-                      b"Referer: caf\xc3\xa9\r\n\r\n")
+                      b"Referer: caf\xc3\xa9?zauthtoken=SECRET1\r\n\r\n")
             ClientReader(s).response()
             s.close()
             wait_until(lambda: len(lines()) == 2, what="a second JSON line")
             rec = json.loads(lines()[1])
-            check(rec["user_agent"] == "a\ufffd\ufffdb" and rec["referer"] == "caf\u00e9", str(rec))
+            check(rec["user_agent"] == "a\ufffd\ufffdb" and
+                  rec["referer"] == "caf\u00e9?zauthtoken=redacted", str(rec))
             # A reload switches the format and reopens the file (rotation).
             os.rename(path, path + ".1")
             p.write_config(text("combined"))
@@ -2272,9 +2273,10 @@ def config_errors_name_the_key():
         check(rc != 0 and want in out, f"{proto} {extra}: rc={rc} {out}")
     # An HTTP listener offering h2 would have every browser choose it, and fail.
     from tls_env import pki
-    tls = https_tables(pki()) + 'alpn = ["h2", "http/1.1"]\n'
+    tls = https_tables(pki()) + 'alpn = ["h2", "http/1.1"]\nhandshake_timeout_ms = 5000\n'
     rc, out, _ = run_check(config(free_port(), [free_port()], protocol="https", tls=tls))
-    check(rc != 0 and "listener[0].tls.alpn: 'h2': an https listener speaks only" in out, out)
+    check(rc != 0 and "listener[0].tls.alpn: 'h2': an https listener speaks only" in out and
+          "unknown key" not in out, out)
     # Nor may a group it sends requests to over TLS offer h2 to its servers.
     to_upstream = '[upstream.tls]\nverify = false\nalpn = ["h2", "http/1.1"]\n'
     rc, out, _ = run_check(config(free_port(), [free_port()], upstream_extra=to_upstream))

@@ -182,6 +182,8 @@ TEST(UserRouteTest, TokensAreRedactedForTheLog) {
   EXPECT_EQ(out, "/service/soap?a=1&zauthtoken=redacted&ZJWT=redacted&b");
   EXPECT_FALSE(WithoutTokens("/service/soap?zauthtokens=1&a=zjwt=2", &out));
   EXPECT_FALSE(WithoutTokens("/home/alice/zauthtoken=x", &out));
+  ASSERT_TRUE(WithoutTokens("https://h/x.html?zauth%74oken=T&z%4Awt=J", &out));
+  EXPECT_EQ(out, "https://h/x.html?zauth%74oken=redacted&z%4Awt=redacted");
 }
 
 }  // namespace
