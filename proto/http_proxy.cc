@@ -1223,12 +1223,16 @@ Task<bool> HttpSession::Exchange() {
     // A client that leaves now cannot be answered: notice it (its socket's receive is
     // armed), unless it pipelined more (then it is still there, as for nginx).
     client_.WatchPeerEnd(this);
+    // One deadline for the whole head, not one per read: an upstream trickling a byte
+    // at a time does not hold the request past it. An interim response starts a new one.
+    const int64_t head_wait_ms = early_answer
+                                     ? std::min<int64_t>(upstream_timeout_ms_, kEarlyAnswerMs)
+                                     : upstream_timeout_ms_;
+    Deadline head_deadline = Deadline::AfterMs(head_wait_ms);
     while (st != ParseStatus::kDone) {
       std::string_view avail = up_in.Peek();
       if (avail.empty()) {
-        IoResult r = co_await up_in.Fill(
-            Deadline::AfterMs(early_answer ? std::min<int64_t>(upstream_timeout_ms_, kEarlyAnswerMs)
-                                           : upstream_timeout_ms_));
+        IoResult r = co_await up_in.Fill(head_deadline);
         if (r.res > 0) continue;
         failed = stopped_ ? Flow::kStopped : FlowOfRead(r);
         break;
@@ -1241,7 +1245,7 @@ Task<bool> HttpSession::Exchange() {
       // (it answered the client's expectation itself); a 102 or 103 goes on to an
       // HTTP/1.1 client (RFC 9110 §15.2). The final response follows on this connection.
       while (st == ParseStatus::kDone && resp_.status < 200 && resp_.status != 101) {
-        if (++interims > kMaxInterimResponses) {  // each read has its deadline, not the wait
+        if (++interims > kMaxInterimResponses) {  // each interim starts a new head deadline
           st = ParseStatus::kError;
           head_error = "too many interim (1xx) responses";
           break;
@@ -1261,6 +1265,7 @@ Task<bool> HttpSession::Exchange() {
         }
         resp_buf_.erase(0, rparser.head_bytes());
         rparser.Reset();
+        head_deadline = Deadline::AfterMs(head_wait_ms);
         st = resp_buf_.empty() ? ParseStatus::kIncomplete
                                : rparser.Parse(resp_buf_, head_request, &resp_);
       }

@@ -983,6 +983,30 @@ def a_pooled_connection_closed_after_a_spliced_body_is_not_reused():
 
 
 @test
+def an_upstream_trickling_its_response_head_gets_504_at_the_deadline():
+    # upstream_timeout_ms bounds the whole head, not each read of it.
+    def trickle(conn):
+        read_head(conn)
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-A: ")
+            for _ in range(40):
+                time.sleep(0.1)
+                conn.sendall(b"a")
+        except OSError:
+            pass
+    with ThreadedServer(trickle) as up:
+        port = free_port()
+        with Proxy(config(port, [up.port], listener_extra="upstream_timeout_ms = 1000")):
+            s = connect(port)
+            start = time.monotonic()
+            s.sendall(get(port, "/x"))
+            r = ClientReader(s).response()
+            took = time.monotonic() - start
+            check(r.status == 504 and took < 2.5, f"{r.status} after {took:.1f}s")
+            s.close()
+
+
+@test
 def timeouts_close_slow_clients_without_slowing_others():
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
