@@ -270,6 +270,11 @@ ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) 
     s->servers.push_back(std::move(vs));
   }
   if (defaults > 1) t.Error("server", "more than one server has default = true");
+  if (defaults > 0 && s->strict_hosts) {
+    t.Error("strict_hosts",
+            "a server with default = true answers every Host no server names: "
+            "nothing would be refused");
+  }
   if (!servers.empty() && defaults == 0 && !s->strict_hosts) {
     t.Error("server", "one server needs default = true (or strict_hosts = true)");
   }

@@ -801,7 +801,7 @@ int HttpSession::ChooseRoute() {
     case http::DotSegments::kAboveRoot:
       return 400;
   }
-  if (settings_->mail_mode != http::MailMode::kBoth) {
+  if (settings_->mail_mode != http::MailMode::kBoth && target_ != "*") {
     http::ModeRedirect m =
         http::MailModeRedirect(settings_->mail_mode, settings_->https, req_, target_,
                                HostForRedirect(), settings_->mail_mode_port);
@@ -821,7 +821,7 @@ int HttpSession::ChooseRoute() {
   if (!vs.rewrites.empty()) {
     std::string rewritten;
     const http::RewriteResult r =
-        vs.rewrites.Apply(target_, {scheme, req_.host, target_}, &rewritten);
+        vs.rewrites.Apply(target_, {scheme, HostForRedirect(), target_}, &rewritten);
     if (r.redirect_status != 0) {
       redirect_status_ = r.redirect_status;
       redirect_to_ = std::move(rewritten);
@@ -843,6 +843,7 @@ int HttpSession::ChooseRoute() {
     redirect_status_ = location_->redirect_status;
     redirect_to_ =
         http::ExpandVariables(location_->redirect_to, {scheme, HostForRedirect(), target_});
+    http::SafeRelativeLocation(&redirect_to_);
   }
   return 0;
 }

@@ -119,6 +119,12 @@ bool RewriteRules::Add(std::string_view pattern, std::string_view replacement, i
   return true;
 }
 
+void SafeRelativeLocation(std::string* location) {
+  if (!location->starts_with('/')) return;
+  const size_t keep = location->find_first_not_of("/\\");
+  location->replace(0, keep == std::string::npos ? location->size() : keep, "/");
+}
+
 RewriteResult RewriteRules::Apply(std::string_view target, const RewriteContext& context,
                                   std::string* out) const {
   RewriteResult result;
@@ -134,6 +140,7 @@ RewriteResult RewriteRules::Apply(std::string_view target, const RewriteContext&
     Expand(rule.replacement, groups, ngroups, context, &next);
     // An internal rewrite stays origin-form whatever a leading capture held.
     if (rule.redirect_status == 0 && !next.starts_with('/')) next.insert(next.begin(), '/');
+    if (rule.redirect_status != 0) SafeRelativeLocation(&next);
     const std::string_view query =
         q == std::string_view::npos ? std::string_view() : now.substr(q + 1);
     if (next.ends_with('?') && rule.replacement.ends_with('?')) {

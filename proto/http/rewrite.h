@@ -30,6 +30,11 @@ struct RewriteContext {
 // nginx's: the Host's name in lower case, without its port.
 std::string ExpandVariables(std::string_view text, const RewriteContext& context);
 
+// A redirect's Location that is a path: a leading run of '/' and '\\' becomes one '/'
+// ("//evil.test/x" would send a browser to another host, as a scheme-relative URL;
+// nginx, merging slashes, sends "/evil.test/x" too). Anything else is left alone.
+void SafeRelativeLocation(std::string* location);
+
 struct RewriteResult {
   bool changed = false;     // *out holds the new target
   int redirect_status = 0;  // 301, 302, 307, 308: answer with Location: *out

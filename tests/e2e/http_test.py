@@ -2049,6 +2049,11 @@ regex = "^/perm/(.*)"
 replace = "/moved/$1"
 redirect_status = 308
 
+[[listener.server.rewrite]]
+regex = "^/go/(.*)"
+replace = "/$1"
+redirect_status = 302
+
 [[listener.server.location]]
 prefix = "/service/"
 upstream = "b"
@@ -2082,8 +2087,17 @@ upstream = "b"
             r = ask("/webmail/x?y=1")
             check(r.status == 302 and r.field("location") == "https://mail.example.com/",
                   r.head)
+            s = connect(port)  # HTTP/1.0 without Host: $host is the address it came to
+            s.sendall(b"GET /webmail/x HTTP/1.0\r\n\r\n")
+            r = ClientReader(s).response()
+            s.close()
+            check(r.status == 302 and r.field("location") == "https://127.0.0.1/", r.head)
             r = ask("/perm/x?y=1")
             check(r.status == 308 and r.field("location") == "/moved/x?y=1", r.head)
+            # A Location path never passes for a scheme-relative URL to another host.
+            for path in ("/go//evil.test/x", "/go/\\evil.test/x", "/go/\\/evil.test/x"):
+                r = ask(path)
+                check(r.status == 302 and r.field("location") == "/evil.test/x", f"{path}: {r.head}")
             a.clear()
             r = ask("/size/1", b"X-Debug: 1\r\nVia: 1.0 spoofed\r\nAccept: */*\r\n")
             head = a.heads()[0].decode("latin-1").lower()
@@ -2266,6 +2280,8 @@ def config_errors_name_the_key():
         ("", "header_max_bytes = 10", "header_max_bytes"),
         ("", "upstream_timeout_ms = 0", "upstream_timeout_ms"),
         ("", "strict_hosts = true", "strict_hosts: needs [[listener.server]]"),
+        ("", 'strict_hosts = true\n[[listener.server]]\nnames = ["a.test"]\ndefault = true',
+         "strict_hosts: a server with default = true answers every Host"),
         ("", '[[listener.location]]\nregex = "("', "bad regular expression"),
         ("", '[[listener.location]]\nprefix = "/a"\nupstream = "nope"', 'no [[upstream]] named "nope"'),
         ("", '[[listener.location]]\nprefix = "/a"\nexact = "/b"', "exactly one of"),
@@ -2665,6 +2681,11 @@ mail_mode_port = {port}
         check(a.heads() == [], "a redirected request reached the origin")
         r = ask(False, "/size/5", token)
         check(r.status == 200 and r.body == pattern(5), "an authenticated HTTP request is proxied")
+        s = connect(port)  # the server itself ("*") has no page to redirect to
+        s.sendall(f"OPTIONS * HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        r = ClientReader(s).response()
+        s.close()
+        check(r.status != 302, f"OPTIONS * was redirected: {r.head}")
         r = ask(True, "/h/search?q=1&zminitmode=http", token)
         check(r.status == 302 and r.field("location") == f"http://{host}:{port}/h/search?q=1",
               r.head)

@@ -3,6 +3,7 @@
 #include "proto/http/rewrite.h"
 
 #include <string>
+#include <utility>
 
 #include "gtest/gtest.h"
 
@@ -129,6 +130,17 @@ TEST(RewriteTest, AddRefusesWhatCannotWork) {
   EXPECT_FALSE(rules.Add("^/a", "/b\r\nX: y", 0, false, &error));
   EXPECT_FALSE(rules.Add("^/a", "/b", 303, false, &error));
   EXPECT_TRUE(rules.empty());
+}
+
+TEST(RewriteTest, ALocationPathNeverPassesForAnotherHost) {
+  for (auto [in, want] : {std::pair<std::string, std::string>{"//evil.test/x", "/evil.test/x"},
+                          {"/\\evil.test", "/evil.test"},
+                          {"///", "/"},
+                          {"/a//b", "/a//b"},
+                          {"https://a.test//x", "https://a.test//x"}}) {
+    SafeRelativeLocation(&in);
+    EXPECT_EQ(in, want);
+  }
 }
 
 }  // namespace
