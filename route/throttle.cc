@@ -106,9 +106,9 @@ Task<ThrottleDecision> Throttle::CheckIp(std::string protocol, std::string clien
   const bool pop3 = protocol.rfind("pop3", 0) == 0;
   const int proto_max = pop3 ? options_.pop3_max : options_.imap_max;
   const int max = proto_max > 0 ? proto_max : options_.ip_max;
-  // The window goes with the limit that applies.
-  const uint32_t ttl =
-      proto_max > 0 ? (pop3 ? options_.pop3_ttl_s : options_.imap_ttl_s) : options_.ip_ttl_s;
+  // The counter is per protocol, and so is its window, whichever limit applies: as in
+  // Zimbra's proxy, which shares these counters (only the limit falls back to ip_max).
+  const uint32_t ttl = pop3 ? options_.pop3_ttl_s : options_.imap_ttl_s;
   if (max <= 0 || memcache_ == nullptr) co_return ThrottleDecision{};
   if (!options_.whitelist.empty()) {
     // The memo saves the CIDR walk for every proxy sharing memcached (Zimbra's key).

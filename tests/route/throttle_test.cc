@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/ops.h"
 #include "core/sync.h"
 #include "gtest/gtest.h"
 #include "tests/process_util.h"
@@ -140,6 +141,26 @@ TEST_F(ThrottleTest, ProtocolLimitOverridesTheGenericOne) {
   };
   EXPECT_EQ(RunUntilComplete(*reactor_, run(&t, &m)),
             (std::vector<bool>{true, true, false, true, true, true}));
+}
+
+TEST_F(ThrottleTest, TheGenericLimitCountsInTheProtocolsWindow) {
+  // ip_max applies (imap_max is 0), but the counter is IMAP's and lasts imap_ttl_s, as
+  // the counter Zimbra's proxy writes to the same memcached.
+  MemcacheClient m(McAt(mc_.port()));
+  ThrottleOptions o;
+  o.ip_max = 1;
+  o.ip_ttl_s = 1;
+  o.imap_ttl_s = 3600;
+  Throttle t(o, &m);
+  auto run = [](Throttle* t, MemcacheClient* m) -> Task<std::vector<bool>> {
+    std::vector<bool> out;
+    for (int i = 0; i < 2; ++i) out.push_back((co_await t->CheckIp("imap", "10.0.0.9")).allowed());
+    co_await Sleep(Deadline::AfterMs(2500));  // past ip_ttl_s
+    out.push_back((co_await t->CheckIp("imap", "10.0.0.9")).allowed());
+    co_await m->Close();
+    co_return out;
+  };
+  EXPECT_EQ(RunUntilComplete(*reactor_, run(&t, &m)), (std::vector<bool>{true, false, false}));
 }
 
 TEST_F(ThrottleTest, WhitelistedNetworksAreNotCountedAndTheMemoIsWritten) {
