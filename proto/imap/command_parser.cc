@@ -10,7 +10,7 @@ namespace {
 // Larger buffers are given back when the next command starts.
 constexpr size_t kKeepBytes = 1024;
 constexpr size_t kKeepItems = 32;
-constexpr int kLiteralDigitsMax = 19;  // fits in uint64_t
+constexpr uint64_t kLiteralSizeMax = 9'223'372'036'854'775'807;  // number64 (RFC 9051)
 
 bool IsSpecial(unsigned char c) { return c == '(' || c == ')' || c == '{' || c == '"'; }
 
@@ -295,8 +295,13 @@ ParseResult CommandParser::Parse(std::string_view in) {
         break;
       case State::kLiteralDigits:
         if (c >= '0' && c <= '9') {
-          if (++literal_left_ > kLiteralDigitsMax) return Fail(Error::kBadLiteral, i + 1, false);
-          literal_bytes_ = literal_bytes_ * 10 + (c - '0');
+          // Bounded by value, not digit count: leading zeros are digits too (1*DIGIT).
+          const auto digit = static_cast<uint64_t>(c - '0');
+          if (literal_bytes_ > (kLiteralSizeMax - digit) / 10) {
+            return Fail(Error::kBadLiteral, i + 1, false);
+          }
+          ++literal_left_;
+          literal_bytes_ = literal_bytes_ * 10 + digit;
         } else if ((c == '+' || c == '}') && literal_left_ > 0) {
           literal_sync_ = c == '}';
           state_ = c == '+' ? State::kLiteralClose : State::kLiteralEol;

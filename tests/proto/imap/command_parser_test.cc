@@ -104,6 +104,10 @@ TEST(ImapCommandParserTest, SynchronisingLiteralsAskForContinuation) {
 TEST(ImapCommandParserTest, NonSynchronisingLiteralsDoNot) {
   Expect("a1 LOGIN {4+}\r\njohn {6+}\r\nsecret\r\n", {"CMD a1 LOGIN L:john L:secret"});
   Expect("a1 LOGIN {4+}\njohn \"x\"\n", {"CMD a1 LOGIN L:john Q:x"});
+  // Leading zeros are digits of the size (1*DIGIT), however many: the literal's bytes
+  // are data, never read as a line of their own.
+  Expect("a1 LOGIN john {00000000000000000000006+}\r\nsecret\r\na2 NOOP\r\n",
+         {"CMD a1 LOGIN A:john L:secret", "CMD a2 NOOP"});
 }
 
 TEST(ImapCommandParserTest, ListsForId) {
