@@ -54,7 +54,9 @@ class TlsStream final : public ByteStream {
   Task<IoResult> ShutdownWrite(Deadline deadline) override;
 
   void Abort() override;
-  bool aborted() const override { return aborted_; }
+  // Its transport's abort too: a reader that retries someone else's cancel (the pump)
+  // would otherwise spin on a transport that fails every read at once.
+  bool aborted() const override { return aborted_ || transport_->aborted(); }
   Task<void> Quiesce() override;
   PlainStream* plain() override { return nullptr; }
   int fd() const override { return transport_->fd(); }

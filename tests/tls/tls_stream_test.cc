@@ -12,6 +12,7 @@
 #include <wolfssl/ssl.h>
 
 #include <string>
+#include <utility>
 
 #include "core/ops.h"
 #include "core/plain_stream.h"
@@ -298,6 +299,25 @@ Task<IoResult> FillThenAbort(Ends* e) {
   co_await e->client.Quiesce();
   co_await e->server.Quiesce();
   co_return r;
+}
+
+Task<std::pair<bool, IoResult>> AbortTheTransport(Ends* e) {
+  if (!co_await HandshakeBoth(e)) co_return std::pair<bool, IoResult>{false, IoResult{0}};
+  e->server_plain.Abort();  // under the TLS stream, as a stop path might
+  IoResult r = co_await e->server.Fill(Deadline::AfterMs(2000));
+  const bool aborted = e->server.aborted();
+  co_await e->client.Quiesce();
+  co_await e->server.Quiesce();
+  co_return std::pair<bool, IoResult>{aborted, r};
+}
+
+TEST_F(TlsStreamTest, AnAbortedTransportMakesTheStreamAborted) {
+  auto [c, s] = testing::TcpPair();
+  Ends e(std::move(c), std::move(s), ring_.get(), client_ctx_->NewSession(),
+         server_ctx_->NewSession());
+  const auto [aborted, r] = RunUntilComplete(*reactor_, AbortTheTransport(&e));
+  EXPECT_TRUE(r.cancelled()) << r.res;
+  EXPECT_TRUE(aborted) << "a pump would retry this read for ever";
 }
 
 TEST_F(TlsStreamTest, AbortEndsAWaitingRead) {
