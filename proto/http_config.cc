@@ -18,7 +18,7 @@ void CheckUpstreamAlpn(ConfigTable& t, std::string_view key, const UpstreamGroup
   const auto* tls = u.extensions.Get<TlsUpstreamConfig>(kTlsTable);
   if (tls == nullptr) return;
   for (const std::string& name : tls->context->settings().alpn) {
-    if (name != "http/1.1" && name != "http/1.0") {
+    if (!IsHttp1Alpn(name)) {
       t.Error(key, fmt::format("[[upstream]] \"{}\" offers '{}' by ALPN: HTTP listeners speak "
                                "only http/1.1 to their upstreams",
                                u.name, name));
@@ -27,18 +27,26 @@ void CheckUpstreamAlpn(ConfigTable& t, std::string_view key, const UpstreamGroup
   }
 }
 
-// An upstream group by name, from the groups read before the listeners; -1 (with the
-// error) when there is none.
-int GroupIndex(ConfigTable& t, std::string_view key, const Config& so_far) {
+// The group `key` names, from the groups read before the listeners, its ALPN checked;
+// null when the key is absent or names none.
+const UpstreamGroupConfig* NamedGroup(ConfigTable& t, std::string_view key, const Config& so_far) {
   std::string name;
-  if (!t.String(key, &name)) return -1;
+  if (!t.String(key, &name)) return nullptr;
   for (const UpstreamGroupConfig& u : so_far.upstreams) {
     if (u.name == name) {
       CheckUpstreamAlpn(t, key, u);
-      return u.index;
+      return &u;
     }
   }
-  t.Error(key, fmt::format("no [[upstream]] named \"{}\"", name));
+  return nullptr;
+}
+
+// The index of the group `key` names; -1 (with the error) when there is none.
+int GroupIndex(ConfigTable& t, std::string_view key, const Config& so_far) {
+  if (const UpstreamGroupConfig* u = NamedGroup(t, key, so_far)) return u->index;
+  if (std::string name; t.String(key, &name)) {
+    t.Error(key, fmt::format("no [[upstream]] named \"{}\"", name));
+  }
   return -1;
 }
 
@@ -167,11 +175,8 @@ ExtensionPtr ReadHttpListener(ConfigTable& t, const Config& so_far, bool https) 
   s->https = https;
   if (!t.Has("upstream")) {
     t.Error("upstream", "required key is missing");
-  } else if (std::string name; t.String("upstream", &name)) {
-    // Core resolves the name (and reports an unknown one); checked here for ALPN.
-    for (const UpstreamGroupConfig& u : so_far.upstreams) {
-      if (u.name == name) CheckUpstreamAlpn(t, "upstream", u);
-    }
+  } else {
+    NamedGroup(t, "upstream", so_far);  // core resolves it (an unknown name too); ALPN here
   }
   if (https && !t.Has(kTlsTable)) {
     t.Fail("an https listener needs a [listener.tls] table (its certificates)");

@@ -1446,7 +1446,9 @@ void HttpSession::LogAccess() {
   };
   const std::string_view upstream =
       upstream_text_.empty() ? std::string_view("-") : std::string_view(upstream_text_);
-  const std::string target = LoggedTarget();
+  std::string target_buf;  // a target with tokens, redacted
+  const std::string_view target =
+      http::WithoutTokens(req_.target, &target_buf) ? std::string_view(target_buf) : req_.target;
   if (lc.access_format == AccessFormat::kKv) {
     log::AccessLine(
         "access http listener={} client={} host={} method={} target={} status={} in={} out={} "

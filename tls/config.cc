@@ -51,7 +51,7 @@ std::vector<std::string> DefaultAlpn(std::string_view protocol) {
 bool HttpAlpnOk(ConfigTable& t, std::string_view protocol, const std::vector<std::string>& alpn) {
   if (protocol != "http" && protocol != "https") return true;
   for (const std::string& name : alpn) {
-    if (name != "http/1.1" && name != "http/1.0") {
+    if (!IsHttp1Alpn(name)) {
       t.Error("alpn", fmt::format("'{}': an {} listener speaks only http/1.1 and http/1.0", name,
                                   protocol));
       return false;

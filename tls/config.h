@@ -20,6 +20,10 @@ inline constexpr std::string_view kTlsTable = "tls";
 // session (mail: the route of each login), with the keys of [upstream.tls].
 inline constexpr std::string_view kUpstreamTlsTable = "upstream_tls";
 
+// The ALPN names of the HTTP the proxy speaks (HTTP/1.x): all that an HTTP listener, or
+// a group it sends requests to, may offer.
+inline bool IsHttp1Alpn(std::string_view name) { return name == "http/1.1" || name == "http/1.0"; }
+
 struct TlsGlobalConfig : ConfigExtension {
   TlsGlobalSettings settings;
 };

@@ -1,5 +1,8 @@
 #include "proto/http/user_route.h"
 
+#include <algorithm>
+#include <string>
+
 #include "core/ascii.h"
 #include "proto/sasl/sasl.h"
 
@@ -225,36 +228,40 @@ bool QueryArgument(std::string_view target, std::string_view name, std::string_v
   return false;
 }
 
+namespace {
+
+// A query argument's name that carries a bearer token, compared decoded as the
+// mailbox's servlet reads names ("zauth%74oken").
+bool IsTokenName(std::string_view name) {
+  std::string decoded;
+  if (name.find('%') != std::string_view::npos && PercentDecode(name, &decoded)) name = decoded;
+  return EqualsIgnoreCase(name, "zauthtoken") || EqualsIgnoreCase(name, "zjwt");
+}
+
+}  // namespace
+
 bool WithoutTokens(std::string_view target, std::string* out) {
   const size_t q = target.find('?');
   if (q == std::string_view::npos) return false;
-  std::string result(target.substr(0, q + 1));
+  // Built only once a token is found: most targets are logged as they are.
+  std::string result;
   bool redacted = false;
-  std::string_view query = target.substr(q + 1);
-  while (true) {
-    const size_t amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
+  size_t copied = 0;  // target[0, copied) is in result
+  for (size_t at = q + 1; at <= target.size();) {
+    const size_t amp = std::min(target.find('&', at), target.size());
+    const std::string_view pair = target.substr(at, amp - at);
     const size_t eq = pair.find('=');
-    const std::string_view name = pair.substr(0, eq);
-    // Compared decoded, as the mailbox's servlet reads names ("zauth%74oken").
-    std::string decoded;
-    const std::string_view plain =
-        name.find('%') != std::string_view::npos && PercentDecode(name, &decoded)
-            ? std::string_view(decoded)
-            : name;
-    if (eq != std::string_view::npos &&
-        (EqualsIgnoreCase(plain, "zauthtoken") || EqualsIgnoreCase(plain, "zjwt"))) {
-      result.append(name).append("=redacted");
+    if (eq != std::string_view::npos && IsTokenName(pair.substr(0, eq))) {
+      result.append(target.substr(copied, at + eq + 1 - copied)).append("redacted");
+      copied = amp;
       redacted = true;
-    } else {
-      result.append(pair);
     }
-    if (amp == std::string_view::npos) break;
-    result.push_back('&');
-    query.remove_prefix(amp + 1);
+    at = amp + 1;
   }
-  if (redacted) *out = std::move(result);
-  return redacted;
+  if (!redacted) return false;
+  result.append(target.substr(copied));
+  *out = std::move(result);
+  return true;
 }
 
 bool CookieValue(const RequestHead& head, std::string_view name, std::string_view* value) {
