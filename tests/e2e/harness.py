@@ -315,6 +315,18 @@ def reset_on_close(sock):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
+def trickle(conn, first, piece, times, every):
+    """Sends `first`, then `piece` every `every` s, `times` times: a peer that makes
+    progress too slowly. Stops quietly once the other side has gone."""
+    try:
+        conn.sendall(first)
+        for _ in range(times):
+            time.sleep(every)
+            conn.sendall(piece)
+    except OSError:
+        pass
+
+
 def read_head(conn):
     """Bytes up to and including the first blank line (CRLF CRLF), or b"" at EOF first."""
     data = b""

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Proxy, SynDropper, ThreadedServer, check, free_port, read_head,  # noqa: E402
                      recv_all, refused_port, reset_on_close, run_all, run_check, test,
-                     wait_until)
+                     trickle, wait_until)
 from http_env import RAW, ClientReader, Lookupd, Origin, config, connect, pattern  # noqa: E402
 
 
@@ -985,16 +985,10 @@ def a_pooled_connection_closed_after_a_spliced_body_is_not_reused():
 @test
 def an_upstream_trickling_its_response_head_gets_504_at_the_deadline():
     # upstream_timeout_ms bounds the whole head, not each read of it.
-    def trickle(conn):
+    def slow_head(conn):
         read_head(conn)
-        try:
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-A: ")
-            for _ in range(40):
-                time.sleep(0.1)
-                conn.sendall(b"a")
-        except OSError:
-            pass
-    with ThreadedServer(trickle) as up:
+        trickle(conn, b"HTTP/1.1 200 OK\r\nX-A: ", b"a", 40, 0.1)
+    with ThreadedServer(slow_head) as up:
         port = free_port()
         with Proxy(config(port, [up.port], listener_extra="upstream_timeout_ms = 1000")):
             s = connect(port)

@@ -91,6 +91,14 @@ def raw(port, timeout=20):
     return s
 
 
+def answer_to(port, line):
+    """Everything an IMAP listener sends after its greeting in answer to `line`, to its end."""
+    with raw(port) as s:
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(line)
+        return read_to_eof(s)
+
+
 def read_until(sock, pattern, timeout=20):
     """Bytes from sock until `pattern` (bytes regex) matches, or EOF."""
     rx = re.compile(pattern)
@@ -352,10 +360,7 @@ def imap_wrong_password_is_delayed_then_closed():
 @test
 def an_audit_line_is_valid_json_for_a_user_name_that_is_not_utf8():
     with Mail() as m:
-        s = raw(m.imap)
-        read_until(s, rb"\* OK .*\r\n")
-        s.sendall(b"u1 LOGIN \xffbob Wr0ng-Pw-1\r\n")
-        got = read_to_eof(s)
+        got = answer_to(m.imap, b"u1 LOGIN \xffbob Wr0ng-Pw-1\r\n")
         check(re.search(rb"u1 NO .*\r\n", got), f"reply: {got!r}")
         a = m.audit_lines()[-1]  # json.loads of a line read as UTF-8
         check(a["user"] == "\ufffdbob", f"audit: {a}")
@@ -446,10 +451,7 @@ def imap_memcached_down_routes_still_resolve():
 @test
 def imap_unreachable_mailbox_server_is_an_internal_error():
     with Mail() as m:
-        s = raw(m.imap)
-        read_until(s, rb"\* OK .*\r\n")
-        s.sendall(b'x1 LOGIN "lost@example.com" "x"\r\n')
-        got = read_to_eof(s)
+        got = answer_to(m.imap, b'x1 LOGIN "lost@example.com" "x"\r\n')
         check(got == b"* BAD internal server error\r\n", f"reply: {got!r}")
         check(m.audit_lines()[-1]["result"] == "upstream_unreachable", "audit")
 
@@ -511,10 +513,7 @@ def a_quoted_id_of_five_kib_fits_the_default_line():
 @test
 def imap_over_long_line_is_bad_and_closed():
     with Mail() as m:
-        s = raw(m.imap)
-        read_until(s, rb"\* OK .*\r\n")
-        s.sendall(b"a NOOP " + b"x" * 20000 + b"\r\n")
-        got = read_to_eof(s)
+        got = answer_to(m.imap, b"a NOOP " + b"x" * 20000 + b"\r\n")
         check(re.search(rb"BAD", got) and got.endswith(b"\r\n"), f"reply: {got[:200]!r}")
         m.proxy.wait_log(r"info .*client 127\.0\.0\.1:\d+: closed before login: line too long")
 
@@ -929,10 +928,7 @@ def user_throttle_exactly_at_its_limit_shared_by_two_proxies():
             c = imap_client(port)
             check(c.login(user, JOHN_PW)[0] == "OK", f"login {i + 1}")
             c.logout()
-        s = raw(a.imap)
-        read_until(s, rb"\* OK .*\r\n")
-        s.sendall(f'z LOGIN "jd@example.com" "{JOHN_PW}"\r\n'.encode())
-        got = read_to_eof(s)
+        got = answer_to(a.imap, f'z LOGIN "jd@example.com" "{JOHN_PW}"\r\n'.encode())
         check(got == b"* BYE Login rejected for this user\r\nz NO LOGIN failed\r\n",
               f"third login: {got!r}")
         check(a.audit_lines()[-1]["result"] == "user_throttled", "audit")
@@ -981,13 +977,9 @@ def no_fd_leak_over_1000_failed_logins():
         def worker(n):
             for _ in range(n):
                 try:
-                    s = raw(m.imap)
-                    read_until(s, rb"\* OK .*\r\n")
-                    s.sendall(f'f LOGIN "{JOHN}" "B4d-Pw-3"\r\n'.encode())
-                    got = read_to_eof(s)
+                    got = answer_to(m.imap, f'f LOGIN "{JOHN}" "B4d-Pw-3"\r\n'.encode())
                     if b"f NO" not in got:
                         errors.append(got)
-                    s.close()
                 except Exception as ex:  # noqa: BLE001
                     errors.append(repr(ex))
 
@@ -1060,13 +1052,7 @@ def deadlines_before_during_and_after_login():
         # an answer: the deadline is the login's, not each line's.
         def drip():
             conn, _ = env().silent.accept()
-            try:
-                conn.sendall(b"* OK ready\r\n")
-                for _ in range(40):
-                    time.sleep(0.3)
-                    conn.sendall(b"* OK still thinking\r\n")
-            except OSError:
-                pass
+            harness.trickle(conn, b"* OK ready\r\n", b"* OK still thinking\r\n", 40, 0.3)
             conn.close()
         env().silent.settimeout(0)  # the connections the part above left in the backlog
         try:
