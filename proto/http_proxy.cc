@@ -1454,10 +1454,10 @@ void HttpSession::LogAccess() {
         "access http listener={} client={} host={} method={} target={} status={} in={} out={} "
         "upstream={} reused={} connect_ms={:.3f} header_ms={:.3f} total_ms={:.3f} request_id={} "
         "user={} route={} end={}{}",
-        listener_->name, peer_.ToString(), req_.host, req_.method, target, status_, bytes_in_,
-        bytes_out_, upstream, reused_ ? 1 : 0, ms(connected_ns_), ms(header_ns_), ms(now),
-        request_id_.empty() ? "-" : request_id_, log::Word{user_.empty() ? "-" : user_}, route_,
-        end_, TlsSummary(client_tls_.get()));
+        listener_->name, peer_.ToString(), log::Word{req_.host}, req_.method, log::Word{target},
+        status_, bytes_in_, bytes_out_, upstream, reused_ ? 1 : 0, ms(connected_ns_),
+        ms(header_ns_), ms(now), request_id_.empty() ? "-" : request_id_,
+        log::Word{user_.empty() ? "-" : user_}, route_, end_, TlsSummary(client_tls_.get()));
     return;
   }
   auto field = [&](std::string_view name) -> std::string_view {

@@ -2539,6 +2539,23 @@ def a_refusal_and_a_dead_upstream_are_not_logged_as_reused_or_ok():
 
 
 @test
+def a_query_cannot_forge_a_field_of_the_kv_access_line():
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port])) as p:
+        s = connect(port)
+        reader = ClientReader(s)
+        s.sendall(b"GET /size/1?status=999&user=mallory HTTP/1.1\r\nHost: a=b\r\n\r\n")
+        check(reader.response().status == 200, "a response")
+        s.close()
+        p.wait_log(r"access http .*status=200 ")
+        line = re.search(r"access http .*", p.log_text()).group(0)
+        keys = re.findall(r"([a-z_]+)=", line)  # a naive reader's regex
+        check(keys.count("status") == 1 and keys.count("user") == 1 and
+              keys.count("host") == 1, line)
+        check("target=/size/1?status\\x3D999&user\\x3Dmallory " in line, line)
+
+
+@test
 def the_proxys_own_answer_to_head_has_no_body():
     port = free_port()
     with Proxy(config(port, [refused_port()])):
