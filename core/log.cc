@@ -82,6 +82,8 @@ void CloseOwned(int fd) {
   if (fd > STDERR_FILENO) ::close(fd);
 }
 
+const char* Stamp();
+
 // Swaps every thread's buffers out and writes them. Called with sink.mu not held.
 void Drain(Sink& sink, const int (&fd)[kStreams]) {
   std::vector<std::shared_ptr<ThreadBuffer>> buffers;
@@ -100,7 +102,8 @@ void Drain(Sink& sink, const int (&fd)[kStreams]) {
     }
     for (int i = 0; i < kStreams; ++i) out[fd[i] >= 0 ? i : 0] += taken[i];
     if (dropped != 0) {
-      out[0] += fmt::format("log: dropped {} lines (log output too slow)\n", dropped);
+      out[0] += fmt::format("{} {} [log] dropped {} lines (log output too slow)\n", Stamp(),
+                            LevelName(Level::kWarn), dropped);
     }
   }
   for (int i = 0; i < kStreams; ++i) {

@@ -2,8 +2,15 @@
 // for more key=value fields.
 #include "core/log.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <regex>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 
@@ -39,6 +46,52 @@ TEST(LogTest, AWordCannotPassForMoreFields) {
             "user=a\\x20b\\x3Dc\\x22d\\x5Ce end=ok");
   EXPECT_EQ(fmt::format("{}", Word{"user@example.com/tb"}), "user@example.com/tb");
   EXPECT_EQ(fmt::format("{}", Word{"\xc3\xa9"}), "\\xC3\\xA9");
+}
+
+// The writer stuck on a FIFO nobody reads: the thread's buffer fills and lines are
+// dropped; the notice of the count is a line like any other, with time and level.
+TEST(LogTest, TheDroppedLinesNoticeHasTheLinePrefix) {
+  char dir[] = "/tmp/log_test.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string fifo = std::string(dir) + "/log";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  Options options;
+  options.path = fifo;
+  ASSERT_TRUE(Start(options).ok());
+  const uint64_t before = DroppedLines();
+  const std::string filler(200, 'x');
+  for (int i = 0; i < 200000 && DroppedLines() == before; ++i) RP_LOG(kInfo, "{}", filler);
+  EXPECT_GT(DroppedLines(), before);
+  std::string all;
+  std::thread drain([&] {
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = ::read(reader, buf, sizeof buf);
+      if (n > 0) {
+        all.append(buf, static_cast<size_t>(n));
+      } else if (n == 0) {
+        break;  // the writer closed it: Shutdown is done
+      } else if (errno == EAGAIN) {
+        ::usleep(1000);
+      } else {
+        break;
+      }
+    }
+  });
+  Shutdown();
+  drain.join();
+  ::close(reader);
+  ::unlink(fifo.c_str());
+  ::rmdir(dir);
+  const size_t at = all.find("dropped ");
+  ASSERT_NE(at, std::string::npos);
+  const size_t line_start = all.rfind('\n', at) + 1;
+  const std::string line = all.substr(line_start, all.find('\n', at) - line_start);
+  EXPECT_TRUE(std::regex_match(line, std::regex(R"(\d{4}-\d\d-\d\dT[\d:.]+Z warn \[log\] )"
+                                                R"(dropped \d+ lines \(log output too slow\))")))
+      << line;
 }
 
 }  // namespace
