@@ -23,8 +23,6 @@ std::string_view PumpEndName(PumpEnd end) {
       return "upstream_error";
     case PumpEnd::kStopped:
       return "stopped";
-    case PumpEnd::kInternalError:
-      return "internal_error";
   }
   return "?";
 }
@@ -182,12 +180,10 @@ Task<Pump::StepEnd> Pump::SplicePhase(Direction& d) {
         result = StepEnd::kSwitch;
         break;
       }
-      if (!pipe.valid()) {
-        IoResult got = pool.Acquire(&pipe);
-        if (!got.ok()) {
-          Abort(PumpEnd::kInternalError, got.error());
-          break;
-        }
+      if (!pipe.valid() && !pool.Acquire(&pipe).ok()) {
+        // No pipe (the descriptor limit): copy, as good as splice for the bytes.
+        result = StepEnd::kSwitch;
+        break;
       }
       IoResult r = SpliceNow(from, pipe.write_fd, kSpliceChunk);
       if (SpliceStuckAtUrgentMark(from, r, polled)) {
@@ -338,14 +334,15 @@ Task<SpliceEnd> SpliceExactly(PlainStream* from, PlainStream* to, uint64_t n, Pi
         end = SpliceEnd::kSourceError;
         break;
       }
-      if (!pipe.valid() && !pipes->Acquire(&pipe).ok()) {
-        end = SpliceEnd::kInternalError;
-        break;
+      // No pipe (the descriptor limit): this stretch is copied instead.
+      const bool no_pipe = !pipe.valid() && !pipes->Acquire(&pipe).ok();
+      IoResult r{-EAGAIN};
+      if (!no_pipe) {
+        r = SpliceNow(from->fd(), pipe.write_fd,
+                      static_cast<size_t>(std::min<uint64_t>(kSpliceChunk, n - *moved)));
       }
-      IoResult r = SpliceNow(from->fd(), pipe.write_fd,
-                             static_cast<size_t>(std::min<uint64_t>(kSpliceChunk, n - *moved)));
-      if (SpliceStuckAtUrgentMark(from->fd(), r, polled)) {
-        // splice(2) stays in front of urgent data: one receive steps over it.
+      if (no_pipe || SpliceStuckAtUrgentMark(from->fd(), r, polled)) {
+        // One receive (it also steps over urgent data, where splice(2) stays in front).
         IoResult f = co_await from->Fill(Deadline::AfterMs(read_timeout_ms));
         if (f.timed_out()) {
           end = SpliceEnd::kSourceTimeout;

@@ -42,7 +42,6 @@ enum class PumpEnd : uint8_t {
   kDownstreamError,  // the client side failed (reset, broken pipe, send timeout, TLS)
   kUpstreamError,    // the server side failed
   kStopped,          // Stop() (drain deadline, shutdown)
-  kInternalError,    // no pipe could be had (descriptor limit)
 };
 
 std::string_view PumpEndName(PumpEnd end);
@@ -80,7 +79,6 @@ enum class SpliceEnd : uint8_t {
   kSourceError,    // the source failed (or was aborted)
   kSinkError,      // the destination failed
   kSinkTimeout,    // the destination took nothing for send_timeout_ms
-  kInternalError,  // no pipe could be had
 };
 
 // Moves exactly `n` bytes from `from` to `to`, both plain sockets: what `from` has

@@ -70,7 +70,6 @@ inline void CountPumpEnd(ShardMetrics& metrics, const PumpResult& result) {
       break;
     case PumpEnd::kDownstreamError:
     case PumpEnd::kUpstreamError:
-    case PumpEnd::kInternalError:
       metrics.relay_errors.Add();
       break;
     case PumpEnd::kStopped:

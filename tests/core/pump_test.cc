@@ -4,8 +4,11 @@
 // blocking threads.
 #include "core/pump.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -395,6 +398,117 @@ TEST_P(PumpCopyTest, AStalledDirectionHoldsAtMostItsShareOfReceiveBuffers) {
   // RecvLimits' default share: two queued buffers (and some: the ring is in use).
   EXPECT_GT(in_use, 0u);
   EXPECT_LE(in_use, 2u);
+}
+
+// Holds the process at its descriptor limit, with `spare` numbers still free (for the
+// streams' dups): a pipe(2) then fails with EMFILE, as on a loaded edge box.
+class AtDescriptorLimit {
+ public:
+  explicit AtDescriptorLimit(int spare) {
+    ::getrlimit(RLIMIT_NOFILE, &saved_);
+    rlimit low = saved_;
+    low.rlim_cur = std::min<rlim_t>(saved_.rlim_cur, 512);
+    ::setrlimit(RLIMIT_NOFILE, &low);
+    for (;;) {
+      const int fd = ::dup(0);
+      if (fd < 0) break;
+      held_.push_back(fd);
+    }
+    for (int i = 0; i < spare && !held_.empty(); ++i) {
+      ::close(held_.back());
+      held_.pop_back();
+    }
+  }
+  ~AtDescriptorLimit() {
+    for (int fd : held_) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+
+ private:
+  rlimit saved_{};
+  std::vector<int> held_;
+};
+
+// Splice modes with no pipe to be had: the relay copies instead and loses nothing.
+class PumpNoPipeTest : public PumpTest {};
+INSTANTIATE_TEST_SUITE_P(SpliceModes, PumpNoPipeTest,
+                         ::testing::Values(RelayMode::kAuto, RelayMode::kSplice),
+                         [](const auto& info) { return std::string(RelayModeName(info.param)); });
+
+TEST_P(PumpNoPipeTest, AtTheDescriptorLimitTheRelayCopiesInsteadOfEnding) {
+  Rig rig;
+  const size_t n = 4 << 20;
+  const std::string data = Pattern(n, 3);
+  std::string at_client;
+  std::thread server([&] {
+    testing::WriteAll(rig.server.get(), data.data(), n);
+    shutdown(rig.server.get(), SHUT_WR);
+  });
+  std::thread client([&] {
+    shutdown(rig.client.get(), SHUT_WR);
+    at_client = testing::ReadToEof(rig.client.get());
+  });
+  PipePool no_cache(65536, 0);
+  PumpResult r;
+  {
+    AtDescriptorLimit limit(2);
+    PumpOptions options;
+    options.idle_timeout_ms = 10000;
+    options.mode = GetParam();
+    r = RunUntilComplete(*reactor_,
+                         RunPump(rig.downstream.get(), rig.upstream.get(),
+                                 PumpResources{&no_cache, ring_.get(), &sweeper_}, options));
+  }
+  // The proxy's ends are done: a relay cut short must not leave the peers waiting.
+  shutdown(rig.downstream.get(), SHUT_RDWR);
+  shutdown(rig.upstream.get(), SHUT_RDWR);
+  server.join();
+  client.join();
+  EXPECT_EQ(r.end, PumpEnd::kClosed) << PumpEndName(r.end);
+  EXPECT_EQ(r.bytes_to_downstream, n);
+  EXPECT_TRUE(at_client == data);
+  EXPECT_EQ(no_cache.created(), 0u);
+}
+
+Task<SpliceEnd> SpliceBody(int from_fd, int to_fd, BufferRing* ring, PipePool* pipes, uint64_t n,
+                           uint64_t* moved) {
+  Streams s(from_fd, to_fd, ring);
+  const SpliceEnd end =
+      co_await SpliceExactly(&s.downstream, &s.upstream, n, pipes, 10000, 10000, moved);
+  co_await s.downstream.Quiesce();
+  co_await s.upstream.Quiesce();
+  co_return end;
+}
+
+TEST_P(PumpNoPipeTest, AtTheDescriptorLimitABodyIsCopiedInsteadOfCut) {
+  Rig rig;
+  const size_t n = 2 << 20;
+  const std::string data = Pattern(n, 4);
+  std::string at_server;
+  std::thread client([&] { testing::WriteAll(rig.client.get(), data.data(), n); });
+  std::thread server([&] {
+    char buf[65536];
+    while (at_server.size() < n) {
+      const ssize_t got = recv(rig.server.get(), buf, sizeof buf, 0);
+      if (got <= 0) break;
+      at_server.append(buf, static_cast<size_t>(got));
+    }
+  });
+  PipePool no_cache(65536, 0);
+  uint64_t moved = 0;
+  SpliceEnd end;
+  {
+    AtDescriptorLimit limit(2);
+    end = RunUntilComplete(*reactor_, SpliceBody(rig.downstream.get(), rig.upstream.get(),
+                                                 ring_.get(), &no_cache, n, &moved));
+  }
+  shutdown(rig.downstream.get(), SHUT_RDWR);
+  shutdown(rig.upstream.get(), SHUT_RDWR);
+  client.join();
+  server.join();
+  EXPECT_EQ(end, SpliceEnd::kDone);
+  EXPECT_EQ(moved, n);
+  EXPECT_TRUE(at_server == data);
 }
 
 }  // namespace
