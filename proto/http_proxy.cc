@@ -443,6 +443,7 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   bool reused_ = false;
   bool client_keep_alive_ = false;
   bool linger_ = false;  // the client may still be sending: read a while before closing
+  bool cut_ = false;     // the response was cut short after its head went out
   // This exchange, for the access log.
   int status_ = 0;
   bool client_left_ = false;              // see OnPeerEnded
@@ -1430,6 +1431,10 @@ Task<bool> HttpSession::Exchange() {
       if (answer) {
         bytes_out_ = out_before_head;
         co_await Answer(502);
+      } else {
+        // A body delimited by our close (HTTP/1.0 client) must not end as if whole:
+        // over TLS, no close_notify.
+        cut_ = true;
       }
     }
     co_return false;
@@ -1531,7 +1536,12 @@ void HttpSession::LogAccess() {
 Task<void> HttpSession::Close() {
   Release(false);
   if (!stopped_ && !down_->aborted()) {
-    IoResult shut = co_await down_->ShutdownWrite(SendDeadline());
+    IoResult shut;  // not ?: with co_await in the arms (core/task.h)
+    if (cut_) {
+      shut = co_await down_->ShutdownWriteCut(SendDeadline());
+    } else {
+      shut = co_await down_->ShutdownWrite(SendDeadline());
+    }
     if (shut.ok() && (linger_ || in_.buffered() > 0)) {
       // Lingering close: what the client still sends is read and dropped for a while.
       const Deadline linger = Deadline::AfterMs(kLingerMs);

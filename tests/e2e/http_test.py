@@ -2576,6 +2576,45 @@ def one_gib_up_and_down_byte_exact_over_http():
 
 
 @test
+def an_https_http_1_0_body_cut_by_the_upstream_ends_without_close_notify():
+    # The body goes to an HTTP/1.0 client delimited by the close: only the missing
+    # close_notify tells it that the upstream cut it short.
+    from tls_env import name, pki
+
+    def origin(conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        if b"/whole" in head:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"5\r\nhello\r\n0\r\n\r\n")
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        conn.close()
+
+    port = free_port()
+    with ThreadedServer(origin) as up, \
+            Proxy(config(port, [up.port], protocol="https", tls=https_tables(pki()))):
+        ctx = ssl.create_default_context(cafile=os.path.join(pki(), "ca.pem"))
+        for target, whole in (("/whole", True), ("/cut", False)):
+            s = ctx.wrap_socket(connect(port), server_hostname=name(3),
+                                suppress_ragged_eofs=False)
+            s.sendall(f"GET {target} HTTP/1.0\r\nHost: mail.example.com\r\n\r\n".encode())
+            got, ended = b"", "close_notify"
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            except ssl.SSLEOFError:
+                ended = "cut"
+            s.close()
+            check(got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"\r\n\r\nhello"), got)
+            check(ended == ("close_notify" if whole else "cut"), f"{target}: {ended}")
+
+
+@test
 def one_gib_up_and_down_byte_exact_over_https():
     import ssl
     from tls_env import name, pki
