@@ -38,6 +38,8 @@ std::string_view UpstreamLoginStatusName(UpstreamLoginStatus s) {
       return "bad greeting";
     case UpstreamLoginStatus::kIdFailed:
       return "ID refused";
+    case UpstreamLoginStatus::kLoginDisabled:
+      return "the server takes no password without TLS (LOGINDISABLED)";
     case UpstreamLoginStatus::kProtocolError:
       return "protocol error";
     case UpstreamLoginStatus::kTimeout:

@@ -86,10 +86,11 @@ bool AcceptPlain(std::string_view message, const LoginLimits& limits, bool allow
 
 // How logging in on the mailbox server went (IMAP and POP3).
 enum class UpstreamLoginStatus : uint8_t {
-  kOk,           // reply_line (IMAP tagged OK, POP3 +OK) goes to the client, then relay
-  kRefused,      // the login refused: reply_line is the upstream's text
-  kBadGreeting,  // not "* OK" / "+OK"
-  kIdFailed,     // IMAP ID or POP3 XOIP refused
+  kOk,             // reply_line (IMAP tagged OK, POP3 +OK) goes to the client, then relay
+  kRefused,        // the login refused: reply_line is the upstream's text
+  kBadGreeting,    // not "* OK" / "+OK"
+  kIdFailed,       // IMAP ID or POP3 XOIP refused
+  kLoginDisabled,  // IMAP LOGINDISABLED: the server takes no password on this link
   kProtocolError,
   kTimeout,
   kClosed,

@@ -230,7 +230,14 @@ Task<UpstreamLoginOutcome> Exchange::Run() {
     outcome_.status = Status::kBadGreeting;
     co_return outcome_;
   }
-  const std::string one_write = OneWriteLogin(GreetingCapabilities(greeting));
+  const std::string_view capabilities = GreetingCapabilities(greeting);
+  if (HasCapability(capabilities, "LOGINDISABLED")) {
+    // Neither LOGIN nor AUTHENTICATE PLAIN would be taken (RFC 9051 §6.2.3): the
+    // password is not sent in the clear to be refused.
+    outcome_.status = Status::kLoginDisabled;
+    co_return outcome_;
+  }
+  const std::string one_write = OneWriteLogin(capabilities);
   const bool with_id = settings_.flavour != Flavour::kPlain;
   const bool pipelined = with_id && settings_.pipeline && !one_write.empty();
   std::string line;

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mail_env  # noqa: E402
 import tls_env  # noqa: E402
-from harness import check, free_port, reset_on_close, test  # noqa: E402
+from harness import check, free_port, reset_on_close, test, wait_until  # noqa: E402
 
 ENV = None
 JOHN = "john@example.com"
@@ -537,13 +537,14 @@ def the_last_reply_before_the_close_is_not_cut_off():
         check(re.fullmatch(rb"t{30000} NO .*\r\n", got), f"{len(got)} bytes: {got[-60:]!r}")
 
 
-def scripted_imap_upstream(listener, alerts, seen=None, refuse=False):
+def scripted_imap_upstream(listener, alerts, seen=None, refuse=False,
+                           capabilities=b"IMAP4rev1 LITERAL+ SASL-IR ID"):
     """Serves one connection of `listener` as an IMAP server would: ID, LOGIN or
     AUTHENTICATE (answered after `alerts`, untagged lines; NO with `refuse`), NOOP;
     literals taken. The first line of each command goes to `seen` when given."""
     conn, _ = listener.accept()
     with conn:
-        conn.sendall(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID] scripted\r\n")
+        conn.sendall(b"* OK [CAPABILITY " + capabilities + b"] scripted\r\n")
         f = conn.makefile("rb")
         while True:
             first = line = f.readline()
@@ -598,6 +599,34 @@ def the_mailbox_servers_alerts_reach_the_client_also_when_the_login_is_refused()
         check(got == alert + b"a NO LOGIN failed\r\n", f"reply: {got!r}")
         s.close()
         server.join(5)
+
+
+@test
+def no_password_goes_to_a_mailbox_server_that_says_logindisabled():
+    # Such a server refuses a cleartext login: the password must not cross the link to
+    # be refused, nor the client be held and counted as a failed login.
+    with Mail(extra="auth_wait_ms = 3000\n") as m:
+        for n, command in enumerate((b'a LOGIN "silent@example.com" "pw"\r\n',
+                                     b"a AUTHENTICATE PLAIN AHNpbGVudEBleGFtcGxlLmNvbQBwdw==\r\n")):
+            seen = []
+            server = threading.Thread(
+                target=scripted_imap_upstream,
+                args=(env().silent, b"", seen, False, b"IMAP4rev1 SASL-IR ID LOGINDISABLED"),
+                daemon=True)
+            server.start()
+            s = raw(m.imap)
+            read_until(s, rb"\* OK .*\r\n")
+            started = time.monotonic()
+            s.sendall(command)
+            got = read_until(s, rb"(a (OK|NO|BAD)|\* BAD).*\r\n", timeout=10)
+            check(time.monotonic() - started < 2, "the client was held for the auth wait")
+            check(b"internal" in got and b" OK" not in got, f"reply: {got!r}")
+            s.close()
+            server.join(5)
+            check(not any(b"LOGIN" in line or b"AUTHENTICATE" in line for line in seen),
+                  f"sent upstream: {seen}")
+            wait_until(lambda: len(m.audit_lines()) == n + 1, what="the audit line")
+            check(m.audit_lines()[-1]["result"] == "upstream_error", m.audit_lines()[-1])
 
 
 @test
