@@ -19,6 +19,7 @@
 #include "proto/mail_config.h"
 #include "proto/session_route.h"
 #include "proto/session_tls.h"
+#include "route/keys.h"
 #include "route/upstream_connect.h"
 #include "tls/config.h"
 #include "tls/tls_stream.h"
@@ -429,7 +430,7 @@ Task<AttemptEnd> MailSession::LoginUpstream(Credentials* credentials, const Reso
   ShardMetrics& metrics = *services_->metrics;
   RouteStack* routes = snapshot_->routes.get();
   std::vector<SocketAddress> addresses;
-  audit->upstream = fmt::format("{}:{}", route->server, route->port);
+  audit->upstream = keys::RouteValue(route->server, route->port);  // [v6]:port
   if (std::optional<SocketAddress> a = SocketAddress::FromNumeric(route->server, route->port)) {
     addresses.push_back(*a);
   } else {

@@ -64,6 +64,11 @@ class Env:
         self.silent.bind(("127.0.0.1", 0))
         self.silent.listen(64)
         self.silent_port = self.silent.getsockname()[1]
+        # The same on ::1, for a route to an IPv6 mailbox server.
+        self.silent6 = socket.socket(socket.AF_INET6)
+        self.silent6.bind(("::1", 0))
+        self.silent6.listen(64)
+        self.silent6_port = self.silent6.getsockname()[1]
         self._start_dovecot()
         self.memcached_port = None
         self.start_memcached()
@@ -237,6 +242,12 @@ imap = {self.silent_port}
 pop3 = {self.silent_port}
 
 [[server]]
+name = "silent6"
+address = "::1"
+imap = {self.silent6_port}
+pop3 = {self.silent6_port}
+
+[[server]]
 name = "nowhere"
 address = "127.0.0.1"
 imap = {harness.refused_port()}
@@ -258,6 +269,10 @@ server = "mbox1"
 [[account]]
 name = "silent@example.com"
 server = "silent"
+
+[[account]]
+name = "six@example.com"
+server = "silent6"
 
 [[account]]
 name = "lost@example.com"
@@ -302,6 +317,7 @@ server = "by-name"
 
     def close(self):
         self.silent.close()
+        self.silent6.close()
         for name in list(self.procs):
             self.procs.pop(name).stop()
 

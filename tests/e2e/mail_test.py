@@ -630,6 +630,23 @@ def no_password_goes_to_a_mailbox_server_that_says_logindisabled():
 
 
 @test
+def an_ipv6_mailbox_server_is_audited_in_brackets():
+    with Mail(extra="auth_wait_ms = 0\n") as m:
+        server = threading.Thread(target=scripted_imap_upstream, args=(env().silent6, b""),
+                                  daemon=True)
+        server.start()
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b'a LOGIN "six@example.com" "pw"\r\n')
+        check(b"a OK" in read_until(s, rb"a (OK|NO|BAD).*\r\n", timeout=10), "login")
+        s.close()
+        server.join(5)
+        wait_until(lambda: m.audit_lines(), what="the audit line")
+        a = m.audit_lines()[-1]
+        check(a["upstream"] == f"[::1]:{env().silent6_port}", f"audit: {a}")
+
+
+@test
 def what_id_said_before_starttls_is_forgotten_with_the_plaintext():
     # STARTTLS injection applied to state: an ID an attacker slipped in ahead of the
     # client's STARTTLS must not reach the mailbox server as the client's name and via.
