@@ -499,9 +499,16 @@ void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
                                        text));
         continue;
       }
-      absl::StatusOr<SocketAddress> a = SocketAddress::Parse(address, 1);
-      if (!a.ok()) {
-        r.Error("servers", MessageOf(a.status()));
+      // A name with several addresses (IPv6 and IPv4) is a server per address, as in
+      // nginx: one that refuses fails over to the next.
+      absl::StatusOr<std::vector<SocketAddress>> all = SocketAddress::ParseAll(address, 1);
+      if (!all.ok()) {
+        r.Error("servers", MessageOf(all.status()));
+        continue;
+      }
+      if (!id.empty() && all->size() > 1) {
+        r.Error("servers", fmt::format("'{}': id={} needs a server of one address; the name has {}",
+                                       text, id, all->size()));
         continue;
       }
       if (!id.empty() && std::any_of(u->servers.begin(), u->servers.end(),
@@ -511,7 +518,8 @@ void ConfigParser::ReadUpstream(ConfigTable& r, UpstreamGroupConfig* u) {
         continue;
       }
       // The address as written, without its options: what logs and $upstream_addr show.
-      u->servers.push_back({std::string(address), *a, weight, std::move(id)});
+      for (const SocketAddress& a : *all)
+        u->servers.push_back({std::string(address), a, weight, id});
     }
   }
   r.Int("connect_timeout_ms", &u->connect_timeout_ms, 1, 3'600'000);

@@ -16,6 +16,20 @@
 namespace ringproxy {
 
 absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text, uint16_t min_port) {
+  absl::StatusOr<std::vector<SocketAddress>> all = ParseAll(text, min_port);
+  if (!all.ok()) return all.status();
+  if (all->size() > 1) {
+    std::string list;
+    for (const SocketAddress& a : *all) list += (list.empty() ? "" : ", ") + a.HostString();
+    return absl::InvalidArgumentError(
+        fmt::format("bad address '{}': the name has {} addresses ({}); write the one to use", text,
+                    all->size(), list));
+  }
+  return all->front();
+}
+
+absl::StatusOr<std::vector<SocketAddress>> SocketAddress::ParseAll(std::string_view text,
+                                                                   uint16_t min_port) {
   std::string_view host;
   std::string_view port_text;
   if (!text.empty() && text.front() == '[') {
@@ -49,9 +63,8 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text, uint16
     return absl::InvalidArgumentError(fmt::format("bad address '{}': empty host", text));
   }
   if (std::optional<SocketAddress> literal = FromNumeric(host, static_cast<uint16_t>(port))) {
-    return *literal;
+    return std::vector<SocketAddress>{*literal};
   }
-  SocketAddress out;
   std::string host_str(host);
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
@@ -62,15 +75,24 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text, uint16
     return absl::InvalidArgumentError(
         fmt::format("bad address '{}': cannot resolve '{}': {}", text, host, gai_strerror(rc)));
   }
-  if (res->ai_addrlen > sizeof(out.storage_)) {
-    freeaddrinfo(res);
-    return absl::InvalidArgumentError(
-        fmt::format("bad address '{}': '{}' is not an IPv4 or IPv6 address", text, host));
+  std::vector<SocketAddress> out;
+  for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+        ai->ai_addrlen > sizeof(Storage)) {
+      continue;
+    }
+    SocketAddress a = FromSockaddr(ai->ai_addr, ai->ai_addrlen);
+    a.set_port(static_cast<uint16_t>(port));
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const SocketAddress& b) {
+      return b.size() == a.size() && memcmp(b.get(), a.get(), a.size()) == 0;
+    });
+    if (!seen) out.push_back(a);
   }
-  memcpy(&out.storage_, res->ai_addr, res->ai_addrlen);
-  out.size_ = res->ai_addrlen;
   freeaddrinfo(res);
-  out.set_port(static_cast<uint16_t>(port));
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("bad address '{}': '{}' has no IPv4 or IPv6 address", text, host));
+  }
   return out;
 }
 

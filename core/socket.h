@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/deadline.h"
@@ -53,7 +54,11 @@ class SocketAddress {
   // Parses "1.2.3.4:80", "[::1]:80" or "name:80"; names are resolved (blocking: call
   // only from the control plane, e.g. while loading config).
   // `min_port` 1 for addresses in a config (port 0 would mean "any free port").
+  // A name with several addresses is an error here (which one was meant?).
   static absl::StatusOr<SocketAddress> Parse(std::string_view text, uint16_t min_port = 0);
+  // The same, with every address of a name, in the resolver's order, each once.
+  static absl::StatusOr<std::vector<SocketAddress>> ParseAll(std::string_view text,
+                                                             uint16_t min_port = 0);
   static SocketAddress FromSockaddr(const sockaddr* sa, socklen_t len);
 
   const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage_); }

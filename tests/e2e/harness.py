@@ -168,8 +168,9 @@ def stop_process(proc, timeout=15):
 class Proxy:
     """The ringproxy daemon under test, started with a config text."""
 
-    def __init__(self, config_text, extra_args=(), ready=None):
-        """`ready` replaces waiting for the "ready" log line (for configs that log less)."""
+    def __init__(self, config_text, extra_args=(), ready=None, env=None):
+        """`ready` replaces waiting for the "ready" log line (for configs that log less);
+        `env`: the process's environment (default: this one's)."""
         self.dir = tempfile.mkdtemp(prefix="ringproxy-e2e-")
         self.config_path = os.path.join(self.dir, "ringproxy.toml")
         self.log_path = os.path.join(self.dir, "ringproxy.log")
@@ -177,7 +178,7 @@ class Proxy:
         self.write_config(config_text)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([BIN, "--config", self.config_path, *extra_args],
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.pid = self.proc.pid
         _LAST_PROXY[0] = self
         try:
@@ -250,15 +251,34 @@ class Proxy:
 SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ")
 
 
-def run_config(config_text, *args):
+def run_config(config_text, *args, env=None):
     """ringproxy on a config text to completion: (exit code, output, config path)."""
     d = tempfile.mkdtemp(prefix="ringproxy-config-")
     path = os.path.join(d, "c.toml")
     with open(path, "w") as f:
         f.write(config_text)
     r = subprocess.run([BIN, "--config", path, *args], capture_output=True, text=True,
-                       timeout=30)
+                       timeout=30, env=env)
     return r.returncode, r.stdout + r.stderr, path
+
+
+def hosts_env(hosts_lines):
+    """An environment in which host names resolve by `hosts_lines` (an /etc/hosts text)
+    alone, through nss_wrapper (Debian's libnss-wrapper): names with an IPv6 and an
+    IPv4 address without touching the machine's own /etc/hosts."""
+    d = tempfile.mkdtemp(prefix="ringproxy-hosts-")
+    path = os.path.join(d, "hosts")
+    with open(path, "w") as f:
+        f.write(hosts_lines)
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = "libnss_wrapper.so"
+    env["NSS_WRAPPER_HOSTS"] = path
+    env["NSS_WRAPPER_PASSWD"] = "/etc/passwd"
+    env["NSS_WRAPPER_GROUP"] = "/etc/group"
+    # A sanitizer build must otherwise be the first library loaded.
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
+                                                 "verify_asan_link_order=0"]))
+    return env
 
 
 def run_check(config_text):

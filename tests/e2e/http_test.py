@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Proxy, SynDropper, ThreadedServer, check, free_port, read_head,  # noqa: E402
-                     recv_all, refused_port, reset_on_close, run_all, run_check, test,
-                     trickle, wait_until)
+                     hosts_env, recv_all, refused_port, reset_on_close, run_all, run_check,
+                     run_config, test, trickle, wait_until)
 from http_env import RAW, ClientReader, Lookupd, Origin, config, connect, pattern  # noqa: E402
 
 
@@ -2262,6 +2262,32 @@ def access_log_in_json_and_combined_formats_to_its_own_file():
                   r'"GET /y HTTP/1\.0" 404 \d+ "-" "a\\xE9b" "127\.0\.0\.1:%d" '
                   r'[\d.]+ [\d.]+ [\d.]+ "mail\.example\.com" [0-9a-f]{24}$' % a.port)
             check(re.match(rx, line), line)
+
+
+@test
+def an_upstream_name_with_an_ipv6_and_an_ipv4_address_reaches_either():
+    # Debian's /etc/hosts gives localhost ::1 and 127.0.0.1, ::1 first: an origin on
+    # 127.0.0.1 alone must still be reached, as nginx reaches it (a peer per address).
+    env = hosts_env("::1 dual.test\n127.0.0.1 dual.test\n")
+    port = free_port()
+    with Origin() as origin:
+        text = config(port, [origin.port]).replace(f'"127.0.0.1:{origin.port}"',
+                                                   f'"dual.test:{origin.port}"')
+        with Proxy(text, env=env):
+            for _ in range(4):
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("GET", "/size/3")
+                r = c.getresponse()
+                check(r.status == 200 and r.read() == pattern(3), f"status {r.status}")
+                c.close()
+        # Where one address must be chosen, the config says which was meant.
+        rc, out, _ = run_config(text.replace(f'listen = "127.0.0.1:{port}"',
+                                             f'listen = "dual.test:{port}"'), "--check", env=env)
+        check(rc != 0 and "the name has 2 addresses (::1, 127.0.0.1)" in out, out)
+        rc, out, _ = run_config(text.replace(f'"dual.test:{origin.port}"',
+                                             f'"dual.test:{origin.port} id=a"'), "--check",
+                                env=env)
+        check(rc != 0 and "id=a needs a server of one address" in out, out)
 
 
 @test

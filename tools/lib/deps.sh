@@ -11,7 +11,7 @@ packages=(
   # wolfSSL from Debian's source package (tools/lib/wolfssl.sh)
   dpkg-dev autoconf automake libtool make ca-certificates
   # tests and benchmarks: real peers and clients, the anchors, plots
-  python3 procps util-linux iproute2 curl openssl testssl.sh
+  python3 procps util-linux iproute2 curl openssl testssl.sh libnss-wrapper
   nginx-full libnginx-mod-stream libnginx-mod-mail haproxy
   dovecot-imapd dovecot-pop3d
   gnuplot-nox
