@@ -953,15 +953,22 @@ Task<void> HttpSession::RouteByUser() {
   const std::optional<SocketAddress> numeric =
       SocketAddress::FromNumeric(result.server, result.port);
   const std::string written = fmt::format("{}:{}", result.server, result.port);
+  // A name with several addresses is several members: the first that is not down.
+  const int64_t now = MonotonicNowNs();
+  int first = -1;
   for (size_t i = 0; i < group.servers.size(); ++i) {
     const UpstreamServerConfig& server = group.servers[i];
     if ((numeric && *numeric == server.address) || server.text == written ||
         server.text.starts_with(written + " ")) {
-      pinned_ = static_cast<int>(i);
-      co_return;
+      if (first < 0) first = static_cast<int>(i);
+      if (!balancer()->IsDown(static_cast<uint32_t>(i), now)) {
+        pinned_ = static_cast<int>(i);
+        co_return;
+      }
     }
   }
-  route_ = "not-in-group";
+  pinned_ = first;  // all down (or none): the first, which goes first only when all are
+  if (first < 0) route_ = "not-in-group";
 }
 
 Task<Flow> HttpSession::ReadBodyStart() {
@@ -1459,9 +1466,9 @@ void HttpSession::LogAccess() {
         "access http listener={} client={} host={} method={} target={} status={} in={} out={} "
         "upstream={} reused={} connect_ms={:.3f} header_ms={:.3f} total_ms={:.3f} request_id={} "
         "user={} route={} end={}{}",
-        listener_->name, peer_.ToString(), log::Word{req_.host}, req_.method, log::Word{target},
-        status_, bytes_in_, bytes_out_, upstream, reused_ ? 1 : 0, ms(connected_ns_),
-        ms(header_ns_), ms(now), request_id_.empty() ? "-" : request_id_,
+        listener_->name, peer_.ToString(), log::Word{req_.host}, log::Word{req_.method},
+        log::Word{target}, status_, bytes_in_, bytes_out_, upstream, reused_ ? 1 : 0,
+        ms(connected_ns_), ms(header_ns_), ms(now), request_id_.empty() ? "-" : request_id_,
         log::Word{user_.empty() ? "-" : user_}, route_, end_, TlsSummary(client_tls_.get()));
     return;
   }

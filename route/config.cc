@@ -17,12 +17,12 @@ ExtensionPtr ReadLookup(ConfigTable& t, const Config& /*so_far*/) {
     t.Error("servers", "needs at least one lookup server");
   }
   for (const std::string& text : servers) {
-    absl::StatusOr<LookupHandler> h = ParseLookupHandler(text);
+    absl::StatusOr<std::vector<LookupHandler>> h = ParseLookupHandlers(text);
     if (!h.ok()) {
       t.Error("servers", MessageOf(h.status()));
       continue;
     }
-    s->client.handlers.push_back(*std::move(h));
+    for (LookupHandler& one : *h) s->client.handlers.push_back(std::move(one));
   }
   t.Int("connect_timeout_ms", &s->client.connect_timeout_ms, 1, 600'000);
   t.Int("timeout_ms", &s->client.timeout_ms, 1, 600'000);
@@ -119,7 +119,7 @@ ExtensionPtr ReadThrottle(ConfigTable& t, const Config& so_far) {
 
 }  // namespace
 
-absl::StatusOr<LookupHandler> ParseLookupHandler(std::string_view text) {
+absl::StatusOr<std::vector<LookupHandler>> ParseLookupHandlers(std::string_view text) {
   const std::string quoted = "lookup server '" + std::string(text) + "': ";
   std::string_view rest = text;
   if (rest.starts_with("https://")) {
@@ -143,16 +143,21 @@ absl::StatusOr<LookupHandler> ParseLookupHandler(std::string_view text) {
     if (!bracketed && colons > 1) hostport = "[" + hostport + "]";
     hostport += ":" + std::string(kDefaultLookupPort);
   }
-  absl::StatusOr<SocketAddress> address = SocketAddress::Parse(hostport, 1);
-  if (!address.ok())
-    return absl::InvalidArgumentError(quoted + std::string(MessageOf(address.status())));
+  // A name with several addresses is a handler per address; the client fails over.
+  absl::StatusOr<std::vector<SocketAddress>> addresses = SocketAddress::ParseAll(hostport, 1);
+  if (!addresses.ok())
+    return absl::InvalidArgumentError(quoted + std::string(MessageOf(addresses.status())));
   for (char c : h.path) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
       return absl::InvalidArgumentError(quoted + "the path has a space or control character");
     }
   }
-  h.address = *address;
-  return h;
+  std::vector<LookupHandler> out;
+  for (const SocketAddress& a : *addresses) {
+    out.push_back(h);
+    out.back().address = a;
+  }
+  return out;
 }
 
 void RegisterRouteConfig(ConfigSchema* schema) {

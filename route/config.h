@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "cache/memcache_client.h"
@@ -37,9 +38,9 @@ struct ThrottleSection : ConfigExtension {
 };
 
 // "http://10.0.0.5:7072/service/extension/nginx-lookup", "http://[::1]:7072",
-// "10.0.0.5:7072" or "10.0.0.5" (port 7072, Zimbra's default path). IP literals only,
-// as Zimbra writes them; https is refused (the lookup client speaks plain HTTP).
-absl::StatusOr<LookupHandler> ParseLookupHandler(std::string_view text);
+// "10.0.0.5:7072" or "10.0.0.5" (port 7072, Zimbra's default path); a name is resolved
+// here, a handler per address. https is refused (the lookup client speaks plain HTTP).
+absl::StatusOr<std::vector<LookupHandler>> ParseLookupHandlers(std::string_view text);
 
 void RegisterRouteConfig(ConfigSchema* schema);
 

@@ -2291,6 +2291,47 @@ def an_upstream_name_with_an_ipv6_and_an_ipv4_address_reaches_either():
 
 
 @test
+def names_with_two_addresses_reach_the_lookup_service_and_keep_a_user_on_its_host():
+    # The user's server is written by name; its IPv6 member refuses and is marked down:
+    # the user's requests go to the same host's IPv4 member, not to another host.
+    env = hosts_env("::1 dual.test\n127.0.0.1 dual.test\n")
+    with Origin() as a, Origin() as b:
+        routes = f"""
+default_domain = "example.com"
+auth_wait_s = 0
+
+[[domain]]
+name = "example.com"
+virtual_ips = ["127.0.0.1"]
+
+[[server]]
+name = "a"
+address = "dual.test"
+http = {a.port}
+
+[[account]]
+name = "alice@example.com"
+server = "a"
+"""
+        with Lookupd(routes) as lookupd:
+            port = free_port()
+            text = config(port, [a.port, b.port], extra=lookupd.section(),
+                          listener_extra="route_by_user = true")
+            text = text.replace(f'"127.0.0.1:{a.port}"', f'"dual.test:{a.port}"')
+            # The lookup service, on 127.0.0.1 alone, by the same kind of name.
+            text = text.replace(f'"127.0.0.1:{lookupd.port}"', f'"dual.test:{lookupd.port}"')
+            with Proxy(text, env=env):
+                for _ in range(6):
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    c.request("GET", "/home/alice/x")
+                    check(c.getresponse().status == 404, "a response")
+                    c.close()
+                check(len(a.requests) == 6 and not b.requests,
+                      f"alice's requests: {len(a.requests)} on her host, "
+                      f"{len(b.requests)} elsewhere")
+
+
+@test
 def config_errors_name_the_key():
     cases = [
         ('protocol="https"', "", "an https listener needs a [listener.tls] table"),

@@ -26,25 +26,25 @@ std::string Error(std::string_view text) {
 }
 
 TEST(RouteConfigTest, LookupServersAsZimbraWritesThem) {
-  auto h = ParseLookupHandler("http://10.0.0.5:7072/service/extension/nginx-lookup");
-  ASSERT_TRUE(h.ok()) << h.status();
-  EXPECT_EQ(h->address.ToString(), "10.0.0.5:7072");
-  EXPECT_EQ(h->path, "/service/extension/nginx-lookup");
-  h = ParseLookupHandler("10.0.0.6");
-  ASSERT_TRUE(h.ok()) << h.status();
-  EXPECT_EQ(h->address.ToString(), "10.0.0.6:7072");
-  EXPECT_EQ(h->path, "/service/extension/nginx-lookup");
-  h = ParseLookupHandler("http://[2001:db8::5]:8080/x");
-  ASSERT_TRUE(h.ok()) << h.status();
-  EXPECT_EQ(h->address.ToString(), "[2001:db8::5]:8080");
-  EXPECT_EQ(h->path, "/x");
-  h = ParseLookupHandler("2001:db8::6");
-  ASSERT_TRUE(h.ok()) << h.status();
-  EXPECT_EQ(h->address.ToString(), "[2001:db8::6]:7072");
-  EXPECT_FALSE(ParseLookupHandler("https://10.0.0.5:7072").ok());
-  EXPECT_FALSE(ParseLookupHandler("http://mailbox.example.com:7072").ok());
-  EXPECT_FALSE(ParseLookupHandler("http://10.0.0.5:99999").ok());
-  EXPECT_FALSE(ParseLookupHandler("http://10.0.0.5/a b").ok());
+  auto h = ParseLookupHandlers("http://10.0.0.5:7072/service/extension/nginx-lookup");
+  ASSERT_TRUE(h.ok() && h->size() == 1) << h.status();
+  EXPECT_EQ(h->front().address.ToString(), "10.0.0.5:7072");
+  EXPECT_EQ(h->front().path, "/service/extension/nginx-lookup");
+  h = ParseLookupHandlers("10.0.0.6");
+  ASSERT_TRUE(h.ok() && h->size() == 1) << h.status();
+  EXPECT_EQ(h->front().address.ToString(), "10.0.0.6:7072");
+  EXPECT_EQ(h->front().path, "/service/extension/nginx-lookup");
+  h = ParseLookupHandlers("http://[2001:db8::5]:8080/x");
+  ASSERT_TRUE(h.ok() && h->size() == 1) << h.status();
+  EXPECT_EQ(h->front().address.ToString(), "[2001:db8::5]:8080");
+  EXPECT_EQ(h->front().path, "/x");
+  h = ParseLookupHandlers("2001:db8::6");
+  ASSERT_TRUE(h.ok() && h->size() == 1) << h.status();
+  EXPECT_EQ(h->front().address.ToString(), "[2001:db8::6]:7072");
+  EXPECT_FALSE(ParseLookupHandlers("https://10.0.0.5:7072").ok());
+  EXPECT_FALSE(ParseLookupHandlers("http://mailbox.example.com:7072").ok());
+  EXPECT_FALSE(ParseLookupHandlers("http://10.0.0.5:99999").ok());
+  EXPECT_FALSE(ParseLookupHandlers("http://10.0.0.5/a b").ok());
 }
 
 TEST(RouteConfigTest, ErrorsNameTheKey) {
