@@ -631,6 +631,9 @@ def no_password_goes_to_a_mailbox_server_that_says_logindisabled():
 
 @test
 def an_ipv6_mailbox_server_is_audited_in_brackets():
+    if env().silent6 is None:
+        print("skipped: no IPv6 here")
+        return
     with Mail(extra="auth_wait_ms = 0\n") as m:
         server = threading.Thread(target=scripted_imap_upstream, args=(env().silent6, b""),
                                   daemon=True)
