@@ -431,7 +431,20 @@ class AtDescriptorLimit {
 };
 
 // Splice modes with no pipe to be had: the relay copies instead and loses nothing.
-class PumpNoPipeTest : public PumpTest {};
+// Not in the sanitizer build: UBSan's checks themselves need a pipe (they probe memory
+// through one), and at the descriptor limit they report false errors.
+class PumpNoPipeTest : public PumpTest {
+ protected:
+  void SetUp() override {
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "the sanitizers need descriptors of their own";
+#endif
+    PumpTest::SetUp();
+  }
+  void TearDown() override {
+    if (!IsSkipped()) PumpTest::TearDown();
+  }
+};
 INSTANTIATE_TEST_SUITE_P(SpliceModes, PumpNoPipeTest,
                          ::testing::Values(RelayMode::kAuto, RelayMode::kSplice),
                          [](const auto& info) { return std::string(RelayModeName(info.param)); });

@@ -212,6 +212,8 @@ class Origin:
         elif kind == "raw":
             conn.sendall(RAW[arg])
             return False
+        elif kind == "raw-open":  # the connection stays open after it: may it be reused?
+            conn.sendall(RAW[arg])
         elif kind == "upgrade":
             conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                          b"Connection: Upgrade\r\n\r\n")
@@ -261,6 +263,8 @@ class _Reader:
     def head(self):
         while b"\r\n\r\n" not in self.buf:
             if not self._more():
+                if self.buf:
+                    raise EOFError("head cut short")  # part of a request reached us
                 return None
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
         return head + b"\r\n\r\n"

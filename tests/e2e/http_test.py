@@ -277,19 +277,23 @@ def bad_upstream_responses_are_502_and_never_reused():
     with Origin() as origin, Proxy(config(port, [origin.port])):
         failures = []
         for name in RAW:
+            # The origin keeps the connection open after its bad response: only the
+            # proxy's refusal to pool it makes the next request open a new one.
             s = connect(port)
-            s.sendall(get(port, f"/raw/{name}"))
+            s.sendall(get(port, f"/raw/{name}" if name == "empty" else f"/raw-open/{name}"))
             r = ClientReader(s).response()
             if r is None or r.status != 502:
                 failures.append(f"{name}: {r and r.status}")
             s.close()
+            before = origin.connections
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/size/4")
+            if c.getresponse().read() != pattern(4):
+                failures.append(f"{name}: the good request after it")
+            elif origin.connections != before + 1:
+                failures.append(f"{name}: its connection was pooled")
+            c.close()
         check(not failures, failures)
-        # Each bad response closed its connection: the next request opens a new one.
-        before = origin.connections
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        c.request("GET", "/size/4")
-        check(c.getresponse().read() == pattern(4), "a good request after them")
-        check(origin.connections == before + 1, "a bad connection was pooled")
 
 
 def post_reading_the_answer(port, path, body, timeout=15):
@@ -593,6 +597,26 @@ def upstream_failures_are_502_503_504():
         c.request("GET", "/size/1")
         status = c.getresponse().status
         check(status == 504, f"connect timeout: {status}")
+    # The proxy's own failure (no descriptor for the upstream socket) is 503: its
+    # descriptor limit leaves room for the client's connection and nothing more.
+    if os.environ.get("RINGPROXY_SANITIZED") == "1":
+        print("skipped the 503 case: the sanitizers need descriptors of their own")
+    else:
+        port = free_port()
+        with Origin() as origin, Proxy(config(port, [origin.port])) as p:
+            used = {int(fd) for fd in os.listdir(f"/proc/{p.pid}/fd")}
+            lowest_free = min(set(range(len(used) + 1)) - used)
+            saved = resource.prlimit(p.pid, resource.RLIMIT_NOFILE)
+            resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (lowest_free + 1, saved[1]))
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("GET", "/size/1")
+                r = c.getresponse()
+                check(r.status == 503 and b"Service Unavailable" in r.read(), f"{r.status}")
+                c.close()
+            finally:
+                resource.prlimit(p.pid, resource.RLIMIT_NOFILE, saved)
+            check(not origin.requests, "a request reached the origin")
     # A TLS upstream that never answers the handshake: its deadline is a timeout too.
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -1024,9 +1048,12 @@ def timeouts_close_slow_clients_without_slowing_others():
         check(r.status == 408, f"body timeout: {r.status}")
         check(ClientReader(idle).eof(timeout=5), "idle keep-alive connection kept open")
         check(time.monotonic() - start < 3, "timeouts were late")
-        check(origin.heads() == [b"GET /size/100 HTTP/1.1\r\n" + h for h in []] or
-              all(h.startswith(b"GET /size/100 ") for h in origin.heads()),
-              "a cut request reached the origin")
+        # Neither cut request reached the origin, not even in part (the origin records
+        # a request only whole, and counts one cut short, head or body, as an error).
+        heads = origin.heads()
+        check(len(heads) == 20 and all(h.startswith(b"GET /size/100 ") for h in heads) and
+              not origin.server.errors, f"a cut request reached the origin: {heads[-1:]}, "
+              f"{origin.server.errors}")
 
 
 @test
