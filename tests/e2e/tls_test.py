@@ -37,9 +37,11 @@ def tls_1_0_and_1_1_are_refused_1_2_and_1_3_accepted():
                 # SECLEVEL=0 makes the client willing; the refusal must be the proxy's.
                 rc, out = s_client(port, flag, "-cipher", "DEFAULT@SECLEVEL=0", "-servername",
                                    name(1))
-                check(rc != 0 and "Cipher is (NONE)" in out or "no protocols available" in out
-                      or "alert protocol version" in out,
-                      f"{flag} was not refused:\n{out[-1500:]}")
+                # The proxy's refusal: an alert or no cipher, not a client that would
+                # not offer the version ("no protocols available").
+                check(rc != 0 and ("alert protocol version" in out or "Cipher is (NONE)" in out)
+                      and "no protocols available" not in out,
+                      f"{flag} was not refused by the proxy:\n{out[-1500:]}")
             for flag, version in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
                 rc, out = s_client(port, flag, "-servername", name(1), "-CAfile",
                                    os.path.join(pki(), "ca.pem"), "-verify_return_error")
@@ -75,10 +77,13 @@ def only_the_policy_key_exchange_groups_are_accepted():
         port = free_port()
         with Proxy(config(port, up.port)) as proxy:
             for group in ("brainpoolP256r1", "brainpoolP384r1", "secp256k1"):
-                rc, out = s_client(port, "-tls1_2", "-groups", group, "-cipher",
+                # Offered first, with P-256 (which the ECDSA certificate needs in TLS
+                # 1.2) after it: the key exchange must be P-256's.
+                rc, out = s_client(port, "-tls1_2", "-groups", f"{group}:P-256", "-cipher",
                                    "ECDHE@SECLEVEL=0", "-servername", name(1))
-                check("Cipher is (NONE)" in out and "Server Temp Key" not in out,
-                      f"{group} was accepted:\n{out[-1500:]}")
+                check("Server Temp Key: ECDH, prime256v1" in out or
+                      "Server Temp Key: ECDH, P-256" in out,
+                      f"{group} was used or the handshake failed:\n{out[-1500:]}")
             for group in ("X25519", "P-256", "X448", "P-521", "P-384"):
                 for flag in ("-tls1_2", "-tls1_3"):
                     # TLS 1.2 clients apply their groups to the ECDSA certificate too.
@@ -86,7 +91,7 @@ def only_the_policy_key_exchange_groups_are_accepted():
                     rc, out = s_client(port, flag, "-groups", groups, "-servername", name(1))
                     check("Cipher is (NONE)" not in out and "Server Temp Key" in out,
                           f"{group} {flag} was refused:\n{out[-1500:]}")
-            proxy.wait_log(r"TLS handshake failed", count=3)
+
 
 
 @test
