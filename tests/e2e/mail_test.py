@@ -1160,9 +1160,16 @@ def reload_keeps_a_sessions_generation_and_its_route_stack():
     with Mail(extra='greeting = "first generation"') as m:
         old = raw(m.imap)
         check(read_until(old, rb"\r\n") == b"* OK first generation\r\n", "first greeting")
-        m.proxy.write_config(m.config.replace("first generation", "second generation"))
+        # The new generation's route stack reaches no route: neither lookup service nor
+        # memcached answers there. Only the old generation's stack logs the old session in.
+        dead = harness.refused_port()
+        new = (m.config.replace("first generation", "second generation")
+               .replace(f"127.0.0.1:{env().lookupd_port}", f"127.0.0.1:{dead}")
+               .replace(f"127.0.0.1:{env().memcached_port}", f"127.0.0.1:{dead}"))
+        check(new.count(f"127.0.0.1:{dead}") == 2, "the new config's route stack")
+        m.proxy.write_config(new)
         m.proxy.signal(1)
-        m.proxy.wait_log(r"reload", timeout=10)
+        m.proxy.wait_log(r"reload done", timeout=10)
 
         def greeting():
             s = raw(m.imap)
@@ -1177,6 +1184,13 @@ def reload_keeps_a_sessions_generation_and_its_route_stack():
         got = read_until(old, rb"o2 (OK|NO|BAD).*\r\n")
         check(b"o OK" in got and b"o2 OK" in got, f"old session: {got[-300:]!r}")
         old.close()
+        # A session of the new generation has that generation's (dead) stack.
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(f'n LOGIN "{JOHN}" "{JOHN_PW}"\r\n'.encode())
+        got = read_until(s, rb"(n (OK|NO|BAD)|\* BAD).*\r\n", timeout=15)
+        check(b"n OK" not in got, f"new session logged in: {got!r}")
+        s.close()
 
 
 @test
