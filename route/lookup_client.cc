@@ -107,8 +107,8 @@ Task<LookupClient::Attempt> LookupClient::Try(Handler* h, int index, const std::
     if (!c.ok()) {
       h->failed_at_ns = MonotonicNowNs();
       ++stats_.handler_failures;
-      RP_LOG(kWarn, "lookup handler {}: connect failed: {}; skipped for {} ms", h->config.text,
-             strerror(c.error()), options_.retry_interval_ms);
+      RP_LOG(kWarn, "lookup handler {} ({}): connect failed: {}; skipped for {} ms", h->config.text,
+             h->config.address.ToString(), strerror(c.error()), options_.retry_interval_ms);
       co_return Attempt::kFailover;
     }
     h->failed_at_ns = 0;

@@ -431,7 +431,7 @@ class AtDescriptorLimit {
 };
 
 // Splice modes with no pipe to be had: the relay copies instead and loses nothing.
-// Not in the sanitizer build: UBSan's checks themselves need a pipe (they probe memory
+// Not in the ASan+UBSan build: UBSan's checks themselves need a pipe (they probe memory
 // through one), and at the descriptor limit they report false errors.
 class PumpNoPipeTest : public PumpTest {
  protected:

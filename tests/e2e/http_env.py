@@ -13,6 +13,7 @@ Paths:
   /status/N         status N without a body (204, 304) or with "x" (others)
   /slow/MS          waits MS milliseconds, then 200 "slow"
   /raw/NAME         the bytes RAW[NAME], then the connection closes
+  /raw-open/NAME    the bytes RAW[NAME], and the connection stays open for more requests
   /upgrade          101 Switching Protocols, then echoes bytes until EOF
   /location?to=URL  302 with Location: URL (percent-decoded)
   /hints/MS         103 Early Hints; MS milliseconds later a 100, a 102 and the final

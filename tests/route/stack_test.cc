@@ -42,7 +42,10 @@ TEST(RouteConfigTest, LookupServersAsZimbraWritesThem) {
   ASSERT_TRUE(h.ok() && h->size() == 1) << h.status();
   EXPECT_EQ(h->front().address.ToString(), "[2001:db8::6]:7072");
   EXPECT_FALSE(ParseLookupHandlers("https://10.0.0.5:7072").ok());
-  EXPECT_FALSE(ParseLookupHandlers("http://mailbox.example.com:7072").ok());
+  EXPECT_FALSE(ParseLookupHandlers("http://:7072").ok());
+  h = ParseLookupHandlers("localhost:7072");  // a name: a handler per address
+  ASSERT_TRUE(h.ok() && !h->empty()) << h.status();
+  for (const LookupHandler& one : *h) EXPECT_EQ(one.address.port(), 7072);
   EXPECT_FALSE(ParseLookupHandlers("http://10.0.0.5:99999").ok());
   EXPECT_FALSE(ParseLookupHandlers("http://10.0.0.5/a b").ok());
 }
