@@ -343,6 +343,27 @@ connect_timeout_ms = 1000
         self.close()
 
 
+def alice_routes(address, port, protocol="http", default_domain="example.com"):
+    """lookupd routes with one account, alice@example.com, on one server."""
+    return f"""
+default_domain = "{default_domain}"
+auth_wait_s = 0
+
+[[domain]]
+name = "example.com"
+virtual_ips = ["127.0.0.1"]
+
+[[server]]
+name = "a"
+address = "{address}"
+{protocol} = {port}
+
+[[account]]
+name = "alice@example.com"
+server = "a"
+"""
+
+
 def config(port, origin_ports, *, shards=1, extra="", listener_extra="", protocol="http",
            tls="", upstream_extra="", drain_ms=30000, runtime_extra=""):
     servers = ", ".join(f'"127.0.0.1:{p}"' for p in origin_ports)

@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Proxy, SynDropper, ThreadedServer, check, free_port, read_head,  # noqa: E402
                      hosts_env, recv_all, refused_port, reset_on_close, run_all, run_check,
                      run_config, test, trickle, wait_until)
-from http_env import RAW, ClientReader, Lookupd, Origin, config, connect, pattern  # noqa: E402
+from http_env import (RAW, ClientReader, Lookupd, Origin, alice_routes, config,  # noqa: E402
+                      connect, pattern)
 
 
 def get(port, path, host="www.example.com", extra=b""):
@@ -1703,23 +1704,7 @@ def a_location_that_alone_routes_by_user_tells_the_lookup_its_local_ip():
     # (502 or 504): the access line names the last, which is a when b went first.
     # max_fails = 0: neither is ever marked down, so the order is the route's alone.
     with Origin() as a, Origin() as b:
-        routes = f"""
-default_domain = "other.test"
-auth_wait_s = 0
-
-[[domain]]
-name = "example.com"
-virtual_ips = ["127.0.0.1"]
-
-[[server]]
-name = "b"
-address = "127.0.0.1"
-httpssl = {b.port}
-
-[[account]]
-name = "alice@example.com"
-server = "b"
-"""
+        routes = alice_routes("127.0.0.1", b.port, "httpssl", default_domain="other.test")
         with Lookupd(routes) as lookupd:
             port = free_port()
             location = '[[listener.location]]\nprefix = "/home/"\nroute_by_user = true\n'
@@ -2323,23 +2308,7 @@ def names_with_two_addresses_reach_the_lookup_service_and_keep_a_user_on_its_hos
     # the user's requests go to the same host's IPv4 member, not to another host.
     env = hosts_env("::1 dual.test\n127.0.0.1 dual.test\n")
     with Origin() as a, Origin() as b:
-        routes = f"""
-default_domain = "example.com"
-auth_wait_s = 0
-
-[[domain]]
-name = "example.com"
-virtual_ips = ["127.0.0.1"]
-
-[[server]]
-name = "a"
-address = "dual.test"
-http = {a.port}
-
-[[account]]
-name = "alice@example.com"
-server = "a"
-"""
+        routes = alice_routes("dual.test", a.port)
         with Lookupd(routes) as lookupd:
             port = free_port()
             text = config(port, [a.port, b.port], extra=lookupd.section(),
