@@ -38,12 +38,14 @@ bool EnsureTicketKeys(ConfigTable& t, const Config& so_far) {
 }
 
 // The ALPN list a listener offers unless `alpn` says otherwise: its own protocol's IANA
-// name. A mail listener that agreed to http/1.1 would tell a browser sent to it (the
-// ALPACA attack) that it speaks HTTP.
+// name. A listener that agreed to http/1.1 without speaking it would tell a browser sent
+// to it (the ALPACA attack) that it does; a `tcp` listener relays whatever its upstream
+// speaks, so it names nothing, as nginx's stream module.
 std::vector<std::string> DefaultAlpn(std::string_view protocol) {
   if (protocol == "imap" || protocol == "imaps") return {"imap"};
   if (protocol == "pop3" || protocol == "pop3s") return {"pop3"};
-  return {"http/1.1"};
+  if (protocol == "http" || protocol == "https") return {"http/1.1"};
+  return {};
 }
 
 // An HTTP listener speaks HTTP/1.x only: offering "h2" would have every browser pick

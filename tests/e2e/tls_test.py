@@ -228,7 +228,7 @@ def a_ticket_resumes_only_where_the_certificates_and_alpn_are_the_same():
     # HTTPS one), it must not resume.
     with ThreadedServer(echo_handler) as up:
         port, same, other = free_port(), free_port(), free_port()
-        extra = (tls_listener("same-settings", same, '["http/1.1"]') +
+        extra = (tls_listener("same-settings", same, '[]') +
                  tls_listener("other-protocol", other, '["imap"]'))
         with Proxy(config(port, up.port, extra=extra)):
             for maximum in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
@@ -805,7 +805,9 @@ def curl_fetches_through_the_tls_listener_with_alpn():
                      b"hello, curl\n")
     with ThreadedServer(http) as up:
         port = free_port()
-        with Proxy(config(port, up.port)):
+        tls = (f'certificate = "{pki()}/default.crt"\nkey = "{pki()}/default.key"\n'
+               f'certificate_dir = "{pki()}/certs"\nalpn = ["http/1.1"]\n')
+        with Proxy(config(port, up.port, tls=tls)):
             host = name(42)
             r = subprocess.run(["curl", "-sS", "-v", "--cacert", os.path.join(pki(), "ca.pem"),
                                 "--resolve", f"{host}:{port}:127.0.0.1",
@@ -814,6 +816,22 @@ def curl_fetches_through_the_tls_listener_with_alpn():
             check(r.returncode == 0, r.stderr[-1500:])
             check(r.stdout == "hello, curl\n", repr(r.stdout))
             check(re.search(r"ALPN.*accepted.*http/1\.1", r.stderr), r.stderr[-1500:])
+
+
+@test
+def a_tcp_listener_agrees_to_no_alpn_unless_told():
+    # It relays whatever its upstream speaks: agreeing to http/1.1 (or to anything the
+    # client offers) would vouch for a protocol it does not know (ALPACA).
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port)):
+            for offered in (["http/1.1"], ["h2", "http/1.1"], ["imap", "smtp"]):
+                ctx = client_context()
+                ctx.set_alpn_protocols(offered)
+                with tls_connect(port, name(9), ctx) as s:
+                    check(s.selected_alpn_protocol() is None,
+                          f"offered {offered}: agreed to {s.selected_alpn_protocol()}")
+                    check(echo_once(s) == b"ping", "echo")
 
 
 @test
