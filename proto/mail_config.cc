@@ -52,10 +52,17 @@ ExtensionPtr ReadMail(ConfigTable& t, MailProtocol protocol, bool implicit_tls) 
   // STARTTLS / STLS: Zimbra's default is "only", which needs certificates.
   int mode = has_tls && !implicit_tls ? 2 : 0;
   if (t.Has("starttls")) {
-    if (implicit_tls) {
-      t.Error("starttls", "an implicit-TLS listener has no STARTTLS");
-    } else if (ReadStartTls(t, &mode) && mode != 0 && !has_tls) {
-      t.Error("starttls", "STARTTLS needs a [listener.tls] table (its certificates)");
+    int asked = 0;
+    if (ReadStartTls(t, &asked)) {
+      // "off" is what an implicit-TLS listener has anyway.
+      if (implicit_tls && asked != 0) {
+        t.Error("starttls", "an implicit-TLS listener has no STARTTLS");
+      } else if (!implicit_tls) {
+        mode = asked;
+        if (mode != 0 && !has_tls) {
+          t.Error("starttls", "STARTTLS needs a [listener.tls] table (its certificates)");
+        }
+      }
     }
   }
   s->imap.starttls = static_cast<imap::StartTlsMode>(mode);
@@ -157,7 +164,7 @@ ExtensionPtr ReadMail(ConfigTable& t, MailProtocol protocol, bool implicit_tls) 
 
 ExtensionPtr ReadAudit(ConfigTable& t, const Config& /*so_far*/) {
   std::string path;
-  if (!t.String("path", &path, /*required=*/true)) return nullptr;
+  if (!t.NonEmptyString("path", &path, /*required=*/true)) return nullptr;
   if (path == "-") return std::make_shared<AuditSink>(STDOUT_FILENO, false);
   if (t.checking()) {  // a check creates no file
     t.CheckAppendable("path", path);

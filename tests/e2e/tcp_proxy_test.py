@@ -885,6 +885,9 @@ listen = "127.0.0.1:{free_port()}"
         check(re.search(rf"{re.escape(path)}:\d+: {re.escape(key)}: cannot open '.*': {why}", out),
               f"{key}: {out}")
     check(sorted(os.listdir(d)) == [], f"--check created {os.listdir(d)}")
+    # An empty audit path is refused by the check, as the start would refuse it.
+    rc, out, path = run_check(text(files["proxy.log"], files["access.log"], ""))
+    check(rc == 1 and re.search(rf"{re.escape(path)}:\d+: audit\.path: ", out), f"{rc} {out}")
 
 
 @test

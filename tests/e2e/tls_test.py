@@ -835,6 +835,34 @@ def a_tcp_listener_agrees_to_no_alpn_unless_told():
 
 
 @test
+def an_implicit_tls_mail_listener_takes_starttls_off_and_refuses_on():
+    p = pki()
+
+    def text(mode):
+        return config(free_port(), 1, extra=f"""
+[lookup]
+servers = ["127.0.0.1:{free_port()}"]
+
+[[listener]]
+name = "imaps"
+protocol = "imaps"
+listen = "127.0.0.1:{free_port()}"
+starttls = "{mode}"
+
+[listener.tls]
+certificate = "{p}/default.crt"
+key = "{p}/default.key"
+""")
+    rc, out, _ = run_check(text("off"))
+    check(rc == 0 and "ok (2 listeners" in out, f"off: {rc} {out}")
+    rc, out, path = run_check(text("on"))
+    errors = [line for line in out.splitlines() if line.startswith(path)]
+    check(rc == 1 and len(errors) == 1 and
+          "listener[1].starttls: an implicit-TLS listener has no STARTTLS" in errors[0],
+          f"on: {rc} {out}")
+
+
+@test
 def a_broken_certificate_is_a_config_error_with_file_and_line():
     p = pki()
     port = free_port()
