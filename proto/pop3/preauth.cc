@@ -193,17 +193,22 @@ Task<std::optional<PreauthEnd>> Dialogue::Dispatch(const Command& c) {
     co_return std::nullopt;
   }
   if (c.KeywordIs("USER")) {
-    if (c.arg_count != 1 || c.more_args) co_return Err("USER takes one argument");
+    if (c.arg_count == 0) co_return Err("USER takes a name");
     if (refuse_cleartext()) {
       Reply("-ERR cleartext logins disabled\r\n");
       co_return std::nullopt;
     }
-    if (!LoginFits(c.args[0], "")) {
+    // The name is the rest of the line, spaces inside it included, as nginx and Zimbra
+    // take it (a name may hold a space; the lookup escapes it).
+    std::string_view name = c.rest;
+    name.remove_prefix(name.find_first_not_of(' '));
+    name.remove_suffix(name.size() - 1 - name.find_last_not_of(' '));
+    if (!LoginFits(name, "")) {
       mail::LogRefusedLogin(who_, "USER: a name too long or with control bytes");
       Reply("-ERR invalid username/password\r\n");
       co_return std::nullopt;
     }
-    user_ = c.args[0];
+    user_ = name;
     Reply("+OK\r\n");
     co_return std::nullopt;
   }

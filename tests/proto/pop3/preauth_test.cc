@@ -100,15 +100,25 @@ TEST_F(Pop3PreauthTest, UserPassAndTheirLimits) {
   settings_.stls = StlsMode::kOff;
   settings_.login_bytes_max = 8;
   settings_.password_bytes_max = 4;
-  ScriptedStream s({"PASS x\r\n", "USER 123456789\r\n", "USER a b\r\n", "USER 12345678\r\n",
+  ScriptedStream s({"PASS x\r\n", "USER 123456789\r\n", "USER \r\n", "USER 12345678\r\n",
                     "PASS 12345\r\n", "USER 12345678\r\n", "PASS 1 34\r\n"});
   EXPECT_EQ(Run(&s), PreauthEnd::kCredentials);
   EXPECT_EQ(s.written(), std::string(kGreeting) +
                              "-ERR USER first\r\n-ERR invalid username/password\r\n"
-                             "-ERR USER takes one argument\r\n+OK\r\n"
+                             "-ERR USER takes a name\r\n+OK\r\n"
                              "-ERR invalid username/password\r\n+OK\r\n");
   EXPECT_EQ(credentials_.user, "12345678");
   EXPECT_EQ(credentials_.password, "1 34");
+}
+
+// As nginx and Zimbra: the name is the rest of the line (the spaces around it dropped).
+TEST_F(Pop3PreauthTest, UserNameMayHoldSpaces) {
+  settings_.stls = StlsMode::kOff;
+  ScriptedStream s({"USER  john smith \r\n", "PASS pw\r\n"});
+  EXPECT_EQ(Run(&s), PreauthEnd::kCredentials);
+  EXPECT_EQ(s.written(), std::string(kGreeting) + "+OK\r\n");
+  EXPECT_EQ(credentials_.user, "john smith");
+  EXPECT_EQ(credentials_.password, "pw");
 }
 
 TEST_F(Pop3PreauthTest, PassWithoutAPasswordIsAFailedPass) {
