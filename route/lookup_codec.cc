@@ -115,6 +115,13 @@ std::string_view ParseHeadLines(std::string_view data, ParsedHead* h) {
 // Body framing for keep-alive reuse: Content-Length only (the service sends none or 0).
 void FrameBody(std::string_view data, ParsedHead* h) {
   std::string_view cl = h->Find("Content-Length");
+  // Repeats that differ leave the body's end unknown (RFC 9112 §6.3).
+  for (size_t i = 0; i < h->header_count; ++i) {
+    if (EqualsIgnoreCase(h->headers[i].name, "Content-Length") && h->headers[i].value != cl) {
+      h->error = Error::kBadHeader;
+      return;
+    }
+  }
   if (cl.empty()) {
     // No length: reusable only if the message cannot have a body (a request), which
     // the caller decides; a response without a length ends at close.
@@ -170,6 +177,13 @@ std::string_view ErrorName(Error e) {
 
 std::string_view ParsedHead::Find(std::string_view name) const {
   for (size_t i = 0; i < header_count; ++i) {
+    if (EqualsIgnoreCase(headers[i].name, name)) return headers[i].value;
+  }
+  return {};
+}
+
+std::string_view ParsedHead::FindLast(std::string_view name) const {
+  for (size_t i = header_count; i-- > 0;) {
     if (EqualsIgnoreCase(headers[i].name, name)) return headers[i].value;
   }
   return {};
@@ -313,8 +327,13 @@ ParsedResponse ParseResponse(std::string_view data) {
   r.http10 = start[7] == '0';
   r.keep_alive = !r.http10;
   ApplyConnectionHeader(&r);
-  if (!r.Has("Content-Length")) r.keep_alive = false;  // body would run to the close
-  FrameBody(data, &r);
+  // Without a length, or with a Transfer-Encoding (which overrides it, RFC 9112 §6.3),
+  // the body is not framed here: it runs to the close, so the connection is not kept.
+  if (!r.Has("Content-Length") || r.Has("Transfer-Encoding")) {
+    r.keep_alive = false;
+  } else {
+    FrameBody(data, &r);
+  }
   if (r.error == Error::kNone && r.status != 200) r.error = Error::kBadStatus;
   return r;
 }
@@ -356,11 +375,19 @@ std::string_view UsableServer(std::string_view s) {
 
 }  // namespace
 
+// Repeated fields: the last one counts, as in Zimbra's proxy, except that any
+// Auth-Status other than OK fails the login (spec §1.3), wherever it stands.
 Answer Interpret(const ParsedResponse& r) {
   Answer a;
   if (!r.Has("Auth-Status")) return a;
-  a.status = r.Find("Auth-Status");
-  std::string_view wait = r.Find("Auth-Wait");
+  a.status = r.FindLast("Auth-Status");
+  for (size_t i = 0; i < r.header_count; ++i) {
+    if (EqualsIgnoreCase(r.headers[i].name, "Auth-Status") && r.headers[i].value != "OK") {
+      a.status = r.headers[i].value;
+      break;
+    }
+  }
+  std::string_view wait = r.FindLast("Auth-Wait");
   if (!wait.empty()) {
     int w = 0;
     auto [p, ec] = std::from_chars(wait.data(), wait.data() + wait.size(), w);
@@ -372,16 +399,16 @@ Answer Interpret(const ParsedResponse& r) {
       a.wait_s = kMaxAuthWaitS;
     }
   }
-  a.user = r.Find("Auth-User");
-  a.auth_id = r.Find("Auth-ID");
-  a.auth_pass = r.Find("Auth-Pass");
-  a.cache_alias = EqualsIgnoreCase(r.Find("Auth-Cache-Alias"), "TRUE");
+  a.user = r.FindLast("Auth-User");
+  a.auth_id = r.FindLast("Auth-ID");
+  a.auth_pass = r.FindLast("Auth-Pass");
+  a.cache_alias = EqualsIgnoreCase(r.FindLast("Auth-Cache-Alias"), "TRUE");
   if (a.status != "OK") {
     a.outcome = Outcome::kLoginFailed;
     return a;
   }
-  a.server = UsableServer(r.Find("Auth-Server"));
-  std::string_view port = r.Find("Auth-Port");
+  a.server = UsableServer(r.FindLast("Auth-Server"));
+  std::string_view port = r.FindLast("Auth-Port");
   uint32_t n = 0;
   auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
   if (a.server.empty() || port.empty() || ec != std::errc() || p != port.data() + port.size() ||

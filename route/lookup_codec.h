@@ -107,7 +107,8 @@ struct ParsedHead {
   bool http10 = false;
   std::string_view body;
 
-  std::string_view Find(std::string_view name) const;  // case-insensitive, "" if absent
+  std::string_view Find(std::string_view name) const;      // case-insensitive, "" if absent
+  std::string_view FindLast(std::string_view name) const;  // the last of repeats, as nginx
   bool Has(std::string_view name) const;
 };
 

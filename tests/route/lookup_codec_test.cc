@@ -256,6 +256,36 @@ TEST(LookupCodecTest, MalformedResponses) {
             Error::kNeedMore);
 }
 
+// A body whose end is not known from one Content-Length: never a kept connection, whose
+// next answer would start with this one's leftover bytes.
+TEST(LookupCodecTest, AResponseWithoutOneLengthIsNotKept) {
+  const std::string head = "HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nContent-Length: 0\r\n";
+  ParsedResponse chunked = ParseResponse(head + "Transfer-Encoding: chunked\r\n\r\n");
+  EXPECT_EQ(chunked.error, Error::kNone);
+  EXPECT_FALSE(chunked.keep_alive);
+  EXPECT_EQ(ParseResponse(head + "Content-Length: 5\r\n\r\n").error, Error::kBadHeader);
+  ParsedResponse same = ParseResponse(head + "Content-Length: 0\r\n\r\n");
+  EXPECT_EQ(same.error, Error::kNone);
+  EXPECT_TRUE(same.keep_alive);
+}
+
+// Any Auth-Status other than OK fails the login wherever it stands; other repeated
+// fields count by their last value, as in Zimbra's proxy.
+TEST(LookupCodecTest, RepeatedFields) {
+  auto answer = [](const std::string& s) { return Interpret(ParseResponse(s)); };
+  Answer late_refusal = answer(
+      "HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.0.0.7\r\nAuth-Port: 7143\r\n"
+      "Auth-Status: user not found:x@y\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(late_refusal.outcome, Outcome::kLoginFailed);
+  EXPECT_EQ(late_refusal.status, "user not found:x@y");
+  Answer twice = answer(
+      "HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.0.0.7\r\nAuth-Port: 7143\r\n"
+      "Auth-Server: 10.0.0.8\r\nAuth-Port: 7993\r\nAuth-Status: OK\r\n\r\n");
+  EXPECT_EQ(twice.outcome, Outcome::kOk);
+  EXPECT_EQ(twice.server, "10.0.0.8");
+  EXPECT_EQ(twice.port, 7993);
+}
+
 TEST(LookupCodecTest, RequestParsing) {
   std::string wire;
   Request r;
