@@ -70,15 +70,22 @@ bool Cidr::Contains(std::string_view ip) const {
 Throttle::Throttle(ThrottleOptions options, MemcacheClient* memcache)
     : options_(std::move(options)), memcache_(memcache) {}
 
-void Throttle::NoteMemcacheState(bool ok) {
-  if (ok == memcache_ok_) return;
+bool Throttle::NoteMemcacheState(const McReply& r) {
+  const bool ok = r.ok() && (r.status == 0 ||
+                             r.status == static_cast<uint16_t>(memcache::Status::kKeyNotFound));
+  if (ok == memcache_ok_) return ok;
   memcache_ok_ = ok;
+  const char* what = options_.fail_open ? "allowed" : "refused";
   if (ok) {
     RP_LOG(kInfo, "throttle: memcached answers again; counting resumes");
+  } else if (r.ok()) {
+    RP_LOG(kWarn,
+           "throttle: memcached answers '{}' (status 0x{:02x}); logins are {} without counting",
+           memcache::StatusName(r.status), r.status, what);
   } else {
-    RP_LOG(kWarn, "throttle: memcached unavailable; logins are {} without counting",
-           options_.fail_open ? "allowed" : "refused");
+    RP_LOG(kWarn, "throttle: memcached unavailable; logins are {} without counting", what);
   }
+  return ok;
 }
 
 ThrottleDecision Throttle::Unavailable(const std::string& message) {
@@ -114,7 +121,7 @@ Task<ThrottleDecision> Throttle::CheckIp(std::string protocol, std::string clien
     // The memo saves the CIDR walk for every proxy sharing memcached (Zimbra's key).
     std::string memo_key = keys::WhitelistMemo(client_ip);
     McReply memo = co_await memcache_->Get(memo_key);
-    NoteMemcacheState(memo.ok());
+    NoteMemcacheState(memo);
     bool whitelisted;
     if (memo.hit()) {
       whitelisted = memo.value == "1";
@@ -129,8 +136,7 @@ Task<ThrottleDecision> Throttle::CheckIp(std::string protocol, std::string clien
     if (whitelisted) co_return ThrottleDecision{};
   }
   McReply r = co_await Count(keys::IpThrottle(pop3 ? "pop3" : "imap", client_ip), ttl);
-  NoteMemcacheState(r.ok());
-  if (!r.ok() || r.status != 0) co_return Unavailable(options_.ip_reject_message);
+  if (!NoteMemcacheState(r)) co_return Unavailable(options_.ip_reject_message);
   ThrottleDecision d;
   d.count = r.counter;
   if (r.counter > static_cast<uint64_t>(max)) {
@@ -143,8 +149,7 @@ Task<ThrottleDecision> Throttle::CheckIp(std::string protocol, std::string clien
 Task<ThrottleDecision> Throttle::CheckUser(std::string account) {
   if (options_.user_max <= 0 || memcache_ == nullptr) co_return ThrottleDecision{};
   McReply r = co_await memcache_->Get(keys::UserThrottle(account));
-  NoteMemcacheState(r.ok());
-  if (!r.ok()) co_return Unavailable(options_.user_reject_message);
+  if (!NoteMemcacheState(r)) co_return Unavailable(options_.user_reject_message);
   ThrottleDecision d;
   if (!r.hit()) co_return d;
   uint64_t count = 0;
@@ -164,8 +169,7 @@ Task<ThrottleDecision> Throttle::CheckUser(std::string account) {
 Task<ThrottleDecision> Throttle::CountUserLogin(std::string account) {
   if (options_.user_max <= 0 || memcache_ == nullptr) co_return ThrottleDecision{};
   McReply r = co_await Count(keys::UserThrottle(account), options_.user_ttl_s);
-  NoteMemcacheState(r.ok());
-  if (!r.ok() || r.status != 0) co_return Unavailable(options_.user_reject_message);
+  if (!NoteMemcacheState(r)) co_return Unavailable(options_.user_reject_message);
   ThrottleDecision d;
   d.count = r.counter;
   if (r.counter > static_cast<uint64_t>(options_.user_max)) {

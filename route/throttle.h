@@ -79,7 +79,9 @@ class Throttle {
 
  private:
   ThrottleDecision Unavailable(const std::string& message);
-  void NoteMemcacheState(bool ok);
+  // Logs when memcached stops or starts answering as a counter store should: a failed
+  // request or an error status (a miss is an answer). Returns whether it did.
+  bool NoteMemcacheState(const McReply& r);
   // INCREMENT by one, creating the key at 1 with `ttl_s`.
   Task<McReply> Count(std::string key, uint32_t ttl_s);
 

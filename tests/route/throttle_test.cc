@@ -11,6 +11,7 @@
 #include "core/ops.h"
 #include "core/sync.h"
 #include "gtest/gtest.h"
+#include "route/keys.h"
 #include "tests/process_util.h"
 #include "tests/test_util.h"
 
@@ -235,6 +236,34 @@ TEST_F(ThrottleTest, MemcachedDownFailsOpenOrClosedAsConfigured) {
   };
   EXPECT_EQ(RunUntilComplete(*reactor_, run(&a, &b, &m)),
             (std::vector<bool>{true, true, false, true, false}));
+}
+
+// memcached answering with an error status (here: INCR of a value that is not a
+// number) is not a working counter store: logged, and fail_open decides, as when it is down.
+TEST_F(ThrottleTest, AnErrorStatusIsLoggedAndTreatedAsUnavailable) {
+  MemcacheClient m(McAt(mc_.port()));
+  ThrottleOptions closed;
+  closed.ip_max = 5;
+  closed.fail_open = false;
+  Throttle t(closed, &m);
+  auto run = [](Throttle* t, MemcacheClient* m) -> Task<std::vector<bool>> {
+    std::vector<bool> out;
+    out.push_back((co_await m->Set(keys::IpThrottle("imap", "1.2.3.4"), "x", 0)).hit());
+    ThrottleDecision d = co_await t->CheckIp("imap", "1.2.3.4");
+    out.push_back(d.allowed());
+    out.push_back(d.unavailable);
+    co_await m->Close();
+    co_return out;
+  };
+  ::testing::internal::CaptureStderr();
+  std::vector<bool> got = RunUntilComplete(*reactor_, run(&t, &m));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(got, (std::vector<bool>{true, false, true}));
+  EXPECT_NE(log.find("throttle: memcached answers 'incr/decr on a non-numeric value' (status "
+                     "0x06); logins are "
+                     "refused without counting"),
+            std::string::npos)
+      << log;
 }
 
 TEST(CidrTest, Matching) {
