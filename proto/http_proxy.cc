@@ -1525,15 +1525,21 @@ void HttpSession::LogAccess() {
       }
       line.push_back('"');
     };
-    line += fmt::format("{} - {} [{}] ", peer_.ToString(), log::Word{user_.empty() ? "-" : user_},
+    // The client's address alone, as nginx's $remote_addr: combined-log readers take the
+    // first field for a host.
+    line += fmt::format("{} - {} [{}] ", peer_.HostString(), log::Word{user_.empty() ? "-" : user_},
                         log::CommonLogStamp());
     quoted(fmt::format("{} {} HTTP/1.{}", req_.method, target, req_.version_minor));
     line += fmt::format(" {} {} ", status_, bytes_out_);
     quoted(referer);
     line.push_back(' ');
     quoted(field("user-agent"));
-    line += fmt::format(" \"{}\" {:.3f} {:.3f} {:.3f} ", upstream, ms(now) / 1e3,
-                        ms(connected_ns_) / 1e3, ms(header_ns_) / 1e3);
+    // A time not reached is "-", as nginx's $upstream_connect_time.
+    auto seconds = [&](int64_t at) {
+      return at == 0 ? std::string("-") : fmt::format("{:.3f}", ms(at) / 1e3);
+    };
+    line += fmt::format(" \"{}\" {} {} {} ", upstream, seconds(now), seconds(connected_ns_),
+                        seconds(header_ns_));
     quoted(req_.host);
     line += fmt::format(" {}\n", request_id_.empty() ? "-" : request_id_);
   }

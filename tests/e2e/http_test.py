@@ -2270,10 +2270,19 @@ def access_log_in_json_and_combined_formats_to_its_own_file():
             s.close()
             wait_until(lambda: os.path.exists(path) and len(lines()) == 1, what="a combined line")
             line = lines()[0]
-            rx = (r'^127\.0\.0\.1:\d+ - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
+            # The client's address without its port, as nginx's $remote_addr.
+            rx = (r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
                   r'"GET /y HTTP/1\.0" 404 \d+ "-" "a\\xE9b" "127\.0\.0\.1:%d" '
                   r'[\d.]+ [\d.]+ [\d.]+ "mail\.example\.com" [0-9a-f]{24}$' % a.port)
             check(re.match(rx, line), line)
+            # Answered by the proxy itself: no upstream, and its times are "-".
+            s = connect(port)
+            s.sendall(b"GET /a%0d%0ab HTTP/1.0\r\nHost: mail.example.com\r\n\r\n")
+            check(ClientReader(s).response().status == 403, "encoded CR/LF")
+            s.close()
+            wait_until(lambda: len(lines()) == 2, what="a second combined line")
+            check(re.search(r' 403 \d+ "-" "-" "-" [\d.]+ - - "mail\.example\.com" ', lines()[1]),
+                  lines()[1])
 
 
 @test
