@@ -27,11 +27,18 @@ std::string ListenerKey(const ListenerConfig& l) {
   return fmt::format("{}|{}", l.protocol, l.address.ToString());
 }
 
-ShardSnapshot::ShardSnapshot(ConfigPtr c, uint32_t shard_id,
-                             const std::shared_ptr<RouteStack>& previous)
+ShardSnapshot::ShardSnapshot(ConfigPtr c, uint32_t shard_id, const ShardSnapshot* previous)
     : config(std::move(c)) {
   balancers.reserve(config->upstreams.size());
-  for (const auto& u : config->upstreams) balancers.emplace_back(u, shard_id);
+  for (const auto& u : config->upstreams) {
+    const UpstreamBalancer* before = nullptr;
+    if (previous != nullptr) {
+      for (const UpstreamBalancer& b : previous->balancers) {
+        if (b.config().name == u.name) before = &b;
+      }
+    }
+    balancers.emplace_back(u, shard_id, before);
+  }
   tls_servers.resize(config->listeners.size());
   for (const ListenerConfig& l : config->listeners) {
     const auto* tls = l.extensions.Get<TlsListenerConfig>(kTlsTable);
@@ -71,8 +78,8 @@ ShardSnapshot::ShardSnapshot(ConfigPtr c, uint32_t shard_id,
   // A reload that leaves the route settings alone (a log rotation's SIGHUP, a new
   // certificate) keeps the stack: its memcached and lookup connections and its cache,
   // instead of one more set per generation that long sessions keep open.
-  if (previous != nullptr && previous->Serves(*config)) {
-    routes = previous;
+  if (previous != nullptr && previous->routes != nullptr && previous->routes->Serves(*config)) {
+    routes = previous->routes;
   } else {
     routes = RouteStack::Build(*config);
   }
@@ -203,8 +210,7 @@ class ShardServer {
       CloseAll(update);
       return;
     }
-    auto* made = new ShardSnapshot(update.config, services_.shard_id,
-                                   current_.get() != nullptr ? current_->routes : nullptr);
+    auto* made = new ShardSnapshot(update.config, services_.shard_id, current_.get());
     made->retire_gate = &retire_gate_;
     made->live = &live_snapshots_;
     if (made->routes != nullptr) made->routes->router().set_peer_forget(peer_forget_);

@@ -85,9 +85,10 @@ inline void CountPumpEnd(ShardMetrics& metrics, const PumpResult& result) {
 // atomics: only its shard touches it. Sessions hold the generation they began with,
 // so a reload never pulls a context from under a handshake.
 struct ShardSnapshot {
-  // `previous`: the route stack of the generation this one follows (kept when it serves
-  // this config too; may be null).
-  ShardSnapshot(ConfigPtr c, uint32_t shard_id, const std::shared_ptr<RouteStack>& previous);
+  // `previous`: the generation this one follows (may be null): its route stack is kept
+  // when it serves this config too, and its balancers' state where a group's servers
+  // are the same.
+  ShardSnapshot(ConfigPtr c, uint32_t shard_id, const ShardSnapshot* previous);
   ~ShardSnapshot();
   ConfigPtr config;
   std::vector<UpstreamBalancer> balancers;

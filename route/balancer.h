@@ -6,10 +6,12 @@
 // n; a server that is down is skipped by hashing the address again, and after 20 tries least
 // connections decides). Passive health: a server with `max_fails` failures in a row (connects; for
 // HTTP also new connections dropped before an answer) is skipped for
-// `fail_timeout_ms`. State is per shard; shards do not share it.
+// `fail_timeout_ms`. State is per shard; shards do not share it. A reload that keeps a
+// group's servers keeps their state (down marks, live connections, turns).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -20,8 +22,12 @@ namespace ringproxy {
 
 class UpstreamBalancer {
  public:
-  // `seed` spreads shards' round-robin starting points (use the shard id).
-  UpstreamBalancer(const UpstreamGroupConfig& config, uint32_t seed);
+  // `seed` spreads shards' round-robin starting points (use the shard id). `previous`:
+  // this group's balancer in the generation before (may be null); its state carries
+  // over when the servers are the same, in the same order, so that a reload (a log
+  // rotation's SIGHUP) forgets no down mark and no live connection of least_conn.
+  UpstreamBalancer(const UpstreamGroupConfig& config, uint32_t seed,
+                   const UpstreamBalancer* previous = nullptr);
 
   // The order in which to try servers for one connection: the balancer's pick first,
   // then the rest in ring order (ip_hash: first the servers the address hashes to next,
@@ -36,12 +42,12 @@ class UpstreamBalancer {
   void ReportSuccess(uint32_t index);
   bool IsDown(uint32_t index, int64_t now_ns) const;
   // A connection to the server begins / ends (least_conn counts them).
-  void Acquire(uint32_t index) { ++state_[index].active; }
-  void Release(uint32_t index) { --state_[index].active; }
-  uint32_t active(uint32_t index) const { return state_[index].active; }
+  void Acquire(uint32_t index) { ++shared_->servers[index].active; }
+  void Release(uint32_t index) { --shared_->servers[index].active; }
+  uint32_t active(uint32_t index) const { return shared_->servers[index].active; }
 
   const UpstreamGroupConfig& config() const { return *config_; }
-  size_t size() const { return state_.size(); }
+  size_t size() const { return shared_->servers.size(); }
 
  private:
   struct ServerState {
@@ -49,6 +55,11 @@ class UpstreamBalancer {
     int64_t down_until_ns = 0;
     int64_t current_weight = 0;  // smooth weighted round-robin
     uint32_t active = 0;         // live connections from this shard
+  };
+  // Shared with the generations before and after whose servers are the same.
+  struct State {
+    std::vector<ServerState> servers;
+    uint64_t next = 0;
   };
   // Each picks a live server (or -1 when all are down).
   int PickRoundRobin(int64_t now_ns);
@@ -58,8 +69,7 @@ class UpstreamBalancer {
   // Appends the live servers not in out[0, count) in ring order after `from`.
   size_t AppendLive(uint32_t from, int64_t now_ns, size_t count, std::span<uint32_t> out) const;
   const UpstreamGroupConfig* config_;
-  std::vector<ServerState> state_;
-  uint64_t next_ = 0;
+  std::shared_ptr<State> shared_;
 };
 
 // One connection's hold on its server, for least_conn: released when it ends.

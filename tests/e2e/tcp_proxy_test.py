@@ -447,6 +447,35 @@ def sigterm_drains_an_active_transfer_to_completion():
 
 
 @test
+def a_reload_keeps_down_marks_and_least_conn_counts():
+    # A log rotation's SIGHUP leaves the groups as they are: a server marked down stays
+    # down, and sessions begun before still count for least_conn.
+    dead = free_port()
+    with ThreadedServer(echo_handler) as a, ThreadedServer(echo_handler) as b:
+        port = free_port()
+        text = config(port, [dead, a.port, b.port], shards=1, balance="least_conn").replace(
+            "connect_timeout_ms", "max_fails = 1\nfail_timeout_ms = 60000\nconnect_timeout_ms")
+        with Proxy(text) as proxy:
+            held = connect(port)
+            check_echo_on(held, b"first")
+            proxy.wait_log(rf"upstream 127\.0\.0\.1:{dead} .*connect failed")
+            first = "a" if a.connections == 1 else "b"
+            check(a.connections + b.connections == 1, "one session upstream")
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload done")
+            c = connect(port)
+            check_echo_on(c, b"second")
+            check(a.connections == 1 and b.connections == 1,
+                  f"the second session went to {first} again: a {a.connections}, "
+                  f"b {b.connections}")
+            failed = re.findall(rf"upstream 127\.0\.0\.1:{dead} .*connect failed",
+                                proxy.log_text())
+            check(len(failed) == 1, f"the dead server was tried again: {failed}")
+            c.close()
+            held.close()
+
+
+@test
 def a_reload_during_a_drain_opens_no_listener():
     # A shard that has finished its drain would never serve a new listener's socket:
     # the kernel would complete handshakes nobody answers until the process exits.

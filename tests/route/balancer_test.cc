@@ -37,6 +37,25 @@ TEST(BalancerTest, RoundRobinRotatesAndListsTheRestForFailover) {
   EXPECT_EQ(PlanOf(b, "10.0.0.1:5", 0), (std::vector<uint32_t>{0, 1, 2}));
 }
 
+// A reload that keeps the group's servers keeps their state: down marks and live
+// connections (leases taken in the old generation end there and still count).
+TEST(BalancerTest, AReloadWithTheSameServersKeepsTheirState) {
+  auto g = Group(Balance::kLeastConn, 2);
+  UpstreamBalancer old_gen(g, 0);
+  old_gen.ReportFailure(0, 0);
+  ServerLease held(&old_gen, 1);
+  auto same = Group(Balance::kLeastConn, 2);
+  UpstreamBalancer next(same, 0, &old_gen);
+  EXPECT_TRUE(next.IsDown(0, 1));
+  EXPECT_EQ(next.active(1), 1u);
+  { ServerLease ended = std::move(held); }
+  EXPECT_EQ(next.active(1), 0u);
+  // Other servers: a fresh start.
+  auto other = Group(Balance::kLeastConn, 3);
+  UpstreamBalancer fresh(other, 0, &next);
+  EXPECT_FALSE(fresh.IsDown(0, 1));
+}
+
 TEST(BalancerTest, ShardSeedSpreadsStartingPoints) {
   auto g = Group(Balance::kRoundRobin, 4);
   UpstreamBalancer b0(g, 0), b1(g, 1);
