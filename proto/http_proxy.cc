@@ -1178,6 +1178,10 @@ Task<bool> HttpSession::Exchange() {
   http::ResponseParser rparser;  // the upstream's limits are the defaults
   bool early_answer = false;
   failed_servers_.clear();
+  // What an early answer changes is put back when the request goes to another server:
+  // the client saw nothing of the attempt that failed.
+  const bool keep_alive_asked = client_keep_alive_;
+  const bool linger_before = linger_;
   for (int attempt = 0;; ++attempt) {
     const int acquired = co_await Acquire(attempt == 0);
     if (acquired != 0) {
@@ -1304,6 +1308,8 @@ Task<bool> HttpSession::Exchange() {
         failed_servers_.push_back(up_->server);
       }
       Release(false);
+      client_keep_alive_ = keep_alive_asked;
+      linger_ = linger_before;
       continue;
     }
     if (early_answer && (failed != Flow::kOk || st == ParseStatus::kError)) {

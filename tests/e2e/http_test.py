@@ -823,6 +823,53 @@ def a_pooled_connection_the_origin_closed_is_retried_for_idempotent_requests():
 
 
 @test
+def a_request_sent_again_after_a_failed_send_keeps_the_client_connection():
+    # The first server takes a few KiB of the body, then resets: the PUT (idempotent, its
+    # body read whole) goes to the next server. What failed upstream never reached the
+    # client, so its connection stays open. (Where the reset makes the proxy's send fail,
+    # the retry used to close it; loopback's large send buffers take the whole body, so
+    # here the failure is seen in the answer's read.)
+    bad = socket.socket()
+    bad.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    bad.bind(("127.0.0.1", 0))
+    bad.listen(8)
+
+    def take_then_reset():
+        try:
+            conn, _ = bad.accept()
+        except OSError:
+            return
+        bad.close()  # later connects are refused: the next request goes to the good one
+        time.sleep(0.3)
+        reset_on_close(conn)
+        conn.close()
+    taker = threading.Thread(target=take_then_reset, daemon=True)
+    taker.start()
+    body = b"x" * 60000
+    try:
+        with Origin() as good:
+            port = free_port()
+            text = config(port, [bad.getsockname()[1], good.port],
+                          upstream_extra="max_fails = 0")
+            with Proxy(text) as p:
+                s = connect(port)
+                s.sendall(b"PUT /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
+                          % len(body) + body)
+                reader = ClientReader(s)
+                r = reader.response()
+                check(r.status == 200 and r.body == body, f"PUT: {r.status}")
+                p.wait_log(r"trying another server")
+                check(r.field("connection") != "close", r.head.decode())
+                s.sendall(get(port, "/size/1"))
+                r = reader.response()
+                check(r is not None and r.status == 200, "a second request on the connection")
+                s.close()
+    finally:
+        bad.close()
+        taker.join(timeout=5)
+
+
+@test
 def a_server_that_drops_new_connections_unanswered_is_passed_over_for_idempotent_requests():
     # As nginx's proxy_next_upstream error: a new connection that closes or resets before
     # any answer sends the request on to the next server when nothing went to the client
