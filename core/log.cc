@@ -41,6 +41,8 @@ struct Sink {
   std::atomic<bool> running{false};
   bool stop = false;
   bool pending = false;
+  bool writer_done = false;
+  std::condition_variable done_cv;
   std::thread writer;
   std::atomic<uint64_t> dropped_total{0};
 };
@@ -134,7 +136,12 @@ void WriterLoop() {
       if (old_fd[i] != fd[0] && old_fd[i] != fd[1]) CloseOwned(old_fd[i]);
     }
     Drain(sink, fd);
-    if (stop) return;
+    if (stop) {
+      std::lock_guard<std::mutex> lock(sink.mu);
+      sink.writer_done = true;
+      sink.done_cv.notify_all();
+      return;
+    }
   }
 }
 
@@ -323,6 +330,7 @@ absl::Status Start(const Options& options) {
   }
   for (int i = 0; i < kStreams; ++i) sink.fd[i] = opened->fd[i];
   sink.stop = false;
+  sink.writer_done = false;
   sink.writer = std::thread(WriterLoop);
   sink.running.store(true, std::memory_order_release);
   return absl::OkStatus();
@@ -367,14 +375,23 @@ absl::Status Reconfigure(const Options& options) {
   return absl::OkStatus();
 }
 
-void Shutdown() {
+bool Shutdown(std::chrono::milliseconds wait) {
   Sink& sink = GetSink();
   {
     std::lock_guard<std::mutex> lock(sink.mu);
-    if (!sink.running.load()) return;
+    if (!sink.running.load()) return true;
     sink.stop = true;
   }
   sink.cv.notify_one();
+  {
+    // A writer blocked on an output nobody reads (a pipe whose reader stopped) would
+    // hold the exit for ever: it is left behind, with what it had not written.
+    std::unique_lock<std::mutex> lock(sink.mu);
+    if (!sink.done_cv.wait_for(lock, wait, [&] { return sink.writer_done; })) {
+      sink.writer.detach();
+      return false;
+    }
+  }
   sink.writer.join();
   std::lock_guard<std::mutex> lock(sink.mu);
   sink.running.store(false, std::memory_order_release);
@@ -394,6 +411,7 @@ void Shutdown() {
   sink.switch_fds = false;
   sink.fd[0] = STDERR_FILENO;
   sink.fd[1] = -1;
+  return true;
 }
 
 }  // namespace ringproxy::log

@@ -6,6 +6,7 @@
 // Usage: RP_LOG(kInfo, "tcp {} -> {}", client, upstream);
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -40,8 +41,10 @@ struct PendingFiles {
 absl::StatusOr<PendingFiles> Prepare(const Options& options);
 void Commit(PendingFiles* files);
 void Discard(PendingFiles* files);
-// Flushes everything and stops the writer thread.
-void Shutdown();
+// Flushes everything and stops the writer thread. False when the writer could not
+// finish within `wait` (its output blocked): it is left running detached, lines after
+// this call are kept in memory, never written, and the process should exit.
+bool Shutdown(std::chrono::milliseconds wait = std::chrono::seconds(3));
 
 bool ParseLevel(std::string_view text, Level* out);
 // Now as "2026-12-02T23:40:00.123Z" (UTC, milliseconds), as log lines start.

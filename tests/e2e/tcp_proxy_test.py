@@ -497,6 +497,43 @@ def a_reload_during_a_drain_opens_no_listener():
             check(proxy.wait_exit(timeout=30) == 0, "exit code")
 
 
+@test
+def a_log_output_nobody_reads_does_not_hold_the_exit():
+    # Standard error is a pipe whose reader stopped (a stuck supervisor): once it is
+    # full the writer thread blocks; the shards drop lines, and SIGTERM still ends the
+    # process soon after the drain instead of never.
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="ringproxy-e2e-")
+        path = os.path.join(d, "ringproxy.toml")
+        with open(path, "w") as f:
+            f.write(config(port, [up.port], shards=1, drain_ms=200).replace(
+                'level = "info"', 'level = "debug"'))
+        proc = subprocess.Popen([BIN, "--config", path], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: not port_closed(port), what="the listener")
+            # Far more lines than a pipe holds (64 KiB).
+            for i in range(1500):
+                c = connect(port)
+                c.sendall(b"x")
+                c.recv(1)
+                c.close()
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                rc = None
+            check(rc == 0, f"exit {rc} after {time.monotonic() - started:.1f} s")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stderr.close()
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def check_drain_deadline_closes_what_is_left(level):
     with ThreadedServer(echo_handler) as up:
         port = free_port()
