@@ -32,6 +32,8 @@ bool PercentDecode(std::string_view in, std::string* out) {
 
 std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
+// The first Authorization field only: the one the mailbox server reads (a second one
+// must not route the request by credentials the server never sees).
 bool Authorization(const RequestHead& head, std::string_view scheme,
                    std::string_view* credentials) {
   for (const Field& f : head.fields) {
@@ -41,6 +43,7 @@ bool Authorization(const RequestHead& head, std::string_view scheme,
       *credentials = TrimOws(f.value.substr(scheme.size() + 1));
       return true;
     }
+    return false;
   }
   return false;
 }
@@ -343,7 +346,13 @@ std::string AuthTokenId(std::string_view token) {
       if (rest.front() != ';') return "";
       rest.remove_prefix(1);
     }
-    if (key == "id") return std::string(value);
+    if (key == "id") {
+      // A control byte disqualifies it, as a user from any other source.
+      for (char c : value) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "";
+      }
+      return std::string(value);
+    }
   }
   return "";
 }
@@ -395,9 +404,10 @@ UserRoute FindUserRoute(const RequestHead& head, std::string_view target, bool a
   if (PathUser(path, "/home/", true, &r.user) || PathUser(path, "/service/home/", true, &r.user)) {
     return found(RouteBy::kUsername, UserSource::kRestPath);
   }
-  if (StartsWithIgnoreCase(path, "/Microsoft-Server-ActiveSync")) {
+  // As Zimbra's proxy: ActiveSync's prefix in its own case, EWS's in any case.
+  if (path.starts_with("/Microsoft-Server-ActiveSync")) {
     if (BasicUser(head, target, &r.user)) return found(RouteBy::kUsername, UserSource::kActiveSync);
-  } else if (EqualsIgnoreCase(path, "/ews/Exchange.asmx")) {
+  } else if (StartsWithIgnoreCase(path, "/ews/Exchange.asmx")) {
     if (BasicUser(head, target, &r.user)) return found(RouteBy::kUsername, UserSource::kEws);
   }
   if (PathUser(path, "/dav/", false, &r.user) ||

@@ -106,6 +106,17 @@ TEST(UserRouteTest, ActiveSyncAndEwsBasicUser) {
   sasl::Base64Encode("EXAMPLE\\:pw", &b64);
   EXPECT_EQ(Route("/Microsoft-Server-ActiveSync", "Authorization: Basic " + b64 + "\r\n").by,
             RouteBy::kNone);
+  // As Zimbra's proxy: EWS by prefix in any case, ActiveSync in its own case only.
+  b64.clear();
+  sasl::Base64Encode("bob@example.com:pw", &b64);
+  r = Route("/ews/exchange.asmx/wssecurity", "Authorization: Basic " + b64 + "\r\n");
+  EXPECT_EQ(r.source, UserSource::kEws);
+  EXPECT_EQ(r.user, "bob@example.com");
+  EXPECT_EQ(Route("/microsoft-server-activesync?User=bob%40example.com").by, RouteBy::kNone);
+  // Only the first Authorization field counts: the one the mailbox server reads.
+  r = Route("/Microsoft-Server-ActiveSync?Cmd=Sync",
+            "Authorization: Bearer x.y.z\r\nAuthorization: Basic " + b64 + "\r\n");
+  EXPECT_EQ(r.by, RouteBy::kNone);
 }
 
 TEST(UserRouteTest, CalDavPaths) {
@@ -161,6 +172,7 @@ TEST(UserRouteTest, MalformedTokens) {
   EXPECT_EQ(AuthTokenId("0_a_" + Hex("id=9:short;")), "");  // length past the end
   EXPECT_EQ(AuthTokenId("0_a_" + Hex("id=2:abX")), "");     // no ';' after the value
   EXPECT_EQ(AuthTokenId("0_a_" + Hex("id=2:ab")), "ab");
+  EXPECT_EQ(AuthTokenId("0_a_" + Hex("id=3:a\rb;")), "");  // a control byte
   EXPECT_EQ(JwtSubject("only.two"), "");
   EXPECT_EQ(JwtSubject("a.!!!.c"), "");
   EXPECT_EQ(JwtSubject(Jwt("not json")), "");
