@@ -104,8 +104,7 @@ Task<std::vector<int>> KillOneServer(MemcacheClient* c, testing::Memcached* vict
   std::vector<int> out;
   // Every key written while both are up.
   for (const std::string& k : keys) (void)co_await c->Set(k, "x", 60);
-  victim->Kill();
-  co_await Sleep(Deadline::AfterMs(50));
+  victim->Stop();  // killed and reaped: gone before the first Get
   int failed = 0, on_victim = 0;
   // The victim's keys fail until its connection is found dead, then go elsewhere.
   for (const std::string& k : keys) {

@@ -454,7 +454,9 @@ def max_body_bytes_holds_when_the_buffered_start_is_exactly_the_limit():
         s = connect(port)
         s.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                   b"%x\r\n" % limit + b"a" * limit + b"\r\n")
-        time.sleep(0.5)  # the proxy has read exactly the limit and sent it on
+        # The proxy has read exactly the limit and sent it on (were the rest read with
+        # it, the 413 would come with no upstream connection).
+        wait_until(lambda: origin.connections == 1, 10, "the upstream connection")
         try:
             s.sendall(b"2710\r\n" + b"b" * 10000 + b"\r\n0\r\n\r\n")
         except OSError:

@@ -331,7 +331,11 @@ TEST(LookupServiceTest, AStopDuringTheLatencyEndsTheConnectionAfterItsReply) {
       std::string("GET /service/extension/nginx-lookup HTTP/1.1\r\nHost: x\r\n") + kMail +
       "Auth-User: jd\r\nAuth-Protocol: imap\r\n\r\n";
   ASSERT_TRUE(testing::WriteAll(fd.get(), request.data(), request.size()));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // inside the latency
+  // Inside the latency: the request has been read (counted before the wait).
+  for (int i = 0; i < 500 && stats.requests.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_EQ(stats.requests.load(), 1u);
   stop = true;
   EXPECT_EQ(lookup::ParseResponse(ReadReply(fd.get())).Find("Auth-Status"), "OK");
   char c;

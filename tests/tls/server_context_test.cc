@@ -493,14 +493,14 @@ TEST_F(ServerContextTest, AFailedNameIsTriedAgainAfterAWhile) {
   names.Write("renewed.test.key", "half written\n");
   TlsServerSettings settings = DefaultSettings();
   settings.certificate_dir = names.path();
-  settings.retry_failed_name_ms = 100;
+  settings.retry_failed_name_ms = 1000;
   auto shard = Shard(settings);
   EXPECT_EQ(testing::PeerCommonName(Connect(*shard, {.sni = "renewed.test"})->client.get()),
             "default.test");
   names.WritePair("renewed.test", TestPki::Shared().Issue({"renewed.test"}, KeyType::kEcdsaP256));
   EXPECT_EQ(testing::PeerCommonName(Connect(*shard, {.sni = "renewed.test"})->client.get()),
             "default.test");  // within the back-off
-  usleep(150'000);
+  usleep(1'100'000);
   EXPECT_EQ(testing::PeerCommonName(Connect(*shard, {.sni = "renewed.test"})->client.get()),
             "renewed.test");
   EXPECT_EQ(shard->stats().cache_build_failures, 1u);
