@@ -61,6 +61,10 @@ absl::StatusOr<std::shared_ptr<const TlsClientContext>> TlsClientContext::Create
     const TlsClientSettings& settings) {
   std::shared_ptr<TlsClientContext> context(new TlsClientContext());
   context->settings_ = settings;
+  // A fully qualified name's trailing dot is not part of the name: neither SNI (RFC 6066
+  // 3) nor the certificate's names carry it.
+  std::string& name = context->settings_.server_name;
+  if (name.size() > 1 && name.back() == '.') name.pop_back();
   if (settings.verify && settings.server_name.empty()) {
     return absl::InvalidArgumentError(
         "verify is on but server_name is empty: the upstream's name could not be checked");
@@ -70,10 +74,10 @@ absl::StatusOr<std::shared_ptr<const TlsClientContext>> TlsClientContext::Create
   }
   // RFC 6066 3: no IP literals in SNI. The name check still runs against the
   // certificate's names (this wolfSSL has no IP SAN matching: no WOLFSSL_IP_ALT_NAME).
-  context->sni_ = !settings.server_name.empty() && !IsIpAddress(settings.server_name);
+  context->sni_ = !name.empty() && !IsIpAddress(name);
   if (absl::Status s = tls::JoinAlpn(settings.alpn, &context->alpn_list_); !s.ok()) return s;
   // A trial CTX: a broken CA file is an error now, not at the first connection.
-  absl::StatusOr<WOLFSSL_CTX*> ctx = NewClientCtx(settings, context->sni_);
+  absl::StatusOr<WOLFSSL_CTX*> ctx = NewClientCtx(context->settings_, context->sni_);
   if (!ctx.ok()) return ctx.status();
   wolfSSL_CTX_free(*ctx);
   return std::shared_ptr<const TlsClientContext>(std::move(context));

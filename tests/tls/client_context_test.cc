@@ -91,6 +91,14 @@ TEST_F(ClientContextTest, TrustedChainAndRightNameConnect) {
   EXPECT_EQ(r.peer_cn, "upstream.test");
 }
 
+// A fully qualified name: its trailing dot is in neither the SNI nor the certificate.
+TEST_F(ClientContextTest, ANameWithATrailingDotIsTheSameName) {
+  auto server = Upstream("upstream");
+  Result r = Connect(Settings("upstream.test."), *server);
+  EXPECT_TRUE(r.handshake.ok) << r.handshake.client_error;
+  EXPECT_EQ(r.peer_cn, "upstream.test");
+}
+
 TEST_F(ClientContextTest, UnknownCaIsRefusedWhenVerifyingAndAcceptedWhenNot) {
   auto server = Upstream("stranger");
   Result refused = Connect(Settings("upstream.test"), *server);
