@@ -408,8 +408,13 @@ int TlsServerShardContext::SelectCertificate(WOLFSSL* ssl, int* alert) {
   const char* sni = wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
   tls::HostName host;
   std::string_view name;
+  // wolfSSL keeps the name as a C string: one sent with a NUL in it ("known.test\0x")
+  // reaches us cut short. Our own read of the hello saw it whole; where the two differ,
+  // the name sent was not this one.
+  const bool cut = (word & (kNameNoted | kTicketAccepted)) == kNameNoted &&
+                   NameSlot(ssl) != NameDigest(sni == nullptr ? "" : sni);
   // An invalid name is treated like an unknown one.
-  if (sni != nullptr && tls::NormalizeHostName(sni, &host) == tls::HostNameError::kOk) {
+  if (sni != nullptr && !cut && tls::NormalizeHostName(sni, &host) == tls::HostNameError::kOk) {
     name = host.view();
   }
   // Strict mode keeps a default pair only for a known name whose own pair failed.

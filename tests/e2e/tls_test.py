@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -140,6 +141,46 @@ def strict_sni_refuses_unknown_and_missing_names_with_unrecognized_name():
             check("unrecognized name" in out, f"s_client sees the alert:\n{out[-800:]}")
             proxy.wait_log(r"TLS handshake failed", count=3)
             check(up.connections == 1, f"refused handshakes reached the upstream: {up.connections}")
+
+
+def tls12_client_hello(server_name):
+    """A TLS 1.2 ClientHello (ECDHE-ECDSA-AES128-GCM-SHA256, P-256) naming server_name
+    as given, bytes that no TLS library would let a client send included."""
+    sni = struct.pack(">HBH", len(server_name) + 3, 0, len(server_name)) + server_name
+    exts = (struct.pack(">HH", 0, len(sni)) + sni +
+            struct.pack(">HHH", 10, 4, 2) + struct.pack(">H", 23) +
+            struct.pack(">HHB", 11, 2, 1) + b"\x00" +
+            struct.pack(">HHH", 13, 4, 2) + b"\x04\x03")
+    body = (b"\x03\x03" + os.urandom(32) + b"\x00" + struct.pack(">H", 2) + b"\xc0\x2b" +
+            b"\x01\x00" + struct.pack(">H", len(exts)) + exts)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
+
+
+@test
+def a_name_with_a_nul_in_it_is_not_the_name_before_the_nul():
+    # wolfSSL keeps a ClientHello's name as a C string, so "known\0x" read as "known":
+    # strict mode served that name's certificate. It is an invalid name: refused.
+    p = pki()
+    strict = f'certificate_dir = "{p}/certs"\nstrict_sni = true\n'
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, up.port, tls=strict)):
+            for sent, served in ((name(5).encode(), True), (name(5).encode() + b"\x00x", False)):
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(tls12_client_hello(sent))
+                    first = b""
+                    while len(first) < 7:
+                        more = s.recv(7 - len(first))
+                        if not more:
+                            break
+                        first += more
+                # A handshake record (ServerHello) or a fatal unrecognized_name alert.
+                if served:
+                    check(first[:1] == b"\x16", f"{sent!r}: {first!r}")
+                else:
+                    check(first[:1] == b"\x15" and first[5:7] == b"\x02\x70",
+                          f"{sent!r}: {first!r}")
 
 
 @test
