@@ -1565,7 +1565,9 @@ def coalescing_batches_wake_ups_under_load_and_every_response_stays_intact():
             check(p.wait_exit(timeout=10) == 0, "exit code")
             waits = _stats(p, "reactor_coalesced_waits")
             check(_stats(p, "reactor_enters") > 0, "reactor_enters not counted")
-            if coalesce_us:
+            if coalesce_us and "has no min_wait" in p.log_text():
+                print("  (this kernel has no io_uring min_wait: batching is off)")
+            elif coalesce_us:
                 check(waits > 0, "no batched sleep under load with coalesce_us on")
             else:
                 check(waits == 0, f"{waits} batched sleeps with coalesce_us = 0")
