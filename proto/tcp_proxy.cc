@@ -86,12 +86,14 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
   // On the heap, and only with TLS: an idle plain session's frame stays small.
   std::unique_ptr<TlsStream> client_tls;
   bool ok = true;
+  std::string_view failed_as;  // the access line's end when the relay is not reached
 
   if (listener->extensions.Get<TlsListenerConfig>(kTlsTable) != nullptr) {
     const bool* stopped = session.stopped_flag();
     ok =
         co_await AcceptTls(services, snapshot.get(), listener, &client, peer, stopped, &client_tls);
     if (ok) down = client_tls.get();
+    failed_as = "handshake_failed";
   }
 
   UpstreamBalancer* balancer = &snapshot->balancers[static_cast<size_t>(listener->upstream_index)];
@@ -116,6 +118,7 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
     if (next >= plan.size) {
       // Every server left failed its handshake (logged each time).
       metrics.sessions_no_upstream.Add();
+      failed_as = "no_upstream";
       ok = false;
       break;
     }
@@ -134,6 +137,7 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
                listener->name, peer.ToString(), group.name, failures,
                strerror(upstream->error().code));
       }
+      failed_as = "no_upstream";
       ok = false;
       break;
     }
@@ -166,6 +170,7 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
     up.reset();
     upstream.reset();
     if (local) {
+      failed_as = "internal_error";
       ok = false;
       break;
     }
@@ -180,6 +185,16 @@ Task<void> TcpProxySession(ShardServices* services, SnapshotRef snapshot,
     if (up.has_value()) co_await up->Quiesce();
     co_await down->Quiesce();
     metrics.connections_active.Sub();
+    if (config.log.access) {
+      // Every session has its line, also one that never reached the relay (nginx's
+      // stream log has one per session too).
+      log::AccessLine(
+          "access tcp listener={} client={} upstream=- to_upstream=0 to_client=0 duration_ms={} "
+          "end={}{}",
+          listener->name, peer.ToString(), (TurnNowNs() - start_ns) / 1'000'000,
+          session.stopped() ? std::string_view("stopped") : failed_as,
+          down != &client ? TlsSummary(client_tls.get()) : std::string());
+    }
     co_return;
   }
   const UpstreamServerConfig& server = group.servers[(*upstream)->server_index];

@@ -381,6 +381,9 @@ def all_upstreams_down_closes_the_client_promptly_and_logs():
         check(elapsed < 3, f"client closed after {elapsed:.2f}s")
         proxy.wait_log(r"no upstream of 'backend' reachable \(2 tried, last error: "
                        r"Connection refused\); closing the client connection")
+        # The session has its access line too, as every session does.
+        proxy.wait_log(r"access tcp listener=tcp-main client=127\.0\.0\.1:\d+ upstream=- "
+                       r"to_upstream=0 to_client=0 duration_ms=\d+ end=no_upstream\n")
 
 
 @test

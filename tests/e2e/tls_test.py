@@ -140,6 +140,8 @@ def strict_sni_refuses_unknown_and_missing_names_with_unrecognized_name():
             rc, out = s_client(port, "-servername", "nobody.example.test")
             check("unrecognized name" in out, f"s_client sees the alert:\n{out[-800:]}")
             proxy.wait_log(r"TLS handshake failed", count=3)
+            proxy.wait_log(r"access tcp listener=tls-tcp client=\S+ upstream=- to_upstream=0 "
+                           r"to_client=0 duration_ms=\d+ end=handshake_failed\n", count=3)
             check(up.connections == 1, f"refused handshakes reached the upstream: {up.connections}")
 
 
