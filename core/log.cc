@@ -380,6 +380,7 @@ bool Shutdown(std::chrono::milliseconds wait) {
   {
     std::lock_guard<std::mutex> lock(sink.mu);
     if (!sink.running.load()) return true;
+    if (!sink.writer.joinable()) return false;  // left behind by an earlier call
     sink.stop = true;
   }
   sink.cv.notify_one();

@@ -6,8 +6,10 @@ namespace ringproxy {
 
 namespace {
 
+// The same servers, judged the same way (a mark made under other max_fails or
+// fail_timeout_ms rules would outlive them).
 bool SameServers(const UpstreamGroupConfig& a, const UpstreamGroupConfig& b) {
-  return a.name == b.name &&
+  return a.name == b.name && a.max_fails == b.max_fails && a.fail_timeout_ms == b.fail_timeout_ms &&
          std::equal(a.servers.begin(), a.servers.end(), b.servers.begin(), b.servers.end(),
                     [](const UpstreamServerConfig& x, const UpstreamServerConfig& y) {
                       return x.address == y.address && x.id == y.id;

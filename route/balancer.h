@@ -24,8 +24,9 @@ class UpstreamBalancer {
  public:
   // `seed` spreads shards' round-robin starting points (use the shard id). `previous`:
   // this group's balancer in the generation before (may be null); its state carries
-  // over when the servers are the same, in the same order, so that a reload (a log
-  // rotation's SIGHUP) forgets no down mark and no live connection of least_conn.
+  // over when the servers are the same, in the same order (and max_fails and
+  // fail_timeout_ms too), so that a reload (a log rotation's SIGHUP) forgets no down
+  // mark and no live connection of least_conn.
   UpstreamBalancer(const UpstreamGroupConfig& config, uint32_t seed,
                    const UpstreamBalancer* previous = nullptr);
 

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cache/memcache_codec.h"
+#include "core/deadline.h"
 #include "core/log.h"
 #include "fmt/format.h"
 #include "route/keys.h"
@@ -71,21 +72,30 @@ Throttle::Throttle(ThrottleOptions options, MemcacheClient* memcache)
     : options_(std::move(options)), memcache_(memcache) {}
 
 bool Throttle::NoteMemcacheState(const McReply& r) {
-  const bool ok = r.ok() && (r.status == 0 ||
-                             r.status == static_cast<uint16_t>(memcache::Status::kKeyNotFound));
-  if (ok == memcache_ok_) return ok;
-  memcache_ok_ = ok;
   const char* what = options_.fail_open ? "allowed" : "refused";
-  if (ok) {
-    RP_LOG(kInfo, "throttle: memcached answers again; counting resumes");
-  } else if (r.ok()) {
-    RP_LOG(kWarn,
-           "throttle: memcached answers '{}' (status 0x{:02x}); logins are {} without counting",
-           memcache::StatusName(r.status), r.status, what);
-  } else {
-    RP_LOG(kWarn, "throttle: memcached unavailable; logins are {} without counting", what);
+  // Reachability is one state for all of memcached; an error status belongs to one key
+  // (a counter holding text), so it is logged on its own, once a minute at most.
+  if (r.ok() != memcache_ok_) {
+    memcache_ok_ = r.ok();
+    if (r.ok()) {
+      RP_LOG(kInfo, "throttle: memcached answers again; counting resumes");
+    } else {
+      RP_LOG(kWarn, "throttle: memcached unavailable; logins are {} without counting", what);
+    }
   }
-  return ok;
+  if (!r.ok()) return false;
+  if (r.status == 0 || r.status == static_cast<uint16_t>(memcache::Status::kKeyNotFound)) {
+    return true;
+  }
+  const int64_t now = MonotonicNowNs();
+  if (last_status_log_ns_ == 0 || now - last_status_log_ns_ >= 60'000'000'000) {
+    last_status_log_ns_ = now;
+    RP_LOG(kWarn,
+           "throttle: memcached answers '{}' (status 0x{:02x}); logins it concerns are {} "
+           "without counting",
+           memcache::StatusName(r.status), r.status, what);
+  }
+  return false;
 }
 
 ThrottleDecision Throttle::Unavailable(const std::string& message) {

@@ -88,6 +88,7 @@ class Throttle {
   ThrottleOptions options_;
   MemcacheClient* memcache_;
   bool memcache_ok_ = true;
+  int64_t last_status_log_ns_ = 0;  // the last error status logged
 };
 
 }  // namespace ringproxy

@@ -50,10 +50,14 @@ TEST(BalancerTest, AReloadWithTheSameServersKeepsTheirState) {
   EXPECT_EQ(next.active(1), 1u);
   { ServerLease ended = std::move(held); }
   EXPECT_EQ(next.active(1), 0u);
-  // Other servers: a fresh start.
+  // Other servers, or other rules for marking them: a fresh start.
   auto other = Group(Balance::kLeastConn, 3);
   UpstreamBalancer fresh(other, 0, &next);
   EXPECT_FALSE(fresh.IsDown(0, 1));
+  auto never_down = Group(Balance::kLeastConn, 2);
+  never_down.max_fails = 0;
+  UpstreamBalancer unmarked(never_down, 0, &next);
+  EXPECT_FALSE(unmarked.IsDown(0, 1));
 }
 
 TEST(BalancerTest, ShardSeedSpreadsStartingPoints) {

@@ -252,16 +252,22 @@ TEST_F(ThrottleTest, AnErrorStatusIsLoggedAndTreatedAsUnavailable) {
     ThrottleDecision d = co_await t->CheckIp("imap", "1.2.3.4");
     out.push_back(d.allowed());
     out.push_back(d.unavailable);
+    // Another client's counter works: the first one's status is not memcached's state.
+    out.push_back((co_await t->CheckIp("imap", "5.6.7.8")).allowed());
+    out.push_back((co_await t->CheckIp("imap", "1.2.3.4")).allowed());
     co_await m->Close();
     co_return out;
   };
   ::testing::internal::CaptureStderr();
   std::vector<bool> got = RunUntilComplete(*reactor_, run(&t, &m));
   const std::string log = ::testing::internal::GetCapturedStderr();
-  EXPECT_EQ(got, (std::vector<bool>{true, false, true}));
+  EXPECT_EQ(got, (std::vector<bool>{true, false, true, true, false}));
+  // Logged once (not once per login), and no "answers again" in between.
+  EXPECT_EQ(log.find("throttle: memcached answers '"), log.rfind("throttle: memcached answers '"))
+      << log;
+  EXPECT_EQ(log.find("answers again"), std::string::npos) << log;
   EXPECT_NE(log.find("throttle: memcached answers 'incr/decr on a non-numeric value' (status "
-                     "0x06); logins are "
-                     "refused without counting"),
+                     "0x06); logins it concerns are refused without counting"),
             std::string::npos)
       << log;
 }
