@@ -2,13 +2,17 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string_view>
+#include <thread>
+#include <utility>
 
 #include "build_info.h"
 #include "core/config.h"
@@ -61,13 +65,56 @@ void LogErrorLines(std::string_view errors) {
   }
 }
 
-// SIGHUP: the new config, or the running one when anything in it fails. The log files
-// are opened again either way (rotation).
-void Reload(const std::string& path, Server* server, ConfigPtr* running) {
-  RP_LOG(kInfo, "SIGHUP: reloading {}", path);
-  // The first config with session tickets fixes the ticket keys, only if it is applied.
-  const bool had_ticket_keys = ProcessTicketKeys() != nullptr;
-  absl::StatusOr<ConfigPtr> next = LoadDaemonConfig(path);
+// The log files and the audit file of the running configuration, opened again.
+absl::Status ReopenRunningLogs(const Config& running) {
+  absl::Status reopened = log::Reconfigure(LogOptionsOf(running));
+  if (absl::Status audit = ReopenAudit(running); !audit.ok() && reopened.ok()) reopened = audit;
+  return reopened;
+}
+
+// A reload's read of the file, on a thread of its own: it can wait (names to resolve, a
+// file on a FIFO or a slow disk), and a stop signal must be heard meanwhile.
+class ConfigReader {
+ public:
+  ConfigReader() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  ~ConfigReader() {
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) close(fd_);
+  }
+  ConfigReader(const ConfigReader&) = delete;
+  ConfigReader& operator=(const ConfigReader&) = delete;
+
+  bool busy() const { return thread_.joinable(); }
+  // Readable once the read is done (-1 while none runs: poll skips it).
+  int fd() const { return busy() ? fd_ : -1; }
+  void Start(const std::string& path) {
+    // The first config with session tickets fixes the ticket keys, only if it is applied.
+    had_ticket_keys_ = ProcessTicketKeys() != nullptr;
+    thread_ = std::thread([this, path] {
+      result_ = LoadDaemonConfig(path);
+      const uint64_t one = 1;
+      (void)!write(fd_, &one, sizeof(one));
+    });
+  }
+  absl::StatusOr<ConfigPtr> Take() {
+    thread_.join();
+    uint64_t n;
+    (void)!read(fd_, &n, sizeof(n));
+    return std::move(result_);
+  }
+  bool had_ticket_keys() const { return had_ticket_keys_; }
+
+ private:
+  int fd_;
+  std::thread thread_;
+  absl::StatusOr<ConfigPtr> result_ = absl::UnknownError("not read");
+  bool had_ticket_keys_ = false;
+};
+
+// SIGHUP's second half, once the file is read: the new config, or the running one when
+// anything in it fails. The log files are opened again either way (rotation).
+void ApplyReload(absl::StatusOr<ConfigPtr> next, bool had_ticket_keys, Server* server,
+                 ConfigPtr* running) {
   absl::Status failed;
   // The new log files are opened before the server takes the config (a file that cannot
   // be opened refuses the reload), and used only once it has.
@@ -89,10 +136,7 @@ void Reload(const std::string& path, Server* server, ConfigPtr* running) {
   }
   if (logs.has_value()) log::Discard(&*logs);
   if (!had_ticket_keys) ForgetTicketKeys();
-  absl::Status reopened = log::Reconfigure(LogOptionsOf(**running));
-  if (absl::Status audit = ReopenAudit(**running); !audit.ok() && reopened.ok()) {
-    reopened = audit;
-  }
+  absl::Status reopened = ReopenRunningLogs(**running);
   std::string_view errors = MessageOf(failed);
   if (errors.find('\n') == std::string_view::npos) {
     RP_LOG(kError, "reload failed, keeping the running configuration: {}", errors);
@@ -186,11 +230,33 @@ int RunDaemon(const std::string& config_path) {
   RP_LOG(kInfo, "ready: {} listeners", (*config)->listeners.size());
   ConfigPtr running = *config;
   bool draining = false;
+  ConfigReader reader;
+  bool read_again = false;  // a SIGHUP came while the file was being read
   for (;;) {
-    pollfd fds[2] = {{signals->fd(), POLLIN, 0}, {(*server)->done_fd(), POLLIN, 0}};
-    int n = poll(fds, 2, -1);
+    pollfd fds[3] = {
+        {signals->fd(), POLLIN, 0}, {(*server)->done_fd(), POLLIN, 0}, {reader.fd(), POLLIN, 0}};
+    int n = poll(fds, 3, -1);
     if (n < 0) continue;  // EINTR
     if (fds[1].revents != 0) break;
+    if (fds[2].revents != 0) {
+      absl::StatusOr<ConfigPtr> next = reader.Take();
+      if (draining) {
+        // Shards that finished their drain would never serve a new listener's socket.
+        RP_LOG(kWarn, "the configuration was read during a drain: not applied");
+        if (!reader.had_ticket_keys()) ForgetTicketKeys();
+        if (absl::Status logs = ReopenRunningLogs(*running); !logs.ok()) {
+          RP_LOG(kError, "reload: the running log files: {}", MessageOf(logs));
+        }
+      } else {
+        ApplyReload(std::move(next), reader.had_ticket_keys(), server->get(), &running);
+        if (std::exchange(read_again, false)) {
+          RP_LOG(kInfo, "SIGHUP: reloading {} (asked for during the last reload)", config_path);
+          reader.Start(config_path);
+        }
+      }
+      continue;
+    }
+    if (fds[0].revents == 0) continue;
     int sig = signals->ReadOne();
     switch (sig) {
       case SIGTERM:
@@ -210,14 +276,14 @@ int RunDaemon(const std::string& config_path) {
         if (draining) {
           // Shards that finished their drain would never serve a new listener's socket.
           RP_LOG(kWarn, "SIGHUP while draining: the configuration is not reloaded");
-          if (absl::Status logs = log::Reconfigure(LogOptionsOf(*running)); !logs.ok()) {
+          if (absl::Status logs = ReopenRunningLogs(*running); !logs.ok()) {
             RP_LOG(kError, "reload: the running log files: {}", MessageOf(logs));
           }
-          if (absl::Status audit = ReopenAudit(*running); !audit.ok()) {
-            RP_LOG(kError, "reload: the running log files: {}", MessageOf(audit));
-          }
+        } else if (reader.busy()) {
+          read_again = true;  // the file may have changed since this read began
         } else {
-          Reload(config_path, server->get(), &running);
+          RP_LOG(kInfo, "SIGHUP: reloading {}", config_path);
+          reader.Start(config_path);
         }
         break;
       case SIGUSR1:
@@ -231,8 +297,13 @@ int RunDaemon(const std::string& config_path) {
   (*server)->Wait();
   // The run's totals, whatever log.level is (as SIGUSR1's line).
   log::Write(log::Level::kInfo, "stopped; stats {}", (*server)->StatsSummary());
+  const bool reading = reader.busy();
+  if (reading) RP_LOG(kWarn, "exiting with a configuration read still waiting: abandoned");
   server->reset();
   log::Shutdown();
+  // The read may wait for ever (a FIFO): the process ends without it, and without the
+  // static destructors that thread could still be using.
+  if (reading) std::_Exit(0);
   return 0;
 }
 

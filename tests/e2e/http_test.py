@@ -2477,6 +2477,59 @@ def signals_while_the_config_is_read_wait_for_the_start():
         finally:
             p.stop()
 
+@test
+def a_stop_signal_is_heard_while_a_reload_reads_the_config():
+    # The reload's read waits (a FIFO as an error page here; names to resolve in life):
+    # SIGTERM drains at once, and the exit does not wait for the read.
+    with tempfile.TemporaryDirectory() as d:
+        fifo = os.path.join(d, "502.html")
+        os.mkfifo(fifo)
+        port = free_port()
+        with Proxy(config(port, [refused_port()], drain_ms=500)) as p:
+            p.write_config(config(port, [refused_port()], drain_ms=500,
+                                  listener_extra=f'error_page_502 = "{fifo}"'))
+            p.signal(signal.SIGHUP)
+            p.wait_log(r"SIGHUP: reloading")
+            time.sleep(0.3)  # the read is waiting on the FIFO
+            start = time.monotonic()
+            p.signal(signal.SIGTERM)
+            p.wait_log(r"SIGTERM: stopping accepts and draining", timeout=5)
+            check(p.wait_exit(timeout=10) == 0, f"exit {p.proc.returncode}")
+            took = time.monotonic() - start
+            check(took < 5, f"the stop took {took:.1f} s")
+            p.wait_log(r"exiting with a configuration read still waiting: abandoned")
+
+
+@test
+def a_sighup_during_a_reload_reads_the_file_again_after_it():
+    # The file may have changed after the read began: the second SIGHUP is not lost.
+    with tempfile.TemporaryDirectory() as d:
+        fifo = os.path.join(d, "502.html")
+        os.mkfifo(fifo)
+        port = free_port()
+        with Proxy(config(port, [refused_port()])) as p:
+            p.write_config(config(port, [refused_port()],
+                                  listener_extra=f'error_page_502 = "{fifo}"'))
+            p.signal(signal.SIGHUP)
+            p.wait_log(r"SIGHUP: reloading")
+            p.signal(signal.SIGHUP)
+            p.signal(signal.SIGUSR1)  # heard while the read waits
+            p.wait_log(r"stats ")
+            for n in (1, 2):
+                deadline = time.monotonic() + 10
+                while True:  # without blocking: a read that never comes fails the test
+                    try:
+                        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                        break
+                    except OSError:
+                        check(time.monotonic() < deadline, f"read {n} never opened the page")
+                        time.sleep(0.05)
+                os.write(fd, b"<html>later</html>\n")
+                os.close(fd)
+                p.wait_log(r"reload done", count=n)
+            check("asked for during the last reload" in p.log_text(), p.log_text()[-2000:])
+
+
 def https_tables(d):
     """[listener.tls] with the test PKI in `d`."""
     return f"""
