@@ -2,7 +2,7 @@
 // requests parsed whole and split at every 1, 2, 5, 10, 100 bytes.
 #include "route/lookup_codec.h"
 
-#include <memory>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -194,7 +194,10 @@ TEST(LookupCodecTest, SuccessResponse) {
 }
 
 TEST(LookupCodecTest, FailureAndInvalidRoute) {
-  auto answer = [](std::string s) { return Interpret(ParseResponse(s)); };
+  std::deque<std::string> texts;  // an Answer's views point into its text
+  auto answer = [&texts](std::string s) {
+    return Interpret(ParseResponse(texts.emplace_back(std::move(s))));
+  };
   Answer f = answer("HTTP/1.1 200 OK\r\nAuth-Status: user not found:x@y\r\nAuth-Wait: 10\r\n\r\n");
   EXPECT_EQ(f.outcome, Outcome::kLoginFailed);
   EXPECT_EQ(f.status, "user not found:x@y");
@@ -213,13 +216,9 @@ TEST(LookupCodecTest, FailureAndInvalidRoute) {
   EXPECT_EQ(answer("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n").outcome, Outcome::kInvalid);
   // Auth-Server must be an IP or a host name: anything else would be cached (memcached is
   // shared with Zimbra's proxies) and fail every login until its TTL.
-  std::vector<std::unique_ptr<std::string>> texts;  // an Answer's views point into them
   auto with_server = [&](std::string server) {
-    texts.push_back(
-        std::make_unique<std::string>("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\n"
-                                      "Auth-Server: " +
-                                      server + "\r\nAuth-Port: 7143\r\n\r\n"));
-    return Interpret(ParseResponse(*texts.back()));
+    return answer("HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: " + server +
+                  "\r\nAuth-Port: 7143\r\n\r\n");
   };
   for (const char* bad : {"10.0.0.5:7143", "mail host", "mail..example.com", ".mail", "mail/1",
                           "[10.0.0.5]", "[::1", "::1]", "a\x01b", "-", "x,y"}) {
@@ -272,7 +271,10 @@ TEST(LookupCodecTest, AResponseWithoutOneLengthIsNotKept) {
 // Any Auth-Status other than OK fails the login wherever it stands; other repeated
 // fields count by their last value, as in Zimbra's proxy.
 TEST(LookupCodecTest, RepeatedFields) {
-  auto answer = [](const std::string& s) { return Interpret(ParseResponse(s)); };
+  std::deque<std::string> texts;  // an Answer's views point into its text
+  auto answer = [&texts](std::string s) {
+    return Interpret(ParseResponse(texts.emplace_back(std::move(s))));
+  };
   Answer late_refusal = answer(
       "HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 10.0.0.7\r\nAuth-Port: 7143\r\n"
       "Auth-Status: user not found:x@y\r\nContent-Length: 0\r\n\r\n");
