@@ -154,7 +154,7 @@ TEST(CoalescingReactor, SleepsForBatchesUnderLoadAndCompletesEverything) {
     options.coalesce_us = 2000;
     auto probe = Reactor::Create(options);
     ASSERT_TRUE(probe.ok());
-    if ((*probe)->coalesce_unsupported()) GTEST_SKIP() << "this kernel has no min_wait (6.12+)";
+    if ((*probe)->coalesce_unsupported()) GTEST_SKIP() << "io_uring min_wait needs Linux 6.12";
   }
   // A 2 ms window: a trial starts from 8,000 completions/s, which even a loaded CI
   // machine reaches (with 200 us it needs 80,000/s, and missed that 1 run in 4 here).

@@ -2441,6 +2441,22 @@ def config_errors_name_the_key():
 
 
 
+def offer_page(fifo, reader, proxy):
+    """Writes an error page into `fifo` once the proxy opens it to read; fails when it
+    does not within 10 s, or exits (never blocks: the reader may not come)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            check(time.monotonic() < deadline and proxy.proc.poll() is None,
+                  f"{reader} never opened the page: exit {proxy.proc.poll()}")
+            time.sleep(0.05)
+    os.write(fd, b"<html>later</html>\n")
+    os.close(fd)
+
+
 @test
 def signals_while_the_config_is_read_wait_for_the_start():
     # Reading the config can wait (here on a FIFO as an error page): a SIGHUP then
@@ -2456,17 +2472,7 @@ def signals_while_the_config_is_read_wait_for_the_start():
             p.signal(signal.SIGUSR1)
             time.sleep(0.2)
             for reader, done in (("the start", r"ready: \d+ listeners"), ("the reload", "reload done")):
-                deadline = time.monotonic() + 10
-                while True:  # without blocking: the process may be gone
-                    try:
-                        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-                        break
-                    except OSError:
-                        check(time.monotonic() < deadline and p.proc.poll() is None,
-                              f"{reader} never opened the page: exit {p.proc.poll()}")
-                        time.sleep(0.05)
-                os.write(fd, b"<html>later</html>\n")
-                os.close(fd)
+                offer_page(fifo, reader, p)
                 p.wait_log(done)  # the page was read whole before it is offered again
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             c.request("GET", "/size/1")
@@ -2476,6 +2482,7 @@ def signals_while_the_config_is_read_wait_for_the_start():
             check(p.wait_exit() == 0, f"exit {p.proc.returncode}")
         finally:
             p.stop()
+
 
 @test
 def a_stop_signal_is_heard_while_a_reload_reads_the_config():
@@ -2516,16 +2523,7 @@ def a_sighup_during_a_reload_reads_the_file_again_after_it():
             p.signal(signal.SIGUSR1)  # heard while the read waits
             p.wait_log(r"stats ")
             for n in (1, 2):
-                deadline = time.monotonic() + 10
-                while True:  # without blocking: a read that never comes fails the test
-                    try:
-                        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-                        break
-                    except OSError:
-                        check(time.monotonic() < deadline, f"read {n} never opened the page")
-                        time.sleep(0.05)
-                os.write(fd, b"<html>later</html>\n")
-                os.close(fd)
+                offer_page(fifo, f"read {n}", p)
                 p.wait_log(r"reload done", count=n)
             check("asked for during the last reload" in p.log_text(), p.log_text()[-2000:])
 
