@@ -120,7 +120,8 @@ bool RewriteRules::Add(std::string_view pattern, std::string_view replacement, i
 }
 
 void SafeRelativeLocation(std::string* location) {
-  if (!location->starts_with('/')) return;
+  // Browsers read a leading backslash as a slash (WHATWG URL), so it counts as one.
+  if (!location->starts_with('/') && !location->starts_with('\\')) return;
   const size_t keep = location->find_first_not_of("/\\");
   location->replace(0, keep == std::string::npos ? location->size() : keep, "/");
 }
