@@ -14,9 +14,10 @@ namespace {
 // costs one comparison or none (this runs for every field of every message).
 enum class Role : uint8_t {
   kPass,
-  kHop,      // ends at this hop, or is framing (written from what the proxy sends)
-  kUpgrade,  // hop-by-hop unless tunnelling
-  kOwn,      // a request field the proxy writes itself (or answers: Expect)
+  kHop,         // ends at this hop, or is framing (written from what the proxy sends)
+  kUpgrade,     // hop-by-hop unless tunnelling
+  kOwn,         // a request field the proxy writes itself (or answers: Expect)
+  kForwarding,  // what an earlier proxy says of the client: from a trusted peer only
 };
 
 Role RoleOf(std::string_view name) {
@@ -45,7 +46,11 @@ Role RoleOf(std::string_view name) {
     case 15:
       return EqualsIgnoreCase(name, "x-forwarded-for") ? Role::kOwn : Role::kPass;
     case 16:
-      return EqualsIgnoreCase(name, "proxy-connection") ? Role::kHop : Role::kPass;
+      if (EqualsIgnoreCase(name, "proxy-connection")) return Role::kHop;
+      return EqualsIgnoreCase(name, "x-forwarded-host") ||
+                     EqualsIgnoreCase(name, "x-forwarded-port")
+                 ? Role::kForwarding
+                 : Role::kPass;
     case 17:
       if (EqualsIgnoreCase(name, "transfer-encoding")) return Role::kHop;
       return EqualsIgnoreCase(name, "x-forwarded-proto") ? Role::kOwn : Role::kPass;
@@ -96,9 +101,10 @@ class ConnectionOptions {
 };
 
 // Fields that never cross the proxy as received: hop-by-hop ones, the framing, those
-// the proxy writes itself (requests), and those the Connection fields name.
+// the proxy writes itself (requests), an untrusted client's claims about itself, and
+// those the Connection fields name.
 bool Dropped(const ConnectionOptions& connection, std::string_view name, bool keep_upgrade,
-             bool request) {
+             bool request, bool trusted_peer) {
   switch (RoleOf(name)) {
     case Role::kHop:
       return true;
@@ -106,6 +112,9 @@ bool Dropped(const ConnectionOptions& connection, std::string_view name, bool ke
       return !keep_upgrade;
     case Role::kOwn:
       if (request) return true;
+      break;
+    case Role::kForwarding:
+      if (request && !trusted_peer) return true;
       break;
     case Role::kPass:
       break;
@@ -187,17 +196,29 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
   AppendField("Host", f.host, out);
   std::string forwarded_for;  // the trusted peer's X-Forwarded-For list
   std::string forwarded;      // and its Forwarded list
+  std::string_view proto;     // and the scheme its client used
   const ConnectionOptions connection(in.fields);
   for (const Field& field : in.fields) {
-    if (f.trusted_peer && EqualsIgnoreCase(field.name, "x-forwarded-for") && !field.value.empty()) {
-      if (!forwarded_for.empty()) forwarded_for += ", ";
-      forwarded_for.append(field.value);
+    if (f.trusted_peer) {
+      if (EqualsIgnoreCase(field.name, "x-forwarded-for")) {
+        // Empty elements ("a,,b", "a,") name nobody: the list and X-Real-IP skip them.
+        ForEachListElement(field.value, [&](std::string_view address) {
+          if (!forwarded_for.empty()) forwarded_for += ", ";
+          forwarded_for.append(address);
+        });
+      } else if (EqualsIgnoreCase(field.name, "forwarded") && !field.value.empty()) {
+        if (!forwarded.empty()) forwarded += ", ";
+        forwarded.append(field.value);
+      } else if (proto.empty() && EqualsIgnoreCase(field.name, "x-forwarded-proto")) {
+        proto = TrimOws(field.value);
+      }
     }
-    if (f.trusted_peer && EqualsIgnoreCase(field.name, "forwarded") && !field.value.empty()) {
-      if (!forwarded.empty()) forwarded += ", ";
-      forwarded.append(field.value);
+    if (f.request_id.empty() && EqualsIgnoreCase(field.name, "x-request-id")) {
+      // Without ids of our own, the client's (or an earlier proxy's) goes on.
+      if (!RuledOut(f.rules, field.name)) AppendField(field.name, field.value, out);
+      continue;
     }
-    if (Dropped(connection, field.name, f.upgrade, /*request=*/true) ||
+    if (Dropped(connection, field.name, f.upgrade, /*request=*/true, f.trusted_peer) ||
         RuledOut(f.rules, field.name)) {
       continue;
     }
@@ -228,7 +249,8 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
   out->append(";proto=");
   out->append(f.scheme);
   out->append("\r\n");
-  AppendField("X-Forwarded-Proto", f.scheme, out);
+  // A trusted peer that terminated TLS itself knows the scheme better than we do.
+  AppendField("X-Forwarded-Proto", proto.empty() ? f.scheme : proto, out);
   if (!f.request_id.empty()) AppendField("X-Request-ID", f.request_id, out);
   out->append("\r\n");
 }
@@ -278,7 +300,7 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
   out->append("\r\n");
   const ConnectionOptions connection(in.fields);
   for (const Field& field : in.fields) {
-    if (Dropped(connection, field.name, f.upgrade, /*request=*/false) ||
+    if (Dropped(connection, field.name, f.upgrade, /*request=*/false, /*trusted_peer=*/false) ||
         RuledOut(f.rules, field.name)) {
       continue;
     }

@@ -53,11 +53,15 @@ struct ForwardRequest {
 // The request head for the upstream: "<method> <target> HTTP/1.1", Host, the end-to-end
 // fields in their order (not Expect), the rules' fields, the framing and the identity
 // fields.
-//  - X-Forwarded-For: the trusted peer's list with the peer appended; else the peer.
+//  - X-Forwarded-For: the trusted peer's list (empty elements left out) with the peer
+//    appended; else the peer.
 //  - X-Real-IP: from a trusted peer with a list, the last address in it (the client as
 //    that proxy saw it); else the peer.
 //  - Forwarded: `for=<peer>;proto=<scheme>` appended to a trusted peer's, else alone.
-//  - X-Forwarded-Proto and X-Request-ID: ours, replacing any incoming.
+//  - X-Forwarded-Proto: a trusted peer's (its first), else ours.
+//  - X-Forwarded-Host, X-Forwarded-Port: a trusted peer's; dropped from any other.
+//  - X-Request-ID: ours, replacing any incoming; without one (request_id off) the
+//    incoming one goes on.
 void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::string* out);
 
 struct ForwardResponse {

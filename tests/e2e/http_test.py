@@ -479,23 +479,44 @@ def client_identity_headers_trust_only_configured_proxies():
             'trusted_proxies = ["10.0.0.0/8"]'))):
         s = connect(port)
         s.sendall(get(port, "/echo", extra=b"X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n"
-                      b"Forwarded: for=6.6.6.6\r\nX-Request-ID: spoof\r\n"))
+                      b"Forwarded: for=6.6.6.6\r\nX-Request-ID: spoof\r\n"
+                      b"X-Forwarded-Host: evil.test\r\nX-Forwarded-Port: 1\r\n"
+                      b"X-Forwarded-Proto: https\r\n"))
         r = ClientReader(s).response()
         check(r.status == 200, r.head)
         head = origin.heads()[0].decode()
         check("X-Forwarded-For: 127.0.0.1\r\n" in head and "6.6.6.6" not in head, head)
         check("X-Real-IP: 127.0.0.1\r\n" in head and "spoof" not in head, head)
-        check("X-Forwarded-Proto: http\r\n" in head, head)
+        check("X-Forwarded-Proto: http\r\n" in head and "https" not in head, head)
+        check("evil.test" not in head and "X-Forwarded-Port" not in head, head)
         s.close()
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
-            'trusted_proxies = ["127.0.0.0/8"]'))):
+            'trusted_proxies = ["127.0.0.0/8"]\nrequest_id = false'))):
         s = connect(port)
         s.sendall(get(port, "/echo", extra=b"X-Forwarded-For: 203.0.113.5\r\n"))
         ClientReader(s).response()
         head = origin.heads()[0].decode()
         check("X-Forwarded-For: 203.0.113.5, 127.0.0.1\r\n" in head, head)
         check("X-Real-IP: 203.0.113.5\r\n" in head, head)
+        check("X-Forwarded-Proto: http\r\n" in head and "X-Request-ID" not in head, head)
+        s.close()
+        # A trusted peer's empty list elements name nobody; what it says of its client's
+        # scheme, host and port stands; without ids of our own, its request id goes on.
+        origin.clear()
+        s = connect(port)
+        s.sendall(get(port, "/echo", extra=b"X-Forwarded-For: 203.0.113.5,\r\n"
+                      b"X-Forwarded-For: ,\r\nX-Forwarded-Proto: https\r\n"
+                      b"X-Forwarded-Host: mail.example.com\r\nX-Forwarded-Port: 443\r\n"
+                      b"X-Request-ID: lb-1\r\n"))
+        ClientReader(s).response()
+        head = origin.heads()[0].decode()
+        check("X-Forwarded-For: 203.0.113.5, 127.0.0.1\r\n" in head, head)
+        check("X-Real-IP: 203.0.113.5\r\n" in head, head)
+        check("X-Forwarded-Proto: https\r\n" in head and "X-Forwarded-Proto: http\r\n" not in head,
+              head)
+        check("X-Forwarded-Host: mail.example.com\r\n" in head, head)
+        check("X-Forwarded-Port: 443\r\n" in head and "X-Request-ID: lb-1\r\n" in head, head)
         s.close()
 
 
