@@ -20,6 +20,7 @@ struct MemcacheClient::Pending : IntrusiveNode<Pending> {
   int64_t deadline_ns = 0;
   McReply reply;
   bool done = false;
+  bool again = false;  // failed because its server went bad: worth placing again
   std::coroutine_handle<> waiter;
 };
 
@@ -107,7 +108,10 @@ void MemcacheClient::MarkBad(Server& s, std::string_view why) {
   s.probing = false;
   s.bad_until_ns = MonotonicNowNs() + options_.reconnect_ms * 1'000'000;
   s.out.clear();
-  while (Pending* p = s.pending.PopFront()) Complete(p, McError::kUnavailable);
+  while (Pending* p = s.pending.PopFront()) {
+    p->again = true;
+    Complete(p, McError::kUnavailable);
+  }
   if (s.fd.valid()) {
     // Abort the connection now (the peer sees it at once); the descriptor itself is
     // closed once the reader and writer have let go of it.
@@ -270,46 +274,53 @@ Task<McReply> MemcacheClient::Execute(std::string key, Opcode op, std::string va
   failed.error = McError::kUnavailable;
   if (closing_) co_return failed;
   // Placed by the key as given, sent as its MD5 when too long (as Zimbra's fork does).
-  const int index = ServerFor(key);
-  if (key.size() > memcache::kMaxKeyLength) key = memcache::NormalizeKey(key);
-  if (index < 0) {
-    ++stats_.unavailable;
-    co_return failed;
+  std::string normalized;
+  if (key.size() > memcache::kMaxKeyLength) normalized = memcache::NormalizeKey(key);
+  const std::string_view sent = normalized.empty() ? std::string_view(key) : normalized;
+  // A request its server failed by going bad while it waited is placed again, away from
+  // that server (Zimbra's fork posts such "again" failures anew): a counter must not go
+  // uncounted, nor a login be refused, while another server is up.
+  for (size_t attempt = 1;; ++attempt) {
+    const int index = ServerFor(key);
+    if (index < 0) {
+      ++stats_.unavailable;
+      co_return failed;
+    }
+    failed.server = index;
+    Server& s = *servers_[static_cast<size_t>(index)];
+    if (s.pending.size() >= options_.max_pending) {
+      ++stats_.unavailable;
+      co_return failed;
+    }
+    Pending p;
+    p.opaque = next_opaque_++;
+    p.opcode = op;
+    p.deadline_ns = MonotonicNowNs() + options_.timeout_ms * 1'000'000;
+    switch (op) {
+      case Opcode::kGetK:
+      case Opcode::kGet:
+        memcache::EncodeGet(op, sent, p.opaque, &s.out);
+        break;
+      case Opcode::kAdd:
+      case Opcode::kSet:
+        memcache::EncodeStore(op, sent, value, 0, ttl, p.opaque, 0, &s.out);
+        break;
+      case Opcode::kIncrement:
+      case Opcode::kDecrement:
+        memcache::EncodeCounter(op, sent, a, b, ttl, p.opaque, &s.out);
+        break;
+      case Opcode::kDelete:
+        memcache::EncodeDelete(sent, p.opaque, &s.out);
+        break;
+      default:
+        memcache::EncodeSimple(op, p.opaque, &s.out);
+        break;
+    }
+    p.reply.server = index;
+    Enqueue(s, &p);
+    co_await Waiter(&p);
+    if (!p.again || closing_ || attempt >= servers_.size()) co_return std::move(p.reply);
   }
-  failed.server = index;
-  Server& s = *servers_[static_cast<size_t>(index)];
-  if (s.pending.size() >= options_.max_pending) {
-    ++stats_.unavailable;
-    co_return failed;
-  }
-  Pending p;
-  p.opaque = next_opaque_++;
-  p.opcode = op;
-  p.deadline_ns = MonotonicNowNs() + options_.timeout_ms * 1'000'000;
-  switch (op) {
-    case Opcode::kGetK:
-    case Opcode::kGet:
-      memcache::EncodeGet(op, key, p.opaque, &s.out);
-      break;
-    case Opcode::kAdd:
-    case Opcode::kSet:
-      memcache::EncodeStore(op, key, value, 0, ttl, p.opaque, 0, &s.out);
-      break;
-    case Opcode::kIncrement:
-    case Opcode::kDecrement:
-      memcache::EncodeCounter(op, key, a, b, ttl, p.opaque, &s.out);
-      break;
-    case Opcode::kDelete:
-      memcache::EncodeDelete(key, p.opaque, &s.out);
-      break;
-    default:
-      memcache::EncodeSimple(op, p.opaque, &s.out);
-      break;
-  }
-  p.reply.server = index;
-  Enqueue(s, &p);
-  co_await Waiter(&p);
-  co_return std::move(p.reply);
 }
 
 // Plain functions handing back Execute's lazy task: no coroutine frame of their own.
