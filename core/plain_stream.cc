@@ -160,6 +160,11 @@ Task<IoResult> PlainStream::ShutdownWrite(Deadline deadline) {
   co_return IoResult{0};
 }
 
+void PlainStream::ResetOnClose() {
+  const linger reset{1, 0};
+  setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+}
+
 void PlainStream::Abort() {
   if (aborted_) return;
   aborted_ = true;

@@ -67,6 +67,10 @@ class PlainStream final : public ByteStream {
   // Returns its size, 0 at end of stream, -errno, or -EAGAIN when nothing is queued.
   IoResult FillNow();
 
+  // The descriptor's close sends a reset (SO_LINGER 0), not a FIN: the peer learns that
+  // what it got is not the whole of it. Unsent output is dropped then.
+  void ResetOnClose();
+
   // See RecvStream::WatchEnd.
   void WatchPeerEnd(PeerEndObserver* observer) { recv_.WatchEnd(observer); }
   // See RecvStream::ShortenWait: a Fill() waiting now (directly or under TLS) ends by `d`.

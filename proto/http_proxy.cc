@@ -1554,7 +1554,12 @@ void HttpSession::LogAccess() {
 
 Task<void> HttpSession::Close() {
   Release(false);
-  if (!stopped_ && !down_->aborted()) {
+  if (cut_ && client_tls_ == nullptr && !stopped_ && !down_->aborted()) {
+    // Without TLS only a reset tells the client that a body delimited by our close was
+    // cut short: a FIN would pass it off as whole. What was delivered goes first.
+    (void)co_await down_->Flush(SendDeadline());
+    client_.ResetOnClose();
+  } else if (!stopped_ && !down_->aborted()) {
     IoResult shut;  // not ?: with co_await in the arms (core/task.h)
     if (cut_) {
       shut = co_await down_->ShutdownWriteCut(SendDeadline());

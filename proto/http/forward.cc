@@ -20,40 +20,51 @@ enum class Role : uint8_t {
   kForwarding,  // what an earlier proxy says of the client: from a trusted peer only
 };
 
+// A field name against a lower-case one, with '_' read as '-': backends that map names
+// to CGI-style variables (HTTP_X_FORWARDED_FOR) take "X_Forwarded_For" for the field
+// itself, so such a spelling must not slip past what the proxy owns or drops.
+constexpr bool NameIs(std::string_view name, std::string_view lower) {
+  if (name.size() != lower.size()) return false;
+  for (size_t i = 0; i < lower.size(); ++i) {
+    const char c = AsciiLower(name[i]);
+    if (c != lower[i] && !(c == '_' && lower[i] == '-')) return false;
+  }
+  return true;
+}
+
 Role RoleOf(std::string_view name) {
   switch (name.size()) {
     case 2:
-      return EqualsIgnoreCase(name, "te") ? Role::kHop : Role::kPass;
+      return NameIs(name, "te") ? Role::kHop : Role::kPass;
     case 4:
-      return EqualsIgnoreCase(name, "host") ? Role::kOwn : Role::kPass;
+      return NameIs(name, "host") ? Role::kOwn : Role::kPass;
     case 6:
-      return EqualsIgnoreCase(name, "expect") ? Role::kOwn : Role::kPass;
+      return NameIs(name, "expect") ? Role::kOwn : Role::kPass;
     case 7:
-      if (EqualsIgnoreCase(name, "trailer")) return Role::kHop;
-      return EqualsIgnoreCase(name, "upgrade") ? Role::kUpgrade : Role::kPass;
+      if (NameIs(name, "trailer")) return Role::kHop;
+      return NameIs(name, "upgrade") ? Role::kUpgrade : Role::kPass;
     case 9:
-      if (EqualsIgnoreCase(name, "x-real-ip")) return Role::kOwn;
-      return EqualsIgnoreCase(name, "forwarded") ? Role::kOwn : Role::kPass;
+      if (NameIs(name, "x-real-ip")) return Role::kOwn;
+      return NameIs(name, "forwarded") ? Role::kOwn : Role::kPass;
     case 10:
-      if (EqualsIgnoreCase(name, "connection")) return Role::kHop;
-      return EqualsIgnoreCase(name, "keep-alive") ? Role::kHop : Role::kPass;
+      if (NameIs(name, "connection")) return Role::kHop;
+      return NameIs(name, "keep-alive") ? Role::kHop : Role::kPass;
     case 12:
-      return EqualsIgnoreCase(name, "x-request-id") ? Role::kOwn : Role::kPass;
+      return NameIs(name, "x-request-id") ? Role::kOwn : Role::kPass;
     case 14:
       // HTTP2-Settings belongs to an h2c Upgrade, which is never tunnelled.
-      if (EqualsIgnoreCase(name, "http2-settings")) return Role::kHop;
-      return EqualsIgnoreCase(name, "content-length") ? Role::kHop : Role::kPass;
+      if (NameIs(name, "http2-settings")) return Role::kHop;
+      return NameIs(name, "content-length") ? Role::kHop : Role::kPass;
     case 15:
-      return EqualsIgnoreCase(name, "x-forwarded-for") ? Role::kOwn : Role::kPass;
+      return NameIs(name, "x-forwarded-for") ? Role::kOwn : Role::kPass;
     case 16:
-      if (EqualsIgnoreCase(name, "proxy-connection")) return Role::kHop;
-      return EqualsIgnoreCase(name, "x-forwarded-host") ||
-                     EqualsIgnoreCase(name, "x-forwarded-port")
+      if (NameIs(name, "proxy-connection")) return Role::kHop;
+      return NameIs(name, "x-forwarded-host") || NameIs(name, "x-forwarded-port")
                  ? Role::kForwarding
                  : Role::kPass;
     case 17:
-      if (EqualsIgnoreCase(name, "transfer-encoding")) return Role::kHop;
-      return EqualsIgnoreCase(name, "x-forwarded-proto") ? Role::kOwn : Role::kPass;
+      if (NameIs(name, "transfer-encoding")) return Role::kHop;
+      return NameIs(name, "x-forwarded-proto") ? Role::kOwn : Role::kPass;
     default:
       return Role::kPass;
   }

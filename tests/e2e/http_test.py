@@ -481,7 +481,8 @@ def client_identity_headers_trust_only_configured_proxies():
         s.sendall(get(port, "/echo", extra=b"X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n"
                       b"Forwarded: for=6.6.6.6\r\nX-Request-ID: spoof\r\n"
                       b"X-Forwarded-Host: evil.test\r\nX-Forwarded-Port: 1\r\n"
-                      b"X-Forwarded-Proto: https\r\n"))
+                      b"X-Forwarded-Proto: https\r\nX_Forwarded_For: 6.6.6.6\r\n"
+                      b"X_Real_IP: 6.6.6.6\r\nx_forwarded_host: evil.test\r\n"))
         r = ClientReader(s).response()
         check(r.status == 200, r.head)
         head = origin.heads()[0].decode()
@@ -2818,6 +2819,41 @@ def an_https_http_1_0_body_cut_by_the_upstream_ends_without_close_notify():
             s.close()
             check(got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"\r\n\r\nhello"), got)
             check(ended == ("close_notify" if whole else "cut"), f"{target}: {ended}")
+
+
+@test
+def a_plain_http_1_0_body_cut_by_the_upstream_ends_with_a_reset():
+    # Without TLS a close-delimited body has only the way the connection ends to say it
+    # is incomplete: a FIN would pass a cut body off as whole.
+    def origin(conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        if b"/whole" in head:
+            conn.sendall(b"0\r\n\r\n")
+        else:
+            time.sleep(0.2)  # the head and "hello" reach the client first
+            conn.sendall(b"5\r\nwor")
+        conn.close()
+
+    port = free_port()
+    with ThreadedServer(origin) as up, Proxy(config(port, [up.port])):
+        for target, whole in (("/whole", True), ("/cut", False)):
+            s = connect(port)
+            s.sendall(f"GET {target} HTTP/1.0\r\nHost: mail.example.com\r\n\r\n".encode())
+            got, ended = b"", "fin"
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            except ConnectionResetError:
+                ended = "reset"
+            s.close()
+            check(got.startswith(b"HTTP/1.1 200 ") and b"\r\n\r\nhello" in got, got)
+            check(ended == ("fin" if whole else "reset"), f"{target}: {ended} after {got!r}")
 
 
 @test
