@@ -442,8 +442,9 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   bool idle_ = false;  // waiting for the next request, nothing of it received
   bool reused_ = false;
   bool client_keep_alive_ = false;
-  bool linger_ = false;  // the client may still be sending: read a while before closing
-  bool cut_ = false;     // the response was cut short after its head went out
+  bool linger_ = false;           // the client may still be sending: read a while before closing
+  bool cut_ = false;              // the response was cut short after its head went out
+  bool cut_needs_reset_ = false;  // and only the close delimits it, with no TLS to say so
   // This exchange, for the access log.
   int status_ = 0;
   bool client_left_ = false;              // see OnPeerEnded
@@ -1448,6 +1449,9 @@ Task<bool> HttpSession::Exchange() {
         // A body delimited by our close (HTTP/1.0 client) must not end as if whole:
         // over TLS, no close_notify.
         cut_ = true;
+        // Without TLS only a reset tells such a client (a chunked one misses the last
+        // chunk): a FIN would pass the body off as whole.
+        cut_needs_reset_ = client_body == BodyKind::kUntilClose && client_tls_ == nullptr;
       }
     }
     co_return false;
@@ -1554,10 +1558,8 @@ void HttpSession::LogAccess() {
 
 Task<void> HttpSession::Close() {
   Release(false);
-  if (cut_ && client_tls_ == nullptr && !stopped_ && !down_->aborted()) {
-    // Without TLS only a reset tells the client that a body delimited by our close was
-    // cut short: a FIN would pass it off as whole. What was delivered goes first.
-    (void)co_await down_->Flush(SendDeadline());
+  if (cut_needs_reset_ && !stopped_ && !down_->aborted()) {
+    (void)co_await down_->Flush(SendDeadline());  // what was delivered goes first
     client_.ResetOnClose();
   } else if (!stopped_ && !down_->aborted()) {
     IoResult shut;  // not ?: with co_await in the arms (core/task.h)
