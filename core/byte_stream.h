@@ -62,6 +62,10 @@ class ByteStream {
   // peer sees what the source of the bytes did (a relay passes a FIN without
   // close_notify on as one). Plain streams have no difference.
   virtual Task<IoResult> ShutdownWriteCut(Deadline deadline) { return ShutdownWrite(deadline); }
+  // Before a wait on something other than this stream: what was received and not
+  // consumed leaves the shard's shared receive buffers (Peek() shows the same bytes).
+  // No view from Peek() may be held across it.
+  virtual void Detach() {}
   // The stream ended without the protocol's end (TLS: a FIN with no close_notify).
   virtual bool truncated() const { return false; }
 

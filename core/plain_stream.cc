@@ -160,6 +160,18 @@ Task<IoResult> PlainStream::ShutdownWrite(Deadline deadline) {
   co_return IoResult{0};
 }
 
+void PlainStream::Detach() {
+  if (chunk_.buffer.valid() && chunk_left() > 0) {
+    const std::span<const std::byte> d = chunk_.data().subspan(offset_, chunk_left());
+    Received own;
+    own.status = IoResult{static_cast<int32_t>(d.size())};
+    own.spilled.assign(reinterpret_cast<const char*>(d.data()), d.size());
+    chunk_ = std::move(own);  // the ring buffer goes back
+    offset_ = 0;
+  }
+  recv_.Detach();
+}
+
 void PlainStream::ResetOnClose() {
   const linger reset{1, 0};
   setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));

@@ -67,6 +67,10 @@ class PlainStream final : public ByteStream {
   // Returns its size, 0 at end of stream, -errno, or -EAGAIN when nothing is queued.
   IoResult FillNow();
 
+  // Moves what was received and not consumed out of the shard's ring (see
+  // RecvStream::Detach); Peek() shows the same bytes. No view from Peek() may be held.
+  void Detach() override;
+
   // The descriptor's close sends a reset (SO_LINGER 0), not a FIN: the peer learns that
   // what it got is not the whole of it. Unsent output is dropped then.
   void ResetOnClose();

@@ -97,8 +97,10 @@ Task<bool> Pump::Deliver(Direction& d, std::span<const std::byte> data) {
   d.from->Consume(data.size());
   d.bytes += data.size();
   Touch();
-  // Back-pressure: read no more until the destination has taken all of it.
+  // Back-pressure: read no more until the destination has taken all of it, and hold
+  // none of the shard's receive buffers while a slow reader takes its time.
   if (d.to->pending_output() > 0) {
+    d.from->Detach();
     IoResult f = co_await d.to->Flush(deadline);
     if (aborted_) co_return false;
     if (!f.ok()) {

@@ -19,7 +19,24 @@ RecvStream::~RecvStream() {
   Discard();
 }
 
+void RecvStream::Detach() {
+  detached_ = true;
+  if (queue_.empty()) return;
+  std::string own;
+  while (!queue_.empty()) {
+    const Entry e = queue_.front();
+    queue_.pop_front();
+    const std::span<std::byte> d = ring_.Data(e.buffer_id);
+    own.append(reinterpret_cast<const char*>(d.data()), static_cast<size_t>(e.res));
+    ring_.Return(e.buffer_id);
+  }
+  spilled_total_ += own.size();
+  own.append(spill_);
+  spill_.swap(own);
+}
+
 uint32_t RecvStream::HeldLimit() const {
+  if (detached_) return 0;
   // Under pressure nothing is held for a consumer that is busy elsewhere; one buffer
   // for a consumer that is waiting goes to it at once (no copy).
   if (ring_.under_pressure()) return waiter_ && queue_.empty() ? 1 : 0;
@@ -227,6 +244,7 @@ void RecvStream::OnBuffersAvailable() {
 
 bool RecvStream::NextAwaiter::await_ready() {
   RecvStream* s = stream_;
+  s->detached_ = false;  // the consumer reads again
   return s->aborted_ || s->HasData() || s->terminal_ != kNoTerminal;
 }
 

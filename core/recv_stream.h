@@ -90,6 +90,11 @@ class RecvStream final : private Completion, private BufferWaiter {
   bool CopyUntaken(size_t max, std::string* out) const;
   // Drops everything received and not taken yet; returns how many bytes.
   size_t Discard();
+  // For a consumer about to wait on something else (a lookup, a peer that does not
+  // read): the queued ring buffers are copied into the spill and go back, and until the
+  // consumer next asks, arriving bytes are spilled (then paused), not held in the ring.
+  // A shard's ring must not be pinned by connections that are not reading it.
+  void Detach();
 
   // Ends the multishot and waits for the kernel to let go; what was received stays
   // queued (TryTake) and the next Next() arms again.
@@ -152,6 +157,7 @@ class RecvStream final : private Completion, private BufferWaiter {
   bool aborted_ = false;
   bool timed_out_ = false;
   bool cancelled_externally_ = false;  // someone else's cancel (CancelFd) ended the multishot
+  bool detached_ = false;              // Detach() until the consumer next asks
   bool timer_armed_ = false;
   bool timer_removing_ = false;                  // a remove for the timer is in flight
   Deadline timer_deadline_ = Deadline::Never();  // when the armed timer fires

@@ -1116,6 +1116,9 @@ Task<bool> HttpSession::Exchange() {
   metrics.http_requests.Add();
   ++requests_;
   ResetRequestState();
+  // The exchange waits on the upstream: what the client sent behind this head (a
+  // pipelined request, a TLS record) must not pin the shard's receive buffers meanwhile.
+  down_->Detach();
   if (settings_->request_id) {
     NextRequestId(&request_id_);
   } else {

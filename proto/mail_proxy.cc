@@ -350,6 +350,9 @@ Task<void> MailSession::Run() {
 Task<AttemptEnd> MailSession::Login(Credentials* credentials, int attempt) {
   ShardMetrics& metrics = *services_->metrics;
   const int64_t start_ns = TurnNowNs();
+  // The lookup and a refusal's hold may last long: what the client pipelined behind its
+  // login must not pin the shard's receive buffers meanwhile.
+  down_->Detach();
   RouteStack* routes = snapshot_->routes.get();
   AuditRecord audit;
   audit.user = credentials->user;

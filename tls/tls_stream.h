@@ -71,6 +71,8 @@ class TlsStream final : public ByteStream {
   // Why the last TLS call failed (handshake, read, write), for the log.
   const std::string& error_text() const { return error_text_; }
   bool truncated() const override { return truncated_; }
+  // Records received and not decrypted yet wait in the transport.
+  void Detach() override { transport_->Detach(); }
   Task<IoResult> ShutdownWriteCut(Deadline deadline) override;
   WOLFSSL* ssl() const { return ssl_; }
   // Nothing decrypted waits, and what the transport holds is whole records too short

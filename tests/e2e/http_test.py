@@ -2857,6 +2857,45 @@ def a_plain_http_1_0_body_cut_by_the_upstream_ends_with_a_reset():
 
 
 @test
+def https_clients_that_stop_reading_pin_no_receive_buffers():
+    # Each client sends two requests as two TLS records in one write and reads nothing:
+    # the first one's answer fills the sockets, so its session waits to write. Were the
+    # buffer holding the second record kept meanwhile, these clients would pin all of
+    # the shard's 64 receive buffers and nobody else would be read.
+    from tls_env import name, pki
+    d = pki()
+    ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port], protocol="https",
+                                          tls=https_tables(d), listener_extra="send_buffer = 4096",
+                                          runtime_extra="buffer_count = 64")):
+        stalled = []
+        for _ in range(80):
+            sock = connect(port)
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = ctx.wrap_bio(incoming, outgoing, server_hostname=name(3))
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(outgoing.read())
+                    incoming.write(sock.recv(65536))
+            tls.write(get(port, "/size/20000000"))
+            tls.write(get(port, "/size/1"))
+            sock.sendall(outgoing.read())  # the Finished flight and both records at once
+            stalled.append(sock)
+        time.sleep(0.5)
+        c = ctx.wrap_socket(connect(port, timeout=5), server_hostname=name(3))
+        c.sendall(get(port, "/size/10"))
+        r = ClientReader(c).response()
+        check(r.status == 200 and r.body == pattern(10), f"not served while {len(stalled)} stall")
+        c.close()
+        for sock in stalled:
+            sock.close()
+
+
+@test
 def one_gib_up_and_down_byte_exact_over_https():
     import ssl
     from tls_env import name, pki

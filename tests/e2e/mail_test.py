@@ -381,6 +381,37 @@ def a_half_closed_client_gets_no_refusal_before_the_auth_wait():
 
 
 @test
+def clients_held_in_their_login_pin_no_receive_buffers():
+    # Each of these clients pipelines a command behind a login the mailbox refuses, and is
+    # held for the auth wait. The shard has 64 receive buffers: were a buffer holding a
+    # pipelined command kept through the hold, the ring would run dry and nobody else on
+    # the shard would be read.
+    e = env()
+    port = free_port()
+    listeners = mail_env.listener("imap", "imap", port, tls=True,
+                                  extra='starttls = "on"\nauth_wait_ms = 8000')
+    config = mail_env.proxy_config(e, listeners).replace(
+        "drain_timeout_ms = 2000", "drain_timeout_ms = 2000\nbuffer_count = 64")
+    with harness.Proxy(config):
+        held = []
+        for i in range(100):
+            s = raw(port)
+            read_until(s, rb"\* OK .*\r\n")
+            s.sendall(f'a{i} LOGIN "{JOHN}" "Wr0ng-Pw-1"\r\nb{i} NOOP\r\n'.encode())
+            held.append(s)
+        time.sleep(0.5)
+        s = raw(port, timeout=5)
+        read_until(s, rb"\* OK .*\r\n", timeout=5)
+        s.sendall(b"c CAPABILITY\r\n")
+        got = read_until(s, rb"c (OK|NO|BAD).*\r\n", timeout=5)
+        check(b"c OK" in got, f"another client was not served while {len(held)} were held: "
+              f"{got!r}")
+        s.close()
+        for s in held:
+            s.close()
+
+
+@test
 def imap_login_retry_allows_another_attempt():
     with Mail(extra="login_retry = true") as m:
         s = raw(m.imap)
