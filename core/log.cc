@@ -22,7 +22,9 @@ namespace {
 
 constexpr size_t kThreadBufferMax = 4 << 20;
 
-constexpr int kStreams = 2;  // 0: the log, 1: the access log
+constexpr int kFileStreams = 2;  // 0: the log, 1: the access log (files or the log's)
+constexpr int kStdout = 2;       // lines for standard output, whatever the files are
+constexpr int kStreams = 3;
 
 struct ThreadBuffer {
   std::mutex mu;
@@ -35,8 +37,8 @@ struct Sink {
   std::condition_variable cv;
   std::vector<std::shared_ptr<ThreadBuffer>> buffers;
   // Owned by the writer thread while it runs; the access stream's -1: the log's.
-  int fd[kStreams] = {STDERR_FILENO, -1};
-  int next_fd[kStreams] = {-1, -1};  // reopened files for the writer to switch to
+  int fd[kFileStreams] = {STDERR_FILENO, -1};
+  int next_fd[kFileStreams] = {-1, -1};  // reopened files for the writer to switch to
   bool switch_fds = false;
   std::atomic<bool> running{false};
   bool stop = false;
@@ -87,7 +89,7 @@ void CloseOwned(int fd) {
 const char* Stamp();
 
 // Swaps every thread's buffers out and writes them. Called with sink.mu not held.
-void Drain(Sink& sink, const int (&fd)[kStreams]) {
+void Drain(Sink& sink, const int (&fd)[kFileStreams]) {
   std::vector<std::shared_ptr<ThreadBuffer>> buffers;
   {
     std::lock_guard<std::mutex> lock(sink.mu);
@@ -102,37 +104,41 @@ void Drain(Sink& sink, const int (&fd)[kStreams]) {
       for (int i = 0; i < kStreams; ++i) taken[i].swap(b->data[i]);
       dropped = std::exchange(b->dropped, 0);
     }
-    for (int i = 0; i < kStreams; ++i) out[fd[i] >= 0 ? i : 0] += taken[i];
+    for (int i = 0; i < kFileStreams; ++i) out[fd[i] >= 0 ? i : 0] += taken[i];
+    out[kStdout] += taken[kStdout];
     if (dropped != 0) {
       out[0] += fmt::format("{} {} [log] dropped {} lines (log output too slow)\n", Stamp(),
                             LevelName(Level::kWarn), dropped);
     }
   }
-  for (int i = 0; i < kStreams; ++i) {
+  // One thread writes every stream: lines sharing a pipe (standard output and error
+  // joined, as under systemd) never cut into each other.
+  for (int i = 0; i < kFileStreams; ++i) {
     if (fd[i] >= 0) WriteFully(fd[i], out[i]);
   }
+  WriteFully(STDOUT_FILENO, out[kStdout]);
 }
 
 void WriterLoop() {
   Sink& sink = GetSink();
   for (;;) {
-    int fd[kStreams] = {-1, -1};
-    int old_fd[kStreams] = {-1, -1};
+    int fd[kFileStreams] = {-1, -1};
+    int old_fd[kFileStreams] = {-1, -1};
     bool stop;
     {
       std::unique_lock<std::mutex> lock(sink.mu);
       sink.cv.wait(lock, [&] { return sink.pending || sink.stop; });
       sink.pending = false;
       if (std::exchange(sink.switch_fds, false)) {
-        for (int i = 0; i < kStreams; ++i) {
+        for (int i = 0; i < kFileStreams; ++i) {
           old_fd[i] = sink.fd[i];
           sink.fd[i] = std::exchange(sink.next_fd[i], -1);
         }
       }
-      for (int i = 0; i < kStreams; ++i) fd[i] = sink.fd[i];
+      for (int i = 0; i < kFileStreams; ++i) fd[i] = sink.fd[i];
       stop = sink.stop;
     }
-    for (int i = 0; i < kStreams; ++i) {
+    for (int i = 0; i < kFileStreams; ++i) {
       if (old_fd[i] != fd[0] && old_fd[i] != fd[1]) CloseOwned(old_fd[i]);
     }
     Drain(sink, fd);
@@ -272,7 +278,8 @@ void internal::AppendPrefix(Level level, fmt::memory_buffer* line) {
 void internal::Emit(std::string_view line, int stream) {
   Sink& sink = GetSink();
   if (!sink.running.load(std::memory_order_acquire)) {
-    WriteFully(STDERR_FILENO, std::string_view(line.data(), line.size()));
+    WriteFully(stream == kStdout ? STDOUT_FILENO : STDERR_FILENO,
+               std::string_view(line.data(), line.size()));
     return;
   }
   ThreadBuffer& b = MyBuffer();
@@ -285,7 +292,7 @@ void internal::Emit(std::string_view line, int stream) {
       sink.dropped_total.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    was_empty = b.data[0].empty() && b.data[1].empty();
+    was_empty = b.data[0].empty() && b.data[1].empty() && b.data[kStdout].empty();
     data.append(line.data(), line.size());
   }
   if (was_empty) {
@@ -328,7 +335,7 @@ absl::Status Start(const Options& options) {
     for (int f : opened->fd) CloseOwned(f);
     return absl::FailedPreconditionError("log writer already running");
   }
-  for (int i = 0; i < kStreams; ++i) sink.fd[i] = opened->fd[i];
+  for (int i = 0; i < kFileStreams; ++i) sink.fd[i] = opened->fd[i];
   sink.stop = false;
   sink.writer_done = false;
   sink.writer = std::thread(WriterLoop);
@@ -349,7 +356,7 @@ void Commit(PendingFiles* p) {
       return;
     }
     // The writer switches descriptors itself, so it never writes to a closed one.
-    for (int i = 0; i < kStreams; ++i) {
+    for (int i = 0; i < kFileStreams; ++i) {
       if (sink.switch_fds) CloseOwned(sink.next_fd[i]);
       sink.next_fd[i] = p->fd[i];
     }
@@ -361,7 +368,7 @@ void Commit(PendingFiles* p) {
 }
 
 void Discard(PendingFiles* p) {
-  for (int i = 0; i < kStreams; ++i) {
+  for (int i = 0; i < kFileStreams; ++i) {
     CloseOwned(p->fd[i]);
     if (!p->created[i].empty()) ::unlink(p->created[i].c_str());
   }
@@ -399,12 +406,14 @@ bool Shutdown(std::chrono::milliseconds wait) {
   // Lines written between the last drain and now are still in thread buffers.
   for (auto& b : sink.buffers) {
     std::lock_guard<std::mutex> block(b->mu);
-    for (int i = 0; i < kStreams; ++i) {
+    for (int i = 0; i < kFileStreams; ++i) {
       WriteFully(sink.fd[i] >= 0 ? sink.fd[i] : sink.fd[0], b->data[i]);
       b->data[i].clear();
     }
+    WriteFully(STDOUT_FILENO, b->data[kStdout]);
+    b->data[kStdout].clear();
   }
-  for (int i = 0; i < kStreams; ++i) {
+  for (int i = 0; i < kFileStreams; ++i) {
     CloseOwned(sink.fd[i]);
     if (sink.switch_fds) CloseOwned(sink.next_fd[i]);
     sink.next_fd[i] = -1;

@@ -74,7 +74,8 @@ void AppendPrefix(Level level, fmt::memory_buffer* line);
 // Ends a formatted line: control bytes from `from` on are written as \xHH (a value
 // from a client cannot start a line of its own), then the newline.
 void EndLine(fmt::memory_buffer* line, size_t from);
-// Queues one whole line (ending in '\n') for the writer thread; stream 1: the access log.
+// Queues one whole line (ending in '\n') for the writer thread; stream 1: the access log,
+// 2: standard output.
 void Emit(std::string_view line, int stream = 0);
 }  // namespace internal
 
@@ -95,6 +96,9 @@ void Write(Level level, fmt::format_string<Args...> format, Args&&... args) {
 
 // One access line (ending in '\n', written as is) to the access log.
 inline void Access(std::string_view line) { internal::Emit(line, 1); }
+// One whole line (ending in '\n', written as is) to standard output, by the writer
+// thread: never cut into by the log's lines when both outputs share a pipe.
+inline void StandardOutput(std::string_view line) { internal::Emit(line, 2); }
 
 // An access line with the log's prefix (time, level info, thread) to the access log.
 template <typename... Args>

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "core/ascii.h"
+#include "core/log.h"
 #include "core/ops.h"
 #include "fmt/format.h"
 #include "route/config.h"
@@ -195,6 +196,12 @@ AuditSink::~AuditSink() {
 }
 
 Task<void> AuditSink::Write(std::string line) const {
+  if (fd_ == STDOUT_FILENO && !owned_) {
+    // Through the log's writer thread: standard output may share a pipe with the log
+    // and the access log, and a write of ours would land inside one of their batches.
+    log::StandardOutput(line);
+    co_return;
+  }
   std::span<const std::byte> data = AsBytes(line);
   while (!data.empty()) {
     // Offset -1: the file's position, which O_APPEND keeps at its end.

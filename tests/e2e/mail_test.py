@@ -412,6 +412,104 @@ def clients_held_in_their_login_pin_no_receive_buffers():
 
 
 @test
+def audit_lines_on_standard_output_stay_whole_beside_the_logs():
+    # Standard output and error on one pipe (2>&1, systemd), read slowly, with long access
+    # lines and audit lines written at once by four shards: every audit line must arrive
+    # whole. A shard writing its own audit lines would cut into the log's batches.
+    from http_env import Origin
+    e = env()
+    hport, iport = free_port(), free_port()
+    config = f"""
+[runtime]
+shards = 4
+[log]
+access = true
+access_format = "json"
+[lookup]
+servers = ["127.0.0.1:{e.lookupd_port}"]
+[audit]
+path = "-"
+[[upstream]]
+name = "web"
+servers = ["127.0.0.1:%d"]
+[[listener]]
+name = "web"
+protocol = "http"
+listen = "127.0.0.1:{hport}"
+upstream = "web"
+[[listener]]
+name = "imap"
+protocol = "imap"
+listen = "127.0.0.1:{iport}"
+flavour = "dovecot"
+auth_wait_ms = 0
+"""
+    with Origin() as origin:
+        path = os.path.join(e.dir, f"stdout-{iport}.toml")
+        with open(path, "w") as f:
+            f.write(config % origin.port)
+        proc = subprocess.Popen([harness.BIN, "--config", path], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            harness.wait_port(hport)
+            harness.wait_port(iport)
+            stop = threading.Event()
+
+            def web():
+                while not stop.is_set():
+                    try:
+                        s = socket.create_connection(("127.0.0.1", hport))
+                        one = b"GET /size/1 HTTP/1.1\r\nHost: a\r\nUser-Agent: " + b"U" * 3000
+                        s.sendall((one + b"\r\n\r\n") * 50 +
+                                  b"GET /size/1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                        while s.recv(1 << 20):
+                            pass
+                        s.close()
+                    except OSError:
+                        pass
+
+            def mail():
+                while not stop.is_set():
+                    try:
+                        s = socket.create_connection(("127.0.0.1", iport))
+                        s.recv(1000)
+                        s.sendall(b"a LOGIN nobody" + b"Z" * 200 + b" pw\r\na LOGOUT\r\n")
+                        while s.recv(65536):
+                            pass
+                        s.close()
+                    except OSError:
+                        pass
+            workers = [threading.Thread(target=web) for _ in range(6)] + \
+                [threading.Thread(target=mail) for _ in range(12)]
+            for t in workers:
+                t.start()
+            out = b""
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                out += proc.stdout.read1(4096)
+                time.sleep(0.002)  # a slow reader: the pipe fills
+            stop.set()
+            for t in workers:
+                t.join()
+        finally:
+            proc.terminate()
+            out += proc.stdout.read()
+            proc.wait()
+    # Audit and access lines are JSON objects; a piece of one inside another line, or
+    # a line that does not parse, is a cut.
+    lines = [line for line in out.split(b"\n") if line.startswith(b"{") or b'":' in line]
+    cut = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            cut.append(line)
+    audit = [line for line in lines if b'"mechanism":' in line]
+    check(len(audit) >= 50, f"only {len(audit)} audit lines")
+    check(not cut, f"{len(cut)} of {len(lines)} lines were cut, e.g. {cut[:1]!r}")
+
+
+@test
 def imap_login_retry_allows_another_attempt():
     with Mail(extra="login_retry = true") as m:
         s = raw(m.imap)
