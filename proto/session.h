@@ -32,8 +32,8 @@ namespace ringproxy {
   X(upstream_connects, "upstream connections established")                                    \
   X(upstream_connect_failures, "upstream connect attempts that failed")                       \
   X(sessions_no_upstream, "sessions closed because no upstream could be reached")             \
-  X(bytes_to_upstream, "bytes relayed client -> upstream")                                    \
-  X(bytes_to_downstream, "bytes relayed upstream -> client")                                  \
+  X(bytes_to_upstream, "bytes relayed client -> upstream (not HTTP exchanges)")               \
+  X(bytes_to_downstream, "bytes relayed upstream -> client (not HTTP exchanges)")             \
   X(relay_idle_timeouts, "relays closed by the idle timeout")                                 \
   X(relay_errors, "relays ended by a socket error on either side")                            \
   X(sessions_stopped, "sessions closed by the drain deadline or shutdown")                    \
