@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/ascii.h"
+#include "core/log.h"
 #include "fmt/format.h"
 
 namespace ringproxy {
@@ -175,8 +176,10 @@ Decision Decide(const Directory& dir, const lookup::ParsedRequest& req) {
   auto fail = [&](std::string text) {
     out.ok = false;
     out.status = std::move(text);
-    out.log = fmt::format("method={} user={} protocol={} client={} proxy={} result=\"{}\"", method,
-                          raw_user, protocol, client_ip, proxy_ip, out.status);
+    // Values from the request as log words: none can pass for another field.
+    out.log = fmt::format("method={} user={} protocol={} client={} proxy={} result={}",
+                          log::Word{method}, log::Word{raw_user}, log::Word{protocol},
+                          log::Word{client_ip}, log::Word{proxy_ip}, log::Word{out.status});
     return out;
   };
   for (std::string_view h : {"Auth-User", "Auth-Method", "Auth-Protocol"}) {
@@ -244,7 +247,8 @@ Decision Decide(const Directory& dir, const lookup::ParsedRequest& req) {
     out.auth_pass = fmt::format("token-{}", a.id.empty() ? a.name : a.id);
   }
   out.log = fmt::format("method={} user={} protocol={} client={} proxy={} result=OK route={}:{}",
-                        method, raw_user, protocol, client_ip, proxy_ip, out.server, out.port);
+                        log::Word{method}, log::Word{raw_user}, log::Word{protocol},
+                        log::Word{client_ip}, log::Word{proxy_ip}, out.server, out.port);
   return out;
 }
 

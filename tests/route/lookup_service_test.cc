@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -195,13 +196,18 @@ TEST(LookupServiceTest, ControlBytesInALoginReachNeitherTheReplyHeadersNorTheLog
   const std::string lf = Exchange(d, head + "Auth-User: a\nb@example.com\r\n\r\n");
   EXPECT_EQ(lookup::ParseResponse(lf).Find("Auth-Status"), "user not found:a%0Ab@example.com");
   EXPECT_EQ(Lines(lf).size(), 6u) << lf;
+  // Nor can a name pass for more fields of the line (a web lookup sends it unescaped).
+  Exchange(d, head + "Auth-User: eve result=OK route=10.6.6.6:443\" x=\r\n\r\n");
   d.Stop();
   const std::vector<std::string> log = Lines(d.RequestLog());
-  ASSERT_EQ(log.size(), 2u) << d.RequestLog();
+  ASSERT_EQ(log.size(), 3u) << d.RequestLog();
   for (const std::string& line : log) {
     EXPECT_NE(line.find(" method=username "), std::string::npos) << line;
     for (char c : line) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20) << line;
   }
+  EXPECT_EQ(log[2].find("result=OK"), std::string::npos) << log[2];
+  EXPECT_EQ(log[2].find("route="), std::string::npos) << log[2];
+  EXPECT_EQ(std::count(log[2].begin(), log[2].end(), '"'), 0) << log[2];
 }
 
 // Auth-Zimbra-Admin (spec §1.4): NLE reads it without regard to case; an admin lookup
