@@ -25,7 +25,7 @@ TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                  "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
 TLS13_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
-TLS_CURVES = "prime256v1:X25519:secp384r1"
+TLS_CURVES = "X25519:prime256v1:X448:secp521r1:secp384r1"  # kGroupList, tls/context_setup.cc
 # What each body repeats (the HTTP scenarios check every byte against it).
 BODY_FILL = "ringproxy-"
 # Self-signed pairs made with the openssl CLI, one per kind of key; both proxies read
