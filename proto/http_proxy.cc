@@ -1133,7 +1133,9 @@ Task<bool> HttpSession::Exchange() {
     refuse = 417;
   } else if (http::HasEncodedCrLf(req_.target)) {
     refuse = 403;
-  } else if (req_.method == "CONNECT") {
+  } else if (req_.method == "CONNECT" || req_.method == "TRACE") {
+    // TRACE would echo the client's cookies back to a script (cross-site tracing);
+    // nginx refuses it too.
     refuse = 405;
   } else if (settings_->max_body_bytes != 0 && sem.body == BodyKind::kLength &&
              sem.content_length > settings_->max_body_bytes) {

@@ -112,6 +112,8 @@ BAD_REQUESTS = [
     ("unknown expectation", b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: x-magic\r\n"
      b"Content-Length: 1\r\n\r\nx", 417),
     ("CONNECT", b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405),
+    # TRACE would echo the client's cookies back (cross-site tracing): refused, as nginx does.
+    ("TRACE", b"TRACE / HTTP/1.1\r\nHost: a\r\nCookie: ZM_AUTH_TOKEN=x\r\n\r\n", 405),
     ("long request line", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
     ("long field", b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"b" * 9000 + b"\r\n\r\n", 431),
     ("too many fields", b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X: y\r\n" * 101 + b"\r\n", 431),
