@@ -157,21 +157,14 @@ std::string_view OriginForm(std::string_view target) {
   return target.substr(path);
 }
 
-// A per-shard request id: random per shard start, then counted; 24 hex digits,
-// written into `out` (which keeps its capacity from the connection's last request).
+// A per-shard request id (http::RequestIds), its prefix random per shard start.
 void NextRequestId(std::string* out) {
-  thread_local uint64_t prefix = [] {
+  thread_local http::RequestIds ids([] {
     uint64_t v = 0;
     if (getrandom(&v, sizeof v, 0) != sizeof v) v = static_cast<uint64_t>(MonotonicNowNs());
     return v;
-  }();
-  thread_local uint32_t counter = 0;
-  constexpr char kHex[] = "0123456789abcdef";
-  char id[24];
-  for (int i = 0; i < 16; ++i) id[i] = kHex[(prefix >> (60 - 4 * i)) & 0xf];
-  const uint32_t n = ++counter;
-  for (int i = 0; i < 8; ++i) id[16 + i] = kHex[(n >> (28 - 4 * i)) & 0xf];
-  out->assign(id, sizeof id);
+  }());
+  ids.Next(out);
 }
 
 // Bytes from a stream, with what a head parse read past the head's end kept in front

@@ -266,6 +266,16 @@ void WriteRequestHead(const RequestHead& in, const ForwardRequest& f, std::strin
   out->append("\r\n");
 }
 
+void RequestIds::Next(std::string* out) {
+  // Knuth's MMIX multiplier and increment: period 2^64.
+  if (++count_ == 0) prefix_ = prefix_ * 6364136223846793005ULL + 1442695040888963407ULL;
+  constexpr char kHex[] = "0123456789abcdef";
+  char id[24];
+  for (int i = 0; i < 16; ++i) id[i] = kHex[(prefix_ >> (60 - 4 * i)) & 0xf];
+  for (int i = 0; i < 8; ++i) id[16 + i] = kHex[(count_ >> (28 - 4 * i)) & 0xf];
+  out->assign(id, sizeof id);
+}
+
 std::string RewriteLocation(std::string_view location, std::string_view https_host,
                             std::string_view upstream) {
   constexpr std::string_view kHttp = "http://";

@@ -361,5 +361,24 @@ TEST(ForwardTest, TheProxyOwnsFramingHopByHopAndIdentityFields) {
   EXPECT_FALSE(IsCleanFieldValue("a\r\nX-Injected: 1"));
 }
 
+// The count wraps after 2^32 ids: the prefix moves on, so no id comes again.
+TEST(RequestIdsTest, IdsDoNotRepeatWhenTheCountWraps) {
+  RequestIds fresh(0x0123456789abcdefULL);
+  std::string first;
+  fresh.Next(&first);
+  EXPECT_EQ(first, "0123456789abcdef00000001");
+  RequestIds ids(0x0123456789abcdefULL, 0xfffffffeU);
+  std::vector<std::string> seen;
+  for (int i = 0; i < 3; ++i) {
+    std::string id;
+    ids.Next(&id);
+    seen.push_back(id);
+  }
+  EXPECT_EQ(seen[0], "0123456789abcdefffffffff");
+  EXPECT_NE(seen[1].substr(0, 16), "0123456789abcdef") << seen[1];
+  EXPECT_EQ(seen[1].substr(16), "00000000");
+  EXPECT_NE(seen[2], first) << "the first id came again";
+}
+
 }  // namespace
 }  // namespace ringproxy::http
