@@ -23,15 +23,12 @@ void RecvStream::Detach() {
   detached_ = true;
   if (queue_.empty()) return;
   std::string own;
+  CopyUntaken(buffered(), &own);  // the queued buffers' bytes, then the spill
+  spilled_total_ += own.size() - spill_.size();
   while (!queue_.empty()) {
-    const Entry e = queue_.front();
+    ring_.Return(queue_.front().buffer_id);
     queue_.pop_front();
-    const std::span<std::byte> d = ring_.Data(e.buffer_id);
-    own.append(reinterpret_cast<const char*>(d.data()), static_cast<size_t>(e.res));
-    ring_.Return(e.buffer_id);
   }
-  spilled_total_ += own.size();
-  own.append(spill_);
   spill_.swap(own);
 }
 

@@ -2784,6 +2784,19 @@ def one_gib_up_and_down_byte_exact_over_http():
         _gib_both_ways(lambda: connect(port, timeout=120), port, "a")
 
 
+def _read_to_end(sock, cut_error):
+    """Everything until the peer's end, and whether that end was `cut_error`."""
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return got, False
+            got += chunk
+    except cut_error:
+        return got, True
+
+
 @test
 def an_https_http_1_0_body_cut_by_the_upstream_ends_without_close_notify():
     # The body goes to an HTTP/1.0 client delimited by the close: only the missing
@@ -2809,15 +2822,8 @@ def an_https_http_1_0_body_cut_by_the_upstream_ends_without_close_notify():
             s = ctx.wrap_socket(connect(port), server_hostname=name(3),
                                 suppress_ragged_eofs=False)
             s.sendall(f"GET {target} HTTP/1.0\r\nHost: mail.example.com\r\n\r\n".encode())
-            got, ended = b"", "close_notify"
-            try:
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    got += chunk
-            except ssl.SSLEOFError:
-                ended = "cut"
+            got, cut = _read_to_end(s, ssl.SSLEOFError)
+            ended = "cut" if cut else "close_notify"
             s.close()
             check(got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"\r\n\r\nhello"), got)
             check(ended == ("close_notify" if whole else "cut"), f"{target}: {ended}")
@@ -2844,15 +2850,8 @@ def a_plain_http_1_0_body_cut_by_the_upstream_ends_with_a_reset():
         for target, whole in (("/whole", True), ("/cut", False)):
             s = connect(port)
             s.sendall(f"GET {target} HTTP/1.0\r\nHost: mail.example.com\r\n\r\n".encode())
-            got, ended = b"", "fin"
-            try:
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    got += chunk
-            except ConnectionResetError:
-                ended = "reset"
+            got, cut = _read_to_end(s, ConnectionResetError)
+            ended = "reset" if cut else "fin"
             s.close()
             check(got.startswith(b"HTTP/1.1 200 ") and b"\r\n\r\nhello" in got, got)
             check(ended == ("fin" if whole else "reset"), f"{target}: {ended} after {got!r}")
