@@ -337,11 +337,14 @@ void Router::Forget(const ResolveResult& result) {
     shared_keys.push_back(*k);
   }
   ForgetHere(keys);
-  if (memcache_ != nullptr && !shared_keys.empty()) {
-    Spawn(DeleteThenTellPeers(std::move(shared_keys), std::move(keys), writes_.Enter()));
-  } else {
+  // Now, before the refusal reaches the client: a retry that lands on another core must
+  // not find the route there however long memcached takes to delete it.
+  if (memcache_ == nullptr || shared_keys.empty()) {
     TellPeers(std::move(keys));
+    return;
   }
+  TellPeers(keys);
+  Spawn(DeleteThenTellPeers(std::move(shared_keys), std::move(keys), writes_.Enter()));
 }
 
 Task<void> Router::DeleteThenTellPeers(std::vector<std::string> shared_keys,
@@ -350,8 +353,8 @@ Task<void> Router::DeleteThenTellPeers(std::vector<std::string> shared_keys,
     McReply r = co_await memcache_->Delete(std::move(k));
     NoteMemcacheState(r.ok());
   }
-  // Only now: another core told earlier could fetch the old route from memcached
-  // before the delete landed, and keep it for local_ttl_ms.
+  // Again: a core told at once could have fetched the old route from memcached before
+  // the delete landed, and kept it for local_ttl_ms.
   TellPeers(std::move(keys));
 }
 

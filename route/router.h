@@ -107,7 +107,8 @@ class Router {
   // Drops these per-core entries (what another shard's Forget dropped there).
   void ForgetHere(const std::vector<std::string>& keys);
   // Forget also sends the keys it dropped to every shard, this one included (its other
-  // generations' stacks), once memcached has deleted them (set by the server).
+  // generations' stacks): at once, and again once memcached has deleted them (set by
+  // the server).
   using PeerForget = std::function<void(std::vector<std::string> keys)>;
   void set_peer_forget(PeerForget f) { peer_forget_ = std::move(f); }
   // Drop every cached route and alias of `account`: its memcached keys for the given proxy
