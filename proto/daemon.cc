@@ -45,13 +45,18 @@ log::Options LogOptionsOf(const Config& c) {
 
 // The product's config, and a check that it serves something: an empty file (one being
 // rewritten at the moment of a SIGHUP) would otherwise be a valid config that stops
-// every listener.
+// every listener. Its CPUs are checked here too: a reload keeps [runtime] until the next
+// start, which must not fail on a file the reload took.
 absl::StatusOr<ConfigPtr> LoadDaemonConfig(const std::string& path,
                                            ConfigUse use = ConfigUse::kRun) {
   absl::StatusOr<ConfigPtr> config = LoadConfig(path, ProductSchema(), use);
-  if (config.ok() && (*config)->listeners.empty()) {
+  if (!config.ok()) return config;
+  if ((*config)->listeners.empty()) {
     return absl::InvalidArgumentError(
         fmt::format("{}: no [[listener]]: a configuration must define at least one", path));
+  }
+  if (absl::StatusOr<std::vector<int>> cpus = ResolveShardCpus((*config)->runtime); !cpus.ok()) {
+    return absl::InvalidArgumentError(fmt::format("{}: {}", path, MessageOf(cpus.status())));
   }
   return config;
 }
@@ -185,13 +190,9 @@ int CheckConfigFile(const std::string& path) {
     fprintf(stderr, "%s\n", std::string(MessageOf(config.status())).c_str());
     return 1;
   }
-  absl::StatusOr<std::vector<int>> cpus = ResolveShardCpus((*config)->runtime);
-  if (!cpus.ok()) {
-    fprintf(stderr, "%s: %s\n", path.c_str(), std::string(MessageOf(cpus.status())).c_str());
-    return 1;
-  }
+  const size_t shards = ResolveShardCpus((*config)->runtime).value().size();  // checked above
   printf("%s: ok (%zu listeners, %zu upstream groups, %zu shards)\n", path.c_str(),
-         (*config)->listeners.size(), (*config)->upstreams.size(), cpus->size());
+         (*config)->listeners.size(), (*config)->upstreams.size(), shards);
   return 0;
 }
 

@@ -753,6 +753,22 @@ def an_empty_config_file_on_reload_keeps_the_listeners():
 
 
 @test
+def a_reload_refuses_cpus_the_process_cannot_use():
+    # What a start refuses, a reload refuses too: else the next restart fails to come up.
+    with ThreadedServer(echo_handler) as up:
+        port = free_port()
+        with Proxy(config(port, [up.port])) as proxy:
+            bad = config(port, [up.port]).replace("[runtime]\n", "[runtime]\ncpus = [0, 4095]\n")
+            proxy.write_config(bad)
+            proxy.signal(signal.SIGHUP)
+            proxy.wait_log(r"reload failed, keeping the running configuration: .*"
+                           r"runtime\.cpus: CPU 4095 is not available")
+            check_echo(port, b"still")
+        rc, out, _ = run_check(bad)
+        check(rc == 1 and "CPU 4095 is not available" in out, f"--check: {rc} {out}")
+
+
+@test
 def the_shipped_config_and_routes_pass_their_checks():
     # tools/run starts the appliance from these files: a parser change that refuses them
     # must fail here, not on an operator's first run.
