@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <span>
 
+#include "absl/container/flat_hash_map.h"
 #include "core/ascii.h"
 #include "core/log.h"
 #include "core/ops.h"
@@ -163,6 +166,36 @@ ExtensionPtr ReadMail(ConfigTable& t, MailProtocol protocol, bool implicit_tls) 
   return s;
 }
 
+// One sink per file for the whole process: the generations that sessions still hold
+// write through one descriptor, which each reload opens again in place (rotation).
+// Otherwise a session from before a reload would write into the rotated file and keep
+// it open for as long as it lasts (days, for IMAP).
+std::shared_ptr<AuditSink> SharedAuditSink(ConfigTable& t, const std::string& path) {
+  struct Registry {
+    std::mutex mu;
+    absl::flat_hash_map<std::string, std::weak_ptr<AuditSink>> sinks;
+  };
+  static Registry* registry = new Registry();  // never destroyed: sinks may outlive main
+  std::lock_guard<std::mutex> lock(registry->mu);
+  absl::erase_if(registry->sinks, [](const auto& entry) { return entry.second.expired(); });
+  auto it = registry->sinks.find(path);
+  if (std::shared_ptr<AuditSink> sink = it != registry->sinks.end() ? it->second.lock() : nullptr) {
+    if (absl::Status reopened = sink->Reopen(); !reopened.ok()) {
+      t.Error("path", std::string(reopened.message()));
+      return nullptr;
+    }
+    return sink;
+  }
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    t.Error("path", fmt::format("cannot open '{}': {}", path, strerror(errno)));
+    return nullptr;
+  }
+  auto sink = std::make_shared<AuditSink>(fd, true, path);
+  registry->sinks[path] = sink;
+  return sink;
+}
+
 ExtensionPtr ReadAudit(ConfigTable& t, const Config& /*so_far*/) {
   std::string path;
   if (!t.NonEmptyString("path", &path, /*required=*/true)) return nullptr;
@@ -171,12 +204,7 @@ ExtensionPtr ReadAudit(ConfigTable& t, const Config& /*so_far*/) {
     t.CheckAppendable("path", path);
     return std::make_shared<AuditSink>(-1, false);
   }
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    t.Error("path", fmt::format("cannot open '{}': {}", path, strerror(errno)));
-    return nullptr;
-  }
-  return std::make_shared<AuditSink>(fd, true, path);
+  return SharedAuditSink(t, path);
 }
 
 void CheckMailListeners(const Config& config, ConfigErrors& errors) {

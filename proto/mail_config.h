@@ -50,9 +50,9 @@ class AuditSink : public ConfigExtension {
   ~AuditSink() override;
   // One line (ending in '\n') appended through the ring; never blocks the reactor.
   Task<void> Write(std::string line) const;
-  // Opens the path again onto the same descriptor (rotation while this configuration
-  // keeps running: a reload that failed, or one during a drain). Lines being written
-  // land in the old file or the new one. Nothing to do for standard output.
+  // Opens the path again onto the same descriptor (rotation: every reload, the sink
+  // being shared by all generations that name the file; a drain's SIGHUP). Lines being
+  // written land in the old file or the new one. Nothing to do for standard output.
   absl::Status Reopen() const;
 
  private:

@@ -3,6 +3,7 @@
 and tools/lookupd for routes, real clients in front (Python imaplib/poplib/ssl, curl,
 openssl s_client) and raw sockets where exact bytes matter."""
 import base64
+import glob
 import imaplib
 import json
 import os
@@ -1457,6 +1458,32 @@ def a_reload_that_fails_still_reopens_the_audit_file():
         harness.wait_until(lambda: len(m.audit_lines()) == 1, what="a line in the new file")
         with open(rotated) as f:
             check(len(f.readlines()) == 1, "the second line went to the rotated file")
+
+
+@test
+def a_reload_moves_the_audit_lines_of_older_sessions_to_the_new_file():
+    # Rotation, then a reload that succeeds: a session from before it (an IMAP session
+    # lasts days) writes its line into the new file, and the rotated one is let go.
+    with Mail() as m:
+        old = raw(m.imap)
+        read_until(old, rb"\* OK .*\r\n")
+        rotated = m.audit + ".1"
+        with open(m.audit, "a"):
+            pass
+        os.rename(m.audit, rotated)
+        m.proxy.write_config(m.config + "\n# rotated\n")
+        m.proxy.signal(1)
+        m.proxy.wait_log(r"reload done")
+        old.sendall(f'a LOGIN "{JOHN}" "{JOHN_PW}"\r\n'.encode())
+        check(b"a OK" in read_until(old, rb"a (OK|NO|BAD).*\r\n"), "login")
+        old.close()
+        harness.wait_until(lambda: len(m.audit_lines()) == 1, what="the line in the new file")
+        with open(rotated) as f:
+            check(f.read() == "", "the old session wrote into the rotated file")
+        fds = glob.glob(f"/proc/{m.proxy.pid}/fd/*")
+        held = [t for t in (os.readlink(f) for f in fds if os.path.exists(f))
+                if t.startswith(rotated)]
+        check(held == [], f"the rotated audit file is still open: {held}")
 
 
 @test
