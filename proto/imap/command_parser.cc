@@ -193,6 +193,9 @@ ParseResult CommandParser::Parse(std::string_view in) {
         break;
       case State::kTag:
         if (IsTagChar(c)) {
+          // The upstream login sends the tag on (plus ".ID"): Dovecot refuses one over
+          // 126 bytes without a tag, and the login would wait for the tagged reply.
+          if (text_.size() - tag_.offset >= kMaxTagBytes) return Fail(Error::kBadTag, i + 1, false);
           text_.push_back(static_cast<char>(c));
         } else if (c == ' ') {
           EndSpan(&tag_);

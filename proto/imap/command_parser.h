@@ -14,6 +14,8 @@
 // buffer is released at the start of the next command once it grew past a small size:
 // an idle connection keeps no command text.
 //
+// A tag is ASTRING-CHAR except '+', at most kMaxTagBytes long.
+//
 // Errors: each limit and each syntax fault has its own code. An error is reported as
 // soon as it is seen; the parser then skips to the end of that line (and over the data
 // of a non-synchronising literal it refused) before it reads the next command.
@@ -27,6 +29,9 @@
 #include <vector>
 
 namespace ringproxy::imap {
+
+// A longer tag is refused (kBadTag), as spec/protocol-rules.md has it.
+inline constexpr size_t kMaxTagBytes = 32;
 
 struct CommandLimits {
   size_t line_bytes_max = 8192;     // one line of a command (literal data not counted)

@@ -651,28 +651,34 @@ def imap_over_long_line_is_bad_and_closed():
 
 @test
 def the_last_reply_before_the_close_is_not_cut_off():
-    # A refusal (unknown user) larger than the room in both socket buffers is partly queued in the
-    # proxy; the FIN must wait for the rest (bounded by the send timeout).
+    # A refusal (the mailbox server's own text: pass_errors is on) larger than the room in
+    # both socket buffers is partly queued in the proxy; the FIN must wait for the rest
+    # (bounded by the send timeout).
+    text = b"x" * 30000
     with Mail(extra="send_buffer = 4096\nline_max_bytes = 65536\nauth_wait_ms = 0\n") as m:
-        tag = "t" * 30000
+        server = threading.Thread(target=scripted_imap_upstream, args=(env().silent, b""),
+                                  kwargs={"refuse": True, "refusal": text}, daemon=True)
+        server.start()
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
         s.connect(("127.0.0.1", m.imap))
         read_until(s, rb"\* OK .*\r\n")
-        s.sendall(f'{tag} LOGIN "nobody@example.com" "pw"\r\n'.encode())
+        s.sendall(b't LOGIN "silent@example.com" "pw"\r\n')
         deadline = time.monotonic() + 10
         while not m.audit_lines() and time.monotonic() < deadline:
             time.sleep(0.05)  # the audit line comes after the refusal's write
         time.sleep(0.3)  # and the session ends
         got = read_to_eof(s)
-        check(re.fullmatch(rb"t{30000} NO .*\r\n", got), f"{len(got)} bytes: {got[-60:]!r}")
+        server.join(5)
+        check(got == b"t NO [AUTHENTICATIONFAILED] " + text + b"\r\n",
+              f"{len(got)} bytes: {got[-60:]!r}")
 
 
 def scripted_imap_upstream(listener, alerts, seen=None, refuse=False,
-                           capabilities=b"IMAP4rev1 LITERAL+ SASL-IR ID"):
+                           capabilities=b"IMAP4rev1 LITERAL+ SASL-IR ID", refusal=b"bad"):
     """Serves one connection of `listener` as an IMAP server would: ID, LOGIN or
-    AUTHENTICATE (answered after `alerts`, untagged lines; NO with `refuse`), NOOP;
-    literals taken. The first line of each command goes to `seen` when given."""
+    AUTHENTICATE (answered after `alerts`, untagged lines; NO `refusal` with `refuse`),
+    NOOP; literals taken. The first line of each command goes to `seen` when given."""
     conn, _ = listener.accept()
     with conn:
         conn.sendall(b"* OK [CAPABILITY " + capabilities + b"] scripted\r\n")
@@ -695,7 +701,7 @@ def scripted_imap_upstream(listener, alerts, seen=None, refuse=False,
             if command == b"ID":
                 conn.sendall(b"* ID NIL\r\n" + tag + b" OK ID done\r\n")
             elif command in (b"LOGIN", b"AUTHENTICATE") and refuse:
-                conn.sendall(alerts + tag + b" NO [AUTHENTICATIONFAILED] bad\r\n")
+                conn.sendall(alerts + tag + b" NO [AUTHENTICATIONFAILED] " + refusal + b"\r\n")
             elif command in (b"LOGIN", b"AUTHENTICATE"):
                 conn.sendall(alerts + tag + b" OK [CAPABILITY IMAP4rev1] logged in\r\n")
             elif command == b"NOOP":
@@ -833,27 +839,30 @@ def a_reply_larger_than_the_socket_buffers_is_sent_whole_while_the_session_goes_
     extra = "send_buffer = 4096\nline_max_bytes = 65536\nlogin_retry = true\n"
     alerts = b"".join(b"* OK [ALERT] %s\r\n" % (b"%02d" % i * 400) for i in range(20))
     with Mail(extra=extra) as m:
-        server = threading.Thread(target=scripted_imap_upstream, args=(env().silent, alerts),
-                                  daemon=True)
-        server.start()
-        for user, tag, reply in (("nobody@example.com", "a" * 16000, b"NO"),
-                                 ("silent@example.com", "b", b"OK")):
+        # The refusal: 16 KB of the server's own text (pass_errors is on).
+        for refuse, alerts_sent, reply in ((True, b"", b"NO"), (False, alerts, b"OK")):
+            server = threading.Thread(target=scripted_imap_upstream,
+                                      args=(env().silent, alerts_sent),
+                                      kwargs={"refuse": refuse, "refusal": b"x" * 16000},
+                                      daemon=True)
+            server.start()
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
             s.connect(("127.0.0.1", m.imap))
             read_until(s, rb"\* OK .*\r\n")
-            s.sendall(f'{tag} LOGIN "{user}" "pw"\r\n'.encode())
+            s.sendall(b't LOGIN "silent@example.com" "pw"\r\n')
             time.sleep(1.5)  # the reply is written meanwhile (after the lookup's wait)
-            got = read_until(s, tag.encode() + b" (OK|NO|BAD).*\r\n", timeout=5)
-            check(re.search(tag.encode() + b" " + reply + b" .*\r\n", got),
-                  f"{user}: {len(got)} bytes: {got[-60:]!r}")
+            got = read_until(s, rb"t (OK|NO|BAD).*\r\n", timeout=5)
+            check(re.search(b"t " + reply + b" .*\r\n", got), f"{len(got)} bytes: {got[-60:]!r}")
+            if reply == b"NO":
+                check(len(got) > 16000, f"the refusal: {len(got)} bytes")
             if reply == b"OK":
                 check(got.count(b"[ALERT]") == 10, f"alerts (8 KiB of them): {got.count(b'[ALERT]')}")
             s.sendall(b"n NOOP\r\n")
             got = read_until(s, rb"n (OK|NO|BAD).*\r\n", timeout=5)
-            check(b"n OK" in got, f"{user}: after the reply: {got[-80:]!r}")
+            check(b"n OK" in got, f"{reply}: after the reply: {got[-80:]!r}")
             s.close()
-        server.join(5)
+            server.join(5)
 
 
 @test
@@ -1458,6 +1467,22 @@ def a_reload_that_fails_still_reopens_the_audit_file():
         harness.wait_until(lambda: len(m.audit_lines()) == 1, what="a line in the new file")
         with open(rotated) as f:
             check(len(f.readlines()) == 1, "the second line went to the rotated file")
+
+
+@test
+def a_long_tag_is_refused_at_once():
+    # The upstream login reuses the client's tag: one that Dovecot refuses without a tag
+    # (over 126 bytes, with ".ID") held the client for upstream_timeout_ms, then failed.
+    with Mail(extra="upstream_timeout_ms = 5000\n") as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        started = time.monotonic()
+        s.sendall(b"t" * 125 + f' LOGIN "{JOHN}" "{JOHN_PW}"\r\nb NOOP\r\n'.encode())
+        got = read_until(s, rb"b (OK|NO|BAD).*\r\n", timeout=10)
+        check(time.monotonic() - started < 2, "held for the upstream timeout")
+        check(got.startswith(b"* BAD bad tag\r\nb OK"), f"reply: {got[-120:]!r}")
+        s.close()
+        m.proxy.wait_log(r"imap: client 127\.0\.0\.1:\d+: BAD bad tag")
 
 
 @test

@@ -131,6 +131,10 @@ TEST(ImapCommandParserTest, SyntaxErrorsAndResynchronisation) {
   Expect("+ x\r\na1 NOOP\r\n", {"ERR bad tag tag=", "CMD a1 NOOP"});
   Expect("a+1 NOOP\r\na1 NOOP\r\n", {"ERR bad tag tag=", "CMD a1 NOOP"});
   Expect(" a1 NOOP\r\na1 NOOP\r\n", {"ERR bad tag tag=", "CMD a1 NOOP"});
+  // At most 32 bytes: the upstream login reuses the tag (with ".ID"), and Dovecot answers
+  // a tag over 126 bytes with an untagged BAD that a login would wait on until timeout.
+  Expect(std::string(32, 't') + " NOOP\r\n", {"CMD " + std::string(32, 't') + " NOOP"});
+  Expect(std::string(33, 't') + " NOOP\r\na1 NOOP\r\n", {"ERR bad tag tag=", "CMD a1 NOOP"});
   Expect("a1\r\na2 NOOP\r\n", {"ERR missing command tag=a1", "CMD a2 NOOP"});
   Expect("a1 \r\na2 NOOP\r\n", {"ERR missing command tag=a1", "CMD a2 NOOP"});
   Expect("a1 LO\"GIN\r\na2 NOOP\r\n", {"ERR bad command name tag=a1", "CMD a2 NOOP"});
