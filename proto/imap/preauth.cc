@@ -11,6 +11,7 @@ namespace ringproxy::imap {
 namespace {
 
 constexpr std::string_view kBye = "* BYE Zimbra IMAP server terminating connection\r\n";
+constexpr std::string_view kCleartextRefused = "[PRIVACYREQUIRED] cleartext logins disabled";
 
 bool IsString(const Arg& a) { return a.kind == ArgKind::kQuoted || a.kind == ArgKind::kLiteral; }
 bool IsAstring(const Arg& a) { return IsString(a) || a.kind == ArgKind::kAtom; }
@@ -53,7 +54,12 @@ class Dialogue {
   }
   // Each command: nullopt to go on, or how the dialogue ends.
   Task<std::optional<PreauthEnd>> Dispatch();
-  std::optional<PreauthEnd> Bad(std::string_view tag, std::string_view text);
+  // A refused command: logged, answered, counted toward bad_commands_max.
+  std::optional<PreauthEnd> Refuse(std::string_view tag, std::string_view verb,
+                                   std::string_view text);
+  std::optional<PreauthEnd> Bad(std::string_view tag, std::string_view text) {
+    return Refuse(tag, "BAD", text);
+  }
   std::optional<PreauthEnd> Id(const std::string& tag);
   std::optional<PreauthEnd> Login(const std::string& tag);
   Task<std::optional<PreauthEnd>> StartTls(std::string tag);
@@ -132,10 +138,13 @@ std::string Dialogue::Capabilities() const {
   return out + "\r\n";
 }
 
-std::optional<PreauthEnd> Dialogue::Bad(std::string_view tag, std::string_view text) {
-  mail::LogRefusedCommand(who_, "BAD", text);
+std::optional<PreauthEnd> Dialogue::Refuse(std::string_view tag, std::string_view verb,
+                                           std::string_view text) {
+  mail::LogRefusedCommand(who_, verb, text);
   Reply(tag);
-  Reply(" BAD ");
+  Reply(" ");
+  Reply(verb);
+  Reply(" ");
   Reply(text);
   Reply("\r\n");
   if (++bad_commands_ >= settings_.bad_commands_max) {
@@ -291,10 +300,7 @@ std::optional<PreauthEnd> Dialogue::Login(const std::string& tag) {
   if (a.size() != 2 || !IsAstring(a[0]) || !IsAstring(a[1])) {
     return Bad(tag, "LOGIN takes a user name and a password");
   }
-  if (refuse_cleartext()) {
-    Reply(tag + " NO [PRIVACYREQUIRED] cleartext logins disabled\r\n");
-    return std::nullopt;
-  }
+  if (refuse_cleartext()) return Refuse(tag, "NO", kCleartextRefused);
   std::string_view user = a[0].value;
   std::string_view password = a[1].value;
   if (!mail::LoginFits(user, password, limits())) {
@@ -367,14 +373,8 @@ Task<std::optional<PreauthEnd>> Dialogue::Authenticate(std::string tag) {
   }
   const bool plain = EqualsIgnoreCase(a[0].value, "PLAIN") && settings_.auth_plain;
   const bool login = EqualsIgnoreCase(a[0].value, "LOGIN") && settings_.auth_login;
-  if (!plain && !login) {
-    Reply(tag + " NO mechanism not supported\r\n");
-    co_return std::nullopt;
-  }
-  if (refuse_cleartext()) {
-    Reply(tag + " NO [PRIVACYREQUIRED] cleartext logins disabled\r\n");
-    co_return std::nullopt;
-  }
+  if (!plain && !login) co_return Refuse(tag, "NO", "mechanism not supported");
+  if (refuse_cleartext()) co_return Refuse(tag, "NO", kCleartextRefused);
   // SASL-IR (RFC 4959): "=" is an empty initial response.
   bool has_initial = a.size() == 2;
   std::string initial;

@@ -194,10 +194,7 @@ Task<std::optional<PreauthEnd>> Dialogue::Dispatch(const Command& c) {
   }
   if (c.KeywordIs("USER")) {
     if (c.arg_count == 0) co_return Err("USER takes a name");
-    if (refuse_cleartext()) {
-      Reply("-ERR cleartext logins disabled\r\n");
-      co_return std::nullopt;
-    }
+    if (refuse_cleartext()) co_return Err("cleartext logins disabled");
     // The name is the rest of the line, spaces inside it included, as nginx and Zimbra
     // take it (a name may hold a space; the lookup escapes it).
     std::string_view name = c.rest;
@@ -287,8 +284,7 @@ Task<Dialogue::ResponseStatus> Dialogue::Response(std::string prompt, std::strin
 std::optional<PreauthEnd> Dialogue::AuthFailed(ResponseStatus s) {
   switch (s) {
     case ResponseStatus::kAborted:
-      Reply("-ERR authentication aborted\r\n");
-      return std::nullopt;
+      return Err("authentication aborted");
     case ResponseStatus::kNotBase64:
       return Err("invalid base64");
     case ResponseStatus::kEnded:
@@ -302,14 +298,8 @@ Task<std::optional<PreauthEnd>> Dialogue::Auth(std::string mechanism, std::strin
                                                bool has_initial) {
   const bool plain = EqualsIgnoreCase(mechanism, "PLAIN") && settings_.auth_plain;
   const bool login = EqualsIgnoreCase(mechanism, "LOGIN") && settings_.auth_login;
-  if (!plain && !login) {
-    Reply("-ERR mechanism not supported\r\n");
-    co_return std::nullopt;
-  }
-  if (refuse_cleartext()) {
-    Reply("-ERR cleartext logins disabled\r\n");
-    co_return std::nullopt;
-  }
+  if (!plain && !login) co_return Err("mechanism not supported");
+  if (refuse_cleartext()) co_return Err("cleartext logins disabled");
   std::string first;
   if (has_initial && initial != "=" && !sasl::Base64Decode(initial, &first)) {
     co_return Err("invalid base64");

@@ -1147,6 +1147,28 @@ def refused_commands_and_logins_are_logged():
         m.proxy.wait_log(r"pop3: client 127\.0\.0\.1:\d+: -ERR invalid command")
 
 
+@test
+def refused_cleartext_logins_and_mechanisms_are_logged():
+    with Mail(starttls="only") as m:
+        s = raw(m.imap)
+        read_until(s, rb"\* OK .*\r\n")
+        s.sendall(b"a LOGIN john pw\r\nb AUTHENTICATE GSSAPI\r\n")
+        check(read_until(s, rb"b (OK|NO|BAD).*\r\n").endswith(b"b NO mechanism not supported\r\n"),
+              "the mechanism")
+        s.close()
+        s = raw(m.pop3)
+        read_until(s, rb"\+OK .*\r\n")
+        s.sendall(b"USER john\r\nAUTH CRAM-MD5\r\n")
+        check(read_until(s, rb"(-ERR .*\r\n){2}") ==
+              b"-ERR cleartext logins disabled\r\n-ERR mechanism not supported\r\n", "POP3")
+        s.close()
+        m.proxy.wait_log(r"imap: client 127\.0\.0\.1:\d+: NO \[PRIVACYREQUIRED\] cleartext logins "
+                         r"disabled")
+        m.proxy.wait_log(r"imap: client 127\.0\.0\.1:\d+: NO mechanism not supported")
+        m.proxy.wait_log(r"pop3: client 127\.0\.0\.1:\d+: -ERR cleartext logins disabled")
+        m.proxy.wait_log(r"pop3: client 127\.0\.0\.1:\d+: -ERR mechanism not supported")
+
+
 # --- Robustness ------------------------------------------------------------------------
 
 def open_fds(pid):

@@ -218,6 +218,22 @@ TEST_F(PreauthTest, BadCommandsAreAnsweredUntilTheLimit) {
                              "b BAD no arguments expected\r\n* BYE too many invalid commands\r\n");
 }
 
+TEST_F(PreauthTest, RefusedLoginsAndMechanismsCountTowardTheLimit) {
+  // Else a client repeats them until the idle timeout, and no log line says so.
+  settings_.bad_commands_max = 3;
+  settings_.starttls = StartTlsMode::kOnly;
+  ScriptedStream unused;
+  FakeUpgrader upgrader(&unused);
+  ScriptedStream s(
+      {"a LOGIN u p\r\n", "b AUTHENTICATE GSSAPI\r\n", "c AUTHENTICATE PLAIN\r\n", "d NOOP\r\n"});
+  EXPECT_EQ(Run(&s, false, &upgrader), PreauthEnd::kTooManyErrors);
+  EXPECT_EQ(s.written(), std::string(kGreeting) +
+                             "a NO [PRIVACYREQUIRED] cleartext logins disabled\r\n"
+                             "b NO mechanism not supported\r\n"
+                             "c NO [PRIVACYREQUIRED] cleartext logins disabled\r\n"
+                             "* BYE too many invalid commands\r\n");
+}
+
 TEST_F(PreauthTest, AnOverlongLineIsRefusedAndEndsTheSession) {
   settings_.limits.line_bytes_max = 64;
   ScriptedStream s({"a LOGIN " + std::string(100, 'x') + "\r\n"});

@@ -192,6 +192,28 @@ TEST_F(Pop3PreauthTest, AuthPlainAndLogin) {
                                    "-ERR authentication failed\r\n-ERR invalid base64\r\n");
 }
 
+TEST_F(Pop3PreauthTest, RefusedLoginsAndMechanismsCountTowardTheLimit) {
+  // Else a client repeats them until the idle timeout, and no log line says so.
+  settings_.bad_commands_max = 3;
+  settings_.stls = StlsMode::kOnly;
+  ScriptedStream unused;
+  FakeUpgrader upgrader(&unused);
+  ScriptedStream s({"USER a\r\n", "AUTH CRAM-MD5\r\n", "AUTH PLAIN\r\n", "NOOP\r\n"});
+  EXPECT_EQ(Run(&s, false, &upgrader), PreauthEnd::kTooManyErrors);
+  EXPECT_EQ(s.written(),
+            std::string(kGreeting) +
+                "-ERR cleartext logins disabled\r\n-ERR mechanism not supported\r\n"
+                "-ERR cleartext logins disabled\r\n-ERR too many invalid commands\r\n");
+  settings_.stls = StlsMode::kOff;
+  ScriptedStream aborted({"AUTH PLAIN\r\n", "*\r\n", "AUTH LOGIN\r\n", "*\r\n", "AUTH X\r\n"});
+  EXPECT_EQ(Run(&aborted), PreauthEnd::kTooManyErrors);
+  EXPECT_EQ(aborted.written(), std::string(kGreeting) +
+                                   "+ \r\n-ERR authentication aborted\r\n"
+                                   "+ VXNlcm5hbWU6\r\n-ERR authentication aborted\r\n"
+                                   "-ERR mechanism not supported\r\n"
+                                   "-ERR too many invalid commands\r\n");
+}
+
 TEST_F(Pop3PreauthTest, InvalidCommandsUntilTheLimitAndEveryEnd) {
   settings_.bad_commands_max = 3;
   ScriptedStream s({"RETR 1\r\n", "\r\n", "NOOP x\r\n", "NOOP\r\n"});
