@@ -622,9 +622,11 @@ void ConfigParser::CrossCheck() {
     if (!l.name.empty() && !listener_names.insert(l.name).second) {
       t.Error("name", fmt::format("duplicate listener name '{}'", l.name));
     }
-    if (l.address.size() != 0 && !addresses.insert(l.address.ToString()).second) {
-      t.Error("listen",
-              fmt::format("address {} is used by another listener", l.address.ToString()));
+    // The IPv4-mapped spelling of an address is that address (both would bind).
+    SocketAddress same = l.address;
+    same.UnmapV4();
+    if (l.address.size() != 0 && !addresses.insert(same.ToString()).second) {
+      t.Error("listen", fmt::format("address {} is used by another listener", same.ToString()));
     }
     if (l.upstream.empty()) continue;
     for (size_t u = 0; u < c.upstreams.size(); ++u) {

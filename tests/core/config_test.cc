@@ -177,6 +177,15 @@ INSTANTIATE_TEST_SUITE_P(
                 "[[listener]]\nname = \"b\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:5\"\n"
                 "upstream = \"u\"\n",
                 "address 127.0.0.1:5 is used by another listener"},
+        // The IPv4-mapped spelling is the same address: both bound, one never served.
+        BadCase{
+            "duplicate_listen_mapped",
+            "[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1:1\"]\n"
+            "[[listener]]\nname = \"a\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:5\"\n"
+            "upstream = \"u\"\n"
+            "[[listener]]\nname = \"b\"\nprotocol = \"tcp\"\nlisten = \"[::ffff:127.0.0.1]:5\"\n"
+            "upstream = \"u\"\n",
+            "address 127.0.0.1:5 is used by another listener"},
         // Empty names and references: --check passed them, and the first connection
         // aborted (protocol) or read balancers[-1] (upstream).
         BadCase{"empty_protocol",
