@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <span>
 #include <sstream>
 
 #include "core/ascii.h"
@@ -15,9 +16,6 @@
 
 namespace ringproxy {
 namespace {
-
-constexpr std::string_view kProtocolKeys[] = {"imap", "imapssl", "pop3", "pop3ssl",
-                                              "http", "httpssl", "admin"};
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -29,6 +27,90 @@ std::string Err(std::string_view path, const toml::node& n, std::string_view wha
   return fmt::format("{}:{}: {}", path, n.source().begin.line, what);
 }
 
+enum class Want : uint8_t { kString, kInteger, kBoolean, kStrings, kTables };
+
+struct Key {
+  std::string_view name;
+  Want want;
+};
+
+bool Holds(const toml::node& v, Want want) {
+  switch (want) {
+    case Want::kString:
+      return v.is_string();
+    case Want::kInteger:
+      return v.is_integer();
+    case Want::kBoolean:
+      return v.is_boolean();
+    case Want::kStrings: {
+      const toml::array* a = v.as_array();
+      return a != nullptr &&
+             std::all_of(a->begin(), a->end(), [](const toml::node& e) { return e.is_string(); });
+    }
+    case Want::kTables:
+      return v.is_array_of_tables();
+  }
+  return false;
+}
+
+std::string_view WantName(Want want) {
+  switch (want) {
+    case Want::kString:
+      return "a string";
+    case Want::kInteger:
+      return "an integer";
+    case Want::kBoolean:
+      return "a boolean";
+    case Want::kStrings:
+      return "an array of strings";
+    case Want::kTables:
+      return "an array of tables";
+  }
+  return "";
+}
+
+// Every key known and of its type: a misspelt key or a quoted port would read as absent,
+// and --check would pass a file that routes nobody. `section` is "" at the top level.
+absl::Status CheckKeys(std::string_view path, const toml::table& t, std::string_view section,
+                       std::span<const Key> keys) {
+  const std::string prefix = section.empty() ? "" : fmt::format("{}.", section);
+  for (const auto& [k, v] : t) {
+    auto it =
+        std::find_if(keys.begin(), keys.end(), [&](const Key& key) { return key.name == k.str(); });
+    if (it == keys.end()) {
+      return absl::InvalidArgumentError(
+          Err(path, v,
+              section.empty() ? fmt::format("unknown key '{}'", k.str())
+                              : fmt::format("{}: unknown key '{}'", section, k.str())));
+    }
+    if (!Holds(v, it->want)) {
+      return absl::InvalidArgumentError(
+          Err(path, v, fmt::format("{}{}: expected {}", prefix, k.str(), WantName(it->want))));
+    }
+  }
+  return absl::OkStatus();
+}
+
+constexpr Key kRootKeys[] = {{"default_domain", Want::kString}, {"auth_wait_s", Want::kInteger},
+                             {"domain", Want::kTables},         {"server", Want::kTables},
+                             {"account", Want::kTables},        {"account_range", Want::kTables}};
+constexpr Key kDomainKeys[] = {
+    {"name", Want::kString}, {"virtual_ips", Want::kStrings}, {"virtual_hosts", Want::kStrings}};
+// name, address, then a port per protocol.
+constexpr Key kServerKeys[] = {
+    {"name", Want::kString},     {"address", Want::kString},  {"imap", Want::kInteger},
+    {"imapssl", Want::kInteger}, {"pop3", Want::kInteger},    {"pop3ssl", Want::kInteger},
+    {"http", Want::kInteger},    {"httpssl", Want::kInteger}, {"admin", Want::kInteger}};
+constexpr Key kAccountKeys[] = {{"name", Want::kString},
+                                {"id", Want::kString},
+                                {"server", Want::kString},
+                                {"aliases", Want::kStrings},
+                                {"admin", Want::kBoolean}};
+constexpr Key kRangeKeys[] = {{"prefix", Want::kString},
+                              {"domain", Want::kString},
+                              {"count", Want::kInteger},
+                              {"server", Want::kString}};
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_view text,
@@ -39,6 +121,7 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
         "{}:{}: {}", path, parsed.error().source().begin.line, parsed.error().description()));
   }
   const toml::table& root = parsed.table();
+  if (absl::Status s = CheckKeys(path, root, "", kRootKeys); !s.ok()) return s;
   auto d = std::make_shared<Directory>();
   d->default_domain = Lower(root["default_domain"].value_or(std::string_view("")));
   d->auth_wait_s = static_cast<int>(root["auth_wait_s"].value_or(int64_t{10}));
@@ -46,6 +129,7 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
     for (const toml::node& n : *domains) {
       const toml::table* t = n.as_table();
       if (t == nullptr) return absl::InvalidArgumentError(Err(path, n, "[[domain]] expected"));
+      if (absl::Status s = CheckKeys(path, *t, "domain", kDomainKeys); !s.ok()) return s;
       Domain dom;
       dom.name = Lower((*t)["name"].value_or(std::string_view("")));
       if (dom.name.empty()) return absl::InvalidArgumentError(Err(path, n, "domain.name missing"));
@@ -65,13 +149,15 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
     for (const toml::node& n : *servers) {
       const toml::table* t = n.as_table();
       if (t == nullptr) return absl::InvalidArgumentError(Err(path, n, "[[server]] expected"));
+      if (absl::Status st = CheckKeys(path, *t, "server", kServerKeys); !st.ok()) return st;
       Server s;
-      s.name = (*t)["name"].value_or(std::string_view(""));
+      s.name = Lower((*t)["name"].value_or(std::string_view("")));
       s.address = (*t)["address"].value_or(std::string_view(""));
       if (s.name.empty() || s.address.empty()) {
         return absl::InvalidArgumentError(Err(path, n, "server.name and server.address required"));
       }
-      for (std::string_view proto : kProtocolKeys) {
+      for (const Key& key : std::span(kServerKeys).subspan(2)) {
+        const std::string_view proto = key.name;
         int64_t port = (*t)[proto].value_or(int64_t{0});
         if (port < 0 || port > 65535) {
           return absl::InvalidArgumentError(
@@ -89,7 +175,7 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
   auto add_account = [&](std::string name, std::string id, std::string_view server, bool admin,
                          const toml::node& where,
                          const std::vector<std::string>& aliases) -> absl::Status {
-    auto it = server_index.find(std::string(server));
+    auto it = server_index.find(Lower(server));
     if (it == server_index.end()) {
       return absl::InvalidArgumentError(
           Err(path, where, fmt::format("unknown server '{}'", server)));
@@ -116,6 +202,7 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
     for (const toml::node& n : *accounts) {
       const toml::table* t = n.as_table();
       if (t == nullptr) return absl::InvalidArgumentError(Err(path, n, "[[account]] expected"));
+      if (absl::Status s = CheckKeys(path, *t, "account", kAccountKeys); !s.ok()) return s;
       std::string name = Lower((*t)["name"].value_or(std::string_view("")));
       if (name.find('@') == std::string::npos) {
         return absl::InvalidArgumentError(Err(path, n, "account.name must be user@domain"));
@@ -136,6 +223,7 @@ absl::StatusOr<std::shared_ptr<const Directory>> Directory::Parse(std::string_vi
       const toml::table* t = n.as_table();
       if (t == nullptr)
         return absl::InvalidArgumentError(Err(path, n, "[[account_range]] expected"));
+      if (absl::Status s = CheckKeys(path, *t, "account_range", kRangeKeys); !s.ok()) return s;
       std::string prefix(Lower((*t)["prefix"].value_or(std::string_view("user"))));
       std::string domain(Lower((*t)["domain"].value_or(std::string_view(""))));
       int64_t count = (*t)["count"].value_or(int64_t{0});

@@ -411,6 +411,42 @@ TEST(LookupServiceTest, RoutesFileErrorsNameTheLine) {
   EXPECT_EQ(std::string(bad.status().message()), "r.toml:1: unknown server 'nope'");
 }
 
+// A misspelt key or a value of another type would read as absent: --check passed a file
+// whose servers offered no port, or whose Auth-Wait was the default.
+TEST(LookupServiceTest, UnknownKeysAndWrongTypesFailTheLoadNamingTheLine) {
+  const std::string server = "[[server]]\nname = \"m\"\naddress = \"10.0.0.1\"\n";  // lines 1-3
+  struct Case {
+    std::string text;
+    std::string error;
+  };
+  const Case cases[] = {
+      {"auth_wait_s = \"3\"\n", "r.toml:1: auth_wait_s: expected an integer"},
+      {"default_domian = \"x.org\"\n", "r.toml:1: unknown key 'default_domian'"},
+      {server + "imap = \"18143\"\n", "r.toml:4: server.imap: expected an integer"},
+      {server + "imaps = 993\n", "r.toml:4: server: unknown key 'imaps'"},
+      {server + "[[account]]\nname = \"a@x.org\"\nserver = \"m\"\nadmin = \"true\"\n",
+       "r.toml:7: account.admin: expected a boolean"},
+      {server + "[[account]]\nname = \"a@x.org\"\nserver = \"m\"\naliases = [1]\n",
+       "r.toml:7: account.aliases: expected an array of strings"},
+      {"[[domain]]\nname = \"x.org\"\nvirtual_ip = [\"10.0.0.1\"]\n",
+       "r.toml:3: domain: unknown key 'virtual_ip'"},
+      {server + "[[account_range]]\ndomain = \"x.org\"\ncount = \"5\"\nserver = \"m\"\n",
+       "r.toml:6: account_range.count: expected an integer"},
+      {"server = 1\n", "r.toml:1: server: expected an array of tables"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    auto d = Directory::Parse(c.text, "r.toml");
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(std::string(d.status().message()), c.error);
+  }
+  // Server names are case-insensitive, as account names and domains are.
+  EXPECT_TRUE(Directory::Parse("[[server]]\nname = \"MBOX1\"\naddress = \"10.0.0.1\"\n"
+                               "[[account]]\nname = \"a@x.org\"\nserver = \"mbox1\"\n",
+                               "r.toml")
+                  .ok());
+}
+
 // A name, alias, id or server given twice would silently route to whichever came last.
 TEST(LookupServiceTest, DuplicateNamesFailTheLoadNamingTheLine) {
   const std::string head =
