@@ -175,6 +175,7 @@ void PlainStream::Detach() {
 void PlainStream::ResetOnClose() {
   const linger reset{1, 0};
   setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  reset_on_close_ = true;
 }
 
 void PlainStream::Abort() {
@@ -182,8 +183,16 @@ void PlainStream::Abort() {
   aborted_ = true;
   recv_.Abort();
   // shutdown(2) ends whatever the kernel is waiting on for this socket (a send for
-  // room, a poll for readiness); the cancel catches anything that would re-arm.
-  shutdown(fd_.get(), SHUT_RDWR);
+  // room, a poll for readiness); the cancel catches anything that would re-arm. With a
+  // reset asked for, a disconnect does the same and sends it now: shutdown's FIN would
+  // go first.
+  if (reset_on_close_) {
+    sockaddr unspec{};
+    unspec.sa_family = AF_UNSPEC;
+    connect(fd_.get(), &unspec, sizeof(unspec));
+  } else {
+    shutdown(fd_.get(), SHUT_RDWR);
+  }
   Reactor::Current()->CancelFd(fd_.get());
 }
 

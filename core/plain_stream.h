@@ -72,7 +72,8 @@ class PlainStream final : public ByteStream {
   void Detach() override;
 
   // The descriptor's close sends a reset (SO_LINGER 0), not a FIN: the peer learns that
-  // what it got is not the whole of it. Unsent output is dropped then.
+  // what it got is not the whole of it. Unsent output is dropped then. An Abort() after
+  // this sends the reset at once.
   void ResetOnClose();
 
   // See RecvStream::WatchEnd.
@@ -99,6 +100,7 @@ class PlainStream final : public ByteStream {
   size_t out_offset_ = 0;
   int sends_in_flight_ = 0;  // ring sends submitted and not completed
   bool aborted_ = false;
+  bool reset_on_close_ = false;
 };
 
 }  // namespace ringproxy

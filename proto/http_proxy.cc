@@ -282,6 +282,7 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
     if (connect_.current_fd >= 0) Reactor::Current()->CancelFd(connect_.current_fd);
     if (up_ != nullptr) up_->stream()->Abort();
     if (client_tls_ != nullptr) client_tls_->Abort();
+    if (cut_needs_reset_) client_.ResetOnClose();
     client_.Abort();
   }
 
@@ -435,9 +436,10 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   bool idle_ = false;  // waiting for the next request, nothing of it received
   bool reused_ = false;
   bool client_keep_alive_ = false;
-  bool linger_ = false;           // the client may still be sending: read a while before closing
-  bool cut_ = false;              // the response was cut short after its head went out
-  bool cut_needs_reset_ = false;  // and only the close delimits it, with no TLS to say so
+  bool linger_ = false;  // the client may still be sending: read a while before closing
+  bool cut_ = false;     // the response was cut short after its head went out
+  // A close-delimited body goes to a plain client: until it ends whole, the end is a reset.
+  bool cut_needs_reset_ = false;
   // This exchange, for the access log.
   int status_ = 0;
   bool client_left_ = false;              // see OnPeerEnded
@@ -1412,6 +1414,10 @@ Task<bool> HttpSession::Exchange() {
   http::WriteResponseHead(resp_, fr, &out_);
   const uint64_t out_before_head = bytes_out_;
   bytes_out_ += out_.size();
+  // Until this body ends whole, any end of the connection must be a reset: without TLS
+  // only that tells an HTTP/1.0 client its close-delimited body is cut (a FIN would pass
+  // it off as whole), whoever gives up on it (upstream, client, a stop).
+  cut_needs_reset_ = client_body == BodyKind::kUntilClose && client_tls_ == nullptr;
   Flow moved_ok = Flow::kOk;
   bool head_tried = true;  // what went to the client may include the head
   if (up_body == BodyKind::kNone) {
@@ -1430,6 +1436,11 @@ Task<bool> HttpSession::Exchange() {
                                  !early_answer;
   if (early_answer && moved_ok == Flow::kOk) end_ = "early-answer";
   Release(upstream_reusable);
+  if (moved_ok == Flow::kOk) cut_needs_reset_ = false;
+  if (moved_ok == Flow::kSinkError && cut_needs_reset_) {
+    client_.ResetOnClose();
+    client_.Abort();  // now: the client takes nothing, a flush at the close would wait
+  }
   if (moved_ok != Flow::kOk) {
     end_ = FlowName(moved_ok);
     if (moved_ok != Flow::kSinkError && moved_ok != Flow::kStopped) {
@@ -1442,14 +1453,12 @@ Task<bool> HttpSession::Exchange() {
              answer ? "502" : "closing the client");
       if (answer) {
         bytes_out_ = out_before_head;
+        cut_needs_reset_ = false;  // nothing went out: the 502 is whole
         co_await Answer(502);
       } else {
         // A body delimited by our close (HTTP/1.0 client) must not end as if whole:
-        // over TLS, no close_notify.
+        // over TLS, no close_notify (a chunked client misses the last chunk).
         cut_ = true;
-        // Without TLS only a reset tells such a client (a chunked one misses the last
-        // chunk): a FIN would pass the body off as whole.
-        cut_needs_reset_ = client_body == BodyKind::kUntilClose && client_tls_ == nullptr;
       }
     }
     co_return false;

@@ -2858,6 +2858,55 @@ def a_plain_http_1_0_body_cut_by_the_upstream_ends_with_a_reset():
 
 
 @test
+def a_plain_http_1_0_body_the_proxy_gives_up_on_ends_with_a_reset():
+    # The proxy ends a close-delimited body itself (the drain deadline, a client that
+    # stopped reading): that end must not be a FIN either, or the body passes for whole.
+    def origin(conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n\r\nhello")
+            if b"/big" in head:
+                conn.sendall(b"x" * (32 << 20))
+            else:
+                time.sleep(3)  # still streaming at the drain deadline
+        except OSError:
+            pass
+        conn.close()
+
+    port = free_port()
+    with ThreadedServer(origin) as up:
+        p = Proxy(config(port, [up.port], drain_ms=500))
+        try:
+            s = connect(port)
+            s.sendall(b"GET /slow HTTP/1.0\r\n\r\n")
+            head = b""
+            while b"hello" not in head:
+                head += s.recv(4096)
+            p.signal(signal.SIGTERM)
+            got, cut = _read_to_end(s, ConnectionResetError)
+            s.close()
+            check(cut, f"drain: the cut body ended with a FIN after {got!r}")
+            p.wait_exit(timeout=10)
+        finally:
+            p.stop()
+    port = free_port()
+    with ThreadedServer(origin) as up, \
+            Proxy(config(port, [up.port], listener_extra="send_timeout_ms = 300")) as p:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /big HTTP/1.0\r\n\r\n")
+        p.wait_log(r"end=send-failed")
+        s.settimeout(10)
+        got, cut = _read_to_end(s, ConnectionResetError)
+        s.close()
+        check(len(got) < (32 << 20), "the whole body arrived")
+        check(cut, f"send timeout: {len(got)} bytes, then a FIN")
+
+
+@test
 def https_clients_that_stop_reading_pin_no_receive_buffers():
     # Each client sends two requests as two TLS records in one write and reads nothing:
     # the first one's answer fills the sockets, so its session waits to write. Were the
