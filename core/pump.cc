@@ -1,5 +1,6 @@
 #include "core/pump.h"
 
+#include <linux/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -47,7 +48,31 @@ Pump::Pump(ByteStream* downstream, ByteStream* upstream, PumpResources resources
       watch_(&Pump::OnIdle, this) {}
 
 void Pump::OnIdle(IdleWatch* /*watch*/, void* self) {
-  static_cast<Pump*>(self)->Abort(PumpEnd::kIdleTimeout, 0);
+  Pump* pump = static_cast<Pump*>(self);
+  if (pump->StillDelivering()) {
+    pump->resources_.sweeper->Add(&pump->watch_, pump->options_.idle_timeout_ms, TurnNowNs());
+    return;
+  }
+  pump->Abort(PumpEnd::kIdleTimeout, 0);
+}
+
+bool Pump::StillDelivering() {
+  // A reader slower than the idle timeout takes what is queued for it (our output, a
+  // pipe's worth in its socket) with no Touch meanwhile: were that idle, a slow mobile
+  // client would lose the rest of a large message. Only asked when the timeout is up.
+  bool moving = false;
+  for (Direction& d : dirs_) {
+    tcp_info info{};
+    socklen_t len = sizeof(info);
+    if (getsockopt(d.to->fd(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) continue;
+    const bool queued =
+        d.to->pending_output() > 0 || info.tcpi_notsent_bytes > 0 || info.tcpi_unacked > 0;
+    // The first check has no earlier count: something queued then is given the benefit.
+    if (queued && (!d.acked_known || info.tcpi_bytes_acked != d.acked)) moving = true;
+    d.acked = info.tcpi_bytes_acked;
+    d.acked_known = true;
+  }
+  return moving;
 }
 
 void Pump::Abort(PumpEnd end, int error) {

@@ -16,7 +16,10 @@
 // shutdown(2) of both sockets), so no wait can outlive the stop. One exception: a send
 // that fails on a plain socket (the peer reset it) ends only its own direction; the
 // other one reads that socket on, delivers what the peer sent before its reset, and
-// ends the pump at the reset (a dead socket answers at once). Bytes are never
+// ends the pump at the reset (a dead socket answers at once; a send that direction
+// waits on first ends as sends do, by progress or send_timeout_ms). Idle means no
+// byte moved: a slow reader still taking what is queued for it (its socket's
+// acknowledged count moves on) keeps the pump alive. Bytes are never
 // reordered or dropped, and back-pressure holds: a direction does not read more
 // while its destination has not taken what it wrote.
 #pragma once
@@ -107,6 +110,9 @@ class Pump {
     bool to_upstream;
     uint64_t bytes = 0;
     bool done = false;  // its Flow has returned
+    // The destination socket's acknowledged bytes at the last idle check.
+    uint64_t acked = 0;
+    bool acked_known = false;
   };
   enum class StepEnd : uint8_t { kEof, kSwitch, kFailed };
 
@@ -120,6 +126,7 @@ class Pump {
   void Touch() { watch_.Touch(TurnNowNs()); }
   Deadline SendDeadline() const { return Deadline::AfterMs(options_.send_timeout_ms); }
   static void OnIdle(IdleWatch* watch, void* self);
+  bool StillDelivering();
   void Fail(const Direction& d, int error, bool on_source);
   void Abort(PumpEnd end, int error);
 

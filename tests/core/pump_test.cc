@@ -232,6 +232,38 @@ TEST_P(PumpTest, ClientGoneWhileUpstreamSendsIsADownstreamError) {
   EXPECT_TRUE(r.error == ECONNRESET || r.error == EPIPE) << r.error;
 }
 
+TEST_P(PumpTest, ASlowButSteadyReaderIsNotIdle) {
+  // Idle means nothing moves: a reader that takes a little every few milliseconds keeps
+  // the pump alive however long what is queued for it takes, and gets every byte.
+  Rig rig;
+  int small = 4096;
+  setsockopt(rig.downstream.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  setsockopt(rig.client.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  const std::string data = Pattern(100000, 3);
+  std::string at_client;
+  std::thread server([&] {
+    testing::WriteAll(rig.server.get(), data.data(), data.size());
+    shutdown(rig.server.get(), SHUT_WR);
+  });
+  std::thread client([&] {
+    shutdown(rig.client.get(), SHUT_WR);
+    char buf[2048];
+    for (;;) {
+      ssize_t n = recv(rig.client.get(), buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      at_client.append(buf, static_cast<size_t>(n));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // ~40 KB/s
+    }
+  });
+  PumpResult r = RunUntilComplete(*reactor_, Run(rig, 800));
+  server.join();
+  shutdown(rig.downstream.get(), SHUT_RDWR);
+  client.join();
+  EXPECT_EQ(r.end, PumpEnd::kClosed) << PumpEndName(r.end);
+  EXPECT_EQ(at_client.size(), data.size());
+  EXPECT_TRUE(at_client == data);
+}
+
 Task<PumpResult> RunAndStop(int down, int up, PumpResources res, RelayMode mode) {
   PumpOptions options;
   options.mode = mode;
