@@ -140,7 +140,8 @@ Task<void> HttpConnection(ThreadContext* ctx, int index, uint64_t* remaining,
   reader.ExpectFill(o.expect_fill);
   int failures_in_a_row = 0;
   for (;;) {
-    const auto n = static_cast<int>(KeepGoing(ctx, remaining, static_cast<uint64_t>(o.pipeline)));
+    const auto n =
+        static_cast<int>(KeepGoing(ctx, pacer, remaining, static_cast<uint64_t>(o.pipeline)));
     if (n == 0) break;
     std::string_view batch(full_batch->data(), request->size() * static_cast<size_t>(n));
     const int64_t intended = co_await pacer.Next();

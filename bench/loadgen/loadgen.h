@@ -118,7 +118,7 @@ struct ThreadContext {
   RunControl* control = nullptr;
   int index = 0;
   int connections = 0;       // this thread's share
-  uint64_t count = 0;        // this thread's share (0: unbounded)
+  uint64_t count = 0;        // this thread's share of --count (may be 0)
   TlsClient* tls = nullptr;  // --tls: the thread's TLS client (bench/loadgen/tls_client.h)
   Stats stats;
 };
@@ -150,6 +150,8 @@ class Pacer {
  public:
   Pacer(const ThreadContext* ctx, int connection_index);
   Task<int64_t> Next();
+  // When the next operation is due: its intended start, or now in closed loop.
+  int64_t due_ns() const;
 
  private:
   int64_t interval_ns_ = 0;
@@ -157,8 +159,9 @@ class Pacer {
 };
 
 // Takes up to `want` operations from the thread's share; returns how many may run
-// (0: the run is over, by time or by count).
-uint64_t KeepGoing(ThreadContext* ctx, uint64_t* remaining, uint64_t want = 1);
+// (0: the run is over, by time or by count). The time is the pacer's due time: in open
+// loop an operation due before the end runs however late a stall made it.
+uint64_t KeepGoing(ThreadContext* ctx, const Pacer& pacer, uint64_t* remaining, uint64_t want = 1);
 Deadline IoDeadline(const ThreadContext* ctx);
 
 // Connects with the run's connect timeout; counts the outcome in ctx->stats.

@@ -220,7 +220,7 @@ Task<void> Logins(ThreadContext* ctx, int index, uint64_t* remaining, bool imap,
   uint64_t n = g * 7919u;
   std::string line;
   BufferedConn conn(UniqueFd{}, 16384);
-  while (KeepGoing(ctx, remaining)) {
+  while (KeepGoing(ctx, pacer, remaining)) {
     const int64_t intended = co_await pacer.Next();
     UniqueFd fd = co_await ConnectTarget(ctx);
     if (!fd.valid()) {

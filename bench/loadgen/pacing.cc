@@ -31,9 +31,12 @@ Task<int64_t> Pacer::Next() {
   co_return start;
 }
 
-uint64_t KeepGoing(ThreadContext* ctx, uint64_t* remaining, uint64_t want) {
-  if (MonotonicNowNs() >= ctx->control->end_ns) return 0;
-  if (ctx->count == 0) return want;
+int64_t Pacer::due_ns() const { return interval_ns_ == 0 ? MonotonicNowNs() : next_ns_; }
+
+uint64_t KeepGoing(ThreadContext* ctx, const Pacer& pacer, uint64_t* remaining, uint64_t want) {
+  // Dropping the operations a stall put behind would drop the latency it caused.
+  if (pacer.due_ns() >= ctx->control->end_ns) return 0;
+  if (ctx->options->count == 0) return want;
   const uint64_t granted = std::min(want, *remaining);
   *remaining -= granted;
   return granted;

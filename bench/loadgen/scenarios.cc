@@ -117,7 +117,7 @@ Task<void> Echo(ThreadContext* ctx, Link* link, int index, uint64_t* remaining) 
   uint64_t offset = 0;
   const size_t size = ctx->options->size;
   Pacer pacer(ctx, index);
-  while (KeepGoing(ctx, remaining)) {
+  while (KeepGoing(ctx, pacer, remaining)) {
     const int64_t t0 = co_await pacer.Next();
     const bool ok = co_await Exchange(ctx, link, offset, size);
     if (!ok) break;

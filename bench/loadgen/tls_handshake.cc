@@ -61,7 +61,7 @@ Task<bool> HandshakeOnce(ThreadContext* ctx, int slot, int64_t intended) {
 
 Task<void> Handshakes(ThreadContext* ctx, int slot, uint64_t* remaining, Gate::Holder /*holder*/) {
   Pacer pacer(ctx, slot);
-  while (KeepGoing(ctx, remaining)) {
+  while (KeepGoing(ctx, pacer, remaining)) {
     const int64_t intended = co_await pacer.Next();
     const bool ok = co_await HandshakeOnce(ctx, slot, intended);
     if (ok) ++ctx->stats.ops;

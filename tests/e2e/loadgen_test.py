@@ -51,6 +51,42 @@ def tcp_echo_counts_exactly():
 
 
 @test
+def a_count_smaller_than_the_threads_is_kept():
+    # A thread whose share is 0 ran without limit (0 meant "no --count").
+    with ThreadedServer(echo_handler) as s:
+        rc, r, err = loadgen("tcp-echo", "--target", f"127.0.0.1:{s.port}", "--connections", 4,
+                             "--threads", 4, "--size", 10, "--count", 2, "--duration", 0,
+                             timeout=30)
+        check(rc == 0, err)
+        check(r["ops"] == 2, r)
+
+
+@test
+def open_loop_operations_due_before_the_end_are_measured_when_late():
+    # A stall just before the end puts the schedule behind: the late operations were
+    # dropped, and with them the latency the stall caused.
+    def stalling_echo(conn):
+        stalled = False
+        started = None
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return
+            started = started or time.monotonic()
+            if not stalled and time.monotonic() - started > 2.7:
+                stalled = True
+                time.sleep(0.5)
+            conn.sendall(data)
+
+    with ThreadedServer(stalling_echo) as s:
+        rc, r, err = loadgen("tcp-echo", "--target", f"127.0.0.1:{s.port}", "--connections", 1,
+                             "--size", 10, "--rate", 1000, "--duration", 3, timeout=30)
+        check(rc == 0, err)
+        check(r["latency_us"]["count"] >= 2950, r)
+        check(r["latency_us"]["p99"] > 100000, r)
+
+
+@test
 def tcp_echo_catches_corrupted_bytes():
     def corrupting(conn):
         n = 0
