@@ -148,6 +148,12 @@ bool HttpResponseReader::ParseHead() {
     Fail("both Content-Length and Transfer-Encoding");
     return false;
   }
+  if (status_ < 200 && status_ != 101) {
+    // Interim (100 Continue, 103 Early Hints): the final response follows.
+    head_.clear();
+    keep_alive_ = true;
+    return true;
+  }
   if (status_ == 204 || status_ == 304 || status_ < 200) {
     state_ = State::kDone;
   } else if (chunked) {

@@ -97,6 +97,15 @@ TEST(HttpResponseTest, NoBodyStatuses) {
   ExpectSameAtEverySplit(n, false, {true, false, "", 304, 0, true, n.size()});
 }
 
+TEST(HttpResponseTest, InterimResponsesAreSkipped) {
+  // A 100 Continue or 103 Early Hints comes before the response to the same request:
+  // taken for the final one, it paired every later response with the wrong request.
+  std::string r =
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  ExpectSameAtEverySplit(r, false, {true, false, "", 200, 2, true, r.size()});
+}
+
 TEST(HttpResponseTest, RepeatedLengthAndStatusWithoutReason) {
   std::string r = "HTTP/1.1 200\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok";
   ExpectSameAtEverySplit(r, false, {true, false, "", 200, 2, true, r.size()});
