@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstring>
@@ -104,6 +105,20 @@ std::string_view ReasonOf(int status) {
   }
 }
 
+// The Date field's value now (RFC 9110 §6.6.1: every 2xx-4xx response the proxy makes
+// or passes on has one), formatted once a second per shard.
+std::string_view HttpDateNow() {
+  thread_local int64_t second = -1;
+  thread_local std::string text;
+  timespec now;
+  clock_gettime(CLOCK_REALTIME_COARSE, &now);
+  if (now.tv_sec != second) {
+    second = now.tv_sec;
+    text = http::FormatHttpDate(second);
+  }
+  return text;
+}
+
 // The proxy's own answer to *status: a small text body (or the configured page, or a
 // redirect to the error handler: *status becomes 302), and the connection closes after it.
 std::string ErrorResponse(int* status_inout, std::string_view request_id,
@@ -128,8 +143,9 @@ std::string ErrorResponse(int* status_inout, std::string_view request_id,
     body = fmt::format("{} {}\n", status, reason);
   }
   std::string out = fmt::format(
-      "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n", status,
-      reason, type, body.size());
+      "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
+      "Connection: close\r\n",
+      status, reason, HttpDateNow(), type, body.size());
   if (!location.empty()) out += fmt::format("Location: {}\r\n", location);
   if (!request_id.empty()) out += fmt::format("X-Request-ID: {}\r\n", request_id);
   out += "\r\n";
@@ -894,8 +910,9 @@ Task<void> HttpSession::Redirect() {
     client_keep_alive_ = false;
     linger_ = true;
   }
-  std::string out = fmt::format("HTTP/1.1 {} {}\r\nLocation: {}\r\nContent-Length: 0\r\n", status_,
-                                ReasonOf(status_), redirect_to_);
+  std::string out =
+      fmt::format("HTTP/1.1 {} {}\r\nDate: {}\r\nLocation: {}\r\nContent-Length: 0\r\n", status_,
+                  ReasonOf(status_), HttpDateNow(), redirect_to_);
   if (!client_keep_alive_) {
     out += "Connection: close\r\n";
   } else if (req_.version_minor == 0) {
@@ -1368,6 +1385,7 @@ Task<bool> HttpSession::Exchange() {
     }
     http::ForwardResponse fr;
     fr.upgrade = true;
+    fr.date = HttpDateNow();
     fr.client_version_minor = req_.version_minor;
     fr.rules = server_ == nullptr ? nullptr : &server_->response_headers;
     out_.clear();
@@ -1400,6 +1418,7 @@ Task<bool> HttpSession::Exchange() {
   client_keep_alive_ = client_keep_alive_ && !draining_;  // a drain may have begun meanwhile
   http::ForwardResponse fr;
   fr.body = client_body;
+  fr.date = HttpDateNow();
   fr.content_length = resp_.semantics.content_length;
   fr.client_version_minor = req_.version_minor;
   fr.keep_alive = client_keep_alive_;

@@ -1,7 +1,10 @@
 #include "proto/http/forward.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "core/ascii.h"
@@ -313,6 +316,20 @@ std::string RewriteLocation(std::string_view location, std::string_view https_ho
   return out;
 }
 
+std::string FormatHttpDate(int64_t unix_seconds) {
+  const time_t t = static_cast<time_t>(unix_seconds);
+  tm parts;
+  gmtime_r(&t, &parts);
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char text[40];
+  const int n = snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                         kDays[parts.tm_wday], parts.tm_mday, kMonths[parts.tm_mon],
+                         parts.tm_year + 1900, parts.tm_hour, parts.tm_min, parts.tm_sec);
+  return std::string(text, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
 void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::string* out) {
   out->append("HTTP/1.1 ");
   out->append(std::to_string(in.status));
@@ -320,11 +337,13 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
   out->append(in.reason);
   out->append("\r\n");
   const ConnectionOptions connection(in.fields);
+  bool dated = false;
   for (const Field& field : in.fields) {
     if (Dropped(connection, field.name, f.upgrade, /*request=*/false, /*trusted_peer=*/false) ||
         RuledOut(f.rules, field.name)) {
       continue;
     }
+    dated = dated || (field.name.size() == 4 && EqualsIgnoreCase(field.name, "date"));
     if (!f.https_host.empty() && EqualsIgnoreCase(field.name, "location")) {
       AppendField(field.name, RewriteLocation(field.value, f.https_host, f.upstream), out);
       continue;
@@ -335,6 +354,8 @@ void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::st
     out->append("\r\n");
     return;
   }
+  // A rule that sets or removes Date has the last word on it.
+  if (!dated && !f.date.empty() && !RuledOut(f.rules, "Date")) AppendField("Date", f.date, out);
   AppendRuleFields(f.rules, out);
   AppendFraming(f.body, f.content_length, out);
   // A response without a body keeps what its Content-Length said of the representation

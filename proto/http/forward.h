@@ -93,7 +93,12 @@ struct ForwardResponse {
   // becomes https://<https_host>/... Empty: Locations pass as they are.
   std::string_view https_host;
   std::string_view upstream;
+  // Sent as Date when the upstream's response has none (RFC 9110 §6.6.1); empty: none.
+  std::string_view date;
 };
+
+// "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7) for a time in seconds since 1970.
+std::string FormatHttpDate(int64_t unix_seconds);
 
 // The Location to send for `location` under the rule above (unchanged when it does
 // not apply).
@@ -103,7 +108,7 @@ std::string RewriteLocation(std::string_view location, std::string_view https_ho
 // The response head for the client: "HTTP/1.1 <status> <reason>", the end-to-end
 // fields in their order, the framing (a kNone response keeps the upstream's
 // Content-Length, written once: a HEAD's or 304's describes the representation; a
-// 204's is dropped), Connection.
+// 204's is dropped), Connection, and f.date when the upstream sent no Date.
 void WriteResponseHead(const ResponseHead& in, const ForwardResponse& f, std::string* out);
 
 }  // namespace ringproxy::http

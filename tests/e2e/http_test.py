@@ -2,6 +2,7 @@
 """End-to-end tests of the HTTP reverse proxy: the real daemon between real clients
 (raw sockets, Python's http.client, curl) and a recording origin (http_env.Origin).
 Run: RINGPROXY_BIN=build/release/tools/ringproxy tests/e2e/http_test.py [test ...]"""
+import email.utils
 import hashlib
 import http.client
 import json
@@ -1493,6 +1494,7 @@ def debian_nginx_as_origin_through_keep_alive_pooled_connections():
             r = c.getresponse()
             body = r.read()
             check(r.status == 200 and body == origin.file, "static file byte-exact")
+            check(len(r.msg.get_all("date") or []) == 1, f"nginx's Date alone: {r.msg.items()}")
             etag = r.getheader("etag")
             c.request("GET", "/file.bin", headers={"If-None-Match": etag})
             r = c.getresponse()
@@ -2762,6 +2764,29 @@ def a_query_cannot_forge_a_field_of_the_kv_access_line():
         check(keys.count("status") == 1 and keys.count("user") == 1 and
               keys.count("host") == 1, line)
         check("target=/size/1?status\\x3D999&user\\x3Dmallory " in line, line)
+
+
+def _dates(head):
+    return [line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")[1:]
+            if line.lower().startswith(b"date:")]
+
+
+@test
+def every_answer_has_one_date_the_proxys_own_and_those_of_an_undated_upstream():
+    port = free_port()
+    location = '[[listener.location]]\nprefix = "/old/"\nredirect = "/new/"\n'
+    with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=location)):
+        s = connect(port)
+        reader = ClientReader(s)
+        s.sendall(get(port, "/size/3") + get(port, "/old/") + b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n")
+        answers = [reader.response() for _ in range(3)]
+        s.close()
+        check([r.status for r in answers] == [200, 302, 405], [r.head for r in answers])
+        for r in answers:
+            dates = _dates(r.head)
+            check(len(dates) == 1, r.head)
+            when = email.utils.parsedate_to_datetime(dates[0])
+            check(dates[0].endswith(" GMT") and abs(time.time() - when.timestamp()) < 60, dates[0])
 
 
 @test

@@ -238,6 +238,45 @@ TEST(ForwardTest, ResponsesForEachClient) {
             "Connection: upgrade\r\n\r\n");
 }
 
+TEST(ForwardTest, AResponseWithoutADateGetsTheProxysOnceAndADatedOneKeepsItsOwn) {
+  EXPECT_EQ(FormatHttpDate(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+  EXPECT_EQ(FormatHttpDate(1796515200), "Sun, 06 Dec 2026 00:00:00 GMT");
+  EXPECT_EQ(FormatHttpDate(951827696), "Tue, 29 Feb 2000 12:34:56 GMT");
+  ForwardResponse f;
+  f.body = BodyKind::kLength;
+  f.content_length = 2;
+  f.date = "Sun, 06 Dec 2026 02:30:00 GMT";
+  std::string out;
+  WriteResponseHead(ParseResponse("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\n"), f, &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nDate: Sun, 06 Dec 2026 02:30:00 GMT\r\n"
+            "Content-Length: 2\r\n\r\n");
+  out.clear();
+  WriteResponseHead(ParseResponse("HTTP/1.1 200 OK\r\ndate: Sat, 05 Dec 2026 01:00:00 GMT\r\n\r\n"),
+                    f, &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\ndate: Sat, 05 Dec 2026 01:00:00 GMT\r\nContent-Length: 2\r\n\r\n");
+  // A Date the upstream named in Connection is not passed on: the proxy's goes instead.
+  out.clear();
+  WriteResponseHead(
+      ParseResponse(
+          "HTTP/1.1 200 OK\r\nConnection: Date\r\nDate: Sat, 05 Dec 2026 01:00:00 GMT\r\n\r\n"),
+      f, &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nDate: Sun, 06 Dec 2026 02:30:00 GMT\r\nContent-Length: 2\r\n\r\n");
+  // A rule that sets or removes Date has the last word.
+  for (const HeaderRules& rules :
+       {HeaderRules{{"Date"}, {}}, HeaderRules{{}, {{"Date", "Thu, 01 Jan 2026 00:00:00 GMT"}}}}) {
+    ForwardResponse ruled = f;
+    ruled.rules = &rules;
+    out.clear();
+    WriteResponseHead(ParseResponse("HTTP/1.1 200 OK\r\n\r\n"), ruled, &out);
+    const std::string expected_date =
+        rules.set.empty() ? "" : "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n";
+    EXPECT_EQ(out, "HTTP/1.1 200 OK\r\n" + expected_date + "Content-Length: 2\r\n\r\n");
+  }
+}
+
 TEST(ForwardTest, ABodylessResponseWritesItsContentLengthOnceAndA204None) {
   std::string out;
   ForwardResponse none;
