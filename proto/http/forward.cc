@@ -136,14 +136,25 @@ bool Dropped(const ConnectionOptions& connection, std::string_view name, bool ke
   return connection.Names(name);
 }
 
-// A field the rules remove or replace.
+// Two field names for a backend that reads '_' as '-' (see NameIs).
+bool SameField(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const char x = a[i] == '_' ? '-' : AsciiLower(a[i]);
+    const char y = b[i] == '_' ? '-' : AsciiLower(b[i]);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// A field the rules remove or replace, in either spelling.
 bool RuledOut(const HeaderRules* rules, std::string_view name) {
   if (rules == nullptr) return false;
   for (const std::string& r : rules->remove) {
-    if (EqualsIgnoreCase(r, name)) return true;
+    if (SameField(r, name)) return true;
   }
   for (const auto& [n, v] : rules->set) {
-    if (EqualsIgnoreCase(n, name)) return true;
+    if (SameField(n, name)) return true;
   }
   return false;
 }
