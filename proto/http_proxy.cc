@@ -386,9 +386,12 @@ class HttpSession final : public SessionBase, private PeerEndObserver {
   }
   // The mail mode's redirect, else the virtual server of req_, its rewrites and the location:
   // target_, server_, group_index_, upstream_timeout_ms_, route_by_user_, location_,
-  // redirect_status_ and redirect_to_; dot segments removed from the path first. 0, or the
-  // status to answer (400: no server for Host, or a ".." past the root).
+  // redirect_status_ and redirect_to_; the path normalised first and after a rewrite. 0,
+  // or the status to answer (400: no server for Host, a ".." past the root, a bad escape).
   int ChooseRoute();
+  // target_ as http::NormalizePath leaves it; false for a ".." past the root or a bad
+  // escape.
+  bool Normalize();
   // The location's node_from_path: pins the server the path names; 404 for none.
   int PinNode();
   // The request's target for logs: credential arguments redacted (WithoutTokens).
@@ -803,17 +806,7 @@ int HttpSession::ChooseRoute() {
     // "OPTIONS http://host": an empty path is the server itself, "*" (RFC 9112 §3.2.4).
     target_ = "*";
   }
-  std::string without_dots;
-  switch (http::RemoveDotSegments(target_, &without_dots)) {
-    case http::DotSegments::kNone:
-      break;
-    case http::DotSegments::kRemoved:
-      target_buf_ = std::move(without_dots);
-      target_ = target_buf_;
-      break;
-    case http::DotSegments::kAboveRoot:
-      return 400;
-  }
+  if (!Normalize()) return 400;
   if (settings_->mail_mode != http::MailMode::kBoth && target_ != "*") {
     http::ModeRedirect m =
         http::MailModeRedirect(settings_->mail_mode, settings_->https, req_, target_,
@@ -843,6 +836,8 @@ int HttpSession::ChooseRoute() {
     if (r.changed) {
       target_buf_ = std::move(rewritten);
       target_ = target_buf_;
+      // A capture may have joined "x.." to a "/" before it: the result is judged too.
+      if (!Normalize()) return 400;
     }
   }
   const int at = vs.matcher.Match(http::TargetPath(target_));
@@ -859,6 +854,22 @@ int HttpSession::ChooseRoute() {
     http::SafeRelativeLocation(&redirect_to_);
   }
   return 0;
+}
+
+bool HttpSession::Normalize() {
+  std::string normal;
+  switch (http::NormalizePath(target_, &normal)) {
+    case http::PathForm::kUnchanged:
+      return true;
+    case http::PathForm::kNormalized:
+      target_buf_ = std::move(normal);
+      target_ = target_buf_;
+      return true;
+    case http::PathForm::kAboveRoot:
+    case http::PathForm::kBadEscape:
+      return false;
+  }
+  return false;
 }
 
 int HttpSession::PinNode() {

@@ -1,6 +1,6 @@
 // Upstream selection for one shard over a group's servers: smooth weighted round-robin
-// (nginx's: a server of weight 3 gets 3 of every 4 picks against one of weight 1, and
-// never three in a row), least connections (fewest live connections per unit of weight,
+// (nginx's: a server of weight 3 gets 3 of every 4 picks against one of weight 1, spread
+// out: a a b a), least connections (fewest live connections per unit of weight,
 // ties by smooth weighted round-robin among them, as nginx's least_conn), or client-IP hash
 // (Zimbra's: seed 89, then for each address byte hash = (hash * 113 + byte) % 6271, server = hash %
 // n; a server that is down is skipped by hashing the address again, and after 20 tries least

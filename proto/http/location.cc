@@ -1,5 +1,7 @@
 #include "proto/http/location.h"
 
+#include <algorithm>
+#include <string>
 #include <vector>
 
 #include "re2/re2.h"
@@ -72,32 +74,67 @@ std::string_view TargetPath(std::string_view target) {
 
 namespace {
 
-// 1 for a "." segment, 2 for "..", else 0; a dot may be written "%2e" or "%2E".
+// 1 for a "." segment, 2 for "..", else 0.
 int DotsOf(std::string_view segment) {
-  int dots = 0;
-  while (!segment.empty()) {
-    if (segment[0] == '.') {
-      segment.remove_prefix(1);
-    } else if (segment.size() >= 3 && segment[0] == '%' && segment[1] == '2' &&
-               (segment[2] == 'e' || segment[2] == 'E')) {
-      segment.remove_prefix(3);
-    } else {
-      return 0;
+  if (segment == ".") return 1;
+  if (segment == "..") return 2;
+  return 0;
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// RFC 3986 §2.3: escaping these changes nothing, so a spelling must not change a match.
+bool Unreserved(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+// `path` with its escapes of unreserved characters decoded into `*out` (set only when
+// there were any). False for a '%' without two hex digits.
+bool DecodeUnreserved(std::string_view path, std::string* out, bool* decoded_any) {
+  size_t at = path.find('%');
+  bool decoded = false;
+  while (at != std::string_view::npos) {
+    const int hi = at + 2 < path.size() ? HexDigit(path[at + 1]) : -1;
+    const int lo = hi >= 0 ? HexDigit(path[at + 2]) : -1;
+    if (lo < 0) return false;
+    const auto c = static_cast<unsigned char>(hi * 16 + lo);
+    const size_t next = path.find('%', at + 1);
+    if (Unreserved(c)) {
+      if (!decoded) out->assign(path.substr(0, at));
+      decoded = true;
+      out->push_back(static_cast<char>(c));
+      out->append(path.substr(
+          at + 3, next == std::string_view::npos ? std::string_view::npos : next - at - 3));
+    } else if (decoded) {
+      out->append(
+          path.substr(at, next == std::string_view::npos ? std::string_view::npos : next - at));
     }
-    if (++dots > 2) return 0;
+    at = next;
   }
-  return dots;
+  *decoded_any = decoded;
+  return true;
 }
 
 }  // namespace
 
-DotSegments RemoveDotSegments(std::string_view target, std::string* out) {
-  if (!target.starts_with('/')) return DotSegments::kNone;
-  const std::string_view path = target.substr(0, target.find('?'));
-  // Every dot segment follows a '/': most paths are passed over here.
-  if (path.find("/.") == std::string_view::npos && path.find("/%2") == std::string_view::npos) {
-    return DotSegments::kNone;
+PathForm NormalizePath(std::string_view target, std::string* out) {
+  if (!target.starts_with('/')) return PathForm::kUnchanged;
+  const std::string_view query = target.substr(std::min(target.find('?'), target.size()));
+  std::string_view path = target.substr(0, target.size() - query.size());
+  // Most paths have neither an escape nor a dot segment, which follows a '/'.
+  if (path.find('%') == std::string_view::npos && path.find("/.") == std::string_view::npos) {
+    return PathForm::kUnchanged;
   }
+  std::string decoded;
+  bool changed = false;
+  if (!DecodeUnreserved(path, &decoded, &changed)) return PathForm::kBadEscape;
+  if (changed) path = decoded;
   std::vector<std::string_view> kept;
   bool removed = false;
   bool ends_in_dots = false;
@@ -112,23 +149,24 @@ DotSegments RemoveDotSegments(std::string_view target, std::string* out) {
     } else {
       removed = true;
       if (dots == 2) {
-        if (kept.empty()) return DotSegments::kAboveRoot;
+        if (kept.empty()) return PathForm::kAboveRoot;
         kept.pop_back();
       }
     }
     if (end == std::string_view::npos) break;
     at = end + 1;
   }
-  if (!removed) return DotSegments::kNone;
-  out->assign("/");
+  if (!removed && !changed) return PathForm::kUnchanged;
+  std::string result("/");
   for (size_t i = 0; i < kept.size(); ++i) {
-    if (i != 0) out->push_back('/');
-    out->append(kept[i]);
+    if (i != 0) result.push_back('/');
+    result.append(kept[i]);
   }
   // "/a/b/.." is the directory "/a/", not the file "/a".
-  if (ends_in_dots && !kept.empty()) out->push_back('/');
-  out->append(target.substr(path.size()));
-  return DotSegments::kRemoved;
+  if (ends_in_dots && !kept.empty()) result.push_back('/');
+  result.append(query);
+  *out = std::move(result);
+  return PathForm::kNormalized;
 }
 
 }  // namespace ringproxy::http

@@ -2,9 +2,9 @@
 // an exact match ("= /path") wins; otherwise the regular expressions (RE2, searched
 // unanchored as nginx's "~"; "~*" ignores case) are tried in the order they were
 // added and the first that matches wins; otherwise the longest matching prefix; else
-// none (-1). The path is the target's path part, before any '?', without dot segments
-// (RemoveDotSegments), otherwise as sent (not percent-decoded). RE2 runs in time linear
-// in the path, whatever the pattern.
+// none (-1). The path is the target's path part, before any '?', as NormalizePath
+// leaves it (other escapes, such as %2F, stay as sent). RE2 runs in time linear in the
+// path, whatever the pattern.
 #pragma once
 
 #include <memory>
@@ -51,12 +51,15 @@ class LocationMatcher {
 // (absolute-form).
 std::string_view TargetPath(std::string_view target);
 
-enum class DotSegments : uint8_t { kNone, kRemoved, kAboveRoot };
+enum class PathForm : uint8_t { kUnchanged, kNormalized, kAboveRoot, kBadEscape };
 
-// An origin-form target with its path's "." and ".." segments (also written with %2e)
-// removed as RFC 3986 §5.2.4 removes them, so that locations and user routes judge the
-// path the upstream resolves: "/home/a/../b/x?q" is "/home/b/x?q". kRemoved sets `*out`;
-// kAboveRoot is a ".." past the root ("/../x"), which nginx also refuses with 400.
-DotSegments RemoveDotSegments(std::string_view target, std::string* out);
+// An origin-form target with its path normalised as RFC 3986 §6.2.2 allows without a
+// change of meaning: escapes of unreserved characters decoded ("/%73ervice" is
+// "/service", "%2e" a dot), then "." and ".." segments removed (§5.2.4). Rewrites,
+// locations and user routes so judge the path the upstream resolves, whatever the
+// spelling: "/home/a/../b/x?q" is "/home/b/x?q". The query is left as sent.
+// kNormalized sets `*out`; kAboveRoot is a ".." past the root ("/../x"), kBadEscape a '%'
+// without two hex digits ("%2%65" would decode to a new escape): nginx refuses both with 400.
+PathForm NormalizePath(std::string_view target, std::string* out);
 
 }  // namespace ringproxy::http

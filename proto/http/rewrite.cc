@@ -120,6 +120,11 @@ bool RewriteRules::Add(std::string_view pattern, std::string_view replacement, i
 }
 
 void SafeRelativeLocation(std::string* location) {
+  // An empty Location is this very URL again: a redirect loop (and a cached one, for 301).
+  if (location->empty()) {
+    location->assign("/");
+    return;
+  }
   // Browsers read a leading backslash as a slash (WHATWG URL), so it counts as one.
   if (!location->starts_with('/') && !location->starts_with('\\')) return;
   const size_t keep = location->find_first_not_of("/\\");
@@ -150,6 +155,7 @@ RewriteResult RewriteRules::Apply(std::string_view target, const RewriteContext&
       next.push_back(next.find('?') == std::string::npos ? '?' : '&');
       next.append(query);
     }
+    if (rule.redirect_status != 0 && next.empty()) next = "/";  // "$1?" of "/"
     current.swap(next);
     result.changed = true;
     if (rule.redirect_status != 0) {

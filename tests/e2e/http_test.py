@@ -95,6 +95,7 @@ BAD_REQUESTS = [
     ("TE on HTTP/1.0", b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
      400),
     ("too many empty lines", b"\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ("bad escape in the path", b"GET /public/%2%65%2%65/admin HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     ("bad chunk size", b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"zz\r\nabc\r\n0\r\n\r\n", 400),
     ("overflowing chunk size", b"POST /echo HTTP/1.1\r\nHost: a\r\n"
@@ -2142,6 +2143,14 @@ regex = "^/strip(.*)$"
 replace = "$1"
 redirect_status = 301
 
+[[listener.server.rewrite]]
+regex = "^/dots(.*)$"
+replace = "/y/$1"
+
+[[listener.server.rewrite]]
+regex = "^/up(.*)$"
+replace = "/$1"
+
 [[listener.server.location]]
 prefix = "/service/"
 upstream = "b"
@@ -2164,7 +2173,12 @@ upstream = "b"
                      ("/a/7?q=1", a, "GET /size/7?via=b&q=1 HTTP/1.1", 7),  # `last` stops
                      ("/size/3", a, "GET /never HTTP/1.1", None),
                      ("/svc/soap/x", b, "GET /service/soap/x HTTP/1.1", None),  # then location
-                     ("/files/x", a, "GET /files/x HTTP/1.1", None)]
+                     ("/files/x", a, "GET /files/x HTTP/1.1", None),
+                     # Escaped unreserved characters are the characters themselves.
+                     ("/%73vc/soap/x", b, "GET /service/soap/x HTTP/1.1", None),
+                     ("/%73ervic%65/soap", b, "GET /service/soap HTTP/1.1", None),
+                     # A capture that makes "x.." a ".." segment: the result is resolved.
+                     ("/dots../service/soap", b, "GET /service/soap HTTP/1.1", None)]
             for path, origin, want, size in cases:
                 a.clear()
                 b.clear()
@@ -2189,13 +2203,19 @@ upstream = "b"
             # Nor when a capture gives its first byte: browsers read a backslash as "/".
             for path, want in (("/strip\\/evil.test/x", "/evil.test/x"),
                                ("/strip\\\\evil.test", "/evil.test"),
-                               ("/strip/ok", "/ok")):
+                               ("/strip/ok", "/ok"),
+                               ("/strip", "/"), ("/strip?q", "/?q")):  # never an empty Location
                 r = ask(path)
                 check(r.status == 301 and r.field("location") == want, f"{path}: {r.head}")
+            r = ask("/up../x")
+            check(r.status == 400, f"a rewrite past the root: {r.head}")
             a.clear()
-            r = ask("/size/1", b"X-Debug: 1\r\nVia: 1.0 spoofed\r\nAccept: */*\r\n")
+            # A rule covers the name spelled with '_' for '-' (a CGI-style backend reads
+            # "X_Debug" as X-Debug).
+            r = ask("/size/1", b"X-Debug: 1\r\nVia: 1.0 spoofed\r\nAccept: */*\r\n"
+                               b"X_Debug: 2\r\nX_Edge: spoofed\r\n")
             head = a.heads()[0].decode("latin-1").lower()
-            check("x-debug" not in head and "spoofed" not in head, head)
+            check("x-debug" not in head and "x_debug" not in head and "spoofed" not in head, head)
             check("\r\nx-edge: ringproxy\r\n" in head and "\r\nvia: 1.1 edge\r\n" in head, head)
             check("\r\naccept: */*\r\n" in head, head)
             check(r.field("x-conn") is None and

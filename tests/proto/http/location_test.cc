@@ -54,16 +54,22 @@ TEST(LocationTest, TargetPaths) {
   EXPECT_EQ(TargetPath("*"), "*");
 }
 
-// The path as dot segments leave it, or "unchanged" / "above root".
+// The target as NormalizePath leaves it, or "unchanged" / "above root".
 std::string WithoutDots(std::string_view target) {
   std::string out;
-  switch (RemoveDotSegments(target, &out)) {
-    case DotSegments::kNone:
+  switch (NormalizePath(target, &out)) {
+    case PathForm::kUnchanged:
       return "unchanged";
-    case DotSegments::kAboveRoot:
+    case PathForm::kAboveRoot:
       return "above root";
-    case DotSegments::kRemoved:
+    case PathForm::kBadEscape:
+      return "bad escape";
+    case PathForm::kNormalized: {
+      // Once is enough: the result is as normal as it gets.
+      std::string again;
+      EXPECT_EQ(NormalizePath(out, &again), PathForm::kUnchanged) << target << " -> " << out;
       return out;
+    }
   }
   return "?";
 }
@@ -88,9 +94,32 @@ TEST(LocationTest, DotSegmentsAreRemovedAsRfc3986Says) {
   for (const auto& [target, want] : cases) EXPECT_EQ(WithoutDots(target), want) << target;
   // Names with dots, and paths without dot segments, stay as they are.
   for (std::string_view t : {"/.well-known/x", "/a/.../b", "/a/..b/", "/a/b..", "/file.txt",
-                             "/%2f/x", "/%2e%2e%2e/", "/", "*", "/a?/../"}) {
+                             "/%2f/x", "/", "*", "/a?/../"}) {
     EXPECT_EQ(WithoutDots(t), "unchanged") << t;
   }
+}
+
+TEST(LocationTest, EscapesOfUnreservedCharactersAreDecodedAndNoOthers) {
+  const std::pair<std::string_view, std::string_view> cases[] = {
+      {"/%73ervice/soap", "/service/soap"},
+      {"/servic%65/soap?a=%73", "/service/soap?a=%73"},  // the query is left as sent
+      {"/%41%5a%61%7A%30%39%2d%2E%5f%7e", "/AZaz09-._~"},
+      {"/%2e%2e%2e/", "/.../"},
+      {"/a%2Fb/%68", "/a%2Fb/h"},  // a slash, a '%' or a '?' keeps its escape
+      {"/%25%73/%3F%68", "/%25s/%3Fh"},
+      {"/x/%2e%2e/%68ome/a", "/home/a"},
+      {"/%2F%20%00", "unchanged"},
+      {"/%25%37%33", "/%2573"},
+      // A '%' without two hex digits: refused, else "%2%65" would become an escape.
+      {"/%", "bad escape"},
+      {"/%6", "bad escape"},
+      {"/a%zz", "bad escape"},
+      {"/%6g", "bad escape"},
+      {"/public/%2%65%2%65/admin", "bad escape"},
+      {"/%%37%33ervice", "bad escape"},
+      {"/a/%2e%2e/%2e%2e/x", "above root"},
+  };
+  for (const auto& [target, want] : cases) EXPECT_EQ(WithoutDots(target), want) << target;
 }
 
 }  // namespace

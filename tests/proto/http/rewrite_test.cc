@@ -72,6 +72,19 @@ TEST(RewriteTest, RedirectsWithStatusSchemeAndHost) {
   EXPECT_EQ(status, 0);
 }
 
+// An empty Location is the same URL again: a redirect loop (cached, for a 301).
+TEST(RewriteTest, ARedirectToNothingGoesToTheRoot) {
+  RewriteRules rules;
+  std::string error;
+  ASSERT_TRUE(rules.Add("^/strip(.*)$", "$1", 301, false, &error)) << error;
+  ASSERT_TRUE(rules.Add("^/drop(.*)$", "$1?", 301, false, &error)) << error;
+  int status = 0;
+  EXPECT_EQ(Rewrite(rules, "/strip", &status), "/");
+  EXPECT_EQ(Rewrite(rules, "/strip?x=1", &status), "/?x=1");
+  EXPECT_EQ(Rewrite(rules, "/drop?x=1", &status), "/");
+  EXPECT_EQ(status, 301);
+}
+
 TEST(RewriteTest, OptionalCaptureThatDidNotTakePartIsEmpty) {
   RewriteRules rules;
   std::string error;
