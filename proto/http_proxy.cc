@@ -119,6 +119,11 @@ std::string_view HttpDateNow() {
   return text;
 }
 
+// Nothing but line ends (or nothing): no request has begun.
+bool Blank(std::string_view head) {
+  return head.find_first_not_of("\r\n") == std::string_view::npos;
+}
+
 // The proxy's own answer to *status: a small text body (or the configured page, or a
 // redirect to the error handler: *status becomes 302), and the connection closes after it.
 std::string ErrorResponse(int* status_inout, std::string_view request_id,
@@ -486,12 +491,13 @@ Task<int> HttpSession::ReadRequestHead() {
   for (;;) {
     std::string_view avail = in_.Peek();
     if (!avail.empty()) {
-      if (head_buf_.empty()) {
+      const bool was_blank = Blank(head_buf_);
+      head_buf_.append(avail);
+      in_.Consume(avail.size());
+      if (was_blank && !Blank(head_buf_)) {
         if (!first) head_deadline = Deadline::AfterMs(settings_->header_timeout_ms);
         start_ns_ = TurnNowNs();
       }
-      head_buf_.append(avail);
-      in_.Consume(avail.size());
       const ParseStatus st = parser_.Parse(head_buf_, &req_);
       if (st == ParseStatus::kDone) {
         in_.Keep(std::string_view(head_buf_).substr(parser_.head_bytes()));
@@ -500,14 +506,17 @@ Task<int> HttpSession::ReadRequestHead() {
       if (st == ParseStatus::kError) co_return parser_.error_status();
       continue;
     }
-    idle_ = head_buf_.empty();
+    // Empty lines between requests (a legacy client's CRLF after a body; RFC 9112 §2.2;
+    // the parser allows a few) begin no request: the connection is still idle.
+    const bool blank = Blank(head_buf_);
+    idle_ = blank;
     // A drain ends a connection between requests; its first request is still awaited
     // (a connection served from the backlog during a drain has it on the way).
     if (idle_ && (stopped_ || (draining_ && requests_ > 0))) co_return -1;
-    IoResult r = co_await in_.Fill(head_buf_.empty() ? wait : head_deadline);
+    IoResult r = co_await in_.Fill(blank ? wait : head_deadline);
     idle_ = false;
     if (r.res > 0) continue;
-    if (head_buf_.empty()) co_return -1;
+    if (blank) co_return -1;
     if (r.timed_out()) co_return 408;
     if (r.res == 0) co_return 400;  // the head was cut short
     co_return -1;

@@ -1133,6 +1133,32 @@ def timeouts_close_slow_clients_without_slowing_others():
 
 
 @test
+def an_empty_line_after_a_request_leaves_the_connection_idle():
+    # Legacy clients send CRLF after a POST body (RFC 9112 §2.2: ignored). It begins no
+    # request: no 408 at the header deadline, no 400 at the close, and a next request
+    # behind it is served.
+    port = free_port()
+    with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
+            "header_timeout_ms = 300\nkeepalive_timeout_ms = 1500"))) as p:
+        post = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab\r\n"
+        s = connect(port)
+        reader = ClientReader(s)
+        s.sendall(post)
+        check(reader.response().body == b"ab", "the POST")
+        check(reader.eof(timeout=5), "an answer to the empty line")
+        s.close()
+        s = connect(port)
+        reader = ClientReader(s)
+        s.sendall(post + b"\r\n" + get(port, "/size/3"))
+        check(reader.response().body == b"ab" and reader.response().body == pattern(3),
+              "the request behind the empty lines")
+        s.shutdown(socket.SHUT_WR)
+        check(reader.eof(timeout=5), "an answer to the close")
+        s.close()
+        check("bad request" not in p.log_text(), p.log_text())
+
+
+@test
 def drain_closes_idle_keep_alive_connections_and_finishes_busy_ones():
     port = free_port()
     with Origin() as origin:
