@@ -1014,6 +1014,7 @@ Task<Flow> HttpSession::ReadBodyStart() {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     IoResult c = co_await WriteAll(down_, AsBytes(kContinue), SendDeadline());
     if (!c.ok()) co_return stopped_ ? Flow::kStopped : Flow::kSinkError;
+    bytes_out_ += kContinue.size();
   }
   const uint64_t want = sem.body == BodyKind::kLength
                             ? std::min<uint64_t>(sem.content_length, kBufferBody)
@@ -1026,6 +1027,7 @@ Task<Flow> HttpSession::ReadBodyStart() {
       co_return stopped_ ? Flow::kStopped : FlowOfRead(r);
     }
     size_t used = 0;
+    const size_t had = body_.size();
     if (sem.body == BodyKind::kLength) {
       used = std::min<size_t>(avail.size(), static_cast<size_t>(want - body_.size()));
       body_.append(avail.substr(0, used));
@@ -1039,13 +1041,13 @@ Task<Flow> HttpSession::ReadBodyStart() {
       }
     }
     in_.Consume(used);
+    bytes_in_ += body_.size() - had;  // counted as it comes: the body may break off
     if (settings_->max_body_bytes != 0 && body_.size() > settings_->max_body_bytes) {
       co_return Flow::kTooLarge;
     }
   }
   body_complete_ =
       sem.body == BodyKind::kLength ? body_.size() == sem.content_length : req_chunks_.done();
-  bytes_in_ += body_.size();
   co_return Flow::kOk;
 }
 
@@ -1412,11 +1414,14 @@ Task<bool> HttpSession::Exchange() {
     http::WriteResponseHead(resp_, fr, &out_);
     bytes_out_ += out_.size();
     // Bytes either side sent behind its head go before the pump takes over.
-    out_.append(up_in.Peek());
+    const std::string_view up_early = up_in.Peek().substr(0, up_in.kept());
+    out_.append(up_early);
+    bytes_out_ += up_early.size();
     up_in.Consume(up_in.kept());
     IoResult w = co_await WriteAll(down_, AsBytes(out_), SendDeadline());
     std::string early(in_.Peek().substr(0, in_.kept()));
     in_.Consume(early.size());
+    bytes_in_ += early.size();
     if (w.ok() && !early.empty())
       w = co_await WriteAll(up_->stream(), AsBytes(early), SendDeadline());
     if (w.ok()) co_await Tunnel();

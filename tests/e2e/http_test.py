@@ -349,18 +349,21 @@ def an_upstream_answer_before_the_whole_body_reaches_the_client():
 @test
 def expect_100_continue_is_answered_before_the_body():
     port = free_port()
-    with Origin() as origin, Proxy(config(port, [origin.port])):
+    with Origin() as origin, Proxy(config(port, [origin.port])) as p:
         s = connect(port)
         s.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
                   b"Content-Length: 5\r\n\r\n")
         reader = ClientReader(s)
-        r = reader.response()
-        check(r.status == 100, r.head)
+        interim = reader.response()
+        check(interim.status == 100, interim.head)
         s.sendall(b"hello")
         r = reader.response()
         check(r.status == 200 and r.body == b"hello", r.head)
         check(b"expect" not in origin.heads()[0].lower(), "Expect was sent on")
         s.close()
+        # The access line counts the proxy's own 100 among the bytes the client got.
+        out = len(interim.head) + len(r.head) + len(r.body)
+        p.wait_log(rf"access http .*target=/echo status=200 in=5 out={out} ")
 
 
 @test
@@ -554,12 +557,20 @@ def an_ipv4_client_of_a_dual_stack_listener_is_seen_as_ipv4():
 @test
 def upgrade_becomes_a_tunnel_and_a_refused_one_stays_http():
     port = free_port()
-    with Origin() as origin, Proxy(config(port, [origin.port])):
+    with Origin() as origin, Proxy(config(port, [origin.port])) as p:
         s = connect(port)
-        s.sendall(get(port, "/upgrade", extra=b"Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        # Bytes behind the request head go on to the tunnel (and count in its access line).
+        s.sendall(get(port, "/upgrade", extra=b"Connection: Upgrade\r\nUpgrade: websocket\r\n") +
+                  b"early")
         reader = ClientReader(s)
         r = reader.response()
         check(r.status == 101 and r.field("upgrade") == "websocket", r.head)
+        s.settimeout(10)
+        while len(reader.r.buf) < 5:
+            reader.r.buf += s.recv(1 << 20)
+        check(reader.r.buf[:5] == b"early", reader.r.buf)
+        reader.r.buf = reader.r.buf[5:]
+        moved = 5
         for n in (1, 1000, 200000):
             data = os.urandom(n)
             s.sendall(data)
@@ -569,7 +580,10 @@ def upgrade_becomes_a_tunnel_and_a_refused_one_stays_http():
                 got += reader.r.buf or s.recv(1 << 20)
                 reader.r.buf = b""
             check(got == data, f"tunnel echo of {n}")
+            moved += n
         s.close()
+        p.wait_log(rf"access http .*target=/upgrade status=101 in={moved} "
+                   rf"out={len(r.head) + moved} ")
         # The origin answers an Upgrade request with a plain 200: it stays HTTP.
         s = connect(port)
         reader = ClientReader(s)
@@ -1104,7 +1118,7 @@ def an_upstream_trickling_its_response_head_gets_504_at_the_deadline():
 def timeouts_close_slow_clients_without_slowing_others():
     port = free_port()
     with Origin() as origin, Proxy(config(port, [origin.port], listener_extra=(
-            "header_timeout_ms = 500\nbody_timeout_ms = 500\nkeepalive_timeout_ms = 700"))):
+            "header_timeout_ms = 500\nbody_timeout_ms = 500\nkeepalive_timeout_ms = 700"))) as p:
         slow_head = connect(port)
         slow_head.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")
         slow_body = connect(port)
@@ -1122,6 +1136,7 @@ def timeouts_close_slow_clients_without_slowing_others():
         check(r.status == 408, f"header timeout: {r.status}")
         r = ClientReader(slow_body).response()
         check(r.status == 408, f"body timeout: {r.status}")
+        p.wait_log(r"access http .*target=/echo status=408 in=3 ")  # the part that came
         check(ClientReader(idle).eof(timeout=5), "idle keep-alive connection kept open")
         check(time.monotonic() - start < 3, "timeouts were late")
         # Neither cut request reached the origin, not even in part (the origin records
