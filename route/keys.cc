@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "core/ascii.h"
 #include "fmt/format.h"
 #include "route/lookup_codec.h"
 
@@ -37,7 +38,11 @@ std::string IpThrottle(std::string_view protocol, std::string_view client_ip) {
 }
 
 std::string UserThrottle(std::string_view account) {
-  return fmt::format("throttle:user={}", lookup::EscapeMailAuth(account));
+  // One counter however the name's case was typed: Zimbra's lookup servlet answers with
+  // the login as the client wrote it, and "John@" must not get an allowance of its own.
+  std::string lower(account);
+  for (char& c : lower) c = AsciiLower(c);
+  return fmt::format("throttle:user={}", lookup::EscapeMailAuth(lower));
 }
 
 std::string WhitelistMemo(std::string_view client_ip) {

@@ -18,6 +18,7 @@ TEST(KeysTest, ZimbrasKeyFamiliesByteForByte) {
   EXPECT_EQ(IpThrottle("imap", "198.51.100.7"), "throttle:proto=i,ip=198.51.100.7");
   EXPECT_EQ(IpThrottle("pop3", "198.51.100.7"), "throttle:proto=p,ip=198.51.100.7");
   EXPECT_EQ(UserThrottle("john doe@example.com"), "throttle:user=john%20doe@example.com");
+  EXPECT_EQ(UserThrottle("John@EXAMPLE.com"), "throttle:user=john@example.com");
   EXPECT_EQ(WhitelistMemo("10.0.0.1"), "whitelist:ip=10.0.0.1");
 }
 
