@@ -349,10 +349,10 @@ void Router::Forget(const ResolveResult& result) {
 
 Task<void> Router::DeleteThenTellPeers(std::vector<std::string> shared_keys,
                                        std::vector<std::string> keys, Gate::Holder /*holder*/) {
-  for (std::string& k : shared_keys) {
-    McReply r = co_await memcache_->Delete(std::move(k));
-    NoteMemcacheState(r.ok());
-  }
+  // Sent together: a stalled server of one key must not hold back the other's delete.
+  Gate deletes;
+  for (std::string& k : shared_keys) Spawn(DeleteDetached(std::move(k), deletes.Enter()));
+  co_await deletes.Wait();
   // Again: a core told at once could have fetched the old route from memcached before
   // the delete landed, and kept it for local_ttl_ms.
   TellPeers(std::move(keys));

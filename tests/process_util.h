@@ -158,6 +158,9 @@ class Memcached {
     return proc_.Start(argv) && proc_.WaitListening(port_);
   }
   void Kill() { proc_.Kill(SIGKILL); }
+  // Stalls it (SIGSTOP) or lets it go on (SIGCONT): connections stay open, unanswered.
+  void Pause() { proc_.Kill(SIGSTOP); }
+  void Resume() { proc_.Kill(SIGCONT); }
   // memcached takes up to a second to exit on SIGTERM; it keeps nothing we need.
   void Stop() { proc_.Stop(SIGKILL); }
   ~Memcached() { Stop(); }

@@ -244,6 +244,44 @@ TEST_F(RouterTest, ForgetDeletesTheAliasAndRouteKeys) {
   RunUntilComplete(*reactor_, a.Close());
 }
 
+Task<bool> ForgetWithTheAliasServerStalled(Stack* s, testing::Memcached* alias_server,
+                                           MemcacheClient* other) {
+  ResolveResult r = co_await s->router->Resolve(Mail("jd"));
+  co_await s->router->Drain();
+  alias_server->Pause();
+  s->router->Forget(r);
+  // Well within the stalled delete's timeout (1 s): the route's own delete is done.
+  co_await Sleep(Deadline::AfterMs(300));
+  const bool route_gone = !(co_await other->Get(r.route_key)).hit();
+  alias_server->Resume();
+  co_await s->router->Drain();
+  co_await other->Close();
+  co_return route_gone;
+}
+
+// The alias and route keys live on different servers, one of them stalled: the other's
+// delete does not wait for it (else the stale route is read meanwhile, elsewhere).
+TEST_F(RouterTest, ForgetDeletesOnEveryServerAtOnce) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    testing::Memcached first, second;
+    ASSERT_TRUE(first.Start() && second.Start());
+    Stack a({first.port(), second.port()}, lookupd_.port());
+    const int alias_at = a.memcache->ServerFor("alias:user=jd;ip=127.0.0.1");
+    if (alias_at == a.memcache->ServerFor("route:proto=imap;user=john@example.com")) {
+      RunUntilComplete(*reactor_, a.Close());
+      continue;  // ports are random: try a pair that places the keys apart
+    }
+    MemcacheOptions mo;
+    mo.servers = {ServerAt(first.port()), ServerAt(second.port())};
+    MemcacheClient other(mo);
+    EXPECT_TRUE(RunUntilComplete(
+        *reactor_, ForgetWithTheAliasServerStalled(&a, alias_at == 0 ? &first : &second, &other)));
+    RunUntilComplete(*reactor_, a.Close());
+    return;
+  }
+  FAIL() << "no pair of servers placed the two keys apart";
+}
+
 // The mailbox server refused a login by an alias the service may not cache: the route
 // kept under the name as typed goes as well, so the next login asks again.
 TEST_F(RouterTest, ForgetDropsTheRouteKeptUnderTheTypedName) {
