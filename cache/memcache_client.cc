@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/log.h"
@@ -193,6 +194,7 @@ Task<void> MemcacheClient::Reader(Server* s, Gate::Holder /*holder*/) {
   size_t start = 0;
   std::vector<std::byte> chunk(64 << 10);
   const memcache::Limits limits{options_.max_value + 1024};
+  uint64_t skip = 0;  // bytes of a too large reply still to pass over
   while (s->state == Server::State::kUp) {
     IoResult r = co_await Recv(s->fd.get(), chunk, Deadline::Never());
     if (s->state != Server::State::kUp) break;
@@ -202,11 +204,26 @@ Task<void> MemcacheClient::Reader(Server* s, Gate::Holder /*holder*/) {
       break;
     }
     buf.append(reinterpret_cast<const char*>(chunk.data()), r.value());
+    const size_t skipped = std::min(skip, buf.size());
+    start += skipped;
+    skip -= skipped;
     for (;;) {
       memcache::ParseResult p =
           memcache::ParseResponse(std::string_view(buf).substr(start), limits);
       if (p.error == memcache::ParseError::kNeedMore) break;
       Pending* front = s->pending.front();
+      if (p.error == memcache::ParseError::kBodyTooLarge && front != nullptr &&
+          front->opaque == p.message.opaque) {
+        // A value too big to take (someone else's, under our key): the framing holds, so
+        // it is passed over and only this request fails, not the server.
+        s->pending.Remove(front);
+        Complete(front, McError::kProtocol);
+        const size_t here = std::min(p.consumed, buf.size() - start);
+        start += here;
+        skip = p.consumed - here;
+        if (skip != 0) break;
+        continue;
+      }
       if (p.error != memcache::ParseError::kNone || front == nullptr ||
           front->opaque != p.message.opaque) {
         std::string why = p.error != memcache::ParseError::kNone

@@ -58,6 +58,7 @@ ParseResult Parse(std::string_view d, const Limits& limits, uint8_t magic) {
   m.cas = Get(d, 16, 8);
   if (body_len > limits.max_body) {
     r.error = ParseError::kBodyTooLarge;
+    r.consumed = kHeaderSize + static_cast<size_t>(body_len);  // what a reader may skip
     return r;
   }
   if (extras_len + key_len > body_len) {

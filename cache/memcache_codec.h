@@ -88,7 +88,8 @@ enum class ParseError : uint8_t {
   kNone,
   kNeedMore,      // not a whole message yet: feed more bytes
   kBadMagic,      // not this side's magic byte
-  kBodyTooLarge,  // total body length above Limits::max_body
+  kBodyTooLarge,  // total body length above Limits::max_body (header read: opaque set,
+                  // consumed the whole message's size, so the framing holds)
   kBadLengths,    // extras + key longer than the body
   kBadDataType,   // data type other than raw bytes (0)
 };
@@ -97,7 +98,7 @@ std::string_view ParseErrorName(ParseError e);
 
 struct ParseResult {
   ParseError error = ParseError::kNone;
-  size_t consumed = 0;  // bytes of one whole message when error == kNone
+  size_t consumed = 0;  // bytes of one whole message when error is kNone or kBodyTooLarge
   Message message;
 };
 

@@ -136,7 +136,8 @@ class ChildProcess {
 class Memcached {
  public:
   // threads > 1: connections are served in parallel, as in production (races show).
-  bool Start(int threads = 1) {
+  // `item_max`: memcached's -I (its largest value), "" for its default (1 MiB).
+  bool Start(int threads = 1, std::string item_max = "") {
     port_ = FreePort();
     std::vector<std::string> argv = {"/usr/bin/memcached",
                                      "-l",
@@ -151,6 +152,10 @@ class Memcached {
                                      std::to_string(threads),
                                      "-B",
                                      "binary"};
+    if (!item_max.empty()) {
+      argv.push_back("-I");
+      argv.push_back(item_max);
+    }
     if (geteuid() == 0) {
       argv.push_back("-u");
       argv.push_back("nobody");

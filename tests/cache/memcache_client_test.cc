@@ -78,6 +78,37 @@ TEST_F(MemcacheClientTest, GetAddIncrementDelete) {
   EXPECT_EQ(c.stats().connects, 1u);  // one persistent connection for all of it
 }
 
+Task<std::vector<McReply>> BigThenSmall(MemcacheClient* c) {
+  std::vector<McReply> out;
+  out.push_back(co_await c->Set("small", "v", 60));
+  out.push_back(co_await c->Set("big", std::string(1200 * 1024, 'x'), 60));
+  out.push_back(co_await c->Get("big"));
+  out.push_back(co_await c->Get("small"));
+  out.push_back(co_await c->Get("big"));
+  out.push_back(co_await c->Get("small"));
+  co_await c->Close();
+  co_return out;
+}
+
+// A value above max_value (someone else's, under one of our keys) fails its own reads
+// and nothing else: the server stays in use.
+TEST_F(MemcacheClientTest, AValueTooLargeFailsItsReadAndNotTheServer) {
+  testing::Memcached large;
+  ASSERT_TRUE(large.Start(1, "4m"));
+  MemcacheOptions o = Options({ServerAt(large)});
+  o.max_value = 1 << 20;
+  MemcacheClient c(o);
+  std::vector<McReply> r = RunUntilComplete(*reactor_, BigThenSmall(&c));
+  ASSERT_EQ(r.size(), 6u);
+  EXPECT_TRUE(r[0].ok() && r[1].ok()) << static_cast<int>(r[1].error);
+  EXPECT_EQ(r[2].error, McError::kProtocol);
+  EXPECT_EQ(r[3].value, "v");
+  EXPECT_EQ(r[4].error, McError::kProtocol);
+  EXPECT_EQ(r[5].value, "v");
+  EXPECT_EQ(c.stats().servers_marked_bad, 0u);
+  EXPECT_EQ(c.stats().connects, 1u);
+}
+
 Task<int> Pipelined(MemcacheClient* c, int n) {
   Gate gate;
   int ok = 0;
