@@ -85,6 +85,12 @@ void ReadLocation(ConfigTable& t, const Config& so_far, HttpVirtualServer* serve
     t.Bool("route_by_user", &b);
     loc.route_by_user = b ? 1 : 0;
   }
+  t.Bool("zx", &loc.zx);
+  if (loc.zx && loc.route_by_user == 0) {
+    t.Error("zx", "routes by the user's token: route_by_user cannot be false");
+  } else if (loc.zx) {
+    loc.route_by_user = 1;
+  }
   if (t.Has("redirect") && t.String("redirect", &loc.redirect_to)) {
     loc.redirect_status = 302;
     t.Int("redirect_status", &loc.redirect_status, 301, 308);

@@ -30,6 +30,9 @@ struct HttpLocation {
   // group's server (its id=) that must take the request.
   std::string prefix;
   bool node_from_path = false;
+  // Zimbra's /zx/ upstream (zmauth_zx): routed by the user's token, its lookup a zx one
+  // (the mailbox's zx port).
+  bool zx = false;
 };
 
 // [[listener.server]]: a virtual server, chosen by Host. Its rewrites run before the

@@ -948,6 +948,10 @@ Task<void> HttpSession::Redirect() {
 Task<void> HttpSession::RouteByUser() {
   const http::UserRoute found = http::FindUserRoute(req_, target_, settings_->admin_console);
   if (found.by == http::RouteBy::kNone) co_return;
+  // A zx lookup is by account id (Zimbra's zmauth_zx reads the auth token): a name in
+  // the path would find the user's web route, which is no zx server.
+  const bool zx = location_ != nullptr && location_->zx;
+  if (zx && found.by != http::RouteBy::kZimbraId) co_return;
   user_ = found.user;
   const UpstreamGroupConfig& group = balancer()->config();
   ResolveRequest request;
@@ -967,6 +971,7 @@ Task<void> HttpSession::RouteByUser() {
   request.web = true;
   request.vhost = std::string(req_.host);
   request.admin = settings_->admin_console;
+  request.zx = zx;
   request.login_attempt = 0;
   // The lookup runs as its own task, so that Stop() ends this wait at once.
   auto pending = std::make_shared<PendingRoute>();

@@ -100,7 +100,8 @@ constexpr Key kDomainKeys[] = {
 constexpr Key kServerKeys[] = {
     {"name", Want::kString},     {"address", Want::kString},  {"imap", Want::kInteger},
     {"imapssl", Want::kInteger}, {"pop3", Want::kInteger},    {"pop3ssl", Want::kInteger},
-    {"http", Want::kInteger},    {"httpssl", Want::kInteger}, {"admin", Want::kInteger}};
+    {"http", Want::kInteger},    {"httpssl", Want::kInteger}, {"admin", Want::kInteger},
+    {"zx", Want::kInteger},      {"zxssl", Want::kInteger}};
 constexpr Key kAccountKeys[] = {{"name", Want::kString},
                                 {"id", Want::kString},
                                 {"server", Want::kString},
@@ -320,14 +321,22 @@ Decision Decide(const Directory& dir, const lookup::ParsedRequest& req) {
   // The admin console is served over TLS: only admin + httpssl means the admin port.
   std::string proto(protocol);
   if (admin && protocol == "httpssl") proto = "admin";
-  // "admin" names the admin console's port here only: never a protocol a client asks for.
-  auto port = protocol == "admin" ? s.ports.end() : s.ports.find(proto);
-  if (port == s.ports.end()) {
+  // A zx lookup (the /zx/ service, spec §1.5 step 9) is a web one for the zx port, which
+  // NLE hard-codes (8742, 8743 over TLS); a server's zx/zxssl keys set it here.
+  const bool zx = !admin && (protocol == "http" || protocol == "httpssl") &&
+                  EqualsIgnoreCase(req.Find("Auth-Zimbra-Zx"), "true");
+  if (zx) proto = protocol == "http" ? "zx" : "zxssl";
+  // "admin" and "zx…" name ports here only: never a protocol a client asks for.
+  auto port =
+      protocol == "admin" || protocol.starts_with("zx") ? s.ports.end() : s.ports.find(proto);
+  uint16_t port_number = port == s.ports.end() ? 0 : port->second;
+  if (zx && port_number == 0) port_number = protocol == "http" ? 8742 : 8743;
+  if (port_number == 0) {
     return fail(fmt::format("mailhost {} has no {} port for user: {}", s.name, protocol, a.name));
   }
   out.ok = true;
   out.server = s.address;
-  out.port = port->second;
+  out.port = port_number;
   out.user = a.name;
   out.cache_alias = a.name.substr(a.name.find('@') + 1) == dir.default_domain;
   if (method == "gssapi" || method == "certauth") {

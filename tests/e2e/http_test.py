@@ -1814,6 +1814,70 @@ server = "outside"
 
 
 @test
+def a_zx_location_sends_each_user_to_the_zx_port_of_their_mailbox_server():
+    # Zimbra's /zx/ upstream (zmauth_zx): the token's account, looked up as zx (the
+    # lookup answers the mailbox's zx port), the route cached apart from the web one.
+    with Origin() as web, Origin() as zx_a, Origin() as zx_b:
+        routes = f"""
+default_domain = "example.com"
+auth_wait_s = 0
+
+[[server]]
+name = "a"
+address = "127.0.0.1"
+http = {web.port}
+zx = {zx_a.port}
+
+[[server]]
+name = "b"
+address = "127.0.0.1"
+http = {web.port}
+zx = {zx_b.port}
+
+[[account]]
+name = "alice@example.com"
+id = "aaaaaaaa-0000-4000-8000-00000000000a"
+server = "a"
+
+[[account]]
+name = "bob@example.com"
+id = "bbbbbbbb-0000-4000-8000-00000000000b"
+server = "b"
+"""
+        groups = f'[[upstream]]\nname = "zx"\nservers = ["127.0.0.1:{zx_a.port}", ' \
+                 f'"127.0.0.1:{zx_b.port}"]\n'
+        location = '[[listener.location]]\nprefix = "/zx/"\nupstream = "zx"\nzx = true\n'
+        with Lookupd(routes) as lookupd:
+            port = free_port()
+            with Proxy(config(port, [web.port], extra=lookupd.section(), upstream_extra=groups,
+                              listener_extra="route_by_user = true\n" + location)) as p:
+                def ask(path, account_id=None):
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    headers = {"Host": "mail.example.com"}
+                    if account_id:
+                        headers["Cookie"] = "ZM_AUTH_TOKEN=" + _token(account_id)
+                    conn.request("GET", path, headers=headers)
+                    check(conn.getresponse().status == 404, path)
+                    conn.close()
+
+                bob = "bbbbbbbb-0000-4000-8000-00000000000b"
+                alice = "aaaaaaaa-0000-4000-8000-00000000000a"
+                # The web route first: the zx one must not be taken from its cache entry.
+                ask("/service/soap", bob)
+                for account_id, want, other in ((bob, zx_b, zx_a), (alice, zx_a, zx_b)):
+                    for o in (zx_a, zx_b):
+                        o.clear()
+                    for _ in range(3):
+                        ask("/zx/ws-x", account_id)
+                    check(len(want.heads()) == 3 and not other.heads(),
+                          f"{account_id}: {len(want.heads())} at its zx port, "
+                          f"{len(other.heads())} elsewhere")
+                # A user named in the path has no zx route: the balancer decides.
+                ask("/zx/home/alice/x")
+                p.wait_log(r"target=/zx/home/alice/x .* user=- ")
+
+
+@test
 def a_location_that_alone_routes_by_user_tells_the_lookup_its_local_ip():
     # The listener does not route by user, one location does, to a group reached over
     # TLS (lookup protocol httpssl). The lookup qualifies an unqualified name by the

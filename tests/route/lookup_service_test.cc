@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "core/ascii.h"
@@ -252,6 +253,34 @@ TEST(LookupServiceTest, AdminLookupsAnyCaseAndTheAdminPortOnlyWithHttpssl) {
                        "Auth-Method: ZimbraId\r\nAuth-User: nobody\r\n"
                        "Auth-Protocol: Http\r\n");
   EXPECT_EQ(by_id.status, "user not found:nobody");
+}
+
+// Auth-Zimbra-Zx (spec §1.5): a web lookup for the mailbox's zx port, which NLE
+// hard-codes (8742, 8743 over TLS) and a server's zx/zxssl keys set here.
+TEST(LookupServiceTest, ZxLookupsAnswerTheZxPort) {
+  auto dir = Directory::Parse(
+      "[[server]]\nname = \"m\"\naddress = \"10.0.0.1\"\nhttp = 8080\nhttpssl = 8443\n"
+      "[[server]]\nname = \"n\"\naddress = \"10.0.0.2\"\nhttp = 8080\nzx = 9742\nzxssl = 9743\n"
+      "[[account]]\nname = \"joe@x.org\"\nserver = \"m\"\n"
+      "[[account]]\nname = \"ann@x.org\"\nserver = \"n\"\n",
+      "r.toml");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  auto ask = [&](std::string user, std::string protocol, std::string zx) {
+    return Ask(**dir, "Auth-Method: username\r\nAuth-User: " + user +
+                          "\r\nAuth-Protocol: " + protocol + "\r\nAuth-Zimbra-Zx: " + zx + "\r\n");
+  };
+  const std::tuple<std::string, std::string, std::string, int> cases[] = {
+      {"joe@x.org", "http", "True", 8742},     {"joe@x.org", "httpssl", "true", 8743},
+      {"ann@x.org", "http", "TRUE", 9742},     {"ann@x.org", "httpssl", "True", 9743},
+      {"joe@x.org", "httpssl", "false", 8443}, {"joe@x.org", "http", "", 8080},
+  };
+  for (const auto& [user, protocol, zx, port] : cases) {
+    Decision d = ask(user, protocol, zx);
+    ASSERT_TRUE(d.ok) << user << " " << protocol << " " << zx << ": " << d.status;
+    EXPECT_EQ(d.port, port) << user << " " << protocol << " " << zx;
+  }
+  // Nor is "zx" a protocol a client names.
+  EXPECT_FALSE(ask("ann@x.org", "zx", "false").ok);
 }
 
 // Only GET of the servlet's path is a lookup (a query string aside); anything else is
