@@ -1,5 +1,6 @@
-// Properties of the HTTP/1.x head parsers, the chunked decoder (proto/http/head.h)
-// and the user-route readers (proto/http/user_route.h) on arbitrary bytes: the outcome does not
+// Properties of the HTTP/1.x head parsers, the chunked decoder (proto/http/head.h),
+// the user-route readers (proto/http/user_route.h) and path normalisation
+// (proto/http/location.h) on arbitrary bytes: the outcome does not
 // depend on how the bytes are split; a parsed head's views lie inside the input; what is accepted
 // is unambiguous (one framing, a token method, a target without spaces, controls or a fragment, a
 // Host on HTTP/1.1); an error always has a status and a reason.
@@ -10,6 +11,7 @@
 
 #include "core/ascii.h"
 #include "proto/http/head.h"
+#include "proto/http/location.h"
 #include "proto/http/user_route.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/proto/http/chunked_util.h"
@@ -81,6 +83,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(AuthTokenId(text).size() <= size / 2);
   for (char c : JwtSubject(text)) FUZZ_CHECK(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
   (void)HasEncodedCrLf(text);
+  // A normalised path is as normal as it gets (no second decoding, no dot segment left),
+  // under the root, and its query is the one sent.
+  std::string normal;
+  if (NormalizePath(text, &normal) == PathForm::kNormalized) {
+    std::string again;
+    FUZZ_CHECK(NormalizePath(normal, &again) == PathForm::kUnchanged);
+    FUZZ_CHECK(normal.starts_with('/'));
+    const size_t q = text.find('?');
+    FUZZ_CHECK(q == std::string_view::npos ? normal.find('?') == std::string::npos
+                                           : normal.ends_with(text.substr(q)));
+  }
   ResponseParser response(limits);
   ResponseHead rh;
   if (response.Parse(text, false, &rh) == ParseStatus::kDone) {
