@@ -73,7 +73,7 @@ absl::StatusOr<std::shared_ptr<const TlsClientContext>> TlsClientContext::Create
     return absl::InvalidArgumentError("server_name longer than 253 bytes");
   }
   // RFC 6066 3: no IP literals in SNI. The name check still runs against the
-  // certificate's names (this wolfSSL has no IP SAN matching: no WOLFSSL_IP_ALT_NAME).
+  // certificate (IPv4 address entries match; this wolfSSL does not match IPv6 ones).
   context->sni_ = !name.empty() && !IsIpAddress(name);
   if (absl::Status s = tls::JoinAlpn(settings.alpn, &context->alpn_list_); !s.ok()) return s;
   // A trial CTX: a broken CA file is an error now, not at the first connection.

@@ -37,11 +37,11 @@
 // name is checked once the name is parsed, and a mismatch ends the handshake
 // (illegal_parameter). Tickets of formats 1 and 2 (no name, or no scope, in the aad)
 // are refused.
-// The scope keeps a ticket to the listeners whose certificates and ALPN are those of
-// the one that issued it: a ticket from an HTTPS listener does not resume on an IMAPS
-// listener (or one with other certificates), where a full handshake would have shown
-// another certificate, or agreed to another protocol, for that name.
-// Processes sharing a key file should have synchronised clocks: a process whose clock is
+// The scope (a digest of certificate paths, not contents) keeps a ticket to the
+// listeners whose certificates and ALPN are configured as those of the one that issued it: a ticket
+// from an HTTPS listener does not resume on an IMAPS listener (or one with other certificates),
+// where a full handshake would have shown another certificate, or agreed to another protocol, for
+// that name. Processes sharing a key file should have synchronised clocks: a process whose clock is
 // in the next epoch issues tickets the others refuse for up to the skew.
 //
 // Random 96-bit nonces: NIST SP 800-38D allows 2^32 tickets per key, i.e. per rotation
