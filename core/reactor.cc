@@ -1,6 +1,7 @@
 #include "core/reactor.h"
 
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -60,6 +61,13 @@ absl::Status Reactor::Init(const ReactorOptions& options) {
   //    kernel raises a flag and we run the work when we next enter (man page advice).
   //  SINGLE_ISSUER: only this thread submits; lets the kernel skip locking.
   //  DEFER_TASKRUN: completion work runs only when we wait, in our loop, in batches.
+  // Every session reads through multishot receive (6.0): on an older kernel each one
+  // would fail its first read, after a start that looked fine.
+  utsname kernel;
+  if (uname(&kernel) == 0 && !KernelAtLeast(kernel.release, 6, 0)) {
+    return absl::FailedPreconditionError(fmt::format(
+        "Linux 6.0 or later is needed (multishot receive); this kernel is {}", kernel.release));
+  }
   const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
   const unsigned coop = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
   std::vector<unsigned> attempts;
@@ -107,6 +115,23 @@ absl::Status Reactor::Init(const ReactorOptions& options) {
   ready_.reserve(64);
   running_.reserve(64);
   return absl::OkStatus();
+}
+
+bool KernelAtLeast(std::string_view release, int major, int minor) {
+  int parts[2] = {0, 0};
+  size_t at = 0;
+  for (int i = 0; i < 2; ++i) {
+    if (at >= release.size() || release[at] < '0' || release[at] > '9') return false;
+    while (at < release.size() && release[at] >= '0' && release[at] <= '9' && parts[i] < 100000) {
+      parts[i] = parts[i] * 10 + (release[at] - '0');
+      ++at;
+    }
+    if (i == 0) {
+      if (at >= release.size() || release[at] != '.') return false;
+      ++at;
+    }
+  }
+  return parts[0] > major || (parts[0] == major && parts[1] >= minor);
 }
 
 Reactor::~Reactor() {

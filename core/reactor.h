@@ -13,6 +13,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -53,6 +54,10 @@ struct ReactorStats {
   uint64_t sq_full_flushes = 0;
   uint64_t coalesced_waits = 0;  // sleeps that asked for more than one completion
 };
+
+// Whether a kernel release ("6.1.0-18-amd64", uname -r) is major.minor or later;
+// false for one that does not start with two numbers.
+bool KernelAtLeast(std::string_view release, int major, int minor);
 
 class Reactor {
  public:

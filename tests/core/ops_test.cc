@@ -39,6 +39,22 @@ Task<IoResult> NopTwice() {
   co_return IoResult{a.res + b.res};
 }
 
+// The start refuses a kernel without multishot receive (6.0): the version as uname
+// gives it.
+TEST(KernelTest, KernelAtLeastReadsTheRelease) {
+  EXPECT_TRUE(KernelAtLeast("6.0.0", 6, 0));
+  EXPECT_TRUE(KernelAtLeast("6.1.0-18-amd64", 6, 0));
+  EXPECT_TRUE(KernelAtLeast("6.18.44-fc-v1294", 6, 0));
+  EXPECT_TRUE(KernelAtLeast("10.2", 6, 0));
+  EXPECT_FALSE(KernelAtLeast("5.19.17", 6, 0));
+  EXPECT_FALSE(KernelAtLeast("5.4.0-150-generic", 6, 0));
+  EXPECT_FALSE(KernelAtLeast("6", 6, 0));
+  EXPECT_FALSE(KernelAtLeast("", 6, 0));
+  EXPECT_FALSE(KernelAtLeast("x.y", 6, 0));
+  EXPECT_TRUE(KernelAtLeast("6.10", 6, 9));
+  EXPECT_FALSE(KernelAtLeast("6.8", 6, 10));
+}
+
 TEST_P(OpsTest, Nop) { EXPECT_EQ(RunUntilComplete(*reactor_, NopTwice()).res, 0); }
 
 Task<int64_t> SleepFor(int ms) {
